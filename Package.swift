@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Release builds of the numeric targets drop bounds checks and target the CPU's vector units,
+/// which is what lets the hand-written kernels vectorise (docs/PERFORMANCE.md has the measurements).
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "gradflow",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "gradflow", targets: ["gradflow"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CNCurses", pkgConfig: "ncursesw", providers: [.apt(["libncursesw5-dev"])]),
+
+        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        .target(name: "Refinement", swiftSettings: fastMath),
+        .target(name: "Model", dependencies: ["Kernels", "Refinement"], swiftSettings: fastMath),
+        .target(name: "Telemetry"),
+        .target(
+            name: "Training",
+            dependencies: ["Kernels", "Model", "Refinement", "Telemetry"],
+            resources: [.copy("Resources/default-corpus.txt")],
+            swiftSettings: fastMath
+        ),
+        .target(name: "Terminal", dependencies: ["CNCurses"]),
+        .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal"]),
+        .executableTarget(
+            name: "gradflow",
+            dependencies: [
+                "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "Refinement"]),
+        .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Telemetry"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,413 @@
+// The records a training run publishes, in the order the run file stores them (docs/FORMAT.md).
+//
+// Records are plain values: the trainer builds them, the bus carries them, the recorder writes
+// them, the reader rebuilds them and the dashboard folds them into its state. Nothing here knows
+// about the model or the terminal.
+
+/// The three scale axes of the refinement (DESIGN §1).
+public enum ScaleAxis: String, CaseIterable, Sendable, Codable {
+    /// Bands of attention distance, applied inside the attention backward pass.
+    case context
+    /// Frequency bands of each tensor's gradient over steps, applied before the optimizer.
+    case time
+    /// Groups of layers, applied to the optimizer's update.
+    case depth
+}
+
+/// Whether a band's weight is set by hand or by the axis' adaptive policy.
+public enum WeightMode: String, Sendable, Codable {
+    case off
+    case manual
+    case adaptive
+}
+
+/// Static description of one band of one axis, written once in the run header.
+public struct BandInfo: Sendable, Equatable, Codable {
+    /// Short name shown in the dashboard, e.g. "local", "high", "lower".
+    public var name: String
+    /// Human description of the band's extent, e.g. "0–8", "β .90", "L0–1".
+    public var extent: String
+    /// Lowest and highest weight a policy or a key may set.
+    public var floor: Double
+    public var ceiling: Double
+
+    public init(name: String, extent: String, floor: Double, ceiling: Double) {
+        self.name = name
+        self.extent = extent
+        self.floor = floor
+        self.ceiling = ceiling
+    }
+}
+
+/// Static description of one scale axis: its bands, in order.
+public struct AxisInfo: Sendable, Equatable, Codable {
+    public var axis: ScaleAxis
+    public var bands: [BandInfo]
+    /// Context axis: the band edges on attention distance (upper inclusive edge of every band but
+    /// the last). Time axis: the EMA betas. Depth axis: the first layer of every group but the first.
+    public var edges: [Double]
+
+    public init(axis: ScaleAxis, bands: [BandInfo], edges: [Double]) {
+        self.axis = axis
+        self.bands = bands
+        self.edges = edges
+    }
+}
+
+/// One data source of a run, with enough to tell whether a replay used the same bytes.
+public struct DataSourceInfo: Sendable, Equatable, Codable {
+    /// "train" for the training data, otherwise the validation domain's name.
+    public var name: String
+    public var path: String
+    public var bytes: Int
+    /// Hex FNV-1a 64 of the file's bytes.
+    public var hash: String
+
+    public init(name: String, path: String, bytes: Int, hash: String) {
+        self.name = name
+        self.path = path
+        self.bytes = bytes
+        self.hash = hash
+    }
+}
+
+/// A JSON value, for the parts of a record whose shape belongs to another module (the config).
+public enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case let (.bool(a), .bool(b)): return a == b
+        case let (.number(a), .number(b)): return a == b || (a.isNaN && b.isNaN)
+        case let (.string(a), .string(b)): return a == b
+        case let (.array(a), .array(b)): return a == b
+        case let (.object(a), .object(b)):
+            return a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: return false
+        }
+    }
+
+    /// The member called `key` of an object, or nil.
+    public subscript(key: String) -> JSONValue? {
+        if case let .object(members) = self { return members.first { $0.0 == key }?.1 }
+        return nil
+    }
+}
+
+/// The first line of a run file.
+public struct RunHeader: Sendable, Equatable {
+    /// Format version; a reader refuses a major version it does not know.
+    public var schema: String
+    /// Short human name of the run (the run directory's name by default).
+    public var runName: String
+    /// The full training configuration, as the trainer describes it.
+    public var config: JSONValue
+    public var axes: [AxisInfo]
+    public var seed: UInt64
+    public var data: [DataSourceInfo]
+    /// Seconds since 1970 at the start of the run.
+    public var startTime: Double
+    public var threads: Int
+    /// Model size, for the dashboard's header.
+    public var parameters: Int
+    /// Planned number of steps.
+    public var totalSteps: Int
+    /// Preset name ("S", "M") or "custom".
+    public var preset: String
+
+    public init(
+        schema: String = RunHeader.currentSchema, runName: String, config: JSONValue, axes: [AxisInfo],
+        seed: UInt64, data: [DataSourceInfo], startTime: Double, threads: Int, parameters: Int,
+        totalSteps: Int, preset: String
+    ) {
+        self.schema = schema
+        self.runName = runName
+        self.config = config
+        self.axes = axes
+        self.seed = seed
+        self.data = data
+        self.startTime = startTime
+        self.threads = threads
+        self.parameters = parameters
+        self.totalSteps = totalSteps
+        self.preset = preset
+    }
+
+    public static let currentSchema = "gradflow.run/1"
+}
+
+/// Measurements of one band at one step.
+public struct BandSample: Sendable, Equatable {
+    /// The weight in force during this step.
+    public var weight: Double
+    /// Context: Σ (P⊙dP)² over the band, summed over layers. Time: ‖band‖. Depth: ‖g_group‖.
+    public var energy: Double
+
+    public init(weight: Double, energy: Double) {
+        self.weight = weight
+        self.energy = energy
+    }
+}
+
+/// Measurements of one axis at one step.
+public struct AxisSample: Sendable, Equatable {
+    public var axis: ScaleAxis
+    public var mode: WeightMode
+    /// One sample per band, in the order of the header's AxisInfo.
+    public var bands: [BandSample]
+
+    public init(axis: ScaleAxis, mode: WeightMode, bands: [BandSample]) {
+        self.axis = axis
+        self.mode = mode
+        self.bands = bands
+    }
+}
+
+/// Oscillation of one depth group's updates at one step (DESIGN §1.5).
+public struct OscillationSample: Sendable, Equatable {
+    /// Fraction of parameters whose update changed sign since the previous step (EMA).
+    public var flipRate: Double
+    /// EMA of cos(g_t, g_{t−1}) over the group's gradient.
+    public var gradientCosine: Double
+    /// ‖Δθ‖ / ‖θ‖ of the group this step.
+    public var relativeUpdate: Double
+
+    public init(flipRate: Double, gradientCosine: Double, relativeUpdate: Double) {
+        self.flipRate = flipRate
+        self.gradientCosine = gradientCosine
+        self.relativeUpdate = relativeUpdate
+    }
+}
+
+/// Everything measured in one training step.
+public struct StepRecord: Sendable, Equatable {
+    public var step: Int
+    /// Seconds since the start of the run.
+    public var t: Double
+    /// Mean training cross-entropy in nats.
+    public var loss: Double
+    public var learningRate: Double
+    /// Global gradient norm before clipping.
+    public var gradNorm: Double
+    /// Clip scale applied (1 when not clipped).
+    public var clipScale: Double
+    public var tokensPerSecond: Double
+    public var stepMilliseconds: Double
+    /// One sample per axis that is not off, in the order context, time, depth.
+    public var axes: [AxisSample]
+    /// Context axis per layer: energy per band ([layer][band]).
+    public var contextEnergyByLayer: [[Double]]
+    /// Attention mass per layer per context band, averaged over heads and queries ([layer][band]).
+    public var attentionMass: [[Double]]
+    /// Attention mass per layer, head and band ([layer][head][band]); empty when not measured.
+    public var attentionMassByHead: [[[Double]]]
+    /// One sample per depth group.
+    public var oscillation: [OscillationSample]
+    /// Whether this step's loss was a spike (> 1.2 × median of the previous 50 steps).
+    public var spike: Bool
+    /// Cumulative number of tensor-steps where the time axis' guard fell back to the plain gradient.
+    public var guardFallbacks: Int
+
+    public init(
+        step: Int, t: Double, loss: Double, learningRate: Double, gradNorm: Double, clipScale: Double,
+        tokensPerSecond: Double, stepMilliseconds: Double, axes: [AxisSample] = [],
+        contextEnergyByLayer: [[Double]] = [], attentionMass: [[Double]] = [],
+        attentionMassByHead: [[[Double]]] = [], oscillation: [OscillationSample] = [],
+        spike: Bool = false, guardFallbacks: Int = 0
+    ) {
+        self.step = step
+        self.t = t
+        self.loss = loss
+        self.learningRate = learningRate
+        self.gradNorm = gradNorm
+        self.clipScale = clipScale
+        self.tokensPerSecond = tokensPerSecond
+        self.stepMilliseconds = stepMilliseconds
+        self.axes = axes
+        self.contextEnergyByLayer = contextEnergyByLayer
+        self.attentionMass = attentionMass
+        self.attentionMassByHead = attentionMassByHead
+        self.oscillation = oscillation
+        self.spike = spike
+        self.guardFallbacks = guardFallbacks
+    }
+}
+
+/// Validation of one domain at an eval step.
+public struct DomainEval: Sendable, Equatable {
+    public var name: String
+    /// Mean cross-entropy in nats.
+    public var loss: Double
+    public var bitsPerByte: Double { loss / 0.6931471805599453 }
+
+    public init(name: String, loss: Double) {
+        self.name = name
+        self.loss = loss
+    }
+}
+
+/// Validation results at an eval interval (DESIGN §1.5).
+public struct EvalRecord: Sendable, Equatable {
+    public var step: Int
+    public var t: Double
+    /// One entry per validation domain; the first is the training domain's held-out split.
+    public var domains: [DomainEval]
+    /// Mean loss by position in the window, reduced to at most 32 buckets, first domain only.
+    public var lossByPosition: [Double]
+    /// Context gain ΔL(c) = loss with attention window c − loss with full context, for each c.
+    public var contextGain: [ContextGain]
+
+    public init(step: Int, t: Double, domains: [DomainEval], lossByPosition: [Double] = [],
+                contextGain: [ContextGain] = []) {
+        self.step = step
+        self.t = t
+        self.domains = domains
+        self.lossByPosition = lossByPosition
+        self.contextGain = contextGain
+    }
+}
+
+/// ΔL at one attention window.
+public struct ContextGain: Sendable, Equatable {
+    public var window: Int
+    public var delta: Double
+
+    public init(window: Int, delta: Double) {
+        self.window = window
+        self.delta = delta
+    }
+}
+
+/// Something that happened at a step boundary: a weight change, a mode change, a pause, a refusal.
+public struct EventRecord: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// A band weight changed (manual key or flag).
+        case weight
+        /// An axis switched between manual and adaptive.
+        case mode
+        /// A band's target share changed (context axis, adaptive).
+        case target
+        /// A command was refused; `message` says why.
+        case refused
+        case pause
+        case resume
+        /// The run continued from a checkpoint.
+        case resume_run = "resume-run"
+        /// A loss spike, a guard fallback burst or another warning.
+        case warning
+        /// Adaptive policies came into force after warm-up.
+        case adaptive
+        /// A user asked to stop.
+        case stop
+    }
+
+    public var step: Int
+    public var t: Double
+    public var kind: Kind
+    /// Axis and band the event concerns, when it concerns one; layer nil means all layers.
+    public var axis: ScaleAxis?
+    public var band: Int?
+    public var layer: Int?
+    public var oldValue: Double?
+    public var newValue: Double?
+    /// Who caused it: "key", "flag", "policy", "api", "trainer".
+    public var source: String
+    public var message: String
+
+    public init(step: Int, t: Double, kind: Kind, axis: ScaleAxis? = nil, band: Int? = nil,
+                layer: Int? = nil, oldValue: Double? = nil, newValue: Double? = nil,
+                source: String, message: String = "") {
+        self.step = step
+        self.t = t
+        self.kind = kind
+        self.axis = axis
+        self.band = band
+        self.layer = layer
+        self.oldValue = oldValue
+        self.newValue = newValue
+        self.source = source
+        self.message = message
+    }
+}
+
+/// A checkpoint was written.
+public struct CheckpointRecord: Sendable, Equatable {
+    public var step: Int
+    public var t: Double
+    public var path: String
+    public var bytes: Int
+    public var milliseconds: Double
+
+    public init(step: Int, t: Double, path: String, bytes: Int, milliseconds: Double) {
+        self.step = step
+        self.t = t
+        self.path = path
+        self.bytes = bytes
+        self.milliseconds = milliseconds
+    }
+}
+
+/// The last record of a run.
+public struct EndRecord: Sendable, Equatable {
+    public enum Reason: String, Sendable {
+        /// All planned steps ran.
+        case completed
+        /// The user quit (key q) or sent Ctrl-C / SIGTERM.
+        case interrupted
+        /// Training failed; `message` says why.
+        case failed
+    }
+
+    public var step: Int
+    public var t: Double
+    public var reason: Reason
+    public var finalLoss: Double?
+    public var bestValidationLoss: Double?
+    public var message: String
+
+    public init(step: Int, t: Double, reason: Reason, finalLoss: Double?, bestValidationLoss: Double?,
+                message: String = "") {
+        self.step = step
+        self.t = t
+        self.reason = reason
+        self.finalLoss = finalLoss
+        self.bestValidationLoss = bestValidationLoss
+        self.message = message
+    }
+}
+
+/// Any record after the header.
+public enum Record: Sendable, Equatable {
+    case step(StepRecord)
+    case eval(EvalRecord)
+    case event(EventRecord)
+    case checkpoint(CheckpointRecord)
+    case end(EndRecord)
+
+    public var step: Int {
+        switch self {
+        case let .step(r): return r.step
+        case let .eval(r): return r.step
+        case let .event(r): return r.step
+        case let .checkpoint(r): return r.step
+        case let .end(r): return r.step
+        }
+    }
+
+    /// Seconds since the start of the run.
+    public var t: Double {
+        switch self {
+        case let .step(r): return r.t
+        case let .eval(r): return r.t
+        case let .event(r): return r.t
+        case let .checkpoint(r): return r.t
+        case let .end(r): return r.t
+        }
+    }
+}
