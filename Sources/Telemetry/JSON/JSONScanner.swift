@@ -173,12 +173,24 @@ public struct JSONScanner {
         if pos < end && base[pos] == 0x2E {
             pos += 1
             let fracStart = pos
+            if w == 0 {
+                // Leading zeros of a fraction are not significant.
+                while pos < end && base[pos] == 0x30 { pos += 1 }
+                scale -= pos - fracStart
+            }
+            // Eight digits at a time while they fit in w (most digits of a shortest-form Double
+            // are in its fraction), then one at a time.
+            while digits <= 11 && pos + 8 <= end,
+                  let eight = JSONScanner.eightDigits(UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)) {
+                w = w &* 100_000_000 &+ eight
+                digits += 8
+                scale -= 8
+                pos += 8
+            }
             while pos < end {
                 let d = base[pos] &- 0x30
                 if d >= 10 { break }
-                if w == 0 && d == 0 {
-                    scale -= 1              // leading zeros of a fraction are not significant
-                } else if digits < 19 {
+                if digits < 19 {
                     w = w &* 10 &+ UInt64(d); digits += 1; scale -= 1
                 } else {
                     dropped = true
@@ -204,6 +216,19 @@ public struct JSONScanner {
         }
         if !dropped, let d = DecimalToDouble.value(w: w, q: scale, negative: negative) { return d }
         return slowNumber(from: start)
+    }
+
+    /// The value of eight ASCII digits loaded little-endian, or nil if any byte is not a digit
+    /// (the SWAR method of fast_float).
+    @inlinable
+    static func eightDigits(_ raw: UInt64) -> UInt64? {
+        let v = UInt64(littleEndian: raw)
+        guard (v & 0xF0F0_F0F0_F0F0_F0F0) | (((v &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4) == 0x3333_3333_3333_3333 else { return nil }
+        var x = v &- 0x3030_3030_3030_3030
+        x = (x &* 10) &+ (x >> 8)
+        let lo = (x & 0x0000_00FF_0000_00FF) &* (100 &+ (1_000_000 << 32))
+        let hi = ((x >> 16) & 0x0000_00FF_0000_00FF) &* (1 &+ (10_000 << 32))
+        return ((lo &+ hi) >> 32) & 0xFFFF_FFFF
     }
 
     @usableFromInline
@@ -459,6 +484,14 @@ public struct JSONKey: Equatable, Hashable, CustomStringConvertible {
             default: c |= v
             }
         }
+    }
+
+    @inlinable
+    init(a: UInt64, b: UInt64, c: UInt64, count: Int) {
+        self.a = a
+        self.b = b
+        self.c = c
+        self.count = count
     }
 
     /// A key from a literal; keys of the format are at most 24 bytes.
