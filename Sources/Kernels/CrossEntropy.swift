@@ -7,11 +7,13 @@ public enum CrossEntropy {
     public static func forward(probs: UnsafeMutablePointer<Float>, losses: UnsafeMutablePointer<Float>,
                                logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
                                rows: Int, V: Int) {
-        for r in 0..<rows {
-            let x = logits + r * V
-            let p = probs + r * V
-            Softmax.row(out: p, inp: x, count: V, scale: 1)
-            losses[r] = -Foundation.log(max(p[Int(targets[r])], Float.leastNormalMagnitude))
+        Parallel.chunks(rows, minimumChunk: 64) { _, range in
+            for r in range {
+                let x = logits + r * V
+                let p = probs + r * V
+                Softmax.row(out: p, inp: x, count: V, scale: 1)
+                losses[r] = -Foundation.log(max(p[Int(targets[r])], Float.leastNormalMagnitude))
+            }
         }
     }
 
@@ -22,12 +24,14 @@ public enum CrossEntropy {
     public static func backward(dlogits: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>,
                                 targets: UnsafePointer<Int32>, rowScale: UnsafePointer<Float>,
                                 rows: Int, V: Int) {
-        for r in 0..<rows {
-            let s = rowScale[r]
-            let p = probs + r * V
-            let d = dlogits + r * V
-            for i in 0..<V { d[i] = p[i] * s }
-            d[Int(targets[r])] -= s
+        Parallel.chunks(rows, minimumChunk: 64) { _, range in
+            for r in range {
+                let s = rowScale[r]
+                let p = probs + r * V
+                let d = dlogits + r * V
+                for i in 0..<V { d[i] = p[i] * s }
+                d[Int(targets[r])] -= s
+            }
         }
     }
 }

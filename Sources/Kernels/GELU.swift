@@ -6,6 +6,15 @@ public enum GELU {
     /// inp [n] → out [n].
     @inlinable
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
+        Parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
+            let lo = r.lowerBound * 8
+            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+            forwardRange(out: out + lo, inp: inp + lo, count: hi - lo)
+        }
+    }
+
+    @inlinable
+    @usableFromInline static func forwardRange(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
         var i = 0
         while i + 8 <= n {
             let x = VectorMath.load(inp + i)
@@ -24,6 +33,16 @@ public enum GELU {
     @inlinable
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, count n: Int) {
+        Parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
+            let lo = r.lowerBound * 8
+            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+            backwardRange(dinp: dinp + lo, inp: inp + lo, dout: dout + lo, count: hi - lo)
+        }
+    }
+
+    @inlinable
+    @usableFromInline static func backwardRange(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                              dout: UnsafePointer<Float>, count n: Int) {
         var i = 0
         while i + 8 <= n {
             let x = VectorMath.load(inp + i)

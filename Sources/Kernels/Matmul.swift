@@ -9,13 +9,17 @@ public enum Matmul {
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         rows: Int, inC: Int, outC: Int
     ) {
-        var beta: Float = 0
-        if let bias {
-            for r in 0..<rows { (out + r * outC).update(from: bias, count: outC) }
-            beta = 1
+        Parallel.chunks(rows, minimumChunk: 32) { _, r in
+            guard !r.isEmpty else { return }
+            var beta: Float = 0
+            if let bias {
+                for row in r { (out + row * outC).update(from: bias, count: outC) }
+                beta = 1
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(outC), Int32(inC),
+                        1, inp + r.lowerBound * inC, Int32(inC), weight, Int32(inC), beta,
+                        out + r.lowerBound * outC, Int32(outC))
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outC), Int32(inC),
-                    1, inp, Int32(inC), weight, Int32(inC), beta, out, Int32(outC))
     }
 
     /// dout [rows, outC] → dinp [rows, inC] (overwritten, or added to when `accumulateInput`),
@@ -27,15 +31,25 @@ public enum Matmul {
         inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, ones: UnsafePointer<Float>,
         rows: Int, inC: Int, outC: Int, accumulateInput: Bool = false
     ) {
-        if let dinp {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(inC), Int32(outC),
-                        1, dout, Int32(outC), weight, Int32(inC), accumulateInput ? 1 : 0, dinp, Int32(inC))
-        }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outC), Int32(inC), Int32(rows),
-                    1, dout, Int32(outC), inp, Int32(inC), 0, dweight, Int32(inC))
-        if let dbias {
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(outC), 1, dout, Int32(outC),
-                        ones, 1, 0, dbias, 1)
+        // Each worker takes a block of input rows for dinp and a block of output channels for
+        // dweight and dbias, so no two workers write the same element.
+        let n = Parallel.chunkCount(max(rows, outC), minimumChunk: 32)
+        Parallel.chunks(n) { k, _ in
+            let r = (k * rows / n)..<((k + 1) * rows / n)
+            let o = (k * outC / n)..<((k + 1) * outC / n)
+            if let dinp, !r.isEmpty {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r.count), Int32(inC), Int32(outC),
+                            1, dout + r.lowerBound * outC, Int32(outC), weight, Int32(inC),
+                            accumulateInput ? 1 : 0, dinp + r.lowerBound * inC, Int32(inC))
+            }
+            guard !o.isEmpty else { return }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(o.count), Int32(inC), Int32(rows),
+                        1, dout + o.lowerBound, Int32(outC), inp, Int32(inC), 0,
+                        dweight + o.lowerBound * inC, Int32(inC))
+            if let dbias {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(o.count), 1, dout + o.lowerBound,
+                            Int32(outC), ones, 1, 0, dbias + o.lowerBound, 1)
+            }
         }
     }
 }

@@ -4,7 +4,9 @@ public enum Residual {
     @inlinable
     public static func forward(out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>,
                                b: UnsafePointer<Float>, count n: Int) {
-        for i in 0..<n { out[i] = a[i] + b[i] }
+        Parallel.chunks(n, minimumChunk: 8192) { _, r in
+            for i in r { out[i] = a[i] + b[i] }
+        }
     }
 }
 
@@ -15,8 +17,9 @@ public enum Embedding {
     public static func forward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
                                wte: UnsafePointer<Float>, wpe: UnsafePointer<Float>,
                                B: Int, T: Int, C: Int) {
-        for b in 0..<B {
-            for t in 0..<T {
+        Parallel.chunks(B * T, minimumChunk: 64) { _, rows in
+            for row in rows {
+                let b = row / T, t = row % T
                 let o = out + (b * T + t) * C
                 let e = wte + Int(tokens[b * T + t]) * C
                 let p = wpe + t * C

@@ -9,9 +9,14 @@ public enum VectorMath {
     /// e^x for each lane; inputs below −87.3 give 0, above 88.7 give +inf.
     @inlinable @inline(__always)
     public static func exp(_ x0: F8) -> F8 {
-        let x = x0.clamped(lowerBound: F8(repeating: -87.33654), upperBound: F8(repeating: 88.72283))
-        // n = round(x / ln 2); r = x − n·ln 2 (split in two constants for precision).
-        let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+        var x = x0
+        x.replace(with: F8(repeating: -87.33654), where: x0 .< -87.33654)
+        x.replace(with: F8(repeating: 88.72283), where: x0 .> 88.72283)
+        // n = round(x / ln 2) by the 1.5·2²³ trick, which also leaves n in the low mantissa bits
+        // (generic Float→Int conversions are not specialised for SIMD and cost 10× the rest).
+        let magic = F8(repeating: 12582912)
+        let shifted = x * 1.44269504088896341 + magic
+        let n = shifted - magic
         var r = x - n * 0.693359375
         r = r + n * 2.12194440e-4
         let r2 = r * r
@@ -23,7 +28,7 @@ public enum VectorMath {
         p = p * r + 5.0000001201e-1
         let y = p * r2 + r + 1
         // 2^n built from the exponent bits.
-        let ni = SIMD8<Int32>(n)
+        let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
         let scale = unsafeBitCast((ni &+ 127) &<< 23, to: F8.self)
         var out = y * scale
         out.replace(with: F8(repeating: .infinity), where: x0 .>= 88.72283)

@@ -21,6 +21,8 @@ public final class GPT {
     public var losses: UnsafePointer<Float> { UnsafePointer(acts.losses) }
 
     private let acts: Activations
+    /// When set, every kernel call's time is added to it under the kernel's name.
+    public var profiler: PhaseTimer?
     private var lastT = 0
     private var lastWindow: Int?
 
@@ -97,36 +99,64 @@ public final class GPT {
         let B = batch, C = config.channels, V = config.vocab, BT = B * T, NH = config.heads
         let attention = Attention(B: B, T: T, C: C, heads: NH)
         let a = acts
-        Embedding.forward(out: a.encoded, tokens: inputs, wte: params + layout.wte,
-                          wpe: params + layout.wpe, B: B, T: T, C: C)
+        timed(profiler, "embedding") {
+            Embedding.forward(out: a.encoded, tokens: inputs, wte: params + layout.wte,
+                              wpe: params + layout.wpe, B: B, T: T, C: C)
+        }
         var residual = UnsafePointer(a.encoded)
         for l in 0..<config.layers {
             let w = layout.blocks[l], la = a.layers[l]
-            LayerNorm.forward(out: la.ln1, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: residual,
-                              weight: params + w.ln1w, bias: params + w.ln1b, rows: BT, C: C)
-            Matmul.forward(out: la.qkv, inp: la.ln1, weight: params + w.qkvw, bias: params + w.qkvb,
-                           rows: BT, inC: C, outC: 3 * C)
-            attention.forward(out: la.atty, att: la.att, qkv: la.qkv, window: window, bands: bands,
-                              massOut: attentionMass.map { $0 + l * NH * (bands?.count ?? 0) })
-            Matmul.forward(out: la.residual2, inp: la.atty, weight: params + w.attprojw,
-                           bias: params + w.attprojb, rows: BT, inC: C, outC: C)
-            Residual.forward(out: la.residual2, a: la.residual2, b: residual, count: BT * C)
-            LayerNorm.forward(out: la.ln2, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.residual2,
-                              weight: params + w.ln2w, bias: params + w.ln2b, rows: BT, C: C)
-            Matmul.forward(out: la.fch, inp: la.ln2, weight: params + w.fcw, bias: params + w.fcb,
-                           rows: BT, inC: C, outC: 4 * C)
-            GELU.forward(out: la.fchGelu, inp: la.fch, count: BT * 4 * C)
-            Matmul.forward(out: la.residual3, inp: la.fchGelu, weight: params + w.fcprojw,
-                           bias: params + w.fcprojb, rows: BT, inC: 4 * C, outC: C)
-            Residual.forward(out: la.residual3, a: la.residual3, b: la.residual2, count: BT * C)
+            timed(profiler, "layernorm") {
+                LayerNorm.forward(out: la.ln1, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: residual,
+                                  weight: params + w.ln1w, bias: params + w.ln1b, rows: BT, C: C)
+            }
+            timed(profiler, "matmul") {
+                Matmul.forward(out: la.qkv, inp: la.ln1, weight: params + w.qkvw, bias: params + w.qkvb,
+                               rows: BT, inC: C, outC: 3 * C)
+            }
+            timed(profiler, "attention") {
+                attention.forward(out: la.atty, att: la.att, qkv: la.qkv, window: window, bands: bands,
+                                  massOut: attentionMass.map { $0 + l * NH * (bands?.count ?? 0) })
+            }
+            timed(profiler, "matmul") {
+                Matmul.forward(out: la.residual2, inp: la.atty, weight: params + w.attprojw,
+                               bias: params + w.attprojb, rows: BT, inC: C, outC: C)
+            }
+            timed(profiler, "residual") {
+                Residual.forward(out: la.residual2, a: la.residual2, b: residual, count: BT * C)
+            }
+            timed(profiler, "layernorm") {
+                LayerNorm.forward(out: la.ln2, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.residual2,
+                                  weight: params + w.ln2w, bias: params + w.ln2b, rows: BT, C: C)
+            }
+            timed(profiler, "matmul") {
+                Matmul.forward(out: la.fch, inp: la.ln2, weight: params + w.fcw, bias: params + w.fcb,
+                               rows: BT, inC: C, outC: 4 * C)
+            }
+            timed(profiler, "gelu") {
+                GELU.forward(out: la.fchGelu, inp: la.fch, count: BT * 4 * C)
+            }
+            timed(profiler, "matmul") {
+                Matmul.forward(out: la.residual3, inp: la.fchGelu, weight: params + w.fcprojw,
+                               bias: params + w.fcprojb, rows: BT, inC: 4 * C, outC: C)
+            }
+            timed(profiler, "residual") {
+                Residual.forward(out: la.residual3, a: la.residual3, b: la.residual2, count: BT * C)
+            }
             residual = UnsafePointer(la.residual3)
         }
-        LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: residual,
-                          weight: params + layout.lnfw, bias: params + layout.lnfb, rows: BT, C: C)
-        Matmul.forward(out: a.probs, inp: a.lnf, weight: params + layout.wte, bias: nil,
-                       rows: BT, inC: C, outC: V)
-        CrossEntropy.forward(probs: a.probs, losses: a.losses, logits: a.probs, targets: targets,
-                             rows: BT, V: V)
+        timed(profiler, "layernorm") {
+            LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: residual,
+                              weight: params + layout.lnfw, bias: params + layout.lnfb, rows: BT, C: C)
+        }
+        timed(profiler, "matmul") {
+            Matmul.forward(out: a.probs, inp: a.lnf, weight: params + layout.wte, bias: nil,
+                           rows: BT, inC: C, outC: V)
+        }
+        timed(profiler, "cross-entropy") {
+            CrossEntropy.forward(probs: a.probs, losses: a.losses, logits: a.probs, targets: targets,
+                                 rows: BT, V: V)
+        }
         // Row scales: the derivative of the mean loss with respect to each row's loss.
         var weightSum: Float = 0
         if let lossMask {
@@ -157,41 +187,66 @@ public final class GPT {
         let B = batch, C = config.channels, V = config.vocab, BT = B * T, NH = config.heads
         let attention = Attention(B: B, T: T, C: C, heads: NH)
         let a = acts, g = grads, p = params
+        precondition(a.workers >= Parallel.workers, "the model was built for \(a.workers) workers; Parallel.workers is now \(Parallel.workers)")
         let nb = context?.bands.count ?? 0
-        CrossEntropy.backward(dlogits: a.probs, probs: a.probs, targets: targets, rowScale: a.rowScale,
-                              rows: BT, V: V)
-        Matmul.backward(dinp: a.dln, dweight: g + layout.wte, dbias: nil, dout: a.probs, inp: a.lnf,
-                        weight: p + layout.wte, ones: a.ones, rows: BT, inC: C, outC: V)
+        timed(profiler, "cross-entropy.bwd") {
+            CrossEntropy.backward(dlogits: a.probs, probs: a.probs, targets: targets, rowScale: a.rowScale,
+                                  rows: BT, V: V)
+        }
+        timed(profiler, "matmul.bwd") {
+            Matmul.backward(dinp: a.dln, dweight: g + layout.wte, dbias: nil, dout: a.probs, inp: a.lnf,
+                            weight: p + layout.wte, ones: a.ones, rows: BT, inC: C, outC: V)
+        }
         let lastResidual = config.layers > 0 ? UnsafePointer(a.layers[config.layers - 1].residual3)
                                              : UnsafePointer(a.encoded)
-        LayerNorm.backward(dinp: a.dres, dweight: g + layout.lnfw, dbias: g + layout.lnfb, dout: a.dln,
-                           inp: lastResidual, weight: p + layout.lnfw, mean: a.lnfMean, rstd: a.lnfRstd,
-                           rows: BT, C: C, accumulate: false)
+        timed(profiler, "layernorm.bwd") {
+            LayerNorm.backward(dinp: a.dres, dweight: g + layout.lnfw, dbias: g + layout.lnfb, dout: a.dln,
+                               inp: lastResidual, weight: p + layout.lnfw, mean: a.lnfMean, rstd: a.lnfRstd,
+                               rows: BT, C: C, accumulate: false, scratch: a.lnScratch)
+        }
         for l in stride(from: config.layers - 1, through: 0, by: -1) {
             let w = layout.blocks[l], la = a.layers[l]
             let residualIn = l == 0 ? UnsafePointer(a.encoded) : UnsafePointer(a.layers[l - 1].residual3)
-            Matmul.backward(dinp: a.dfch, dweight: g + w.fcprojw, dbias: g + w.fcprojb, dout: a.dres,
-                            inp: la.fchGelu, weight: p + w.fcprojw, ones: a.ones, rows: BT, inC: 4 * C, outC: C)
-            GELU.backward(dinp: a.dfch, inp: la.fch, dout: a.dfch, count: BT * 4 * C)
-            Matmul.backward(dinp: a.dln, dweight: g + w.fcw, dbias: g + w.fcb, dout: a.dfch,
-                            inp: la.ln2, weight: p + w.fcw, ones: a.ones, rows: BT, inC: C, outC: 4 * C)
-            LayerNorm.backward(dinp: a.dres, dweight: g + w.ln2w, dbias: g + w.ln2b, dout: a.dln,
-                               inp: la.residual2, weight: p + w.ln2w, mean: la.ln2Mean, rstd: la.ln2Rstd,
-                               rows: BT, C: C, accumulate: true)
-            Matmul.backward(dinp: a.datty, dweight: g + w.attprojw, dbias: g + w.attprojb, dout: a.dres,
-                            inp: la.atty, weight: p + w.attprojw, ones: a.ones, rows: BT, inC: C, outC: C)
-            attention.backward(dqkv: a.dqkv, dout: a.datty, qkv: la.qkv, att: la.att, scratch: a.dAtt,
-                               bands: context?.bands,
-                               weights: context?.weights.map { $0 + l * nb },
-                               energyOut: context?.energy.map { $0 + l * nb })
-            Matmul.backward(dinp: a.dln, dweight: g + w.qkvw, dbias: g + w.qkvb, dout: a.dqkv,
-                            inp: la.ln1, weight: p + w.qkvw, ones: a.ones, rows: BT, inC: C, outC: 3 * C)
-            LayerNorm.backward(dinp: a.dres, dweight: g + w.ln1w, dbias: g + w.ln1b, dout: a.dln,
-                               inp: residualIn, weight: p + w.ln1w, mean: la.ln1Mean, rstd: la.ln1Rstd,
-                               rows: BT, C: C, accumulate: true)
+            timed(profiler, "matmul.bwd") {
+                Matmul.backward(dinp: a.dfch, dweight: g + w.fcprojw, dbias: g + w.fcprojb, dout: a.dres,
+                                inp: la.fchGelu, weight: p + w.fcprojw, ones: a.ones, rows: BT, inC: 4 * C, outC: C)
+            }
+            timed(profiler, "gelu.bwd") {
+                GELU.backward(dinp: a.dfch, inp: la.fch, dout: a.dfch, count: BT * 4 * C)
+            }
+            timed(profiler, "matmul.bwd") {
+                Matmul.backward(dinp: a.dln, dweight: g + w.fcw, dbias: g + w.fcb, dout: a.dfch,
+                                inp: la.ln2, weight: p + w.fcw, ones: a.ones, rows: BT, inC: C, outC: 4 * C)
+            }
+            timed(profiler, "layernorm.bwd") {
+                LayerNorm.backward(dinp: a.dres, dweight: g + w.ln2w, dbias: g + w.ln2b, dout: a.dln,
+                                   inp: la.residual2, weight: p + w.ln2w, mean: la.ln2Mean, rstd: la.ln2Rstd,
+                                   rows: BT, C: C, accumulate: true, scratch: a.lnScratch)
+            }
+            timed(profiler, "matmul.bwd") {
+                Matmul.backward(dinp: a.datty, dweight: g + w.attprojw, dbias: g + w.attprojb, dout: a.dres,
+                                inp: la.atty, weight: p + w.attprojw, ones: a.ones, rows: BT, inC: C, outC: C)
+            }
+            timed(profiler, "attention.bwd") {
+                attention.backward(dqkv: a.dqkv, dout: a.datty, qkv: la.qkv, att: la.att, scratch: a.dAtt,
+                                   bands: context?.bands,
+                                   weights: context?.weights.map { $0 + l * nb },
+                                   energyOut: context?.energy.map { $0 + l * nb })
+            }
+            timed(profiler, "matmul.bwd") {
+                Matmul.backward(dinp: a.dln, dweight: g + w.qkvw, dbias: g + w.qkvb, dout: a.dqkv,
+                                inp: la.ln1, weight: p + w.qkvw, ones: a.ones, rows: BT, inC: C, outC: 3 * C)
+            }
+            timed(profiler, "layernorm.bwd") {
+                LayerNorm.backward(dinp: a.dres, dweight: g + w.ln1w, dbias: g + w.ln1b, dout: a.dln,
+                                   inp: residualIn, weight: p + w.ln1w, mean: la.ln1Mean, rstd: la.ln1Rstd,
+                                   rows: BT, C: C, accumulate: true, scratch: a.lnScratch)
+            }
         }
-        Embedding.backward(dwte: g + layout.wte, dwpe: g + layout.wpe, dout: a.dres, tokens: inputs,
-                           B: B, T: T, C: C, maxT: config.context)
+        timed(profiler, "embedding.bwd") {
+            Embedding.backward(dwte: g + layout.wte, dwpe: g + layout.wpe, dout: a.dres, tokens: inputs,
+                               B: B, T: T, C: C, maxT: config.context)
+        }
         lastT = 0
     }
 }
@@ -207,17 +262,22 @@ final class Activations {
     let count: Int
     let layers: [Layer]
     var encoded, lnf, lnfMean, lnfRstd, probs, losses, rowScale, ones: UnsafeMutablePointer<Float>
-    var dres, dln, datty, dqkv, dfch, dAtt: UnsafeMutablePointer<Float>
+    var dres, dln, datty, dqkv, dfch, dAtt, lnScratch: UnsafeMutablePointer<Float>
+    /// Workers the scratch buffers were sized for.
+    let workers: Int
 
     init(config: GPTConfig, batch: Int) {
         let B = batch, T = config.context, C = config.channels, NH = config.heads, V = config.vocab
         let BT = B * T
+        let workers = Parallel.workers
+        self.workers = workers
         var sizes: [Int] = []
         let perLayer = [BT * C, BT, BT, BT * 3 * C, BT * C, B * NH * T * T, BT * C,
                         BT * C, BT, BT, BT * 4 * C, BT * 4 * C, BT * C]
         for _ in 0..<config.layers { sizes += perLayer }
         let tail = [BT * C, BT * C, BT, BT, BT * V, BT, BT, BT,
-                    BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, T * T]
+                    BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, workers * T * T,
+                    LayerNorm.scratchCount(C: C, workers: workers)]
         sizes += tail
         count = sizes.reduce(0, +)
         let base = UnsafeMutablePointer<Float>.allocate(capacity: count)
@@ -251,7 +311,8 @@ final class Activations {
         datty = take(BT * C)
         dqkv = take(BT * 3 * C)
         dfch = take(BT * 4 * C)
-        dAtt = take(T * T)
+        dAtt = take(workers * T * T)
+        lnScratch = take(LayerNorm.scratchCount(C: C, workers: workers))
         precondition(offset == count)
     }
 

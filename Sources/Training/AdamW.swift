@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Model
 
 /// Hyperparameters of AdamW (decoupled weight decay, PyTorch's update order).
@@ -58,18 +59,48 @@ public final class AdamW {
 
     /// Updates one tensor in place: θ ← θ·(1 − lr·wd) − lr·m̂/(√v̂ + ε), with `lr` already
     /// multiplied by the tensor's depth weight. `gradScale` multiplies the gradient on the way in
-    /// (global-norm clipping), without writing it back.
+    /// (global-norm clipping), without writing it back. Large tensors are split over the workers;
+    /// their statistics are added up in chunk order, so results do not depend on timing.
     public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>,
                        offset: Int, count n: Int, lr: Float, decays: Bool, gradScale: Float,
                        measure: Bool) -> TensorUpdateStats {
+        let chunks = Parallel.chunkCount(n, minimumChunk: 32_768)
+        if chunks == 1 {
+            return updateRange(params: params, grads: grads, range: offset..<(offset + n), lr: lr, decays: decays,
+                               gradScale: gradScale, measure: measure)
+        }
+        return withUnsafeTemporaryAllocation(of: TensorUpdateStats.self, capacity: chunks) { parts in
+            let base = parts.baseAddress!
+            base.initialize(repeating: TensorUpdateStats(), count: chunks)
+            Parallel.chunks(n, minimumChunk: 32_768) { k, r in
+                base[k] = updateRange(params: params, grads: grads, range: (offset + r.lowerBound)..<(offset + r.upperBound),
+                                      lr: lr, decays: decays, gradScale: gradScale, measure: measure)
+            }
+            var total = TensorUpdateStats()
+            for k in 0..<chunks {
+                let p = base[k]
+                total.gradSquared += p.gradSquared
+                total.gradDotPrevious += p.gradDotPrevious
+                total.previousGradSquared += p.previousGradSquared
+                total.updateSquared += p.updateSquared
+                total.paramSquared += p.paramSquared
+                total.signFlips += p.signFlips
+            }
+            return total
+        }
+    }
+
+    func updateRange(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, range: Range<Int>,
+                     lr: Float, decays: Bool, gradScale: Float, measure: Bool) -> TensorUpdateStats {
         let b1 = config.beta1, b2 = config.beta2, eps = config.epsilon
         let t = Float(stepCount)
         let bc1 = 1 - Foundation.pow(b1, t), bc2 = 1 - Foundation.pow(b2, t)
         let stepSize = lr / bc1
         let invSqrtBc2 = 1 / bc2.squareRoot()
         let decay: Float = decays ? 1 - lr * config.weightDecay : 1
-        let p = params + offset, g = grads + offset
-        let mm = m + offset, vv = v + offset
+        let p = params + range.lowerBound, g = grads + range.lowerBound
+        let mm = m + range.lowerBound, vv = v + range.lowerBound
+        let n = range.count
         var stats = TensorUpdateStats()
         if !measure {
             for i in 0..<n {
@@ -82,37 +113,62 @@ public final class AdamW {
             }
             return stats
         }
-        let pg = previousGrad + offset, pu = previousUpdate + offset
+        let pg = previousGrad + range.lowerBound, pu = previousUpdate + range.lowerBound
         var gg = 0.0, gp = 0.0, pp = 0.0, uu = 0.0, th = 0.0
         var flips = 0
         var i = 0
-        // Blocks of 256 keep the Float partial sums short before they go to Double.
+        typealias F8 = SIMD8<Float>
+        // 8 lanes at a time, partial sums in Float for blocks of 256 then in Double.
         while i < n {
             let end = min(n, i + 256)
-            var sgg: Float = 0, sgp: Float = 0, spp: Float = 0, suu: Float = 0, sth: Float = 0
-            var f = 0
-            for k in i..<end {
-                let gi = g[k] * gradScale
-                let mi = b1 * mm[k] + (1 - b1) * gi
-                let vi = b2 * vv[k] + (1 - b2) * gi * gi
-                mm[k] = mi
-                vv[k] = vi
-                let old = p[k]
+            var sgg = F8(), sgp = F8(), spp = F8(), suu = F8(), sth = F8()
+            var f = SIMD8<Int32>()
+            while i + 8 <= end {
+                let gi = VectorMath.load(g + i) * gradScale
+                let mi = b1 * VectorMath.load(mm + i) + (1 - b1) * gi
+                let vi = b2 * VectorMath.load(vv + i) + (1 - b2) * gi * gi
+                VectorMath.store(mi, mm + i)
+                VectorMath.store(vi, vv + i)
+                let old = VectorMath.load(p + i)
                 let new = old * decay - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
-                p[k] = new
+                VectorMath.store(new, p + i)
                 let u = new - old
+                let pgi = VectorMath.load(pg + i)
                 sgg += gi * gi
-                sgp += gi * pg[k]
-                spp += pg[k] * pg[k]
+                sgp += gi * pgi
+                spp += pgi * pgi
                 suu += u * u
                 sth += old * old
-                f += (u * pu[k] < 0) ? 1 : 0
-                pg[k] = gi
-                pu[k] = u
+                f &+= SIMD8<Int32>(repeating: 1).replacing(with: 0, where: .!(u * VectorMath.load(pu + i) .< 0))
+                VectorMath.store(gi, pg + i)
+                VectorMath.store(u, pu + i)
+                i += 8
             }
-            gg += Double(sgg); gp += Double(sgp); pp += Double(spp); uu += Double(suu); th += Double(sth)
-            flips += f
-            i = end
+            var tg: Float = 0, tgp: Float = 0, tpp: Float = 0, tuu: Float = 0, tth: Float = 0
+            var tf = 0
+            while i < end {
+                let gi = g[i] * gradScale
+                let mi = b1 * mm[i] + (1 - b1) * gi
+                let vi = b2 * vv[i] + (1 - b2) * gi * gi
+                mm[i] = mi
+                vv[i] = vi
+                let old = p[i]
+                let new = old * decay - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+                p[i] = new
+                let u = new - old
+                tg += gi * gi
+                tgp += gi * pg[i]
+                tpp += pg[i] * pg[i]
+                tuu += u * u
+                tth += old * old
+                tf += (u * pu[i] < 0) ? 1 : 0
+                pg[i] = gi
+                pu[i] = u
+                i += 1
+            }
+            gg += Double(sgg.sum() + tg); gp += Double(sgp.sum() + tgp); pp += Double(spp.sum() + tpp)
+            uu += Double(suu.sum() + tuu); th += Double(sth.sum() + tth)
+            flips += Int(f.wrappedSum()) + tf
         }
         stats.gradSquared = gg
         stats.gradDotPrevious = gp

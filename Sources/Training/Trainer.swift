@@ -26,6 +26,10 @@ public final class Trainer: @unchecked Sendable {
     let startTime: Date
     /// Seconds of training before this process (a resumed run's clock continues).
     let timeOffset: Double
+    /// When set, the phases of each step are timed (`gradflow bench --profile`).
+    public var profiler: PhaseTimer? {
+        didSet { model.profiler = profiler }
+    }
     private let stopLock = NSLock()
     private var stopRequested = false
     private var paused = false
@@ -48,7 +52,7 @@ public final class Trainer: @unchecked Sendable {
         self.evalDomains = evalDomains
         self.bus = bus
         self.runDirectory = runDirectory
-        BLASThreads.set(config.threads)
+        Parallel.configure(threads: config.threads)
         model = GPT(config: config.model, batch: config.batch, seed: config.initSeed)
         optimizer = AdamW(config: config.adam, count: model.layout.count)
         let setup = try refinement.resolve(window: config.context, layers: config.model.layers)
@@ -133,35 +137,34 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: - One step
 
-    func trainStep() -> StepRecord {
+    /// One full training step (forward, backward, refinement, AdamW) without publishing; the
+    /// benchmark times this.
+    public func trainStep() -> StepRecord {
         let t0 = Date()
         let B = config.batch, T = config.context
         let lr = config.schedule.rate(at: step)
         engine.beginStep()
-        train.sampleTrainingBatch(into: model.inputs, targets: model.targets, B: B, T: T, rng: &rng)
+        timed(profiler, "data") {
+            train.sampleTrainingBatch(into: model.inputs, targets: model.targets, B: B, T: T, rng: &rng)
+        }
         let loss = Double(model.forward(T: T, bands: engine.bands, attentionMass: engine.mass))
         model.backward(context: engine.contextRefinement)
-        let timeStats = engine.refineTime(grads: model.grads, layout: model.layout)
+        let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, layout: model.layout) }
         // Global norm of the gradient that reaches the optimizer, and the clip factor.
-        var sq = 0.0
-        for t in model.layout.tensors {
-            let g = model.grads + t.offset
-            var s: Float = 0
-            for i in 0..<t.count { s += g[i] * g[i] }
-            sq += Double(s)
-        }
-        let norm = sq.squareRoot()
+        let norm = timed(profiler, "grad-norm") { VectorOps.norm(model.grads, count: model.layout.count) }
         let clip = config.clip > 0 && norm > config.clip ? Float(config.clip / norm) : 1
         optimizer.beginStep()
-        var perTensor: [TensorUpdateStats] = []
-        perTensor.reserveCapacity(model.layout.tensors.count)
-        for (i, t) in model.layout.tensors.enumerated() {
-            perTensor.append(optimizer.update(params: model.params, grads: model.grads, offset: t.offset,
-                                              count: t.count, lr: Float(lr) * engine.depthMultiplier(tensor: i),
-                                              decays: t.decays, gradScale: clip, measure: true))
+        let perTensor = timed(profiler, "adamw") {
+            model.layout.tensors.enumerated().map { i, t in
+                optimizer.update(params: model.params, grads: model.grads, offset: t.offset,
+                                 count: t.count, lr: Float(lr) * engine.depthMultiplier(tensor: i),
+                                 decays: t.decays, gradScale: clip, measure: true)
+            }
         }
-        let fields = engine.finishStep(step: step, loss: loss, gradNorm: norm, perTensor: perTensor,
-                                       time: timeStats, tokensPerBatch: B * T)
+        let fields = timed(profiler, "statistics") {
+            engine.finishStep(step: step, loss: loss, gradNorm: norm, perTensor: perTensor,
+                              time: timeStats, tokensPerBatch: B * T)
+        }
         let seconds = Date().timeIntervalSince(t0)
         lastLoss = loss
         return StepRecord(step: step, t: elapsed, loss: loss, learningRate: lr, gradNorm: norm,
@@ -272,4 +275,9 @@ extension ByteDataset {
         d.train = []
         return d
     }
+}
+
+extension Trainer {
+    /// Advances the step counter after a `trainStep()` the caller ran itself (benchmarks).
+    public func advance() { step += 1 }
 }

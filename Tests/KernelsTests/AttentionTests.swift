@@ -58,7 +58,7 @@ import Testing
         let attn = Attention(B: B, T: T, C: C, heads: heads, block: 5)
         var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * heads * T * T)
         attn.forward(out: &out, att: &att, qkv: qkv)
-        var dqkv = [Float](repeating: 0, count: B * T * 3 * C), scratch = [Float](repeating: 0, count: T * T)
+        var dqkv = [Float](repeating: 0, count: B * T * 3 * C), scratch = [Float](repeating: 0, count: attn.backwardScratchCount(workers: Parallel.workers))
         let bands = Attention.Bands(upperEdges: upperEdges, T: T)
         if let weights {
             attn.backward(dqkv: &dqkv, dout: R, qkv: qkv, att: &att, scratch: &scratch, bands: bands,

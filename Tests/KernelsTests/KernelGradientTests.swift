@@ -58,8 +58,10 @@ import Testing
         // Accumulate into a non-zero buffer to check the `accumulate` path too.
         let base = Buffer(rows * C, &rng).data
         var dinp = base, dw = [Float](repeating: 9, count: C), db = [Float](repeating: 9, count: C)
+        var lnScratch = [Float](repeating: 0, count: LayerNorm.scratchCount(C: C, workers: Parallel.workers))
         LayerNorm.backward(dinp: &dinp, dweight: &dw, dbias: &db, dout: r, inp: inp, weight: w,
-                           mean: mean, rstd: rstd, rows: rows, C: C, accumulate: true)
+                           mean: mean, rstd: rstd, rows: rows, C: C, accumulate: true,
+                           scratch: &lnScratch)
         let x = inp.map(Double.init), wd = w.map(Double.init), bd = b.map(Double.init)
         let dx = zip(dinp, base).map { $0 - $1 }
         #expect(relativeError(dx, numericGradient(x) { ref($0, wd, bd) }) < Self.tolerance)
