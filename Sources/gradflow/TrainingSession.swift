@@ -39,9 +39,9 @@ struct TrainingSession {
         }
         let signals = SignalHandling { trainer.requestStop() }
         let done = DispatchSemaphore(value: 0)
-        var end: EndRecord?
+        let outcome = Outcome()
         let thread = Thread {
-            end = trainer.run()
+            outcome.end = trainer.run()
             bus.close()
             done.signal()
         }
@@ -54,6 +54,7 @@ struct TrainingSession {
         do { try recorder.finish() } catch { FileHandle.standardError.write(Data("gradflow: run file: \(error)\n".utf8)) }
         let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
         print("run file: \(runFile)")
+        let end = outcome.end
         switch end?.reason {
         case .completed?: return 0
         case .interrupted?: return 130
@@ -71,6 +72,11 @@ struct TrainingSession {
         try reader.forEachRecord { t = max(t, $0.t) }
         return t
     }
+}
+
+/// The trainer thread's result, handed to the main thread after the join.
+final class Outcome: @unchecked Sendable {
+    var end: EndRecord?
 }
 
 /// An error the CLI reports as `gradflow: MESSAGE` with exit status 1.
