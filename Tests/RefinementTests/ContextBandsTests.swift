@@ -1,5 +1,5 @@
 import Testing
-@testable import Refinement
+import Refinement
 
 @Suite("Context bands")
 struct ContextBandsTests {

@@ -1,5 +1,5 @@
 import Testing
-@testable import Refinement
+import Refinement
 
 @Suite("Oscillation statistics")
 struct OscillationTests {

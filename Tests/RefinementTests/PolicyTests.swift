@@ -1,5 +1,6 @@
 import Testing
-@testable import Refinement
+import Foundation
+import Refinement
 
 @Suite("Adaptive policies")
 struct PolicyTests {
@@ -154,5 +155,5 @@ struct PolicyTests {
     }
 }
 
-/// 10^x without Foundation.
-func pow10(_ x: Double) -> Double { power(10, x) }
+/// 10^x.
+func pow10(_ x: Double) -> Double { Foundation.pow(10, x) }

@@ -1,5 +1,5 @@
 import Testing
-@testable import Refinement
+import Refinement
 
 @Suite("Scale weights")
 struct ScaleWeightsTests {

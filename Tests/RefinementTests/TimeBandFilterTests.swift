@@ -1,5 +1,5 @@
 import Testing
-@testable import Refinement
+import Refinement
 
 /// Tensor sizes that cover empty tensors, SIMD tails and more than one accumulation block.
 private let sizes = [37, 8, 1, 0, 300, 5003]
