@@ -72,7 +72,6 @@ struct ConfigParsingTests {
             (RefinementFlags(timeBetas: "0.9,0.99"), ["--time-betas", "time axis is off"]),
             (RefinementFlags(depthGroups: "0"), ["--depth-groups", "≥ 1"]),
             (RefinementFlags(depthGroups: "two"), ["--depth-groups", "whole number"]),
-            (RefinementFlags(depthWeights: "1,1"), ["--depth-weights", "expected 3 weights"]),
             (RefinementFlags(depthGroups: "2", depthWeights: "1,1,1"), ["--depth-weights", "expected 2 weights"]),
             (RefinementFlags(depthWeights: "1,1,0"), ["--depth-weights", "[0.1, 10]"]),
             (RefinementFlags(adaptive: "context,width"), ["--adaptive", "\"width\"", "context, time, depth or all"]),
@@ -107,6 +106,10 @@ struct ConfigParsingTests {
         let groups = try message(RefinementFlags(depthGroups: "5"))
         #expect(groups.contains("--depth-groups") && groups.contains("between 1 and 4"))
         #expect(try message(RefinementFlags(contextBands: "8,64", depthGroups: "4")) == "accepted")
+        let depthWeights = try message(RefinementFlags(depthWeights: "1,1"))
+        #expect(depthWeights.contains("--depth-weights") && depthWeights.contains("expected 3 weights")
+            && depthWeights.contains("default for 4 layers"))
+        #expect(try message(RefinementFlags(depthWeights: "1,1"), layers: 2) == "accepted", "2 layers: 2 groups by default")
     }
 
     @Test("the axis description carries names, extents, edges and both bound ranges")
