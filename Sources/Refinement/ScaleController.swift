@@ -44,6 +44,12 @@ public struct ScaleController: Equatable, Sendable {
         weights.setMode(axis, adaptive ? .adaptive : .manual)
     }
 
+    /// Puts an axis in any mode, off included (restoring a checkpoint). Returns the old mode.
+    @discardableResult
+    public mutating func setMode(_ axis: RefinementAxis, _ mode: AxisMode) -> AxisMode {
+        weights.setMode(axis, mode)
+    }
+
     /// Sets the context policy's target share of one band. See `ContextPolicy.setTarget`.
     public mutating func setTarget(band: Int, share: Double) -> Result<Double, RefusalReason> {
         context.setTarget(band: band, share: share)

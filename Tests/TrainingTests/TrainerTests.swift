@@ -8,7 +8,7 @@ import Testing
 
 /// A small model and a run of a few dozen steps on the embedded corpus.
 func tinyConfig(steps: Int = 30, checkpointEvery: Int = 0, seed: UInt64 = 3) -> TrainingConfig {
-    TrainingConfig(model: GPTConfig(layers: 2, heads: 2, channels: 32, context: 32), preset: "custom",
+    TrainingConfig(model: GPTConfig(layers: 3, heads: 2, channels: 32, context: 32), preset: "custom",
                    batch: 4, steps: steps, learningRate: 3e-3, seed: seed, threads: 2, evalEvery: 0,
                    checkpointEvery: checkpointEvery)
 }
@@ -115,7 +115,7 @@ func temporaryDirectory() -> String {
         }
         #expect(s.axes.map(\.axis) == [.context, .time, .depth])
         #expect(s.axes.allSatisfy { $0.mode == .adaptive })
-        #expect(s.attentionMass.count == 2)
+        #expect(s.attentionMass.count == 3)
         for layer in s.attentionMass { #expect(abs(layer.reduce(0, +) - 1) < 1e-4) }
         #expect(s.oscillation.count == 3)
         #expect(s.axes[0].bands.allSatisfy { $0.energy > 0 })
@@ -128,7 +128,7 @@ func temporaryDirectory() -> String {
         let sub = bus.subscribe(name: "test", capacity: 1 << 20)
         let trainer = try Trainer(config: tinyConfig(steps: 3), refinement: RefinementConfig(), train: try ByteDataset.embedded(),
                                   evalDomains: [], bus: bus, runDirectory: nil)
-        trainer.commands.send(.setWeight(WeightTarget(axis: .context, band: 2), 1.5, source: "api"))
+        trainer.commands.send(.setWeight(WeightTarget(axis: .context, band: 1), 1.5, source: "api"))
         trainer.commands.send(.setWeight(WeightTarget(axis: .depth, band: 0), 99, source: "api"))
         trainer.commands.send(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: "api"))
         trainer.run()
@@ -136,7 +136,7 @@ func temporaryDirectory() -> String {
         let weight = events.first { $0.kind == .weight }
         let w = try #require(weight)
         #expect(w.axis == .context)
-        #expect(w.band == 2)
+        #expect(w.band == 1)
         #expect(w.oldValue == 1)
         #expect(w.newValue == 1.5)
         #expect(w.step == 0)
