@@ -89,10 +89,13 @@ public enum SVGExporter {
         let p = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * p }.first { $0 >= raw } ?? 10 * p
         var out: [Double] = []
-        var v = (lo / step).rounded(.up) * step
-        while v <= hi + step * 1e-9 {
-            out.append(abs(v) < step * 1e-9 ? 0 : v)
-            v += step
+        var k = (lo / step - 1e-9).rounded(.up)
+        while k * step <= hi + step * 1e-9 {
+            // Multiply (not accumulate) and round to the step's decimals: labels stay exact.
+            let decimals = max(0, -Int(floor(log10(step))))
+            let scale = pow(10, Double(decimals))
+            out.append((k * step * scale).rounded() / scale)
+            k += 1
         }
         return out
     }
