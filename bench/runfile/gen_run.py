@@ -43,6 +43,8 @@ def mat(rows, cols, scale=1.0):
 with open(out_path, "w", buffering=1 << 22) as f:
     f.write(json.dumps(header, separators=(",", ":"), ensure_ascii=False) + "\n")
     t = 0.0
+    # Numbered like the trainer: step records 0..N-1; evals, events, checkpoints and the end
+    # record carry the number of steps completed.
     for i in range(1, steps + 1):
         t += 0.085 + r() * 0.001
         loss = 5.5 * math.exp(-i / (steps / 5)) + 1 + r() * 0.1
@@ -51,7 +53,7 @@ with open(out_path, "w", buffering=1 << 22) as f:
             for a, m in [("context", "adaptive"), ("time", "adaptive"), ("depth", "manual")])
         by_head = "[" + ",".join(mat(4, 3) for _ in range(4)) + "]"
         f.write(
-            f'{{"type":"step","step":{i},"t":{t!r},"loss":{loss!r},"lr":{3e-4 * r()!r},"grad_norm":{r() * 2!r},'
+            f'{{"type":"step","step":{i - 1},"t":{t!r},"loss":{loss!r},"lr":{3e-4 * r()!r},"grad_norm":{r() * 2!r},'
             f'"clip_scale":1,"tokens_per_s":{12000 + r() * 500!r},"step_ms":{85 + r()!r},"axes":{{{axes}}},'
             f'"context_energy":{mat(4, 3, 1e-4)},"attention_mass":{mat(4, 3)},"attention_mass_by_head":{by_head},'
             f'"oscillation":{{"flip_rate":{arr(3)},"grad_cos":{arr(3)},"rel_update":{arr(3, 1e-3)}}},'

@@ -293,7 +293,10 @@ public enum RecordDecoder {
 
     static func axisSample(_ axis: ScaleAxis, _ s: inout JSONScanner) throws -> AxisSample {
         var mode = WeightMode.manual
-        var weights: [Double] = [], energies: [Double] = []
+        // Weights and energies go straight into the band samples (no temporary arrays).
+        var bands: [BandSample] = []
+        bands.reserveCapacity(4)
+        var weights = 0, energies = 0
         var seen = Seen()
         let start = s.offset
         try s.beginObject()
@@ -308,39 +311,69 @@ public enum RecordDecoder {
                     throw JSONSyntaxError(offset: at, message: "unknown weight mode \"\(name)\"")
                 }
                 mode = m
-            case K.weight: try seen.mark(1, key, s); weights = try doubles(&s)
-            case K.energy: try seen.mark(2, key, s); energies = try doubles(&s)
+            case K.weight:
+                try seen.mark(1, key, s)
+                try s.beginArray()
+                var f = true
+                while try s.nextElement(&f) {
+                    let v = try s.double()
+                    if weights < bands.count { bands[weights].weight = v } else { bands.append(BandSample(weight: v, energy: .nan)) }
+                    weights += 1
+                }
+            case K.energy:
+                try seen.mark(2, key, s)
+                try s.beginArray()
+                var f = true
+                while try s.nextElement(&f) {
+                    let v = try s.double()
+                    if energies < bands.count { bands[energies].energy = v } else { bands.append(BandSample(weight: .nan, energy: v)) }
+                    energies += 1
+                }
             default: try s.skipValue(depth: 3)
             }
         }
         try seen.require([(0, "mode"), (1, "weight"), (2, "energy")], in: "axis \"\(axis.rawValue)\"")
-        guard weights.count == energies.count else {
-            throw JSONSyntaxError(offset: start, message: "axis \"\(axis.rawValue)\": \(weights.count) weights but \(energies.count) energies")
+        guard weights == energies else {
+            throw JSONSyntaxError(offset: start, message: "axis \"\(axis.rawValue)\": \(weights) weights but \(energies) energies")
         }
-        var bands: [BandSample] = []
-        bands.reserveCapacity(weights.count)
-        for i in weights.indices { bands.append(BandSample(weight: weights[i], energy: energies[i])) }
         return AxisSample(axis: axis, mode: mode, bands: bands)
     }
 
     static func oscillation(_ s: inout JSONScanner) throws -> [OscillationSample] {
-        var flip: [Double] = [], cos: [Double] = [], rel: [Double] = []
+        // The three arrays fill the samples in place (no temporary arrays).
+        var out: [OscillationSample] = []
+        out.reserveCapacity(4)
+        var counts: (Int, Int, Int) = (0, 0, 0)
         var seen = Seen()
         let start = s.offset
         try s.beginObject()
         var first = true
         while let key = try s.nextMember(&first) {
+            let which: Int
             switch key {
-            case K.flipRate: try seen.mark(0, key, s); flip = try doubles(&s)
-            case K.gradCos: try seen.mark(1, key, s); cos = try doubles(&s)
-            case K.relUpdate: try seen.mark(2, key, s); rel = try doubles(&s)
-            default: try s.skipValue(depth: 2)
+            case K.flipRate: which = 0
+            case K.gradCos: which = 1
+            case K.relUpdate: which = 2
+            default: try s.skipValue(depth: 2); continue
+            }
+            try seen.mark(which, key, s)
+            try s.beginArray()
+            var f = true
+            while try s.nextElement(&f) {
+                let v = try s.double()
+                let i = which == 0 ? counts.0 : (which == 1 ? counts.1 : counts.2)
+                if i == out.count { out.append(OscillationSample(flipRate: .nan, gradientCosine: .nan, relativeUpdate: .nan)) }
+                switch which {
+                case 0: out[i].flipRate = v; counts.0 += 1
+                case 1: out[i].gradientCosine = v; counts.1 += 1
+                default: out[i].relativeUpdate = v; counts.2 += 1
+                }
             }
         }
-        guard flip.count == cos.count && cos.count == rel.count else {
-            throw JSONSyntaxError(offset: start, message: "oscillation arrays differ in length (\(flip.count), \(cos.count), \(rel.count))")
+        guard counts.0 == counts.1 && counts.1 == counts.2 else {
+            throw JSONSyntaxError(offset: start, message: "oscillation arrays differ in length (\(counts.0), \(counts.1), \(counts.2))")
         }
-        return flip.indices.map { OscillationSample(flipRate: flip[$0], gradientCosine: cos[$0], relativeUpdate: rel[$0]) }
+        return out
     }
 
     static func eval(_ s: inout JSONScanner) throws -> EvalRecord {
