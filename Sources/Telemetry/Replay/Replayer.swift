@@ -31,7 +31,11 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
     /// Called with every line the reader skips (from the replay thread).
     public var onIssue: ((ReadIssue) -> Void)?
     /// Lines skipped by the reader so far.
-    public private(set) var skippedLines = 0
+    public var skippedLines: Int {
+        condition.lock(); defer { condition.unlock() }
+        return skipped
+    }
+    private var skipped = 0
 
     /// Opens `path` (a run file or run directory); throws what `RunFileReader` throws.
     public init(path: String, bus: RecordBus, speed: Double = 1, follow: Bool = false, maxGap: Double = 2) throws {
@@ -116,8 +120,11 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
     private func openReader() throws -> RunFileReader {
         let reader = try RunFileReader(path: path, follow: follow ? .init(pollInterval: 0.05, stop: readerStop) : nil)
         reader.onIssue = { [weak self] issue in
-            self?.skippedLines += 1
-            self?.onIssue?(issue)
+            guard let self else { return }
+            self.condition.lock()
+            self.skipped += 1
+            self.condition.unlock()
+            self.onIssue?(issue)
         }
         return reader
     }
