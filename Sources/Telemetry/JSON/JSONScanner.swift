@@ -153,69 +153,73 @@ public struct JSONScanner {
 
     @inlinable
     mutating func number() throws -> Double {
+        // Locals instead of `self.pos`/`self.base`, so the loops run in registers.
+        let base = self.base, end = self.end
         let start = pos
+        var p = pos
         var negative = false
-        if pos < end && base[pos] == 0x2D { negative = true; pos += 1 }
-        guard pos < end, base[pos] &- 0x30 < 10 else { throw fail("expected a number", at: start) }
+        if p < end && base[p] == 0x2D { negative = true; p += 1 }
+        guard p < end, base[p] &- 0x30 < 10 else { throw fail("expected a number", at: start) }
         var w: UInt64 = 0
         var digits = 0          // significant digits accumulated in w
         var dropped = false     // more than 19 significant digits
         var scale = 0           // power of ten to apply to w
-        if base[pos] == 0x30 {
-            pos += 1
-            if pos < end && base[pos] &- 0x30 < 10 { throw fail("leading zero in a number", at: start) }
+        if base[p] == 0x30 {
+            p += 1
+            if p < end && base[p] &- 0x30 < 10 { throw fail("leading zero in a number", at: start) }
         } else {
-            while pos < end {
-                let d = base[pos] &- 0x30
+            while p < end {
+                let d = base[p] &- 0x30
                 if d >= 10 { break }
                 if digits < 19 { w = w &* 10 &+ UInt64(d); digits += 1 } else { dropped = true; scale += 1 }
-                pos += 1
+                p += 1
             }
         }
-        if pos < end && base[pos] == 0x2E {
-            pos += 1
-            let fracStart = pos
+        if p < end && base[p] == 0x2E {
+            p += 1
+            let fracStart = p
             if w == 0 {
                 // Leading zeros of a fraction are not significant.
-                while pos < end && base[pos] == 0x30 { pos += 1 }
-                scale -= pos - fracStart
+                while p < end && base[p] == 0x30 { p += 1 }
+                scale -= p - fracStart
             }
             // Eight digits at a time while they fit in w (most digits of a shortest-form Double
             // are in its fraction), then one at a time.
-            while digits <= 11 && pos + 8 <= end,
-                  let eight = JSONScanner.eightDigits(UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)) {
+            while digits <= 11 && p + 8 <= end,
+                  let eight = JSONScanner.eightDigits(UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self)) {
                 w = w &* 100_000_000 &+ eight
                 digits += 8
                 scale -= 8
-                pos += 8
+                p += 8
             }
-            while pos < end {
-                let d = base[pos] &- 0x30
+            while p < end {
+                let d = base[p] &- 0x30
                 if d >= 10 { break }
                 if digits < 19 {
                     w = w &* 10 &+ UInt64(d); digits += 1; scale -= 1
                 } else {
                     dropped = true
                 }
-                pos += 1
+                p += 1
             }
-            if pos == fracStart { throw fail("expected a digit after '.'", at: pos) }
+            if p == fracStart { throw fail("expected a digit after '.'", at: p) }
         }
-        if pos < end && (base[pos] | 0x20) == 0x65 {
-            pos += 1
+        if p < end && (base[p] | 0x20) == 0x65 {
+            p += 1
             var expNegative = false
-            if pos < end && (base[pos] == 0x2B || base[pos] == 0x2D) { expNegative = base[pos] == 0x2D; pos += 1 }
-            let expStart = pos
+            if p < end && (base[p] == 0x2B || base[p] == 0x2D) { expNegative = base[p] == 0x2D; p += 1 }
+            let expStart = p
             var e = 0
-            while pos < end {
-                let d = base[pos] &- 0x30
+            while p < end {
+                let d = base[p] &- 0x30
                 if d >= 10 { break }
                 if e < 100_000 { e = e * 10 + Int(d) }
-                pos += 1
+                p += 1
             }
-            if pos == expStart { throw fail("expected a digit in the exponent", at: pos) }
+            if p == expStart { throw fail("expected a digit in the exponent", at: p) }
             scale += expNegative ? -e : e
         }
+        pos = p
         if !dropped, let d = DecimalToDouble.value(w: w, q: scale, negative: negative) { return d }
         return slowNumber(from: start)
     }
