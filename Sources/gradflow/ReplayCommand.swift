@@ -95,8 +95,8 @@ struct ReplayCommand: ParsableCommand {
     /// (no terminal, no TUI available), and the command then prints progress lines as with --no-tui.
     func tryDashboard() -> Bool {
         guard isatty(STDOUT_FILENO) != 0, isatty(STDIN_FILENO) != 0 else { return false }
-        guard let bus = Optional(RecordBus()),
-              let replayer = try? Replayer(path: runPath, bus: bus, speed: speed, follow: follow) else { return false }
+        let bus = RecordBus()
+        guard let replayer = try? Replayer(path: runPath, bus: bus, speed: speed, follow: follow) else { return false }
         let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
         guard runDashboard(subscription: subscription, control: replayer, start: { replayer.start() }) else {
             bus.unsubscribe(subscription)
