@@ -132,6 +132,30 @@ public struct JSONScanner {
         return true
     }
 
+    /// A whole array of numbers (or nulls, read as NaN), appended to `out`: the hot loop of step
+    /// records, with a fast path for the usual "," or "]" right after a number.
+    public mutating func doubleArray(into out: inout [Double]) throws {
+        try beginArray()
+        skipSpace()
+        if pos < end && base[pos] == 0x5D { pos += 1; return }
+        while true {
+            out.append(try double())
+            if pos < end {
+                let c = base[pos]
+                if c == 0x2C { pos += 1; continue }
+                if c == 0x5D { pos += 1; return }
+            }
+            skipSpace()
+            guard pos < end else { throw fail("expected ',' or ']', found end of line") }
+            let c = base[pos]
+            pos += 1
+            if c == 0x2C { continue }
+            if c == 0x5D { return }
+            pos -= 1
+            throw fail("expected ',' or ']', found \(describe(c))")
+        }
+    }
+
     // MARK: - Scalars
 
     /// A JSON number, or `null` (read as NaN: the writer stores NaN and infinities as null).

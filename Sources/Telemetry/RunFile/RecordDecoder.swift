@@ -259,9 +259,7 @@ public enum RecordDecoder {
     static func doubles(_ s: inout JSONScanner) throws -> [Double] {
         var out: [Double] = []
         out.reserveCapacity(4)
-        try s.beginArray()
-        var first = true
-        while try s.nextElement(&first) { out.append(try s.double()) }
+        try s.doubleArray(into: &out)
         return out
     }
 
