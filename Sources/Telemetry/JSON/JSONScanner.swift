@@ -395,6 +395,29 @@ public struct JSONScanner {
         return s
     }
 
+    /// Checks and passes over a string without building it (unknown members, the `type` member
+    /// the decoder has already read).
+    public mutating func skipString() throws {
+        skipSpace()
+        guard pos < end, base[pos] == 0x22 else {
+            throw fail(pos < end ? "expected a string, found \(describe(base[pos]))" : "expected a string, found end of line")
+        }
+        let start = pos
+        pos += 1
+        while pos < end {
+            let c = base[pos]
+            if c == 0x22 { pos += 1; return }
+            if c == 0x5C || c < 0x20 || c >= 0x80 {
+                // Escapes, control or non-ASCII bytes: the full check.
+                pos = start
+                _ = try string()
+                return
+            }
+            pos += 1
+        }
+        throw fail("unterminated string", at: start)
+    }
+
     mutating func hex4() throws -> UInt32 {
         guard pos + 4 <= end else { throw fail("expected 4 hex digits after \\u") }
         var v: UInt32 = 0
@@ -480,6 +503,7 @@ public struct JSONScanner {
             }
             return .array(items)
         case 0x22:
+            if !keep { try skipString(); return .null }
             return .string(try string())
         case 0x74, 0x66:
             return .bool(try bool())
@@ -502,18 +526,17 @@ public struct JSONKey: Equatable, Hashable, CustomStringConvertible {
     init(bytes: UnsafeBufferPointer<UInt8>) {
         count = bytes.count
         guard count <= 24 else {
-            // Keep a prefix for messages; mark as long so it matches nothing known.
+            // Marked as long, so it matches nothing known.
             count = 25 + bytes.count
             return
         }
-        for i in 0..<count {
-            let v = UInt64(bytes[i]) << UInt64((i & 7) * 8)
-            switch i >> 3 {
-            case 0: a |= v
-            case 1: b |= v
-            default: c |= v
-            }
+        var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        if let source = bytes.baseAddress, count > 0 {
+            withUnsafeMutableBytes(of: &words) { $0.baseAddress!.copyMemory(from: source, byteCount: count) }
         }
+        a = UInt64(littleEndian: words.0)
+        b = UInt64(littleEndian: words.1)
+        c = UInt64(littleEndian: words.2)
     }
 
     @inlinable

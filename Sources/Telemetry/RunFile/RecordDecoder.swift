@@ -226,7 +226,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.loss: try seen.mark(3, key, s); r.loss = try s.double()
@@ -241,6 +241,7 @@ public enum RecordDecoder {
             case K.attentionMassByHead:
                 try seen.mark(12, key, s)
                 var layers: [[[Double]]] = []
+                layers.reserveCapacity(8)
                 try s.beginArray()
                 var f = true
                 while try s.nextElement(&f) { layers.append(try matrix(&s)) }
@@ -265,6 +266,7 @@ public enum RecordDecoder {
 
     static func matrix(_ s: inout JSONScanner) throws -> [[Double]] {
         var out: [[Double]] = []
+        out.reserveCapacity(8)
         try s.beginArray()
         var first = true
         while try s.nextElement(&first) { out.append(try doubles(&s)) }
@@ -381,7 +383,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.domains:
@@ -441,7 +443,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.kind:
@@ -480,7 +482,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.path: try seen.mark(3, key, s); r.path = try s.string()
@@ -500,7 +502,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.reason:
