@@ -8,6 +8,8 @@ produces from the documented format. Floats are written with repr(), Python's sh
 form, like Swift's description.
 
 usage: gen_run.py OUT.jsonl [STEPS]
+With GRADFLOW_BENCH_NO_HEADS=1 the per-head attention mass is left empty ([]), as when the
+trainer does not measure it (48 fewer numbers per step record).
 """
 import json, math, os, random, sys
 
@@ -15,6 +17,7 @@ out_path = sys.argv[1]
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
 if os.path.exists(out_path):
     sys.exit(f"{out_path} exists; refusing to overwrite")
+no_heads = os.environ.get("GRADFLOW_BENCH_NO_HEADS") == "1"
 rng = random.Random(1)
 r = rng.random
 
@@ -51,7 +54,7 @@ with open(out_path, "w", buffering=1 << 22) as f:
         axes = ",".join(
             f'"{a}":{{"mode":"{m}","weight":{arr(3, 2)},"energy":{arr(3, 1e-3)}}}'
             for a, m in [("context", "adaptive"), ("time", "adaptive"), ("depth", "manual")])
-        by_head = "[" + ",".join(mat(4, 3) for _ in range(4)) + "]"
+        by_head = "[]" if no_heads else "[" + ",".join(mat(4, 3) for _ in range(4)) + "]"
         f.write(
             f'{{"type":"step","step":{i - 1},"t":{t!r},"loss":{loss!r},"lr":{3e-4 * r()!r},"grad_norm":{r() * 2!r},'
             f'"clip_scale":1,"tokens_per_s":{12000 + r() * 500!r},"step_ms":{85 + r()!r},"axes":{{{axes}}},'
