@@ -59,6 +59,7 @@ struct ReplayCommand: ParsableCommand {
     func summarise() throws {
         let reader = try RunFileReader(path: runPath, follow: follow ? .init() : nil)
         reader.onIssue = ReplayCommand.notice
+        reader.decodesStepDetail = false      // the summary needs no per-layer arrays
         var summary = RunSummary(header: reader.header)
         while let record = try reader.next() { summary.add(record) }
         summary.skippedLines = reader.issueCount

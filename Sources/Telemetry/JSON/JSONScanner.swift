@@ -511,8 +511,38 @@ public struct JSONScanner {
             try literal("null")
             return .null
         default:
+            if !keep { try skipNumber(); return .null }
             return .number(try number())
         }
+    }
+
+    /// Checks and passes over a number without converting it.
+    public mutating func skipNumber() throws {
+        skipSpace()
+        let start = pos
+        var p = pos
+        if p < end && base[p] == 0x2D { p += 1 }
+        guard p < end, base[p] &- 0x30 < 10 else { throw fail("expected a number", at: start) }
+        if base[p] == 0x30 {
+            p += 1
+            if p < end && base[p] &- 0x30 < 10 { throw fail("leading zero in a number", at: start) }
+        } else {
+            while p < end && base[p] &- 0x30 < 10 { p += 1 }
+        }
+        if p < end && base[p] == 0x2E {
+            p += 1
+            let fracStart = p
+            while p < end && base[p] &- 0x30 < 10 { p += 1 }
+            if p == fracStart { throw fail("expected a digit after '.'", at: p) }
+        }
+        if p < end && (base[p] | 0x20) == 0x65 {
+            p += 1
+            if p < end && (base[p] == 0x2B || base[p] == 0x2D) { p += 1 }
+            let expStart = p
+            while p < end && base[p] &- 0x30 < 10 { p += 1 }
+            if p == expStart { throw fail("expected a digit in the exponent", at: p) }
+        }
+        pos = p
     }
 }
 

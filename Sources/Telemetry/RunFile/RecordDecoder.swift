@@ -161,13 +161,15 @@ public enum RecordDecoder {
 
     // MARK: - Records
 
-    /// Decodes one record line (without its newline).
-    public static func record(_ line: UnsafeBufferPointer<UInt8>) throws -> Record {
+    /// Decodes one record line (without its newline). With `stepDetail` false, a step record's
+    /// per-layer arrays (`context_energy`, `attention_mass`, `attention_mass_by_head`) are checked
+    /// but left empty: what a summary needs, at about half the cost.
+    public static func record(_ line: UnsafeBufferPointer<UInt8>, stepDetail: Bool = true) throws -> Record {
         let type = try lineType(line)
         var s = JSONScanner(line)
         let record: Record
         switch type {
-        case .step: record = .step(try step(&s))
+        case .step: record = .step(try step(&s, detail: stepDetail))
         case .eval: record = .eval(try eval(&s))
         case .event: record = .event(try event(&s))
         case .checkpoint: record = .checkpoint(try checkpoint(&s))
@@ -218,7 +220,7 @@ public enum RecordDecoder {
         }
     }
 
-    static func step(_ s: inout JSONScanner) throws -> StepRecord {
+    static func step(_ s: inout JSONScanner, detail: Bool = true) throws -> StepRecord {
         var r = StepRecord(step: 0, t: 0, loss: 0, learningRate: 0, gradNorm: 0, clipScale: 1,
                            tokensPerSecond: 0, stepMilliseconds: 0)
         var seen = Seen()
@@ -236,6 +238,9 @@ public enum RecordDecoder {
             case K.tokensPerS: try seen.mark(7, key, s); r.tokensPerSecond = try s.double()
             case K.stepMs: try seen.mark(8, key, s); r.stepMilliseconds = try s.double()
             case K.axes: try seen.mark(9, key, s); r.axes = try axes(&s)
+            case K.contextEnergy where !detail, K.attentionMass where !detail, K.attentionMassByHead where !detail:
+                try seen.mark(key == K.contextEnergy ? 10 : (key == K.attentionMass ? 11 : 12), key, s)
+                try s.skipValue(depth: 1)
             case K.contextEnergy: try seen.mark(10, key, s); r.contextEnergyByLayer = try matrix(&s)
             case K.attentionMass: try seen.mark(11, key, s); r.attentionMass = try matrix(&s)
             case K.attentionMassByHead:

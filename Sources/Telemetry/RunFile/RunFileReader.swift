@@ -125,7 +125,7 @@ public final class RunFileReader {
                 }
                 // A complete record whose newline is missing is still a record; anything else torn.
                 let line = source.lineNumber + 1
-                let item = fragment.isEmpty ? nil : RunFileReader.decode(fragment, path: path, line: line, torn: true)
+                let item = fragment.isEmpty ? nil : RunFileReader.decode(fragment, path: path, line: line, torn: true, stepDetail: decodesStepDetail)
                 source.consumeFragment()
                 finished = true
                 switch item {
@@ -154,6 +154,10 @@ public final class RunFileReader {
     static let parallelThreshold = 64
     /// Whether large batches may be decoded on two threads (the order of records is kept).
     public var decodesInParallel = true
+    /// False: step records come without their per-layer arrays (`contextEnergyByLayer`,
+    /// `attentionMass`, `attentionMassByHead` empty; the lines are still fully checked). For
+    /// readers that only need scalars, such as a summary: about half the decoding work.
+    public var decodesStepDetail = true
 
     /// Reads the complete lines available now (up to a batch) and decodes them into `queue`.
     /// Returns the end-of-file fragment when the file has no complete line left.
@@ -179,6 +183,7 @@ public final class RunFileReader {
         let lines = batchLines
         let path = self.path
         let limit = source.maxLineBytes
+        let detail = decodesStepDetail
         batch.withUnsafeBufferPointer { bytes in
             func decodeRange(_ range: Range<Int>) -> [Decoded] {
                 var out: [Decoded] = []
@@ -189,7 +194,7 @@ public final class RunFileReader {
                         out.append(.issue(.badLine, line: l.line, column: nil, "line of \(l.count) bytes exceeds the \(limit)-byte limit"))
                     } else {
                         let view = UnsafeBufferPointer(rebasing: bytes[l.start..<(l.start + l.count)])
-                        out.append(RunFileReader.decode(view, path: path, line: l.line, torn: false))
+                        out.append(RunFileReader.decode(view, path: path, line: l.line, torn: false, stepDetail: detail))
                     }
                 }
                 return out
@@ -217,12 +222,12 @@ public final class RunFileReader {
         return record
     }
 
-    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, path: String, line: Int, torn: Bool) -> Decoded {
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, path: String, line: Int, torn: Bool, stepDetail: Bool = true) -> Decoded {
         var content = bytes
         if let last = content.last, last == 0x0D { content = UnsafeBufferPointer(rebasing: content.dropLast()) }
         let kind: ReadIssue.Kind = torn ? .tornLastLine : .badLine
         do {
-            return .record(try RecordDecoder.record(content))
+            return .record(try RecordDecoder.record(content, stepDetail: stepDetail))
         } catch let e as JSONSyntaxError {
             let empty = content.allSatisfy { $0 == 0x20 || $0 == 0x09 }
             return .issue(kind, line: line, column: empty ? nil : e.offset + 1, empty ? "empty line" : e.message)
