@@ -73,6 +73,7 @@ struct ReplayCommand: ParsableCommand {
         if speed == 0 {
             let reader = try RunFileReader(path: runPath, follow: follow ? .init() : nil)
             reader.onIssue = ReplayCommand.notice
+            reader.decodesStepDetail = false  // progress lines and summary use no per-layer arrays
             printer.consume(header: reader.header)
             while let record = try reader.next() { printer.consume(record) }
             printer.printSummary(skippedLines: reader.issueCount)
