@@ -8,10 +8,7 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Export a recorded run to CSV, TensorBoard or an SVG loss chart.",
         discussion: """
-        --csv writes one row per step with every scalar in a named column (e.g. context.local.weight)
-        and validation columns on eval rows. --tensorboard writes an event file into DIR
-        (tensorboard --logdir DIR). --svg draws the loss curves with weight changes marked.
-        Existing output files are not replaced unless --force is given.
+        --csv writes one row per step with every scalar in a named column (e.g. context.local.weight) and validation columns on eval rows. --tensorboard writes an event file into DIR (tensorboard --logdir DIR). --svg draws the loss curves with weight changes marked. Existing output files are not replaced unless --force is given.
 
         Examples:
           gradflow export runs/s-baseline --csv s-baseline.csv

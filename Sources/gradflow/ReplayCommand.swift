@@ -8,10 +8,7 @@ struct ReplayCommand: ParsableCommand {
         commandName: "replay",
         abstract: "Replay a recorded run (RUNDIR/run.jsonl) in the dashboard or as progress lines.",
         discussion: """
-        Records are played at the recorded pace times --speed (0: as fast as possible). Without a
-        terminal, or with --no-tui, the same progress lines as `gradflow train --no-tui` are printed,
-        then the run summary. --follow reads a run another process is still writing, until its end
-        record (Ctrl-C to stop). Damaged lines are skipped with a notice on standard error.
+        Records are played at the recorded pace times --speed (0: as fast as possible). Without a terminal, or with --no-tui, the same progress lines as `gradflow train --no-tui` are printed, then the run summary. --follow reads a run another process is still writing, until its end record (Ctrl-C to stop). Damaged lines are skipped with a notice on standard error.
 
         Examples:
           gradflow replay runs/s-baseline --speed 20
