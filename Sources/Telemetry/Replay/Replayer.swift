@@ -163,7 +163,7 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
             let seeking = seekTarget.map { state.position < $0 } ?? false
             if !seeking { seekTarget = nil }
             if state.finished || (state.paused && !stepOnce && !seeking) {
-                condition.wait(until: Date(timeIntervalSinceNow: 0.1))
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1))
                 condition.unlock()
                 continue
             }
@@ -195,7 +195,7 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
                 let wait = due.timeIntervalSinceNow
                 if wait > 0 {
                     condition.lock()
-                    condition.wait(until: Date(timeIntervalSinceNow: min(wait, 0.1)))
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: min(wait, 0.1)))
                     condition.unlock()
                     continue
                 }
