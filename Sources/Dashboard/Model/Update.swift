@@ -1,0 +1,82 @@
+import Telemetry
+import Terminal
+
+extension DashboardState {
+    /// How long q waits for the trainer's end record before giving up.
+    public static let quitTimeout = 5.0
+
+    /// The pure update: a new state and the effects to carry out.
+    public static func update(_ state: DashboardState, _ action: DashboardAction) -> (DashboardState, [DashboardEffect]) {
+        var s = state
+        let effects = s.apply(action)
+        return (s, effects)
+    }
+
+    /// Applies an action in place and returns the effects (what `update` does, without the copy).
+    public mutating func apply(_ action: DashboardAction) -> [DashboardEffect] {
+        switch action {
+        case let .key(key):
+            return handle(key: key)
+        case let .tick(now):
+            self.now = now
+            if let st = status, now - st.since > StatusMessage.lifetime { status = nil }
+            if quitting, let t = quitRequestedAt, now - t > Self.quitTimeout { return [.quit] }
+            return []
+        case let .resize(size):
+            self.size = size
+            return []
+        case let .header(header):
+            if data.header != header {
+                data = RunData()
+                data.apply(header: header)
+                selectedRow = Swift.min(selectedRow, Swift.max(0, data.rows.count - 1))
+            }
+            return []
+        case let .records(records):
+            for r in records { fold(r) }
+            if quitting && data.end != nil { return [.quit] }
+            return []
+        case let .replayStatus(rs):
+            replayStatus = rs
+            return []
+        case .resetRecords:
+            let header = data.header
+            data = RunData()
+            if let header { data.apply(header: header) }
+            pendingWeights = [:]
+            return []
+        case .interrupt:
+            return requestQuit()
+        }
+    }
+
+    private mutating func fold(_ record: Record) {
+        data.apply(record)
+        guard case let .event(e) = record, let axis = e.axis, let band = e.band else { return }
+        let target = WeightTarget(axis: axis, band: band, layer: e.layer)
+        switch e.kind {
+        case .weight:
+            pendingWeights[target] = nil
+        case .refused:
+            pendingWeights[target] = nil
+            setStatus("refused: \(e.message.isEmpty ? "\(axis.rawValue) band \(band)" : e.message)", error: true)
+        default:
+            break
+        }
+    }
+
+    mutating func setStatus(_ text: String, error: Bool = false) {
+        status = StatusMessage(text: text, isError: error, since: now)
+    }
+
+    mutating func requestQuit() -> [DashboardEffect] {
+        if mode == .live && canControl && data.end == nil && data.header != nil {
+            if quitting { return [.quit] }
+            quitting = true
+            quitRequestedAt = now
+            setStatus("stopping: waiting for the trainer to write its end record (q again to leave now)")
+            return [.command(.stop)]
+        }
+        return [.quit]
+    }
+}
