@@ -67,14 +67,9 @@ extension RunData {
             if let last = mass.last { longMass[l].append(x: s.step, last) }
         }
         if s.spike {
+            // Counted here; the Events line comes from the trainer's warning event.
             spikes += 1
             lastSpikeStep = s.step
-            let text = "loss \(Format.fixed(s.loss, 3)) > 1.2 × median of the previous 50 · guard fallbacks \(s.guardFallbacks)"
-            if let last = events.last, last.kind == .warning, last.text.hasPrefix("loss "), s.step - last.step <= 5 {
-                events[events.count - 1] = EventEntry(step: s.step, kind: .warning, text: text)
-            } else {
-                addEvent(EventEntry(step: s.step, kind: .warning, text: text))
-            }
         }
         if let i = openEffect, i < events.count, var effect = events[i].effect {
             effect.shareAfter = effectShare(effect) ?? effect.shareAfter
@@ -138,7 +133,7 @@ extension RunData {
             if markers.count > Self.maxMarkers { markers.removeFirst(markers.count - Self.maxMarkers) }
         case .mode:
             let on = (e.newValue ?? 0) != 0
-            addEvent(EventEntry(step: e.step, kind: .mode, text: "\(bandLabel) \(on ? "adaptive" : "manual")  (\(e.source))\(suffix)"))
+            addEvent(EventEntry(step: e.step, kind: .mode, text: "\(bandLabel) \(on ? "adaptive" : "manual")  (\(e.source))"))
         case .target:
             addEvent(EventEntry(step: e.step, kind: .mode,
                                 text: "\(bandLabel) target share \(e.newValue.map { Format.percent($0) } ?? "?")  (\(e.source))\(suffix)"))

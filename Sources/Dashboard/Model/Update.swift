@@ -52,17 +52,13 @@ extension DashboardState {
 
     private mutating func fold(_ record: Record) {
         data.apply(record)
-        guard case let .event(e) = record, let axis = e.axis, let band = e.band else { return }
-        let target = WeightTarget(axis: axis, band: band, layer: e.layer)
-        switch e.kind {
-        case .weight:
-            pendingWeights[target] = nil
-        case .refused:
-            pendingWeights[target] = nil
-            setStatus("refused: \(e.message.isEmpty ? "\(axis.rawValue) band \(band)" : e.message)", error: true)
-        default:
-            break
+        guard case let .event(e) = record else { return }
+        if e.kind == .refused {
+            let what = e.axis.map { a in e.band.map { "\(a.rawValue) band \($0)" } ?? a.rawValue } ?? "command"
+            setStatus("refused: \(e.message.isEmpty ? what : e.message)", error: true)
         }
+        guard e.kind == .weight || e.kind == .refused, let axis = e.axis, let band = e.band else { return }
+        pendingWeights[WeightTarget(axis: axis, band: band, layer: e.layer)] = nil
     }
 
     mutating func setStatus(_ text: String, error: Bool = false) {

@@ -91,6 +91,10 @@ public enum SyntheticRun {
                 out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .weight, axis: .context, band: 2,
                                               oldValue: i == 610 ? 1.0 : 1.36, newValue: i == 610 ? 1.36 : 1.5, source: "key")))
             }
+            if i % 500 == 499 {
+                out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .warning, source: "trainer",
+                                              message: "loss spike 2.224 > 1.2 × median of the previous 50")))
+            }
             if i % evalEvery == 0 { out.append(.eval(eval(i))) }
             if i == 1000 {
                 out.append(.checkpoint(CheckpointRecord(step: i, t: 98, path: "runs/synthetic/ckpt-001000.gfck",

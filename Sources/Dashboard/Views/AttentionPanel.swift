@@ -30,15 +30,18 @@ enum AttentionPanel {
         let heatWidth = bandCount * (cellWidth + 1)
         let trendX = inner.x + labelWidth + heatWidth + 2
         let trendWidth = Swift.max(0, inner.maxX - trendX - 6)
-        // Column heads.
+        // Column heads, when there is a line to spare.
         var y = inner.y
-        var x = canvas.put(Format.pad(" layer", labelWidth), x: inner.x, y: y, style: theme.style(.dim))
-        for b in 0..<bandCount {
-            let text = b < bands.count ? bands[b].extent : "b\(b)"
-            x = canvas.put(Format.pad(Format.truncateMiddle(text, cellWidth), cellWidth + 1), x: x, y: y, style: theme.style(.dim))
+        if inner.height - evalLines > rows.count || inner.height - evalLines >= 6 {
+            var x = canvas.put(Format.pad(" layer", labelWidth), x: inner.x, y: y, style: theme.style(.dim))
+            for b in 0..<bandCount {
+                var text = b < bands.count ? bands[b].extent : "b\(b)"
+                if Format.width(text) > cellWidth, let dash = text.firstIndex(of: "–") { text = String(text[..<dash]) + "+" }
+                x = canvas.put(Format.pad(text, cellWidth + 1), x: x, y: y, style: theme.style(.dim))
+            }
+            if trendWidth > 4 { canvas.put("  long trend", x: trendX - 2, y: y, style: theme.style(.dim)) }
+            y += 1
         }
-        if trendWidth > 4 { canvas.put("  long trend", x: trendX - 2, y: y, style: theme.style(.dim)) }
-        y += 1
         let room = inner.maxY - evalLines - y
         for (k, row) in rows.enumerated() {
             guard y < inner.maxY - evalLines else { break }

@@ -53,11 +53,17 @@ enum HeaderView {
         let badgeWidth = badgeSpans.reduce(0) { $0 + Format.width($1.text) }
         func width(_ ps: [Piece]) -> Int { ps.reduce(0) { $0 + $1.spans.reduce(0) { $0 + Format.width($1.text) } } }
         let room = rect.width - badgeWidth - 2 - Format.width(left[0].text)
-        while width(pieces) > room, let i = pieces.indices.min(by: { pieces[$0].priority < pieces[$1].priority }) {
-            pieces.remove(at: i)
+        // Most important first, each piece kept if it still fits; then back in reading order.
+        var kept = Set<Int>()
+        var used = 0
+        for i in pieces.indices.sorted(by: { pieces[$0].priority > pieces[$1].priority }) {
+            let w = width([pieces[i]])
+            if used + w <= room { kept.insert(i); used += w }
         }
-        let end = canvas.put(left + pieces.flatMap(\.spans), x: rect.x, y: rect.y, maxX: rect.maxX - badgeWidth)
-        _ = end
+        pieces = pieces.indices.filter(kept.contains).map { pieces[$0] }
+        var spans = pieces.flatMap(\.spans)
+        if let first = spans.first { spans[0].text = String(first.text.drop { $0 == " " }) }
+        canvas.put(left + spans, x: rect.x, y: rect.y, maxX: rect.maxX - badgeWidth)
         canvas.put(badgeSpans, x: rect.maxX - badgeWidth, y: rect.y, maxX: rect.maxX)
     }
 }

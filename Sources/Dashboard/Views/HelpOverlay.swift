@@ -4,7 +4,7 @@ import Terminal
 enum HelpOverlay {
     static func lines(_ state: DashboardState) -> [(String, String)] {
         var out: [(String, String)] = [
-            ("q", state.mode == .live ? "quit: stop the run (checkpoint + end record), then leave; q again leaves at once" : "quit"),
+            ("q", state.mode == .live ? "stop the run (checkpoint, end record) and leave; q again: leave now" : "quit"),
             ("? h", "this help (any key closes it)"),
             ("Tab ⇧Tab", "focus the next / previous panel"),
             ("e Enter", "expand the focused panel to the whole screen (Esc or e returns)"),
@@ -42,7 +42,7 @@ enum HelpOverlay {
 
     static func render(_ state: DashboardState, into canvas: inout Canvas, theme: Theme) {
         let entries = lines(state)
-        let width = Swift.min(canvas.width - 4, 84)
+        let width = Swift.min(canvas.width - 4, 88)
         let height = Swift.min(canvas.height - 2, entries.count + 4)
         let rect = Rect(x: (canvas.width - width) / 2, y: (canvas.height - height) / 2, width: width, height: height)
         canvas.fill(rect, with: Cell(" ", style: .plain))

@@ -4,7 +4,8 @@ import Terminal
 enum OscillationPanel {
     static func render(_ state: DashboardState, into canvas: inout Canvas, _ rect: Rect, theme: Theme, focused: Bool) {
         let d = state.data
-        let inner = drawBox(&canvas, rect, title: PanelText.title(.oscillation, "Oscillation · per depth group", theme: theme),
+        let narrow = rect.width - 2 < 50
+        let inner = drawBox(&canvas, rect, title: PanelText.title(.oscillation, narrow ? "Oscillation · flip rate" : "Oscillation · per depth group", theme: theme),
                             focused: focused, theme: theme)
         guard inner.height >= 1, inner.width >= 30 else { return }
         guard let osc = d.lastStep?.oscillation, !osc.isEmpty else {
@@ -13,19 +14,20 @@ enum OscillationPanel {
         }
         let names = d.groupNames
         let extraLines = inner.height >= osc.count + 2 ? 2 : (inner.height >= osc.count + 1 ? 1 : 0)
-        let spaced = inner.height >= 2 * osc.count + 1 + extraLines
+        let spaced = inner.height >= 2 * osc.count - 1 + extraLines
+        let leading = inner.height >= 2 * osc.count + extraLines + 1
         let nameWidth = Swift.max(6, (names.map(Format.width).max() ?? 5) + 1)
-        let fixed = 1 + nameWidth + 10 + 2 + 10 + 2
+        let fixed = 1 + nameWidth + (narrow ? 5 : 10) + 2 + 10 + 2
         let rest = Swift.max(6, inner.width - fixed)
-        let gaugeWidth = Swift.max(4, rest * 7 / 10)
-        let sparkWidth = Swift.max(0, rest - gaugeWidth)
-        var y = inner.y + (spaced ? 1 : 0)
+        let gaugeWidth = narrow ? rest : Swift.max(4, rest * 7 / 10)
+        let sparkWidth = narrow ? 0 : Swift.max(0, rest - gaugeWidth)
+        var y = inner.y + (spaced && leading ? 1 : 0)
         for (g, o) in osc.enumerated() {
             guard y < inner.maxY - extraLines else { break }
             let zone = theme.style(PanelText.zoneKey(o.flipRate))
             let name = g < names.count ? names[g] : "g\(g)"
             var x = canvas.put(" " + Format.pad(name, nameWidth), x: inner.x, y: y, style: theme.style(.fg))
-            x = canvas.put("flip ", x: x, y: y, style: theme.style(.dim))
+            if !narrow { x = canvas.put("flip ", x: x, y: y, style: theme.style(.dim)) }
             x = canvas.put(Format.pad(Format.fixed(o.flipRate, 2), 5), x: x, y: y, style: CellStyle(fg: zone.fg, attributes: .bold))
             let bar = Meter.bar(o.flipRate, width: gaugeWidth)
             x = canvas.put("▕", x: x, y: y, style: theme.style(.dim))

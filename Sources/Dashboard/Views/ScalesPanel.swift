@@ -18,11 +18,15 @@ enum ScalesPanel {
             return
         }
         let axisCount = Set(d.rows.map(\.axisIndex)).count
+        // What fits, in order of value: the band rows, the footer (bounds and keys), blank lines
+        // between axes, a blank line on top.
         let footerLines = 3
-        let needFull = 1 + d.rows.count + (axisCount - 1) + 1 + footerLines
-        let separators = inner.height >= d.rows.count + axisCount - 1 + 1
-        let leadingBlank = inner.height >= needFull
-        let footer = inner.height >= d.rows.count + (separators ? axisCount - 1 : 0) + footerLines + (leadingBlank ? 1 : 0)
+        var room = inner.height - d.rows.count
+        let footer = room >= footerLines
+        if footer { room -= footerLines }
+        let separators = room >= axisCount - 1
+        if separators { room -= axisCount - 1 }
+        let leadingBlank = room >= 2
         let wide = inner.width >= 50
         let axisWidth = wide ? (d.rows.map { Format.width($0.axis.rawValue) }.max() ?? 7) + 2 : 0
         let nameWidth = Swift.min(7, Swift.max(5, (d.rows.map { Format.width($0.info.name) }.max() ?? 5) + 1))

@@ -122,17 +122,23 @@ struct LineChart {
         let span = Double(Swift.max(1, xRange.upperBound - xRange.lowerBound))
         func cellX(_ x: Int) -> Int { plot.x + Int((Double(x - xRange.lowerBound) / span * Double(plot.width - 1)).rounded()) }
         let markerStyle = CellStyle(fg: markerColor)
-        var labelEnd = plot.x
-        for m in markers where xRange.contains(m.x) {
+        let visibleMarkers = markers.filter { xRange.contains($0.x) }
+        for m in visibleMarkers {
             let cx = cellX(m.x)
             for row in 0..<plot.height where bits[row * plot.width + (cx - plot.x)] == 0 {
                 canvas.set(cx, plot.y + row, "┊", markerStyle)
             }
+        }
+        // Labels after every line so none is cut by a later marker; the newest wins a collision.
+        var labelStart = plot.maxX
+        for m in visibleMarkers.reversed() {
+            let cx = cellX(m.x)
             let label = "▼ \(m.label) @\(m.x)"
             var lx = cx
-            if lx + Format.width(label) > plot.maxX { lx = plot.maxX - Format.width(label) }
-            if lx >= labelEnd && lx >= plot.x && Format.width(label) <= plot.width {
-                labelEnd = canvas.put(label, x: lx, y: plot.y, style: markerStyle) + 1
+            if lx + Format.width(label) > labelStart - 1 { lx = labelStart - 1 - Format.width(label) }
+            if lx >= plot.x && (cx >= lx) {
+                canvas.put(label, x: lx, y: plot.y, style: markerStyle)
+                labelStart = lx
             }
         }
         // Data on top.
@@ -229,7 +235,13 @@ struct LineChart {
             let vlo = pow(10, lo), vhi = pow(10, hi)
             return ticks(lo: vlo, hi: vhi, count: count, log: false).map { ($0.value, log10($0.value)) }.filter { $0.0 > 0 }
         }
-        let step = niceStep((hi - lo) / Double(Swift.max(1, count)))
+        // The 1-2-5 step whose tick count comes closest to `count`.
+        let range = hi - lo
+        let e = floor(log10(Swift.max(range / Double(Swift.max(1, count)), 1e-12)))
+        var candidates: [Double] = []
+        for k in [e - 1, e, e + 1] { for m in [1.0, 2.0, 5.0] { candidates.append(m * pow(10, k)) } }
+        let step = candidates.filter { range / $0 >= 1.5 }
+            .min { Swift.abs(range / $0 - Double(count)) < Swift.abs(range / $1 - Double(count)) } ?? niceStep(range / 2)
         var out: [(Double, Double)] = []
         var v = (lo / step).rounded(.up) * step
         while v <= hi + step * 1e-9 {
