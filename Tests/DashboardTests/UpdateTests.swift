@@ -99,6 +99,17 @@ import Testing
         #expect(s.focus != .events, "hiding the focused panel moves the focus")
     }
 
+    @Test func arrowsScrollEventsWhenFocused() {
+        var s = makeState()
+        _ = press(&s, .backTab, .backTab)
+        #expect(s.focus == .events)
+        _ = press(&s, .down, .down)
+        #expect(s.eventsScroll == 2 && s.selectedRow == 0)
+        #expect(screen(s, 150, 44).text.contains("2 newer above"))
+        _ = press(&s, .home)
+        #expect(s.eventsScroll == 0)
+    }
+
     @Test func selectionStaysInRange() {
         var s = makeState()
         _ = press(&s, .up)

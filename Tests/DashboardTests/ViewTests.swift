@@ -103,6 +103,8 @@ import Testing
         #expect(text.contains("²Scales"))
         #expect(!text.contains("³Oscillation"))
         #expect(!text.contains("⁵Events"))
+        #expect(screen(state, 120, 40).text.contains("weight trend"), "expanded scales show more columns")
+        #expect(screen(state, 120, 40).text.contains("0.25–4.00"))
         _ = press(&state, .escape)
         #expect(screen(state, 120, 40).text.contains("Events"))
     }

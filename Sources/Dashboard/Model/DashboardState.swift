@@ -63,6 +63,8 @@ public struct DashboardState: Sendable, Equatable {
     public var expanded: Panel?
     public var showHelp = false
     public var hidden: Set<Panel> = []
+    /// Events panel: how many of the newest entries are scrolled past.
+    public var eventsScroll = 0
     /// Attention heatmap per head instead of per layer.
     public var perHead = false
     public var status: StatusMessage?

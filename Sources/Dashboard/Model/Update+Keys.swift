@@ -38,8 +38,13 @@ extension DashboardState {
             setStatus("attention: per \(perHead ? "head" : "layer")")
         case let .character(c) where ("1"..."5").contains(c):
             togglePanel(Panel(rawValue: Int(String(c))!)!)
-        case .up, .character("k"): moveSelection(-1)
-        case .down, .character("j"): moveSelection(1)
+        case .up, .character("k"):
+            if focus == .events { eventsScroll = Swift.max(0, eventsScroll - 1) } else { moveSelection(-1) }
+        case .down, .character("j"):
+            if focus == .events { eventsScroll = Swift.min(Swift.max(0, data.events.count - 1), eventsScroll + 1) } else { moveSelection(1) }
+        case .pageUp where focus == .events: eventsScroll = Swift.max(0, eventsScroll - 10)
+        case .pageDown where focus == .events: eventsScroll = Swift.min(Swift.max(0, data.events.count - 1), eventsScroll + 10)
+        case .home where focus == .events: eventsScroll = 0
         case .character(" "): return togglePause()
         default:
             return mode == .replay ? replayKey(key) : liveKey(key)

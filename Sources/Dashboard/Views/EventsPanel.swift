@@ -5,7 +5,10 @@ import Terminal
 enum EventsPanel {
     static func render(_ state: DashboardState, into canvas: inout Canvas, _ rect: Rect, theme: Theme, focused: Bool) {
         let d = state.data
-        let inner = drawBox(&canvas, rect, title: PanelText.title(.events, "Events", theme: theme), focused: focused, theme: theme)
+        var title = PanelText.title(.events, "Events", theme: theme)
+        if state.eventsScroll > 0 { title.append(Span(" · \(state.eventsScroll) newer above (Home)", theme.style(.dim))) }
+        let hints = focused ? [Span("↑↓", theme.style(.title)), Span(" scroll", theme.style(.dim))] : []
+        let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
         guard inner.height >= 1, inner.width >= 20 else { return }
         if d.events.isEmpty {
             canvas.put(" no events yet: weight changes, evals, checkpoints and warnings appear here", x: inner.x, y: inner.y,
@@ -13,7 +16,7 @@ enum EventsPanel {
             return
         }
         var y = inner.y
-        for e in d.events.reversed() {
+        for e in d.events.reversed().dropFirst(state.eventsScroll) {
             guard y < inner.maxY else { break }
             let (icon, kind, key) = look(e.kind)
             var x = canvas.put(Format.pad(Format.grouped(e.step), 7, right: true) + "  ", x: inner.x, y: y, style: theme.style(.dim))

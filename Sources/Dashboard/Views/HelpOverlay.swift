@@ -9,7 +9,7 @@ enum HelpOverlay {
             ("Tab ⇧Tab", "focus the next / previous panel"),
             ("e Enter", "expand the focused panel to the whole screen (Esc or e returns)"),
             ("1-5", "hide or show a panel: ¹loss ²scales ³oscillation ⁴attention ⁵events"),
-            ("↑↓ j k", "select a band in the Scales panel"),
+            ("↑↓ j k", "select a band (Events panel focused: scroll, PgUp PgDn Home)"),
         ]
         if state.mode == .live {
             out += [

@@ -31,10 +31,24 @@ enum ScalesPanel {
         let axisWidth = wide ? (d.rows.map { Format.width($0.axis.rawValue) }.max() ?? 7) + 2 : 0
         let nameWidth = Swift.min(7, Swift.max(5, (d.rows.map { Format.width($0.info.name) }.max() ?? 5) + 1))
         let extentWidth = wide ? Swift.min(8, (d.rows.map { Format.width($0.info.extent) }.max() ?? 0) + 1) : 0
-        let fixed = 2 + axisWidth + nameWidth + extentWidth + 5 + 2 + 5
+        // Expanded (or very wide): the bounds and a weight trend as well.
+        let extra = inner.width >= 90
+        let rangeWidth = extra ? 11 : 0
+        let fixed = 2 + axisWidth + nameWidth + extentWidth + 5 + 2 + rangeWidth + 5
         let rest = Swift.max(4, inner.width - fixed)
         let barWidth = Swift.max(3, Swift.min(10, rest * 5 / 9))
-        let sparkWidth = Swift.max(0, inner.width - fixed - barWidth)
+        let trendWidth = Swift.max(0, inner.width - fixed - barWidth)
+        let sparkWidth = extra ? trendWidth / 2 : trendWidth
+        let weightTrendWidth = extra ? trendWidth - sparkWidth : 0
+
+        if leadingBlank && extra {
+            var x = inner.x + 2 + axisWidth
+            for (text, w) in [("band", nameWidth), ("extent", extentWidth), ("weight", 7), ("range", rangeWidth),
+                              ("share", barWidth + 5), ("share trend", sparkWidth), ("weight trend", weightTrendWidth)] {
+                canvas.put(Format.pad(text, w), x: x, y: inner.y, style: theme.style(.dim, .underline))
+                x += w
+            }
+        }
 
         var y = inner.y + (leadingBlank ? 1 : 0)
         var previousAxis = -1
@@ -64,6 +78,10 @@ enum ScalesPanel {
             let mode = d.mode(of: row.axis)
             let modeText = pending != nil ? "… " : (mode == .adaptive ? "A " : (mode == .manual ? "M " : "- "))
             x = canvas.put(modeText, x: x, y: y, style: theme.style(pending != nil ? .title : .dim))
+            if rangeWidth > 0 {
+                let range = "\(Format.fixed(row.info.floor, 2))–\(Format.fixed(row.info.ceiling, 2))"
+                x = canvas.put(Format.pad(range, rangeWidth), x: x, y: y, style: theme.style(.dim))
+            }
             let share = i < d.latestShares.count ? d.latestShares[i] : nil
             let bar = Meter.blocks(share ?? 0, width: barWidth)
             x = canvas.put(bar.filled, x: x, y: y, style: CellStyle(fg: bandColor))
@@ -71,7 +89,11 @@ enum ScalesPanel {
             x = canvas.put(Format.pad(share.map { Format.percent($0) } ?? "–", 5, right: true) + " ", x: x, y: y, style: base)
             if sparkWidth > 1 {
                 let spark = d.shares[i].sparkline(xRange: state.xRange, width: sparkWidth - 1, minSpan: 0.05)
-                canvas.put(spark, x: x, y: y, style: CellStyle(fg: bandColor))
+                x = canvas.put(spark + " ", x: x, y: y, style: CellStyle(fg: bandColor))
+            }
+            if weightTrendWidth > 1 {
+                let spark = d.weights[i].sparkline(xRange: state.xRange, width: weightTrendWidth - 1, minSpan: 0.1)
+                canvas.put(spark, x: x, y: y, style: theme.style(.fg))
             }
             if selected {
                 let bg = theme[.selected_bg]
