@@ -22,7 +22,7 @@ extension DashboardState {
             setStatus("log-y \(logY ? "on" : "off")")
         case .character("s"):
             smoothingIndex = (smoothingIndex + 1) % Self.smoothingLevels.count
-            setStatus(smoothing == 0 ? "smoothing off" : "smoothing EMA \(Format.value(smoothing))")
+            setStatus(smoothing == 0 ? "smoothing off" : "smoothing EMA \(smoothing)")
         case .character("z"):
             zoomIndex = (zoomIndex + 1) % Self.zoomLevels.count
             setStatus(zoom.map { "zoom: last \(Format.grouped($0)) steps" } ?? "zoom: all steps")

@@ -25,7 +25,7 @@ enum AttentionPanel {
         let bands = d.contextBands
         let bandCount = rows.first?.mass.count ?? bands.count
         let evalLines = d.lastEval == nil ? 0 : (inner.height >= rows.count + 4 ? 3 : (inner.height >= rows.count + 3 ? 2 : 0))
-        let labelWidth = 7
+        let labelWidth = state.perHead ? 8 : 7
         let cellWidth = Swift.max(3, Swift.min(6, (inner.width - labelWidth - 14) / Swift.max(1, bandCount) - 1))
         let heatWidth = bandCount * (cellWidth + 1)
         let trendX = inner.x + labelWidth + heatWidth + 2
@@ -50,7 +50,7 @@ enum AttentionPanel {
                 y += 1
                 break
             }
-            var x = canvas.put(Format.pad("   " + row.label, labelWidth), x: inner.x, y: y, style: theme.style(.fg))
+            var x = canvas.put(Format.pad((state.perHead ? "  " : "   ") + row.label, labelWidth), x: inner.x, y: y, style: theme.style(.fg))
             for m in row.mass {
                 let (glyph, color) = heatCell(m, theme: theme)
                 x = canvas.put(String(repeating: glyph, count: cellWidth), x: x, y: y, style: CellStyle(fg: color))

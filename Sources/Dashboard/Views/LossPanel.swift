@@ -33,7 +33,7 @@ enum LossPanel {
             info.append(Span(Format.fixed(best.loss, 3), CellStyle(fg: theme.validationColor(0), attributes: .bold)))
             info.append(Span(" @\(Format.grouped(best.step))", theme.style(.dim)))
         }
-        let smooth = state.smoothing == 0 ? "off" : Format.value(state.smoothing)
+        let smooth = state.smoothing == 0 ? "off" : "\(state.smoothing)"
         let logText = chart.logUnavailable ? "log-y n/a (values ≤ 0)" : "log-y \(state.logY ? "on" : "off")"
         let zoomText = state.zoom.map { "last \(Format.grouped($0)) steps" } ?? "all steps"
         info.append(Span(" · smooth \(smooth) · \(logText) · \(zoomText)", theme.style(.dim)))

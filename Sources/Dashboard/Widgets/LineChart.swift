@@ -186,8 +186,10 @@ struct LineChart {
 
     /// A tick label with as many decimals as the tick step needs ("4", "3.5", "0.25").
     static func tickLabel(_ v: Double, ticks: [(value: Double, position: Double)], log: Bool) -> String {
-        guard !log, ticks.count >= 2 else { return Format.value(v) }
+        guard ticks.count >= 2 else { return Format.value(v) }
         let step = Swift.abs(ticks[1].value - ticks[0].value)
+        let evenlySpaced = zip(ticks, ticks.dropFirst()).allSatisfy { Swift.abs(($1.value - $0.value) - step) < step * 1e-6 }
+        guard !log || evenlySpaced else { return Format.value(v) }
         if Swift.abs(v) >= 10_000 { return Format.compact(v) }
         let decimals = step >= 1 ? 0 : Swift.min(6, Int(ceil(-log10(step) - 1e-9)))
         return Format.fixed(v, decimals)
