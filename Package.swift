@@ -1,10 +1,20 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// Release builds of the numeric targets drop bounds checks and target the CPU's vector units,
-/// which is what lets the hand-written kernels vectorise (docs/PERFORMANCE.md has the measurements).
+import Foundation
+
+/// Release builds of the numeric targets drop bounds checks and target the CPU's vector units
+/// (AVX2 + FMA on x86-64, `-target-cpu haswell`), which is what lets the kernels vectorise
+/// (docs/PERFORMANCE.md has the measurements). Set GRADFLOW_PORTABLE=1 when building a binary
+/// for x86-64 machines without AVX2.
+let portable = ProcessInfo.processInfo.environment["GRADFLOW_PORTABLE"] == "1"
+#if arch(x86_64)
+let cpuFlags: [String] = portable ? [] : ["-target-cpu", "haswell"]
+#else
+let cpuFlags: [String] = []
+#endif
 let fastMath: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+    .unsafeFlags(["-Ounchecked", "-wmo"] + cpuFlags, .when(configuration: .release)),
 ]
 
 let package = Package(

@@ -5,6 +5,8 @@ import Foundation
 /// Publishing never waits for an observer: each subscription has a bounded queue, and when it is
 /// full the oldest *step* record is dropped (and counted) to make room. Evals, events, checkpoints
 /// and the end record are never dropped, so an observer that falls behind still sees every change.
+/// Records published after `close()` are ignored. A replay that starts over calls `restart`, which
+/// empties every queue and bumps each subscription's `generation`.
 public final class RecordBus: @unchecked Sendable {
     private let lock = NSLock()
     private var subscriptions: [BusSubscription] = []
@@ -17,14 +19,14 @@ public final class RecordBus: @unchecked Sendable {
     public func publishHeader(_ header: RunHeader) {
         lock.lock()
         self.header = header
-        let subs = subscriptions
+        for sub in subscriptions { sub.setHeader(header) }
         lock.unlock()
-        for sub in subs { sub.setHeader(header) }
     }
 
     /// Hands a record to every subscription. O(subscribers), never blocks on a consumer.
     public func publish(_ record: Record) {
         lock.lock()
+        if closed { lock.unlock(); return }
         let subs = subscriptions
         lock.unlock()
         for sub in subs { sub.enqueue(record) }
@@ -34,21 +36,32 @@ public final class RecordBus: @unchecked Sendable {
     public func close() {
         lock.lock()
         closed = true
-        let subs = subscriptions
+        for sub in subscriptions { sub.close() }
         lock.unlock()
-        for sub in subs { sub.close() }
+    }
+
+    /// Starts the stream over (a replay seeking backward): reopens the bus if it was closed,
+    /// empties every subscription's queue and increments its `generation`, and sets `header`.
+    /// Records published after this call belong to the new generation.
+    public func restart(header: RunHeader? = nil) {
+        lock.lock()
+        closed = false
+        if let header { self.header = header }
+        let subs = subscriptions
+        let current = self.header
+        for sub in subs { sub.restart(header: current) }
+        lock.unlock()
     }
 
     /// A new observer. `capacity` bounds how many records wait for it.
     public func subscribe(name: String, capacity: Int = 4096) -> BusSubscription {
         let sub = BusSubscription(name: name, capacity: capacity)
         lock.lock()
-        subscriptions.append(sub)
-        let header = self.header
-        let closed = self.closed
-        lock.unlock()
+        // Under the bus lock, so a concurrent publishHeader or close cannot be seen out of order.
         if let header { sub.setHeader(header) }
         if closed { sub.close() }
+        subscriptions.append(sub)
+        lock.unlock()
         return sub
     }
 
@@ -69,6 +82,7 @@ public final class BusSubscription: @unchecked Sendable {
     private var closed = false
     private var _header: RunHeader?
     private var _dropped = 0
+    private var _generation = 0
 
     init(name: String, capacity: Int) {
         self.name = name
@@ -88,6 +102,12 @@ public final class BusSubscription: @unchecked Sendable {
         return _dropped
     }
 
+    /// Incremented by `RecordBus.restart`: records taken before belong to an abandoned stream.
+    public var generation: Int {
+        condition.lock(); defer { condition.unlock() }
+        return _generation
+    }
+
     /// True once the bus is closed and every record has been taken.
     public var isFinished: Bool {
         condition.lock(); defer { condition.unlock() }
@@ -103,16 +123,31 @@ public final class BusSubscription: @unchecked Sendable {
 
     func enqueue(_ record: Record) {
         condition.lock()
+        if closed { condition.unlock(); return }
         if queue.count - head >= capacity {
             // Drop the oldest step record; if there is none, grow past capacity rather than lose
             // an event, eval, checkpoint or end record.
-            if let index = queue[head...].firstIndex(where: { if case .step = $0 { return true }; return false }) {
+            if case .step = queue[head] {
+                head += 1                       // the common case: O(1)
+                _dropped += 1
+            } else if let index = queue[head...].firstIndex(where: { if case .step = $0 { return true }; return false }) {
                 queue.remove(at: index)
                 _dropped += 1
             }
         }
         queue.append(record)
         condition.signal()
+        condition.unlock()
+    }
+
+    func restart(header: RunHeader?) {
+        condition.lock()
+        queue.removeAll(keepingCapacity: true)
+        head = 0
+        closed = false
+        _generation += 1
+        if let header { _header = header }
+        condition.broadcast()
         condition.unlock()
     }
 
@@ -127,6 +162,13 @@ public final class BusSubscription: @unchecked Sendable {
     public func drain(max: Int = Int.max) -> [Record] {
         condition.lock(); defer { condition.unlock() }
         return takeLocked(max)
+    }
+
+    /// Like `drain`, together with the generation the records belong to (taken atomically, so an
+    /// observer of a replay never mixes records from before and after a restart).
+    public func drainBatch(max: Int = Int.max) -> (generation: Int, records: [Record]) {
+        condition.lock(); defer { condition.unlock() }
+        return (_generation, takeLocked(max))
     }
 
     /// Waits up to `timeout` seconds for at least one record, then takes up to `max`.

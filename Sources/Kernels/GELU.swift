@@ -1,0 +1,64 @@
+/// GELU with the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+public enum GELU {
+    @usableFromInline static let k: Float = 0.7978845608028654  // √(2/π)
+    @usableFromInline static let c: Float = 0.044715
+
+    /// inp [n] → out [n].
+    @inlinable
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
+        Parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
+            let lo = r.lowerBound * 8
+            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+            forwardRange(out: out + lo, inp: inp + lo, count: hi - lo)
+        }
+    }
+
+    @inlinable
+    @usableFromInline static func forwardRange(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let x = VectorMath.load(inp + i)
+            let u = k * (x + c * x * x * x)
+            VectorMath.store(0.5 * x * (1 + VectorMath.tanh(u)), out + i)
+            i += 8
+        }
+        while i < n {
+            let x = inp[i]
+            out[i] = 0.5 * x * (1 + VectorMath.tanh(k * (x + c * x * x * x)))
+            i += 1
+        }
+    }
+
+    /// dout [n], inp [n] (the forward input) → dinp [n] (overwritten; may alias dout).
+    @inlinable
+    public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                dout: UnsafePointer<Float>, count n: Int) {
+        Parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
+            let lo = r.lowerBound * 8
+            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+            backwardRange(dinp: dinp + lo, inp: inp + lo, dout: dout + lo, count: hi - lo)
+        }
+    }
+
+    @inlinable
+    @usableFromInline static func backwardRange(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                              dout: UnsafePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let x = VectorMath.load(inp + i)
+            let u = k * (x + c * x * x * x)
+            let t = VectorMath.tanh(u)
+            let sech2 = 1 - t * t
+            let grad = 0.5 * (1 + t) + 0.5 * x * sech2 * k * (1 + 3 * c * x * x)
+            VectorMath.store(grad * VectorMath.load(dout + i), dinp + i)
+            i += 8
+        }
+        while i < n {
+            let x = inp[i]
+            let t = VectorMath.tanh(k * (x + c * x * x * x))
+            let grad = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * c * x * x)
+            dinp[i] = grad * dout[i]
+            i += 1
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import Dispatch
+
+/// Splits kernel work over a fixed number of workers.
+///
+/// OpenBLAS runs single-threaded (see `BLASThreads`), and every kernel that is worth it splits its
+/// own work into `workers` contiguous chunks: GEMMs by rows, attention by (batch, head), reductions
+/// into per-worker partial sums added up in worker order. The split depends only on the worker
+/// count, so results are bit-identical run to run for a given `--threads`.
+public enum Parallel {
+    /// Number of workers (the `--threads` setting).
+    nonisolated(unsafe) public static var workers = 1
+
+    /// Sets the worker count and puts OpenBLAS in single-threaded mode.
+    public static func configure(threads: Int) {
+        workers = max(1, threads)
+        BLASThreads.set(1)
+    }
+
+    /// Calls `body(chunk, range)` for `workers` contiguous chunks of 0..<count (fewer when count is
+    /// small or `minimumChunk` asks for it), concurrently.
+    @inlinable
+    public static func chunks(_ count: Int, minimumChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+        let n = max(1, min(workers, count / max(1, minimumChunk)))
+        if n == 1 {
+            body(0, 0..<count)
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: n) { k in
+            body(k, (k * count / n)..<((k + 1) * count / n))
+        }
+    }
+
+    /// The number of chunks `chunks` will use for this count.
+    @inlinable
+    public static func chunkCount(_ count: Int, minimumChunk: Int = 1) -> Int {
+        max(1, min(workers, count / max(1, minimumChunk)))
+    }
+}

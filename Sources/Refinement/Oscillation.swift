@@ -1,0 +1,106 @@
+// Oscillation statistics per depth group and of the run (DESIGN §1.5).
+
+/// EMAs of one depth group's update sign-flip rate and of cos(g_t, g_{t−1}).
+///
+/// Each EMA starts at its first observation. A flip rate near 0.5 means successive updates are
+/// uncorrelated in sign (noise-dominated); near 1, the parameters bounce back and forth.
+public struct OscillationMeter: Equatable, Sendable {
+    /// EMA coefficient (weight of the old value).
+    public let rho: Double
+    /// EMA of flips / parameters; nil before the first observation.
+    public private(set) var flipRate: Double?
+    /// EMA of cos(g_t, g_{t−1}); nil before the first observation.
+    public private(set) var gradientCosine: Double?
+
+    public init(rho: Double = 0.9) {
+        self.rho = rho
+    }
+
+    /// Folds in one step's flip count over `parameters` parameters (ignored when `parameters` is 0).
+    public mutating func observeFlips(_ flips: Int, parameters: Int) {
+        guard parameters > 0 else { return }
+        let rate = Double(flips) / Double(parameters)
+        flipRate = flipRate.map { rho * $0 + (1 - rho) * rate } ?? rate
+    }
+
+    /// Folds in cos(g_t, g_{t−1}) = dot / sqrt(aa·bb) (ignored when a norm is zero or not finite).
+    public mutating func observeGradients(dot: Double, aa: Double, bb: Double) {
+        let denominator = (aa * bb).squareRoot()
+        guard denominator > 0, denominator.isFinite, dot.isFinite else { return }
+        let cosine = max(-1, min(1, dot / denominator))
+        gradientCosine = gradientCosine.map { rho * $0 + (1 - rho) * cosine } ?? cosine
+    }
+}
+
+/// Flags loss spikes: L_t > factor × median of the previous `window` losses.
+public struct SpikeDetector: Equatable, Sendable {
+    public let factor: Double
+    /// The fewest previous losses needed before anything counts as a spike.
+    public let minimumHistory: Int
+    private var history: RingBuffer
+    /// Spikes so far, and the step of the last one.
+    public private(set) var count = 0
+    public private(set) var lastSpikeStep: Int?
+
+    public init(window: Int = 50, factor: Double = 1.2, minimumHistory: Int = 10) {
+        self.factor = factor
+        self.minimumHistory = max(1, min(minimumHistory, window))
+        history = RingBuffer(capacity: window)
+    }
+
+    public var window: Int { history.capacity }
+
+    /// The median of the losses in the window, or nil when it is empty.
+    public var median: Double? {
+        guard history.count > 0 else { return nil }
+        let sorted = history.unordered.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// Records the loss of `step` and says whether it is a spike. A non-finite loss is a spike
+    /// and does not enter the window.
+    @discardableResult
+    public mutating func observe(loss: Double, step: Int) -> Bool {
+        guard loss.isFinite else {
+            count += 1
+            lastSpikeStep = step
+            return true
+        }
+        var spike = false
+        if history.count >= minimumHistory, let median, loss > factor * median {
+            spike = true
+            count += 1
+            lastSpikeStep = step
+        }
+        history.append(loss)
+        return spike
+    }
+}
+
+/// Coefficient of variation (standard deviation / mean) of the gradient norm over the last
+/// `window` steps: a steady run stays low, an unstable one climbs.
+public struct GradNormVariation: Equatable, Sendable {
+    private var history: RingBuffer
+
+    public init(window: Int = 100) {
+        history = RingBuffer(capacity: window)
+    }
+
+    public var window: Int { history.capacity }
+
+    /// Records one step's gradient norm (non-finite norms are skipped).
+    public mutating func observe(_ norm: Double) {
+        if norm.isFinite { history.append(norm) }
+    }
+
+    /// σ / μ over the window (population σ), or nil with fewer than two norms or a zero mean.
+    public var coefficient: Double? {
+        let values = history.unordered
+        guard values.count >= 2 else { return nil }
+        let mean = values.reduce(0, +) / Double(values.count)
+        guard mean > 0 else { return nil }
+        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
+        return variance.squareRoot() / mean
+    }
+}

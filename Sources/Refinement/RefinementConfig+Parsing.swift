@@ -1,0 +1,219 @@
+// The refinement flags of `gradflow train` and their parsing. Every error names the flag and says
+// what was expected. Checks that need the model (band count at the default edges, T, layers) run
+// in `RefinementConfig.resolve(window:layers:)`.
+
+/// The raw values of the refinement flags, as the command line gave them (nil: flag absent).
+public struct RefinementFlags: Equatable, Sendable {
+    /// `--context-bands 8,64`: upper inclusive edge of every distance band but the last.
+    public var contextBands: String?
+    /// `--context-weights 1,1,2`: one weight per context band (every layer).
+    public var contextWeights: String?
+    /// `--time-weights 0.5,1,2`: w_H, w_M, w_L.
+    public var timeWeights: String?
+    /// `--time-betas 0.9,0.99`: β_f, β_s of the fast and slow gradient EMAs.
+    public var timeBetas: String?
+    /// `--depth-groups 3`: number of depth groups.
+    public var depthGroups: String?
+    /// `--depth-weights 1,1,1`: one learning-rate multiplier per depth group.
+    public var depthWeights: String?
+    /// `--adaptive context,time,depth` or `all`: axes driven by their adaptive policy.
+    public var adaptive: String?
+    /// `--grokfast ALPHA,LAMBDA`: Grokfast-EMA on the time axis (β_f = β_s = α, w_L = 1 + λ).
+    public var grokfast: String?
+
+    public init(
+        contextBands: String? = nil, contextWeights: String? = nil, timeWeights: String? = nil,
+        timeBetas: String? = nil, depthGroups: String? = nil, depthWeights: String? = nil,
+        adaptive: String? = nil, grokfast: String? = nil
+    ) {
+        self.contextBands = contextBands
+        self.contextWeights = contextWeights
+        self.timeWeights = timeWeights
+        self.timeBetas = timeBetas
+        self.depthGroups = depthGroups
+        self.depthWeights = depthWeights
+        self.adaptive = adaptive
+        self.grokfast = grokfast
+    }
+
+    /// One-line help for each flag, for the command line's `--help`.
+    public static let help: [(flag: String, text: String)] = [
+        ("--context-bands", "Context band edges on attention distance, e.g. 8,64 (local 0–8, phrase 9–64, long 65–T−1; the default)."),
+        ("--context-weights", "Context weight per band, e.g. 1,1,2 (range 0.05–10); makes the context axis manual."),
+        ("--time-weights", "Time weights w_H,w_M,w_L of the high, mid and low gradient bands, e.g. 0.5,1,2 (range 0–6)."),
+        ("--time-betas", "Fast and slow gradient EMA betas, default 0.9,0.99."),
+        ("--depth-groups", "Number of depth groups of layers (default 3: lower, middle, upper)."),
+        ("--depth-weights", "Learning-rate multiplier per depth group, e.g. 1,1,1 (range 0.1–10); makes the depth axis manual."),
+        ("--adaptive", "Axes driven by their adaptive policy: a list of context, time, depth, or all."),
+        ("--grokfast", "Grokfast-EMA shorthand ALPHA,LAMBDA, e.g. 0.98,2: time betas α,α and weights 1,1,1+λ."),
+    ]
+}
+
+extension RefinementConfig {
+    /// Parses the refinement flags. No flag at all gives every axis off.
+    /// - Throws: `RefinementError` whose message starts with the flag and says what was expected.
+    public init(flags: RefinementFlags) throws {
+        self.init()
+        if let text = flags.contextBands {
+            let edges = try parseIntegers(text, flag: "--context-bands", example: "8,64")
+            for (index, edge) in edges.enumerated() {
+                if edge < 0 {
+                    throw RefinementError("--context-bands: edge \(index + 1) is \(edge); edges are attention distances and must be ≥ 0")
+                }
+                if index > 0 && edge <= edges[index - 1] {
+                    throw RefinementError(
+                        "--context-bands: edges must be strictly increasing, but \(edge) follows \(edges[index - 1])")
+                }
+            }
+            contextEdges = edges
+        }
+        if let text = flags.depthGroups {
+            guard let groups = Int(text.trimmingSpaces), groups >= 1 else {
+                throw RefinementError("--depth-groups: expected a whole number ≥ 1 (e.g. 3), got \"\(text)\"")
+            }
+            depthGroups = groups
+        }
+        if let text = flags.contextWeights {
+            let values = try parseWeights(text, flag: "--context-weights", axis: .context, example: "1,1,2")
+            if let edges = contextEdges, values.count != edges.count + 1 {
+                throw RefinementError(
+                    "--context-weights: expected \(edges.count + 1) weights, one per band of --context-bands \(edges.map(String.init).joined(separator: ",")), got \(values.count)")
+            }
+            if contextEdges == nil && values.count != ContextBands.defaultEdges.count + 1 {
+                throw RefinementError(
+                    "--context-weights: expected 3 weights, one per default band (local, phrase, long), got \(values.count)")
+            }
+            contextWeights = values
+        }
+        if let text = flags.timeWeights {
+            let values = try parseWeights(text, flag: "--time-weights", axis: .time, example: "0.5,1,2")
+            guard values.count == 3 else {
+                throw RefinementError("--time-weights: expected 3 weights (w_H, w_M, w_L for the high, mid and low bands), got \(values.count)")
+            }
+            timeWeights = TimeWeights(high: values[0], mid: values[1], low: values[2])
+        }
+        if let text = flags.timeBetas {
+            let values = try parseNumbers(text, flag: "--time-betas", example: "0.9,0.99")
+            guard values.count == 2 else {
+                throw RefinementError("--time-betas: expected 2 betas (fast, slow), got \(values.count)")
+            }
+            try Self.checkBetas(fast: values[0], slow: values[1], flag: "--time-betas")
+            timeBetaFast = values[0]
+            timeBetaSlow = values[1]
+        }
+        if let text = flags.depthWeights {
+            let values = try parseWeights(text, flag: "--depth-weights", axis: .depth, example: "1,1,1")
+            guard values.count == depthGroups else {
+                throw RefinementError("--depth-weights: expected \(depthGroups) weights, one per depth group, got \(values.count)")
+            }
+            depthWeights = values
+        }
+        if let text = flags.adaptive {
+            adaptive = try Self.parseAxes(text)
+        }
+        if let text = flags.grokfast {
+            for (other, given) in [("--time-weights", flags.timeWeights), ("--time-betas", flags.timeBetas)] where given != nil {
+                throw RefinementError("--grokfast: sets the time betas and weights itself; it cannot be combined with \(other)")
+            }
+            if adaptive.contains(.time) {
+                throw RefinementError("--grokfast: makes the time axis manual; it cannot be combined with --adaptive time (or all)")
+            }
+            let values = try parseNumbers(text, flag: "--grokfast", example: "0.98,2")
+            guard values.count == 2 else {
+                throw RefinementError("--grokfast: expected ALPHA,LAMBDA (2 numbers, e.g. 0.98,2), got \(values.count)")
+            }
+            let (alpha, lambda) = (values[0], values[1])
+            guard alpha >= 0 && alpha < 1 else {
+                throw RefinementError("--grokfast: ALPHA is an EMA coefficient and must be in [0, 1), got \(formatNumber(alpha))")
+            }
+            let low = 1 + lambda
+            guard AxisBounds.timeManual.contains(low) else {
+                throw RefinementError(
+                    "--grokfast: LAMBDA \(formatNumber(lambda)) gives w_L = 1 + λ = \(formatNumber(low)), outside the time weights' range \(AxisBounds.timeManual.text); LAMBDA must be in [−1, 5]")
+            }
+            timeBetaFast = alpha
+            timeBetaSlow = alpha
+            timeWeights = TimeWeights(high: 1, mid: 1, low: low)
+            grokfast = Grokfast(alpha: alpha, lambda: lambda)
+        }
+        if flags.timeBetas != nil && mode(.time) == .off {
+            throw RefinementError(
+                "--time-betas: the time axis is off, so the betas would have no effect; add --time-weights or --adaptive time")
+        }
+    }
+
+    /// Checks a pair of EMA betas: each in [0, 1), fast ≤ slow.
+    static func checkBetas(fast: Double, slow: Double, flag: String) throws {
+        for (name, beta) in [("fast", fast), ("slow", slow)] where !(beta >= 0 && beta < 1) {
+            throw RefinementError("\(flag): the \(name) beta must be in [0, 1), got \(formatNumber(beta))")
+        }
+        guard fast <= slow else {
+            throw RefinementError("\(flag): the fast beta (\(formatNumber(fast))) must not exceed the slow beta (\(formatNumber(slow)))")
+        }
+    }
+
+    /// "context,time", "depth", "all" → the set of axes.
+    static func parseAxes(_ text: String) throws -> Set<RefinementAxis> {
+        let items = try splitList(text, flag: "--adaptive", example: "context,time or all")
+        var axes = Set<RefinementAxis>()
+        for item in items {
+            if item.lowercased() == "all" {
+                axes.formUnion(RefinementAxis.allCases)
+            } else if let axis = RefinementAxis(rawValue: item.lowercased()) {
+                axes.insert(axis)
+            } else {
+                throw RefinementError("--adaptive: unknown axis \"\(item)\"; expected context, time, depth or all")
+            }
+        }
+        return axes
+    }
+}
+
+// MARK: - List parsing
+
+private func splitList(_ text: String, flag: String, example: String) throws -> [String] {
+    let items = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingSpaces }
+    if let empty = items.firstIndex(of: "") {
+        throw RefinementError(
+            "\(flag): item \(empty + 1) of \"\(text)\" is empty; expected a comma-separated list like \(example)")
+    }
+    return items
+}
+
+private func parseNumbers(_ text: String, flag: String, example: String) throws -> [Double] {
+    try splitList(text, flag: flag, example: example).enumerated().map { index, item in
+        guard let value = Double(item), value.isFinite else {
+            throw RefinementError("\(flag): item \(index + 1) (\"\(item)\") is not a finite number; expected a list like \(example)")
+        }
+        return value
+    }
+}
+
+private func parseIntegers(_ text: String, flag: String, example: String) throws -> [Int] {
+    try splitList(text, flag: flag, example: example).enumerated().map { index, item in
+        guard let value = Int(item) else {
+            throw RefinementError("\(flag): item \(index + 1) (\"\(item)\") is not a whole number; expected a list like \(example)")
+        }
+        return value
+    }
+}
+
+private func parseWeights(_ text: String, flag: String, axis: RefinementAxis, example: String) throws -> [Double] {
+    let values = try parseNumbers(text, flag: flag, example: example)
+    let range = AxisBounds.manual(axis)
+    for (index, value) in values.enumerated() where !range.contains(value) {
+        throw RefinementError(
+            "\(flag): weight \(index + 1) (\(formatNumber(value))) is outside the \(axis.rawValue) range \(range.text)")
+    }
+    return values
+}
+
+extension String {
+    /// The string without leading and trailing spaces and tabs (no Foundation here).
+    var trimmingSpaces: String {
+        var slice = Substring(self)
+        while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice.removeLast() }
+        return String(slice)
+    }
+}

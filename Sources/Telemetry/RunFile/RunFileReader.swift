@@ -1,0 +1,165 @@
+import Foundation
+
+/// Something wrong with one line of a run file that the reader skipped.
+public struct ReadIssue: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The last line has no newline and does not parse: the writer was interrupted mid-line.
+        case tornLastLine
+        /// Any other line that is not a valid record.
+        case badLine
+    }
+
+    public var kind: Kind
+    public var path: String
+    /// 1-based line number.
+    public var line: Int
+    /// 1-based byte column, when known.
+    public var column: Int?
+    public var message: String
+
+    public var description: String {
+        let place = column.map { "\(path):\(line):\($0)" } ?? "\(path):\(line)"
+        switch kind {
+        case .tornLastLine: return "\(place): incomplete last line skipped (the writer was probably interrupted): \(message)"
+        case .badLine: return "\(place): bad line skipped: \(message)"
+        }
+    }
+}
+
+/// Streams the records of a run file (docs/FORMAT.md), tolerating damage.
+///
+/// Reads in 1 MiB chunks, so memory does not grow with the number of records. A torn last line is
+/// skipped with a notice; any other bad line is reported with its line number and reason, and
+/// reading continues. Fatal problems (no such file, a run directory without run.jsonl, no read
+/// permission, a first line that is not a run header, an unknown schema major version) throw a
+/// `RunFileError` from `init` naming the file and line.
+///
+/// With `follow`, the reader reads a file another process is still writing, like `tail -f`:
+/// at end of file `next()` waits (polling) for more, until it has returned an `end` record or
+/// `follow.stop` is set, and then returns nil.
+public final class RunFileReader {
+    /// How to follow a growing file.
+    public struct Follow {
+        public var pollInterval: Double
+        public var stop: StopFlag
+
+        public init(pollInterval: Double = 0.05, stop: StopFlag = StopFlag()) {
+            self.pollInterval = pollInterval
+            self.stop = stop
+        }
+    }
+
+    public let path: String
+    public let header: RunHeader
+    private let source: LineSource
+    private let follow: Follow?
+    private var finished = false
+    /// Called for every issue as it is found (e.g. to print a notice).
+    public var onIssue: ((ReadIssue) -> Void)?
+    /// The first issues found (at most `maxStoredIssues`; `issueCount` counts all).
+    public private(set) var issues: [ReadIssue] = []
+    public private(set) var issueCount = 0
+    public static let maxStoredIssues = 1000
+    /// Records returned so far.
+    public private(set) var recordCount = 0
+
+    /// Opens `path` (a run file or a run directory) and reads its header.
+    public init(path: String, follow: Follow? = nil, chunkBytes: Int = 1 << 20, maxLineBytes: Int = 64 << 20) throws {
+        let file = try RunFileLocation.resolve(path)
+        self.path = file
+        self.follow = follow
+        source = try LineSource(path: file, chunkBytes: chunkBytes, maxLineBytes: maxLineBytes)
+        header = try RunFileReader.readHeader(source, path: file, follow: follow)
+    }
+
+    private static func readHeader(_ source: LineSource, path: String, follow: Follow?) throws -> RunHeader {
+        while true {
+            switch try source.nextLine() {
+            case let .line(bytes):
+                return try decodeHeader(bytes, path: path)
+            case .tooLong:
+                throw RunFileError(.notARunFile, path: path, line: 1, "the first line is longer than \(source.maxLineBytes) bytes; not a run header")
+            case let .endOfFile(fragment):
+                if let follow, !follow.stop.isSet {
+                    Thread.sleep(forTimeInterval: follow.pollInterval)
+                    continue
+                }
+                if fragment.isEmpty { throw RunFileError(.notARunFile, path: path, line: 1, "the file is empty; expected a run header line") }
+                let header = try decodeHeader(fragment, path: path)
+                source.consumeFragment()
+                return header
+            }
+        }
+    }
+
+    private static func decodeHeader(_ bytes: UnsafeBufferPointer<UInt8>, path: String) throws -> RunHeader {
+        do {
+            return try HeaderDecoder.header(bytes)
+        } catch let problem as HeaderDecoder.Problem {
+            switch problem {
+            case let .notARunFile(m): throw RunFileError(.notARunFile, path: path, line: 1, "not a gradflow run file: \(m)")
+            case let .unsupportedSchema(m): throw RunFileError(.unsupportedSchema, path: path, line: 1, m)
+            case let .invalid(m): throw RunFileError(.invalidHeader, path: path, line: 1, m)
+            }
+        }
+    }
+
+    /// The next record, or nil at the end (see `follow`). Throws only on a failing read(2).
+    public func next() throws -> Record? {
+        while !finished {
+            switch try source.nextLine() {
+            case let .line(bytes):
+                if let record = decode(bytes, line: source.lineNumber, torn: false) { return deliver(record) }
+            case let .tooLong(n):
+                report(.badLine, line: source.lineNumber, column: nil, "line of \(n) bytes exceeds the \(source.maxLineBytes)-byte limit")
+            case let .endOfFile(fragment):
+                if let follow, !follow.stop.isSet {
+                    Thread.sleep(forTimeInterval: follow.pollInterval)
+                    continue
+                }
+                // A complete record whose newline is missing is still a record; anything else torn.
+                let line = source.lineNumber + 1
+                let record = fragment.isEmpty ? nil : decode(fragment, line: line, torn: true)
+                source.consumeFragment()
+                finished = true
+                if let record { return deliver(record) }
+            }
+        }
+        return nil
+    }
+
+    private func deliver(_ record: Record) -> Record {
+        recordCount += 1
+        if follow != nil, case .end = record { finished = true }
+        return record
+    }
+
+    private func decode(_ bytes: UnsafeBufferPointer<UInt8>, line: Int, torn: Bool) -> Record? {
+        var content = bytes
+        if let last = content.last, last == 0x0D { content = UnsafeBufferPointer(rebasing: content.dropLast()) }
+        do {
+            return try RecordDecoder.record(content)
+        } catch let e as JSONSyntaxError {
+            let empty = content.allSatisfy { $0 == 0x20 || $0 == 0x09 }
+            report(torn ? .tornLastLine : .badLine, line: line, column: empty ? nil : e.offset + 1,
+                   empty ? "empty line" : e.message)
+        } catch {
+            report(torn ? .tornLastLine : .badLine, line: line, column: nil, "\(error)")
+        }
+        return nil
+    }
+
+    private func report(_ kind: ReadIssue.Kind, line: Int, column: Int?, _ message: String) {
+        let issue = ReadIssue(kind: kind, path: path, line: line, column: column, message: message)
+        issueCount += 1
+        if issues.count < RunFileReader.maxStoredIssues { issues.append(issue) }
+        onIssue?(issue)
+    }
+}
+
+extension RunFileReader {
+    /// Calls `body` with every remaining record, in file order.
+    public func forEachRecord(_ body: (Record) throws -> Void) throws {
+        while let record = try next() { try body(record) }
+    }
+}

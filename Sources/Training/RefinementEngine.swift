@@ -1,0 +1,311 @@
+import Foundation
+import Kernels
+import Model
+import Refinement
+import Telemetry
+
+/// The refinement's per-step work inside the trainer: it holds the weights, the policies, the
+/// time-band filter and the statistics buffers, applies each axis at its place in the step, and
+/// turns what it measured into the step record's fields.
+///
+/// Statistics are gathered whether or not an axis is on, so the dashboard shows band shares and
+/// oscillation for a plain run too; only the weighting is skipped when an axis is off.
+final class RefinementEngine {
+    let setup: RefinementSetup
+    private(set) var weights: ScaleWeights
+    let bands: Attention.Bands
+    let layers: Int, heads: Int
+    /// Depth group of every parameter tensor.
+    let groupOfTensor: [Int]
+    let parametersInGroup: [Int]
+
+    var contextPolicy: ContextPolicy
+    var timePolicy: TimePolicy
+    var depthPolicy: DepthPolicy
+    var oscillation: [OscillationMeter]
+    var spikes = SpikeDetector()
+    var gradNormVariation = GradNormVariation()
+    let timeFilter: TimeBandFilter?
+    private var announcedWarm = false
+
+    /// [layers × bands] Float weights for the attention kernel.
+    let contextWeightBuffer: UnsafeMutablePointer<Float>
+    /// [layers × bands] energies and [layers × heads × bands] attention mass, reset every step.
+    let energy: UnsafeMutablePointer<Double>
+    let mass: UnsafeMutablePointer<Double>
+
+    init(setup: RefinementSetup, layout: ParameterLayout, heads: Int, totalSteps: Int, context: Int) throws {
+        self.setup = setup
+        weights = setup.initialWeights()
+        layers = setup.layers
+        self.heads = heads
+        bands = Attention.Bands(upperEdges: setup.contextBands.edges, T: context)
+        groupOfTensor = try setup.depthGroups(tensorLayers: layout.tensors.map(\.layer))
+        var counts = [Int](repeating: 0, count: setup.depthGroupCount)
+        for (t, g) in zip(layout.tensors, groupOfTensor) { counts[g] += t.count }
+        parametersInGroup = counts
+        contextPolicy = ContextPolicy(layers: setup.layers, bands: setup.contextBands.count)
+        timePolicy = TimePolicy(totalSteps: totalSteps)
+        depthPolicy = DepthPolicy(groups: setup.depthGroupCount)
+        oscillation = Array(repeating: OscillationMeter(), count: setup.depthGroupCount)
+        if setup.config.mode(.time) != .off {
+            timeFilter = try TimeBandFilter(tensorOffsets: layout.tensors.map(\.offset),
+                                            tensorCounts: layout.tensors.map(\.count),
+                                            betaFast: setup.config.timeBetaFast, betaSlow: setup.config.timeBetaSlow)
+        } else {
+            timeFilter = nil
+        }
+        let nb = setup.contextBands.count
+        contextWeightBuffer = .allocate(capacity: layers * nb)
+        energy = .allocate(capacity: layers * nb)
+        mass = .allocate(capacity: layers * heads * nb)
+        syncContextWeights()
+    }
+
+    deinit {
+        contextWeightBuffer.deallocate()
+        energy.deallocate()
+        mass.deallocate()
+    }
+
+    private func syncContextWeights() {
+        let nb = bands.count
+        for l in 0..<layers {
+            for b in 0..<nb { contextWeightBuffer[l * nb + b] = Float(weights.weight(.context, band: b, layer: l)) }
+        }
+    }
+
+    /// Clears the per-step statistics buffers.
+    func beginStep() {
+        energy.update(repeating: 0, count: layers * bands.count)
+        mass.update(repeating: 0, count: layers * heads * bands.count)
+    }
+
+    /// What the backward pass needs: weights when the context axis is on, the energy buffer always.
+    var contextRefinement: GPT.ContextRefinement {
+        GPT.ContextRefinement(bands: bands,
+                              weights: weights.isOn(.context) ? UnsafePointer(contextWeightBuffer) : nil,
+                              energy: energy)
+    }
+
+    /// Time axis: refines every tensor's gradient in place. Returns the summed band statistics.
+    func refineTime(grads: UnsafeMutablePointer<Float>, layout: ParameterLayout) -> TimeBandStats? {
+        guard let timeFilter, weights.isOn(.time) else { return nil }
+        var total = TimeBandStats()
+        for (i, t) in layout.tensors.enumerated() {
+            total.add(timeFilter.refine(tensor: i, gradient: grads + t.offset, weights: weights.time))
+        }
+        return total
+    }
+
+    /// Depth axis: the learning-rate multiplier of a tensor.
+    func depthMultiplier(tensor: Int) -> Float {
+        weights.isOn(.depth) ? Float(weights.depth[groupOfTensor[tensor]]) : 1
+    }
+
+    /// Folds one step's measurements into the policies and meters; returns the record fields.
+    func finishStep(step: Int, loss: Double, gradNorm: Double, perTensor: [TensorUpdateStats],
+                    time: TimeBandStats?, tokensPerBatch: Int) -> (axes: [AxisSample], energyByLayer: [[Double]],
+                                                                  mass: [[Double]], massByHead: [[[Double]]],
+                                                                  oscillation: [OscillationSample], spike: Bool) {
+        let nb = bands.count, G = setup.depthGroupCount
+        let energyByLayer = (0..<layers).map { l in (0..<nb).map { energy[l * nb + $0] } }
+        // Mass per layer and head, as a fraction of the queries (rows sum to 1).
+        let queries = Double(tokensPerBatch)
+        let massByHead = (0..<layers).map { l in
+            (0..<heads).map { h in (0..<nb).map { mass[(l * heads + h) * nb + $0] / queries } }
+        }
+        let massByLayer = massByHead.map { hs in (0..<nb).map { b in hs.reduce(0) { $0 + $1[b] } / Double(heads) } }
+
+        var gradSq = [Double](repeating: 0, count: G), updSq = gradSq, parSq = gradSq
+        var dot = gradSq, prevSq = gradSq
+        var flips = [Int](repeating: 0, count: G)
+        for (i, s) in perTensor.enumerated() {
+            let g = groupOfTensor[i]
+            gradSq[g] += s.gradSquared
+            updSq[g] += s.updateSquared
+            parSq[g] += s.paramSquared
+            dot[g] += s.gradDotPrevious
+            prevSq[g] += s.previousGradSquared
+            flips[g] += s.signFlips
+        }
+        var osc: [OscillationSample] = []
+        for g in 0..<G {
+            oscillation[g].observeFlips(flips[g], parameters: parametersInGroup[g])
+            if step > 0 { oscillation[g].observeGradients(dot: dot[g], aa: gradSq[g], bb: prevSq[g]) }
+            let rel = parSq[g] > 0 ? (updSq[g] / parSq[g]).squareRoot() : 0
+            osc.append(OscillationSample(flipRate: oscillation[g].flipRate ?? 0,
+                                         gradientCosine: oscillation[g].gradientCosine ?? 0,
+                                         relativeUpdate: rel))
+        }
+        let spike = spikes.observe(loss: loss, step: step)
+        gradNormVariation.observe(gradNorm)
+
+        // The samples describe the weights in force during this step.
+        var axes: [AxisSample] = []
+        let contextEnergy = (0..<nb).map { b in energyByLayer.reduce(0) { $0 + $1[b] } }
+        axes.append(AxisSample(axis: .context, mode: mode(.context), bands: (0..<nb).map {
+            BandSample(weight: meanContextWeight(band: $0), energy: contextEnergy[$0])
+        }))
+        if let time {
+            let norms = time.bandNorms
+            axes.append(AxisSample(axis: .time, mode: mode(.time), bands: (0..<3).map {
+                BandSample(weight: weights.time.values[$0], energy: norms[$0])
+            }))
+        }
+        axes.append(AxisSample(axis: .depth, mode: mode(.depth), bands: (0..<G).map {
+            BandSample(weight: weights.isOn(.depth) ? weights.depth[$0] : 1, energy: gradSq[$0].squareRoot())
+        }))
+
+        // Policies set the weights of the next step.
+        if weights.mode(.context) == .adaptive {
+            let proposed = contextPolicy.update(energy: energyByLayer, step: step)
+            if weights.adopt(context: proposed) { syncContextWeights() }
+        }
+        if weights.mode(.time) == .adaptive, let time {
+            weights.adopt(time: timePolicy.update(stats: time, step: step))
+        }
+        if weights.mode(.depth) == .adaptive {
+            let applied = (0..<G).map { weights.depth[$0] }
+            weights.adopt(depth: depthPolicy.update(updateNorms: updSq.map { $0.squareRoot() },
+                                                    parameterNorms: parSq.map { $0.squareRoot() },
+                                                    appliedWeights: applied, step: step))
+        }
+        return (axes, energyByLayer, massByLayer, massByHead, osc, spike)
+    }
+
+    /// The first step after which every adaptive axis has finished its warm-up (nil if none).
+    func adaptiveWarmupEnds(at step: Int) -> Bool {
+        let adaptive = RefinementAxis.allCases.filter { weights.mode($0) == .adaptive }
+        guard !adaptive.isEmpty, !announcedWarm else { return false }
+        if contextPolicy.parameters.schedule.isWarm(afterStep: step) {
+            announcedWarm = true
+            return true
+        }
+        return false
+    }
+
+    private func meanContextWeight(band: Int) -> Double {
+        guard weights.isOn(.context) else { return 1 }
+        return (0..<layers).reduce(0) { $0 + weights.weight(.context, band: band, layer: $1) } / Double(layers)
+    }
+
+    func mode(_ axis: RefinementAxis) -> WeightMode {
+        switch weights.mode(axis) {
+        case .off: return .off
+        case .manual: return .manual
+        case .adaptive: return .adaptive
+        }
+    }
+
+    var guardFallbacks: Int { timeFilter?.guardFallbacks ?? 0 }
+
+    // MARK: - Commands
+
+    /// Applies a weight, mode or target command; returns the event that records it.
+    func apply(_ command: Command, step: Int, t: Double) -> EventRecord? {
+        switch command {
+        case let .setWeight(target, value, source):
+            let axis = RefinementAxis(target.axis)
+            if axis == .time && timeFilter == nil {
+                return EventRecord(step: step, t: t, kind: .refused, axis: target.axis, band: target.band,
+                                   layer: target.layer, newValue: value, source: source,
+                                   message: "the time axis is off in this run (start it with --time-weights or --adaptive time)")
+            }
+            switch weights.set(axis, band: target.band, layer: target.layer, to: value) {
+            case let .success(old):
+                if axis == .context { syncContextWeights() }
+                return EventRecord(step: step, t: t, kind: .weight, axis: target.axis, band: target.band,
+                                   layer: target.layer, oldValue: old, newValue: value, source: source)
+            case let .failure(reason):
+                return EventRecord(step: step, t: t, kind: .refused, axis: target.axis, band: target.band,
+                                   layer: target.layer, newValue: value, source: source, message: reason.message)
+            }
+        case let .setAdaptive(axis, on, source):
+            let a = RefinementAxis(axis)
+            if a == .time && timeFilter == nil {
+                return EventRecord(step: step, t: t, kind: .refused, axis: axis, source: source,
+                                   message: "the time axis is off in this run (start it with --time-weights or --adaptive time)")
+            }
+            let old = weights.setMode(a, on ? .adaptive : .manual)
+            if a == .context { syncContextWeights() }
+            return EventRecord(step: step, t: t, kind: .mode, axis: axis, oldValue: old == .adaptive ? 1 : 0,
+                               newValue: on ? 1 : 0, source: source,
+                               message: "\(axis.rawValue) \(on ? "adaptive" : "manual")")
+        case let .setTarget(band, share, source):
+            switch contextPolicy.setTarget(band: band, share: share) {
+            case let .success(old):
+                return EventRecord(step: step, t: t, kind: .target, axis: .context, band: band,
+                                   oldValue: old, newValue: share, source: source)
+            case let .failure(reason):
+                return EventRecord(step: step, t: t, kind: .refused, axis: .context, band: band,
+                                   newValue: share, source: source, message: reason.message)
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// The axes as the run header describes them.
+    func axisInfo() -> [AxisInfo] {
+        setup.axisDescriptions().map { d in
+            let ax = ScaleAxis(d.axis)
+            let adaptive = weights.mode(d.axis) == .adaptive
+            return AxisInfo(axis: ax, bands: d.bands.map {
+                let b = adaptive ? $0.adaptive : $0.manual
+                return BandInfo(name: $0.name, extent: $0.extent, floor: b.floor, ceiling: b.ceiling)
+            }, edges: d.edges)
+        }
+    }
+}
+
+extension RefinementAxis {
+    init(_ axis: ScaleAxis) {
+        switch axis {
+        case .context: self = .context
+        case .time: self = .time
+        case .depth: self = .depth
+        }
+    }
+}
+
+extension ScaleAxis {
+    init(_ axis: RefinementAxis) {
+        switch axis {
+        case .context: self = .context
+        case .time: self = .time
+        case .depth: self = .depth
+        }
+    }
+}
+
+extension RefinementEngine {
+    /// Replaces the weights wholesale (checkpoint restore) and refreshes the kernel's copy.
+    func replaceWeights(_ w: ScaleWeights) {
+        weights = w
+        syncContextWeights()
+    }
+}
+
+extension RefinementConfig {
+    /// One line naming each axis' mode and weights, for the run header and the progress output.
+    public var summary: String {
+        if isPlain { return "off" }
+        var parts: [String] = []
+        for axis in RefinementAxis.allCases where mode(axis) != .off {
+            var s = "\(axis.rawValue)=\(mode(axis).rawValue)"
+            switch axis {
+            case .context:
+                if let e = contextEdges { s += " edges \(e.map(String.init).joined(separator: ","))" }
+                if let w = contextWeights { s += " w \(w.map { String($0) }.joined(separator: ","))" }
+            case .time:
+                if let w = timeWeights { s += " w \(w.high),\(w.mid),\(w.low)" }
+                s += " β \(timeBetaFast),\(timeBetaSlow)"
+            case .depth:
+                if let w = depthWeights { s += " w \(w.map { String($0) }.joined(separator: ","))" }
+            }
+            parts.append(s)
+        }
+        return parts.joined(separator: "; ")
+    }
+}

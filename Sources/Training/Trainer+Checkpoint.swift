@@ -1,0 +1,150 @@
+import Foundation
+import Model
+import Refinement
+import Telemetry
+
+extension Trainer {
+    /// Path of the checkpoint for a step inside the run directory.
+    public static func checkpointPath(runDirectory: String, step: Int) -> String {
+        (runDirectory as NSString).appendingPathComponent(String(format: "ckpt-%06d.gfck", step))
+    }
+
+    /// Writes a checkpoint of the current state (atomically) and publishes a checkpoint record.
+    func saveCheckpoint() throws {
+        guard let runDirectory else { return }
+        let t0 = Date()
+        let path = Self.checkpointPath(runDirectory: runDirectory, step: step)
+        var extra: [String: String] = [:]
+        let w = engine.weights
+        var weightState: [String: [Double]] = [:]
+        for axis in RefinementAxis.allCases {
+            let names = w.bandNames(axis)
+            if axis == .context {
+                for l in 0..<config.model.layers {
+                    weightState["context.\(l)"] = (0..<names.count).map { w.weight(.context, band: $0, layer: l) }
+                }
+            } else {
+                weightState[axis.rawValue] = (0..<names.count).map { w.weight(axis, band: $0) }
+            }
+            weightState["mode." + axis.rawValue] = [Double(AxisMode.allCases.firstIndex(of: w.mode(axis)) ?? 0)]
+        }
+        extra["weights"] = String(data: try JSONEncoder().encode(weightState), encoding: .utf8)
+        let count = model.layout.count
+        var sections: [(String, UnsafePointer<Float>, Int)] = [
+            ("params", UnsafePointer(model.params), count),
+            ("adam.m", UnsafePointer(optimizer.m), count),
+            ("adam.v", UnsafePointer(optimizer.v), count),
+            ("adam.previousGrad", UnsafePointer(optimizer.previousGrad), count),
+            ("adam.previousUpdate", UnsafePointer(optimizer.previousUpdate), count),
+        ]
+        var timeState: TimeBandFilter.State?
+        if let filter = engine.timeFilter {
+            let s = filter.saveState()
+            timeState = s
+            extra["time.started"] = s.started.map { $0 ? "1" : "0" }.joined()
+            extra["time.guardFallbacks"] = String(s.guardFallbacks)
+        }
+        let meta = Checkpoint.Metadata(
+            config: config, step: step, rngState: [rng.state.0, rng.state.1, rng.state.2, rng.state.3],
+            adamSteps: optimizer.stepCount, bestValidationLoss: bestValidation, sections: [], extra: extra)
+        let bytes: Int
+        if let timeState {
+            bytes = try timeState.fast.withUnsafeBufferPointer { fast in
+                try timeState.slow.withUnsafeBufferPointer { slow in
+                    sections.append(("time.fast", fast.baseAddress!, fast.count))
+                    sections.append(("time.slow", slow.baseAddress!, slow.count))
+                    return try Checkpoint.write(path: path, metadata: meta, sections: sections)
+                }
+            }
+        } else {
+            bytes = try Checkpoint.write(path: path, metadata: meta, sections: sections)
+        }
+        bus.publish(.checkpoint(CheckpointRecord(step: step, t: elapsed, path: path, bytes: bytes,
+                                                 milliseconds: Date().timeIntervalSince(t0) * 1000)))
+    }
+
+    /// Loads a checkpoint's state into this freshly built trainer.
+    func restore(_ ckpt: Checkpoint) throws {
+        let m = ckpt.metadata
+        guard m.config.model == config.model else {
+            throw CheckpointError("checkpoint is for a different model (\(m.config.model.layers) layers, \(m.config.model.channels) channels, context \(m.config.model.context)); this run has \(config.model.layers) layers, \(config.model.channels) channels, context \(config.model.context)")
+        }
+        let count = model.layout.count
+        func load(_ name: String, into p: UnsafeMutablePointer<Float>, count n: Int) throws {
+            guard let v = ckpt.sections[name], v.count == n else {
+                throw CheckpointError("checkpoint section \(name) is missing or has the wrong size (expected \(n) values)")
+            }
+            v.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: n) }
+        }
+        try load("params", into: model.params, count: count)
+        try load("adam.m", into: optimizer.m, count: count)
+        try load("adam.v", into: optimizer.v, count: count)
+        try load("adam.previousGrad", into: optimizer.previousGrad, count: count)
+        try load("adam.previousUpdate", into: optimizer.previousUpdate, count: count)
+        optimizer.stepCount = m.adamSteps
+        guard m.rngState.count == 4 else { throw CheckpointError("checkpoint RNG state is malformed") }
+        rng = Xoshiro256(state: (m.rngState[0], m.rngState[1], m.rngState[2], m.rngState[3]))
+        step = m.step
+        bestValidation = m.bestValidationLoss
+        if let filter = engine.timeFilter, let fast = ckpt.sections["time.fast"], let slow = ckpt.sections["time.slow"],
+           let started = m.extra["time.started"] {
+            try filter.restore(TimeBandFilter.State(fast: fast, slow: slow, started: started.map { $0 == "1" },
+                                                    guardFallbacks: Int(m.extra["time.guardFallbacks"] ?? "0") ?? 0))
+        }
+        if let text = m.extra["weights"], let data = text.data(using: .utf8),
+           let state = try? JSONDecoder().decode([String: [Double]].self, from: data) {
+            engine.restoreWeights(state, layers: config.model.layers)
+        }
+    }
+
+    /// The configuration as JSON for the run header.
+    func configJSON() -> JSONValue {
+        let c = config
+        return .object([
+            ("preset", .string(c.preset)),
+            ("layers", .number(Double(c.model.layers))),
+            ("heads", .number(Double(c.model.heads))),
+            ("channels", .number(Double(c.model.channels))),
+            ("max_context", .number(Double(c.model.context))),
+            ("context", .number(Double(c.context))),
+            ("vocab", .number(Double(c.model.vocab))),
+            ("batch", .number(Double(c.batch))),
+            ("steps", .number(Double(c.steps))),
+            ("lr", .number(c.learningRate)),
+            ("warmup_steps", .number(Double(c.warmupSteps))),
+            ("min_lr_fraction", .number(c.schedule.minFraction)),
+            ("beta1", .number(Double(c.adam.beta1))),
+            ("beta2", .number(Double(c.adam.beta2))),
+            ("epsilon", .number(Double(c.adam.epsilon))),
+            ("weight_decay", .number(Double(c.adam.weightDecay))),
+            ("clip", .number(c.clip)),
+            ("init_seed", .number(Double(c.initSeed))),
+            ("data_seed", .number(Double(c.dataSeed))),
+            ("threads", .number(Double(c.threads))),
+            ("eval_every", .number(Double(c.evalEvery))),
+            ("eval_windows", .number(Double(c.evalWindows))),
+            ("checkpoint_every", .number(Double(c.checkpointEvery))),
+            ("refinement", .string(engine.setup.config.summary)),
+        ])
+    }
+}
+
+extension RefinementEngine {
+    /// Puts back weights and modes saved in a checkpoint.
+    func restoreWeights(_ state: [String: [Double]], layers: Int) {
+        var w = weights
+        for axis in RefinementAxis.allCases {
+            if axis == .context {
+                for l in 0..<layers {
+                    for (b, v) in (state["context.\(l)"] ?? []).enumerated() { _ = w.set(.context, band: b, layer: l, to: v) }
+                }
+            } else {
+                for (b, v) in (state[axis.rawValue] ?? []).enumerated() { _ = w.set(axis, band: b, to: v) }
+            }
+            if let m = state["mode." + axis.rawValue]?.first, Int(m) < AxisMode.allCases.count {
+                w.setMode(axis, AxisMode.allCases[Int(m)])
+            }
+        }
+        replaceWeights(w)
+    }
+}

@@ -1,0 +1,283 @@
+import Foundation
+import Kernels
+import Model
+import Refinement
+import Telemetry
+
+/// The training loop. It runs on whatever thread calls `run()`, never waits for an observer
+/// (records go to the bus, which never blocks), and applies commands only at step boundaries.
+public final class Trainer: @unchecked Sendable {
+    public let config: TrainingConfig
+    public let model: GPT
+    public let commands = CommandQueue()
+    public let bus: RecordBus
+    /// Where checkpoints go (nil: none are written).
+    public let runDirectory: String?
+
+    let train: ByteDataset
+    let evalDomains: [ByteDataset]
+    let optimizer: AdamW
+    let engine: RefinementEngine
+    var rng: Xoshiro256
+    /// Steps completed.
+    public internal(set) var step = 0
+    var bestValidation: Double?
+    var lastLoss: Double?
+    let startTime: Date
+    /// Seconds of training before this process (a resumed run's clock continues).
+    let timeOffset: Double
+    /// When set, the phases of each step are timed (`gradflow bench --profile`).
+    public var profiler: PhaseTimer? {
+        didSet { model.profiler = profiler }
+    }
+    private let stopLock = NSLock()
+    private var stopRequested = false
+    private var paused = false
+
+    /// Windows of attention used for the context-gain measure at eval (those shorter than T).
+    public static let contextGainWindows = [8, 32, 64]
+
+    public init(config: TrainingConfig, refinement: RefinementConfig, train: ByteDataset,
+                evalDomains: [ByteDataset], bus: RecordBus, runDirectory: String?,
+                resume: Checkpoint? = nil, timeOffset: Double = 0) throws {
+        if let e = config.validationError() { throw DataError(e) }
+        try train.check(context: config.context)
+        for d in evalDomains {
+            if d.validation.count < config.context + 1 && d.totalBytes < config.context + 1 {
+                throw DataError("\(d.path): has \(d.totalBytes) bytes; context \(config.context) needs at least \(config.context + 1)")
+            }
+        }
+        self.config = config
+        self.train = train
+        self.evalDomains = evalDomains
+        self.bus = bus
+        self.runDirectory = runDirectory
+        Parallel.configure(threads: config.threads)
+        model = GPT(config: config.model, batch: config.batch, seed: config.initSeed)
+        optimizer = AdamW(config: config.adam, count: model.layout.count)
+        let setup = try refinement.resolve(window: config.context, layers: config.model.layers)
+        engine = try RefinementEngine(setup: setup, layout: model.layout, heads: config.model.heads,
+                                      totalSteps: config.steps, context: config.context)
+        rng = Xoshiro256(seed: config.dataSeed)
+        startTime = Date()
+        self.timeOffset = timeOffset
+        if let resume { try restore(resume) }
+    }
+
+    /// Asks the loop to stop at the end of the current step (safe from any thread or a signal
+    /// handler's polling thread).
+    public func requestStop() {
+        stopLock.lock()
+        stopRequested = true
+        stopLock.unlock()
+        commands.send(.stop)
+    }
+
+    var shouldStop: Bool {
+        stopLock.lock(); defer { stopLock.unlock() }
+        return stopRequested
+    }
+
+    var elapsed: Double { timeOffset + Date().timeIntervalSince(startTime) }
+
+    /// The run header this trainer describes itself with.
+    public func header(runName: String) -> RunHeader {
+        var data = [DataSourceInfo(name: "train:" + train.name, path: train.path, bytes: train.totalBytes, hash: train.hash)]
+        for d in evalDomains { data.append(DataSourceInfo(name: d.name, path: d.path, bytes: d.totalBytes, hash: d.hash)) }
+        return RunHeader(runName: runName, config: configJSON(), axes: engine.axisInfo(), seed: config.initSeed,
+                         data: data, startTime: startTime.timeIntervalSince1970 - timeOffset,
+                         threads: config.threads, parameters: model.layout.count, totalSteps: config.steps,
+                         preset: config.preset)
+    }
+
+    /// Runs until the planned steps are done or a stop is requested; returns the end record
+    /// (also published). Checkpoints at the configured interval and at the end.
+    @discardableResult
+    public func run() -> EndRecord {
+        var reason = EndRecord.Reason.completed
+        var message = ""
+        do {
+            while step < config.steps {
+                if try handleCommands() { reason = .interrupted; break }
+                if shouldStop { reason = .interrupted; break }
+                let record = trainStep()
+                bus.publish(.step(record))
+                step += 1
+                if !record.loss.isFinite {
+                    reason = .failed
+                    message = "loss became \(record.loss) at step \(record.step)"
+                    break
+                }
+                if engine.adaptiveWarmupEnds(at: step - 1) {
+                    bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .adaptive, source: "policy",
+                                                   message: "adaptive weights in force (warm-up done)")))
+                }
+                if record.spike {
+                    bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: "trainer",
+                                                   message: String(format: "loss spike %.3f > 1.2 × median of the previous 50", record.loss))))
+                }
+                let last = step == config.steps
+                if (config.evalEvery > 0 && step % config.evalEvery == 0) || last {
+                    bus.publish(.eval(evaluate()))
+                }
+                if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && !last {
+                    try saveCheckpoint()
+                }
+            }
+            if runDirectory != nil { try saveCheckpoint() }
+        } catch {
+            reason = .failed
+            message = "\(error)"
+        }
+        let end = EndRecord(step: step, t: elapsed, reason: reason, finalLoss: lastLoss,
+                            bestValidationLoss: bestValidation, message: message)
+        bus.publish(.end(end))
+        return end
+    }
+
+    // MARK: - One step
+
+    /// One full training step (forward, backward, refinement, AdamW) without publishing; the
+    /// benchmark times this.
+    public func trainStep() -> StepRecord {
+        let t0 = Date()
+        let B = config.batch, T = config.context
+        let lr = config.schedule.rate(at: step)
+        engine.beginStep()
+        timed(profiler, "data") {
+            train.sampleTrainingBatch(into: model.inputs, targets: model.targets, B: B, T: T, rng: &rng)
+        }
+        let loss = Double(model.forward(T: T, bands: engine.bands, attentionMass: engine.mass))
+        model.backward(context: engine.contextRefinement)
+        let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, layout: model.layout) }
+        // Global norm of the gradient that reaches the optimizer, and the clip factor.
+        let norm = timed(profiler, "grad-norm") { VectorOps.norm(model.grads, count: model.layout.count) }
+        let clip = config.clip > 0 && norm > config.clip ? Float(config.clip / norm) : 1
+        optimizer.beginStep()
+        let perTensor = timed(profiler, "adamw") {
+            model.layout.tensors.enumerated().map { i, t in
+                optimizer.update(params: model.params, grads: model.grads, offset: t.offset,
+                                 count: t.count, lr: Float(lr) * engine.depthMultiplier(tensor: i),
+                                 decays: t.decays, gradScale: clip, measure: true)
+            }
+        }
+        let fields = timed(profiler, "statistics") {
+            engine.finishStep(step: step, loss: loss, gradNorm: norm, perTensor: perTensor,
+                              time: timeStats, tokensPerBatch: B * T)
+        }
+        let seconds = Date().timeIntervalSince(t0)
+        lastLoss = loss
+        return StepRecord(step: step, t: elapsed, loss: loss, learningRate: lr, gradNorm: norm,
+                          clipScale: Double(clip), tokensPerSecond: Double(B * T) / max(seconds, 1e-9),
+                          stepMilliseconds: seconds * 1000, axes: fields.axes,
+                          contextEnergyByLayer: fields.energyByLayer, attentionMass: fields.mass,
+                          attentionMassByHead: fields.massByHead, oscillation: fields.oscillation,
+                          spike: fields.spike, guardFallbacks: engine.guardFallbacks)
+    }
+
+    // MARK: - Commands
+
+    /// Applies queued commands; returns true when the run should stop.
+    private func handleCommands() throws -> Bool {
+        var pending = commands.drain()
+        while true {
+            for c in pending {
+                switch c {
+                case .stop:
+                    bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .stop, source: "key", message: "stop requested")))
+                    return true
+                case .pause:
+                    if !paused {
+                        paused = true
+                        bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .pause, source: "key")))
+                    }
+                case .resume:
+                    if paused {
+                        paused = false
+                        bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .resume, source: "key")))
+                    }
+                case .checkpointNow:
+                    if runDirectory != nil { try saveCheckpoint() }
+                default:
+                    if let e = engine.apply(c, step: step, t: elapsed) { bus.publish(.event(e)) }
+                }
+            }
+            guard paused else { return false }
+            if shouldStop { return true }
+            pending = commands.wait(timeout: 0.1)
+        }
+    }
+
+    // MARK: - Evaluation
+
+    /// Validation loss per domain, loss by position and context gain ΔL(c) on the first domain.
+    public func evaluate() -> EvalRecord {
+        let T = config.context
+        var domains: [DomainEval] = []
+        var byPosition: [Double] = []
+        var gains: [ContextGain] = []
+        let sets = [train] + evalDomains
+        for (k, d) in sets.enumerated() {
+            let name = k == 0 ? "val:" + d.name : d.name
+            let split = k == 0 ? d : d.asEvaluationDomain()
+            let full = validationLoss(split, T: T, window: nil, collectPositions: k == 0)
+            domains.append(DomainEval(name: name, loss: full.loss))
+            if k == 0 {
+                byPosition = full.byPosition
+                for c in Self.contextGainWindows where c < T {
+                    let windowed = validationLoss(split, T: T, window: c, collectPositions: false)
+                    gains.append(ContextGain(window: c, delta: windowed.loss - full.loss))
+                }
+            }
+        }
+        if let first = domains.first?.loss, bestValidation.map({ first < $0 }) ?? true { bestValidation = first }
+        return EvalRecord(step: step, t: elapsed, domains: domains, lossByPosition: byPosition, contextGain: gains)
+    }
+
+    func validationLoss(_ d: ByteDataset, T: Int, window: Int?, collectPositions: Bool) -> (loss: Double, byPosition: [Double]) {
+        let B = config.batch
+        let n = max(1, d.validationWindowCount(T: T, limit: config.evalWindows))
+        var total = 0.0, rows = 0
+        var positions = [Double](repeating: 0, count: T)
+        var first = 0
+        while first < n {
+            let real = d.validationBatch(into: model.inputs, targets: model.targets, first: first, count: n, B: B, T: T)
+            model.forward(T: T, window: window)
+            let losses = model.losses
+            for b in 0..<real {
+                for t in 0..<T {
+                    let l = Double(losses[b * T + t])
+                    total += l
+                    positions[t] += l
+                }
+            }
+            rows += real * T
+            first += B
+        }
+        var buckets: [Double] = []
+        if collectPositions {
+            let k = min(32, T)
+            for i in 0..<k {
+                let lo = i * T / k, hi = (i + 1) * T / k
+                buckets.append(positions[lo..<hi].reduce(0, +) / Double((hi - lo) * n))
+            }
+        }
+        return (total / Double(max(rows, 1)), buckets)
+    }
+}
+
+extension ByteDataset {
+    /// An extra evaluation domain is used whole: it is never trained on, so its "validation"
+    /// is all of it (still read as non-overlapping windows from the start).
+    func asEvaluationDomain() -> ByteDataset {
+        var d = self
+        d.validation = train + validation
+        d.train = []
+        return d
+    }
+}
+
+extension Trainer {
+    /// Advances the step counter after a `trainStep()` the caller ran itself (benchmarks).
+    public func advance() { step += 1 }
+}

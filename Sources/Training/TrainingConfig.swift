@@ -1,0 +1,64 @@
+import Model
+
+/// Everything that decides what a run computes; stored in checkpoints and in the run header.
+public struct TrainingConfig: Equatable, Sendable, Codable {
+    public var model: GPTConfig
+    /// "S", "M" or "custom".
+    public var preset: String
+    public var batch: Int
+    /// Window length used for training (≤ model.context).
+    public var context: Int
+    public var steps: Int
+    public var learningRate: Double
+    /// Linear warm-up steps (default min(100, steps/10)).
+    public var warmupSteps: Int
+    public var adam = AdamWConfig()
+    /// Global gradient-norm clip (0 = off).
+    public var clip: Double = 1.0
+    /// Seed of the parameter initialisation.
+    public var initSeed: UInt64
+    /// Seed of the order in which training windows are drawn.
+    public var dataSeed: UInt64
+    /// OpenBLAS threads (and the thread count in the determinism promise).
+    public var threads: Int
+    /// Steps between validation passes (0 = only at the end).
+    public var evalEvery: Int
+    /// Validation windows per domain (non-overlapping from the start of the validation split).
+    public var evalWindows: Int = 64
+    /// Steps between checkpoints (0 = only at the end or on stop).
+    public var checkpointEvery: Int
+
+    public init(model: GPTConfig, preset: String, batch: Int, context: Int? = nil, steps: Int,
+                learningRate: Double, warmupSteps: Int? = nil, seed: UInt64, dataSeed: UInt64? = nil,
+                threads: Int, evalEvery: Int, checkpointEvery: Int) {
+        self.model = model
+        self.preset = preset
+        self.batch = batch
+        self.context = context ?? model.context
+        self.steps = steps
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps ?? min(100, max(1, steps / 10))
+        self.initSeed = seed
+        self.dataSeed = dataSeed ?? seed
+        self.threads = threads
+        self.evalEvery = evalEvery
+        self.checkpointEvery = checkpointEvery
+    }
+
+    public var schedule: LearningRateSchedule {
+        LearningRateSchedule(peak: learningRate, warmupSteps: warmupSteps, totalSteps: steps)
+    }
+
+    /// Problems with this configuration, or nil.
+    public func validationError() -> String? {
+        if let e = model.validationError() { return e }
+        if batch < 1 { return "--batch must be at least 1 (got \(batch))" }
+        if context < 2 || context > model.context { return "--context must be in 2...\(model.context) (got \(context))" }
+        if steps < 1 { return "--steps must be at least 1 (got \(steps))" }
+        if !(learningRate > 0 && learningRate < 1) { return "--lr must be in (0, 1) (got \(learningRate))" }
+        if threads < 1 { return "--threads must be at least 1 (got \(threads))" }
+        if evalEvery < 0 { return "--eval-every must be ≥ 0 (got \(evalEvery))" }
+        if evalWindows < 1 { return "--eval-windows must be ≥ 1 (got \(evalWindows))" }
+        return nil
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+@testable import Kernels
+
+/// Finite-difference tests of every backward kernel (tolerance: relative error < 1e-3 between the
+/// Float32 analytic gradient and float64 central differences of an independent reference).
+@Suite struct KernelGradientTests {
+    static let tolerance = 1e-3
+
+    @Test func matmulBackwardMatchesFiniteDifferences() {
+        var rng = SplitMix(state: 1)
+        let rows = 5, inC = 6, outC = 7
+        let inp = Buffer(rows * inC, &rng).data, w = Buffer(outC * inC, &rng).data
+        let bias = Buffer(outC, &rng).data, r = Buffer(rows * outC, &rng).data
+        func ref(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
+            var s = 0.0
+            for i in 0..<rows { for o in 0..<outC {
+                var v = b[o]
+                for c in 0..<inC { v += x[i * inC + c] * w[o * inC + c] }
+                s += v * Double(r[i * outC + o])
+            } }
+            return s
+        }
+        var out = [Float](repeating: 0, count: rows * outC)
+        Matmul.forward(out: &out, inp: inp, weight: w, bias: bias, rows: rows, inC: inC, outC: outC)
+        let refOut = ref(inp.map(Double.init), w.map(Double.init), bias.map(Double.init))
+        #expect(abs(zip(out, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } - refOut) < 1e-4)
+        var dinp = [Float](repeating: 0, count: rows * inC), dw = [Float](repeating: 0, count: outC * inC)
+        var db = [Float](repeating: 0, count: outC)
+        let ones = [Float](repeating: 1, count: rows)
+        Matmul.backward(dinp: &dinp, dweight: &dw, dbias: &db, dout: r, inp: inp, weight: w, ones: ones,
+                        rows: rows, inC: inC, outC: outC)
+        let x = inp.map(Double.init), wd = w.map(Double.init), bd = bias.map(Double.init)
+        #expect(relativeError(dinp, numericGradient(x) { ref($0, wd, bd) }) < Self.tolerance)
+        #expect(relativeError(dw, numericGradient(wd) { ref(x, $0, bd) }) < Self.tolerance)
+        #expect(relativeError(db, numericGradient(bd) { ref(x, wd, $0) }) < Self.tolerance)
+    }
+
+    @Test func layerNormBackwardMatchesFiniteDifferences() {
+        var rng = SplitMix(state: 2)
+        let rows = 4, C = 16
+        let inp = Buffer(rows * C, &rng, scale: 2).data, w = Buffer(C, &rng).data, b = Buffer(C, &rng).data
+        let r = Buffer(rows * C, &rng).data
+        func ref(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
+            var s = 0.0
+            for i in 0..<rows {
+                let row = x[(i * C)..<((i + 1) * C)]
+                let m = row.reduce(0, +) / Double(C)
+                let v = row.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(C)
+                let rs = 1 / (v + Double(LayerNorm.epsilon)).squareRoot()
+                for c in 0..<C { s += ((x[i * C + c] - m) * rs * w[c] + b[c]) * Double(r[i * C + c]) }
+            }
+            return s
+        }
+        var out = [Float](repeating: 0, count: rows * C), mean = [Float](repeating: 0, count: rows)
+        var rstd = [Float](repeating: 0, count: rows)
+        LayerNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: inp, weight: w, bias: b, rows: rows, C: C)
+        // Accumulate into a non-zero buffer to check the `accumulate` path too.
+        let base = Buffer(rows * C, &rng).data
+        var dinp = base, dw = [Float](repeating: 9, count: C), db = [Float](repeating: 9, count: C)
+        var lnScratch = [Float](repeating: 0, count: LayerNorm.scratchCount(C: C, workers: Parallel.workers))
+        LayerNorm.backward(dinp: &dinp, dweight: &dw, dbias: &db, dout: r, inp: inp, weight: w,
+                           mean: mean, rstd: rstd, rows: rows, C: C, accumulate: true,
+                           scratch: &lnScratch)
+        let x = inp.map(Double.init), wd = w.map(Double.init), bd = b.map(Double.init)
+        let dx = zip(dinp, base).map { $0 - $1 }
+        #expect(relativeError(dx, numericGradient(x) { ref($0, wd, bd) }) < Self.tolerance)
+        #expect(relativeError(dw, numericGradient(wd) { ref(x, $0, bd) }) < Self.tolerance)
+        #expect(relativeError(db, numericGradient(bd) { ref(x, wd, $0) }) < Self.tolerance)
+    }
+
+    @Test func geluBackwardMatchesFiniteDifferences() {
+        var rng = SplitMix(state: 3)
+        let n = 37  // not a multiple of 8: covers the scalar tail
+        let inp = Buffer(n, &rng, scale: 4).data, r = Buffer(n, &rng).data
+        func ref(_ x: [Double]) -> Double {
+            var s = 0.0
+            for i in 0..<n {
+                let v = x[i]
+                s += 0.5 * v * (1 + Foundation.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) * Double(r[i])
+            }
+            return s
+        }
+        var out = [Float](repeating: 0, count: n)
+        GELU.forward(out: &out, inp: inp, count: n)
+        #expect(abs(zip(out, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } - ref(inp.map(Double.init))) < 1e-4)
+        var dinp = [Float](repeating: 0, count: n)
+        GELU.backward(dinp: &dinp, inp: inp, dout: r, count: n)
+        #expect(relativeError(dinp, numericGradient(inp.map(Double.init), ref)) < Self.tolerance)
+    }
+
+    @Test func crossEntropyBackwardMatchesFiniteDifferences() {
+        var rng = SplitMix(state: 4)
+        let rows = 3, V = 20
+        let logits = Buffer(rows * V, &rng, scale: 3).data
+        let targets: [Int32] = [2, 19, 7]
+        let scale: [Float] = [0.5, 0.25, 0]  // includes a masked row
+        func ref(_ x: [Double]) -> Double {
+            var s = 0.0
+            for i in 0..<rows {
+                let row = x[(i * V)..<((i + 1) * V)]
+                let m = row.max()!
+                let lse = m + Foundation.log(row.reduce(0) { $0 + Foundation.exp($1 - m) })
+                s += (lse - x[i * V + Int(targets[i])]) * Double(scale[i])
+            }
+            return s
+        }
+        var probs = [Float](repeating: 0, count: rows * V), losses = [Float](repeating: 0, count: rows)
+        CrossEntropy.forward(probs: &probs, losses: &losses, logits: logits, targets: targets, rows: rows, V: V)
+        var refLoss = 0.0
+        for i in 0..<rows { refLoss += Double(losses[i] * scale[i]) }
+        #expect(abs(refLoss - ref(logits.map(Double.init))) < 1e-5)
+        var d = [Float](repeating: 0, count: rows * V)
+        CrossEntropy.backward(dlogits: &d, probs: probs, targets: targets, rowScale: scale, rows: rows, V: V)
+        #expect(relativeError(d, numericGradient(logits.map(Double.init), ref)) < Self.tolerance)
+    }
+
+    @Test func embeddingBackwardMatchesFiniteDifferences() {
+        var rng = SplitMix(state: 5)
+        let B = 2, T = 3, C = 4, V = 5, maxT = 4
+        let wte = Buffer(V * C, &rng).data, wpe = Buffer(maxT * C, &rng).data
+        let tokens: [Int32] = [1, 4, 1, 0, 3, 1], r = Buffer(B * T * C, &rng).data
+        func ref(_ e: [Double], _ p: [Double]) -> Double {
+            var s = 0.0
+            for b in 0..<B { for t in 0..<T { for c in 0..<C {
+                s += (e[Int(tokens[b * T + t]) * C + c] + p[t * C + c]) * Double(r[(b * T + t) * C + c])
+            } } }
+            return s
+        }
+        var dwte = [Float](repeating: 0, count: V * C), dwpe = [Float](repeating: 7, count: maxT * C)
+        Embedding.backward(dwte: &dwte, dwpe: &dwpe, dout: r, tokens: tokens, B: B, T: T, C: C, maxT: maxT)
+        let e = wte.map(Double.init), p = wpe.map(Double.init)
+        #expect(relativeError(dwte, numericGradient(e) { ref($0, p) }) < Self.tolerance)
+        #expect(relativeError(dwpe, numericGradient(p) { ref(e, $0) }) < Self.tolerance)
+    }
+}

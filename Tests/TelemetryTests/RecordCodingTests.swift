@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import Telemetry
+
+private func line(_ r: Record) -> String {
+    var e = RecordEncoder()
+    return String(decoding: e.encode(r), as: UTF8.self)
+}
+
+private func decode(_ text: String) throws -> Record {
+    try RecordDecoder.record(Array(text.utf8))
+}
+
+@Suite("Record coding")
+struct RecordCodingTests {
+    @Test("every record of a run round-trips exactly")
+    func roundTrip() throws {
+        var e = RecordEncoder()
+        for r in Fixtures.records() {
+            var bytes = e.encode(r)
+            #expect(bytes.last == 0x0A)
+            #expect(!bytes.dropLast().contains(0x0A), "a record must be one line")
+            bytes.removeLast()
+            #expect(try RecordDecoder.record(bytes) == r)
+        }
+    }
+
+    @Test("the header round-trips, including a seed above 2^53")
+    func header() throws {
+        let h = Fixtures.header()
+        var e = RecordEncoder()
+        var bytes = e.encode(h)
+        bytes.removeLast()
+        let back = try HeaderDecoder.header(bytes)
+        #expect(back == h)
+        #expect(back.seed == 0xFFFF_FFFF_FFFF_FFF1)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.hasPrefix(#"{"type":"header","schema":"gradflow.run/1""#))
+        #expect(text.contains(#""start_iso":"2025-11-29T13:55:49Z""#))
+    }
+
+    @Test("step lines use the documented snake_case keys in a fixed order")
+    func stepKeys() {
+        var rng = TestRNG(seed: 3)
+        let text = line(.step(Fixtures.step(7, rng: &rng)))
+        let keys = ["\"type\":\"step\"", "\"step\":7", "\"t\":", "\"loss\":", "\"lr\":", "\"grad_norm\":", "\"clip_scale\":1",
+                    "\"tokens_per_s\":", "\"step_ms\":", "\"axes\":{\"context\":{\"mode\":\"adaptive\",\"weight\":[",
+                    "\"time\":", "\"depth\":{\"mode\":\"manual\"", "\"context_energy\":[[", "\"attention_mass\":[[",
+                    "\"attention_mass_by_head\":[[[", "\"oscillation\":{\"flip_rate\":[", "\"grad_cos\":[", "\"rel_update\":[",
+                    "\"spike\":false", "\"guard_fallbacks\":0"]
+        var last = text.startIndex
+        for k in keys {
+            guard let r = text.range(of: k, range: last..<text.endIndex) else {
+                Issue.record("missing or out of order: \(k) in \(text)")
+                return
+            }
+            last = r.upperBound
+        }
+    }
+
+    @Test("NaN losses are written as null and read back as NaN")
+    func nanLoss() throws {
+        let r = StepRecord(step: 1, t: 0, loss: .nan, learningRate: 1e-3, gradNorm: .infinity, clipScale: 1,
+                           tokensPerSecond: 0, stepMilliseconds: 1)
+        let text = line(.step(r))
+        #expect(text.contains("\"loss\":null") && text.contains("\"grad_norm\":null"))
+        guard case let .step(back) = try decode(text) else { Issue.record("not a step"); return }
+        #expect(back.loss.isNaN && back.gradNorm.isNaN)
+    }
+
+    @Test("members may come in any order, and unknown members are ignored")
+    func orderAndUnknown() throws {
+        let text = #"{"future":{"x":[1,{"y":null}]},"t":1.5,"loss":2,"lr":0.1,"grad_norm":1,"clip_scale":1,"tokens_per_s":5,"step_ms":3,"type":"step","step":9,"new_scalar":7}"#
+        guard case let .step(r) = try decode(text) else { Issue.record("not a step"); return }
+        #expect(r.step == 9 && r.t == 1.5 && r.loss == 2 && r.axes.isEmpty)
+    }
+
+    @Test("bad records name what is wrong", arguments: [
+        (#"{"type":"step","step":1}"#, "lacks member \"t\""),
+        (#"{"type":"step","step":1,"step":2,"t":0}"#, "duplicate member \"step\""),
+        (#"{"type":"bogus","step":1}"#, "unknown record type \"bogus\""),
+        (#"{"step":1}"#, "missing member \"type\""),
+        (#"{"type":"event","step":1,"t":0,"kind":"nope","source":"x"}"#, "unknown event kind \"nope\""),
+        (#"{"type":"step","step":1.5,"t":0}"#, "expected an integer"),
+        (#"{"type":"end","step":1,"t":0,"reason":"completed"} x"#, "after the end of the value"),
+        (#"{"type":"header","schema":"gradflow.run/1"}"#, "a second header line"),
+    ])
+    func badRecords(_ text: String, _ expected: String) {
+        do {
+            _ = try decode(text)
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect("\(error)".contains(expected), "\(error)")
+        }
+    }
+
+    @Test("schema versions: same major with a higher minor is read, another major is refused")
+    func schemaVersions() throws {
+        #expect(HeaderDecoder.version(of: "gradflow.run/1")! == (1, 0))
+        #expect(HeaderDecoder.version(of: "gradflow.run/1.7")! == (1, 7))
+        #expect(HeaderDecoder.version(of: "gradflow.run/x") == nil)
+        var h = Fixtures.header()
+        h.schema = "gradflow.run/1.3"
+        var e = RecordEncoder()
+        var bytes = e.encode(h)
+        bytes.removeLast()
+        #expect(try HeaderDecoder.header(bytes).schema == "gradflow.run/1.3")
+        h.schema = "gradflow.run/2.0"
+        bytes = e.encode(h)
+        bytes.removeLast()
+        #expect(throws: HeaderDecoder.Problem.self) { try HeaderDecoder.header(bytes) }
+        do { _ = try HeaderDecoder.header(bytes) } catch let p as HeaderDecoder.Problem {
+            guard case .unsupportedSchema = p else { Issue.record("wrong problem \(p)"); return }
+        }
+    }
+}
