@@ -76,7 +76,10 @@ final class FakeReplay: ReplayControl, @unchecked Sendable {
             frames += 1
             if frames == 3 {
                 countBeforeSeek = runnerRef?.state.data.recordCount ?? 0
+                // What the replayer does on a backward seek: restart the bus, publish from earlier.
                 replay.status.generation = 1
+                bus.restart()
+                for r in SyntheticRun.records(steps: 5) { bus.publish(r) }
                 s.pendingKeys = [.left, .character("]")]
             }
             if frames == 6 { s.pendingKeys = [.character("q")] }
@@ -86,7 +89,8 @@ final class FakeReplay: ReplayControl, @unchecked Sendable {
         runnerRef = runner
         #expect(runner.run() == .quit)
         #expect(countBeforeSeek == 30)
-        #expect(runner.state.data.recordCount == 0, "a new generation drops what the old stream built")
+        #expect(runner.state.data.recordCount == 5, "a new generation drops what the old stream built")
+        #expect(runner.state.data.lastStep?.step == 5)
         #expect(replay.actions == [.seek(steps: -100), .faster])
         #expect(screen.text.contains("REPLAY"))
     }

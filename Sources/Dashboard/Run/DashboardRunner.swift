@@ -81,12 +81,14 @@ public final class DashboardRunner {
             if let header = subscription.header, header != state.data.header { actions.append(.header(header)) }
             if let replay {
                 let status = replay.status
-                if let g = generation, g != status.generation { actions.append(.resetRecords) }
-                generation = status.generation
                 if status != state.replayStatus { actions.append(.replayStatus(status)) }
             }
-            let records = subscription.drain(max: options.maxRecordsPerFrame)
-            if !records.isEmpty { actions.append(.records(records)) }
+            // The generation comes with the records, so a replay that starts over (a backward
+            // seek restarts the bus) never mixes records from before and after.
+            let batch = subscription.drainBatch(max: options.maxRecordsPerFrame)
+            if let g = generation, g != batch.generation { actions.append(.resetRecords) }
+            generation = batch.generation
+            if !batch.records.isEmpty { actions.append(.records(batch.records)) }
             if interrupted() && !interruptSeen {
                 interruptSeen = true
                 actions.append(.interrupt)
