@@ -95,12 +95,14 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             let ckpt: Checkpoint
             do { ckpt = try Checkpoint.read(path: resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
-            var config = ckpt.metadata.config
-            config.steps = max(config.steps, steps == 2000 ? config.steps : steps)
+            if refinement.flags != RefinementFlags() {
+                throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
+            }
+            let config = ckpt.metadata.config
             let train = try data.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
             let runDirectory = (resume as NSString).deletingLastPathComponent
-            return TrainingSetup(config: config, refinement: refinementConfig, train: train, evalDomains: evalDomains,
-                                 runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
+            return TrainingSetup(config: config, refinement: ckpt.metadata.refinement ?? RefinementConfig(), train: train,
+                                 evalDomains: evalDomains, runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
         }
         let (gpt, preset) = try model.resolve()
         let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: steps, learningRate: lr,
