@@ -8,7 +8,7 @@ enum LossPanel {
         title.append(Span(" ─ ", theme.style(.border)))
         title.append(Span("train ━", theme.style(.series_train)))
         for (i, name) in d.validationNames.enumerated() {
-            title.append(Span(" val:\(name) ━", CellStyle(fg: theme.validationColor(i))))
+            title.append(Span(" \(RunData.validationLabel(name)) ━", CellStyle(fg: theme.validationColor(i))))
         }
         let hints = [Span("l", theme.style(.title)), Span(" log ", theme.style(.dim)), Span("s", theme.style(.title)),
                      Span(" smooth ", theme.style(.dim)), Span("z", theme.style(.title)), Span(" zoom ", theme.style(.dim)),
