@@ -74,7 +74,9 @@ enum ScalesPanel {
             }
             let pending = state.pendingWeights[row.target]
             let weight = pending ?? d.weight(row: i)
-            x = canvas.put(Format.pad(weight.map { Format.fixed($0, 2) } ?? "–", 5), x: x, y: y, style: theme.style(.fg, .bold))
+            let measured = d.lastStep?.axes.contains { $0.axis == row.axis } ?? true
+            x = canvas.put(Format.pad(weight.map { Format.fixed($0, 2) } ?? (measured ? "–" : "off"), 5), x: x, y: y,
+                           style: theme.style(weight == nil ? .dim : .fg, .bold))
             let mode = d.mode(of: row.axis)
             let modeText = pending != nil ? "… " : (mode == .adaptive ? "A " : (mode == .manual ? "M " : "- "))
             x = canvas.put(modeText, x: x, y: y, style: theme.style(pending != nil ? .title : .dim))

@@ -92,17 +92,31 @@ struct LineChart {
         let pw = plot.width * sx, ph = plot.height * sy
         var bits = [UInt8](repeating: 0, count: plot.width * plot.height)
         var owner = [Int8](repeating: -1, count: plot.width * plot.height)
+        // Cells holding a dot of the main line (not only the dim raw envelope drawn under a
+        // smoothed line).
+        var strong = [Bool](repeating: false, count: plot.width * plot.height)
         func py(_ v: Double) -> Int {
             let f = (tf(v) - tlo) / (thi - tlo)
             return Swift.max(0, Swift.min(ph - 1, Int(((1 - f) * Double(ph - 1)).rounded())))
         }
-        func plotPixel(_ x: Int, _ y: Int, _ k: Int) {
+        func plotPixel(_ x: Int, _ y: Int, _ k: Int, _ isStrong: Bool) {
             guard x >= 0, x < pw, y >= 0, y < ph else { return }
             let i = (y / sy) * plot.width + x / sx
             bits[i] |= bit(dx: x % sx, dy: y % sy)
-            owner[i] = Int8(k)
+            if isStrong || !strong[i] { owner[i] = Int8(k) }
+            if isStrong { strong[i] = true }
         }
         var latest: [(row: Int, value: Double, color: TerminalColor)] = []
+        // With smoothing, the raw envelope goes underneath, dim, so spikes stay visible.
+        if smoothing > 0 {
+            for (k, s) in series.enumerated() {
+                for (x, c) in s.data.columns(xRange: xRange, count: pw).enumerated() {
+                    guard let c else { continue }
+                    let y0 = py(c.max), y1 = py(c.min)
+                    for y in y0...Swift.max(y0, y1) { plotPixel(x, y, k, false) }
+                }
+            }
+        }
         for (k, s) in series.enumerated() {
             let cols = s.data.columns(xRange: xRange, count: pw, smoothing: smoothing)
             var prev: (x: Int, y: Int)?
@@ -110,9 +124,9 @@ struct LineChart {
             for (x, c) in cols.enumerated() {
                 guard let c else { continue }
                 let y0 = py(c.max), y1 = py(c.min)
-                for y in y0...Swift.max(y0, y1) { plotPixel(x, y, k) }
+                for y in y0...Swift.max(y0, y1) { plotPixel(x, y, k, true) }
                 let y = py(c.last)
-                if let p = prev { Self.line(from: p, to: (x, y)) { plotPixel($0, $1, k) } }
+                if let p = prev { Self.line(from: p, to: (x, y)) { plotPixel($0, $1, k, true) } }
                 prev = (x, y)
                 last = c.last
             }
@@ -147,7 +161,8 @@ struct LineChart {
                 let i = row * plot.width + col
                 guard bits[i] != 0 else { continue }
                 let k = Int(owner[i])
-                canvas.set(plot.x + col, plot.y + row, glyph(bits[i]), CellStyle(fg: series[k].color))
+                canvas.set(plot.x + col, plot.y + row, glyph(bits[i]),
+                           CellStyle(fg: series[k].color, attributes: strong[i] ? [] : .dim))
             }
         }
         // Y ticks.
