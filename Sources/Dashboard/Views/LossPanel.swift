@@ -17,7 +17,7 @@ enum LossPanel {
         guard inner.height >= 2 else { return }
         var series = [LineChart.Series(data: d.trainLoss, color: theme[.series_train], label: "train")]
         for (i, v) in d.validation.enumerated() {
-            series.append(LineChart.Series(data: v, color: theme.validationColor(i), label: d.validationNames[i]))
+            series.append(LineChart.Series(data: v, color: theme.validationColor(i), label: d.validationNames[i], smooth: false))
         }
         var chart = LineChart(series: series, xRange: state.xRange, smoothing: state.smoothing, logY: state.logY,
                               style: state.graphStyle,

@@ -12,6 +12,8 @@ struct LineChart {
         var data: DecimatedSeries
         var color: TerminalColor
         var label: String
+        /// Whether the chart's smoothing applies (dense per-step series yes, sparse evals no).
+        var smooth = true
     }
 
     struct Marker {
@@ -109,7 +111,7 @@ struct LineChart {
         var latest: [(row: Int, value: Double, color: TerminalColor)] = []
         // With smoothing, the raw envelope goes underneath, dim, so spikes stay visible.
         if smoothing > 0 {
-            for (k, s) in series.enumerated() {
+            for (k, s) in series.enumerated() where s.smooth {
                 for (x, c) in s.data.columns(xRange: xRange, count: pw).enumerated() {
                     guard let c else { continue }
                     let y0 = py(c.max), y1 = py(c.min)
@@ -118,7 +120,7 @@ struct LineChart {
             }
         }
         for (k, s) in series.enumerated() {
-            let cols = s.data.columns(xRange: xRange, count: pw, smoothing: smoothing)
+            let cols = s.data.columns(xRange: xRange, count: pw, smoothing: s.smooth ? smoothing : 0)
             var prev: (x: Int, y: Int)?
             var last: Double?
             for (x, c) in cols.enumerated() {

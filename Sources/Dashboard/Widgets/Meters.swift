@@ -16,13 +16,6 @@ enum Meter {
         return (filled, rest)
     }
 
-    /// Whole-cell bar (for shares): `█` up to round(fraction × width), then `░`.
-    static func blocks(_ fraction: Double, width: Int) -> (filled: String, rest: String) {
-        let f = fraction.isFinite ? Swift.max(0, Swift.min(1, fraction)) : 0
-        let n = Swift.min(width, Int((f * Double(width)).rounded()))
-        return (String(repeating: "█", count: n), String(repeating: "░", count: width - n))
-    }
-
     /// A sparkline over column samples (their means), scaled to their own range widened to at
     /// least `minSpan` so that noise on a flat series does not look like a trend.
     static func sparkline(_ columns: [ColumnSample?], minSpan: Double = 0) -> String {
