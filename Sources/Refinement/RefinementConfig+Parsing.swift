@@ -42,7 +42,7 @@ public struct RefinementFlags: Equatable, Sendable {
         ("--context-weights", "Context weight per band, e.g. 1,1,2 (range 0.05–10); makes the context axis manual."),
         ("--time-weights", "Time weights w_H,w_M,w_L of the high, mid and low gradient bands, e.g. 0.5,1,2 (range 0–6)."),
         ("--time-betas", "Fast and slow gradient EMA betas, default 0.9,0.99."),
-        ("--depth-groups", "Number of depth groups of layers (default 3: lower, middle, upper)."),
+        ("--depth-groups", "Number of depth groups of layers (default 3, or one per layer below 3: lower, middle, upper)."),
         ("--depth-weights", "Learning-rate multiplier per depth group, e.g. 1,1,1 (range 0.1–10); makes the depth axis manual."),
         ("--adaptive", "Axes driven by their adaptive policy: a list of context, time, depth, or all."),
         ("--grokfast", "Grokfast-EMA shorthand ALPHA,LAMBDA, e.g. 0.98,2: time betas α,α and weights 1,1,1+λ."),
@@ -103,8 +103,10 @@ extension RefinementConfig {
         }
         if let text = flags.depthWeights {
             let values = try parseWeights(text, flag: "--depth-weights", axis: .depth, example: "1,1,1")
-            guard values.count == depthGroups else {
-                throw RefinementError("--depth-weights: expected \(depthGroups) weights, one per depth group, got \(values.count)")
+            // Without --depth-groups the count is checked against the model in `resolve`
+            // (the default is min(3, layers)).
+            if let groups = depthGroups, values.count != groups {
+                throw RefinementError("--depth-weights: expected \(groups) weights, one per group of --depth-groups \(groups), got \(values.count)")
             }
             depthWeights = values
         }

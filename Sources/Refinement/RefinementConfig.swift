@@ -13,7 +13,8 @@ public struct RefinementConfig: Equatable, Sendable {
     public var timeWeights: TimeWeights?
     public var timeBetaFast = 0.9
     public var timeBetaSlow = 0.99
-    public var depthGroups = DepthGroups.defaultCount
+    /// Number of depth groups; nil for the default, min(3, layers).
+    public var depthGroups: Int?
     /// One depth multiplier per group; nil when not given.
     public var depthWeights: [Double]?
     public var adaptive: Set<RefinementAxis> = []
@@ -79,19 +80,21 @@ public struct RefinementSetup: Equatable, Sendable {
             throw RefinementError(
                 "--context-weights: expected \(bands.count) weights, one per band (\(bands.names.joined(separator: ", ")), the \(which)), got \(weights.count)")
         }
+        let groups = config.depthGroups ?? min(DepthGroups.defaultCount, max(layers, 1))
         do {
-            try DepthGroups.validate(layers: layers, groups: config.depthGroups)
+            try DepthGroups.validate(layers: layers, groups: groups)
         } catch let error as RefinementError {
-            throw RefinementError("--depth-groups: \(error.message)")
+            throw RefinementError(config.depthGroups == nil ? error.message : "--depth-groups: \(error.message)")
         }
-        if let weights = config.depthWeights, weights.count != config.depthGroups {
+        if let weights = config.depthWeights, weights.count != groups {
+            let which = config.depthGroups == nil ? "the default for \(layers) layers" : "--depth-groups \(groups)"
             throw RefinementError(
-                "--depth-weights: expected \(config.depthGroups) weights, one per depth group, got \(weights.count)")
+                "--depth-weights: expected \(groups) weights, one per depth group (\(which)), got \(weights.count)")
         }
         self.config = config
         self.contextBands = bands
         self.layers = layers
-        self.depthGroupCount = config.depthGroups
+        self.depthGroupCount = groups
     }
 
     /// The weights and modes the run starts with: given weights where given, 1 elsewhere.

@@ -66,7 +66,9 @@ public struct TimeBandStats: Equatable, Sendable {
 /// h = g − m_f, mid = m_f − m_s, low = m_s and writes
 /// ĝ = g + (w_H − 1)·h + (w_M − 1)·mid + (w_L − 1)·low into the gradient buffer. With unit weights
 /// the gradient buffer is not written at all, so it stays bit-identical. If ⟨ĝ, g⟩ ≤ 0 the tensor
-/// keeps g for this step (the guard; counted in `guardFallbacks`). At most two passes per tensor.
+/// keeps g for this step (the guard; counted in `guardFallbacks`); a tensor whose gradient is all
+/// zeros has no direction to protect and is refined without the guard. At most two passes per
+/// tensor: one updates the EMAs and measures, one writes ĝ.
 ///
 ///     let filter = try TimeBandFilter(tensorOffsets: model.offsets, tensorCounts: model.counts)
 ///     let stats = filter.refineAll(gradientArena: grads, weights: weights.time)
@@ -167,14 +169,15 @@ public final class TimeBandFilter {
         }
         var stats = sums.stats
         let isUnit = cH == 0 && cM == 0 && cL == 0
-        if !isUnit {
-            if sums.gradientSquared + sums.changeDotGradient <= 0 {
-                stats.guardFallbacks = 1
-                guardFallbacks += 1
-            } else {
-                TimeBandKernel.apply(
-                    gradient: gradient, fast: fastState, slow: slowState, count: count, cH: cH, cM: cM, cL: cL)
-            }
+        guard !isUnit && count > 0 else { return stats }
+        // An all-zero gradient has no direction to protect: it is refined without the guard, as
+        // Grokfast would refine it.
+        if sums.gradientSquared > 0 && sums.gradientSquared + sums.changeDotGradient <= 0 {
+            stats.guardFallbacks = 1
+            guardFallbacks += 1
+        } else {
+            TimeBandKernel.apply(
+                gradient: gradient, fast: fastState, slow: slowState, count: count, cH: cH, cM: cM, cL: cL)
         }
         return stats
     }

@@ -1,9 +1,12 @@
-// The loops of the time band filter on raw buffers, in 8-wide SIMD. Sums run in Float lanes over
+// The loops of the time band filter on raw buffers, in SIMD. Sums run in Float lanes over
 // blocks of `block` elements and are then added into Double, which keeps them accurate and lets
 // the loops vectorise. Every per-element value (EMAs, bands, the change d) is computed by the same
 // expressions in every loop, so the guard's ⟨d, g⟩ and the applied change agree.
 
-typealias Vector = SIMD8<Float>
+/// The SIMD width of every loop. Four lanes match the SSE registers of the baseline x86-64 target;
+/// eight lanes (two registers each) spilled the seven accumulators and ran slower.
+typealias Vector = SIMD4<Float>
+var lanes: Int { @inline(__always) get { Vector.scalarCount } }
 
 @inline(__always)
 func loadVector(_ pointer: UnsafeMutablePointer<Float>) -> Vector {
@@ -16,8 +19,9 @@ func storeVector(_ value: Vector, _ pointer: UnsafeMutablePointer<Float>) {
 }
 
 enum TimeBandKernel {
-    /// Elements per Float-lane partial sum before it is added into Double.
-    static let block = 2048
+    /// Elements per block: a block of the three buffers (12 KB) stays in L1 between the two
+    /// loops of pass 1, and each Float-lane partial sum is added into Double after a block.
+    static var block: Int { 1024 }
 
     struct Sums {
         var stats = TimeBandStats()
@@ -28,6 +32,11 @@ enum TimeBandKernel {
 
     /// Pass 1 of a started tensor: update both EMAs with g, then measure the bands, the momentum
     /// cosine terms (against the EMA before the update) and ⟨d, g⟩.
+    ///
+    /// Each block is walked twice while it sits in L1: first the EMA update with the sums that
+    /// need the old m_f, then the band sums from the new EMAs. One loop doing both ran at a
+    /// quarter of the speed: with seven accumulators live, LLVM interleaved the m_f and m_s
+    /// vectors through shuffles and spilled.
     static func updateAndMeasure(
         gradient g: UnsafeMutablePointer<Float>, fast f: UnsafeMutablePointer<Float>,
         slow s: UnsafeMutablePointer<Float>, count n: Int,
@@ -37,33 +46,39 @@ enum TimeBandKernel {
         let bs = Vector(repeating: betaSlow), aS = Vector(repeating: 1 - betaSlow)
         let vH = Vector(repeating: cH), vM = Vector(repeating: cM), vL = Vector(repeating: cL)
         var hh = 0.0, mm = 0.0, ll = 0.0, gm = 0.0, gg = 0.0, pp = 0.0, dg = 0.0
-        let vectorEnd = n & ~7
-        var i = 0
-        while i < vectorEnd {
-            let end = min(i + block, vectorEnd)
-            var aHH = Vector(), aMM = Vector(), aLL = Vector(), aGM = Vector()
-            var aGG = Vector(), aPP = Vector(), aDG = Vector()
+        let vectorEnd = n - n % lanes
+        var start = 0
+        while start < vectorEnd {
+            let end = min(start + block, vectorEnd)
+            var aGM = Vector(), aGG = Vector(), aPP = Vector()
+            var i = start
             while i < end {
                 let gv = loadVector(g + i), fPrev = loadVector(f + i), sPrev = loadVector(s + i)
-                let fv = bf * fPrev + af * gv
-                let sv = bs * sPrev + aS * gv
-                storeVector(fv, f + i)
-                storeVector(sv, s + i)
+                aGM += gv * fPrev
+                aGG += gv * gv
+                aPP += fPrev * fPrev
+                storeVector(bf * fPrev + af * gv, f + i)
+                storeVector(bs * sPrev + aS * gv, s + i)
+                i += lanes
+            }
+            var aHH = Vector(), aMM = Vector(), aLL = Vector(), aDG = Vector()
+            i = start
+            while i < end {
+                let gv = loadVector(g + i), fv = loadVector(f + i), sv = loadVector(s + i)
                 let h = gv - fv, mid = fv - sv
                 aHH += h * h
                 aMM += mid * mid
                 aLL += sv * sv
-                aGM += gv * fPrev
-                aGG += gv * gv
-                aPP += fPrev * fPrev
                 let d = vH * h + vM * mid + vL * sv
                 aDG += d * gv
-                i += 8
+                i += lanes
             }
             hh += Double(aHH.sum()); mm += Double(aMM.sum()); ll += Double(aLL.sum())
             gm += Double(aGM.sum()); gg += Double(aGG.sum()); pp += Double(aPP.sum())
             dg += Double(aDG.sum())
+            start = end
         }
+        var i = vectorEnd
         while i < n {
             let gv = g[i], fPrev = f[i], sPrev = s[i]
             let fv = betaFast * fPrev + (1 - betaFast) * gv
@@ -97,7 +112,7 @@ enum TimeBandKernel {
     ) -> Sums {
         let vH = Vector(repeating: cH), vM = Vector(repeating: cM), vL = Vector(repeating: cL)
         var hh = 0.0, mm = 0.0, ll = 0.0, gg = 0.0, dg = 0.0
-        let vectorEnd = n & ~7
+        let vectorEnd = n - n % lanes
         var i = 0
         while i < vectorEnd {
             let end = min(i + block, vectorEnd)
@@ -111,7 +126,7 @@ enum TimeBandKernel {
                 aGG += gv * gv
                 let d = vH * h + vM * mid + vL * sv
                 aDG += d * gv
-                i += 8
+                i += lanes
             }
             hh += Double(aHH.sum()); mm += Double(aMM.sum()); ll += Double(aLL.sum())
             gg += Double(aGG.sum()); dg += Double(aDG.sum())
@@ -141,14 +156,14 @@ enum TimeBandKernel {
         slow s: UnsafeMutablePointer<Float>, count n: Int, cH: Float, cM: Float, cL: Float
     ) {
         let vH = Vector(repeating: cH), vM = Vector(repeating: cM), vL = Vector(repeating: cL)
-        let vectorEnd = n & ~7
+        let vectorEnd = n - n % lanes
         var i = 0
         while i < vectorEnd {
             let gv = loadVector(g + i), fv = loadVector(f + i), sv = loadVector(s + i)
             let h = gv - fv, mid = fv - sv
             let d = vH * h + vM * mid + vL * sv
             storeVector(gv + d, g + i)
-            i += 8
+            i += lanes
         }
         while i < n {
             let gv = g[i], fv = f[i], sv = s[i]

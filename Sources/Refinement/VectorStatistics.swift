@@ -1,5 +1,5 @@
 // Fused reductions the trainer runs over a depth group's buffers for the oscillation statistics
-// and the relative update. Raw pointers, 8-wide SIMD, Float lanes flushed into Double per block.
+// and the relative update. Raw pointers, SIMD, Float lanes flushed into Double per block.
 
 /// Reductions over raw Float buffers, written to vectorise in release builds.
 public enum VectorStatistics {
@@ -9,7 +9,7 @@ public enum VectorStatistics {
     ) -> (dot: Double, aa: Double, bb: Double) {
         let pa = UnsafeMutablePointer(mutating: a), pb = UnsafeMutablePointer(mutating: b)
         var dot = 0.0, aa = 0.0, bb = 0.0
-        let vectorEnd = n & ~7
+        let vectorEnd = n - n % lanes
         var i = 0
         while i < vectorEnd {
             let end = min(i + TimeBandKernel.block, vectorEnd)
@@ -19,7 +19,7 @@ public enum VectorStatistics {
                 vDot += x * y
                 vAA += x * x
                 vBB += y * y
-                i += 8
+                i += lanes
             }
             dot += Double(vDot.sum()); aa += Double(vAA.sum()); bb += Double(vBB.sum())
         }
@@ -35,7 +35,7 @@ public enum VectorStatistics {
     public static func sumOfSquares(_ a: UnsafePointer<Float>, count n: Int) -> Double {
         let pa = UnsafeMutablePointer(mutating: a)
         var total = 0.0
-        let vectorEnd = n & ~7
+        let vectorEnd = n - n % lanes
         var i = 0
         while i < vectorEnd {
             let end = min(i + TimeBandKernel.block, vectorEnd)
@@ -43,7 +43,7 @@ public enum VectorStatistics {
             while i < end {
                 let x = loadVector(pa + i)
                 partial += x * x
-                i += 8
+                i += lanes
             }
             total += Double(partial.sum())
         }
@@ -60,18 +60,18 @@ public enum VectorStatistics {
         update: UnsafePointer<Float>, previousUpdate: UnsafePointer<Float>, count n: Int
     ) -> Int {
         let pu = UnsafeMutablePointer(mutating: update), pp = UnsafeMutablePointer(mutating: previousUpdate)
-        let zero = Vector(), one = SIMD8<Int32>(repeating: 1)
+        let zero = Vector(), one = Vector.MaskStorage(repeating: 1)
         var flips = 0
-        let vectorEnd = n & ~7
+        let vectorEnd = n - n % lanes
         var i = 0
         while i < vectorEnd {
             let end = min(i + TimeBandKernel.block, vectorEnd)
-            var partial = SIMD8<Int32>()
+            var partial = Vector.MaskStorage()
             while i < end {
                 let u = loadVector(pu + i), p = loadVector(pp + i)
                 let flip = (u .> zero .& p .< zero) .| (u .< zero .& p .> zero)
-                partial &+= SIMD8<Int32>().replacing(with: one, where: flip)
-                i += 8
+                partial &+= Vector.MaskStorage().replacing(with: one, where: flip)
+                i += lanes
             }
             flips += Int(partial.wrappedSum())
         }

@@ -12,21 +12,19 @@ import Telemetry
 /// oscillation for a plain run too; only the weighting is skipped when an axis is off.
 final class RefinementEngine {
     let setup: RefinementSetup
-    private(set) var weights: ScaleWeights
+    /// Weights, modes and the three adaptive policies.
+    private(set) var scales: ScaleController
+    var weights: ScaleWeights { scales.weights }
     let bands: Attention.Bands
     let layers: Int, heads: Int
     /// Depth group of every parameter tensor.
     let groupOfTensor: [Int]
     let parametersInGroup: [Int]
 
-    var contextPolicy: ContextPolicy
-    var timePolicy: TimePolicy
-    var depthPolicy: DepthPolicy
     var oscillation: [OscillationMeter]
     var spikes = SpikeDetector()
     var gradNormVariation = GradNormVariation()
     let timeFilter: TimeBandFilter?
-    private var announcedWarm = false
 
     /// [layers × bands] Float weights for the attention kernel.
     let contextWeightBuffer: UnsafeMutablePointer<Float>
@@ -36,7 +34,7 @@ final class RefinementEngine {
 
     init(setup: RefinementSetup, layout: ParameterLayout, heads: Int, totalSteps: Int, context: Int) throws {
         self.setup = setup
-        weights = setup.initialWeights()
+        scales = ScaleController(setup: setup, totalSteps: totalSteps)
         layers = setup.layers
         self.heads = heads
         bands = Attention.Bands(upperEdges: setup.contextBands.edges, T: context)
@@ -44,9 +42,6 @@ final class RefinementEngine {
         var counts = [Int](repeating: 0, count: setup.depthGroupCount)
         for (t, g) in zip(layout.tensors, groupOfTensor) { counts[g] += t.count }
         parametersInGroup = counts
-        contextPolicy = ContextPolicy(layers: setup.layers, bands: setup.contextBands.count)
-        timePolicy = TimePolicy(totalSteps: totalSteps)
-        depthPolicy = DepthPolicy(groups: setup.depthGroupCount)
         oscillation = Array(repeating: OscillationMeter(), count: setup.depthGroupCount)
         if setup.config.mode(.time) != .off {
             timeFilter = try TimeBandFilter(tensorOffsets: layout.tensors.map(\.offset),
@@ -158,32 +153,15 @@ final class RefinementEngine {
         }))
 
         // Policies set the weights of the next step.
-        if weights.mode(.context) == .adaptive {
-            let proposed = contextPolicy.update(energy: energyByLayer, step: step)
-            if weights.adopt(context: proposed) { syncContextWeights() }
-        }
-        if weights.mode(.time) == .adaptive, let time {
-            weights.adopt(time: timePolicy.update(stats: time, step: step))
-        }
-        if weights.mode(.depth) == .adaptive {
-            let applied = (0..<G).map { weights.depth[$0] }
-            weights.adopt(depth: depthPolicy.update(updateNorms: updSq.map { $0.squareRoot() },
-                                                    parameterNorms: parSq.map { $0.squareRoot() },
-                                                    appliedWeights: applied, step: step))
-        }
+        let changed = scales.update(step: step, contextEnergy: energyByLayer, timeStats: time,
+                                    depthUpdateNorms: updSq.map { $0.squareRoot() },
+                                    depthParameterNorms: parSq.map { $0.squareRoot() })
+        if changed.contains(.context) { syncContextWeights() }
         return (axes, energyByLayer, massByLayer, massByHead, osc, spike)
     }
 
-    /// The first step after which every adaptive axis has finished its warm-up (nil if none).
-    func adaptiveWarmupEnds(at step: Int) -> Bool {
-        let adaptive = RefinementAxis.allCases.filter { weights.mode($0) == .adaptive }
-        guard !adaptive.isEmpty, !announcedWarm else { return false }
-        if contextPolicy.parameters.schedule.isWarm(afterStep: step) {
-            announcedWarm = true
-            return true
-        }
-        return false
-    }
+    /// Whether the adaptive policies' warm-up ends with this step (for the event).
+    func adaptiveWarmupEnds(at step: Int) -> Bool { scales.warmupEnds(atStep: step) }
 
     private func meanContextWeight(band: Int) -> Double {
         guard weights.isOn(.context) else { return 1 }
@@ -212,7 +190,7 @@ final class RefinementEngine {
                                    layer: target.layer, newValue: value, source: source,
                                    message: "the time axis is off in this run (start it with --time-weights or --adaptive time)")
             }
-            switch weights.set(axis, band: target.band, layer: target.layer, to: value) {
+            switch scales.setWeight(axis, band: target.band, layer: target.layer, to: value) {
             case let .success(old):
                 if axis == .context { syncContextWeights() }
                 return EventRecord(step: step, t: t, kind: .weight, axis: target.axis, band: target.band,
@@ -227,13 +205,13 @@ final class RefinementEngine {
                 return EventRecord(step: step, t: t, kind: .refused, axis: axis, source: source,
                                    message: "the time axis is off in this run (start it with --time-weights or --adaptive time)")
             }
-            let old = weights.setMode(a, on ? .adaptive : .manual)
+            let old = scales.setAdaptive(a, on)
             if a == .context { syncContextWeights() }
             return EventRecord(step: step, t: t, kind: .mode, axis: axis, oldValue: old == .adaptive ? 1 : 0,
                                newValue: on ? 1 : 0, source: source,
                                message: "\(axis.rawValue) \(on ? "adaptive" : "manual")")
         case let .setTarget(band, share, source):
-            switch contextPolicy.setTarget(band: band, share: share) {
+            switch scales.setTarget(band: band, share: share) {
             case let .success(old):
                 return EventRecord(step: step, t: t, kind: .target, axis: .context, band: band,
                                    oldValue: old, newValue: share, source: source)
@@ -280,9 +258,22 @@ extension ScaleAxis {
 }
 
 extension RefinementEngine {
-    /// Replaces the weights wholesale (checkpoint restore) and refreshes the kernel's copy.
-    func replaceWeights(_ w: ScaleWeights) {
-        weights = w
+    /// Restores weights and modes saved in a checkpoint, and refreshes the kernel's copy.
+    func restoreWeights(_ state: [String: [Double]], layers: Int) {
+        for axis in RefinementAxis.allCases {
+            if axis == .context {
+                for l in 0..<layers {
+                    for (b, v) in (state["context.\(l)"] ?? []).enumerated() { _ = scales.setWeight(.context, band: b, layer: l, to: v) }
+                }
+            } else {
+                for (b, v) in (state[axis.rawValue] ?? []).enumerated() { _ = scales.setWeight(axis, band: b, to: v) }
+            }
+        }
+        for axis in RefinementAxis.allCases {
+            if let m = state["mode." + axis.rawValue]?.first, Int(m) < AxisMode.allCases.count {
+                scales.setMode(axis, AxisMode.allCases[Int(m)])
+            }
+        }
         syncContextWeights()
     }
 }

@@ -128,23 +128,3 @@ extension Trainer {
         ])
     }
 }
-
-extension RefinementEngine {
-    /// Puts back weights and modes saved in a checkpoint.
-    func restoreWeights(_ state: [String: [Double]], layers: Int) {
-        var w = weights
-        for axis in RefinementAxis.allCases {
-            if axis == .context {
-                for l in 0..<layers {
-                    for (b, v) in (state["context.\(l)"] ?? []).enumerated() { _ = w.set(.context, band: b, layer: l, to: v) }
-                }
-            } else {
-                for (b, v) in (state[axis.rawValue] ?? []).enumerated() { _ = w.set(axis, band: b, to: v) }
-            }
-            if let m = state["mode." + axis.rawValue]?.first, Int(m) < AxisMode.allCases.count {
-                w.setMode(axis, AxisMode.allCases[Int(m)])
-            }
-        }
-        replaceWeights(w)
-    }
-}

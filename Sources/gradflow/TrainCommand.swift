@@ -169,6 +169,12 @@ struct DisplayOptions: ParsableArguments {
 
     @Option(help: "Steps between progress lines in plain mode (default: about one line a second).")
     var reportEvery: Int?
+
+    @Option(help: "Dashboard theme: default, light, mono, high-contrast, a name in $XDG_CONFIG_HOME/gradflow/themes, or a path.")
+    var theme: String?
+
+    @Option(help: "Chart symbols: braille, block or ascii (for fonts without braille).")
+    var graph: String = "braille"
 }
 
 /// Everything `train` decided before the run starts.

@@ -6,6 +6,8 @@ import Testing
 /// against central differences of the surrogate of DESIGN §1.1:
 /// O_i = Σ_j [W_ij·P_ij·V_j + (1 − W_ij)·stopgrad(P_ij·V_j)].
 @Suite struct AttentionTests {
+    init() { useTestWorkers() }
+
     let B = 2, T = 12, C = 8, heads = 2
     var hs: Int { C / heads }
     let upperEdges = [2, 6]

@@ -1,4 +1,5 @@
 import Testing
+import Kernels
 @testable import Kernels
 
 /// Helpers for finite-difference checks: Float32 kernels against central differences of an
@@ -60,3 +61,7 @@ func dot(_ a: [Double], _ r: [Float]) -> Double {
     for i in 0..<a.count { s += a[i] * Double(r[i]) }
     return s
 }
+
+/// Every test in the package runs with two workers: `Parallel.workers` is process-wide, and the
+/// test targets share one process, so they must all agree (two workers also exercise the split).
+func useTestWorkers() { Kernels.Parallel.configure(threads: 2) }

@@ -5,6 +5,8 @@ import Testing
 /// Finite-difference tests of every backward kernel (tolerance: relative error < 1e-3 between the
 /// Float32 analytic gradient and float64 central differences of an independent reference).
 @Suite struct KernelGradientTests {
+    init() { useTestWorkers() }
+
     static let tolerance = 1e-3
 
     @Test func matmulBackwardMatchesFiniteDifferences() {

@@ -3,6 +3,8 @@ import Kernels
 @testable import Model
 
 @Suite struct ModelGradientTests {
+    init() { useTestWorkers() }
+
     @Test func presetParameterCountsMatchDesign() {
         #expect(GPTConfig.S.parameterCount == 842_496)
         #expect(GPTConfig.M.parameterCount == 10_844_160)
@@ -73,3 +75,7 @@ import Kernels
                 Array(UnsafeBufferPointer(start: b.grads, count: b.layout.count)))
     }
 }
+
+/// Every test in the package runs with two workers: `Parallel.workers` is process-wide, and the
+/// test targets share one process, so they must all agree (two workers also exercise the split).
+func useTestWorkers() { Kernels.Parallel.configure(threads: 2) }

@@ -1,0 +1,227 @@
+import Foundation
+import Kernels
+import Model
+import Refinement
+import Telemetry
+import Testing
+@testable import Training
+
+/// A small model and a run of a few dozen steps on the embedded corpus.
+func tinyConfig(steps: Int = 30, checkpointEvery: Int = 0, seed: UInt64 = 3) -> TrainingConfig {
+    TrainingConfig(model: GPTConfig(layers: 3, heads: 2, channels: 32, context: 32), preset: "custom",
+                   batch: 4, steps: steps, learningRate: 3e-3, seed: seed, threads: 2, evalEvery: 0,
+                   checkpointEvery: checkpointEvery)
+}
+
+/// Runs a trainer to the end and returns its step records' losses (and all records).
+func losses(_ config: TrainingConfig, refinement: RefinementConfig = RefinementConfig(),
+            runDirectory: String? = nil, resume: Checkpoint? = nil) throws -> (losses: [Double], records: [Record]) {
+    let bus = RecordBus()
+    let sub = bus.subscribe(name: "test", capacity: 1 << 20)
+    let trainer = try Trainer(config: config, refinement: refinement, train: try ByteDataset.embedded(),
+                              evalDomains: [], bus: bus, runDirectory: runDirectory, resume: resume)
+    trainer.run()
+    let records = sub.drain()
+    let l = records.compactMap { r -> Double? in if case let .step(s) = r { return s.loss }; return nil }
+    return (l, records)
+}
+
+func temporaryDirectory() -> String {
+    let path = NSTemporaryDirectory() + "gradflow-test-" + UUID().uuidString
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+@Suite struct TrainerTests {
+    @Test func sameSeedAndThreadsGiveIdenticalLosses() throws {
+        let a = try losses(tinyConfig()).losses
+        let b = try losses(tinyConfig()).losses
+        #expect(a.count == 30)
+        #expect(a == b)
+        let c = try losses(tinyConfig(seed: 4)).losses
+        #expect(a != c)
+        // And it learns: the last losses are well below the first.
+        let early: Double = a.prefix(5).reduce(0, +) / 5
+        let late: Double = a.suffix(5).reduce(0, +) / 5
+        #expect(late < early - 0.3)
+    }
+
+    @Test func allWeightsOneReproducesPlainTrainingBitForBit() throws {
+        let plain = try losses(tinyConfig(steps: 50)).losses
+        let flags = RefinementFlags(contextBands: "3,7", contextWeights: "1,1,1", timeWeights: "1,1,1",
+                                    depthWeights: "1,1,1")
+        let unit = try RefinementConfig(flags: flags)
+        #expect(!unit.isPlain)
+        let refined = try losses(tinyConfig(steps: 50), refinement: unit).losses
+        #expect(plain.count == 50)
+        #expect(refined == plain)
+        // Non-unit weights on every axis do change the run.
+        let other = try RefinementConfig(flags: RefinementFlags(contextBands: "3,7", contextWeights: "0.5,1,2",
+                                                               timeWeights: "0.5,1,2", depthWeights: "0.5,1,2"))
+        #expect(try losses(tinyConfig(steps: 50), refinement: other).losses != plain)
+    }
+
+    @Test func resumeContinuesWithIdenticalLosses() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let full = try losses(tinyConfig(steps: 30)).losses
+        // First half, checkpointing at step 15 (written at the end of the shortened run).
+        var half = tinyConfig(steps: 30, checkpointEvery: 15)
+        let first = try losses(half, runDirectory: dir)
+        #expect(first.losses == full)
+        let ckpt = try Checkpoint.read(path: Trainer.checkpointPath(runDirectory: dir, step: 15))
+        #expect(ckpt.metadata.step == 15)
+        half.checkpointEvery = 0
+        let resumed = try losses(half, resume: ckpt).losses
+        #expect(resumed == Array(full[15...]))
+    }
+
+    @Test func depthWeightsScaleEachGroupsUpdate() throws {
+        // One step from the same state: the update of every tensor in group k is φ_k times the
+        // plain update (weight decay included), to float rounding.
+        func oneStep(_ refinement: RefinementConfig) throws -> (before: [Float], after: [Float], groups: [Int]) {
+            let trainer = try Trainer(config: tinyConfig(steps: 1), refinement: refinement, train: try ByteDataset.embedded(),
+                                      evalDomains: [], bus: RecordBus(), runDirectory: nil)
+            let n = trainer.model.layout.count
+            let before = Array(UnsafeBufferPointer(start: trainer.model.params, count: n))
+            _ = trainer.trainStep()
+            let after = Array(UnsafeBufferPointer(start: trainer.model.params, count: n))
+            var groups: [Int] = []
+            for (i, t) in trainer.model.layout.tensors.enumerated() {
+                groups += Array(repeating: trainer.engine.groupOfTensor[i], count: t.count)
+            }
+            return (before, after, groups)
+        }
+        let plain = try oneStep(RefinementConfig())
+        let phi = [0.5, 1.0, 2.0]
+        let scaled = try oneStep(RefinementConfig(flags: RefinementFlags(depthWeights: "0.5,1,2")))
+        #expect(plain.before == scaled.before)
+        var worst = 0.0
+        for i in 0..<plain.before.count {
+            let u0 = Double(plain.after[i] - plain.before[i]), u1 = Double(scaled.after[i] - scaled.before[i])
+            let expected = u0 * phi[plain.groups[i]]
+            if abs(expected) > 1e-6 { worst = max(worst, abs(u1 - expected) / abs(expected)) }
+        }
+        #expect(worst < 2e-2, "worst relative deviation \(worst)")
+        #expect(Set(plain.groups) == [0, 1, 2])
+    }
+
+    @Test func stepRecordsCarryTheStatistics() throws {
+        let config = tinyConfig(steps: 5)
+        let (_, records) = try losses(config, refinement: try RefinementConfig(flags: RefinementFlags(adaptive: "all")))
+        guard case let .step(s)? = records.first(where: { if case .step = $0 { return true }; return false }) else {
+            Issue.record("no step record")
+            return
+        }
+        #expect(s.axes.map(\.axis) == [.context, .time, .depth])
+        #expect(s.axes.allSatisfy { $0.mode == .adaptive })
+        #expect(s.attentionMass.count == 3)
+        for layer in s.attentionMass { #expect(abs(layer.reduce(0, +) - 1) < 1e-4) }
+        #expect(s.oscillation.count == 3)
+        #expect(s.axes[0].bands.allSatisfy { $0.energy > 0 })
+        #expect(records.contains { if case .end = $0 { return true }; return false })
+        #expect(records.contains { if case .eval = $0 { return true }; return false })
+    }
+
+    @Test func commandsApplyAtStepBoundariesWithEvents() throws {
+        let bus = RecordBus()
+        let sub = bus.subscribe(name: "test", capacity: 1 << 20)
+        let trainer = try Trainer(config: tinyConfig(steps: 3), refinement: RefinementConfig(), train: try ByteDataset.embedded(),
+                                  evalDomains: [], bus: bus, runDirectory: nil)
+        trainer.commands.send(.setWeight(WeightTarget(axis: .context, band: 1), 1.5, source: "api"))
+        trainer.commands.send(.setWeight(WeightTarget(axis: .depth, band: 0), 99, source: "api"))
+        trainer.commands.send(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: "api"))
+        trainer.run()
+        let events = sub.drain().compactMap { r -> EventRecord? in if case let .event(e) = r { return e }; return nil }
+        let weight = events.first { $0.kind == .weight }
+        let w = try #require(weight)
+        #expect(w.axis == .context)
+        #expect(w.band == 1)
+        #expect(w.oldValue == 1)
+        #expect(w.newValue == 1.5)
+        #expect(w.step == 0)
+        let refused = events.filter { $0.kind == .refused }
+        #expect(refused.count == 2)
+        let depthRefusal = try #require(refused.first { $0.axis == .depth })
+        #expect(!depthRefusal.message.isEmpty)
+        #expect(refused.contains { $0.axis == .time && $0.message.contains("time axis is off") })
+    }
+}
+
+@Suite struct CheckpointTests {
+    @Test func refusesFilesThatAreNotGoodCheckpoints() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try losses(tinyConfig(steps: 2), runDirectory: dir)
+        let good = Trainer.checkpointPath(runDirectory: dir, step: 2)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        #expect(try Checkpoint.read(path: good).metadata.step == 2)
+
+        func expectError(_ data: Data, _ fragment: String) {
+            let p = dir + "/bad-\(UUID().uuidString).gfck"
+            FileManager.default.createFile(atPath: p, contents: data)
+            do {
+                _ = try Checkpoint.read(path: p)
+                Issue.record("accepted a bad checkpoint (\(fragment))")
+            } catch {
+                #expect("\(error)".contains(fragment), "\(error)")
+                #expect("\(error)".contains(p))
+            }
+        }
+        expectError(Data("hello, not a checkpoint".utf8), "not a gradflow checkpoint")
+        expectError(bytes.prefix(bytes.count / 2), "truncated")
+        var flipped = bytes
+        flipped[bytes.count / 2] ^= 0x40
+        expectError(flipped, "checksum")
+
+        // A checkpoint from another model shape is refused by name.
+        let ckpt = try Checkpoint.read(path: good)
+        var other = tinyConfig()
+        other.model.channels = 64
+        #expect(throws: CheckpointError.self) {
+            _ = try Trainer(config: other, refinement: RefinementConfig(), train: try ByteDataset.embedded(), evalDomains: [],
+                            bus: RecordBus(), runDirectory: nil, resume: ckpt)
+        }
+    }
+
+    @Test func neverOverwritesAFileThatIsNotACheckpoint() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/precious.txt"
+        _ = FileManager.default.createFile(atPath: path, contents: Data("keep me".utf8))
+        let meta = Checkpoint.Metadata(config: tinyConfig(), step: 0, rngState: [1, 2, 3, 4], adamSteps: 0,
+                                       bestValidationLoss: nil, sections: [], extra: [:])
+        #expect(throws: CheckpointError.self) { try Checkpoint.write(path: path, metadata: meta, sections: []) }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["precious.txt"])
+    }
+}
+
+@Suite struct DataTests {
+    @Test func splitIsTheLastTenPercentOfEachFile() {
+        let a = [UInt8](repeating: 1, count: 100), b = [UInt8](repeating: 2, count: 50)
+        let d = ByteDataset(name: "x", path: "x", files: [a, b])
+        #expect(d.train.count == 90 + 45)
+        #expect(d.validation == [UInt8](repeating: 1, count: 10) + [UInt8](repeating: 2, count: 5))
+    }
+
+    @Test func badDataGivesClearErrors() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let empty = dir + "/empty.txt"
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        #expect(throws: DataError.self) { _ = try ByteDataset.load(name: "e", path: empty) }
+        do { _ = try ByteDataset.load(name: "m", path: dir + "/missing.txt") } catch {
+            #expect("\(error)".contains("missing.txt: no such file"))
+        }
+        let small = dir + "/small.txt"
+        FileManager.default.createFile(atPath: small, contents: Data(String(repeating: "ab", count: 50).utf8))
+        let d = try ByteDataset.load(name: "s", path: small)
+        do {
+            try d.check(context: 128)
+            Issue.record("accepted a context longer than the data")
+        } catch {
+            #expect("\(error)".contains("context 128"))
+        }
+    }
+}
