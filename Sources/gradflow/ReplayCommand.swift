@@ -1,6 +1,8 @@
 import ArgumentParser
+import Dashboard
 import Foundation
 import Telemetry
+import Terminal
 
 /// `gradflow replay RUNDIR|FILE`: plays a recorded run again, in the dashboard or as progress lines.
 struct ReplayCommand: ParsableCommand {
@@ -39,7 +41,7 @@ struct ReplayCommand: ParsableCommand {
         do {
             if summaryOnly {
                 try summarise()
-            } else if display.noTui || !tryDashboard() {
+            } else if try !tryDashboard() {
                 try printProgress()
             }
         } catch let error as RunFileError {
@@ -89,26 +91,27 @@ struct ReplayCommand: ParsableCommand {
 
     // MARK: - Dashboard hook (the lead plugs the dashboard in here)
 
-    /// Runs the replay in the dashboard: `subscription` carries the header and records, `control`
-    /// is the replayer (pause, speed, seek, generation). Returns false when no dashboard can run
-    /// (no terminal, no TUI available), and the command then prints progress lines as with --no-tui.
-    func tryDashboard() -> Bool {
-        guard isatty(STDOUT_FILENO) != 0, isatty(STDIN_FILENO) != 0 else { return false }
+    /// Runs the replay in the dashboard. Returns false when no dashboard can run (no terminal,
+    /// unknown TERM), and the command then prints progress lines as with --no-tui.
+    func tryDashboard() throws -> Bool {
+        guard let (screen, options) = try DashboardLauncher.open(display, runFile: runPath) else { return false }
         let bus = RecordBus()
-        guard let replayer = try? Replayer(path: runPath, bus: bus, speed: speed, follow: follow) else { return false }
-        let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
-        guard runDashboard(subscription: subscription, control: replayer, start: { replayer.start() }) else {
-            bus.unsubscribe(subscription)
-            return false
+        let replayer: Replayer
+        do {
+            replayer = try Replayer(path: runPath, bus: bus, speed: speed, follow: follow)
+        } catch {
+            screen.close()
+            throw error
         }
+        let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
+        let signals = SignalHandling(onStop: {}, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
+        replayer.start()
+        let runner = DashboardRunner(screen: screen, subscription: subscription, commands: nil, replay: replayer,
+                                     options: options)
+        _ = runner.run(interrupted: { signals.stopRequested })
+        screen.close()
+        signals.cancel()
         replayer.stop()
         return true
-    }
-
-    /// The dashboard entry point. Until the dashboard is wired in, there is none: return false.
-    /// When wired: call `start()` once the screen is up, drain `subscription` (use `drainBatch` and
-    /// its generation), send key actions to `control.perform`, return true when the user quits.
-    func runDashboard(subscription: BusSubscription, control: ReplayControl, start: () -> Void) -> Bool {
-        false
     }
 }

@@ -95,12 +95,14 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             let ckpt: Checkpoint
             do { ckpt = try Checkpoint.read(path: resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
-            var config = ckpt.metadata.config
-            config.steps = max(config.steps, steps == 2000 ? config.steps : steps)
+            if refinement.flags != RefinementFlags() {
+                throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
+            }
+            let config = ckpt.metadata.config
             let train = try data.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
             let runDirectory = (resume as NSString).deletingLastPathComponent
-            return TrainingSetup(config: config, refinement: refinementConfig, train: train, evalDomains: evalDomains,
-                                 runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
+            return TrainingSetup(config: config, refinement: ckpt.metadata.refinement ?? RefinementConfig(), train: train,
+                                 evalDomains: evalDomains, runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
         }
         let (gpt, preset) = try model.resolve()
         let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: steps, learningRate: lr,
@@ -169,6 +171,12 @@ struct DisplayOptions: ParsableArguments {
 
     @Option(help: "Steps between progress lines in plain mode (default: about one line a second).")
     var reportEvery: Int?
+
+    @Option(help: "Dashboard theme: default, light, mono, high-contrast, a name in $XDG_CONFIG_HOME/gradflow/themes, or a path.")
+    var theme: String?
+
+    @Option(help: "Chart symbols: braille, block or ascii (for fonts without braille).")
+    var graph: String = "braille"
 }
 
 /// Everything `train` decided before the run starts.

@@ -1,6 +1,8 @@
 import Dispatch
 import Foundation
 import Telemetry
+import Terminal
+import Dashboard
 import Training
 
 /// Runs one training session: the trainer on its own thread, the recorder and the display on
@@ -9,7 +11,7 @@ struct TrainingSession {
     let setup: TrainingSetup
     let display: DisplayOptions
 
-    /// Returns the process exit status: 0 completed, 130 interrupted, 1 failed.
+    /// Returns the process exit status: 0 completed or quit with q, 130 stopped by a signal, 1 failed.
     func run() throws -> Int32 {
         let bus = RecordBus()
         var timeOffset = 0.0
@@ -29,7 +31,14 @@ struct TrainingSession {
         let runName = (setup.runDirectory as NSString).lastPathComponent
         let header = trainer.header(runName: runName)
         bus.publishHeader(header)
-        let printer = bus.subscribe(name: "progress", capacity: 1 << 16)
+        let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
+        let dashboard = try DashboardLauncher.open(display, runFile: runFile)
+        let viewer = dashboard == nil ? nil : bus.subscribe(name: "dashboard", capacity: 1 << 16)
+        let printer = dashboard == nil ? ProgressPrinter(interval: display.reportEvery) : nil
+        if let printer {
+            printer.consume(header: header)
+            printer.attach(to: bus)
+        }
         let recorder: RunRecorder
         if setup.resume != nil {
             recorder = try RunRecorder.resume(runFile: setup.runDirectory, bus: bus, step: trainer.step,
@@ -37,7 +46,8 @@ struct TrainingSession {
         } else {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
         }
-        let signals = SignalHandling { trainer.requestStop() }
+        let signals = SignalHandling(onStop: { trainer.requestStop() },
+                                     onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
         let thread = Thread {
@@ -48,16 +58,26 @@ struct TrainingSession {
         thread.name = "gradflow.trainer"
         thread.stackSize = 8 << 20
         thread.start()
-        PlainProgress(header: header, reportEvery: display.reportEvery).follow(printer)
+        if let (screen, options) = dashboard, let viewer {
+            let runner = DashboardRunner(screen: screen, subscription: viewer, commands: trainer.commands,
+                                         replay: nil, options: options)
+            let exit = runner.run(interrupted: { signals.stopRequested })
+            screen.close()
+            if case .ended = exit {} else {
+                // The dashboard was left while training runs: stop cleanly all the same.
+                trainer.requestStop()
+                print("gradflow: waiting for the trainer to finish its step…")
+            }
+        }
         done.wait()
+        printer?.finish()
         signals.cancel()
         do { try recorder.finish() } catch { FileHandle.standardError.write(Data("gradflow: run file: \(error)\n".utf8)) }
-        let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
         print("run file: \(runFile)")
         let end = outcome.end
         switch end?.reason {
         case .completed?: return 0
-        case .interrupted?: return 130
+        case .interrupted?: return signals.stopRequested ? 130 : 0  // q in the dashboard is a normal exit
         default:
             FileHandle.standardError.write(Data("gradflow: training failed: \(end?.message ?? "unknown error")\n".utf8))
             return 1
@@ -90,6 +110,12 @@ final class SignalHandling: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
     private var count = 0
     private let lock = NSLock()
+
+    /// Whether a stop signal has arrived.
+    var stopRequested: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return count > 0
+    }
 
     init(onStop: @escaping @Sendable () -> Void, onForce: @escaping @Sendable () -> Void = { exit(130) }) {
         for sig in [SIGINT, SIGTERM] {

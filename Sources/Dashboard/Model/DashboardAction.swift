@@ -1,0 +1,25 @@
+import Telemetry
+import Terminal
+
+/// Everything that can happen to the dashboard: the messages of `update`.
+public enum DashboardAction: Sendable, Equatable {
+    case key(Key)
+    /// A frame passed; `now` is the runner's clock in seconds.
+    case tick(now: Double)
+    case resize(Size)
+    case header(RunHeader)
+    case records([Record])
+    case replayStatus(ReplayStatus)
+    /// A replay restarted its stream: forget what the records built, keep the UI.
+    case resetRecords
+    /// SIGINT / SIGTERM: like q.
+    case interrupt
+}
+
+/// A side effect `update` asks for; the runner carries it out.
+public enum DashboardEffect: Sendable, Equatable {
+    case command(Command)
+    case replay(ReplayAction)
+    /// Return from the run loop now.
+    case quit
+}

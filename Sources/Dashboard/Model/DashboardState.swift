@@ -1,0 +1,135 @@
+import Telemetry
+import Terminal
+
+/// The panels of the dashboard, in focus order; the digit toggles one (btop style).
+public enum Panel: Int, CaseIterable, Sendable {
+    case loss = 1, scales, oscillation, attention, events
+
+    public var title: String {
+        switch self {
+        case .loss: return "Loss"
+        case .scales: return "Scales"
+        case .oscillation: return "Oscillation"
+        case .attention: return "Long-range attention"
+        case .events: return "Events"
+        }
+    }
+}
+
+/// How line charts are drawn (`--graph`).
+public enum GraphStyle: String, CaseIterable, Sendable {
+    case braille, block, ascii
+}
+
+/// Whether the dashboard watches a live trainer (commands allowed) or a replay.
+public enum DashboardMode: Sendable, Equatable {
+    case live
+    case replay
+}
+
+/// An own change the `u` key can take back.
+public enum UndoEntry: Sendable, Equatable {
+    case weight(WeightTarget, old: Double, new: Double)
+    case adaptive(ScaleAxis, was: Bool)
+}
+
+/// A message in the status line; errors (refusals) are drawn in the warning colour.
+public struct StatusMessage: Sendable, Equatable {
+    public var text: String
+    public var isError: Bool
+    /// Time (seconds, the runner's clock) it was set; it fades after `StatusMessage.lifetime`.
+    public var since: Double
+    public static let lifetime = 6.0
+}
+
+/// All the dashboard's state in one value (Elm style): what the records said, and the UI.
+public struct DashboardState: Sendable, Equatable {
+    public static let smoothingLevels: [Double] = [0, 0.6, 0.9, 0.98]
+    /// Zoom: all steps, or the last N.
+    public static let zoomLevels: [Int?] = [nil, 5000, 1000, 200]
+
+    public var data = RunData()
+    public var mode: DashboardMode
+    /// False when there is no command sink (a replay, or a read-only view of a live run).
+    public var canControl: Bool
+    public var focus: Panel = .scales
+    public var selectedRow = 0
+    public var smoothingIndex = 0
+    public var logY = false
+    public var zoomIndex = 0
+    public var graphStyle: GraphStyle
+    public var themeIndex = 0
+    public var themeNames: [String]
+    public var expanded: Panel?
+    public var showHelp = false
+    public var hidden: Set<Panel> = []
+    /// Events panel: how many of the newest entries are scrolled past.
+    public var eventsScroll = 0
+    /// Attention heatmap per head instead of per layer.
+    public var perHead = false
+    public var status: StatusMessage?
+    public var undo: [UndoEntry] = []
+    /// Weights sent but not yet confirmed by an event; the next key builds on them.
+    public var pendingWeights: [WeightTarget: Double] = [:]
+    /// Set by q (or an interrupt) in live mode: .stop was sent, waiting for the end record.
+    public var quitting = false
+    public var quitRequestedAt: Double?
+    public var replayStatus: ReplayStatus?
+    /// The runner's clock, from the latest tick.
+    public var now: Double = 0
+    /// Footer facts.
+    public var runFile: String?
+    public var colorModeLabel: String
+    public var size = Size(width: 80, height: 24)
+
+    public init(mode: DashboardMode, canControl: Bool, graphStyle: GraphStyle = .braille,
+                themeNames: [String] = ["default"], runFile: String? = nil, colorModeLabel: String = "") {
+        self.mode = mode
+        self.canControl = canControl
+        self.graphStyle = graphStyle
+        self.themeNames = themeNames
+        self.runFile = runFile
+        self.colorModeLabel = colorModeLabel
+    }
+
+    public var smoothing: Double { Self.smoothingLevels[smoothingIndex] }
+    public var zoom: Int? { Self.zoomLevels[zoomIndex] }
+
+    /// The steps shown by charts and sparklines (all, or the last `zoom`).
+    public var xRange: ClosedRange<Int> {
+        let last = Swift.max(data.lastStep?.step ?? 0, data.trainLoss.lastX ?? 0, 1)
+        let first = data.trainLoss.firstX ?? 0
+        if let z = zoom, last - z > first { return (last - z)...last }
+        return Swift.min(first, last - 1)...last
+    }
+
+    /// The selected band row, if the header has any.
+    public var selectedBand: BandRow? {
+        selectedRow < data.rows.count ? data.rows[selectedRow] : nil
+    }
+
+    /// The weight the next key press starts from: a pending own change, else the latest measured.
+    public func currentWeight(row: Int) -> Double {
+        guard row < data.rows.count else { return 1 }
+        return pendingWeights[data.rows[row].target] ?? data.weight(row: row) ?? 1
+    }
+
+    /// Panels drawn now, in focus order.
+    public var visiblePanels: [Panel] {
+        if let e = expanded { return [e] }
+        return Panel.allCases.filter { !hidden.contains($0) }
+    }
+
+    /// What the header's state badge says.
+    public var runStateLabel: String {
+        if let end = data.end { return end.reason == .completed ? "FINISHED" : end.reason.rawValue.uppercased() }
+        if quitting { return "STOPPING" }
+        if mode == .replay, let r = replayStatus {
+            if r.finished { return "REPLAY END" }
+            if r.paused { return "REPLAY PAUSED" }
+            return r.speed == 0 ? "REPLAY MAX" : "REPLAY ×\(Format.value(r.speed))"
+        }
+        if data.header == nil { return "WAITING" }
+        return data.paused ? "PAUSED" : "RUNNING"
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+
+/// Number and text formatting for the dashboard: short, aligned, and never wider than asked.
+public enum Format {
+    /// 1240 → "1,240".
+    public static func grouped(_ n: Int) -> String {
+        let digits = String(Swift.abs(n))
+        var out = ""
+        for (i, ch) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(ch)
+        }
+        return n < 0 ? "-" + out : out
+    }
+
+    /// 10 900 → "10.9k", 842 496 → "842k", 10 844 160 → "10.8M".
+    public static func compact(_ v: Double) -> String {
+        let a = Swift.abs(v)
+        if a >= 1e9 { return scaled(v / 1e9, "G") }
+        if a >= 1e6 { return scaled(v / 1e6, "M") }
+        if a >= 1e3 { return scaled(v / 1e3, "k") }
+        return a >= 100 || v == v.rounded() ? String(Int(v.rounded())) : fixed(v, 1)
+    }
+
+    private static func scaled(_ v: Double, _ unit: String) -> String {
+        Swift.abs(v) >= 100 ? "\(Int(v.rounded()))\(unit)" : fixed(v, 1) + unit
+    }
+
+    /// Fixed decimals ("%.2f").
+    public static func fixed(_ v: Double, _ digits: Int) -> String {
+        guard v.isFinite else { return v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf") }
+        return String(format: "%.\(digits)f", v)
+    }
+
+    /// Signed fixed decimals: "+0.22", "-0.09".
+    public static func signed(_ v: Double, _ digits: Int) -> String {
+        (v >= 0 ? "+" : "") + fixed(v, digits)
+    }
+
+    /// A value that may be large or small, in about four significant digits.
+    public static func value(_ v: Double) -> String {
+        let a = Swift.abs(v)
+        if a == 0 { return "0" }
+        if a >= 1000 { return compact(v) }
+        if a >= 100 { return fixed(v, 0) }
+        if a >= 10 { return fixed(v, 1) }
+        if a >= 0.01 { return fixed(v, a >= 1 ? 2 : 3) }
+        return String(format: "%.1e", v)
+    }
+
+    /// 121 → "2m01s"; 45 → "45s"; 3720 → "1h02m".
+    public static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "–" }
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
+        return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
+    }
+
+    /// 1 048 576 → "1.0 MB"; 3 400 → "3.4 kB".
+    public static func bytes(_ n: Int) -> String {
+        let v = Double(n)
+        if v >= 1e9 { return fixed(v / 1e9, 1) + " GB" }
+        if v >= 1e6 { return fixed(v / 1e6, 1) + " MB" }
+        if v >= 1e3 { return fixed(v / 1e3, 1) + " kB" }
+        return "\(n) B"
+    }
+
+    /// Percentage without decimals: 0.62 → "62%".
+    public static func percent(_ fraction: Double) -> String {
+        guard fraction.isFinite else { return "–" }
+        return "\(Int((fraction * 100).rounded()))%"
+    }
+
+    /// Shortens text to `width` columns by cutting the middle, so both ends (which tell similar
+    /// names apart) survive: "scale/context/phrase" → "scale/…/phrase".
+    public static func truncateMiddle(_ text: String, _ width: Int) -> String {
+        let scalars = Array(text.unicodeScalars)
+        guard scalars.count > width else { return text }
+        guard width > 1 else { return width == 1 ? "…" : "" }
+        let keepTail = (width - 1) / 2
+        let keepHead = width - 1 - keepTail
+        var s = String.UnicodeScalarView()
+        s.append(contentsOf: scalars[0..<keepHead])
+        s.append("…")
+        s.append(contentsOf: scalars[(scalars.count - keepTail)...])
+        return String(s)
+    }
+
+    /// Shortens text to `width` columns at the end, with an ellipsis.
+    public static func truncateEnd(_ text: String, _ width: Int) -> String {
+        let scalars = Array(text.unicodeScalars)
+        guard scalars.count > width else { return text }
+        guard width > 1 else { return width == 1 ? "…" : "" }
+        var s = String.UnicodeScalarView()
+        s.append(contentsOf: scalars[0..<(width - 1)])
+        s.append("…")
+        return String(s)
+    }
+
+    /// Pads with spaces on the right (or left with `right: true`) to exactly `width` columns.
+    public static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+        let n = text.unicodeScalars.count
+        if n >= width { return truncateEnd(text, width) }
+        let fill = String(repeating: " ", count: width - n)
+        return right ? fill + text : text + fill
+    }
+
+    /// Display width (every scalar the dashboard uses is one column).
+    public static func width(_ text: String) -> Int { text.unicodeScalars.count }
+}

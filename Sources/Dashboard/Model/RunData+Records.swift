@@ -1,0 +1,187 @@
+import Telemetry
+
+extension RunData {
+    /// Takes the run header: band rows and empty histories per band, group and layer.
+    public mutating func apply(header: RunHeader) {
+        self.header = header
+        rows = []
+        for (ai, axis) in header.axes.enumerated() {
+            for (bi, band) in axis.bands.enumerated() {
+                rows.append(BandRow(axis: axis.axis, axisIndex: ai, band: bi, info: band))
+            }
+        }
+        shares = rows.map { _ in DecimatedSeries(capacity: Self.sparkCapacity) }
+        weights = rows.map { _ in DecimatedSeries(capacity: Self.sparkCapacity) }
+        latestShares = rows.map { _ in nil }
+        let groups = Swift.max(1, groupNames.count)
+        flip = (0..<groups).map { _ in DecimatedSeries(capacity: Self.sparkCapacity) }
+        cosine = (0..<groups).map { _ in DecimatedSeries(capacity: Self.sparkCapacity) }
+    }
+
+    /// Folds one record into the histories and the event list.
+    public mutating func apply(_ record: Record) {
+        recordCount += 1
+        lastT = Swift.max(lastT, record.t)
+        switch record {
+        case let .step(s): apply(step: s)
+        case let .eval(e): apply(eval: e)
+        case let .event(e): apply(event: e)
+        case let .checkpoint(c):
+            addEvent(EventEntry(step: c.step, kind: .checkpoint,
+                                text: "\(c.path) (\(Format.bytes(c.bytes)), \(Format.fixed(c.milliseconds, 0)) ms)"))
+        case let .end(e):
+            end = e
+            var text = "run \(e.reason.rawValue)"
+            if let l = e.finalLoss { text += " · final loss \(Format.fixed(l, 3))" }
+            if let b = e.bestValidationLoss { text += " · best val \(Format.fixed(b, 3))" }
+            if !e.message.isEmpty { text += " · \(e.message)" }
+            addEvent(EventEntry(step: e.step, kind: .end, text: text))
+        }
+    }
+
+    private mutating func apply(step s: StepRecord) {
+        lastStep = s
+        trainLoss.append(x: s.step, s.loss)
+        tokensPerSecond.append(x: s.step, s.tokensPerSecond)
+        gradNorms.append(s.gradNorm)
+        for sample in s.axes {
+            let total = sample.bands.reduce(0) { $0 + Swift.max(0, $1.energy) }
+            for (i, row) in rows.enumerated() where row.axis == sample.axis && row.band < sample.bands.count {
+                let b = sample.bands[row.band]
+                weights[i].append(x: s.step, b.weight)
+                let share = total > 0 ? Swift.max(0, b.energy) / total : 0
+                shares[i].append(x: s.step, share)
+                latestShares[i] = share
+            }
+        }
+        while flip.count < s.oscillation.count {
+            flip.append(DecimatedSeries(capacity: Self.sparkCapacity))
+            cosine.append(DecimatedSeries(capacity: Self.sparkCapacity))
+        }
+        for (g, o) in s.oscillation.enumerated() {
+            flip[g].append(x: s.step, o.flipRate)
+            cosine[g].append(x: s.step, o.gradientCosine)
+        }
+        while longMass.count < s.attentionMass.count { longMass.append(DecimatedSeries(capacity: Self.sparkCapacity)) }
+        for (l, mass) in s.attentionMass.enumerated() {
+            if let last = mass.last { longMass[l].append(x: s.step, last) }
+        }
+        if s.spike {
+            // Counted here; the Events line comes from the trainer's warning event.
+            spikes += 1
+            lastSpikeStep = s.step
+        }
+        if let i = openEffect, i < events.count, var effect = events[i].effect {
+            effect.shareAfter = effectShare(effect) ?? effect.shareAfter
+            if let g = effect.flipGroup, g < s.oscillation.count { effect.flipAfter = s.oscillation[g].flipRate }
+            events[i].effect = effect
+        }
+    }
+
+    private func effectShare(_ e: WeightEffect) -> Double? {
+        guard let i = rows.firstIndex(where: { $0.axisIndex == e.axisIndex && $0.band == e.band }) else { return nil }
+        return latestShares[i]
+    }
+
+    private mutating func apply(eval e: EvalRecord) {
+        lastEval = e
+        var parts: [String] = []
+        for (k, d) in e.domains.enumerated() {
+            var i = validationNames.firstIndex(of: d.name) ?? -1
+            if i < 0 {
+                validationNames.append(d.name)
+                validation.append(DecimatedSeries(capacity: Self.sparkCapacity))
+                i = validationNames.count - 1
+            }
+            validation[i].append(x: e.step, d.loss)
+            var part = "\(RunData.validationLabel(d.name)) \(Format.fixed(d.loss, 3))"
+            if k == 0 {
+                if bestValidation == nil || d.loss < bestValidation!.loss {
+                    bestValidation = (d.loss, e.step)
+                    part += " (best)"
+                }
+            }
+            parts.append(part)
+        }
+        if let g = e.contextGain.first(where: { $0.window == 32 }) ?? e.contextGain.first {
+            parts.append("ΔL(\(g.window)) \(Format.fixed(g.delta, 2))")
+        }
+        addEvent(EventEntry(step: e.step, kind: .eval, text: parts.joined(separator: "  ")))
+        if let i = openEffect, i < events.count, var effect = events[i].effect, let v = e.domains.first?.loss {
+            effect.valAfter = v
+            events[i].effect = effect
+        }
+    }
+
+    private mutating func apply(event e: EventRecord) {
+        let bandLabel: String = {
+            guard let axis = e.axis else { return "" }
+            guard let b = e.band, let row = rows.first(where: { $0.axis == axis && $0.band == b }) else { return axis.rawValue }
+            return row.label + (e.layer.map { " L\($0)" } ?? "")
+        }()
+        let suffix = e.message.isEmpty ? "" : " · \(e.message)"
+        switch e.kind {
+        case .weight:
+            let old = e.oldValue.map { Format.fixed($0, 2) } ?? "?"
+            let new = e.newValue.map { Format.fixed($0, 2) } ?? "?"
+            let entry = EventEntry(step: e.step, kind: .weight, text: "\(bandLabel) \(old) → \(new)  (\(e.source), manual)\(suffix)",
+                                   effect: makeEffect(for: e))
+            addEvent(entry)
+            openEffect = events.count - 1
+            let name = rows.first { $0.axis == e.axis && $0.band == e.band }?.info.name ?? bandLabel
+            markers.append(WeightMarker(step: e.step, label: "\(name) ×\(new)"))
+            if markers.count > Self.maxMarkers { markers.removeFirst(markers.count - Self.maxMarkers) }
+        case .mode:
+            let on = (e.newValue ?? 0) != 0
+            addEvent(EventEntry(step: e.step, kind: .mode, text: "\(bandLabel) \(on ? "adaptive" : "manual")  (\(e.source))"))
+        case .target:
+            addEvent(EventEntry(step: e.step, kind: .mode,
+                                text: "\(bandLabel) target share \(e.newValue.map { Format.percent($0) } ?? "?")  (\(e.source))\(suffix)"))
+        case .refused:
+            addEvent(EventEntry(step: e.step, kind: .refused, text: "\(bandLabel.isEmpty ? "" : bandLabel + " ")\(e.message)"))
+        case .pause:
+            paused = true
+            addEvent(EventEntry(step: e.step, kind: .info, text: "paused (\(e.source))\(suffix)"))
+        case .resume:
+            paused = false
+            addEvent(EventEntry(step: e.step, kind: .info, text: "resumed (\(e.source))\(suffix)"))
+        case .resume_run:
+            addEvent(EventEntry(step: e.step, kind: .info, text: "resumed from checkpoint\(suffix)"))
+        case .warning:
+            addEvent(EventEntry(step: e.step, kind: .warning, text: e.message))
+        case .adaptive:
+            addEvent(EventEntry(step: e.step, kind: .mode, text: "adaptive \(bandLabel.isEmpty ? "policies" : bandLabel) on\(suffix)"))
+        case .stop:
+            addEvent(EventEntry(step: e.step, kind: .info, text: "stop requested (\(e.source))\(suffix)"))
+        }
+    }
+
+    private func makeEffect(for e: EventRecord) -> WeightEffect? {
+        guard let axis = e.axis, let band = e.band,
+              let i = rows.firstIndex(where: { $0.axis == axis && $0.band == band }) else { return nil }
+        var group: Int?
+        var flipBefore: Double?
+        if let osc = lastStep?.oscillation, !osc.isEmpty {
+            if axis == .depth && band < osc.count {
+                group = band
+            } else {
+                group = osc.indices.max { osc[$0].flipRate < osc[$1].flipRate }
+            }
+            flipBefore = group.map { osc[$0].flipRate }
+        }
+        let names = groupNames
+        return WeightEffect(bandName: rows[i].info.name, axisIndex: rows[i].axisIndex, band: band,
+                            shareBefore: latestShares[i], shareAfter: nil, flipGroup: group,
+                            flipGroupName: group.map { $0 < names.count ? names[$0] : "g\($0)" } ?? "",
+                            flipBefore: flipBefore, flipAfter: nil, valBefore: latestValidation, valAfter: nil)
+    }
+
+    private mutating func addEvent(_ entry: EventEntry) {
+        events.append(entry)
+        if events.count > Self.maxEvents {
+            let drop = events.count - Self.maxEvents
+            events.removeFirst(drop)
+            if let i = openEffect { openEffect = i >= drop ? i - drop : nil }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import Telemetry
+import Terminal
+
+extension DashboardState {
+    mutating func handle(key: Key) -> [DashboardEffect] {
+        if showHelp {
+            switch key {
+            case .character("q"): return requestQuit()
+            case .resize: return []
+            default: showHelp = false; return []
+            }
+        }
+        switch key {
+        case .character("q"), .control("c"): return requestQuit()
+        case .character("?"), .character("h"): showHelp = true
+        case .escape: expanded = nil
+        case .tab: cycleFocus(by: 1)
+        case .backTab: cycleFocus(by: -1)
+        case .character("e"), .enter: expanded = expanded == nil ? focus : nil
+        case .character("l"):
+            logY.toggle()
+            setStatus("log-y \(logY ? "on" : "off")")
+        case .character("s"):
+            smoothingIndex = (smoothingIndex + 1) % Self.smoothingLevels.count
+            setStatus(smoothing == 0 ? "smoothing off" : "smoothing EMA \(smoothing)")
+        case .character("z"):
+            zoomIndex = (zoomIndex + 1) % Self.zoomLevels.count
+            setStatus(zoom.map { "zoom: last \(Format.grouped($0)) steps" } ?? "zoom: all steps")
+        case .character("g"):
+            let all = GraphStyle.allCases
+            graphStyle = all[(all.firstIndex(of: graphStyle)! + 1) % all.count]
+            setStatus("graph: \(graphStyle.rawValue)")
+        case .character("t"):
+            themeIndex = (themeIndex + 1) % Swift.max(1, themeNames.count)
+            setStatus("theme: \(themeNames.isEmpty ? "default" : themeNames[themeIndex])")
+        case .character("v"):
+            perHead.toggle()
+            setStatus("attention: per \(perHead ? "head" : "layer")")
+        case let .character(c) where ("1"..."5").contains(c):
+            togglePanel(Panel(rawValue: Int(String(c))!)!)
+        case .up, .character("k"):
+            if focus == .events { eventsScroll = Swift.max(0, eventsScroll - 1) } else { moveSelection(-1) }
+        case .down, .character("j"):
+            if focus == .events { eventsScroll = Swift.min(Swift.max(0, data.events.count - 1), eventsScroll + 1) } else { moveSelection(1) }
+        case .pageUp where focus == .events: eventsScroll = Swift.max(0, eventsScroll - 10)
+        case .pageDown where focus == .events: eventsScroll = Swift.min(Swift.max(0, data.events.count - 1), eventsScroll + 10)
+        case .home where focus == .events: eventsScroll = 0
+        case .character(" "): return togglePause()
+        default:
+            return mode == .replay ? replayKey(key) : liveKey(key)
+        }
+        return []
+    }
+
+    private mutating func liveKey(_ key: Key) -> [DashboardEffect] {
+        let scalesFocused = focus == .scales
+        switch key {
+        case .character("+"), .character("="): return scaleWeight(by: 1.1, keyName: "+")
+        case .character("-"), .character("_"): return scaleWeight(by: 1 / 1.1, keyName: "-")
+        case .character("*"): return scaleWeight(by: 2, keyName: "*")
+        case .character("/"): return scaleWeight(by: 0.5, keyName: "/")
+        case .right where scalesFocused: return scaleWeight(by: 1.1, keyName: "→")
+        case .left where scalesFocused: return scaleWeight(by: 1 / 1.1, keyName: "←")
+        case .shiftRight where scalesFocused: return scaleWeight(by: 2, keyName: "⇧→")
+        case .shiftLeft where scalesFocused: return scaleWeight(by: 0.5, keyName: "⇧←")
+        case .character("0"): return setWeight(1, keyName: "0")
+        case .character("a"): return toggleAdaptive()
+        case .character("u"): return undoLast()
+        case .character("c"):
+            guard controlAllowed() else { return [] }
+            setStatus("checkpoint requested")
+            return [.command(.checkpointNow)]
+        case .character("["), .character("]"), .character("."):
+            setStatus("[ ] . set the replay speed; use 1–5 to hide or show panels")
+        default: break
+        }
+        return []
+    }
+
+    private mutating func replayKey(_ key: Key) -> [DashboardEffect] {
+        let total = data.header?.totalSteps ?? 1000
+        let stride = Swift.max(10, total / 50)
+        switch key {
+        case .right: return [.replay(.seek(steps: stride))]
+        case .left: return [.replay(.seek(steps: -stride))]
+        case .shiftRight: return [.replay(.seek(steps: stride * 10))]
+        case .shiftLeft: return [.replay(.seek(steps: -stride * 10))]
+        case .character("]"): return [.replay(.faster)]
+        case .character("["): return [.replay(.slower)]
+        case .character("."): return [.replay(.stepOnce)]
+        case .character("+"), .character("="), .character("-"), .character("*"), .character("/"),
+             .character("0"), .character("a"), .character("u"), .character("c"):
+            setStatus("replay is read-only: weights and checkpoints belong to a live run", error: true)
+        default: break
+        }
+        return []
+    }
+
+    private mutating func togglePause() -> [DashboardEffect] {
+        if mode == .replay { return [.replay(.togglePause)] }
+        guard controlAllowed() else { return [] }
+        let wasPaused = data.paused
+        data.paused.toggle()
+        setStatus(wasPaused ? "resume requested" : "pause requested (the trainer stops at the next step boundary)")
+        return [.command(wasPaused ? .resume : .pause)]
+    }
+
+    private mutating func controlAllowed() -> Bool {
+        if !canControl { setStatus("read-only view: no trainer to send commands to", error: true); return false }
+        if data.end != nil { setStatus("the run has ended", error: true); return false }
+        if quitting { setStatus("stopping: commands are no longer sent", error: true); return false }
+        return true
+    }
+
+    // MARK: - Weights
+
+    private mutating func scaleWeight(by factor: Double, keyName: String) -> [DashboardEffect] {
+        setWeight(currentWeight(row: selectedRow) * factor, keyName: keyName)
+    }
+
+    /// Sends a new weight for the selected band, clamped to its floor and ceiling; refuses when the
+    /// band already sits at the bound it would cross.
+    private mutating func setWeight(_ requested: Double, keyName: String) -> [DashboardEffect] {
+        guard controlAllowed(), let row = selectedBand else { return [] }
+        let old = currentWeight(row: selectedRow)
+        let lo = row.info.floor, hi = row.info.ceiling
+        let eps = 1e-9
+        var value = requested
+        var note = ""
+        if value > hi + eps {
+            if old >= hi - eps {
+                setStatus("\(row.label) is at its ceiling \(Format.fixed(hi, 2)): not changed", error: true)
+                return []
+            }
+            value = hi
+            note = " (clamped to ceiling)"
+        } else if value < lo - eps {
+            if old <= lo + eps {
+                setStatus("\(row.label) is at its floor \(Format.fixed(lo, 2)): not changed", error: true)
+                return []
+            }
+            value = lo
+            note = " (clamped to floor)"
+        }
+        if Swift.abs(value - old) < eps {
+            setStatus("\(row.label) is already \(Format.fixed(value, 2))")
+            return []
+        }
+        pendingWeights[row.target] = value
+        undo.append(.weight(row.target, old: old, new: value))
+        if undo.count > 100 { undo.removeFirst() }
+        setStatus("\(row.label) \(Format.fixed(old, 2)) → \(Format.fixed(value, 2))\(note) · key \(keyName) · applies at the next step")
+        return [.command(.setWeight(row.target, value, source: "key"))]
+    }
+
+    private mutating func toggleAdaptive() -> [DashboardEffect] {
+        guard controlAllowed(), let row = selectedBand else { return [] }
+        let isAdaptive = data.mode(of: row.axis) == .adaptive
+        undo.append(.adaptive(row.axis, was: isAdaptive))
+        setStatus("\(row.axis.rawValue): \(isAdaptive ? "manual" : "adaptive") requested")
+        return [.command(.setAdaptive(row.axis, !isAdaptive, source: "key"))]
+    }
+
+    private mutating func undoLast() -> [DashboardEffect] {
+        guard controlAllowed() else { return [] }
+        guard let last = undo.popLast() else {
+            setStatus("nothing to undo")
+            return []
+        }
+        switch last {
+        case let .weight(target, old, new):
+            pendingWeights[target] = old
+            let label = data.rows.first { $0.target == target }?.label ?? "\(target.axis.rawValue).\(target.band)"
+            setStatus("undo: \(label) \(Format.fixed(new, 2)) → \(Format.fixed(old, 2))")
+            return [.command(.setWeight(target, old, source: "key"))]
+        case let .adaptive(axis, was):
+            setStatus("undo: \(axis.rawValue) back to \(was ? "adaptive" : "manual")")
+            return [.command(.setAdaptive(axis, was, source: "key"))]
+        }
+    }
+
+    // MARK: - Focus and panels
+
+    private mutating func cycleFocus(by delta: Int) {
+        let panels = expanded == nil ? visiblePanels : Panel.allCases.filter { !hidden.contains($0) }
+        guard !panels.isEmpty else { return }
+        let i = panels.firstIndex(of: focus) ?? 0
+        focus = panels[(i + delta + panels.count) % panels.count]
+        if expanded != nil { expanded = focus }
+    }
+
+    private mutating func togglePanel(_ p: Panel) {
+        if hidden.contains(p) {
+            hidden.remove(p)
+            setStatus("\(p.title) shown")
+        } else {
+            guard hidden.count < Panel.allCases.count - 1 else {
+                setStatus("at least one panel stays visible", error: true)
+                return
+            }
+            hidden.insert(p)
+            if expanded == p { expanded = nil }
+            if focus == p, let next = visiblePanels.first { focus = next }
+            setStatus("\(p.title) hidden (\(p.rawValue) shows it again)")
+        }
+    }
+
+    private mutating func moveSelection(_ delta: Int) {
+        guard !data.rows.isEmpty else { return }
+        selectedRow = Swift.max(0, Swift.min(data.rows.count - 1, selectedRow + delta))
+    }
+}

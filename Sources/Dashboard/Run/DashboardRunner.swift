@@ -1,0 +1,124 @@
+import Foundation
+import Telemetry
+import Terminal
+
+/// Settings of a dashboard session.
+public struct DashboardOptions: Sendable {
+    /// Themes `t` cycles through; the first is used at start (ThemeLoader.catalog builds this).
+    public var themes: [Theme]
+    public var graphStyle: GraphStyle
+    /// Shown in the footer.
+    public var runFile: String?
+    /// Seconds between frames (15 fps by default).
+    public var frameInterval: Double
+    /// Return by itself once the end record has arrived (for non-interactive use).
+    public var exitWhenFinished: Bool
+    /// Most records folded per frame, so a replay at full speed cannot stall the screen.
+    public var maxRecordsPerFrame: Int
+
+    public init(themes: [Theme] = [Theme.default], graphStyle: GraphStyle = .braille, runFile: String? = nil,
+                frameInterval: Double = 1.0 / 15.0, exitWhenFinished: Bool = false, maxRecordsPerFrame: Int = 20_000) {
+        self.themes = themes.isEmpty ? [Theme.default] : themes
+        self.graphStyle = graphStyle
+        self.runFile = runFile
+        self.frameInterval = frameInterval
+        self.exitWhenFinished = exitWhenFinished
+        self.maxRecordsPerFrame = maxRecordsPerFrame
+    }
+}
+
+/// How a dashboard session ended.
+public enum DashboardExit: Sendable, Equatable {
+    /// The user left (replay, read-only view, or q pressed twice).
+    case quit
+    /// The run's end record arrived (after q / an interrupt, or with `exitWhenFinished`).
+    case ended(EndRecord)
+    /// `.stop` was sent but no end record came within `DashboardState.quitTimeout` seconds.
+    case stopTimedOut
+}
+
+/// Drives a dashboard: reads keys with a short timeout (the frame interval), drains the record
+/// subscription, folds everything into the state through `update`, renders, and carries out the
+/// effects (commands to the trainer, actions to a replay). The trainer never waits for it.
+public final class DashboardRunner {
+    public let screen: Screen
+    public let subscription: BusSubscription
+    public let commands: CommandSink?
+    public let replay: ReplayControl?
+    public let options: DashboardOptions
+    public private(set) var state: DashboardState
+    private var generation: Int?
+    private let start = DispatchTime.now().uptimeNanoseconds
+
+    public init(screen: Screen, subscription: BusSubscription, commands: CommandSink?, replay: ReplayControl?,
+                options: DashboardOptions = DashboardOptions()) {
+        self.screen = screen
+        self.subscription = subscription
+        self.commands = commands
+        self.replay = replay
+        self.options = options
+        state = DashboardState(mode: replay == nil ? .live : .replay, canControl: replay == nil && commands != nil,
+                               graphStyle: options.graphStyle, themeNames: options.themes.map(\.name),
+                               runFile: options.runFile, colorModeLabel: screen.colorMode.label)
+    }
+
+    private var now: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+
+    /// Runs until the user quits or the run ends (see `DashboardExit`). `interrupted` is polled
+    /// every frame; when it turns true the dashboard behaves as if q was pressed.
+    public func run(interrupted: () -> Bool = { false }) -> DashboardExit {
+        var interruptSeen = false
+        var exit: DashboardExit?
+        while exit == nil {
+            var actions: [DashboardAction] = []
+            if let key = screen.readKey(timeout: options.frameInterval) {
+                actions.append(.key(key))
+                var more = 0
+                while more < 32, let k = screen.readKey(timeout: 0) { actions.append(.key(k)); more += 1 }
+            }
+            let size = screen.size
+            if size != state.size { actions.append(.resize(size)) }
+            if let header = subscription.header, header != state.data.header { actions.append(.header(header)) }
+            if let replay {
+                let status = replay.status
+                if status != state.replayStatus { actions.append(.replayStatus(status)) }
+            }
+            // The generation comes with the records, so a replay that starts over (a backward
+            // seek restarts the bus) never mixes records from before and after.
+            let batch = subscription.drainBatch(max: options.maxRecordsPerFrame)
+            if let g = generation, g != batch.generation { actions.append(.resetRecords) }
+            generation = batch.generation
+            if !batch.records.isEmpty { actions.append(.records(batch.records)) }
+            if interrupted() && !interruptSeen {
+                interruptSeen = true
+                actions.append(.interrupt)
+            }
+            actions.append(.tick(now: now))
+
+            var effects: [DashboardEffect] = []
+            for a in actions { effects += state.apply(a) }
+            render()
+            for effect in effects {
+                switch effect {
+                case let .command(c): commands?.send(c)
+                case let .replay(r): replay?.perform(r)
+                case .quit: exit = exitReason()
+                }
+            }
+            if exit == nil, state.quitting, subscription.isFinished { exit = exitReason() }
+            if exit == nil, options.exitWhenFinished, let end = state.data.end { exit = .ended(end) }
+        }
+        return exit!
+    }
+
+    private func exitReason() -> DashboardExit {
+        if let end = state.data.end, state.quitting || options.exitWhenFinished { return .ended(end) }
+        if state.quitting, let t = state.quitRequestedAt, state.now - t > DashboardState.quitTimeout { return .stopTimedOut }
+        return .quit
+    }
+
+    private func render() {
+        let theme = options.themes[state.themeIndex % options.themes.count]
+        screen.present(DashboardView.render(state, size: state.size, theme: theme))
+    }
+}

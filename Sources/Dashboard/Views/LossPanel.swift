@@ -1,0 +1,42 @@
+import Terminal
+
+/// Train loss and every validation domain as line charts, weight-change markers, latest and best.
+enum LossPanel {
+    static func render(_ state: DashboardState, into canvas: inout Canvas, _ rect: Rect, theme: Theme, focused: Bool) {
+        let d = state.data
+        var title = PanelText.title(.loss, "Loss · nats", theme: theme)
+        title.append(Span(" ─ ", theme.style(.border)))
+        title.append(Span("train ━", theme.style(.series_train)))
+        for (i, name) in d.validationNames.enumerated() {
+            title.append(Span(" \(RunData.validationLabel(name)) ━", CellStyle(fg: theme.validationColor(i))))
+        }
+        let hints = [Span("l", theme.style(.title)), Span(" log ", theme.style(.dim)), Span("s", theme.style(.title)),
+                     Span(" smooth ", theme.style(.dim)), Span("z", theme.style(.title)), Span(" zoom ", theme.style(.dim)),
+                     Span("g", theme.style(.title)), Span(" graph", theme.style(.dim))]
+        let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
+        guard inner.height >= 2 else { return }
+        var series = [LineChart.Series(data: d.trainLoss, color: theme[.series_train], label: "train")]
+        for (i, v) in d.validation.enumerated() {
+            series.append(LineChart.Series(data: v, color: theme.validationColor(i), label: d.validationNames[i], smooth: false))
+        }
+        var chart = LineChart(series: series, xRange: state.xRange, smoothing: state.smoothing, logY: state.logY,
+                              style: state.graphStyle,
+                              markers: d.markers.map { LineChart.Marker(x: $0.step, label: $0.label) },
+                              markerColor: theme[.event_weight], axisStyle: theme.style(.dim))
+        let chartRect = Rect(x: inner.x, y: inner.y, width: inner.width, height: inner.height - 1)
+        chart.render(into: &canvas, chartRect)
+
+        var info: [Span] = [Span(" train ", theme.style(.dim))]
+        info.append(Span(d.trainLoss.last.map { Format.fixed($0, 3) } ?? "–", theme.style(.series_train, .bold)))
+        if let best = d.bestValidation {
+            info.append(Span(" · best val ", theme.style(.dim)))
+            info.append(Span(Format.fixed(best.loss, 3), CellStyle(fg: theme.validationColor(0), attributes: .bold)))
+            info.append(Span(" @\(Format.grouped(best.step))", theme.style(.dim)))
+        }
+        let smooth = state.smoothing == 0 ? "off" : "\(state.smoothing)"
+        let logText = chart.logUnavailable ? "log-y n/a (values ≤ 0)" : "log-y \(state.logY ? "on" : "off")"
+        let zoomText = state.zoom.map { "last \(Format.grouped($0)) steps" } ?? "all steps"
+        info.append(Span(" · smooth \(smooth) · \(logText) · \(zoomText)", theme.style(.dim)))
+        canvas.put(info, x: inner.x, y: inner.maxY - 1, maxX: inner.maxX)
+    }
+}

@@ -1,0 +1,126 @@
+import Telemetry
+import Terminal
+
+/// One row per axis and band: weight and mode, energy share bar, share trend. The selected row
+/// (▶) is where weight keys act.
+enum ScalesPanel {
+    static func render(_ state: DashboardState, into canvas: inout Canvas, _ rect: Rect, theme: Theme, focused: Bool) {
+        let d = state.data
+        let title = PanelText.title(.scales, "Scales · weight · share · trend", theme: theme)
+        let hints: [Span] = state.mode == .live && state.canControl
+            ? [Span("+", theme.style(.title)), Span(" ×1.1 ", theme.style(.dim)), Span("*", theme.style(.title)), Span(" ×2", theme.style(.dim))]
+            : [Span("read-only", theme.style(.dim))]
+        let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
+        guard inner.height >= 1, inner.width >= 20 else { return }
+        guard !d.rows.isEmpty else {
+            canvas.put(d.header == nil ? "waiting for the run header…" : "no scale axes in this run (refinement off)",
+                       x: inner.x + 1, y: inner.y, style: theme.style(.dim))
+            return
+        }
+        let axisCount = Set(d.rows.map(\.axisIndex)).count
+        // What fits, in order of value: the band rows, the footer (bounds and keys), blank lines
+        // between axes, a blank line on top.
+        let footerLines = 3
+        var room = inner.height - d.rows.count
+        let footer = room >= footerLines
+        if footer { room -= footerLines }
+        let separators = room >= axisCount - 1
+        if separators { room -= axisCount - 1 }
+        let leadingBlank = room >= 2
+        let wide = inner.width >= 50
+        let axisWidth = wide ? (d.rows.map { Format.width($0.axis.rawValue) }.max() ?? 7) + 2 : 0
+        let nameWidth = Swift.min(7, Swift.max(5, (d.rows.map { Format.width($0.info.name) }.max() ?? 5) + 1))
+        let extentWidth = wide ? Swift.min(8, (d.rows.map { Format.width($0.info.extent) }.max() ?? 0) + 1) : 0
+        // Expanded (or very wide): the bounds and a weight trend as well.
+        let extra = inner.width >= 90
+        let rangeWidth = extra ? 11 : 0
+        let fixed = 2 + axisWidth + nameWidth + extentWidth + 5 + 2 + rangeWidth + 5
+        let rest = Swift.max(4, inner.width - fixed)
+        let barWidth = Swift.max(3, Swift.min(10, rest * 5 / 9))
+        let trendWidth = Swift.max(0, inner.width - fixed - barWidth)
+        let sparkWidth = extra ? trendWidth / 2 : trendWidth
+        let weightTrendWidth = extra ? trendWidth - sparkWidth : 0
+
+        if leadingBlank && extra {
+            var x = inner.x + 2 + axisWidth
+            for (text, w) in [("band", nameWidth), ("extent", extentWidth), ("weight", 7), ("range", rangeWidth),
+                              ("share", barWidth + 5), ("share trend", sparkWidth), ("weight trend", weightTrendWidth)] {
+                canvas.put(Format.pad(text, w), x: x, y: inner.y, style: theme.style(.dim, .underline))
+                x += w
+            }
+        }
+
+        var y = inner.y + (leadingBlank ? 1 : 0)
+        var previousAxis = -1
+        for (i, row) in d.rows.enumerated() {
+            if row.axisIndex != previousAxis && previousAxis >= 0 && separators { y += 1 }
+            guard y < inner.maxY - (footer ? footerLines : 0) else { break }
+            let selected = i == state.selectedRow
+            let bandColor = theme.bandColor(row.band)
+            var x = inner.x
+            let base = CellStyle(fg: theme[.fg])
+            x = canvas.put(selected ? " ▶" : "  ", x: x, y: y, style: theme.style(.title, .bold))
+            if axisWidth > 0 {
+                let label = row.axisIndex != previousAxis ? row.axis.rawValue : ""
+                x = canvas.put(Format.pad(" " + label, axisWidth), x: x, y: y, style: theme.style(.dim))
+            } else {
+                x = canvas.put(" ", x: x, y: y, style: base)
+            }
+            previousAxis = row.axisIndex
+            x = canvas.put(Format.pad(Format.truncateMiddle(row.info.name, nameWidth - 1), nameWidth), x: x, y: y,
+                           style: CellStyle(fg: bandColor, attributes: selected ? .bold : []))
+            if extentWidth > 0 {
+                x = canvas.put(Format.pad(row.info.extent, extentWidth), x: x, y: y, style: theme.style(.dim))
+            }
+            let pending = state.pendingWeights[row.target]
+            let weight = pending ?? d.weight(row: i)
+            let measured = d.lastStep?.axes.contains { $0.axis == row.axis } ?? true
+            x = canvas.put(Format.pad(weight.map { Format.fixed($0, 2) } ?? (measured ? "–" : "off"), 5), x: x, y: y,
+                           style: theme.style(weight == nil ? .dim : .fg, .bold))
+            let mode = d.mode(of: row.axis)
+            let modeText = pending != nil ? "… " : (mode == .adaptive ? "A " : (mode == .manual ? "M " : "- "))
+            x = canvas.put(modeText, x: x, y: y, style: theme.style(pending != nil ? .title : .dim))
+            if rangeWidth > 0 {
+                let range = "\(Format.fixed(row.info.floor, 2))–\(Format.fixed(row.info.ceiling, 2))"
+                x = canvas.put(Format.pad(range, rangeWidth), x: x, y: y, style: theme.style(.dim))
+            }
+            let share = i < d.latestShares.count ? d.latestShares[i] : nil
+            let bar = Meter.bar(share ?? 0, width: barWidth)
+            x = canvas.put(bar.filled, x: x, y: y, style: CellStyle(fg: bandColor))
+            x = canvas.put(bar.rest, x: x, y: y, style: theme.style(.border))
+            x = canvas.put(Format.pad(share.map { Format.percent($0) } ?? "–", 5, right: true) + " ", x: x, y: y, style: base)
+            if sparkWidth > 1 {
+                let spark = d.shares[i].sparkline(xRange: state.xRange, width: sparkWidth - 1, minSpan: 0.1)
+                x = canvas.put(spark + " ", x: x, y: y, style: CellStyle(fg: bandColor))
+            }
+            if weightTrendWidth > 1 {
+                let spark = d.weights[i].sparkline(xRange: state.xRange, width: weightTrendWidth - 1, minSpan: 0.1)
+                canvas.put(spark, x: x, y: y, style: theme.style(.fg))
+            }
+            if selected {
+                let bg = theme[.selected_bg]
+                canvas.restyle(Rect(x: inner.x, y: y, width: inner.width, height: 1)) { $0.bg = bg }
+            }
+            y += 1
+        }
+        guard footer else { return }
+        var fy = inner.maxY - footerLines
+        let fallbacks = d.lastStep?.guardFallbacks ?? 0
+        canvas.put([Span(" guard fallbacks: time \(fallbacks)", theme.style(fallbacks > 0 ? .zone_watch : .dim)),
+                    Span(" · A adaptive · M manual", theme.style(.dim))], x: inner.x, y: fy, maxX: inner.maxX)
+        fy += 1
+        if let row = state.selectedBand {
+            let w = state.currentWeight(row: state.selectedRow)
+            canvas.put([Span(" ▶ \(row.label)", CellStyle(fg: theme.bandColor(row.band), attributes: .bold)),
+                        Span(" \(Format.fixed(w, 2)) · range \(Format.fixed(row.info.floor, 2))–\(Format.fixed(row.info.ceiling, 2))",
+                             theme.style(.dim))], x: inner.x, y: fy, maxX: inner.maxX)
+        }
+        fy += 1
+        let keys: [Span] = state.mode == .live
+            ? [(" ↑↓", "band"), ("+/-", "×1.1"), ("* /", "×2 ÷2"), ("0", "reset"), ("a", "auto"), ("u", "undo")].flatMap {
+                [Span($0.0, theme.style(.title)), Span(" \($0.1)  ", theme.style(.dim))]
+            }
+            : [Span(" replay: weights are read-only", theme.style(.dim))]
+        canvas.put(keys, x: inner.x, y: fy, maxX: inner.maxX)
+    }
+}

@@ -1,0 +1,292 @@
+import Foundation
+import Terminal
+
+/// A line chart of decimated series with y ticks on the left, x ticks at 1-2-5 steps below,
+/// vertical markers, and the latest value of each series at the right edge.
+///
+/// Each series is resampled to the plot's pixel columns (2 per cell in braille, 1 in block and
+/// ASCII); a column draws the span from its minimum to its maximum, so spikes stay visible, and
+/// consecutive columns are joined by lines.
+struct LineChart {
+    struct Series {
+        var data: DecimatedSeries
+        var color: TerminalColor
+        var label: String
+        /// Whether the chart's smoothing applies (dense per-step series yes, sparse evals no).
+        var smooth = true
+    }
+
+    struct Marker {
+        var x: Int
+        var label: String
+    }
+
+    var series: [Series]
+    var xRange: ClosedRange<Int>
+    var smoothing: Double
+    var logY: Bool
+    var style: GraphStyle
+    var markers: [Marker] = []
+    var markerColor: TerminalColor
+    var axisStyle: CellStyle
+    /// Set by render: true when log-y was asked for but the data has values ≤ 0.
+    private(set) var logUnavailable = false
+
+    /// Pixels per cell and the glyph for a set of lit pixels.
+    private var resolution: (sx: Int, sy: Int) {
+        switch style {
+        case .braille: return (2, 4)
+        case .block: return (1, 2)
+        case .ascii: return (1, 3)
+        }
+    }
+
+    private func glyph(_ bits: UInt8) -> Unicode.Scalar {
+        switch style {
+        case .braille: return Unicode.Scalar(0x2800 + UInt32(bits))!
+        case .block:
+            switch bits { case 1: return "▀"; case 2: return "▄"; default: return "█" }
+        case .ascii:
+            switch bits { case 1: return "'"; case 2: return "-"; case 4: return "."; case 5: return ":"; case 3, 6: return "+"; default: return "|" }
+        }
+    }
+
+    mutating func render(into canvas: inout Canvas, _ rect: Rect) {
+        guard rect.width >= 12, rect.height >= 3 else { return }
+        // Value range over what is visible.
+        var lo = Double.infinity, hi = -Double.infinity
+        for s in series {
+            if let e = s.data.extent(in: xRange) { lo = Swift.min(lo, e.min); hi = Swift.max(hi, e.max) }
+        }
+        guard lo <= hi else {
+            canvas.put("waiting for data…", x: rect.x + 2, y: rect.y + rect.height / 2, style: axisStyle)
+            return
+        }
+        let useLog = logY && lo > 0
+        logUnavailable = logY && !useLog
+        func tf(_ v: Double) -> Double { useLog ? log10(v) : v }
+        var tlo = tf(lo), thi = tf(hi)
+        if thi - tlo < 1e-12 {
+            let pad = Swift.max(Swift.abs(tlo) * 0.05, 0.05)
+            tlo -= pad; thi += pad
+        } else {
+            let pad = (thi - tlo) * 0.04
+            tlo -= pad; thi += pad
+        }
+        // Ticks and the left axis width.
+        let plotHeight = rect.height - 1
+        let yTicks = Self.ticks(lo: tlo, hi: thi, count: Swift.max(2, plotHeight / 3), log: useLog)
+        let labels = yTicks.map { Self.tickLabel($0.value, ticks: yTicks, log: useLog) }
+        let labelWidth = (labels.map(Format.width).max() ?? 3) + 1
+        let rightMargin = rect.width >= 50 ? 7 : 0
+        let plot = Rect(x: rect.x + labelWidth + 1, y: rect.y, width: rect.width - labelWidth - 1 - rightMargin, height: plotHeight)
+        guard plot.width >= 4 else { return }
+        let (sx, sy) = resolution
+        let pw = plot.width * sx, ph = plot.height * sy
+        var grid = PixelGrid(width: plot.width, height: plot.height, sx: sx, sy: sy, style: style)
+        func py(_ v: Double) -> Int {
+            let f = (tf(v) - tlo) / (thi - tlo)
+            return Swift.max(0, Swift.min(ph - 1, Int(((1 - f) * Double(ph - 1)).rounded())))
+        }
+        var latest: [(row: Int, value: Double, color: TerminalColor)] = []
+        // With smoothing, the raw envelope goes underneath, dim, so spikes stay visible.
+        if smoothing > 0 {
+            for (k, s) in series.enumerated() where s.smooth {
+                for (x, c) in s.data.columns(xRange: xRange, count: pw).enumerated() {
+                    guard let c else { continue }
+                    let y0 = py(c.max), y1 = py(c.min)
+                    grid.span(x: x, from: y0, to: y1, series: k, strong: false)
+                }
+            }
+        }
+        for (k, s) in series.enumerated() {
+            let cols = s.data.columns(xRange: xRange, count: pw, smoothing: s.smooth ? smoothing : 0)
+            var prev: (x: Int, y: Int)?
+            var last: Double?
+            for (x, c) in cols.enumerated() {
+                guard let c else { continue }
+                let y0 = py(c.max), y1 = py(c.min)
+                grid.span(x: x, from: y0, to: y1, series: k, strong: true)
+                let y = py(c.last)
+                if let p = prev { grid.line(from: p, to: (x, y), series: k) }
+                prev = (x, y)
+                last = c.last
+            }
+            if let v = last { latest.append((py(v) / sy, v, s.color)) }
+        }
+        // Markers under the data.
+        let span = Double(Swift.max(1, xRange.upperBound - xRange.lowerBound))
+        func cellX(_ x: Int) -> Int { plot.x + Int((Double(x - xRange.lowerBound) / span * Double(plot.width - 1)).rounded()) }
+        let markerStyle = CellStyle(fg: markerColor)
+        let visibleMarkers = markers.filter { xRange.contains($0.x) }
+        for m in visibleMarkers {
+            let cx = cellX(m.x)
+            for row in 0..<plot.height where grid.bits[row * plot.width + (cx - plot.x)] == 0 {
+                canvas.set(cx, plot.y + row, "┊", markerStyle)
+            }
+        }
+        // Labels after every line so none is cut by a later marker; the newest wins a collision.
+        var labelStart = plot.maxX
+        for m in visibleMarkers.reversed() {
+            let cx = cellX(m.x)
+            let label = "▼ \(m.label) @\(m.x)"
+            var lx = cx
+            if lx + Format.width(label) > labelStart - 1 { lx = labelStart - 1 - Format.width(label) }
+            if lx >= plot.x && (cx >= lx) {
+                canvas.put(label, x: lx, y: plot.y, style: markerStyle)
+                labelStart = lx
+            }
+        }
+        // Data on top.
+        for row in 0..<plot.height {
+            for col in 0..<plot.width {
+                let i = row * plot.width + col
+                guard grid.bits[i] != 0 else { continue }
+                let k = Int(grid.owner[i])
+                canvas.set(plot.x + col, plot.y + row, glyph(grid.bits[i]),
+                           CellStyle(fg: series[k].color, attributes: grid.strong[i] ? [] : .dim))
+            }
+        }
+        // Y ticks.
+        for (t, label) in zip(yTicks, labels) {
+            let f = (t.position - tlo) / (thi - tlo)
+            let row = plot.y + Int(((1 - f) * Double(plot.height - 1)).rounded())
+            guard row >= plot.y && row < plot.maxY else { continue }
+            canvas.put(Format.pad(label, labelWidth - 1, right: true), x: rect.x, y: row, style: axisStyle)
+            canvas.set(rect.x + labelWidth - 1, row, "┤", axisStyle)
+        }
+        // X ticks at 1-2-5 steps.
+        let xRow = rect.maxY - 1
+        let step = Self.niceStep(span / Double(Swift.max(1, plot.width / 12)))
+        var tick = (Double(xRange.lowerBound) / step).rounded(.up) * step
+        var freeFrom = rect.x
+        while tick <= Double(xRange.upperBound) + 1e-9 {
+            let cx = cellX(Int(tick))
+            let text = tick >= 100_000 ? Format.compact(tick) : Format.grouped(Int(tick))
+            let start = Swift.max(plot.x, cx - Format.width(text) / 2)
+            if start >= freeFrom && start + Format.width(text) <= rect.maxX {
+                canvas.put(text, x: start, y: xRow, style: axisStyle)
+                freeFrom = start + Format.width(text) + 2
+            }
+            tick += step
+        }
+        // Latest values at the right edge, nudged apart.
+        guard rightMargin > 0 else { return }
+        var used = Set<Int>()
+        for l in latest.sorted(by: { $0.row < $1.row }) {
+            var row = l.row
+            while used.contains(row) && row < plot.height - 1 { row += 1 }
+            used.insert(row)
+            canvas.put(Format.value(l.value), x: plot.maxX + 1, y: plot.y + row, style: CellStyle(fg: l.color, attributes: .bold))
+        }
+    }
+
+    /// A tick label with as many decimals as the tick step needs ("4", "3.5", "0.25").
+    static func tickLabel(_ v: Double, ticks: [(value: Double, position: Double)], log: Bool) -> String {
+        guard ticks.count >= 2 else { return Format.value(v) }
+        let step = Swift.abs(ticks[1].value - ticks[0].value)
+        let evenlySpaced = zip(ticks, ticks.dropFirst()).allSatisfy { Swift.abs(($1.value - $0.value) - step) < step * 1e-6 }
+        guard !log || evenlySpaced else { return Format.value(v) }
+        if Swift.abs(v) >= 10_000 { return Format.compact(v) }
+        let decimals = step >= 1 ? 0 : Swift.min(6, Int(ceil(-log10(step) - 1e-9)))
+        return Format.fixed(v, decimals)
+    }
+
+    /// The smallest of 1, 2, 5 × 10^k that is at least `raw`.
+    static func niceStep(_ raw: Double) -> Double {
+        guard raw > 0, raw.isFinite else { return 1 }
+        let p = pow(10, floor(log10(raw)))
+        for m in [1.0, 2.0, 5.0, 10.0] where m * p >= raw - 1e-12 { return m * p }
+        return 10 * p
+    }
+
+    /// About `count` ticks over [lo, hi] (in plotted units) at 1-2-5 steps; on a log axis the
+    /// ticks are 1-2-5 values of the data placed at their logarithm.
+    static func ticks(lo: Double, hi: Double, count: Int, log: Bool) -> [(value: Double, position: Double)] {
+        if log {
+            var out: [(Double, Double)] = []
+            var decade = pow(10, floor(lo))
+            while log10(decade) <= hi + 1 {
+                for m in [1.0, 2.0, 5.0] {
+                    let v = m * decade
+                    let p = log10(v)
+                    if p >= lo && p <= hi { out.append((v, p)) }
+                }
+                decade *= 10
+            }
+            if out.count >= 2 && out.count <= count * 2 { return out }
+            // Too few decades for 1-2-5: linear ticks on the data values, placed logarithmically.
+            let vlo = pow(10, lo), vhi = pow(10, hi)
+            return ticks(lo: vlo, hi: vhi, count: count, log: false).map { ($0.value, log10($0.value)) }.filter { $0.0 > 0 }
+        }
+        // The 1-2-5 step whose tick count comes closest to `count`.
+        let range = hi - lo
+        let e = floor(log10(Swift.max(range / Double(Swift.max(1, count)), 1e-12)))
+        var candidates: [Double] = []
+        for k in [e - 1, e, e + 1] { for m in [1.0, 2.0, 5.0] { candidates.append(m * pow(10, k)) } }
+        let step = candidates.filter { range / $0 >= 1.5 }
+            .min { Swift.abs(range / $0 - Double(count)) < Swift.abs(range / $1 - Double(count)) } ?? niceStep(range / 2)
+        var out: [(Double, Double)] = []
+        var v = (lo / step).rounded(.up) * step
+        while v <= hi + step * 1e-9 {
+            out.append((Swift.abs(v) < step * 1e-9 ? 0 : v, v))
+            v += step
+        }
+        return out
+    }
+}
+
+/// The dots of a chart: a bit mask per cell (braille 2×4, block 1×2, ASCII 1×3 pixels), which
+/// series drew the cell, and whether that was its main line or only the dim raw envelope.
+struct PixelGrid {
+    let width: Int
+    let height: Int
+    let sx: Int
+    let sy: Int
+    let style: GraphStyle
+    var bits: [UInt8]
+    var owner: [Int8]
+    var strong: [Bool]
+
+    init(width: Int, height: Int, sx: Int, sy: Int, style: GraphStyle) {
+        self.width = width
+        self.height = height
+        self.sx = sx
+        self.sy = sy
+        self.style = style
+        bits = [UInt8](repeating: 0, count: width * height)
+        owner = [Int8](repeating: -1, count: width * height)
+        strong = [Bool](repeating: false, count: width * height)
+    }
+
+    private static let brailleBits: [UInt8] = [0x01, 0x02, 0x04, 0x40, 0x08, 0x10, 0x20, 0x80]
+
+    mutating func plot(_ x: Int, _ y: Int, series k: Int, strong isStrong: Bool) {
+        guard x >= 0, x < width * sx, y >= 0, y < height * sy else { return }
+        let i = (y / sy) * width + x / sx
+        let dx = x % sx, dy = y % sy
+        bits[i] |= style == .braille ? Self.brailleBits[dx * 4 + dy] : UInt8(1 << dy)
+        if isStrong || !strong[i] { owner[i] = Int8(k) }
+        if isStrong { strong[i] = true }
+    }
+
+    /// A vertical run of pixels in one column (a column's min…max).
+    mutating func span(x: Int, from y0: Int, to y1: Int, series k: Int, strong: Bool) {
+        for y in Swift.min(y0, y1)...Swift.max(y0, y1) { plot(x, y, series: k, strong: strong) }
+    }
+
+    /// Bresenham between two pixels.
+    mutating func line(from a: (x: Int, y: Int), to b: (x: Int, y: Int), series k: Int) {
+        var x0 = a.x, y0 = a.y
+        let dx = Swift.abs(b.x - x0), dy = -Swift.abs(b.y - y0)
+        let stepX = x0 < b.x ? 1 : -1, stepY = y0 < b.y ? 1 : -1
+        var err = dx + dy
+        while true {
+            plot(x0, y0, series: k, strong: true)
+            if x0 == b.x && y0 == b.y { break }
+            let e2 = 2 * err
+            if e2 >= dy { err += dy; x0 += stepX }
+            if e2 <= dx { err += dx; y0 += stepY }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Testing
+@testable import Dashboard
+
+@Suite struct SeriesTests {
+    @Test func millionAppendsStayBoundedAndKeepExtremes() {
+        var s = DecimatedSeries(capacity: 1024)
+        for i in 0..<1_000_000 {
+            let v = i == 777_777 ? 100.0 : (i == 123_456 ? -50.0 : sin(Double(i) / 1000))
+            s.append(x: i, v)
+        }
+        #expect(s.buckets.count <= 1024)
+        #expect(s.count == 1_000_000)
+        #expect(s.buckets.reduce(0) { $0 + $1.count } == 1_000_000)
+        #expect(s.extent(in: 0...999_999)?.max == 100)
+        #expect(s.extent(in: 0...999_999)?.min == -50)
+        #expect(s.buckets.first?.firstX == 0 && s.buckets.last?.lastX == 999_999)
+        #expect(s.last == sin(999_999.0 / 1000))
+        // The spike survives resampling to a small width.
+        let cols = s.columns(xRange: 0...999_999, count: 40)
+        #expect(cols.compactMap { $0?.max }.max() == 100)
+        #expect(cols.compactMap { $0?.min }.min() == -50)
+        #expect(s.memoryBytes < 100_000)
+    }
+
+    @Test func bucketsAreContiguousAndOrdered() {
+        var s = DecimatedSeries(capacity: 8)
+        for i in 0..<100 { s.append(x: i, Double(i)) }
+        for (a, b) in zip(s.buckets, s.buckets.dropFirst()) { #expect(a.lastX + 1 == b.firstX) }
+        #expect(s.span == 16)
+        #expect(s.indices(overlapping: 40...60).allSatisfy { s.buckets[$0].lastX >= 40 && s.buckets[$0].firstX <= 60 })
+    }
+
+    @Test func nonFiniteValuesAreSkipped() {
+        var s = DecimatedSeries()
+        s.append(x: 1, .nan)
+        s.append(x: 2, .infinity)
+        s.append(x: 3, 2)
+        #expect(s.count == 1 && s.last == 2)
+    }
+
+    @Test func smoothingFollowsAnEMA() {
+        var s = DecimatedSeries()
+        for i in 0..<10 { s.append(x: i, i < 5 ? 0 : 1) }
+        let cols = s.columns(xRange: 0...9, count: 10, smoothing: 0.5)
+        #expect(cols[4]?.last == 0)
+        #expect(cols[5]?.last == 0.5)
+        #expect(cols[6]?.last == 0.75)
+    }
+
+    @Test func columnsCarryTheMean() {
+        var s = DecimatedSeries(capacity: 16)
+        for i in 0..<1000 { s.append(x: i, Double(i % 2)) }
+        let cols = s.columns(xRange: 0...999, count: 10)
+        #expect(cols.allSatisfy { $0 != nil && abs($0!.mean - 0.5) < 0.01 })
+        #expect(cols.allSatisfy { $0!.min == 0 && $0!.max == 1 })
+    }
+
+    @Test func recentWindowCV() {
+        var w = RecentWindow(capacity: 4)
+        for v in [10.0, 10, 10, 10, 2, 4, 6, 8] { w.append(v) }
+        #expect(w.count == 4)
+        let cv = w.coefficientOfVariation!
+        #expect(abs(cv - (20.0 / 3).squareRoot() / 5) < 1e-12)
+    }
+
+    @Test func formatHelpers() {
+        #expect(Format.grouped(1240) == "1,240")
+        #expect(Format.grouped(5_000_000) == "5,000,000")
+        #expect(Format.compact(10_900) == "10.9k")
+        #expect(Format.compact(842_496) == "842k")
+        #expect(Format.duration(121) == "2m01s")
+        #expect(Format.duration(3720) == "1h02m")
+        #expect(Format.bytes(1_048_576) == "1.0 MB")
+        #expect(Format.truncateMiddle("scale/context/phrase", 14) == "scale/c…phrase")
+        #expect(Format.truncateMiddle("scale/context/local", 14) != Format.truncateMiddle("scale/context/phrase", 14))
+    }
+
+    @Test func niceTicksUse125() {
+        #expect(LineChart.niceStep(0.7) == 1)
+        #expect(LineChart.niceStep(130) == 200)
+        #expect(LineChart.niceStep(3) == 5)
+        let ticks = LineChart.ticks(lo: 1.1, hi: 4.6, count: 4, log: false).map(\.value)
+        #expect(ticks == [2, 3, 4])
+    }
+}
+
+import Foundation
