@@ -18,6 +18,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,33 @@ def run_one(cmd: list[str], source: str, timeout: float) -> dict:
         raise RuntimeError(str(e))
 
 
+def busy_cores(interval: float = 2.0) -> float | None:
+    """CPU cores busy (non-idle) on the whole machine over `interval` seconds, from /proc/stat."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(interval)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if t1 == t0:
+        return None
+    return (1.0 - (i1 - i0) / (t1 - t0)) * (os.cpu_count() or 1)
+
+
+def wait_until_quiet(max_busy: float, max_wait: float) -> float | None:
+    """Waits (at most `max_wait` s) until fewer than `max_busy` cores are busy; returns the last
+    reading. Other people's builds on a shared machine make throughput figures noisy."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = busy_cores()
+        if busy is None or busy < max_busy or time.monotonic() >= deadline:
+            return busy
+        time.sleep(3)
+
+
 def gradflow_path(flag: str | None) -> Path:
     """--gradflow, else $GRADFLOW, else .build/release/gradflow at the repository root."""
     return Path(flag or os.environ.get("GRADFLOW") or ROOT / ".build/release/gradflow")
@@ -136,6 +164,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--reference", default=str(BENCH / "reference.py"), help=argparse.SUPPRESS)
     ap.add_argument("--reference-args", default="", help="extra arguments for reference.py bench (e.g. --plain)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run (default 900)")
+    ap.add_argument("--quiet-below", type=float, metavar="CORES",
+                    help="before each run, wait until fewer than CORES cores are busy (e.g. 0.5)")
+    ap.add_argument("--quiet-wait", type=float, default=300,
+                    help="longest wait for --quiet-below, seconds (default 300)")
     ap.add_argument("--json", action="store_true", help="also print all results as one JSON object")
     args = ap.parse_args(argv)
     args.preset_list = [p.strip() for p in args.presets.split(",") if p.strip()]
@@ -179,6 +211,9 @@ def main(argv: list[str]) -> int:
                 side = sides[name]
                 if side.error:
                     continue
+                busy = None
+                if args.quiet_below is not None:
+                    busy = wait_until_quiet(args.quiet_below, args.quiet_wait)
                 try:
                     res = run_one(cmd, name, args.timeout)
                 except RuntimeError as e:
@@ -189,7 +224,8 @@ def main(argv: list[str]) -> int:
                 side.ms_per_step.append(float(res.get("ms_per_step", 0.0)))
                 side.info = res
                 print(f"  {preset} round {r + 1}/{args.rounds} {name:8s} "
-                      f"{res['tokens_per_second']:10,.0f} tok/s  {res.get('ms_per_step', 0):8.2f} ms/step",
+                      f"{res['tokens_per_second']:10,.0f} tok/s  {res.get('ms_per_step', 0):8.2f} ms/step"
+                      + (f"  (busy cores before: {busy:.2f})" if busy is not None else ""),
                       flush=True)
         results[preset] = sides
 

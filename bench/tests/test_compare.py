@@ -43,6 +43,19 @@ class ParseResultTests(unittest.TestCase):
             compare.parse_result('{"tokens_per_second": "fast"}', "pytorch")
 
 
+class QuietTests(unittest.TestCase):
+    def test_busy_cores_is_within_machine(self):
+        busy = compare.busy_cores(0.2)
+        self.assertIsNotNone(busy)
+        self.assertGreaterEqual(busy, 0.0)
+        self.assertLessEqual(busy, os.cpu_count() + 1e-9)
+
+    def test_wait_gives_up_after_max_wait(self):
+        start = compare.time.monotonic()
+        compare.wait_until_quiet(-1.0, 0.0)  # never quiet: returns after one reading
+        self.assertLess(compare.time.monotonic() - start, 5.0)
+
+
 class EndToEndTests(unittest.TestCase):
     def setUp(self):
         self.dir = Path(tempfile.mkdtemp())
