@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side training throughput: Gradflow vs the PyTorch reference (bench/reference.py).
 
-For each preset, runs `gradflow bench --preset P --steps N --threads T --json` and
+For each preset, runs `gradflow bench --preset P --steps N --warmup W --threads T --json` and
 `reference.py bench ... --json` alternately, R rounds each, and prints a table of the median
 tokens/s of each side (median over rounds of each run's median step), their ratio, and machine info.
 If the Gradflow binary is missing, says so and still runs the reference side.
@@ -25,7 +25,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
-# Timed steps and warm-up steps per preset (the reference's; Gradflow gets the same --steps).
+# Timed steps and warm-up steps per preset (both sides get the same).
 DEFAULT_STEPS = {"S": (30, 5), "M": (10, 3)}
 
 
@@ -156,7 +156,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=3, help="runs of each side per preset (default 3)")
     ap.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
     ap.add_argument("--steps", type=int, help="timed steps for every preset (default S 30, M 10)")
-    ap.add_argument("--warmup", type=int, help="reference warm-up steps (default S 5, M 3)")
+    ap.add_argument("--warmup", type=int, help="untimed warm-up steps, both sides (default S 5, M 3)")
     ap.add_argument("--gradflow", help="Gradflow binary (default $GRADFLOW or .build/release/gradflow)")
     ap.add_argument("--gradflow-args", default="", help="extra arguments for `gradflow bench`")
     ap.add_argument("--python", default=str(BENCH / ".venv/bin/python"),
@@ -198,7 +198,7 @@ def main(argv: list[str]) -> int:
         steps, warmup = DEFAULT_STEPS[preset]
         steps = args.steps or steps
         warmup = warmup if args.warmup is None else args.warmup
-        g_cmd = [str(binary), "bench", "--preset", preset, "--steps", str(steps),
+        g_cmd = [str(binary), "bench", "--preset", preset, "--steps", str(steps), "--warmup", str(warmup),
                  "--threads", str(args.threads), "--json", *shlex.split(args.gradflow_args)]
         p_cmd = [args.python, args.reference, "bench", "--preset", preset, "--steps", str(steps),
                  "--warmup", str(warmup), "--threads", str(args.threads), "--json",

@@ -86,8 +86,8 @@ class EndToEndTests(unittest.TestCase):
             #!/bin/sh
             echo "gradflow bench $*" >&2
             case "$*" in
-              "bench --preset S --steps 30 --threads 2 --json") echo '{"preset":"S","tokens_per_second":1500,"ms_per_step":0.7}' ;;
-              "bench --preset M --steps 10 --threads 2 --json") echo '{"preset":"M","tokens_per_second":50,"ms_per_step":20}' ;;
+              "bench --preset S --steps 30 --warmup 5 --threads 2 --json") echo '{"preset":"S","tokens_per_second":1500,"ms_per_step":0.7}' ;;
+              "bench --preset M --steps 10 --warmup 3 --threads 2 --json") echo '{"preset":"M","tokens_per_second":50,"ms_per_step":20}' ;;
               *) echo "unexpected arguments: $*" >&2; exit 3 ;;
             esac
         """))
