@@ -61,7 +61,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Run folder (default runs/YYYY-MM-DD-HHMMSS); an existing run is never overwritten.")
     var out: String?
 
-    @Option(help: ArgumentHelp("Continue a run from its checkpoint file.", valueName: "CKPT"))
+    @Option(help: ArgumentHelp("Continue a run from its checkpoint file: model, schedule, steps and refinement come from the checkpoint; the run file in its folder gets the new records.", valueName: "CKPT"))
     var resume: String?
 
     @OptionGroup(title: "Refinement") var refinement: RefinementOptions
