@@ -9,7 +9,7 @@ import Testing
 @Suite struct MaskedTrainingTests {
     func trainer(_ task: SyntheticTask, steps: Int = 5) throws -> Trainer {
         var c = TrainingConfig(model: GPTConfig(layers: 2, heads: 2, channels: 16, context: 32), preset: "custom",
-                               batch: 2, steps: steps, learningRate: 3e-3, seed: 1, threads: 1, evalEvery: 0,
+                               batch: 2, steps: steps, learningRate: 3e-3, seed: 1, threads: 2, evalEvery: 0,
                                checkpointEvery: 0)
         c.evalWindows = 6
         return try Trainer(config: c, refinement: RefinementConfig(), train: task.dataset, evalDomains: [],

@@ -13,6 +13,7 @@ import Testing
     context = 32
     batch = 2
     steps = 24
+    threads = 2   # as TrainingTests: the worker count is process-wide and tests run concurrently
     lr = 3e-3
     seeds = 1,2,3
     eval_every = 8
