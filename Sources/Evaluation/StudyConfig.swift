@@ -31,6 +31,9 @@ public struct StudyConfig: Sendable, Equatable {
     public var threads = 1
     public var evalEvery = 50
     public var evalWindows = 16
+    /// Evaluate extra domains on excerpts spread over the whole domain (`eval_spread = false`: the
+    /// trainer's default, consecutive windows from the start).
+    public var spreadEvalWindows = true
     /// Windows scored per band for a synthetic task after training.
     public var syntheticWindows = 256
     public var baseline = "baseline"
@@ -115,6 +118,9 @@ public struct StudyConfig: Sendable, Equatable {
             case "eval_every": evalEvery = try int()
             case "eval_windows": evalWindows = try int()
             case "synthetic_windows": syntheticWindows = try int()
+            case "eval_spread":
+                guard let v = Bool(value) else { throw fail("eval_spread expects true or false (got '\(value)')") }
+                spreadEvalWindows = v
             case "baseline": baseline = value
             case "primary": primary = value
             case "lr":

@@ -52,6 +52,9 @@ public struct StudyReport {
             m.append(Metric(name: "accuracy \(band)", better: .higher) { r in
                 r.extras?.synthetic?.first { $0.band == band }.flatMap { $0.accuracy >= 0 ? $0.accuracy : nil }
             })
+            m.append(Metric(name: "answer loss \(band)", better: .lower) { r in
+                r.extras?.synthetic?.first { $0.band == band }.flatMap { $0.accuracy >= 0 ? $0.loss : nil }
+            })
         }
         m.append(Metric(name: "tokens/s", better: .higher) { $0.tokensPerSecond })
         return m
@@ -162,6 +165,7 @@ public struct StudyReport {
         s += "**supported** = interval excludes 0 in the good direction and more than half of the pairs agree; **not supported (worse)** = interval excludes 0 in the bad direction; "
         s += "**mixed** = interval includes 0 but most pairs point the good way; **not supported** otherwise.\n\n"
         let rows = comparisons()
+        s += glance(rows)
         for d in study.data {
             let arms = study.arms(for: d)
             s += "## Data set `\(d.name)` (\(d.source)\(d.limit.map { ", first \($0) bytes" } ?? ""))\n\n"
@@ -233,6 +237,43 @@ public struct StudyReport {
         let peak = runs.compactMap { $0.extras?.processPeakRSSBytes }.max()
         s += "the peak over the whole study was \(peak.map { String(format: "%.1f MB", Double($0) / 1e6) } ?? "—").\n"
         return s
+    }
+
+    /// The claims and the metric that decides each (the others in the tables are supporting).
+    static let claims: [(claim: String, metric: String, data: (StudyConfig.DataSpec) -> Bool)] = [
+        ("less oscillation", "update sign-flip rate", { !$0.isSynthetic && $0.limit == nil }),
+        ("smoother gradients", "cos(g_t, g_t−1)", { !$0.isSynthetic && $0.limit == nil }),
+        ("better final validation loss", "final val bpb", { !$0.isSynthetic && $0.limit == nil }),
+        ("faster convergence", "tokens to baseline's final val", { !$0.isSynthetic && $0.limit == nil }),
+        ("more use of long context (text)", "context gain ΔL(64)", { !$0.isSynthetic && $0.limit == nil }),
+        ("long-range recall/copy", "answer loss long", { $0.isSynthetic }),
+        ("long-range recall/copy", "accuracy long", { $0.isSynthetic }),
+        ("near-domain transfer", "sonnets bpb (zero-shot)", { !$0.isSynthetic && $0.limit == nil }),
+        ("far-domain transfer", "fortunes bpb (zero-shot)", { !$0.isSynthetic && $0.limit == nil }),
+        ("less sensitive to initialisation", "seed sd of final val bpb", { !$0.isSynthetic && $0.limit == nil }),
+        ("less overfitting", "val − train gap (nats)", { $0.limit != nil }),
+        ("no extra cost", "tokens/s", { !$0.isSynthetic && $0.limit == nil }),
+    ]
+
+    /// A table of verdicts: one row per claim and data set, one column per arm.
+    func glance(_ rows: [Row]) -> String {
+        let armNames = study.arms.map(\.name).filter { $0 != study.baseline }
+        var lines: [String] = []
+        for c in Self.claims {
+            for d in study.data where c.data(d) {
+                let cells = armNames.map { arm -> String in
+                    guard let r = rows.first(where: { $0.data == d.name && $0.arm == arm && $0.metric == c.metric }) else { return "" }
+                    return "\(r.comparison.verdict.rawValue) (\(Self.g(r.comparison.mean)))"
+                }
+                guard cells.contains(where: { !$0.isEmpty }) else { continue }
+                lines.append("| \(c.claim) | \(c.metric) | \(d.name) | " + cells.joined(separator: " | ") + " |")
+            }
+        }
+        guard !lines.isEmpty else { return "" }
+        var s = "## Verdicts at a glance\n\nEach cell: verdict (mean Δ = arm − `\(study.baseline)`). Details per data set below.\n\n"
+        s += "| claim | deciding metric | data | " + armNames.joined(separator: " | ") + " |\n"
+        s += "| --- | --- | --- | " + armNames.map { _ in "---" }.joined(separator: " | ") + " |\n"
+        return s + lines.joined(separator: "\n") + "\n\n"
     }
 
     /// One line per run with its scalar metrics.

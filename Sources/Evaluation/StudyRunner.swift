@@ -91,6 +91,10 @@ public final class StudyRunner {
         } else {
             d = try ByteDataset.load(name: spec.name, path: spec.source)
         }
+        if d.task == nil, study.spreadEvalWindows, let v = Self.spread(d.validation, windows: study.evalWindows, T: try trainingContext()) {
+            // The held-out split is sampled the same way as the extra domains.
+            d.validation = v
+        }
         if let limit = spec.limit {
             d.train = Array(d.train.prefix(limit))
             d.name += "-first\(limit)"
@@ -103,10 +107,41 @@ public final class StudyRunner {
         if spec.isSynthetic { return [] }
         return try study.evalDomains.map { e in
             if let d = datasets["eval:" + e.name] { return d }
-            let d = try ByteDataset.load(name: e.name, path: e.path)
+            let whole = try ByteDataset.load(name: e.name, path: e.path)
+            let d = study.spreadEvalWindows ? Self.spread(whole, windows: study.evalWindows, T: try trainingContext()) : whole
             datasets["eval:" + e.name] = d
             return d
         }
+    }
+
+    func trainingContext() throws -> Int { try study.model().context }
+
+    /// An evaluation domain made of `windows` excerpts of T bytes spread evenly over all of `d`
+    /// (plus one closing byte), so that the trainer's windows — read with stride T from the start —
+    /// sample the whole domain instead of its first pages. The last target of each window is the
+    /// first byte of the next excerpt (1 position in T crosses a seam; the same for every arm).
+    public static func spread(_ d: ByteDataset, windows n: Int, T: Int) -> ByteDataset {
+        let all = d.train + d.validation
+        guard let bytes = spread(all, windows: n, T: T) else { return d }
+        var out = ByteDataset(name: d.name, path: d.path, files: [])
+        out.validation = bytes
+        var h = FNV1a()
+        h.add(bytes)
+        out.hash = h.hex
+        return out
+    }
+
+    /// `n` excerpts of T bytes evenly spaced over `all`, plus one closing byte (nil when too short).
+    static func spread(_ all: [UInt8], windows n: Int, T: Int) -> [UInt8]? {
+        guard n > 1, all.count > (n + 1) * T else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(n * T + 1)
+        for w in 0..<n {
+            let off = w * (all.count - T - 1) / (n - 1)
+            bytes += all[off..<(off + T)]
+        }
+        bytes.append(all[(n - 1) * (all.count - T - 1) / (n - 1) + T])
+        return bytes
     }
 
     /// Trains one run into `directory` on a thread with a large stack, records it, and writes

@@ -45,7 +45,7 @@ struct EvalCommand: ParsableCommand {
         } catch let e as StudyConfig.ParseError {
             throw ValidationError(e.description)
         }
-        let runner = StudyRunner(study: config, out: out)
+        let runner = StudyRunner(study: config, out: out, log: { print($0); fflush(stdout) })
         let t0 = Date()
         let metrics: [RunMetrics]
         do {

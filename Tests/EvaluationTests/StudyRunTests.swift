@@ -102,3 +102,18 @@ import Testing
         #expect(ticks.count == 6 && ticks.first == 0 && abs(ticks.last! - 1) < 1e-12)
     }
 }
+
+@Suite struct SpreadTests {
+    @Test func excerptsAreEvenlySpacedOverTheWholeDomain() throws {
+        let all = (0..<1000).map { UInt8($0 % 251) }
+        let b = try #require(StudyRunner.spread(all, windows: 5, T: 10))
+        #expect(b.count == 51)
+        // Excerpt w starts at w × (1000 − 11) / 4.
+        for w in 0..<5 {
+            let off = w * 989 / 4
+            #expect(Array(b[(w * 10)..<(w * 10 + 10)]) == Array(all[off..<(off + 10)]))
+        }
+        #expect(b.last == all[989 + 10])
+        #expect(StudyRunner.spread(all, windows: 200, T: 10) == nil)
+    }
+}
