@@ -61,6 +61,9 @@ public enum PairedStatistics {
         return (x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)).squareRoot()
     }
 
+    /// The fewest seed pairs a verdict is given on.
+    public static let minimumPairs = 3
+
     /// Which direction of a difference (arm − baseline) is the good one.
     public enum Better: String, Sendable { case lower, higher }
 
@@ -74,7 +77,7 @@ public enum PairedStatistics {
         case mixed
         /// The interval includes zero and most pairs do not point the good way.
         case notSupported = "not supported"
-        /// Fewer than two seed pairs.
+        /// Fewer than `minimumPairs` seed pairs.
         case insufficient = "insufficient data"
     }
 
@@ -95,7 +98,8 @@ public enum PairedStatistics {
             let d = a - b
             return d.isFinite ? d : nil
         }
-        let interval = meanInterval(diffs, resamples: resamples, seed: seed)
+        // Fewer than three pairs give no usable interval (two pairs: the interval is just their range).
+        let interval = diffs.count >= minimumPairs ? meanInterval(diffs, resamples: resamples, seed: seed) : nil
         let good = diffs.filter { better == .lower ? $0 < 0 : $0 > 0 }.count
         let agreement = diffs.isEmpty ? 0 : Double(good) / Double(diffs.count)
         return Comparison(differences: diffs, mean: mean(diffs), interval: interval, agreement: agreement,

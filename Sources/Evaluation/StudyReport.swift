@@ -163,7 +163,7 @@ public struct StudyReport {
         s += "base lr \(study.learningRate), seeds \(study.seeds.map(String.init).joined(separator: ", ")) (paired: seed i of an arm is compared with seed i of `\(study.baseline)`), \(study.threads) thread(s).\n\n"
         s += "Statistics: differences arm − baseline per seed; mean with a percentile bootstrap 95 % interval (\(resamples) resamples, fixed seed); "
         s += "**supported** = interval excludes 0 in the good direction and more than half of the pairs agree; **not supported (worse)** = interval excludes 0 in the bad direction; "
-        s += "**mixed** = interval includes 0 but most pairs point the good way; **not supported** otherwise.\n\n"
+        s += "**mixed** = interval includes 0 but most pairs point the good way; **not supported** otherwise; **insufficient data** with fewer than \(PairedStatistics.minimumPairs) seed pairs.\n\n"
         let rows = comparisons()
         s += glance(rows)
         for d in study.data {

@@ -43,6 +43,8 @@ import Testing
         // One pair better, two worse but the interval straddles zero → not supported.
         let none = PairedStatistics.compare(arm: [0.0, 1.05, 1.05], baseline: [1.0, 1.0, 1.0], better: .lower)
         #expect(none.verdict == .notSupported)
+        // Two pairs are not enough for a verdict, however consistent.
+        #expect(PairedStatistics.compare(arm: [1, 1], baseline: [2, 2], better: .lower).verdict == .insufficient)
         // Non-finite pairs are dropped; one pair is not enough.
         let short = PairedStatistics.compare(arm: [1.0, .nan], baseline: [2.0, 1.0], better: .lower)
         #expect(short.differences == [-1.0])
