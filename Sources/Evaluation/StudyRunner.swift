@@ -60,9 +60,12 @@ public final class StudyRunner {
         return try metrics()
     }
 
-    /// Reads every run of the study back from its run directory.
+    /// Reads every completed run of the study back from its run directory (runs not yet complete
+    /// are left out, so a report can be written from a study in progress).
     public func metrics() throws -> [RunMetrics] {
-        try study.runs.map { spec in
+        let done = study.runs.filter { Self.isComplete($0.directory(in: out)) }
+        if done.count < study.runs.count { log("\(study.runs.count - done.count) of \(study.runs.count) runs are not complete; the report leaves them out") }
+        return try done.map { spec in
             try RunMetrics(runDirectory: spec.directory(in: out), data: spec.data.name, arm: spec.arm.name,
                            seed: spec.seed, primary: spec.data.isSynthetic ? nil : study.primary)
         }
