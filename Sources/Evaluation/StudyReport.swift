@@ -333,9 +333,9 @@ public struct StudyReport {
                 }))
             }
             let what = d.isSynthetic ? "answer loss (nats)" : "loss (nats)"
-            out.append(("\(d.name)-val.svg", SVGLineChart(title: "\(study.name): \(d.name) validation \(what), mean of \(study.seeds.count) seeds",
+            out.append(("\(d.name)-val.svg", SVGLineChart(title: "\(study.name): \(d.name) validation \(what), mean over seeds",
                                                           xLabel: "step", yLabel: "validation \(what)", series: val).render()))
-            out.append(("\(d.name)-train.svg", SVGLineChart(title: "\(study.name): \(d.name) training \(what), mean of \(study.seeds.count) seeds",
+            out.append(("\(d.name)-train.svg", SVGLineChart(title: "\(study.name): \(d.name) training \(what), mean over seeds",
                                                             xLabel: "step", yLabel: "training \(what)", series: train).render()))
         }
         return out
