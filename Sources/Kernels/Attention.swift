@@ -35,6 +35,13 @@ public struct Attention {
             lower = lo
             upper = up
         }
+
+        /// Keys j of query row i whose distance i − j falls in band `k`, or nil when none does.
+        @inline(__always)
+        public func columns(row i: Int, band k: Int) -> ClosedRange<Int>? {
+            let hi = i - lower[k], lo = max(0, i - upper[k])
+            return hi >= lo ? lo...hi : nil
+        }
     }
 
     /// Per-step measurements the kernels can add up while they run.
@@ -109,10 +116,9 @@ public struct Attention {
             for i in 0..<T {
                 let row = p + i * T
                 for kb in 0..<bands.count {
-                    let jHi = i - bands.lower[kb], jLo = max(0, i - bands.upper[kb])
-                    guard jHi >= jLo else { continue }
+                    guard let cols = bands.columns(row: i, band: kb) else { continue }
                     var s: Float = 0
-                    for j in jLo...jHi { s += row[j] }
+                    for j in cols { s += row[j] }
                     m[kb] += Double(s)
                 }
             }
@@ -179,19 +185,17 @@ public struct Attention {
             let pr = p + i * T, dr = dp + i * T
             if let bands, let energyOut {
                 for kb in 0..<bands.count {
-                    let jHi = i - bands.lower[kb], jLo = max(0, i - bands.upper[kb])
-                    guard jHi >= jLo else { continue }
+                    guard let cols = bands.columns(row: i, band: kb) else { continue }
                     var e: Float = 0
-                    for j in jLo...jHi { let x = pr[j] * dr[j]; e += x * x }
+                    for j in cols { let x = pr[j] * dr[j]; e += x * x }
                     energyOut[kb] += Double(e)
                 }
             }
             if let bands, let weights {
                 for kb in 0..<bands.count {
-                    let jHi = i - bands.lower[kb], jLo = max(0, i - bands.upper[kb])
-                    guard jHi >= jLo else { continue }
+                    guard let cols = bands.columns(row: i, band: kb) else { continue }
                     let w = weights[kb]
-                    for j in jLo...jHi { dr[j] *= w }
+                    for j in cols { dr[j] *= w }
                 }
             }
             var dot: Float = 0
@@ -201,10 +205,9 @@ public struct Attention {
             if i + 1 < rowEnd { (dr + i + 1).update(repeating: 0, count: rowEnd - i - 1) }
             if let bands, let weights {
                 for kb in 0..<bands.count {
-                    let jHi = i - bands.lower[kb], jLo = max(0, i - bands.upper[kb])
-                    guard jHi >= jLo else { continue }
+                    guard let cols = bands.columns(row: i, band: kb) else { continue }
                     let w = weights[kb]
-                    for j in jLo...jHi { pr[j] *= w }
+                    for j in cols { pr[j] *= w }
                 }
             }
         }

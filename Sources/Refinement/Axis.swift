@@ -6,7 +6,7 @@
 // `ScaleAxis(rawValue: axis.rawValue)!`.
 
 /// One of the three scale axes of the refinement (docs/METHOD.md).
-public enum RefinementAxis: String, CaseIterable, Sendable, Hashable {
+public enum RefinementAxis: String, CaseIterable, Sendable, Hashable, Codable {
     /// Bands of attention distance, applied inside the attention backward pass.
     case context
     /// Frequency bands of each tensor's gradient over steps, applied before the optimizer.
@@ -16,7 +16,7 @@ public enum RefinementAxis: String, CaseIterable, Sendable, Hashable {
 }
 
 /// How an axis' weights are set.
-public enum AxisMode: String, CaseIterable, Sendable, Hashable {
+public enum AxisMode: String, CaseIterable, Sendable, Hashable, Codable {
     /// The axis is not applied at all: the trainer trains exactly as plain backprop + AdamW.
     case off
     /// Weights come from flags, keys or the API and stay where they are put.

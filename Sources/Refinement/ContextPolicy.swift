@@ -12,8 +12,8 @@
 /// shares then, tilted toward the longer bands by (1 + tilt · b / (K − 1)) and renormalised. The
 /// policy therefore starts close to weights 1 and holds the long band's share a little above where
 /// training put it, instead of forcing a fixed split; `setTarget` overrides it.
-public struct ContextPolicy: Equatable, Sendable {
-    public struct Parameters: Equatable, Sendable {
+public struct ContextPolicy: Equatable, Sendable, Codable {
+    public struct Parameters: Equatable, Sendable, Codable {
         /// EMA coefficient of the shares.
         public var rho = 0.99
         /// Full exponent γ after the ramp.

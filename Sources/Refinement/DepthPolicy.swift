@@ -7,8 +7,8 @@
 /// weight decay included, scales exactly with φ_k). Then φ_k = clip((r* / r̄_k)^γ, 0.5, 2) with r*
 /// the geometric mean of the r̄_k: slow groups speed up, fast ones slow down. Because r̄ excludes
 /// φ, the map is open-loop and does not chase its own output. γ is 0 during warm-up, then ramps.
-public struct DepthPolicy: Equatable, Sendable {
-    public struct Parameters: Equatable, Sendable {
+public struct DepthPolicy: Equatable, Sendable, Codable {
+    public struct Parameters: Equatable, Sendable, Codable {
         public var rho = 0.95
         public var gamma = 0.5
         public var schedule = WarmupRamp(warmupSteps: 200, rampSteps: 200)

@@ -4,7 +4,7 @@
 ///
 /// Each EMA starts at its first observation. A flip rate near 0.5 means successive updates are
 /// uncorrelated in sign (noise-dominated); near 1, the parameters bounce back and forth.
-public struct OscillationMeter: Equatable, Sendable {
+public struct OscillationMeter: Equatable, Sendable, Codable {
     /// EMA coefficient (weight of the old value).
     public let rho: Double
     /// EMA of flips / parameters; nil before the first observation.
@@ -33,7 +33,7 @@ public struct OscillationMeter: Equatable, Sendable {
 }
 
 /// Flags loss spikes: L_t > factor × median of the previous `window` losses.
-public struct SpikeDetector: Equatable, Sendable {
+public struct SpikeDetector: Equatable, Sendable, Codable {
     public let factor: Double
     /// The fewest previous losses needed before anything counts as a spike.
     public let minimumHistory: Int
@@ -80,7 +80,7 @@ public struct SpikeDetector: Equatable, Sendable {
 
 /// Coefficient of variation (standard deviation / mean) of the gradient norm over the last
 /// `window` steps: a steady run stays low, an unstable one climbs.
-public struct GradNormVariation: Equatable, Sendable {
+public struct GradNormVariation: Equatable, Sendable, Codable {
     private var history: RingBuffer
 
     public init(window: Int = 100) {

@@ -5,7 +5,7 @@
 ///
 /// An axis is `adaptive` when listed in `adaptive`, else `manual` when it was given weights
 /// (or, for the time axis, `--grokfast`), else `off`.
-public struct RefinementConfig: Equatable, Sendable {
+public struct RefinementConfig: Equatable, Sendable, Codable {
     /// Context band edges; nil for the default edges that fit the window (`ContextBands.standard`).
     public var contextEdges: [Int]?
     /// One context weight per band, applied to every layer; nil when not given.
@@ -22,7 +22,7 @@ public struct RefinementConfig: Equatable, Sendable {
     public var grokfast: Grokfast?
 
     /// Grokfast-EMA's parameters: EMA coefficient α and amplification λ.
-    public struct Grokfast: Equatable, Sendable {
+    public struct Grokfast: Equatable, Sendable, Codable {
         public var alpha: Double
         public var lambda: Double
 

@@ -2,7 +2,7 @@
 // variation.
 
 /// The last `capacity` values appended, oldest first when read as `values`.
-struct RingBuffer: Equatable, Sendable {
+struct RingBuffer: Equatable, Sendable, Codable {
     let capacity: Int
     private var storage: [Double] = []
     private var next = 0

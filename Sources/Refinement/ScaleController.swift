@@ -12,7 +12,7 @@
 ///     // … forward/backward with scales.weights.contextWeights(layer:), time filter, AdamW × φ …
 ///     let changed = scales.update(step: step, contextEnergy: energy, timeStats: stats,
 ///                                 depthUpdateNorms: updates, depthParameterNorms: norms)
-public struct ScaleController: Equatable, Sendable {
+public struct ScaleController: Equatable, Sendable, Codable {
     public private(set) var weights: ScaleWeights
     public private(set) var context: ContextPolicy
     public private(set) var time: TimePolicy

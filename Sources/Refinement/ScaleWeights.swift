@@ -11,7 +11,7 @@
 ///     case .success(let old): print("long \(old) → 1.5")
 ///     case .failure(let reason): print(reason)            // e.g. outside [0.05, 10]
 ///     }
-public struct ScaleWeights: Equatable, Sendable {
+public struct ScaleWeights: Equatable, Sendable, Codable {
     public let layers: Int
     public let contextBandNames: [String]
     public let depthGroupNames: [String]

@@ -3,7 +3,7 @@
 /// A warm-up of `warmupSteps` steps (policy strength 0), then a linear ramp to full strength over
 /// `rampSteps` steps. Steps count from 0; `strength(afterStep:)` is the strength for the step
 /// after `step`, so with warm-up 200 the first step with any effect is step 201.
-public struct WarmupRamp: Equatable, Sendable {
+public struct WarmupRamp: Equatable, Sendable, Codable {
     public var warmupSteps: Int
     public var rampSteps: Int
 

@@ -2,7 +2,7 @@
 // over steps, and band weights reshape it before the optimizer sees it.
 
 /// Weights of the three time bands: high h = g − m_f, mid = m_f − m_s, low = m_s.
-public struct TimeWeights: Equatable, Sendable {
+public struct TimeWeights: Equatable, Sendable, Codable {
     public var high: Double
     public var mid: Double
     public var low: Double

@@ -6,8 +6,8 @@
 /// c̄ is an EMA (coefficient `cosineRho`) of the cosine; w_H = clip(1 + κ·min(c̄, 0), 0.25, 1),
 /// so the high band is damped only while gradients on average point against their fast EMA;
 /// w_M = 1; w_L ramps linearly from 1 to 1 + λ over the first `rampFraction` of the planned steps.
-public struct TimePolicy: Equatable, Sendable {
-    public struct Parameters: Equatable, Sendable {
+public struct TimePolicy: Equatable, Sendable, Codable {
+    public struct Parameters: Equatable, Sendable, Codable {
         public var kappa = 2.0
         /// EMA coefficient of the cosine (0.9: about ten steps of memory, so a reversal is seen fast).
         public var cosineRho = 0.9

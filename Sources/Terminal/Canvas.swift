@@ -45,7 +45,8 @@ public struct Canvas: Equatable, Sendable {
     public mutating func put(_ text: String, x: Int, y: Int, style: CellStyle = .plain, clip: Rect? = nil) -> Int {
         var cx = x
         for scalar in text.unicodeScalars {
-            if scalar.properties.generalCategory == .nonspacingMark { continue }
+            // Combining marks take no column; the common ones (U+0300–036F) are skipped cheaply.
+            if scalar.value >= 0x300 && scalar.value < 0x370 { continue }
             set(cx, y, scalar, style, clip: clip)
             cx += 1
         }

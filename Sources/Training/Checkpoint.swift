@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import Refinement
 
 /// A checkpoint file could not be used; the message names the file and what is wrong with it.
 public struct CheckpointError: Error, CustomStringConvertible {
@@ -16,6 +17,8 @@ public struct CheckpointError: Error, CustomStringConvertible {
 public struct Checkpoint {
     public struct Metadata: Codable, Equatable {
         public var config: TrainingConfig
+        /// The refinement the run was started with (a resumed run keeps it).
+        public var refinement: RefinementConfig?
         /// Steps completed.
         public var step: Int
         public var rngState: [UInt64]

@@ -258,22 +258,28 @@ extension ScaleAxis {
 }
 
 extension RefinementEngine {
-    /// Restores weights and modes saved in a checkpoint, and refreshes the kernel's copy.
-    func restoreWeights(_ state: [String: [Double]], layers: Int) {
-        for axis in RefinementAxis.allCases {
-            if axis == .context {
-                for l in 0..<layers {
-                    for (b, v) in (state["context.\(l)"] ?? []).enumerated() { _ = scales.setWeight(.context, band: b, layer: l, to: v) }
-                }
-            } else {
-                for (b, v) in (state[axis.rawValue] ?? []).enumerated() { _ = scales.setWeight(axis, band: b, to: v) }
-            }
+    /// The small state of the weights, policies and meters, for checkpoints (the time filter's
+    /// arenas go into their own checkpoint sections).
+    struct Snapshot: Codable {
+        var scales: ScaleController
+        var oscillation: [OscillationMeter]
+        var spikes: SpikeDetector
+        var gradNormVariation: GradNormVariation
+    }
+
+    func snapshot() -> Snapshot {
+        Snapshot(scales: scales, oscillation: oscillation, spikes: spikes, gradNormVariation: gradNormVariation)
+    }
+
+    func restore(_ s: Snapshot) throws {
+        guard s.oscillation.count == oscillation.count, s.scales.weights.layers == layers,
+              s.scales.weights.contextBandNames.count == bands.count else {
+            throw CheckpointError("the checkpoint's scale axes (\(s.scales.weights.contextBandNames.count) context bands, \(s.oscillation.count) depth groups) differ from this run's (\(bands.count), \(oscillation.count))")
         }
-        for axis in RefinementAxis.allCases {
-            if let m = state["mode." + axis.rawValue]?.first, Int(m) < AxisMode.allCases.count {
-                scales.setMode(axis, AxisMode.allCases[Int(m)])
-            }
-        }
+        scales = s.scales
+        oscillation = s.oscillation
+        spikes = s.spikes
+        gradNormVariation = s.gradNormVariation
         syncContextWeights()
     }
 }

@@ -15,20 +15,7 @@ extension Trainer {
         let t0 = Date()
         let path = Self.checkpointPath(runDirectory: runDirectory, step: step)
         var extra: [String: String] = [:]
-        let w = engine.weights
-        var weightState: [String: [Double]] = [:]
-        for axis in RefinementAxis.allCases {
-            let names = w.bandNames(axis)
-            if axis == .context {
-                for l in 0..<config.model.layers {
-                    weightState["context.\(l)"] = (0..<names.count).map { w.weight(.context, band: $0, layer: l) }
-                }
-            } else {
-                weightState[axis.rawValue] = (0..<names.count).map { w.weight(axis, band: $0) }
-            }
-            weightState["mode." + axis.rawValue] = [Double(AxisMode.allCases.firstIndex(of: w.mode(axis)) ?? 0)]
-        }
-        extra["weights"] = String(data: try JSONEncoder().encode(weightState), encoding: .utf8)
+        extra["refinement"] = String(decoding: try JSONEncoder().encode(engine.snapshot()), as: UTF8.self)
         let count = model.layout.count
         var sections: [(String, UnsafePointer<Float>, Int)] = [
             ("params", UnsafePointer(model.params), count),
@@ -45,7 +32,7 @@ extension Trainer {
             extra["time.guardFallbacks"] = String(s.guardFallbacks)
         }
         let meta = Checkpoint.Metadata(
-            config: config, step: step, rngState: [rng.state.0, rng.state.1, rng.state.2, rng.state.3],
+            config: config, refinement: engine.setup.config, step: step, rngState: [rng.state.0, rng.state.1, rng.state.2, rng.state.3],
             adamSteps: optimizer.stepCount, bestValidationLoss: bestValidation, sections: [], extra: extra)
         let bytes: Int
         if let timeState {
@@ -91,9 +78,12 @@ extension Trainer {
             try filter.restore(TimeBandFilter.State(fast: fast, slow: slow, started: started.map { $0 == "1" },
                                                     guardFallbacks: Int(m.extra["time.guardFallbacks"] ?? "0") ?? 0))
         }
-        if let text = m.extra["weights"], let data = text.data(using: .utf8),
-           let state = try? JSONDecoder().decode([String: [Double]].self, from: data) {
-            engine.restoreWeights(state, layers: config.model.layers)
+        if let text = m.extra["refinement"] {
+            do {
+                try engine.restore(try JSONDecoder().decode(RefinementEngine.Snapshot.self, from: Data(text.utf8)))
+            } catch {
+                throw CheckpointError("checkpoint's refinement state does not fit this run (\(error))")
+            }
         }
     }
 

@@ -16,6 +16,8 @@ public final class Trainer: @unchecked Sendable {
 
     let train: ByteDataset
     let evalDomains: [ByteDataset]
+    /// The extra domains as evaluated: all of each is held out (see `asEvaluationDomain`).
+    let heldOutDomains: [ByteDataset]
     let optimizer: AdamW
     let engine: RefinementEngine
     var rng: Xoshiro256
@@ -45,13 +47,14 @@ public final class Trainer: @unchecked Sendable {
         if let e = config.validationError() { throw DataError(e) }
         try train.check(context: config.context)
         for d in evalDomains {
-            if d.validation.count < config.context + 1 && d.totalBytes < config.context + 1 {
+            if d.totalBytes < config.context + 1 {
                 throw DataError("\(d.path): has \(d.totalBytes) bytes; context \(config.context) needs at least \(config.context + 1)")
             }
         }
         self.config = config
         self.train = train
         self.evalDomains = evalDomains
+        heldOutDomains = evalDomains.map { $0.asEvaluationDomain() }
         self.bus = bus
         self.runDirectory = runDirectory
         Parallel.configure(threads: config.threads)
@@ -222,10 +225,10 @@ public final class Trainer: @unchecked Sendable {
         var domains: [DomainEval] = []
         var byPosition: [Double] = []
         var gains: [ContextGain] = []
-        let sets = [train] + evalDomains
+        let sets = [train] + heldOutDomains
         for (k, d) in sets.enumerated() {
             let name = k == 0 ? "val:" + d.name : d.name
-            let split = k == 0 ? d : d.asEvaluationDomain()
+            let split = d
             let full = validationLoss(split, T: T, window: nil, collectPositions: k == 0)
             domains.append(DomainEval(name: name, loss: full.loss))
             if k == 0 {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dashboard
 import Foundation
 import Kernels
 import Model
@@ -35,10 +36,14 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print the time of each phase of the step (kernels, optimizer, statistics).")
     var profile = false
 
+    @Flag(help: "Time the dashboard instead: one frame at 200×60 with 1,000,000 steps of history.")
+    var dashboard = false
+
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
     func run() throws {
+        if dashboard { return runDashboardBenchmark() }
         let (gpt, preset) = try model.resolve()
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         var flags = RefinementFlags()
@@ -101,6 +106,19 @@ struct BenchCommand: ParsableCommand {
                     print(String(format: "    %-18@ %8.2f  %5.1f %%", name as NSString, s * 1000 / Double(steps), 100 * s / total))
                 }
             }
+        }
+    }
+
+    /// Frame time of the dashboard's view at 200×60 over a million recorded steps.
+    func runDashboardBenchmark() {
+        let history = 1_000_000
+        let r = DashboardBenchmark.run(steps: history, width: 200, height: 60, frames: max(steps, 5))
+        if json {
+            print("{\"bench\":\"dashboard\",\"steps\":\(history),\"width\":200,\"height\":60,\"frame_ms_median\":\(r.medianMilliseconds),\"history_bytes\":\(r.historyBytes)}")
+        } else {
+            print("gradflow bench --dashboard · 200×60 · \(history.formatted()) steps of history")
+            print(String(format: "  frame (view + layout + widgets) median %.2f ms · history %.1f KB", r.medianMilliseconds,
+                         Double(r.historyBytes) / 1024))
         }
     }
 }

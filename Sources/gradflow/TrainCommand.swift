@@ -61,7 +61,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Run folder (default runs/YYYY-MM-DD-HHMMSS); an existing run is never overwritten.")
     var out: String?
 
-    @Option(help: ArgumentHelp("Continue a run from its checkpoint file.", valueName: "CKPT"))
+    @Option(help: ArgumentHelp("Continue a run from its checkpoint file: model, schedule, steps and refinement come from the checkpoint; the run file in its folder gets the new records.", valueName: "CKPT"))
     var resume: String?
 
     @OptionGroup(title: "Refinement") var refinement: RefinementOptions
@@ -96,12 +96,14 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             let ckpt: Checkpoint
             do { ckpt = try Checkpoint.read(path: resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
-            var config = ckpt.metadata.config
-            config.steps = max(config.steps, steps == 2000 ? config.steps : steps)
+            if refinement.flags != RefinementFlags() {
+                throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
+            }
+            let config = ckpt.metadata.config
             let train = try data.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
             let runDirectory = (resume as NSString).deletingLastPathComponent
-            return TrainingSetup(config: config, refinement: refinementConfig, train: train, evalDomains: evalDomains,
-                                 runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
+            return TrainingSetup(config: config, refinement: ckpt.metadata.refinement ?? RefinementConfig(), train: train,
+                                 evalDomains: evalDomains, runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
         }
         let (gpt, preset) = try model.resolve()
         let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: steps, learningRate: lr,

@@ -33,7 +33,12 @@ struct TrainingSession {
         bus.publishHeader(header)
         let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
         let dashboard = try DashboardLauncher.open(display, runFile: runFile)
-        let viewer = bus.subscribe(name: dashboard == nil ? "progress" : "dashboard", capacity: 1 << 16)
+        let viewer = dashboard == nil ? nil : bus.subscribe(name: "dashboard", capacity: 1 << 16)
+        let printer = dashboard == nil ? ProgressPrinter(interval: display.reportEvery) : nil
+        if let printer {
+            printer.consume(header: header)
+            printer.attach(to: bus)
+        }
         let recorder: RunRecorder
         if setup.resume != nil {
             recorder = try RunRecorder.resume(runFile: setup.runDirectory, bus: bus, step: trainer.step,
@@ -42,7 +47,7 @@ struct TrainingSession {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
         }
         let signals = SignalHandling(onStop: { trainer.requestStop() },
-                                     onForce: { NCursesScreen.closeAll(); exit(130) })
+                                     onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
         let thread = Thread {
@@ -53,7 +58,7 @@ struct TrainingSession {
         thread.name = "gradflow.trainer"
         thread.stackSize = 8 << 20
         thread.start()
-        if let (screen, options) = dashboard {
+        if let (screen, options) = dashboard, let viewer {
             let runner = DashboardRunner(screen: screen, subscription: viewer, commands: trainer.commands,
                                          replay: nil, options: options)
             let exit = runner.run(interrupted: { signals.stopRequested })
@@ -63,10 +68,9 @@ struct TrainingSession {
                 trainer.requestStop()
                 print("gradflow: waiting for the trainer to finish its step…")
             }
-        } else {
-            PlainProgress(header: header, reportEvery: display.reportEvery).follow(viewer)
         }
         done.wait()
+        printer?.finish()
         signals.cancel()
         do { try recorder.finish() } catch { FileHandle.standardError.write(Data("gradflow: run file: \(error)\n".utf8)) }
         print("run file: \(runFile)")

@@ -47,6 +47,14 @@ import Testing
         #expect(cols[6]?.last == 0.75)
     }
 
+    @Test func columnsCarryTheMean() {
+        var s = DecimatedSeries(capacity: 16)
+        for i in 0..<1000 { s.append(x: i, Double(i % 2)) }
+        let cols = s.columns(xRange: 0...999, count: 10)
+        #expect(cols.allSatisfy { $0 != nil && abs($0!.mean - 0.5) < 0.01 })
+        #expect(cols.allSatisfy { $0!.min == 0 && $0!.max == 1 })
+    }
+
     @Test func recentWindowCV() {
         var w = RecentWindow(capacity: 4)
         for v in [10.0, 10, 10, 10, 2, 4, 6, 8] { w.append(v) }

@@ -67,6 +67,23 @@ import Testing
         }
     }
 
+    @Test func smoothingKeepsTheRawEnvelopeDim() {
+        var state = makeState()
+        func dimDots(_ s: BufferScreen) -> Int {
+            var n = 0
+            for y in 2..<17 { for x in 1..<90 {
+                let c = s.cell(x: x, y: y)
+                if (0x2801...0x28FF).contains(c.character.value) && c.attributes.contains(.dim) { n += 1 }
+            } }
+            return n
+        }
+        #expect(dimDots(screen(state, 150, 44)) == 0)
+        _ = press(&state, .character("s"), .character("s"))
+        let smoothed = screen(state, 150, 44)
+        #expect(dimDots(smoothed) > 0, "raw min/max drawn dim under the smoothed line")
+        #expect(smoothed.text.contains("smooth 0.9"))
+    }
+
     @Test func helpOverlayListsKeys() {
         var state = makeState()
         _ = press(&state, .character("?"))

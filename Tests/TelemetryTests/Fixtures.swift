@@ -64,11 +64,11 @@ enum Fixtures {
     }
 
     /// A small run: steps with an eval every 20, a weight event, a checkpoint and an end record.
-    static func records(steps: Int = 100, seed: UInt64 = 1) -> [Record] {
+    static func records(steps: Int = 100, seed: UInt64 = 1, byHead: Bool = true) -> [Record] {
         var rng = TestRNG(seed: seed)
         var out: [Record] = []
         for i in 1...steps {
-            let s = step(i, rng: &rng)
+            let s = step(i, rng: &rng, byHead: byHead)
             out.append(.step(s))
             if i == 30 {
                 out.append(.event(EventRecord(step: i, t: s.t, kind: .weight, axis: .context, band: 2, layer: nil,

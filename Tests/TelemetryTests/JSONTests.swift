@@ -152,6 +152,27 @@ struct JSONScannerTests {
         #expect(throws: JSONSyntaxError.self) { try int("1e3") }
     }
 
+    @Test("number arrays: the fast path accepts spaces and nulls and refuses malformed arrays")
+    func numberArrays() throws {
+        func parse(_ t: String) throws -> [Double] {
+            let b = Array(t.utf8)
+            return try b.withUnsafeBufferPointer { buf in
+                var s = JSONScanner(buf)
+                var out: [Double] = []
+                try s.doubleArray(into: &out)
+                try s.expectEnd()
+                return out
+            }
+        }
+        #expect(try parse("[]") == [])
+        #expect(try parse("[ ]") == [])
+        #expect(try parse("[1,2.5, -3e2 ,4]") == [1, 2.5, -300, 4])
+        #expect(try parse("[null,1]")[0].isNaN)
+        for bad in ["[1,]", "[,1]", "[1 2]", "[1", "[1,2", "[1;2]", "1,2]", "[01]"] {
+            #expect(throws: JSONSyntaxError.self, "\(bad)") { try parse(bad) }
+        }
+    }
+
     @Test("keys longer than 24 bytes never match a known key")
     func longKeys() {
         let a = Array("attention_mass_by_head_and_more".utf8)

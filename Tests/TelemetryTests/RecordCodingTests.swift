@@ -58,6 +58,28 @@ struct RecordCodingTests {
         }
     }
 
+    @Test("without step detail, the per-layer arrays are checked but left empty; all else is the same")
+    func withoutDetail() throws {
+        var e = RecordEncoder()
+        for r in Fixtures.records(steps: 30) {
+            let bytes = Array(e.encode(r).dropLast())
+            let light = try bytes.withUnsafeBufferPointer { try RecordDecoder.record($0, stepDetail: false) }
+            if case var .step(full) = r {
+                #expect(!full.attentionMassByHead.isEmpty)
+                full.contextEnergyByLayer = []
+                full.attentionMass = []
+                full.attentionMassByHead = []
+                #expect(light == .step(full))
+            } else {
+                #expect(light == r)
+            }
+        }
+        let bad = #"{"type":"step","step":1,"t":0,"loss":1,"lr":0,"grad_norm":0,"clip_scale":1,"tokens_per_s":0,"step_ms":0,"attention_mass":[[0.5,01]]}"#
+        #expect(throws: JSONSyntaxError.self) {
+            try Array(bad.utf8).withUnsafeBufferPointer { try RecordDecoder.record($0, stepDetail: false) }
+        }
+    }
+
     @Test("NaN losses are written as null and read back as NaN")
     func nanLoss() throws {
         let r = StepRecord(step: 1, t: 0, loss: .nan, learningRate: 1e-3, gradNorm: .infinity, clipScale: 1,

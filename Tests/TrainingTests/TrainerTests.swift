@@ -76,6 +76,19 @@ func temporaryDirectory() -> String {
         #expect(resumed == Array(full[15...]))
     }
 
+    @Test func resumeWithAdaptiveRefinementIsExact() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let refinement = try RefinementConfig(flags: RefinementFlags(adaptive: "all"))
+        let full = try losses(tinyConfig(steps: 24), refinement: refinement).losses
+        _ = try losses(tinyConfig(steps: 24, checkpointEvery: 12), refinement: refinement, runDirectory: dir)
+        let ckpt = try Checkpoint.read(path: Trainer.checkpointPath(runDirectory: dir, step: 12))
+        #expect(ckpt.metadata.refinement == refinement)
+        #expect(ckpt.sections["time.fast"] != nil)
+        let resumed = try losses(tinyConfig(steps: 24), refinement: refinement, resume: ckpt).losses
+        #expect(resumed == Array(full[12...]))
+    }
+
     @Test func depthWeightsScaleEachGroupsUpdate() throws {
         // One step from the same state: the update of every tensor in group k is φ_k times the
         // plain update (weight decay included), to float rounding.
@@ -189,7 +202,7 @@ func temporaryDirectory() -> String {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/precious.txt"
         _ = FileManager.default.createFile(atPath: path, contents: Data("keep me".utf8))
-        let meta = Checkpoint.Metadata(config: tinyConfig(), step: 0, rngState: [1, 2, 3, 4], adamSteps: 0,
+        let meta = Checkpoint.Metadata(config: tinyConfig(), refinement: nil, step: 0, rngState: [1, 2, 3, 4], adamSteps: 0,
                                        bestValidationLoss: nil, sections: [], extra: [:])
         #expect(throws: CheckpointError.self) { try Checkpoint.write(path: path, metadata: meta, sections: []) }
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")

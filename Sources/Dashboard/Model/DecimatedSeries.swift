@@ -109,6 +109,18 @@ public struct ColumnSample: Sendable, Equatable {
     public var min: Double
     public var max: Double
     public var last: Double
+    /// Sum and (fractional) number of the points in the column, for the mean.
+    public var sum: Double
+    public var weight: Double
+    public var mean: Double { weight > 0 ? sum / weight : last }
+
+    public init(min: Double, max: Double, last: Double, sum: Double, weight: Double) {
+        self.min = min
+        self.max = max
+        self.last = last
+        self.sum = sum
+        self.weight = weight
+    }
 }
 
 extension DecimatedSeries {
@@ -131,9 +143,11 @@ extension DecimatedSeries {
                 guard b.lastX >= xRange.lowerBound, b.firstX <= xRange.upperBound, let v = ema else { continue }
                 let c = column(b.lastX)
                 if var e = out[c] {
-                    e.min = Swift.min(e.min, v); e.max = Swift.max(e.max, v); e.last = v; out[c] = e
+                    e.min = Swift.min(e.min, v); e.max = Swift.max(e.max, v); e.last = v
+                    e.sum += v; e.weight += 1
+                    out[c] = e
                 } else {
-                    out[c] = ColumnSample(min: v, max: v, last: v)
+                    out[c] = ColumnSample(min: v, max: v, last: v, sum: v, weight: 1)
                 }
             }
             return out
@@ -141,11 +155,16 @@ extension DecimatedSeries {
         for b in buckets[indices(overlapping: xRange)] {
             let c0 = column(Swift.max(b.firstX, xRange.lowerBound))
             let c1 = column(Swift.min(b.lastX, xRange.upperBound))
+            // A bucket wider than a column spreads its points evenly over the columns it covers.
+            let share = 1.0 / Double(Swift.max(c0, c1) - c0 + 1)
+            let sum = b.sum * share, weight = Double(b.count) * share
             for c in c0...Swift.max(c0, c1) {
                 if var e = out[c] {
-                    e.min = Swift.min(e.min, b.min); e.max = Swift.max(e.max, b.max); e.last = b.last; out[c] = e
+                    e.min = Swift.min(e.min, b.min); e.max = Swift.max(e.max, b.max); e.last = b.last
+                    e.sum += sum; e.weight += weight
+                    out[c] = e
                 } else {
-                    out[c] = ColumnSample(min: b.min, max: b.max, last: b.last)
+                    out[c] = ColumnSample(min: b.min, max: b.max, last: b.last, sum: sum, weight: weight)
                 }
             }
         }

@@ -94,7 +94,7 @@ extension RunData {
                 i = validationNames.count - 1
             }
             validation[i].append(x: e.step, d.loss)
-            var part = "val:\(d.name) \(Format.fixed(d.loss, 3))"
+            var part = "\(RunData.validationLabel(d.name)) \(Format.fixed(d.loss, 3))"
             if k == 0 {
                 if bestValidation == nil || d.loss < bestValidation!.loss {
                     bestValidation = (d.loss, e.step)

@@ -117,6 +117,11 @@ public struct RunData: Sendable, Equatable {
         lastStep?.axes.first { $0.axis == axis }?.mode ?? .off
     }
 
+    /// "val:NAME" for a domain, whether or not the trainer already put the prefix on its name.
+    public static func validationLabel(_ name: String) -> String {
+        name.hasPrefix("val:") ? name : "val:" + name
+    }
+
     /// The first validation domain's latest loss.
     public var latestValidation: Double? { validation.first?.last }
 }

@@ -16,9 +16,13 @@ enum HeaderView {
         }
         // Pieces in order of importance; the least important go first when the line is short.
         let dataText: String = {
-            if let train = header.data.first(where: { $0.name == "train" }) ?? header.data.first {
-                let base = (train.path as NSString).lastPathComponent
-                let name = base.contains(".") ? String(base[..<base.lastIndex(of: ".")!]) : base
+            if let train = header.data.first(where: { $0.name == "train" || $0.name.hasPrefix("train:") }) ?? header.data.first {
+                // "train:shakespeare" names the data; otherwise the file's name without extension.
+                var name = train.name.hasPrefix("train:") ? String(train.name.dropFirst(6)) : ""
+                if name.isEmpty {
+                    let base = (train.path as NSString).lastPathComponent
+                    name = base.contains(".") ? String(base[..<base.lastIndex(of: ".")!]) : base
+                }
                 return "\(name.isEmpty ? train.name : name) \(Format.bytes(train.bytes))"
             }
             return header.runName

@@ -8,7 +8,7 @@ enum LossPanel {
         title.append(Span(" ─ ", theme.style(.border)))
         title.append(Span("train ━", theme.style(.series_train)))
         for (i, name) in d.validationNames.enumerated() {
-            title.append(Span(" val:\(name) ━", CellStyle(fg: theme.validationColor(i))))
+            title.append(Span(" \(RunData.validationLabel(name)) ━", CellStyle(fg: theme.validationColor(i))))
         }
         let hints = [Span("l", theme.style(.title)), Span(" log ", theme.style(.dim)), Span("s", theme.style(.title)),
                      Span(" smooth ", theme.style(.dim)), Span("z", theme.style(.title)), Span(" zoom ", theme.style(.dim)),
@@ -17,7 +17,7 @@ enum LossPanel {
         guard inner.height >= 2 else { return }
         var series = [LineChart.Series(data: d.trainLoss, color: theme[.series_train], label: "train")]
         for (i, v) in d.validation.enumerated() {
-            series.append(LineChart.Series(data: v, color: theme.validationColor(i), label: d.validationNames[i]))
+            series.append(LineChart.Series(data: v, color: theme.validationColor(i), label: d.validationNames[i], smooth: false))
         }
         var chart = LineChart(series: series, xRange: state.xRange, smoothing: state.smoothing, logY: state.logY,
                               style: state.graphStyle,

@@ -74,7 +74,9 @@ enum ScalesPanel {
             }
             let pending = state.pendingWeights[row.target]
             let weight = pending ?? d.weight(row: i)
-            x = canvas.put(Format.pad(weight.map { Format.fixed($0, 2) } ?? "–", 5), x: x, y: y, style: theme.style(.fg, .bold))
+            let measured = d.lastStep?.axes.contains { $0.axis == row.axis } ?? true
+            x = canvas.put(Format.pad(weight.map { Format.fixed($0, 2) } ?? (measured ? "–" : "off"), 5), x: x, y: y,
+                           style: theme.style(weight == nil ? .dim : .fg, .bold))
             let mode = d.mode(of: row.axis)
             let modeText = pending != nil ? "… " : (mode == .adaptive ? "A " : (mode == .manual ? "M " : "- "))
             x = canvas.put(modeText, x: x, y: y, style: theme.style(pending != nil ? .title : .dim))
@@ -83,12 +85,12 @@ enum ScalesPanel {
                 x = canvas.put(Format.pad(range, rangeWidth), x: x, y: y, style: theme.style(.dim))
             }
             let share = i < d.latestShares.count ? d.latestShares[i] : nil
-            let bar = Meter.blocks(share ?? 0, width: barWidth)
+            let bar = Meter.bar(share ?? 0, width: barWidth)
             x = canvas.put(bar.filled, x: x, y: y, style: CellStyle(fg: bandColor))
             x = canvas.put(bar.rest, x: x, y: y, style: theme.style(.border))
             x = canvas.put(Format.pad(share.map { Format.percent($0) } ?? "–", 5, right: true) + " ", x: x, y: y, style: base)
             if sparkWidth > 1 {
-                let spark = d.shares[i].sparkline(xRange: state.xRange, width: sparkWidth - 1, minSpan: 0.05)
+                let spark = d.shares[i].sparkline(xRange: state.xRange, width: sparkWidth - 1, minSpan: 0.1)
                 x = canvas.put(spark + " ", x: x, y: y, style: CellStyle(fg: bandColor))
             }
             if weightTrendWidth > 1 {

@@ -12,6 +12,8 @@ struct LineChart {
         var data: DecimatedSeries
         var color: TerminalColor
         var label: String
+        /// Whether the chart's smoothing applies (dense per-step series yes, sparse evals no).
+        var smooth = true
     }
 
     struct Marker {
@@ -36,15 +38,6 @@ struct LineChart {
         case .braille: return (2, 4)
         case .block: return (1, 2)
         case .ascii: return (1, 3)
-        }
-    }
-
-    private static let brailleBits: [[UInt8]] = [[0x01, 0x02, 0x04, 0x40], [0x08, 0x10, 0x20, 0x80]]
-
-    private func bit(dx: Int, dy: Int) -> UInt8 {
-        switch style {
-        case .braille: return Self.brailleBits[dx][dy]
-        case .block, .ascii: return UInt8(1 << dy)
         }
     }
 
@@ -90,29 +83,32 @@ struct LineChart {
         guard plot.width >= 4 else { return }
         let (sx, sy) = resolution
         let pw = plot.width * sx, ph = plot.height * sy
-        var bits = [UInt8](repeating: 0, count: plot.width * plot.height)
-        var owner = [Int8](repeating: -1, count: plot.width * plot.height)
+        var grid = PixelGrid(width: plot.width, height: plot.height, sx: sx, sy: sy, style: style)
         func py(_ v: Double) -> Int {
             let f = (tf(v) - tlo) / (thi - tlo)
             return Swift.max(0, Swift.min(ph - 1, Int(((1 - f) * Double(ph - 1)).rounded())))
         }
-        func plotPixel(_ x: Int, _ y: Int, _ k: Int) {
-            guard x >= 0, x < pw, y >= 0, y < ph else { return }
-            let i = (y / sy) * plot.width + x / sx
-            bits[i] |= bit(dx: x % sx, dy: y % sy)
-            owner[i] = Int8(k)
-        }
         var latest: [(row: Int, value: Double, color: TerminalColor)] = []
+        // With smoothing, the raw envelope goes underneath, dim, so spikes stay visible.
+        if smoothing > 0 {
+            for (k, s) in series.enumerated() where s.smooth {
+                for (x, c) in s.data.columns(xRange: xRange, count: pw).enumerated() {
+                    guard let c else { continue }
+                    let y0 = py(c.max), y1 = py(c.min)
+                    grid.span(x: x, from: y0, to: y1, series: k, strong: false)
+                }
+            }
+        }
         for (k, s) in series.enumerated() {
-            let cols = s.data.columns(xRange: xRange, count: pw, smoothing: smoothing)
+            let cols = s.data.columns(xRange: xRange, count: pw, smoothing: s.smooth ? smoothing : 0)
             var prev: (x: Int, y: Int)?
             var last: Double?
             for (x, c) in cols.enumerated() {
                 guard let c else { continue }
                 let y0 = py(c.max), y1 = py(c.min)
-                for y in y0...Swift.max(y0, y1) { plotPixel(x, y, k) }
+                grid.span(x: x, from: y0, to: y1, series: k, strong: true)
                 let y = py(c.last)
-                if let p = prev { Self.line(from: p, to: (x, y)) { plotPixel($0, $1, k) } }
+                if let p = prev { grid.line(from: p, to: (x, y), series: k) }
                 prev = (x, y)
                 last = c.last
             }
@@ -125,7 +121,7 @@ struct LineChart {
         let visibleMarkers = markers.filter { xRange.contains($0.x) }
         for m in visibleMarkers {
             let cx = cellX(m.x)
-            for row in 0..<plot.height where bits[row * plot.width + (cx - plot.x)] == 0 {
+            for row in 0..<plot.height where grid.bits[row * plot.width + (cx - plot.x)] == 0 {
                 canvas.set(cx, plot.y + row, "┊", markerStyle)
             }
         }
@@ -145,9 +141,10 @@ struct LineChart {
         for row in 0..<plot.height {
             for col in 0..<plot.width {
                 let i = row * plot.width + col
-                guard bits[i] != 0 else { continue }
-                let k = Int(owner[i])
-                canvas.set(plot.x + col, plot.y + row, glyph(bits[i]), CellStyle(fg: series[k].color))
+                guard grid.bits[i] != 0 else { continue }
+                let k = Int(grid.owner[i])
+                canvas.set(plot.x + col, plot.y + row, glyph(grid.bits[i]),
+                           CellStyle(fg: series[k].color, attributes: grid.strong[i] ? [] : .dim))
             }
         }
         // Y ticks.
@@ -195,21 +192,6 @@ struct LineChart {
         return Format.fixed(v, decimals)
     }
 
-    /// Bresenham between two pixels.
-    static func line(from a: (x: Int, y: Int), to b: (x: Int, y: Int), _ plot: (Int, Int) -> Void) {
-        var x0 = a.x, y0 = a.y
-        let dx = Swift.abs(b.x - x0), dy = -Swift.abs(b.y - y0)
-        let stepX = x0 < b.x ? 1 : -1, stepY = y0 < b.y ? 1 : -1
-        var err = dx + dy
-        while true {
-            plot(x0, y0)
-            if x0 == b.x && y0 == b.y { break }
-            let e2 = 2 * err
-            if e2 >= dy { err += dy; x0 += stepX }
-            if e2 <= dx { err += dx; y0 += stepY }
-        }
-    }
-
     /// The smallest of 1, 2, 5 × 10^k that is at least `raw`.
     static func niceStep(_ raw: Double) -> Double {
         guard raw > 0, raw.isFinite else { return 1 }
@@ -251,5 +233,60 @@ struct LineChart {
             v += step
         }
         return out
+    }
+}
+
+/// The dots of a chart: a bit mask per cell (braille 2×4, block 1×2, ASCII 1×3 pixels), which
+/// series drew the cell, and whether that was its main line or only the dim raw envelope.
+struct PixelGrid {
+    let width: Int
+    let height: Int
+    let sx: Int
+    let sy: Int
+    let style: GraphStyle
+    var bits: [UInt8]
+    var owner: [Int8]
+    var strong: [Bool]
+
+    init(width: Int, height: Int, sx: Int, sy: Int, style: GraphStyle) {
+        self.width = width
+        self.height = height
+        self.sx = sx
+        self.sy = sy
+        self.style = style
+        bits = [UInt8](repeating: 0, count: width * height)
+        owner = [Int8](repeating: -1, count: width * height)
+        strong = [Bool](repeating: false, count: width * height)
+    }
+
+    private static let brailleBits: [UInt8] = [0x01, 0x02, 0x04, 0x40, 0x08, 0x10, 0x20, 0x80]
+
+    mutating func plot(_ x: Int, _ y: Int, series k: Int, strong isStrong: Bool) {
+        guard x >= 0, x < width * sx, y >= 0, y < height * sy else { return }
+        let i = (y / sy) * width + x / sx
+        let dx = x % sx, dy = y % sy
+        bits[i] |= style == .braille ? Self.brailleBits[dx * 4 + dy] : UInt8(1 << dy)
+        if isStrong || !strong[i] { owner[i] = Int8(k) }
+        if isStrong { strong[i] = true }
+    }
+
+    /// A vertical run of pixels in one column (a column's min…max).
+    mutating func span(x: Int, from y0: Int, to y1: Int, series k: Int, strong: Bool) {
+        for y in Swift.min(y0, y1)...Swift.max(y0, y1) { plot(x, y, series: k, strong: strong) }
+    }
+
+    /// Bresenham between two pixels.
+    mutating func line(from a: (x: Int, y: Int), to b: (x: Int, y: Int), series k: Int) {
+        var x0 = a.x, y0 = a.y
+        let dx = Swift.abs(b.x - x0), dy = -Swift.abs(b.y - y0)
+        let stepX = x0 < b.x ? 1 : -1, stepY = y0 < b.y ? 1 : -1
+        var err = dx + dy
+        while true {
+            plot(x0, y0, series: k, strong: true)
+            if x0 == b.x && y0 == b.y { break }
+            let e2 = 2 * err
+            if e2 >= dy { err += dy; x0 += stepX }
+            if e2 <= dx { err += dx; y0 += stepY }
+        }
     }
 }

@@ -16,24 +16,17 @@ enum Meter {
         return (filled, rest)
     }
 
-    /// Whole-cell bar (for shares): `█` up to round(fraction × width), then `░`.
-    static func blocks(_ fraction: Double, width: Int) -> (filled: String, rest: String) {
-        let f = fraction.isFinite ? Swift.max(0, Swift.min(1, fraction)) : 0
-        let n = Swift.min(width, Int((f * Double(width)).rounded()))
-        return (String(repeating: "█", count: n), String(repeating: "░", count: width - n))
-    }
-
-    /// A sparkline over column samples (their last values), scaled to their own range widened to
-    /// at least `minSpan` so that noise on a flat series does not look like a trend.
+    /// A sparkline over column samples (their means), scaled to their own range widened to at
+    /// least `minSpan` so that noise on a flat series does not look like a trend.
     static func sparkline(_ columns: [ColumnSample?], minSpan: Double = 0) -> String {
-        let values = columns.compactMap { $0?.last }
+        let values = columns.compactMap { $0?.mean }
         guard let lo0 = values.min(), let hi0 = values.max() else { return String(repeating: " ", count: columns.count) }
         var lo = lo0, hi = hi0
         if hi - lo < minSpan {
             let mid = (hi + lo) / 2
             lo = mid - minSpan / 2; hi = mid + minSpan / 2
         }
-        return sparkline(columns.map { $0?.last }, lo: lo, hi: hi)
+        return sparkline(columns.map { $0?.mean }, lo: lo, hi: hi)
     }
 
     /// A sparkline with a fixed range.

@@ -7,25 +7,152 @@
 /// error that names the member.
 public enum RecordDecoder {
     /// Keys of the format (docs/FORMAT.md).
+    /// Keys of the format (docs/FORMAT.md), packed as integer literals so that they are
+    /// statically initialised (a `JSONKey("...")` initialiser would cost a lazy-init check per use).
+    /// A test checks each against `JSONKey("...")`.
     enum K {
-        static let type = JSONKey("type"), step = JSONKey("step"), t = JSONKey("t")
-        static let loss = JSONKey("loss"), lr = JSONKey("lr"), gradNorm = JSONKey("grad_norm")
-        static let clipScale = JSONKey("clip_scale"), tokensPerS = JSONKey("tokens_per_s")
-        static let stepMs = JSONKey("step_ms"), axes = JSONKey("axes")
-        static let contextEnergy = JSONKey("context_energy"), attentionMass = JSONKey("attention_mass")
-        static let attentionMassByHead = JSONKey("attention_mass_by_head"), oscillation = JSONKey("oscillation")
-        static let spike = JSONKey("spike"), guardFallbacks = JSONKey("guard_fallbacks")
-        static let mode = JSONKey("mode"), weight = JSONKey("weight"), energy = JSONKey("energy")
-        static let flipRate = JSONKey("flip_rate"), gradCos = JSONKey("grad_cos"), relUpdate = JSONKey("rel_update")
-        static let context = JSONKey("context"), time = JSONKey("time"), depth = JSONKey("depth")
-        static let domains = JSONKey("domains"), name = JSONKey("name"), bpb = JSONKey("bpb")
-        static let lossByPosition = JSONKey("loss_by_position"), contextGain = JSONKey("context_gain")
-        static let window = JSONKey("window"), delta = JSONKey("delta")
-        static let kind = JSONKey("kind"), axis = JSONKey("axis"), band = JSONKey("band"), layer = JSONKey("layer")
-        static let old = JSONKey("old"), new = JSONKey("new"), source = JSONKey("source"), message = JSONKey("message")
-        static let path = JSONKey("path"), bytes = JSONKey("bytes"), ms = JSONKey("ms")
-        static let reason = JSONKey("reason"), finalLoss = JSONKey("final_loss"), bestValLoss = JSONKey("best_val_loss")
+        /// "type"
+        static let type = JSONKey(a: 0x65707974, b: 0x0, c: 0x0, count: 4)
+        /// "step"
+        static let step = JSONKey(a: 0x70657473, b: 0x0, c: 0x0, count: 4)
+        /// "t"
+        static let t = JSONKey(a: 0x74, b: 0x0, c: 0x0, count: 1)
+        /// "loss"
+        static let loss = JSONKey(a: 0x73736f6c, b: 0x0, c: 0x0, count: 4)
+        /// "lr"
+        static let lr = JSONKey(a: 0x726c, b: 0x0, c: 0x0, count: 2)
+        /// "grad_norm"
+        static let gradNorm = JSONKey(a: 0x726f6e5f64617267, b: 0x6d, c: 0x0, count: 9)
+        /// "clip_scale"
+        static let clipScale = JSONKey(a: 0x6163735f70696c63, b: 0x656c, c: 0x0, count: 10)
+        /// "tokens_per_s"
+        static let tokensPerS = JSONKey(a: 0x705f736e656b6f74, b: 0x735f7265, c: 0x0, count: 12)
+        /// "step_ms"
+        static let stepMs = JSONKey(a: 0x736d5f70657473, b: 0x0, c: 0x0, count: 7)
+        /// "axes"
+        static let axes = JSONKey(a: 0x73657861, b: 0x0, c: 0x0, count: 4)
+        /// "context_energy"
+        static let contextEnergy = JSONKey(a: 0x5f747865746e6f63, b: 0x796772656e65, c: 0x0, count: 14)
+        /// "attention_mass"
+        static let attentionMass = JSONKey(a: 0x6f69746e65747461, b: 0x7373616d5f6e, c: 0x0, count: 14)
+        /// "attention_mass_by_head"
+        static let attentionMassByHead = JSONKey(a: 0x6f69746e65747461, b: 0x625f7373616d5f6e, c: 0x646165685f79, count: 22)
+        /// "oscillation"
+        static let oscillation = JSONKey(a: 0x74616c6c6963736f, b: 0x6e6f69, c: 0x0, count: 11)
+        /// "spike"
+        static let spike = JSONKey(a: 0x656b697073, b: 0x0, c: 0x0, count: 5)
+        /// "guard_fallbacks"
+        static let guardFallbacks = JSONKey(a: 0x61665f6472617567, b: 0x736b6361626c6c, c: 0x0, count: 15)
+        /// "mode"
+        static let mode = JSONKey(a: 0x65646f6d, b: 0x0, c: 0x0, count: 4)
+        /// "weight"
+        static let weight = JSONKey(a: 0x746867696577, b: 0x0, c: 0x0, count: 6)
+        /// "energy"
+        static let energy = JSONKey(a: 0x796772656e65, b: 0x0, c: 0x0, count: 6)
+        /// "flip_rate"
+        static let flipRate = JSONKey(a: 0x7461725f70696c66, b: 0x65, c: 0x0, count: 9)
+        /// "grad_cos"
+        static let gradCos = JSONKey(a: 0x736f635f64617267, b: 0x0, c: 0x0, count: 8)
+        /// "rel_update"
+        static let relUpdate = JSONKey(a: 0x616470755f6c6572, b: 0x6574, c: 0x0, count: 10)
+        /// "context"
+        static let context = JSONKey(a: 0x747865746e6f63, b: 0x0, c: 0x0, count: 7)
+        /// "time"
+        static let time = JSONKey(a: 0x656d6974, b: 0x0, c: 0x0, count: 4)
+        /// "depth"
+        static let depth = JSONKey(a: 0x6874706564, b: 0x0, c: 0x0, count: 5)
+        /// "domains"
+        static let domains = JSONKey(a: 0x736e69616d6f64, b: 0x0, c: 0x0, count: 7)
+        /// "name"
+        static let name = JSONKey(a: 0x656d616e, b: 0x0, c: 0x0, count: 4)
+        /// "bpb"
+        static let bpb = JSONKey(a: 0x627062, b: 0x0, c: 0x0, count: 3)
+        /// "loss_by_position"
+        static let lossByPosition = JSONKey(a: 0x5f79625f73736f6c, b: 0x6e6f697469736f70, c: 0x0, count: 16)
+        /// "context_gain"
+        static let contextGain = JSONKey(a: 0x5f747865746e6f63, b: 0x6e696167, c: 0x0, count: 12)
+        /// "window"
+        static let window = JSONKey(a: 0x776f646e6977, b: 0x0, c: 0x0, count: 6)
+        /// "delta"
+        static let delta = JSONKey(a: 0x61746c6564, b: 0x0, c: 0x0, count: 5)
+        /// "kind"
+        static let kind = JSONKey(a: 0x646e696b, b: 0x0, c: 0x0, count: 4)
+        /// "axis"
+        static let axis = JSONKey(a: 0x73697861, b: 0x0, c: 0x0, count: 4)
+        /// "band"
+        static let band = JSONKey(a: 0x646e6162, b: 0x0, c: 0x0, count: 4)
+        /// "layer"
+        static let layer = JSONKey(a: 0x726579616c, b: 0x0, c: 0x0, count: 5)
+        /// "old"
+        static let old = JSONKey(a: 0x646c6f, b: 0x0, c: 0x0, count: 3)
+        /// "new"
+        static let new = JSONKey(a: 0x77656e, b: 0x0, c: 0x0, count: 3)
+        /// "source"
+        static let source = JSONKey(a: 0x656372756f73, b: 0x0, c: 0x0, count: 6)
+        /// "message"
+        static let message = JSONKey(a: 0x6567617373656d, b: 0x0, c: 0x0, count: 7)
+        /// "path"
+        static let path = JSONKey(a: 0x68746170, b: 0x0, c: 0x0, count: 4)
+        /// "bytes"
+        static let bytes = JSONKey(a: 0x7365747962, b: 0x0, c: 0x0, count: 5)
+        /// "ms"
+        static let ms = JSONKey(a: 0x736d, b: 0x0, c: 0x0, count: 2)
+        /// "reason"
+        static let reason = JSONKey(a: 0x6e6f73616572, b: 0x0, c: 0x0, count: 6)
+        /// "final_loss"
+        static let finalLoss = JSONKey(a: 0x6f6c5f6c616e6966, b: 0x7373, c: 0x0, count: 10)
+        /// "best_val_loss"
+        static let bestValLoss = JSONKey(a: 0x6c61765f74736562, b: 0x73736f6c5f, c: 0x0, count: 13)
+        static let all: [(JSONKey, String)] = [
+            (type, "type"),
+            (step, "step"),
+            (t, "t"),
+            (loss, "loss"),
+            (lr, "lr"),
+            (gradNorm, "grad_norm"),
+            (clipScale, "clip_scale"),
+            (tokensPerS, "tokens_per_s"),
+            (stepMs, "step_ms"),
+            (axes, "axes"),
+            (contextEnergy, "context_energy"),
+            (attentionMass, "attention_mass"),
+            (attentionMassByHead, "attention_mass_by_head"),
+            (oscillation, "oscillation"),
+            (spike, "spike"),
+            (guardFallbacks, "guard_fallbacks"),
+            (mode, "mode"),
+            (weight, "weight"),
+            (energy, "energy"),
+            (flipRate, "flip_rate"),
+            (gradCos, "grad_cos"),
+            (relUpdate, "rel_update"),
+            (context, "context"),
+            (time, "time"),
+            (depth, "depth"),
+            (domains, "domains"),
+            (name, "name"),
+            (bpb, "bpb"),
+            (lossByPosition, "loss_by_position"),
+            (contextGain, "context_gain"),
+            (window, "window"),
+            (delta, "delta"),
+            (kind, "kind"),
+            (axis, "axis"),
+            (band, "band"),
+            (layer, "layer"),
+            (old, "old"),
+            (new, "new"),
+            (source, "source"),
+            (message, "message"),
+            (path, "path"),
+            (bytes, "bytes"),
+            (ms, "ms"),
+            (reason, "reason"),
+            (finalLoss, "final_loss"),
+            (bestValLoss, "best_val_loss"),
+        ]
     }
+
 
     /// The record types of the format.
     public enum LineType: String, Sendable {
@@ -34,13 +161,15 @@ public enum RecordDecoder {
 
     // MARK: - Records
 
-    /// Decodes one record line (without its newline).
-    public static func record(_ line: UnsafeBufferPointer<UInt8>) throws -> Record {
+    /// Decodes one record line (without its newline). With `stepDetail` false, a step record's
+    /// per-layer arrays (`context_energy`, `attention_mass`, `attention_mass_by_head`) are checked
+    /// but left empty: what a summary needs, at about half the cost.
+    public static func record(_ line: UnsafeBufferPointer<UInt8>, stepDetail: Bool = true) throws -> Record {
         let type = try lineType(line)
         var s = JSONScanner(line)
         let record: Record
         switch type {
-        case .step: record = .step(try step(&s))
+        case .step: record = .step(try step(&s, detail: stepDetail))
         case .eval: record = .eval(try eval(&s))
         case .event: record = .event(try event(&s))
         case .checkpoint: record = .checkpoint(try checkpoint(&s))
@@ -91,7 +220,7 @@ public enum RecordDecoder {
         }
     }
 
-    static func step(_ s: inout JSONScanner) throws -> StepRecord {
+    static func step(_ s: inout JSONScanner, detail: Bool = true) throws -> StepRecord {
         var r = StepRecord(step: 0, t: 0, loss: 0, learningRate: 0, gradNorm: 0, clipScale: 1,
                            tokensPerSecond: 0, stepMilliseconds: 0)
         var seen = Seen()
@@ -99,7 +228,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.loss: try seen.mark(3, key, s); r.loss = try s.double()
@@ -109,11 +238,15 @@ public enum RecordDecoder {
             case K.tokensPerS: try seen.mark(7, key, s); r.tokensPerSecond = try s.double()
             case K.stepMs: try seen.mark(8, key, s); r.stepMilliseconds = try s.double()
             case K.axes: try seen.mark(9, key, s); r.axes = try axes(&s)
+            case K.contextEnergy where !detail, K.attentionMass where !detail, K.attentionMassByHead where !detail:
+                try seen.mark(key == K.contextEnergy ? 10 : (key == K.attentionMass ? 11 : 12), key, s)
+                try s.skipValue(depth: 1)
             case K.contextEnergy: try seen.mark(10, key, s); r.contextEnergyByLayer = try matrix(&s)
             case K.attentionMass: try seen.mark(11, key, s); r.attentionMass = try matrix(&s)
             case K.attentionMassByHead:
                 try seen.mark(12, key, s)
                 var layers: [[[Double]]] = []
+                layers.reserveCapacity(8)
                 try s.beginArray()
                 var f = true
                 while try s.nextElement(&f) { layers.append(try matrix(&s)) }
@@ -131,14 +264,14 @@ public enum RecordDecoder {
 
     static func doubles(_ s: inout JSONScanner) throws -> [Double] {
         var out: [Double] = []
-        try s.beginArray()
-        var first = true
-        while try s.nextElement(&first) { out.append(try s.double()) }
+        out.reserveCapacity(4)
+        try s.doubleArray(into: &out)
         return out
     }
 
     static func matrix(_ s: inout JSONScanner) throws -> [[Double]] {
         var out: [[Double]] = []
+        out.reserveCapacity(8)
         try s.beginArray()
         var first = true
         while try s.nextElement(&first) { out.append(try doubles(&s)) }
@@ -165,7 +298,10 @@ public enum RecordDecoder {
 
     static func axisSample(_ axis: ScaleAxis, _ s: inout JSONScanner) throws -> AxisSample {
         var mode = WeightMode.manual
-        var weights: [Double] = [], energies: [Double] = []
+        // Weights and energies go straight into the band samples (no temporary arrays).
+        var bands: [BandSample] = []
+        bands.reserveCapacity(4)
+        var weights = 0, energies = 0
         var seen = Seen()
         let start = s.offset
         try s.beginObject()
@@ -180,39 +316,69 @@ public enum RecordDecoder {
                     throw JSONSyntaxError(offset: at, message: "unknown weight mode \"\(name)\"")
                 }
                 mode = m
-            case K.weight: try seen.mark(1, key, s); weights = try doubles(&s)
-            case K.energy: try seen.mark(2, key, s); energies = try doubles(&s)
+            case K.weight:
+                try seen.mark(1, key, s)
+                try s.beginArray()
+                var f = true
+                while try s.nextElement(&f) {
+                    let v = try s.double()
+                    if weights < bands.count { bands[weights].weight = v } else { bands.append(BandSample(weight: v, energy: .nan)) }
+                    weights += 1
+                }
+            case K.energy:
+                try seen.mark(2, key, s)
+                try s.beginArray()
+                var f = true
+                while try s.nextElement(&f) {
+                    let v = try s.double()
+                    if energies < bands.count { bands[energies].energy = v } else { bands.append(BandSample(weight: .nan, energy: v)) }
+                    energies += 1
+                }
             default: try s.skipValue(depth: 3)
             }
         }
         try seen.require([(0, "mode"), (1, "weight"), (2, "energy")], in: "axis \"\(axis.rawValue)\"")
-        guard weights.count == energies.count else {
-            throw JSONSyntaxError(offset: start, message: "axis \"\(axis.rawValue)\": \(weights.count) weights but \(energies.count) energies")
+        guard weights == energies else {
+            throw JSONSyntaxError(offset: start, message: "axis \"\(axis.rawValue)\": \(weights) weights but \(energies) energies")
         }
-        var bands: [BandSample] = []
-        bands.reserveCapacity(weights.count)
-        for i in weights.indices { bands.append(BandSample(weight: weights[i], energy: energies[i])) }
         return AxisSample(axis: axis, mode: mode, bands: bands)
     }
 
     static func oscillation(_ s: inout JSONScanner) throws -> [OscillationSample] {
-        var flip: [Double] = [], cos: [Double] = [], rel: [Double] = []
+        // The three arrays fill the samples in place (no temporary arrays).
+        var out: [OscillationSample] = []
+        out.reserveCapacity(4)
+        var counts: (Int, Int, Int) = (0, 0, 0)
         var seen = Seen()
         let start = s.offset
         try s.beginObject()
         var first = true
         while let key = try s.nextMember(&first) {
+            let which: Int
             switch key {
-            case K.flipRate: try seen.mark(0, key, s); flip = try doubles(&s)
-            case K.gradCos: try seen.mark(1, key, s); cos = try doubles(&s)
-            case K.relUpdate: try seen.mark(2, key, s); rel = try doubles(&s)
-            default: try s.skipValue(depth: 2)
+            case K.flipRate: which = 0
+            case K.gradCos: which = 1
+            case K.relUpdate: which = 2
+            default: try s.skipValue(depth: 2); continue
+            }
+            try seen.mark(which, key, s)
+            try s.beginArray()
+            var f = true
+            while try s.nextElement(&f) {
+                let v = try s.double()
+                let i = which == 0 ? counts.0 : (which == 1 ? counts.1 : counts.2)
+                if i == out.count { out.append(OscillationSample(flipRate: .nan, gradientCosine: .nan, relativeUpdate: .nan)) }
+                switch which {
+                case 0: out[i].flipRate = v; counts.0 += 1
+                case 1: out[i].gradientCosine = v; counts.1 += 1
+                default: out[i].relativeUpdate = v; counts.2 += 1
+                }
             }
         }
-        guard flip.count == cos.count && cos.count == rel.count else {
-            throw JSONSyntaxError(offset: start, message: "oscillation arrays differ in length (\(flip.count), \(cos.count), \(rel.count))")
+        guard counts.0 == counts.1 && counts.1 == counts.2 else {
+            throw JSONSyntaxError(offset: start, message: "oscillation arrays differ in length (\(counts.0), \(counts.1), \(counts.2))")
         }
-        return flip.indices.map { OscillationSample(flipRate: flip[$0], gradientCosine: cos[$0], relativeUpdate: rel[$0]) }
+        return out
     }
 
     static func eval(_ s: inout JSONScanner) throws -> EvalRecord {
@@ -222,7 +388,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.domains:
@@ -282,7 +448,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.kind:
@@ -321,7 +487,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.path: try seen.mark(3, key, s); r.path = try s.string()
@@ -341,7 +507,7 @@ public enum RecordDecoder {
         var first = true
         while let key = try s.nextMember(&first) {
             switch key {
-            case K.type: try seen.mark(0, key, s); try s.skipValue(depth: 1)
+            case K.type: try seen.mark(0, key, s); try s.skipString()
             case K.step: try seen.mark(1, key, s); r.step = try s.int()
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.reason:

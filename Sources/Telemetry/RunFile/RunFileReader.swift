@@ -107,22 +107,110 @@ public final class RunFileReader {
     /// The next record, or nil at the end (see `follow`). Throws only on a failing read(2).
     public func next() throws -> Record? {
         while !finished {
-            switch try source.nextLine() {
-            case let .line(bytes):
-                if let record = decode(bytes, line: source.lineNumber, torn: false) { return deliver(record) }
-            case let .tooLong(n):
-                report(.badLine, line: source.lineNumber, column: nil, "line of \(n) bytes exceeds the \(source.maxLineBytes)-byte limit")
-            case let .endOfFile(fragment):
+            if queueIndex < queue.count {
+                let item = queue[queueIndex]
+                queueIndex += 1
+                switch item {
+                case let .record(record):
+                    return deliver(record)
+                case let .issue(kind, line, column, message):
+                    report(kind, line: line, column: column, message)
+                }
+                continue
+            }
+            if let fragment = try fillQueue() {
                 if let follow, !follow.stop.isSet {
                     Thread.sleep(forTimeInterval: follow.pollInterval)
                     continue
                 }
                 // A complete record whose newline is missing is still a record; anything else torn.
                 let line = source.lineNumber + 1
-                let record = fragment.isEmpty ? nil : decode(fragment, line: line, torn: true)
+                let item = fragment.isEmpty ? nil : RunFileReader.decode(fragment, path: path, line: line, torn: true, stepDetail: decodesStepDetail)
                 source.consumeFragment()
                 finished = true
-                if let record { return deliver(record) }
+                switch item {
+                case let .record(record)?: return deliver(record)
+                case let .issue(kind, line, column, message)?: report(kind, line: line, column: column, message)
+                case nil: break
+                }
+            }
+        }
+        return nil
+    }
+
+    /// A decoded line, waiting to be handed out in file order.
+    enum Decoded {
+        case record(Record)
+        case issue(ReadIssue.Kind, line: Int, column: Int?, String)
+    }
+
+    private var queue: [Decoded] = []
+    private var queueIndex = 0
+    private var batch: [UInt8] = []
+    private var batchLines: [(start: Int, count: Int, line: Int)] = []
+    /// Lines per batch; batches of `parallelThreshold` lines or more are decoded on two threads.
+    static let batchLines = 2048
+    static let batchBytes = 4 << 20
+    static let parallelThreshold = 64
+    /// Whether large batches may be decoded on two threads (the order of records is kept).
+    public var decodesInParallel = true
+    /// False: step records come without their per-layer arrays (`contextEnergyByLayer`,
+    /// `attentionMass`, `attentionMassByHead` empty; the lines are still fully checked). For
+    /// readers that only need scalars, such as a summary: about half the decoding work.
+    public var decodesStepDetail = true
+
+    /// Reads the complete lines available now (up to a batch) and decodes them into `queue`.
+    /// Returns the end-of-file fragment when the file has no complete line left.
+    private func fillQueue() throws -> UnsafeBufferPointer<UInt8>? {
+        queue.removeAll(keepingCapacity: true)
+        queueIndex = 0
+        batch.removeAll(keepingCapacity: true)
+        batchLines.removeAll(keepingCapacity: true)
+        var fragment: UnsafeBufferPointer<UInt8>?
+        gather: while batchLines.count < RunFileReader.batchLines && batch.count < RunFileReader.batchBytes {
+            switch try source.nextLine() {
+            case let .line(bytes):
+                batchLines.append((batch.count, bytes.count, source.lineNumber))
+                batch.append(contentsOf: bytes)
+            case let .tooLong(n):
+                batchLines.append((-1, n, source.lineNumber))
+            case let .endOfFile(f):
+                fragment = f
+                break gather
+            }
+        }
+        guard !batchLines.isEmpty else { return fragment }
+        let lines = batchLines
+        let path = self.path
+        let limit = source.maxLineBytes
+        let detail = decodesStepDetail
+        batch.withUnsafeBufferPointer { bytes in
+            func decodeRange(_ range: Range<Int>) -> [Decoded] {
+                var out: [Decoded] = []
+                out.reserveCapacity(range.count)
+                for i in range {
+                    let l = lines[i]
+                    if l.start < 0 {
+                        out.append(.issue(.badLine, line: l.line, column: nil, "line of \(l.count) bytes exceeds the \(limit)-byte limit"))
+                    } else {
+                        let view = UnsafeBufferPointer(rebasing: bytes[l.start..<(l.start + l.count)])
+                        out.append(RunFileReader.decode(view, path: path, line: l.line, torn: false, stepDetail: detail))
+                    }
+                }
+                return out
+            }
+            if decodesInParallel && lines.count >= RunFileReader.parallelThreshold {
+                let half = lines.count / 2
+                var parts: [[Decoded]] = [[], []]
+                parts.withUnsafeMutableBufferPointer { slots in
+                    let slots = slots
+                    DispatchQueue.concurrentPerform(iterations: 2) { k in
+                        slots[k] = decodeRange(k == 0 ? 0..<half : half..<lines.count)
+                    }
+                }
+                queue = parts[0] + parts[1]
+            } else {
+                queue = decodeRange(0..<lines.count)
             }
         }
         return nil
@@ -134,19 +222,18 @@ public final class RunFileReader {
         return record
     }
 
-    private func decode(_ bytes: UnsafeBufferPointer<UInt8>, line: Int, torn: Bool) -> Record? {
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, path: String, line: Int, torn: Bool, stepDetail: Bool = true) -> Decoded {
         var content = bytes
         if let last = content.last, last == 0x0D { content = UnsafeBufferPointer(rebasing: content.dropLast()) }
+        let kind: ReadIssue.Kind = torn ? .tornLastLine : .badLine
         do {
-            return try RecordDecoder.record(content)
+            return .record(try RecordDecoder.record(content, stepDetail: stepDetail))
         } catch let e as JSONSyntaxError {
             let empty = content.allSatisfy { $0 == 0x20 || $0 == 0x09 }
-            report(torn ? .tornLastLine : .badLine, line: line, column: empty ? nil : e.offset + 1,
-                   empty ? "empty line" : e.message)
+            return .issue(kind, line: line, column: empty ? nil : e.offset + 1, empty ? "empty line" : e.message)
         } catch {
-            report(torn ? .tornLastLine : .badLine, line: line, column: nil, "\(error)")
+            return .issue(kind, line: line, column: nil, "\(error)")
         }
-        return nil
     }
 
     private func report(_ kind: ReadIssue.Kind, line: Int, column: Int?, _ message: String) {

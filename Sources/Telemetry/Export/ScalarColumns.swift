@@ -1,0 +1,117 @@
+/// The scalars of a run flattened into named columns, shared by the CSV and TensorBoard exports.
+///
+/// Names are dotted paths (`context.local.weight`, `oscillation.lower.flip_rate`,
+/// `attention_mass.L0.long`, `val.sonnets.loss`); TensorBoard gets the same names with "/" for ".".
+/// The layout comes from a first pass over the file (`ColumnLayout.scan`), so every row has the
+/// same columns however the records vary.
+public struct ColumnLayout: Sendable, Equatable {
+    public var axes: [(axis: ScaleAxis, bands: [String])] = []
+    public var layers = 0
+    public var heads = 0
+    public var contextBands: [String] = []
+    public var depthGroups: [String] = []
+    public var domains: [String] = []
+    public var gainWindows: [Int] = []
+
+    public static func == (a: ColumnLayout, b: ColumnLayout) -> Bool {
+        a.names == b.names
+    }
+
+    /// Reads the whole file once to find every axis, layer, head, domain and window used.
+    public static func scan(path: String) throws -> (header: RunHeader, layout: ColumnLayout, skipped: Int) {
+        let reader = try RunFileReader(path: path)
+        let h = reader.header
+        var layout = ColumnLayout()
+        var seenAxes: [ScaleAxis: Int] = [:]
+        var osc = 0
+        try reader.forEachRecord { r in
+            switch r {
+            case let .step(s):
+                for a in s.axes { seenAxes[a.axis] = max(seenAxes[a.axis] ?? 0, a.bands.count) }
+                layout.layers = max(layout.layers, s.attentionMass.count, s.contextEnergyByLayer.count, s.attentionMassByHead.count)
+                for l in s.attentionMassByHead { layout.heads = max(layout.heads, l.count) }
+                osc = max(osc, s.oscillation.count)
+            case let .eval(e):
+                for d in e.domains where !layout.domains.contains(d.name) { layout.domains.append(d.name) }
+                for g in e.contextGain where !layout.gainWindows.contains(g.window) { layout.gainWindows.append(g.window) }
+            default: break
+            }
+        }
+        for axis in ScaleAxis.allCases {
+            guard let n = seenAxes[axis] else { continue }
+            layout.axes.append((axis, (0..<n).map { bandName(h, axis, $0) }))
+        }
+        layout.contextBands = (0..<max(3, h.axes.first { $0.axis == .context }?.bands.count ?? 0)).map { bandName(h, .context, $0) }
+        layout.depthGroups = (0..<osc).map { bandName(h, .depth, $0) }
+        layout.gainWindows.sort()
+        return (h, layout, reader.issueCount)
+    }
+
+    /// Step columns, in order.
+    public var stepNames: [String] {
+        var out = ["loss", "lr", "grad_norm", "clip_scale", "tokens_per_s", "step_ms", "spike", "guard_fallbacks"]
+        for (axis, bands) in axes {
+            for b in bands { out += ["\(axis.rawValue).\(b).weight", "\(axis.rawValue).\(b).energy"] }
+        }
+        for g in depthGroups { out += ["oscillation.\(g).flip_rate", "oscillation.\(g).grad_cos", "oscillation.\(g).rel_update"] }
+        out.append("attention.long_range_mass")
+        for l in 0..<layers { for b in contextBands { out.append("attention_mass.L\(l).\(b)") } }
+        for l in 0..<layers { for b in contextBands { out.append("context_energy.L\(l).\(b)") } }
+        for l in 0..<layers { for h in 0..<heads { for b in contextBands { out.append("attention_mass.L\(l).H\(h).\(b)") } } }
+        return out
+    }
+
+    /// Eval columns, in order.
+    public var evalNames: [String] {
+        domains.flatMap { ["val.\($0).loss", "val.\($0).bpb"] } + gainWindows.map { "context_gain.\($0)" }
+    }
+
+    public var names: [String] { stepNames + evalNames }
+
+    /// A step's values in `stepNames` order (NaN where the record lacks one).
+    public func values(_ s: StepRecord) -> [Double] {
+        var out: [Double] = [s.loss, s.learningRate, s.gradNorm, s.clipScale, s.tokensPerSecond, s.stepMilliseconds,
+                             s.spike ? 1 : 0, Double(s.guardFallbacks)]
+        for (axis, bands) in axes {
+            let sample = s.axes.first { $0.axis == axis }
+            for i in bands.indices {
+                let b = sample.flatMap { i < $0.bands.count ? $0.bands[i] : nil }
+                out += [b?.weight ?? .nan, b?.energy ?? .nan]
+            }
+        }
+        for i in depthGroups.indices {
+            let o = i < s.oscillation.count ? s.oscillation[i] : nil
+            out += [o?.flipRate ?? .nan, o?.gradientCosine ?? .nan, o?.relativeUpdate ?? .nan]
+        }
+        out.append(ColumnLayout.longRangeMass(s))
+        func cell(_ m: [[Double]], _ l: Int, _ b: Int) -> Double { l < m.count && b < m[l].count ? m[l][b] : .nan }
+        for l in 0..<layers { for b in contextBands.indices { out.append(cell(s.attentionMass, l, b)) } }
+        for l in 0..<layers { for b in contextBands.indices { out.append(cell(s.contextEnergyByLayer, l, b)) } }
+        for l in 0..<layers {
+            for h in 0..<heads {
+                for b in contextBands.indices {
+                    let layer = l < s.attentionMassByHead.count ? s.attentionMassByHead[l] : []
+                    out.append(cell(layer, h, b))
+                }
+            }
+        }
+        return out
+    }
+
+    /// An eval's values in `evalNames` order.
+    public func values(_ e: EvalRecord) -> [Double] {
+        var out: [Double] = []
+        for name in domains {
+            let d = e.domains.first { $0.name == name }
+            out += [d?.loss ?? .nan, d?.bitsPerByte ?? .nan]
+        }
+        for w in gainWindows { out.append(e.contextGain.first { $0.window == w }?.delta ?? .nan) }
+        return out
+    }
+
+    /// Attention mass in the last (long) context band, averaged over layers.
+    public static func longRangeMass(_ s: StepRecord) -> Double {
+        let longs = s.attentionMass.compactMap(\.last)
+        return longs.isEmpty ? .nan : longs.reduce(0, +) / Double(longs.count)
+    }
+}

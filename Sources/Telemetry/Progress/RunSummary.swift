@@ -1,0 +1,93 @@
+/// What a run came to, folded from its records: printed at the end of `--no-tui` training and of
+/// `gradflow replay --no-tui`, and by `--summary-only`.
+public struct RunSummary {
+    public private(set) var header: RunHeader?
+    public private(set) var stepRecords = 0
+    /// Steps completed: one past the last step record's index, or an eval/end record's step.
+    public private(set) var stepsDone = 0
+    public private(set) var firstLoss: Double?
+    public private(set) var finalLoss: Double?
+    public private(set) var minLoss: Double?
+    public private(set) var lastEval: EvalRecord?
+    /// Lowest loss of the first validation domain, and its step.
+    public private(set) var bestValidation: (loss: Double, step: Int, domain: String)?
+    public private(set) var eventCount = 0
+    /// The first `maxListedEvents` events.
+    public private(set) var events: [EventRecord] = []
+    public static let maxListedEvents = 20
+    public private(set) var spikes = 0
+    public private(set) var guardFallbacks = 0
+    public private(set) var checkpoints = 0
+    public private(set) var end: EndRecord?
+    /// Seconds from the start to the last record.
+    public private(set) var duration = 0.0
+    private var tokensPerSecondSum = 0.0
+    /// Step records an observer missed (set by the caller from its subscription).
+    public var droppedRecords = 0
+    /// Lines the reader skipped (set by the caller).
+    public var skippedLines = 0
+
+    public init(header: RunHeader? = nil) { self.header = header }
+
+    public mutating func setHeader(_ h: RunHeader) { header = h }
+
+    public var meanTokensPerSecond: Double { stepRecords > 0 ? tokensPerSecondSum / Double(stepRecords) : 0 }
+
+    public mutating func add(_ record: Record) {
+        duration = max(duration, record.t)
+        switch record {
+        case let .step(s):
+            stepsDone = max(stepsDone, s.step + 1)
+            stepRecords += 1
+            if firstLoss == nil { firstLoss = s.loss }
+            finalLoss = s.loss
+            if s.loss.isFinite && s.loss < (minLoss ?? .infinity) { minLoss = s.loss }
+            if s.spike { spikes += 1 }
+            guardFallbacks = max(guardFallbacks, s.guardFallbacks)
+            if s.tokensPerSecond.isFinite { tokensPerSecondSum += s.tokensPerSecond }
+        case let .eval(e):
+            stepsDone = max(stepsDone, e.step)
+            lastEval = e
+            if let d = e.domains.first, d.loss.isFinite, d.loss < (bestValidation?.loss ?? .infinity) {
+                bestValidation = (d.loss, e.step, d.name)
+            }
+        case let .event(e):
+            eventCount += 1
+            if events.count < RunSummary.maxListedEvents { events.append(e) }
+        case .checkpoint:
+            checkpoints += 1
+        case let .end(e):
+            stepsDone = max(stepsDone, e.step)
+            end = e
+        }
+    }
+
+    /// The summary as printed.
+    public func lines() -> [String] {
+        var out: [String] = []
+        if let h = header {
+            out.append("summary  run \(h.runName)  preset \(h.preset)  \(Format.si(Double(h.parameters))) parameters  seed \(h.seed)")
+        } else {
+            out.append("summary")
+        }
+        let planned = header.map { " of \($0.totalSteps)" } ?? ""
+        let ending = end.map { " (\($0.reason.rawValue)\($0.message.isEmpty ? "" : ": \($0.message)"))" } ?? " (no end record)"
+        out.append("  steps       \(stepsDone)\(planned) in \(Format.duration(duration))\(ending), \(stepRecords) step records, mean \(Format.si(meanTokensPerSecond)) tok/s")
+        if let f = firstLoss, let l = finalLoss {
+            out.append("  train loss  \(Format.fixed(f, 4)) -> \(Format.fixed(l, 4)) (final), lowest \(Format.fixed(minLoss ?? .nan, 4))")
+        }
+        if let e = lastEval {
+            out.append("  validation  " + e.domains.map { "\($0.name) \(Format.fixed($0.loss, 4)) nats \(Format.fixed($0.bitsPerByte, 3)) bpb" }.joined(separator: ", ") + " (step \(e.step))")
+        }
+        if let b = bestValidation {
+            out.append("  best val    \(Format.fixed(b.loss, 4)) nats \(Format.fixed(Format.bitsPerByte(b.loss), 3)) bpb at step \(b.step) (\(b.domain))")
+        }
+        out.append("  spikes \(spikes), guard fallbacks \(guardFallbacks), checkpoints \(checkpoints)"
+                   + (droppedRecords > 0 ? ", \(droppedRecords) step records not seen" : "")
+                   + (skippedLines > 0 ? ", \(skippedLines) bad lines skipped" : ""))
+        out.append("  events      \(eventCount)")
+        for e in events { out.append("    step \(e.step): " + describeEvent(e, header: header)) }
+        if eventCount > events.count { out.append("    ... and \(eventCount - events.count) more") }
+        return out
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+
+/// Plays a run file onto a `RecordBus` at the recorded pace times `speed` (0: as fast as possible).
+///
+/// Publishes the header, then every record in file order, waiting between records as long as the
+/// recorded `t` says (divided by `speed`; a recorded gap is cut to `maxGap` seconds so that a run
+/// paused for an hour does not replay as an hour of nothing). Implements `ReplayControl`: pause,
+/// step once while paused, faster/slower along a 1-2-5 ladder ending in "max", and seek. A forward
+/// seek publishes the records up to the target at once; a backward seek reopens the file, calls
+/// `bus.restart` (observers' queues are emptied, their `generation` bumped) and fast-forwards to
+/// the target, so observers rebuild their state from the start. When the file ends the bus is
+/// closed and `status.finished` set; the replayer still answers seeks until `stop()`.
+public final class Replayer: ReplayControl, @unchecked Sendable {
+    public static let speedLadder: [Double] = [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+
+    public let path: String
+    public let header: RunHeader
+    private let bus: RecordBus
+    private let follow: Bool
+    public let maxGap: Double
+    private let condition = NSCondition()
+    private var state: ReplayStatus
+    private var seekTarget: Int?
+    private var restartRequested = false
+    private var stepOnce = false
+    private var reanchor = true
+    private var stopped = false
+    private var thread: Thread?
+    private let readerStop = StopFlag()
+    private let done = DispatchSemaphore(value: 0)
+    /// Called with every line the reader skips (from the replay thread).
+    public var onIssue: ((ReadIssue) -> Void)?
+    /// Lines skipped by the reader so far.
+    public var skippedLines: Int {
+        condition.lock(); defer { condition.unlock() }
+        return skipped
+    }
+    private var skipped = 0
+
+    /// Opens `path` (a run file or run directory); throws what `RunFileReader` throws.
+    public init(path: String, bus: RecordBus, speed: Double = 1, follow: Bool = false, maxGap: Double = 2) throws {
+        let reader = try RunFileReader(path: path)
+        self.path = reader.path
+        self.header = reader.header
+        self.bus = bus
+        self.follow = follow
+        self.maxGap = maxGap
+        state = ReplayStatus(speed: max(0, speed), paused: false, position: 0, finished: false, generation: 0)
+    }
+
+    public var status: ReplayStatus {
+        condition.lock(); defer { condition.unlock() }
+        return state
+    }
+
+    public func perform(_ action: ReplayAction) {
+        condition.lock()
+        switch action {
+        case .togglePause:
+            state.paused.toggle()
+            reanchor = true
+        case .faster:
+            state.speed = Replayer.faster(state.speed)
+            reanchor = true
+        case .slower:
+            state.speed = Replayer.slower(state.speed)
+            reanchor = true
+        case .stepOnce:
+            if state.paused { stepOnce = true }
+        case let .seek(steps):
+            let target = max(0, state.position + steps)
+            if steps < 0 {
+                restartRequested = true
+            }
+            seekTarget = target
+        }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next speed up the ladder; past the top comes 0 (as fast as possible).
+    public static func faster(_ speed: Double) -> Double {
+        if speed == 0 { return 0 }
+        return speedLadder.first { $0 > speed } ?? 0
+    }
+
+    /// The next speed down the ladder; from 0 (max) to the top of the ladder.
+    public static func slower(_ speed: Double) -> Double {
+        if speed == 0 { return speedLadder.last! }
+        return speedLadder.last { $0 < speed } ?? speedLadder.first!
+    }
+
+    /// Starts playing on a thread of its own.
+    public func start() {
+        condition.lock()
+        guard thread == nil else { condition.unlock(); return }
+        let t = Thread { [self] in run() }
+        t.name = "gradflow.replay"
+        thread = t
+        condition.unlock()
+        t.start()
+    }
+
+    /// Stops playing (also a following reader) and closes the bus.
+    public func stop() {
+        readerStop.set()
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Blocks until the file has been played to its end (or `stop()`).
+    public func waitUntilFinished() {
+        condition.lock()
+        while !state.finished && !stopped { condition.wait(until: Date(timeIntervalSinceNow: 0.1)) }
+        condition.unlock()
+    }
+
+    private func openReader() throws -> RunFileReader {
+        let reader = try RunFileReader(path: path, follow: follow ? .init(pollInterval: 0.05, stop: readerStop) : nil)
+        reader.onIssue = { [weak self] issue in
+            guard let self else { return }
+            self.condition.lock()
+            self.skipped += 1
+            self.condition.unlock()
+            self.onIssue?(issue)
+        }
+        return reader
+    }
+
+    private func run() {
+        defer {
+            bus.close()
+            done.signal()
+        }
+        guard var reader = try? openReader() else {
+            finish()
+            return
+        }
+        bus.publishHeader(header)
+        var pending: Record?
+        var anchorWall = Date()
+        var anchorT = 0.0
+        var lastT = 0.0
+        while true {
+            condition.lock()
+            if stopped { condition.unlock(); return }
+            if restartRequested {
+                restartRequested = false
+                state.generation += 1
+                state.position = 0
+                state.finished = false
+                condition.unlock()
+                guard let fresh = try? openReader() else { finish(); return }
+                reader = fresh
+                pending = nil
+                lastT = 0
+                bus.restart(header: header)
+                condition.lock()
+                reanchor = true
+            }
+            let seeking = seekTarget.map { state.position < $0 } ?? false
+            if !seeking { seekTarget = nil }
+            if state.finished || (state.paused && !stepOnce && !seeking) {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1))
+                condition.unlock()
+                continue
+            }
+            let speed = state.speed
+            let once = stepOnce
+            if reanchor {
+                reanchor = false
+                anchorWall = Date()
+                anchorT = lastT
+            }
+            condition.unlock()
+
+            if pending == nil {
+                pending = (try? reader.next()) ?? nil
+                if pending == nil {
+                    finish()
+                    bus.close()
+                    continue
+                }
+            }
+            let record = pending!
+            if !seeking && !once && speed > 0 {
+                let gap = (record.t - anchorT) / speed
+                if gap > maxGap {
+                    // Cut long idle stretches of the recording.
+                    anchorT = record.t - maxGap * speed
+                }
+                let due = anchorWall.addingTimeInterval((record.t - anchorT) / speed)
+                let wait = due.timeIntervalSinceNow
+                if wait > 0 {
+                    condition.lock()
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: min(wait, 0.1)))
+                    condition.unlock()
+                    continue
+                }
+            }
+            pending = nil
+            bus.publish(record)
+            lastT = record.t
+            condition.lock()
+            state.position = record.step
+            if once { stepOnce = false }
+            if seeking, let target = seekTarget, record.step >= target {
+                seekTarget = nil
+                reanchor = true
+            }
+            condition.unlock()
+        }
+    }
+
+    private func finish() {
+        condition.lock()
+        state.finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Dashboard
+import Foundation
+import Telemetry
+import Terminal
+
+/// `gradflow replay RUNDIR|FILE`: plays a recorded run again, in the dashboard or as progress lines.
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay a recorded run (RUNDIR/run.jsonl) in the dashboard or as progress lines.",
+        discussion: """
+        Records are played at the recorded pace times --speed (0: as fast as possible). Without a terminal, or with --no-tui, the same progress lines as `gradflow train --no-tui` are printed, then the run summary. --follow reads a run another process is still writing, until its end record (Ctrl-C to stop). Damaged lines are skipped with a notice on standard error.
+
+        Examples:
+          gradflow replay runs/s-baseline --speed 20
+          gradflow replay runs/s-baseline/run.jsonl --speed 0 --no-tui --summary-only
+          gradflow replay runs/live --follow --no-tui
+        """
+    )
+
+    @Argument(help: ArgumentHelp("A run directory or its run.jsonl file.", valueName: "run"))
+    var runPath: String
+
+    @Option(help: "Playback speed relative to the recorded pace; 0 plays as fast as possible.")
+    var speed: Double = 1
+
+    @Flag(help: "Keep reading a run file that is still being written, until its end record.")
+    var follow = false
+
+    @Flag(help: "Print only the run summary (reads at full speed; implies --no-tui).")
+    var summaryOnly = false
+
+    @OptionGroup var display: DisplayOptions
+
+    func validate() throws {
+        guard speed >= 0, speed.isFinite else { throw ValidationError("--speed must be 0 (as fast as possible) or a positive number, not \(speed)") }
+    }
+
+    func run() throws {
+        do {
+            if summaryOnly {
+                try summarise()
+            } else if try !tryDashboard() {
+                try printProgress()
+            }
+        } catch let error as RunFileError {
+            throw CLIError("\(error)")
+        }
+    }
+
+    /// Notices about skipped lines go to standard error, so stdout stays the progress lines.
+    static func notice(_ issue: ReadIssue) {
+        FileHandle.standardError.write(Data("gradflow replay: notice: \(issue)\n".utf8))
+    }
+
+    /// --summary-only: read, fold, print the summary (the run-file benchmark times this).
+    func summarise() throws {
+        let reader = try RunFileReader(path: runPath, follow: follow ? .init() : nil)
+        reader.onIssue = ReplayCommand.notice
+        reader.decodesStepDetail = false      // the summary needs no per-layer arrays
+        var summary = RunSummary(header: reader.header)
+        while let record = try reader.next() { summary.add(record) }
+        summary.skippedLines = reader.issueCount
+        for line in summary.lines() { print(line) }
+    }
+
+    /// --no-tui: progress lines then the summary. At speed 0 the records go straight from the
+    /// reader to the printer; otherwise through the replayer and the bus, at the chosen pace.
+    func printProgress() throws {
+        let printer = ProgressPrinter(interval: display.reportEvery)
+        if speed == 0 {
+            let reader = try RunFileReader(path: runPath, follow: follow ? .init() : nil)
+            reader.onIssue = ReplayCommand.notice
+            reader.decodesStepDetail = false  // progress lines and summary use no per-layer arrays
+            printer.consume(header: reader.header)
+            while let record = try reader.next() { printer.consume(record) }
+            printer.printSummary(skippedLines: reader.issueCount)
+            return
+        }
+        let bus = RecordBus()
+        let replayer = try Replayer(path: runPath, bus: bus, speed: speed, follow: follow)
+        replayer.onIssue = ReplayCommand.notice
+        printer.consume(header: replayer.header)
+        printer.attach(to: bus)
+        replayer.start()
+        replayer.waitUntilFinished()
+        replayer.stop()
+        printer.finish(skippedLines: replayer.skippedLines)
+    }
+
+    // MARK: - Dashboard hook (the lead plugs the dashboard in here)
+
+    /// Runs the replay in the dashboard. Returns false when no dashboard can run (no terminal,
+    /// unknown TERM), and the command then prints progress lines as with --no-tui.
+    func tryDashboard() throws -> Bool {
+        guard let (screen, options) = try DashboardLauncher.open(display, runFile: runPath) else { return false }
+        let bus = RecordBus()
+        let replayer: Replayer
+        do {
+            replayer = try Replayer(path: runPath, bus: bus, speed: speed, follow: follow)
+        } catch {
+            screen.close()
+            throw error
+        }
+        let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
+        let signals = SignalHandling(onStop: {}, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
+        replayer.start()
+        let runner = DashboardRunner(screen: screen, subscription: subscription, commands: nil, replay: replayer,
+                                     options: options)
+        _ = runner.run(interrupted: { signals.stopRequested })
+        screen.close()
+        signals.cancel()
+        replayer.stop()
+        return true
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+
+/// Runs the built `gradflow` under tmux with a tiny model: the dashboard opens, a key changes a
+/// weight (seen on screen and as an event in the run file), and q stops the run with an end record.
+@Suite(.serialized) struct DashboardEndToEndTests {
+    @Test(.enabled(if: EndToEnd.tmux != nil, "tmux is not installed: the dashboard end-to-end test needs it"),
+          .enabled(if: EndToEnd.dashboardWired, "gradflow train has no --theme option yet: the dashboard is not wired into the executable"),
+          .timeLimit(.minutes(4)))
+    func plusChangesAWeightAndQStopsTheRun() throws {
+        let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tmux = Tmux(socket: "gradflow-e2e-\(getpid())")
+        defer { tmux.killServer() }
+        let runDir = dir.appendingPathComponent("run").path
+        let exitFile = dir.appendingPathComponent("exit").path
+        let command = "cd '\(dir.path)' && TERM=xterm-256color '\(binary.path)' train --layers 3 --heads 2 --dim 32 "
+            + "--context 64 --batch 4 --steps 5000 --eval-every 25 --eval-windows 2 --threads 1 --out '\(runDir)'; "
+            + "echo $? > '\(exitFile)'; sleep 60"
+        try tmux.newSession(width: 150, height: 44, command: command)
+
+        // The dashboard comes up with every panel.
+        let first = try #require(tmux.waitFor(timeout: 90, { $0.contains("²Scales") && $0.contains("step ") }),
+                                 "no dashboard within 90 s; screen:\n\(tmux.capture())")
+        for title in ["¹Loss", "²Scales", "³Oscillation", "⁴Long-range attention", "⁵Events", "RUNNING", "q quit"] {
+            #expect(first.contains(title), "\(title) missing from the dashboard:\n\(first)")
+        }
+        #expect(first.contains("▶ context local"), "the first band is selected")
+
+        // + on the selected band: the status line, then the trainer's event on screen and on disk.
+        tmux.sendKeys("+")
+        let changed = tmux.waitFor(timeout: 60) { $0.contains("▲ weight") }
+        #expect(changed != nil, "no weight event on screen after +:\n\(tmux.capture())")
+        #expect(changed?.contains("context.local 1.00 → 1.10") == true, "the event shows the change:\n\(changed ?? "")")
+        let runFile = runDir + "/run.jsonl"
+        let weightLine = EndToEnd.waitForLine(in: runFile, timeout: 30) { $0.contains("\"kind\":\"weight\"") }
+        #expect(weightLine?.contains("\"source\":\"key\"") == true)
+        #expect(weightLine?.contains("\"axis\":\"context\"") == true)
+
+        // q: the dashboard asks the trainer to stop and leaves once the end record is written.
+        tmux.sendKeys("q")
+        let status = EndToEnd.waitForFile(exitFile, timeout: 60)
+        #expect(status?.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "q is a normal exit (130 is for signals)")
+        let lines = (try? String(contentsOfFile: runFile, encoding: .utf8))?.split(separator: "\n") ?? []
+        #expect(lines.last?.contains("\"type\":\"end\"") == true, "the run file ends with an end record")
+        #expect(lines.last?.contains("\"reason\":\"interrupted\"") == true)
+        // The terminal was given back: the shell's output follows the dashboard.
+        #expect(tmux.capture().contains("run file:"), "after q the terminal shows the program's last output")
+    }
+}
+
+/// Where the pieces are, and small waiting helpers.
+enum EndToEnd {
+    static let tmux: String? = which("tmux")
+
+    /// The `gradflow` built next to this test bundle (or $GRADFLOW_BINARY).
+    static let binary: URL? = {
+        if let p = ProcessInfo.processInfo.environment["GRADFLOW_BINARY"] { return URL(fileURLWithPath: p) }
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent("gradflow")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return nil
+    }()
+
+    /// True when `gradflow train --help` offers the dashboard's --theme option.
+    static let dashboardWired: Bool = {
+        guard let binary else { return true }   // let the test report the missing binary
+        return run(binary.path, ["train", "--help"]).output.contains("--theme")
+    }()
+
+    static func which(_ name: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    /// Runs a program to its end with posix_spawn and waitpid (Foundation's Process could hang
+    /// here once tmux's server daemonised); its output goes through a temporary file, never a pipe
+    /// a forked server could keep open. With `capture: false` the output is discarded.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], capture: Bool = true) -> (status: Int32, output: String) {
+        let outPath = capture ? NSTemporaryDirectory() + "gradflow-e2e-out-\(UUID().uuidString)" : "/dev/null"
+        defer { if capture { try? FileManager.default.removeItem(atPath: outPath) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard rc == 0 else { return (-1, "posix_spawn \(executable): error \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let output = capture ? ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "") : ""
+        let exited = (status & 0x7f) == 0
+        return (exited ? (status >> 8) & 0xff : -1, output)
+    }
+
+    static func waitForFile(_ path: String, timeout: Double) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let s = try? String(contentsOfFile: path, encoding: .utf8), !s.isEmpty { return s }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return nil
+    }
+
+    static func waitForLine(in path: String, timeout: Double, _ match: (Substring) -> Bool) -> Substring? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let s = try? String(contentsOfFile: path, encoding: .utf8), let line = s.split(separator: "\n").first(where: match) {
+                return line
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return nil
+    }
+}
+
+/// A tmux server on its own socket, so the test never touches the user's sessions.
+struct Tmux {
+    let socket: String
+    let session = "gradflow"
+
+    @discardableResult
+    func tmux(_ args: [String], capture: Bool = true) -> (status: Int32, output: String) {
+        EndToEnd.run(EndToEnd.tmux ?? "/usr/bin/tmux", ["-L", socket] + args, capture: capture)
+    }
+
+    func newSession(width: Int, height: Int, command: String) throws {
+        let r = tmux(["new-session", "-d", "-s", session, "-x", "\(width)", "-y", "\(height)", command], capture: false)
+        if r.status != 0 { throw TmuxError(message: "tmux new-session failed with status \(r.status)") }
+    }
+
+    func capture() -> String { tmux(["capture-pane", "-p", "-t", session]).output }
+
+    func sendKeys(_ keys: String...) { tmux(["send-keys", "-t", session] + keys, capture: false) }
+
+    /// The first screen (polled every 0.25 s) that satisfies `match`, or nil after `timeout` seconds.
+    func waitFor(timeout: Double, _ match: (String) -> Bool) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let screen = capture()
+            if match(screen) { return screen }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
+        return nil
+    }
+
+    func killServer() { tmux(["kill-server"], capture: false) }
+}
+
+struct TmuxError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}

@@ -1,0 +1,139 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+@testable import Telemetry
+
+/// The package root, found from this file's path (Tests/TelemetryTests/ExportTests.swift).
+private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+@Suite("Exports")
+struct ExportTests {
+    @Test("CSV: one row per step, named columns, eval values on eval rows, events described")
+    func csv() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let records = Fixtures.records(steps: 40)
+        let run = try Fixtures.writeRun(in: dir, records: records)
+        let out = dir + "/out.csv"
+        #expect(try CSVExporter.export(run: run, to: out) == 40)
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.count == 41)
+        let columns = lines[0].split(separator: ",").map(String.init)
+        for c in ["step", "t", "loss", "lr", "context.local.weight", "context.long.energy", "time.high.weight", "depth.upper.weight",
+                  "oscillation.lower.flip_rate", "oscillation.upper.rel_update", "attention.long_range_mass", "attention_mass.L3.long",
+                  "context_energy.L0.local", "attention_mass.L3.H3.long", "val.train-val.loss", "val.sonnets.bpb", "context_gain.8", "events"] {
+            #expect(columns.contains(c), "missing column \(c)")
+        }
+        func row(_ step: Int) -> [String: String] {
+            let cells = lines.first { $0.hasPrefix("\(step),") }!.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            return Dictionary(uniqueKeysWithValues: zip(columns, cells.prefix(columns.count)))
+        }
+        guard case let .step(s20) = records.first(where: { $0.step == 20 && { if case .step = $0 { return true }; return false }($0) })! else { return }
+        let r20 = row(20)
+        #expect(Double(r20["loss"]!) == s20.loss)
+        #expect(Double(r20["context.local.weight"]!) == s20.axes[0].bands[0].weight)
+        #expect(Double(r20["val.train-val.loss"]!) == 2.3)
+        #expect(row(21)["val.train-val.loss"] == "")
+        #expect(row(30)["events"]!.contains("weight context/long (all layers) 1.00 -> 1.50 [key]"))
+        // No overwrite without force.
+        #expect(throws: RunFileError.self) { try CSVExporter.export(run: run, to: out) }
+        #expect(try CSVExporter.export(run: run, to: out, force: true) == 40)
+    }
+
+    @Test("TFRecord framing: CRC32C and masking as TensorFlow defines them")
+    func crc() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        let framed = TensorBoardExporter.frame([1, 2, 3])
+        #expect(framed.count == 8 + 4 + 3 + 4)
+        #expect(Array(framed[0..<8]) == [3, 0, 0, 0, 0, 0, 0, 0])
+        var p = ProtoWriter()
+        p.varint(field: 2, 300)
+        #expect(p.bytes == [0x10, 0xAC, 0x02])
+    }
+
+    @Test("TensorBoard: the real tensorboard reader finds the tags, steps and values")
+    func tensorboard() throws {
+        let env = ProcessInfo.processInfo.environment
+        if env["GRADFLOW_SKIP_PYTHON_TESTS"] == "1" { return }
+        let python = env["GRADFLOW_PYTHON"] ?? packageRoot + "/.venv-tools/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            Issue.record("""
+                No Python with tensorboard at \(python). Create it with
+                  python3 -m venv .venv-tools && .venv-tools/bin/pip install tensorboard
+                in the package root, or set GRADFLOW_PYTHON to an interpreter that has tensorboard,
+                or set GRADFLOW_SKIP_PYTHON_TESTS=1 to skip this test.
+                """)
+            return
+        }
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let records = Fixtures.records(steps: 40)
+        let run = try Fixtures.writeRun(in: dir, records: records)
+        let file = try TensorBoardExporter.export(run: run, to: dir + "/tb")
+        #expect(file.hasSuffix("events.out.tfevents.1764424549.gradflow"))
+        #expect(throws: RunFileError.self) { try TensorBoardExporter.export(run: run, to: dir + "/tb") }
+
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [packageRoot + "/tools/read_tensorboard.py", dir + "/tb"]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "read_tensorboard.py failed: \(errors)")
+        let scalars = try JSONSerialization.jsonObject(with: data) as? [String: [[Any]]] ?? [:]
+        for tag in ["train/loss", "train/lr", "context/local/weight", "time/high/weight", "depth/upper/energy",
+                    "oscillation/lower/flip_rate", "attention/long_range_mass", "val/train-val/loss", "val/sonnets/bpb", "context_gain/32"] {
+            #expect(scalars[tag] != nil, "tag \(tag) missing; have \(scalars.keys.sorted())")
+        }
+        let steps = records.compactMap { if case let .step(s) = $0 { return s }; return nil }
+        let loss = scalars["train/loss"] ?? []
+        #expect(loss.count == steps.count)
+        for (point, s) in zip(loss, steps) {
+            #expect(point[0] as? Int == s.step)
+            #expect(abs((point[1] as? Double ?? 0) - (1_764_424_549.25 + s.t)) < 1e-3)
+            #expect(Float(point[2] as? Double ?? .nan) == Float(s.loss))
+        }
+        let weights = scalars["context/long/weight"] ?? []
+        #expect(weights.count == steps.count && Float(weights[5][2] as? Double ?? .nan) == Float(steps[5].axes[0].bands[2].weight))
+        let val = scalars["val/train-val/loss"] ?? []
+        #expect(val.map { $0[0] as? Int } == [20, 40])
+        #expect(Float(val[0][2] as? Double ?? .nan) == Float(2.3))
+    }
+
+    @Test("SVG: well-formed, with the curves, 1-2-5 ticks, legend and event marks")
+    func svg() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let run = try Fixtures.writeRun(in: dir, records: Fixtures.records(steps: 100))
+        let text = try SVGExporter.export(run: run, to: dir + "/loss.svg")
+        let parser = XMLParser(data: Data(text.utf8))
+        #expect(parser.parse(), "not well-formed XML: \(parser.parserError as Any)")
+        #expect(text.components(separatedBy: "<polyline").count - 1 == 3)   // train + 2 domains
+        #expect(text.contains(">val sonnets</text>") && text.contains(">train</text>") && text.contains(">weight change</text>"))
+        #expect(text.contains("stroke-dasharray=\"4 3\"><title>step 30: context 1.50</title>"))
+        #expect(SVGExporter.ticks(0, 100) == [0, 20, 40, 60, 80, 100])
+        #expect(SVGExporter.ticks(1.3, 2.9) == [1.5, 2.0, 2.5])
+        #expect(SVGExporter.ticks(0.1, 0.7) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+        #expect(SVGExporter.ticks(0, 1_000_000) == [0, 200_000, 400_000, 600_000, 800_000, 1_000_000])
+        #expect(throws: RunFileError.self) { try SVGExporter.export(run: run, to: dir + "/loss.svg") }
+    }
+
+    @Test("the SVG's training curve stays bounded however many steps there are")
+    func svgDecimation() {
+        var c = SVGExporter.Curves()
+        for i in 0..<100_000 {
+            c.add(.step(StepRecord(step: i, t: Double(i), loss: 3 - Double(i) / 100_000, learningRate: 0, gradNorm: 0, clipScale: 1, tokensPerSecond: 0, stepMilliseconds: 0)))
+        }
+        let points = c.trainPoints
+        #expect(points.count <= SVGExporter.maxPoints + 1 && points.count >= SVGExporter.maxPoints / 4)
+        #expect(points.map(\.x) == points.map(\.x).sorted())
+        #expect(abs(points.first!.y - 3) < 0.01 && abs(points.last!.y - 2) < 0.01)
+    }
+}

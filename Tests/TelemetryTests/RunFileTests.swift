@@ -1,0 +1,253 @@
+import Foundation
+import Testing
+@testable import Telemetry
+
+@Suite("Run file writer and reader")
+struct RunFileTests {
+    @Test("a written run reads back identically, by file or by run directory")
+    func roundTrip() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let records = Fixtures.records()
+        let path = try Fixtures.writeRun(in: dir, records: records)
+        for p in [path, dir] {
+            let (h, back, issues) = try Fixtures.readAll(p)
+            #expect(h == Fixtures.header())
+            #expect(back == records)
+            #expect(issues.isEmpty)
+        }
+    }
+
+    @Test("creating a run file where one exists is refused and leaves it untouched")
+    func noOverwrite() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let path = try Fixtures.writeRun(in: dir)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            _ = try RunFileWriter.create(path: path, header: Fixtures.header())
+            Issue.record("create overwrote an existing run file")
+        } catch let e as RunFileError {
+            #expect(e.kind == .alreadyExists)
+            #expect(e.description.contains(path) && e.description.contains("never overwrites"))
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+    }
+
+    @Test("a file cut at every byte offset of every record type reads back up to its last complete line")
+    func truncationAtEveryOffset() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        // One record of each type after a complete one; the file is cut at every byte of the last.
+        let all = Fixtures.records(steps: 40, byHead: false)
+        var oneOfEach: [Record] = []
+        for r in all where !oneOfEach.contains(where: { sameType($0, r) }) { oneOfEach.append(r) }
+        #expect(oneOfEach.count == 5)
+        var e = RecordEncoder()
+        let header = e.encode(Fixtures.header())
+        let first = e.encode(all[0])
+        let cut = dir + "/cut.jsonl"
+        var checked = 0
+        for record in oneOfEach {
+            let line = e.encode(record)
+            for n in 0...line.count {
+                try Data(header + first + line[0..<n]).write(to: URL(fileURLWithPath: cut))
+                let reader = try RunFileReader(path: cut, chunkBytes: 4096)
+                var back: [Record] = []
+                try reader.forEachRecord { back.append($0) }
+                // Complete: the whole line, with or without its newline.
+                let complete = n >= line.count - 1
+                #expect(back == (complete ? [all[0], record] : [all[0]]), "cut after \(n) bytes of \(record)")
+                let torn = n > 0 && !complete
+                #expect(reader.issues.count == (torn ? 1 : 0), "cut after \(n) bytes: \(reader.issues)")
+                if torn { #expect(reader.issues[0].kind == .tornLastLine && reader.issues[0].line == 3) }
+                checked += 1
+            }
+        }
+        #expect(checked > 1000)
+    }
+
+    private func sameType(_ a: Record, _ b: Record) -> Bool {
+        switch (a, b) {
+        case (.step, .step), (.eval, .eval), (.event, .event), (.checkpoint, .checkpoint), (.end, .end): return true
+        default: return false
+        }
+    }
+
+    @Test("a process killed with SIGKILL while writing leaves a readable file")
+    func killedWriter() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        // The child is a shell loop appending whole lines, killed mid-stream; then a torn tail is
+        // added the way an interrupted non-atomic writer would leave it.
+        let records = Fixtures.records(steps: 40)
+        let path = try Fixtures.writeRun(in: dir, records: [])
+        var e = RecordEncoder()
+        let linesFile = dir + "/lines.txt"
+        var all: [UInt8] = []
+        for _ in 0..<200 { for r in records { all += e.encode(r) } }
+        try Data(all).write(to: URL(fileURLWithPath: linesFile))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "while IFS= read -r l; do printf '%s\\n' \"$l\" >> '\(path)'; done < '\(linesFile)'"]
+        try p.run()
+        Thread.sleep(forTimeInterval: 0.3)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        h.seekToEndOfFile()
+        h.write(Data(e.encode(records[0]).prefix(37)))
+        try h.close()
+        let (_, back, issues) = try Fixtures.readAll(path)
+        #expect(back.count > 0)
+        for (i, r) in back.enumerated() { #expect(r == records[i % records.count]) }
+        #expect(issues.count == 1 && issues.first?.kind == .tornLastLine)
+    }
+
+    @Test("bad lines in the middle are reported with their line number and reading continues")
+    func badLinesInTheMiddle() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let records = Fixtures.records(steps: 5)
+        let path = try Fixtures.writeRun(in: dir, records: records)
+        var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        lines.insert("{\"type\":\"step\",\"step\":", at: 2)     // line 3
+        lines.insert("", at: 5)                                  // line 6
+        lines.insert("garbage", at: 7)                           // line 8
+        try lines.joined(separator: "\n").write(toFile: path, atomically: false, encoding: .utf8)
+        var notices: [ReadIssue] = []
+        let reader = try RunFileReader(path: path)
+        reader.onIssue = { notices.append($0) }
+        var back: [Record] = []
+        try reader.forEachRecord { back.append($0) }
+        #expect(back == records)
+        #expect(notices.map(\.line) == [3, 6, 8])
+        #expect(notices.allSatisfy { $0.kind == .badLine })
+        #expect(notices[0].description.contains("run.jsonl:3:"))
+        #expect(notices[1].message == "empty line")
+    }
+
+    @Test("fatal problems name the file (and line)")
+    func fatalErrors() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        func error(_ path: String) -> RunFileError? {
+            do { _ = try RunFileReader(path: path); return nil } catch { return error as? RunFileError }
+        }
+        #expect(error(dir + "/missing.jsonl")?.kind == .notFound)
+        let e1 = error(dir)
+        #expect(e1?.kind == .noRunFileInDirectory && e1!.description.contains("without run.jsonl"))
+        let empty = dir + "/empty.jsonl"
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
+        #expect(error(empty)?.kind == .notARunFile)
+        let csv = dir + "/data.csv"
+        try "step,loss\n1,2\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        let e2 = error(csv)
+        #expect(e2?.kind == .notARunFile && e2?.line == 1 && e2!.description.hasPrefix(csv + ":1:"))
+        let other = dir + "/other.jsonl"
+        try "{\"schema\":\"other/1\"}\n".write(toFile: other, atomically: true, encoding: .utf8)
+        #expect(error(other)?.kind == .notARunFile)
+        var h = Fixtures.header()
+        h.schema = "gradflow.run/2"
+        let future = dir + "/future.jsonl"
+        _ = try RunFileWriter.create(path: future, header: h)
+        let e3 = error(future)
+        #expect(e3?.kind == .unsupportedSchema && e3!.description.contains("major version 2"))
+        let bad = dir + "/bad.jsonl"
+        try "{\"schema\":\"gradflow.run/1\",\"run_name\":3}\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(error(bad)?.kind == .invalidHeader)
+        if geteuid() != 0 {  // root reads anything
+            let locked = try Fixtures.writeRun(in: Fixtures.tempDirectory())
+            chmod(locked, 0)
+            #expect(error(locked)?.kind == .permissionDenied)
+        }
+        #expect(RunFileError.system("open", path: "/x", errno: EACCES).kind == .permissionDenied)
+    }
+
+    @Test("appending to an existing run continues after a torn line without gluing onto it")
+    func resumeAfterTornLine() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let records = Fixtures.records(steps: 5)
+        let path = try Fixtures.writeRun(in: dir, records: records)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        h.seekToEndOfFile()
+        h.write("{\"type\":\"step\",\"st".data(using: .utf8)!)
+        try h.close()
+        let (writer, header) = try RunFileWriter.openForAppend(path: path)
+        #expect(header == Fixtures.header())
+        let more = Fixtures.records(steps: 3, seed: 9)
+        for r in more { try writer.append(r) }
+        try writer.close()
+        let (_, back, issues) = try Fixtures.readAll(path)
+        #expect(back == records + more)
+        #expect(issues.count == 1 && issues[0].kind == .badLine)
+    }
+
+    @Test("lines longer than the limit are skipped and reported; memory stays bounded")
+    func longLines() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let records = Fixtures.records(steps: 3)
+        let path = try Fixtures.writeRun(in: dir, records: records)
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        text += "{\"type\":\"event\",\"x\":\"" + String(repeating: "y", count: 300_000) + "\"}\n"
+        text += String(decoding: RecordEncoder().encodeCopy(records[0]), as: UTF8.self)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        let reader = try RunFileReader(path: path, chunkBytes: 4096, maxLineBytes: 65536)
+        var back: [Record] = []
+        try reader.forEachRecord { back.append($0) }
+        #expect(back == records + [records[0]])
+        #expect(reader.issues.count == 1 && reader.issues[0].line == records.count + 2)
+        #expect(reader.issues[0].message.contains("exceeds"))
+    }
+
+    @Test("follow mode reads a file while another thread writes it, until the end record")
+    func follow() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let records = Fixtures.records(steps: 60)
+        let path = dir + "/run.jsonl"
+        let writer = try RunFileWriter.create(path: path, header: Fixtures.header())
+        let writerThread = Thread {
+            for (i, r) in records.enumerated() {
+                try? writer.append(r)
+                if i % 10 == 0 { Thread.sleep(forTimeInterval: 0.01) }
+            }
+            try? writer.close()
+        }
+        let reader = try RunFileReader(path: path, follow: .init(pollInterval: 0.005))
+        writerThread.start()
+        var back: [Record] = []
+        let start = Date()
+        while let r = try reader.next() {
+            back.append(r)
+            if Date().timeIntervalSince(start) > 20 { break }
+        }
+        #expect(back == records)
+    }
+
+    @Test("follow mode stops when asked, even with no end record")
+    func followStop() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let records = Array(Fixtures.records(steps: 3).dropLast())
+        let path = try Fixtures.writeRun(in: dir, records: records)
+        let stop = StopFlag()
+        let reader = try RunFileReader(path: path, follow: .init(pollInterval: 0.005, stop: stop))
+        var count = 0
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { stop.set() }
+        let start = Date()
+        while try reader.next() != nil { count += 1 }
+        #expect(count == records.count)
+        #expect(Date().timeIntervalSince(start) < 5)
+    }
+}
+
+extension RecordEncoder {
+    /// Test helper: one encoded line from a fresh encoder.
+    func encodeCopy(_ r: Record) -> [UInt8] {
+        var e = RecordEncoder()
+        return e.encode(r)
+    }
+}
