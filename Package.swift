@@ -40,12 +40,13 @@ let package = Package(
             resources: [.copy("Resources/default-corpus.txt")],
             swiftSettings: fastMath
         ),
+        .target(name: "Evaluation", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
         .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal"]),
         .executableTarget(
             name: "gradflow",
             dependencies: [
-                "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard",
+                "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -56,6 +57,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Telemetry"]),
     ],
     swiftLanguageModes: [.v5]

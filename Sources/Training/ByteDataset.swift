@@ -17,6 +17,8 @@ public struct ByteDataset: Sendable {
     public var validation: [UInt8]
     /// FNV-1a 64 of all bytes, hex.
     public var hash: String
+    /// Set for a synthetic task: windows are generated (with a loss mask) instead of read.
+    public var task: SyntheticTask?
     public var totalBytes: Int { train.count + validation.count }
 
     public static let validationFraction = 0.1
@@ -79,6 +81,7 @@ public struct ByteDataset: Sendable {
 
     /// Checks that windows of `T + 1` bytes fit in both splits.
     public func check(context T: Int) throws {
+        if task != nil { return }
         if train.count < T + 1 {
             throw DataError("\(path): training split has \(train.count) bytes; context \(T) needs at least \(T + 1) (use a smaller --context or more data)")
         }
@@ -105,7 +108,8 @@ public struct ByteDataset: Sendable {
 
     /// Number of validation windows available (non-overlapping, stride T), capped at `limit`.
     public func validationWindowCount(T: Int, limit: Int) -> Int {
-        min(limit, max(0, (validation.count - 1) / T))
+        if task != nil { return limit }
+        return min(limit, max(0, (validation.count - 1) / T))
     }
 
     /// Fills rows with validation windows `first ..< first + B` (stride T from the split's start);

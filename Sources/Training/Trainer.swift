@@ -32,6 +32,8 @@ public final class Trainer: @unchecked Sendable {
     public var profiler: PhaseTimer? {
         didSet { model.profiler = profiler }
     }
+    /// [batch · T] loss weights when the data source is a synthetic task (nil: plain mean loss).
+    let lossMask: UnsafeMutablePointer<Float>?
     private let stopLock = NSLock()
     private var stopRequested = false
     private var paused = false
@@ -62,10 +64,13 @@ public final class Trainer: @unchecked Sendable {
         engine = try RefinementEngine(setup: setup, layout: model.layout, heads: config.model.heads,
                                       totalSteps: config.steps, context: config.context)
         rng = Xoshiro256(seed: config.dataSeed)
+        lossMask = train.needsLossMask ? .allocate(capacity: config.batch * config.context) : nil
         startTime = Date()
         self.timeOffset = timeOffset
         if let resume { try restore(resume) }
     }
+
+    deinit { lossMask?.deallocate() }
 
     /// Asks the loop to stop at the end of the current step (safe from any thread or a signal
     /// handler's polling thread).
@@ -148,9 +153,10 @@ public final class Trainer: @unchecked Sendable {
         let lr = config.schedule.rate(at: step)
         engine.beginStep()
         timed(profiler, "data") {
-            train.sampleTrainingBatch(into: model.inputs, targets: model.targets, B: B, T: T, rng: &rng)
+            train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T, rng: &rng)
         }
-        let loss = Double(model.forward(T: T, bands: engine.bands, attentionMass: engine.mass))
+        let loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
+                                        attentionMass: engine.mass))
         model.backward(context: engine.contextRefinement)
         let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, layout: model.layout) }
         // Global norm of the gradient that reaches the optimizer, and the clip factor.
@@ -243,29 +249,51 @@ public final class Trainer: @unchecked Sendable {
         var total = 0.0, rows = 0
         var positions = [Double](repeating: 0, count: T)
         var first = 0
+        // A synthetic task scores answers only: losses are weighted by its mask.
+        let mask = d.needsLossMask ? lossMask : nil
+        var weight = 0.0, positionWeight = [Double](repeating: 0, count: T)
         while first < n {
-            let real = d.validationBatch(into: model.inputs, targets: model.targets, first: first, count: n, B: B, T: T)
+            let real = d.fillValidationBatch(inputs: model.inputs, targets: model.targets, mask: mask,
+                                             first: first, count: n, B: B, T: T)
             model.forward(T: T, window: window)
             let losses = model.losses
             for b in 0..<real {
                 for t in 0..<T {
                     let l = Double(losses[b * T + t])
-                    total += l
-                    positions[t] += l
+                    if let mask {
+                        let m = Double(mask[b * T + t])
+                        total += l * m
+                        positions[t] += l * m
+                        positionWeight[t] += m
+                        weight += m
+                    } else {
+                        total += l
+                        positions[t] += l
+                    }
                 }
             }
             rows += real * T
             first += B
         }
+        if mask != nil {
+            // Mean over answers; positions without answers report 0.
+            for t in 0..<T { positions[t] = positionWeight[t] > 0 ? positions[t] / positionWeight[t] * Double(n) : 0 }
+            return (weight > 0 ? total / weight : 0, Self.buckets(positions, T: T, n: n, collect: collectPositions))
+        }
+        return (total / Double(max(rows, 1)), Self.buckets(positions, T: T, n: n, collect: collectPositions))
+    }
+
+    /// Loss by position (sums over n windows) reduced to at most 32 bucket means.
+    static func buckets(_ positions: [Double], T: Int, n: Int, collect: Bool) -> [Double] {
         var buckets: [Double] = []
-        if collectPositions {
+        if collect {
             let k = min(32, T)
             for i in 0..<k {
                 let lo = i * T / k, hi = (i + 1) * T / k
                 buckets.append(positions[lo..<hi].reduce(0, +) / Double((hi - lo) * n))
             }
         }
-        return (total / Double(max(rows, 1)), buckets)
+        return buckets
     }
 }
 

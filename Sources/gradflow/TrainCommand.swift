@@ -43,7 +43,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Worker threads (results are bit-identical for the same seed and thread count).")
     var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
 
-    @Option(help: "Training text: a file, or a folder of .txt files (default: the embedded corpus).")
+    @Option(help: "Training text: a file, a folder of .txt files, or synthetic:recall / synthetic:copy (default: the embedded corpus).")
     var data: String?
 
     @Option(name: .customLong("eval-data"), help: ArgumentHelp("Extra validation domain NAME=PATH (repeatable).", valueName: "NAME=PATH"))
@@ -90,6 +90,7 @@ struct TrainCommand: ParsableCommand {
             }
             let name = String(spec[..<eq]), path = String(spec[spec.index(after: eq)...])
             guard names.insert(name).inserted else { throw ValidationError("--eval-data: the name '\(name)' is used twice") }
+            if path.hasPrefix("synthetic:") { throw ValidationError("--eval-data \(spec): a synthetic task can only be training data (--data); its validation windows are evaluated automatically") }
             evalDomains.append(try loadData(name: name, path: path))
         }
         if let resume {
@@ -123,7 +124,10 @@ struct TrainCommand: ParsableCommand {
     }
 
     func loadData(name: String, path: String) throws -> ByteDataset {
-        do { return try ByteDataset.load(name: name, path: path) } catch let e as DataError { throw ValidationError(e.description) }
+        do {
+            if let task = try SyntheticTask.parse(path) { return task.dataset }
+            return try ByteDataset.load(name: name, path: path)
+        } catch let e as DataError { throw ValidationError(e.description) }
     }
 
     func dataName(_ path: String) -> String {

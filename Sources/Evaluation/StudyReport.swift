@@ -1,0 +1,359 @@
+import Foundation
+
+/// Turns a study's runs into the report: a Markdown summary with paired comparisons and verdicts,
+/// a CSV of every run, a CSV of every comparison, and SVG loss curves per data set.
+public struct StudyReport {
+    public let study: StudyConfig
+    public let runs: [RunMetrics]
+    public var resamples = 10_000
+
+    public init(study: StudyConfig, runs: [RunMetrics]) {
+        self.study = study
+        self.runs = runs
+    }
+
+    // MARK: - Lookup
+
+    func run(_ data: String, _ arm: String, seedIndex k: Int) -> RunMetrics? {
+        runs.first { $0.data == data && $0.arm == arm && $0.seed == study.seeds[k] }
+    }
+
+    /// Per-seed values of a metric (NaN where missing), in the study's seed order.
+    func values(_ data: String, _ arm: String, _ f: (RunMetrics) -> Double?) -> [Double] {
+        study.seeds.indices.map { k in run(data, arm, seedIndex: k).flatMap(f) ?? .nan }
+    }
+
+    /// A metric compared between arms.
+    struct Metric {
+        var name: String
+        var better: PairedStatistics.Better
+        var value: (RunMetrics) -> Double?
+    }
+
+    func metrics(for data: StudyConfig.DataSpec) -> [Metric] {
+        var m: [Metric] = [
+            Metric(name: "final val bpb", better: .lower) { $0.finalValidationBitsPerByte },
+            Metric(name: "min val bpb", better: .lower) { $0.minValidation / log(2.0) },
+            Metric(name: "val − train gap (nats)", better: .lower) { $0.generalisationGap },
+            Metric(name: "update sign-flip rate", better: .lower) { $0.flipRate },
+            Metric(name: "cos(g_t, g_t−1)", better: .higher) { $0.gradientCosine },
+            Metric(name: "loss spikes", better: .lower) { Double($0.spikes) },
+            Metric(name: "grad-norm CV (100 steps)", better: .lower) { $0.gradNormCV },
+        ]
+        for c in gainWindows(data.name) {
+            m.append(Metric(name: "context gain ΔL(\(c))", better: .higher) { $0.contextGain[c] })
+        }
+        if !data.isSynthetic {
+            for e in study.evalDomains where e.name != study.primary {
+                m.append(Metric(name: "\(e.name) bpb (zero-shot)", better: .lower) { $0.finalDomains[e.name].map { $0 / log(2.0) } })
+            }
+        }
+        for band in syntheticBands(data.name) {
+            m.append(Metric(name: "accuracy \(band)", better: .higher) { r in
+                r.extras?.synthetic?.first { $0.band == band }.flatMap { $0.accuracy >= 0 ? $0.accuracy : nil }
+            })
+            m.append(Metric(name: "answer loss \(band)", better: .lower) { r in
+                r.extras?.synthetic?.first { $0.band == band }.flatMap { $0.accuracy >= 0 ? $0.loss : nil }
+            })
+        }
+        m.append(Metric(name: "tokens/s", better: .higher) { $0.tokensPerSecond })
+        return m
+    }
+
+    func gainWindows(_ data: String) -> [Int] {
+        Array(Set(runs.filter { $0.data == data }.flatMap { $0.contextGain.keys })).sorted()
+    }
+
+    func syntheticBands(_ data: String) -> [String] {
+        runs.first { $0.data == data && $0.extras?.synthetic != nil }?.extras?.synthetic?.map(\.band) ?? []
+    }
+
+    /// Per-seed tokens to reach the paired baseline's final validation loss (censored at the budget).
+    func tokensToBaseline(_ data: String, _ arm: String) -> [Double] {
+        study.seeds.indices.map { k in
+            guard let base = run(data, study.baseline, seedIndex: k), let r = run(data, arm, seedIndex: k) else { return .nan }
+            return r.tokensToReach(base.finalValidation) ?? Double(r.steps * r.tokensPerStep)
+        }
+    }
+
+    // MARK: - Comparisons
+
+    /// One row of the comparison table.
+    public struct Row {
+        public var data: String
+        public var arm: String
+        public var metric: String
+        public var comparison: PairedStatistics.Comparison
+        public var better: PairedStatistics.Better
+    }
+
+    public func comparisons() -> [Row] {
+        var rows: [Row] = []
+        for d in study.data {
+            let arms = study.arms(for: d).map(\.name)
+            guard arms.contains(study.baseline) else { continue }
+            for arm in arms where arm != study.baseline {
+                for m in metrics(for: d) {
+                    let c = PairedStatistics.compare(arm: values(d.name, arm, m.value),
+                                                     baseline: values(d.name, study.baseline, m.value),
+                                                     better: m.better, resamples: resamples)
+                    rows.append(Row(data: d.name, arm: arm, metric: m.name, comparison: c, better: m.better))
+                }
+                let tok = PairedStatistics.compare(arm: tokensToBaseline(d.name, arm),
+                                                   baseline: tokensToBaseline(d.name, study.baseline),
+                                                   better: .lower, resamples: resamples)
+                rows.append(Row(data: d.name, arm: arm, metric: "tokens to baseline's final val", comparison: tok, better: .lower))
+                rows.append(Row(data: d.name, arm: arm, metric: "seed sd of final val bpb",
+                                comparison: seedSpreadComparison(d.name, arm), better: .lower))
+            }
+        }
+        return rows
+    }
+
+    /// Bootstrap (over seeds, paired) of sd(arm) − sd(baseline) of the final validation bpb.
+    func seedSpreadComparison(_ data: String, _ arm: String) -> PairedStatistics.Comparison {
+        let a = values(data, arm) { $0.finalValidationBitsPerByte }, b = values(data, study.baseline) { $0.finalValidationBitsPerByte }
+        let pairs = zip(a, b).filter { $0.0.isFinite && $0.1.isFinite }
+        let x = pairs.map(\.0), y = pairs.map(\.1)
+        let d = PairedStatistics.standardDeviation(x) - PairedStatistics.standardDeviation(y)
+        let ci = x.count >= 3 ? PairedStatistics.bootstrapInterval(count: x.count, resamples: resamples) { idx in
+            PairedStatistics.standardDeviation(idx.map { x[$0] }) - PairedStatistics.standardDeviation(idx.map { y[$0] })
+        } : nil
+        let agreement = d < 0 ? 1.0 : 0.0
+        return PairedStatistics.Comparison(differences: [d], mean: d, interval: ci, agreement: agreement,
+                                           verdict: PairedStatistics.verdict(interval: ci, agreement: agreement, better: .lower))
+    }
+
+    /// Learning-rate groups of a data set: arms that differ only in --lr (at least two rates).
+    func lrGroups(_ data: StudyConfig.DataSpec) -> [(key: String, arms: [StudyConfig.Arm])] {
+        var groups: [(String, [StudyConfig.Arm])] = []
+        for arm in study.arms(for: data) {
+            if let i = groups.firstIndex(where: { $0.0 == arm.refinementKey }) { groups[i].1.append(arm) } else { groups.append((arm.refinementKey, [arm])) }
+        }
+        return groups.filter { g in Set(g.1.map { $0.learningRate ?? study.learningRate }).count >= 2 }
+    }
+
+    /// Per-seed range (max − min) of final val bpb over a group's learning rates.
+    func lrRange(_ data: String, _ arms: [StudyConfig.Arm]) -> [Double] {
+        study.seeds.indices.map { k in
+            let v = arms.compactMap { run(data, $0.name, seedIndex: k)?.finalValidationBitsPerByte }.filter(\.isFinite)
+            return v.count == arms.count ? (v.max()! - v.min()!) : .nan
+        }
+    }
+
+    // MARK: - Output
+
+    static func f(_ v: Double, _ digits: Int = 4) -> String {
+        v.isFinite ? String(format: "%.\(digits)f", v) : "—"
+    }
+
+    static func g(_ v: Double) -> String {
+        guard v.isFinite else { return "—" }
+        let a = abs(v)
+        if a != 0 && (a < 1e-3 || a >= 1e5) { return String(format: "%.3g", v) }
+        return String(format: a >= 100 ? "%.0f" : "%.4f", v)
+    }
+
+    /// The Markdown report.
+    public func markdown(command: String) -> String {
+        var s = "# Study \(study.name)\n\n"
+        let model = (try? study.model()).map { "\($0.layers) layers, \($0.heads) heads, C \($0.channels), T \(study.context ?? $0.context)" } ?? "?"
+        s += "Command: `\(command)`\n\n"
+        s += "Model: \(model), batch \(study.batch), \(study.steps) steps (\(study.steps * study.batch * (study.context ?? ((try? study.model())?.context ?? 0))) tokens per run, the same for every arm), "
+        s += "base lr \(study.learningRate), seeds \(study.seeds.map(String.init).joined(separator: ", ")) (paired: seed i of an arm is compared with seed i of `\(study.baseline)`), \(study.threads) thread(s).\n\n"
+        s += "Statistics: differences arm − baseline per seed; mean with a percentile bootstrap 95 % interval (\(resamples) resamples, fixed seed); "
+        s += "**supported** = interval excludes 0 in the good direction and more than half of the pairs agree; **not supported (worse)** = interval excludes 0 in the bad direction; "
+        s += "**mixed** = interval includes 0 but most pairs point the good way; **not supported** otherwise; **insufficient data** with fewer than \(PairedStatistics.minimumPairs) seed pairs.\n\n"
+        let rows = comparisons()
+        s += glance(rows)
+        for d in study.data {
+            let arms = study.arms(for: d)
+            s += "## Data set `\(d.name)` (\(d.source)\(d.limit.map { ", first \($0) bytes" } ?? ""))\n\n"
+            let valName = d.isSynthetic ? "answers only (masked), generated validation windows" : (study.primary.map { "domain `\($0)`" } ?? "held-out split of the training data")
+            s += "Validation loss: \(valName).\n\n"
+            // Per-arm summary.
+            var head = "| arm | runs | lr | final val bpb (mean ± sd) | range over seeds | min val bpb | flip rate | cos(g,g′) | spikes | grad CV | tok/s |"
+            var sep = "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            let gains = gainWindows(d.name)
+            for c in gains { head += " ΔL(\(c)) |"; sep += " --- |" }
+            let extraDomains = d.isSynthetic ? [] : study.evalDomains.filter { $0.name != study.primary }.map(\.name)
+            for e in extraDomains { head += " \(e) bpb |"; sep += " --- |" }
+            let bands = syntheticBands(d.name)
+            for b in bands { head += " acc \(b) |"; sep += " --- |" }
+            s += head + "\n" + sep + "\n"
+            for arm in arms {
+                let rs = runs.filter { $0.data == d.name && $0.arm == arm.name }
+                func col(_ f: (RunMetrics) -> Double?) -> Double { PairedStatistics.mean(rs.compactMap(f).filter(\.isFinite)) }
+                let v = rs.map(\.finalValidationBitsPerByte).filter(\.isFinite)
+                var line = "| \(arm.name) | \(rs.count) | \(Self.g(arm.learningRate ?? study.learningRate)) | "
+                line += "\(Self.f(PairedStatistics.mean(v))) ± \(Self.f(PairedStatistics.standardDeviation(v))) | "
+                line += "\(Self.f((v.max() ?? .nan) - (v.min() ?? .nan))) | \(Self.f(col { $0.minValidation / log(2.0) })) | "
+                line += "\(Self.f(col { $0.flipRate }, 3)) | \(Self.f(col { $0.gradientCosine }, 3)) | \(Self.f(col { Double($0.spikes) }, 1)) | "
+                line += "\(Self.f(col { $0.gradNormCV }, 3)) | \(Self.f(col { $0.tokensPerSecond }, 0)) |"
+                for c in gains { line += " \(Self.f(col { $0.contextGain[c] }, 4)) |" }
+                for e in extraDomains { line += " \(Self.f(col { $0.finalDomains[e].map { $0 / log(2.0) } })) |" }
+                for b in bands {
+                    line += " \(Self.f(col { r in r.extras?.synthetic?.first { $0.band == b }.flatMap { $0.accuracy >= 0 ? $0.accuracy : nil } }, 3)) |"
+                }
+                s += line + "\n"
+            }
+            s += "\n"
+            let mine = rows.filter { $0.data == d.name }
+            if !mine.isEmpty {
+                s += "Paired comparisons with `\(study.baseline)` (Δ = arm − baseline):\n\n"
+                s += "| arm | metric | better | Δ mean | 95 % CI | pairs better | verdict |\n| --- | --- | --- | --- | --- | --- | --- |\n"
+                for r in mine {
+                    let c = r.comparison
+                    let ci = c.interval.map { "[\(Self.g($0.low)), \(Self.g($0.high))]" } ?? "—"
+                    let pairs = r.metric.hasPrefix("seed sd") ? "—" : "\(Int((c.agreement * Double(c.differences.count)).rounded()))/\(c.differences.count)"
+                    s += "| \(r.arm) | \(r.metric) | \(r.better.rawValue) | \(Self.g(c.mean)) | \(ci) | \(pairs) | \(c.verdict.rawValue) |\n"
+                }
+                s += "\n"
+            }
+            let groups = lrGroups(d)
+            if !groups.isEmpty {
+                s += "Learning-rate sensitivity (range of final val bpb over the learning rates, per seed):\n\n"
+                s += "| arms | learning rates | mean range | per-seed ranges |\n| --- | --- | --- | --- |\n"
+                var baseRange: [Double]?
+                for (_, arms) in groups {
+                    let r = lrRange(d.name, arms)
+                    if arms.contains(where: { $0.name == study.baseline }) { baseRange = r }
+                    let lrs = arms.map { Self.g($0.learningRate ?? study.learningRate) }.joined(separator: ", ")
+                    s += "| \(arms.map(\.name).joined(separator: ", ")) | \(lrs) | \(Self.f(PairedStatistics.mean(r.filter(\.isFinite)))) | \(r.map { Self.f($0) }.joined(separator: ", ")) |\n"
+                }
+                s += "\n"
+                if let baseRange {
+                    for (_, arms) in groups where !arms.contains(where: { $0.name == study.baseline }) {
+                        let c = PairedStatistics.compare(arm: lrRange(d.name, arms), baseline: baseRange, better: .lower, resamples: resamples)
+                        let ci = c.interval.map { "[\(Self.g($0.low)), \(Self.g($0.high))]" } ?? "—"
+                        s += "- LR range of {\(arms.map(\.name).joined(separator: ", "))} − baseline group: Δ \(Self.g(c.mean)) \(ci), \(Int((c.agreement * Double(c.differences.count)).rounded()))/\(c.differences.count) pairs lower → **\(c.verdict.rawValue)**\n"
+                    }
+                    s += "\n"
+                }
+            }
+            s += "Plots: `\(d.name)-val.svg` (validation loss), `\(d.name)-train.svg` (training loss), mean over seeds.\n\n"
+        }
+        s += "Memory: `processPeakRSSBytes` in each run's summary.json is the eval process's running peak (getrusage), so it is not a per-arm figure; "
+        let peak = runs.compactMap { $0.extras?.processPeakRSSBytes }.max()
+        s += "the peak over the whole study was \(peak.map { String(format: "%.1f MB", Double($0) / 1e6) } ?? "—").\n"
+        return s
+    }
+
+    /// The claims and the metric that decides each (the others in the tables are supporting).
+    static let claims: [(claim: String, metric: String, data: (StudyConfig.DataSpec) -> Bool)] = [
+        ("less oscillation", "update sign-flip rate", { !$0.isSynthetic && $0.limit == nil }),
+        ("smoother gradients", "cos(g_t, g_t−1)", { !$0.isSynthetic && $0.limit == nil }),
+        ("better final validation loss", "final val bpb", { !$0.isSynthetic && $0.limit == nil }),
+        ("faster convergence", "tokens to baseline's final val", { !$0.isSynthetic && $0.limit == nil }),
+        ("more use of long context (text)", "context gain ΔL(64)", { !$0.isSynthetic && $0.limit == nil }),
+        ("long-range recall/copy", "answer loss long", { $0.isSynthetic }),
+        ("long-range recall/copy", "accuracy long", { $0.isSynthetic }),
+        ("near-domain transfer", "sonnets bpb (zero-shot)", { !$0.isSynthetic && $0.limit == nil }),
+        ("far-domain transfer", "fortunes bpb (zero-shot)", { !$0.isSynthetic && $0.limit == nil }),
+        ("less sensitive to initialisation", "seed sd of final val bpb", { !$0.isSynthetic && $0.limit == nil }),
+        ("less overfitting", "val − train gap (nats)", { $0.limit != nil }),
+        ("no extra cost", "tokens/s", { !$0.isSynthetic && $0.limit == nil }),
+    ]
+
+    /// A table of verdicts: one row per claim and data set, one column per arm.
+    func glance(_ rows: [Row]) -> String {
+        let armNames = study.arms.map(\.name).filter { $0 != study.baseline }
+        var lines: [String] = []
+        for c in Self.claims {
+            for d in study.data where c.data(d) {
+                let cells = armNames.map { arm -> String in
+                    guard let r = rows.first(where: { $0.data == d.name && $0.arm == arm && $0.metric == c.metric }) else { return "" }
+                    return "\(r.comparison.verdict.rawValue) (\(Self.g(r.comparison.mean)))"
+                }
+                guard cells.contains(where: { !$0.isEmpty }) else { continue }
+                lines.append("| \(c.claim) | \(c.metric) | \(d.name) | " + cells.joined(separator: " | ") + " |")
+            }
+        }
+        guard !lines.isEmpty else { return "" }
+        var s = "## Verdicts at a glance\n\nEach cell: verdict (mean Δ = arm − `\(study.baseline)`). Details per data set below.\n\n"
+        s += "| claim | deciding metric | data | " + armNames.joined(separator: " | ") + " |\n"
+        s += "| --- | --- | --- | " + armNames.map { _ in "---" }.joined(separator: " | ") + " |\n"
+        return s + lines.joined(separator: "\n") + "\n\n"
+    }
+
+    /// One line per run with its scalar metrics.
+    public func runsCSV() -> String {
+        let gains = Array(Set(runs.flatMap { $0.contextGain.keys })).sorted()
+        let domains = Array(Set(runs.flatMap { $0.finalDomains.keys })).sorted()
+        let bands = Array(Set(runs.flatMap { $0.extras?.synthetic?.map(\.band) ?? [] })).sorted()
+        var header = ["data", "arm", "seed", "lr", "steps", "tokens", "final_val_loss", "final_val_bpb", "min_val_loss",
+                      "final_train_loss", "val_minus_train", "flip_rate", "grad_cos", "spikes", "grad_norm_cv", "tokens_per_s",
+                      "wall_s", "process_peak_rss_bytes"]
+        header += gains.map { "dL_\($0)" } + domains.map { "loss_\($0)" } + bands.flatMap { ["acc_\($0)", "loss_ans_\($0)"] }
+        var s = header.joined(separator: ",") + "\n"
+        for r in runs {
+            var v: [String] = [r.data, r.arm, String(r.seed), "\(r.learningRate)", String(r.steps), String(r.steps * r.tokensPerStep)]
+            v += [r.finalValidation, r.finalValidationBitsPerByte, r.minValidation, r.finalTrain, r.generalisationGap,
+                  r.flipRate, r.gradientCosine, Double(r.spikes), r.gradNormCV, r.tokensPerSecond,
+                  r.extras?.wallSeconds ?? .nan].map(Self.csv)
+            v.append(r.extras.map { String($0.processPeakRSSBytes) } ?? "")
+            v += gains.map { Self.csv(r.contextGain[$0] ?? .nan) } + domains.map { Self.csv(r.finalDomains[$0] ?? .nan) }
+            for b in bands {
+                let sc = r.extras?.synthetic?.first { $0.band == b }
+                v += [Self.csv(sc.map { $0.accuracy >= 0 ? $0.accuracy : .nan } ?? .nan), Self.csv(sc.map { $0.accuracy >= 0 ? $0.loss : .nan } ?? .nan)]
+            }
+            s += v.joined(separator: ",") + "\n"
+        }
+        return s
+    }
+
+    /// Every comparison row.
+    public func comparisonsCSV() -> String {
+        var s = "data,arm,metric,better,mean_diff,ci_low,ci_high,pairs,pairs_better,verdict\n"
+        for r in comparisons() {
+            let c = r.comparison
+            s += [r.data, r.arm, r.metric, r.better.rawValue, Self.csv(c.mean), Self.csv(c.interval?.low ?? .nan),
+                  Self.csv(c.interval?.high ?? .nan), String(c.differences.count),
+                  String(Int((c.agreement * Double(c.differences.count)).rounded())), c.verdict.rawValue]
+                .map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ",") + "\n"
+        }
+        return s
+    }
+
+    static func csv(_ v: Double) -> String { v.isFinite ? String(v) : "" }
+
+    /// Mean curves over seeds per arm: validation and training loss, one chart each per data set.
+    public func plots() -> [(name: String, svg: String)] {
+        var out: [(String, String)] = []
+        for d in study.data {
+            var val: [SVGLineChart.Series] = [], train: [SVGLineChart.Series] = []
+            for arm in study.arms(for: d) {
+                let rs = runs.filter { $0.data == d.name && $0.arm == arm.name }
+                guard let first = rs.first else { continue }
+                val.append(.init(name: arm.name, points: first.validationCurve.indices.map { i in
+                    (Double(first.validationCurve[i].step), PairedStatistics.mean(rs.compactMap { $0.validationCurve.count > i ? $0.validationCurve[i].loss : nil }))
+                }))
+                train.append(.init(name: arm.name, points: first.trainCurve.indices.map { i in
+                    (Double(first.trainCurve[i].step), PairedStatistics.mean(rs.compactMap { $0.trainCurve.count > i ? $0.trainCurve[i].loss : nil }))
+                }))
+            }
+            let what = d.isSynthetic ? "answer loss (nats)" : "loss (nats)"
+            out.append(("\(d.name)-val.svg", SVGLineChart(title: "\(study.name): \(d.name) validation \(what), mean over seeds",
+                                                          xLabel: "step", yLabel: "validation \(what)", series: val).render()))
+            out.append(("\(d.name)-train.svg", SVGLineChart(title: "\(study.name): \(d.name) training \(what), mean over seeds",
+                                                            xLabel: "step", yLabel: "training \(what)", series: train).render()))
+        }
+        return out
+    }
+
+    /// Writes report.md, runs.csv, comparisons.csv and the plots into `directory`; returns the paths.
+    @discardableResult
+    public func write(to directory: String, command: String) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var files: [(String, String)] = [("report.md", markdown(command: command)), ("runs.csv", runsCSV()),
+                                         ("comparisons.csv", comparisonsCSV())]
+        files += plots()
+        var paths: [String] = []
+        for (name, text) in files {
+            let p = (directory as NSString).appendingPathComponent(name)
+            try text.write(toFile: p, atomically: true, encoding: .utf8)
+            paths.append(p)
+        }
+        return paths
+    }
+}

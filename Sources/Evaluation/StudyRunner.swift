@@ -1,0 +1,209 @@
+import Foundation
+import Model
+import Refinement
+import Telemetry
+import Training
+
+/// Runs every run of a study as an ordinary run directory (DIR/data/arm/seed-N with run.jsonl,
+/// checkpoints and summary.json), skipping runs that already completed, and reads them back.
+public final class StudyRunner {
+    public let study: StudyConfig
+    public let out: String
+    /// Progress lines (one per run).
+    public var log: (String) -> Void
+    private var datasets: [String: ByteDataset] = [:]
+
+    public init(study: StudyConfig, out: String, log: @escaping (String) -> Void = { print($0) }) {
+        self.study = study
+        self.out = out
+        self.log = log
+    }
+
+    /// Whether `runDirectory` holds a run that completed (its last record is a completed `end`)
+    /// and whose summary.json was written.
+    public static func isComplete(_ runDirectory: String) -> Bool {
+        let file = (runDirectory as NSString).appendingPathComponent("run.jsonl")
+        let summary = (runDirectory as NSString).appendingPathComponent("summary.json")
+        guard FileManager.default.fileExists(atPath: file), FileManager.default.fileExists(atPath: summary),
+              let reader = try? RunFileReader(path: file) else { return false }
+        var last: Record?
+        try? reader.forEachRecord { last = $0 }
+        if case let .end(e)? = last { return e.reason == .completed }
+        return false
+    }
+
+    /// Runs (or skips) every run, then reads all of them back.
+    public func run() throws -> [RunMetrics] {
+        let runs = study.runs
+        for (i, spec) in runs.enumerated() {
+            let dir = spec.directory(in: out)
+            let label = "[\(i + 1)/\(runs.count)] \(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed)"
+            if Self.isComplete(dir) {
+                log("\(label): already complete, skipped")
+                continue
+            }
+            if FileManager.default.fileExists(atPath: dir) {
+                // An interrupted run: keep it for inspection and start this one afresh.
+                var n = 1
+                while FileManager.default.fileExists(atPath: dir + ".incomplete-\(n)") { n += 1 }
+                try FileManager.default.moveItem(atPath: dir, toPath: dir + ".incomplete-\(n)")
+                log("\(label): incomplete run moved to \(dir).incomplete-\(n)")
+            }
+            let t0 = Date()
+            let end = try execute(spec, directory: dir)
+            guard end.reason == .completed else {
+                throw StudyConfig.ParseError(description: "\(dir): run ended \(end.reason.rawValue): \(end.message)")
+            }
+            log(String(format: "%@: done in %.1f s, best val %.4f", label, Date().timeIntervalSince(t0),
+                       end.bestValidationLoss ?? .nan))
+        }
+        return try metrics()
+    }
+
+    /// Reads every completed run of the study back from its run directory (runs not yet complete
+    /// are left out, so a report can be written from a study in progress).
+    public func metrics() throws -> [RunMetrics] {
+        let done = study.runs.filter { Self.isComplete($0.directory(in: out)) }
+        if done.count < study.runs.count { log("\(study.runs.count - done.count) of \(study.runs.count) runs are not complete; the report leaves them out") }
+        return try done.map { spec in
+            try RunMetrics(runDirectory: spec.directory(in: out), data: spec.data.name, arm: spec.arm.name,
+                           seed: spec.seed, primary: spec.data.isSynthetic ? nil : study.primary)
+        }
+    }
+
+    /// The training configuration of one run.
+    public func trainingConfig(_ spec: RunSpec) throws -> TrainingConfig {
+        let model = try study.model()
+        var c = TrainingConfig(model: model, preset: study.isCustomModel ? "custom" : study.preset.uppercased(),
+                               batch: study.batch, steps: study.steps,
+                               learningRate: spec.arm.learningRate ?? study.learningRate, warmupSteps: study.warmup,
+                               seed: spec.initSeed, dataSeed: spec.dataSeed, threads: study.threads,
+                               evalEvery: study.evalEvery, checkpointEvery: 0)
+        c.evalWindows = study.evalWindows
+        if let e = c.validationError() { throw StudyConfig.ParseError(description: "study \(study.name): \(e)") }
+        return c
+    }
+
+    func dataset(_ spec: StudyConfig.DataSpec) throws -> ByteDataset {
+        if let d = datasets[spec.name] { return d }
+        var d: ByteDataset
+        if let task = try SyntheticTask.parse(spec.source) {
+            d = task.dataset
+        } else if spec.source == "embedded" {
+            d = try ByteDataset.embedded()
+        } else {
+            d = try ByteDataset.load(name: spec.name, path: spec.source)
+        }
+        if d.task == nil, study.spreadEvalWindows, let v = Self.spread(d.validation, windows: study.evalWindows, T: try trainingContext()) {
+            // The held-out split is sampled the same way as the extra domains.
+            d.validation = v
+        }
+        if let limit = spec.limit {
+            d.train = Array(d.train.prefix(limit))
+            d.name += "-first\(limit)"
+        }
+        datasets[spec.name] = d
+        return d
+    }
+
+    func evalDomains(for spec: StudyConfig.DataSpec) throws -> [ByteDataset] {
+        if spec.isSynthetic { return [] }
+        return try study.evalDomains.map { e in
+            if let d = datasets["eval:" + e.name] { return d }
+            let whole = try ByteDataset.load(name: e.name, path: e.path)
+            let d = study.spreadEvalWindows ? Self.spread(whole, windows: study.evalWindows, T: try trainingContext()) : whole
+            datasets["eval:" + e.name] = d
+            return d
+        }
+    }
+
+    func trainingContext() throws -> Int { try study.model().context }
+
+    /// An evaluation domain made of `windows` excerpts of T bytes spread evenly over all of `d`
+    /// (plus one closing byte), so that the trainer's windows — read with stride T from the start —
+    /// sample the whole domain instead of its first pages. The last target of each window is the
+    /// first byte of the next excerpt (1 position in T crosses a seam; the same for every arm).
+    public static func spread(_ d: ByteDataset, windows n: Int, T: Int) -> ByteDataset {
+        let all = d.train + d.validation
+        guard let bytes = spread(all, windows: n, T: T) else { return d }
+        var out = ByteDataset(name: d.name, path: d.path, files: [])
+        out.validation = bytes
+        var h = FNV1a()
+        h.add(bytes)
+        out.hash = h.hex
+        return out
+    }
+
+    /// `n` excerpts of T bytes evenly spaced over `all`, plus one closing byte (nil when too short).
+    static func spread(_ all: [UInt8], windows n: Int, T: Int) -> [UInt8]? {
+        guard n > 1, all.count > (n + 1) * T else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(n * T + 1)
+        for w in 0..<n {
+            let off = w * (all.count - T - 1) / (n - 1)
+            bytes += all[off..<(off + T)]
+        }
+        bytes.append(all[(n - 1) * (all.count - T - 1) / (n - 1) + T])
+        return bytes
+    }
+
+    /// Trains one run into `directory` on a thread with a large stack, records it, and writes
+    /// summary.json.
+    func execute(_ spec: RunSpec, directory: String) throws -> EndRecord {
+        let config = try trainingConfig(spec)
+        let refinement: RefinementConfig
+        do { refinement = try RefinementConfig(flags: spec.arm.refinement) } catch let e as RefinementError {
+            throw StudyConfig.ParseError(description: "arm \(spec.arm.name): \(e.message)")
+        }
+        let bus = RecordBus()
+        let trainer = try Trainer(config: config, refinement: refinement, train: try dataset(spec.data),
+                                  evalDomains: try evalDomains(for: spec.data), bus: bus, runDirectory: directory)
+        let header = trainer.header(runName: "\(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed)")
+        bus.publishHeader(header)
+        let recorder = try RunRecorder.create(runDirectory: directory, header: header, bus: bus)
+        let t0 = Date()
+        let box = EndBox()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            box.end = trainer.run()
+            box.synthetic = trainer.syntheticScores(windows: self.study.syntheticWindows)
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+        done.wait()
+        bus.close()
+        try recorder.finish()
+        let extras = RunExtras(synthetic: box.synthetic, processPeakRSSBytes: Self.peakRSSBytes(),
+                               wallSeconds: Date().timeIntervalSince(t0), parameters: trainer.model.layout.count)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        // NaN (a band without answers) is not JSON: store it as null via a sanitised copy.
+        var clean = extras
+        clean.synthetic = extras.synthetic?.map { var b = $0; if !b.loss.isFinite { b.loss = -1; b.accuracy = -1 }; return b }
+        let summary = (directory as NSString).appendingPathComponent("summary.json")
+        guard let end = box.end else { throw StudyConfig.ParseError(description: "\(directory): the trainer returned no end record") }
+        if end.reason == .completed {
+            try encoder.encode(clean).write(to: URL(fileURLWithPath: summary))
+        }
+        return end
+    }
+
+    /// ru_maxrss of this process, in bytes (Linux reports kilobytes).
+    static func peakRSSBytes() -> Int {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Int(usage.ru_maxrss) * 1024
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        return Int(usage.ru_maxrss)
+        #endif
+    }
+}
+
+/// The trainer thread's results, handed back after the join.
+final class EndBox: @unchecked Sendable {
+    var end: EndRecord?
+    var synthetic: [BandScore]?
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Model
+
+/// A synthetic long-range task the trainer generates itself (`--data synthetic:NAME`): every
+/// window is drawn fresh, and only the answer positions carry loss (a per-position loss mask).
+///
+/// - `recall` (associative recall): lowercase filler with key/value pairs `Kd` (an uppercase key,
+///   a digit value, keys distinct in a window) and later queries `?K` whose next byte is the value.
+///   The answer is scored at the query key, which must attend back to the pair's value.
+/// - `copy`: lowercase filler with one run of 4 uppercase letters and, later, a delimiter `|`
+///   followed by the same run. Every copied letter is an answer.
+///
+/// The distance of an answer is the attention distance it needs (answer position − position of
+/// the byte to retrieve); items are placed so that every context band (local/phrase/long, the
+/// trainer's band edges) gets answers, which lets accuracy be reported per band.
+public struct SyntheticTask: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case recall
+        case copy
+    }
+
+    public var kind: Kind
+    /// Upper inclusive distance edges of every band but the last (default 8, 64).
+    public var edges: [Int]
+    /// Length of the copied run (copy task).
+    public static let copyLength = 4
+    /// Seed of the generated validation windows (fixed, so every run sees the same ones).
+    public static let validationSeed: UInt64 = 0x5EED_0F_7A5C
+
+    public init(kind: Kind, edges: [Int] = [8, 64]) {
+        self.kind = kind
+        self.edges = edges
+    }
+
+    /// Parses `synthetic:recall` or `synthetic:copy`; nil when `spec` is not a synthetic spec.
+    public static func parse(_ spec: String) throws -> SyntheticTask? {
+        guard spec.hasPrefix("synthetic:") else { return nil }
+        let name = String(spec.dropFirst("synthetic:".count))
+        guard let kind = Kind(rawValue: name) else {
+            throw DataError("--data \(spec): unknown synthetic task '\(name)'; expected one of \(Kind.allCases.map { "synthetic:" + $0.rawValue }.joined(separator: ", "))")
+        }
+        return SyntheticTask(kind: kind)
+    }
+
+    /// The data set that generates this task's windows.
+    public var dataset: ByteDataset {
+        var d = ByteDataset(name: "synthetic-" + kind.rawValue, path: "(generated)", files: [])
+        var h = FNV1a()
+        h.add(Array("synthetic:\(kind.rawValue):\(edges)".utf8))
+        d.hash = h.hex
+        d.task = self
+        return d
+    }
+
+    /// The bands (inclusive distance ranges) usable in a window of T bytes, in order.
+    public func bandRanges(T: Int) -> [ClosedRange<Int>] {
+        var ranges: [ClosedRange<Int>] = []
+        var lo = 0
+        for e in edges where e < T - 1 && e >= lo {
+            ranges.append(lo...e)
+            lo = e + 1
+        }
+        if lo <= T - 1 { ranges.append(lo...(T - 1)) }
+        return ranges
+    }
+
+    /// Names of the bands of `bandRanges` (local, phrase, long; b3… beyond three).
+    public func bandNames(T: Int) -> [String] {
+        let n = bandRanges(T: T).count
+        let names = n == 2 ? ["local", "long"] : ["local", "phrase", "long"]
+        return (0..<n).map { $0 < names.count && n <= 3 ? names[$0] : "b\($0)" }
+    }
+
+    /// One answer of a window: input position `position` predicts the answer byte (targets[position]).
+    public struct Answer: Sendable, Equatable {
+        public var position: Int
+        public var distance: Int
+        public var band: Int
+    }
+
+    /// One window of T + 1 bytes (inputs are bytes[0..<T], targets bytes[1...T]) and its answers.
+    public struct Window: Sendable {
+        public var bytes: [UInt8]
+        public var answers: [Answer]
+    }
+
+    /// Draws one window of T + 1 bytes.
+    public func window(T: Int, rng: inout Xoshiro256) -> Window {
+        var bytes = (0...T).map { _ in UInt8(ascii: "a") + UInt8(rng.below(26)) }
+        var used = [Bool](repeating: false, count: T + 1)
+        let ranges = bandRanges(T: T)
+        var answers: [Answer] = []
+        func free(_ positions: [Int]) -> Bool { positions.allSatisfy { $0 >= 0 && $0 <= T && !used[$0] } }
+        switch kind {
+        case .recall:
+            // Pair at p (key, value); query at q ('?', key) with the value at q + 2. The answer is
+            // scored at input position q + 1 (the key) and must retrieve the value at p + 1.
+            var keys = Array(0..<26).map { UInt8(ascii: "A") + UInt8($0) }
+            let items = max(1, min(26, T / 16))
+            for i in 0..<items {
+                let band = i % ranges.count
+                let r = ranges[band]
+                let lo = max(r.lowerBound, 2), hi = min(r.upperBound, T - 2)
+                guard lo <= hi else { continue }
+                for _ in 0..<20 {
+                    let d = lo + rng.below(hi - lo + 1)
+                    // value at p+1, answer position a = q+1, distance a − (p+1) = q − p = d.
+                    let q = d + rng.below(max(1, T - 1 - d))
+                    let p = q - d
+                    guard q + 2 <= T, free([p, p + 1, q, q + 1, q + 2]) else { continue }
+                    let k = keys.remove(at: rng.below(keys.count))
+                    let v = UInt8(ascii: "0") + UInt8(rng.below(10))
+                    bytes[p] = k; bytes[p + 1] = v
+                    bytes[q] = UInt8(ascii: "?"); bytes[q + 1] = k; bytes[q + 2] = v
+                    for x in [p, p + 1, q, q + 1, q + 2] { used[x] = true }
+                    answers.append(Answer(position: q + 1, distance: d, band: band))
+                    break
+                }
+                if keys.isEmpty { break }
+            }
+        case .copy:
+            // Run at p..p+L−1, '|' at q−1, copy at q..q+L−1. Input position q−1+i predicts copy
+            // letter i and must retrieve p+i: distance d − 1 with d = q − p.
+            let L = Self.copyLength
+            let usable = ranges.enumerated().filter { max($0.element.lowerBound, L) <= min($0.element.upperBound, T - L) }
+            if let pick = usable.isEmpty ? nil : usable[rng.below(usable.count)] {
+                let lo = max(pick.element.lowerBound, L), hi = min(pick.element.upperBound, T - L)
+                let dist = lo + rng.below(hi - lo + 1)
+                let d = dist + 1
+                let p = rng.below(max(1, T + 1 - L - d))
+                let q = p + d
+                for i in 0..<L {
+                    let c = UInt8(ascii: "A") + UInt8(rng.below(26))
+                    bytes[p + i] = c
+                    bytes[q + i] = c
+                    answers.append(Answer(position: q - 1 + i, distance: dist, band: pick.offset))
+                }
+                bytes[q - 1] = UInt8(ascii: "|")
+            }
+        }
+        return Window(bytes: bytes, answers: answers)
+    }
+
+    /// The validation window number `index` (the same in every run).
+    public func validationWindow(_ index: Int, T: Int) -> Window {
+        var rng = Xoshiro256(seed: Self.validationSeed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+        return window(T: T, rng: &rng)
+    }
+
+    /// Writes a window into row `b` of inputs/targets/mask.
+    static func fill(_ w: Window, row b: Int, T: Int, inputs: UnsafeMutablePointer<Int32>,
+                     targets: UnsafeMutablePointer<Int32>, mask: UnsafeMutablePointer<Float>?) {
+        for t in 0..<T {
+            inputs[b * T + t] = Int32(w.bytes[t])
+            targets[b * T + t] = Int32(w.bytes[t + 1])
+        }
+        if let mask {
+            (mask + b * T).update(repeating: 0, count: T)
+            for a in w.answers { mask[b * T + a.position] = 1 }
+        }
+    }
+}

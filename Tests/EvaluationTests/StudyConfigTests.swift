@@ -1,0 +1,46 @@
+import Testing
+@testable import Evaluation
+
+@Suite struct StudyConfigTests {
+    @Test func quickStudyParses() throws {
+        let s = try StudyConfig(text: StudyConfig.quickText, origin: "quick")
+        #expect(s.name == "quick")
+        #expect(s.arms.map(\.name) == ["baseline", "all-adaptive", "grokfast"])
+        #expect(s.data.map(\.name) == ["text", "recall"])
+        #expect(s.arms(for: s.data[1]).map(\.name) == ["baseline", "all-adaptive"])
+        // Seed-major order: both data sets of seed 1 first.
+        #expect(s.runs.count == 2 * (3 + 2))
+        #expect(s.runs.prefix(5).allSatisfy { $0.seed == 1 })
+        #expect(s.runs[0].directory(in: "/x") == "/x/text/baseline/seed-1")
+    }
+
+    @Test func armFlagsAndOptions() throws {
+        let text = """
+        # comment
+        steps = 10   # trailing comment
+        seeds = 4,5
+        data small = some/file.txt limit=1000
+        arm baseline =
+        arm hot = --lr 3e-3 --adaptive all --data-seed 9
+        """
+        let s = try StudyConfig(text: text, origin: "t")
+        #expect(s.steps == 10 && s.seeds == [4, 5])
+        #expect(s.data[0].limit == 1000)
+        let hot = s.arms[1]
+        #expect(hot.learningRate == 3e-3 && hot.refinement.adaptive == "all" && hot.dataSeed == 9)
+        let run = RunSpec(data: s.data[0], arm: hot, seedIndex: 0, seed: 4)
+        #expect(run.initSeed == 4 && run.dataSeed == 9)
+        #expect(s.arms[0].refinementKey != hot.refinementKey)
+    }
+
+    @Test func errorsNameTheLine() {
+        func message(_ text: String) -> String {
+            do { _ = try StudyConfig(text: text, origin: "f.study"); return "" } catch { return "\(error)" }
+        }
+        #expect(message("data t = x\narm baseline =\nsteps = many").hasPrefix("f.study:3: steps expects an integer"))
+        #expect(message("data t = x\narm baseline = --adaptive sideways").contains("f.study:2: arm baseline"))
+        #expect(message("data t = x\narm other =").contains("baseline arm 'baseline' is not defined"))
+        #expect(message("data t = x\narm baseline = --frobnicate 1").contains("unknown flag '--frobnicate'"))
+        #expect(message("wat = 1").contains("f.study:1: unknown key 'wat'"))
+    }
+}

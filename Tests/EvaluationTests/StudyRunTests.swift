@@ -1,0 +1,119 @@
+import Foundation
+import Telemetry
+import Testing
+@testable import Evaluation
+
+/// Runs a very small study through the same code path as `gradflow eval` into a temporary folder.
+@Suite struct StudyRunTests {
+    static let text = """
+    name = tiny
+    layers = 2
+    heads = 2
+    dim = 16
+    context = 32
+    batch = 2
+    steps = 24
+    threads = 2   # as TrainingTests: the worker count is process-wide and tests run concurrently
+    lr = 3e-3
+    seeds = 1,2,3
+    eval_every = 8
+    eval_windows = 4
+    synthetic_windows = 16
+    data text = embedded
+    data recall = synthetic:recall
+    arm baseline =
+    arm time-adaptive = --adaptive time
+    arm baseline-hot = --lr 1e-2
+    arms.recall = baseline, time-adaptive
+    """
+
+    @Test func studyRunsResumesAndReports() throws {
+        let out = NSTemporaryDirectory() + "gradflow-eval-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let study = try StudyConfig(text: Self.text, origin: "tiny")
+        var lines: [String] = []
+        let runner = StudyRunner(study: study, out: out, log: { lines.append($0) })
+        let metrics = try runner.run()
+        #expect(metrics.count == 3 * 5)
+        #expect(lines.filter { $0.contains("done in") }.count == 15)
+        for m in metrics {
+            #expect(m.finalValidation.isFinite && m.finalValidation > 0)
+            #expect(m.validationCurve.map(\.step) == [8, 16, 24])
+            #expect(m.tokensPerSecond > 0)
+            #expect(m.flipRate.isFinite && m.gradNormCV.isFinite)
+            #expect(m.extras != nil)
+        }
+        // The recall runs score answers per band (T 32: local 0–8, long 9–31).
+        let recall = try #require(metrics.first { $0.data == "recall" }?.extras?.synthetic)
+        #expect(recall.map(\.band) == ["local", "long"])
+        #expect(recall.allSatisfy { $0.answers > 0 && $0.loss.isFinite && (0...1).contains($0.accuracy) })
+
+        // Each run is an ordinary run directory whose file ends with a completed end record.
+        let dir = out + "/recall/time-adaptive/seed-2"
+        #expect(StudyRunner.isComplete(dir))
+        let reader = try RunFileReader(path: dir)
+        #expect(reader.header.runName == "recall/time-adaptive/seed-2")
+
+        // Resume: a second pass trains nothing; an interrupted run is moved aside and redone.
+        try FileManager.default.removeItem(atPath: out + "/text/baseline/seed-3/summary.json")
+        lines = []
+        let again = StudyRunner(study: study, out: out, log: { lines.append($0) })
+        let metrics2 = try again.run()
+        #expect(lines.filter { $0.contains("skipped") }.count == 14)
+        #expect(lines.filter { $0.contains("done in") }.count == 1)
+        #expect(FileManager.default.fileExists(atPath: out + "/text/baseline/seed-3.incomplete-1/run.jsonl"))
+        // Same seed, same threads: the redone run reproduces its losses exactly.
+        let before = metrics.first { $0.data == "text" && $0.arm == "baseline" && $0.seed == 3 }!
+        let after = metrics2.first { $0.data == "text" && $0.arm == "baseline" && $0.seed == 3 }!
+        #expect(before.validationCurve.map(\.loss) == after.validationCurve.map(\.loss))
+
+        // The report.
+        let report = StudyReport(study: study, runs: metrics2)
+        let paths = try report.write(to: out, command: "test")
+        for name in ["report.md", "runs.csv", "comparisons.csv", "text-val.svg", "text-train.svg", "recall-val.svg"] {
+            #expect(paths.contains(out + "/" + name))
+        }
+        let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        #expect(md.contains("| time-adaptive | final val bpb | lower |"))
+        #expect(md.contains("Learning-rate sensitivity"))
+        #expect(md.contains("acc long"))
+        let csv = try String(contentsOfFile: out + "/runs.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.count == 16)
+        let header = csv[0].split(separator: ",", omittingEmptySubsequences: false)
+        let bpb = try #require(header.firstIndex(of: "final_val_bpb"))
+        for row in csv.dropFirst() {
+            let v = Double(row.split(separator: ",", omittingEmptySubsequences: false)[bpb]) ?? .nan
+            #expect(v.isFinite && v > 0)
+        }
+        let comparisons = try String(contentsOfFile: out + "/comparisons.csv", encoding: .utf8)
+        #expect(comparisons.contains("text,time-adaptive,final val bpb,lower,"))
+        let svg = try String(contentsOfFile: out + "/text-val.svg", encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("<polyline") && svg.contains("time-adaptive"))
+    }
+
+    @Test func svgChartDrawsEverySeries() {
+        let chart = SVGLineChart(title: "t", xLabel: "x", yLabel: "y", series: [
+            .init(name: "a<b", points: [(0, 1), (1, 2)]), .init(name: "c", points: [(0, 2), (1, .nan), (2, 0)]),
+        ])
+        let svg = chart.render()
+        #expect(svg.components(separatedBy: "<polyline").count == 3)
+        #expect(svg.contains("a&lt;b"))
+        let ticks = SVGLineChart.ticks(0, 1)
+        #expect(ticks.count == 6 && ticks.first == 0 && abs(ticks.last! - 1) < 1e-12)
+    }
+}
+
+@Suite struct SpreadTests {
+    @Test func excerptsAreEvenlySpacedOverTheWholeDomain() throws {
+        let all = (0..<1000).map { UInt8($0 % 251) }
+        let b = try #require(StudyRunner.spread(all, windows: 5, T: 10))
+        #expect(b.count == 51)
+        // Excerpt w starts at w × (1000 − 11) / 4.
+        for w in 0..<5 {
+            let off = w * 989 / 4
+            #expect(Array(b[(w * 10)..<(w * 10 + 10)]) == Array(all[off..<(off + 10)]))
+        }
+        #expect(b.last == all[989 + 10])
+        #expect(StudyRunner.spread(all, windows: 200, T: 10) == nil)
+    }
+}

@@ -1,0 +1,54 @@
+import Model
+import Testing
+@testable import Training
+
+@Suite struct SyntheticTaskTests {
+    @Test func recallWindowsPutAnswersInEveryBand() throws {
+        let task = try #require(try SyntheticTask.parse("synthetic:recall"))
+        #expect(task.bandRanges(T: 128) == [0...8, 9...64, 65...127])
+        var rng = Xoshiro256(seed: 1)
+        var perBand = [0, 0, 0]
+        for _ in 0..<50 {
+            let w = task.window(T: 128, rng: &rng)
+            #expect(w.bytes.count == 129)
+            for a in w.answers {
+                perBand[a.band] += 1
+                #expect(task.bandRanges(T: 128)[a.band].contains(a.distance))
+                // Input at the answer position is the queried key, after '?'; the target is the value
+                // stored right after the same key `distance` bytes earlier.
+                let key = w.bytes[a.position], value = w.bytes[a.position + 1]
+                #expect(w.bytes[a.position - 1] == UInt8(ascii: "?"))
+                #expect(w.bytes[a.position - a.distance] == value)
+                #expect(w.bytes[a.position - a.distance - 1] == key)
+                #expect((UInt8(ascii: "0")...UInt8(ascii: "9")).contains(value))
+            }
+        }
+        #expect(perBand.allSatisfy { $0 > 50 })
+    }
+
+    @Test func copyWindowsRepeatTheRunAtTheStatedDistance() throws {
+        let task = try #require(try SyntheticTask.parse("synthetic:copy"))
+        var rng = Xoshiro256(seed: 2)
+        var bands = Set<Int>()
+        for _ in 0..<60 {
+            let w = task.window(T: 128, rng: &rng)
+            #expect(w.answers.count == SyntheticTask.copyLength)
+            for a in w.answers {
+                bands.insert(a.band)
+                // The answer's target is the byte `distance` positions before the answer position.
+                #expect(w.bytes[a.position + 1] == w.bytes[a.position - a.distance])
+                #expect((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(w.bytes[a.position + 1]))
+            }
+            #expect(w.bytes[w.answers[0].position] == UInt8(ascii: "|"))
+        }
+        #expect(bands == [0, 1, 2])
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:nope") }
+        #expect(try SyntheticTask.parse("plays.txt") == nil)
+    }
+
+    @Test func validationWindowsAreFixed() {
+        let task = SyntheticTask(kind: .recall)
+        #expect(task.validationWindow(3, T: 64).bytes == task.validationWindow(3, T: 64).bytes)
+        #expect(task.validationWindow(3, T: 64).bytes != task.validationWindow(4, T: 64).bytes)
+    }
+}
