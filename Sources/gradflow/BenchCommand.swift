@@ -13,8 +13,8 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Time full training steps (forward, backward, AdamW) and print tokens/s.",
         discussion: """
-        Reports the median, min and max over the timed steps after warm-up, and the achieved GFLOP/s
-        (6·params·tokens plus attention). Data are random bytes, so no corpus is needed.
+        Reports the median, min and max over the timed steps after warm-up, and the achieved GFLOP/s \
+        (6·params·tokens plus attention). Data are random bytes, so no corpus is needed. \
         Compare with the PyTorch reference side by side: bench/compare.sh.
         """
     )

@@ -7,8 +7,8 @@ struct Gradflow: ParsableCommand {
         commandName: "gradflow",
         abstract: "Train small byte-level transformer LMs on the CPU with multi-scale gradient refinement, and watch them live.",
         discussion: """
-        Start with `gradflow train`: it trains preset S on the embedded Shakespeare corpus and opens the
-        dashboard when the terminal allows (plain progress lines otherwise). Every run is recorded to
+        Start with `gradflow train`: it trains preset S on the embedded Shakespeare corpus and opens the \
+        dashboard when the terminal allows (plain progress lines otherwise). Every run is recorded to \
         RUNDIR/run.jsonl and can be replayed with `gradflow replay RUNDIR`.
         """,
         subcommands: [TrainCommand.self, ReplayCommand.self, ExportCommand.self, BenchCommand.self, EvalCommand.self],

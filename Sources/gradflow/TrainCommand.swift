@@ -10,15 +10,15 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a byte-level GPT, record the run, and show it live.",
         discussion: """
-        With no flags: preset S on the embedded Shakespeare corpus (about 1 MB), 2,000 steps, plain
-        AdamW, dashboard on when the terminal allows. The run goes to runs/DATE-TIME/ (run.jsonl and
+        With no flags: preset S on the embedded Shakespeare corpus (about 1 MB), 2,000 steps, plain \
+        AdamW, dashboard on when the terminal allows. The run goes to runs/DATE-TIME/ (run.jsonl and \
         checkpoints); --out chooses the folder and never overwrites an existing run.
 
         Refinement (see docs/METHOD.md): no refinement flag means plain backprop + AdamW. Examples:
-          gradflow train --context-weights 1,1,2            # manual context weights, per band
-          gradflow train --adaptive all                     # all three axes adaptive
-          gradflow train --grokfast 0.98,2                  # Grokfast-EMA on the time axis
-        Ctrl-C or SIGTERM stops at the end of the current step, writes a checkpoint and the run file's
+          gradflow train --context-weights 1,1,2   # manual, per context band
+          gradflow train --adaptive all            # all three axes adaptive
+          gradflow train --grokfast 0.98,2         # Grokfast-EMA (time axis)
+        Ctrl-C or SIGTERM stops at the end of the current step, writes a checkpoint and the run file's \
         end record, and exits with status 130.
         """
     )
