@@ -36,6 +36,11 @@ public struct RefinementFlags: Equatable, Sendable {
         self.grokfast = grokfast
     }
 
+    /// The help line of one flag (for the command line's `--help`).
+    public static func help(for flag: String) -> String {
+        help.first { $0.flag == flag }?.text ?? ""
+    }
+
     /// One-line help for each flag, for the command line's `--help`.
     public static let help: [(flag: String, text: String)] = [
         ("--context-bands", "Context band edges on attention distance, e.g. 8,64 (local 0–8, phrase 9–64, long 65–T−1; the default)."),

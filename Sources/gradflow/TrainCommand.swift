@@ -144,21 +144,21 @@ struct TrainCommand: ParsableCommand {
 
 /// The refinement flags (names fixed by the project; see docs/METHOD.md).
 struct RefinementOptions: ParsableArguments {
-    @Option(help: "Context band edges on attention distance, e.g. 8,64 (local 0–8, phrase 9–64, long 65–T−1).")
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--context-bands")))
     var contextBands: String?
-    @Option(help: "Context weight per band (all layers), e.g. 1,1,2; makes the context axis manual.")
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--context-weights")))
     var contextWeights: String?
-    @Option(help: "Time weights of the high, mid and low gradient bands, e.g. 0.5,1,2.")
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--time-weights")))
     var timeWeights: String?
-    @Option(help: "Fast and slow gradient EMA betas (default 0.9,0.99).")
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--time-betas")))
     var timeBetas: String?
-    @Option(help: "Number of depth groups (default 3: lower, middle, upper).")
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--depth-groups")))
     var depthGroups: String?
-    @Option(help: "Learning-rate multiplier per depth group, e.g. 1,1,1; makes the depth axis manual.")
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--depth-weights")))
     var depthWeights: String?
-    @Option(help: "Axes driven by their adaptive policy: context,time,depth or all.")
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--adaptive")))
     var adaptive: String?
-    @Option(help: "Grokfast-EMA on the time axis: ALPHA,LAMBDA (e.g. 0.98,2).")
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--grokfast")))
     var grokfast: String?
 
     var flags: RefinementFlags {

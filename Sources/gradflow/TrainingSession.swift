@@ -15,10 +15,10 @@ struct TrainingSession {
     func run() throws -> Int32 {
         let bus = RecordBus()
         var timeOffset = 0.0
-        if let ckpt = setup.resume {
+        if setup.resume != nil {
+            // A resumed run's clock continues from its run file's last record.
             let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
             timeOffset = (try? lastRecordTime(runFile)) ?? 0
-            _ = ckpt
         }
         let trainer: Trainer
         do {

@@ -310,12 +310,7 @@ public enum RecordDecoder {
             switch key {
             case K.mode:
                 try seen.mark(0, key, s)
-                let at = s.offset
-                let name = try s.string()
-                guard let m = WeightMode(rawValue: name) else {
-                    throw JSONSyntaxError(offset: at, message: "unknown weight mode \"\(name)\"")
-                }
-                mode = m
+                mode = try s.named(WeightMode.self, "weight mode")
             case K.weight:
                 try seen.mark(1, key, s)
                 try s.beginArray()
@@ -453,20 +448,10 @@ public enum RecordDecoder {
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.kind:
                 try seen.mark(3, key, s)
-                let at = s.offset
-                let name = try s.string()
-                guard let k = EventRecord.Kind(rawValue: name) else {
-                    throw JSONSyntaxError(offset: at, message: "unknown event kind \"\(name)\"")
-                }
-                r.kind = k
+                r.kind = try s.named(EventRecord.Kind.self, "event kind")
             case K.axis:
                 try seen.mark(4, key, s)
-                let at = s.offset
-                let name = try s.string()
-                guard let a = ScaleAxis(rawValue: name) else {
-                    throw JSONSyntaxError(offset: at, message: "unknown axis \"\(name)\"")
-                }
-                r.axis = a
+                r.axis = try s.named(ScaleAxis.self, "axis")
             case K.band: try seen.mark(5, key, s); r.band = try s.optionalInt()
             case K.layer: try seen.mark(6, key, s); r.layer = try s.optionalInt()
             case K.old: try seen.mark(7, key, s); r.oldValue = try s.optionalDouble()
@@ -512,12 +497,7 @@ public enum RecordDecoder {
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.reason:
                 try seen.mark(3, key, s)
-                let at = s.offset
-                let name = try s.string()
-                guard let reason = EndRecord.Reason(rawValue: name) else {
-                    throw JSONSyntaxError(offset: at, message: "unknown end reason \"\(name)\"")
-                }
-                r.reason = reason
+                r.reason = try s.named(EndRecord.Reason.self, "end reason")
             case K.finalLoss: try seen.mark(4, key, s); r.finalLoss = try s.optionalDouble()
             case K.bestValLoss: try seen.mark(5, key, s); r.bestValidationLoss = try s.optionalDouble()
             case K.message: try seen.mark(6, key, s); r.message = try s.string()
@@ -526,5 +506,17 @@ public enum RecordDecoder {
         }
         try seen.require([(1, "step"), (2, "t"), (3, "reason")], in: "end record")
         return r
+    }
+}
+
+extension JSONScanner {
+    /// A string naming a case of `T`; an unknown name is an error at the string's offset.
+    mutating func named<T: RawRepresentable>(_: T.Type, _ what: String) throws -> T where T.RawValue == String {
+        let at = offset
+        let name = try string()
+        guard let value = T(rawValue: name) else {
+            throw JSONSyntaxError(offset: at, message: "unknown \(what) \"\(name)\"")
+        }
+        return value
     }
 }
