@@ -156,7 +156,8 @@ func temporaryDirectory() -> String {
         let refused = events.filter { $0.kind == .refused }
         #expect(refused.count == 2)
         let depthRefusal = try #require(refused.first { $0.axis == .depth })
-        #expect(!depthRefusal.message.isEmpty)
+        #expect(depthRefusal.message.contains("99 is outside the manual range"), "\(depthRefusal.message)")
+        #expect(depthRefusal.newValue == 99)
         #expect(refused.contains { $0.axis == .time && $0.message.contains("time axis is off") })
     }
 }
