@@ -168,14 +168,12 @@ public final class TimeBandFilter {
             started[tensor] = true
         }
         var stats = sums.stats
-        let isUnit = cH == 0 && cM == 0 && cL == 0
-        guard !isUnit && count > 0 else { return stats }
-        // An all-zero gradient has no direction to protect: it is refined without the guard, as
-        // Grokfast would refine it.
-        if sums.gradientSquared > 0 && sums.gradientSquared + sums.changeDotGradient <= 0 {
+        switch TimeBandFilter.guardOutcome(sums, count: count, refines: !(cH == 0 && cM == 0 && cL == 0)) {
+        case .keep: break
+        case .fallBack:
             stats.guardFallbacks = 1
             guardFallbacks += 1
-        } else {
+        case .apply:
             TimeBandKernel.apply(
                 gradient: gradient, fast: fastState, slow: slowState, count: count, cH: cH, cM: cM, cL: cL)
         }
@@ -184,13 +182,95 @@ public final class TimeBandFilter {
 
     /// Refines every tensor of a gradient arena laid out like `tensorOffsets`, and returns the sums
     /// over all tensors (their `guardFallbacks` is the number of tensors that fell back this step).
+    ///
+    /// With `workers` > 1 the elements are cut into that many equal spans (tensors split at block
+    /// boundaries) that run concurrently; the sums of a tensor's pieces are added in order, so the
+    /// result depends only on the worker count. A worker that holds a whole tensor applies the
+    /// guard and writes ĝ right after measuring it, while the tensor is still in its cache; only
+    /// the few tensors cut between workers wait for a second pass. With one worker this is exactly
+    /// `refine` on every tensor in order. Allocates nothing after the first call with a given
+    /// worker count.
     @discardableResult
-    public func refineAll(gradientArena: UnsafeMutablePointer<Float>, weights: TimeWeights) -> TimeBandStats {
+    public func refineAll(gradientArena: UnsafeMutablePointer<Float>, weights: TimeWeights, workers: Int = 1) -> TimeBandStats {
+        let plan = piecePlan(workers: max(1, workers))
+        let cH = Float(weights.high) - 1, cM = Float(weights.mid) - 1, cL = Float(weights.low) - 1
+        let refines = !(cH == 0 && cM == 0 && cL == 0)
+        let betaFast = Float(self.betaFast), betaSlow = Float(self.betaSlow)
+        let fast = self.fast, slow = self.slow, sums = plan.sums, outcome = plan.outcome
+        let offsets = tensorOffsets
+        started.withUnsafeBufferPointer { started in
+            plan.run { piece in
+                let p = plan.pieces[piece]
+                let at = offsets[p.tensor] + p.start
+                let g = gradientArena + at, f = fast + at, s = slow + at
+                if started[p.tensor] {
+                    sums[piece] = TimeBandKernel.updateAndMeasure(
+                        gradient: g, fast: f, slow: s, count: p.count,
+                        betaFast: betaFast, betaSlow: betaSlow, cH: cH, cM: cM, cL: cL)
+                } else {
+                    f.update(from: g, count: p.count)
+                    s.update(from: g, count: p.count)
+                    sums[piece] = TimeBandKernel.measureStarted(
+                        gradient: g, fast: f, slow: s, count: p.count, cH: cH, cM: cM, cL: cL)
+                }
+                guard p.isWholeTensor else { return }
+                outcome[p.tensor] = TimeBandFilter.guardOutcome(sums[piece], count: p.count, refines: refines)
+                if outcome[p.tensor] == .apply {
+                    TimeBandKernel.apply(gradient: g, fast: f, slow: s, count: p.count, cH: cH, cM: cM, cL: cL)
+                }
+            }
+        }
+        // Totals per tensor, its pieces' sums added in order; the guard of the tensors cut in pieces.
         var total = TimeBandStats()
+        var pending = false
+        var piece = 0
         for tensor in tensorCounts.indices {
-            total.add(refine(tensor: tensor, gradient: gradientArena + tensorOffsets[tensor], weights: weights))
+            var tensorSums = TimeBandKernel.Sums()
+            let whole = plan.pieces[piece].isWholeTensor
+            while piece < plan.pieces.count && plan.pieces[piece].tensor == tensor {
+                tensorSums.add(sums[piece])
+                piece += 1
+            }
+            started[tensor] = true
+            if !whole {
+                outcome[tensor] = TimeBandFilter.guardOutcome(tensorSums, count: tensorCounts[tensor], refines: refines)
+                pending = pending || outcome[tensor] == .apply
+            }
+            if outcome[tensor] == .fallBack {
+                tensorSums.stats.guardFallbacks = 1
+                guardFallbacks += 1
+            }
+            total.add(tensorSums.stats)
+        }
+        if pending {
+            plan.run { piece in
+                let p = plan.pieces[piece]
+                guard !p.isWholeTensor && outcome[p.tensor] == .apply else { return }
+                let at = offsets[p.tensor] + p.start
+                TimeBandKernel.apply(gradient: gradientArena + at, fast: fast + at, slow: slow + at,
+                                     count: p.count, cH: cH, cM: cM, cL: cL)
+            }
         }
         return total
+    }
+
+    /// What the guard decides for a tensor from its sums: keep g (unit weights, or empty), fall
+    /// back to g (⟨ĝ, g⟩ ≤ 0 for a non-zero g), or write ĝ.
+    static func guardOutcome(_ sums: TimeBandKernel.Sums, count: Int, refines: Bool) -> PiecePlan.Outcome {
+        guard refines && count > 0 else { return .keep }
+        // An all-zero gradient has no direction to protect: it is refined without the guard, as
+        // Grokfast would refine it.
+        if sums.gradientSquared > 0 && sums.gradientSquared + sums.changeDotGradient <= 0 { return .fallBack }
+        return .apply
+    }
+
+    private var plans: [Int: PiecePlan] = [:]
+
+    private func piecePlan(workers: Int) -> PiecePlan {
+        if let plan = plans[workers] { return plan }
+        let plan = PiecePlan(tensorCounts: tensorCounts, workers: workers, alignment: TimeBandKernel.block)
+        plans[workers] = plan
+        return plan
     }
 
     // MARK: - Checkpoints

@@ -28,6 +28,13 @@ enum TimeBandKernel {
         /// ‖g‖² and ⟨d, g⟩ with d = ĝ − g, for the guard ⟨ĝ, g⟩ = ‖g‖² + ⟨d, g⟩.
         var gradientSquared: Double = 0
         var changeDotGradient: Double = 0
+
+        /// Adds the sums of the next piece of the same tensor.
+        mutating func add(_ other: Sums) {
+            stats.add(other.stats)
+            gradientSquared += other.gradientSquared
+            changeDotGradient += other.changeDotGradient
+        }
     }
 
     /// Pass 1 of a started tensor: update both EMAs with g, then measure the bands, the momentum

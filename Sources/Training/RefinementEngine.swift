@@ -83,14 +83,11 @@ final class RefinementEngine {
                               energy: energy)
     }
 
-    /// Time axis: refines every tensor's gradient in place. Returns the summed band statistics.
-    func refineTime(grads: UnsafeMutablePointer<Float>, layout: ParameterLayout) -> TimeBandStats? {
+    /// Time axis: refines every tensor's gradient in place, split over the kernels' workers.
+    /// Returns the summed band statistics.
+    func refineTime(grads: UnsafeMutablePointer<Float>) -> TimeBandStats? {
         guard let timeFilter, weights.isOn(.time) else { return nil }
-        var total = TimeBandStats()
-        for (i, t) in layout.tensors.enumerated() {
-            total.add(timeFilter.refine(tensor: i, gradient: grads + t.offset, weights: weights.time))
-        }
-        return total
+        return timeFilter.refineAll(gradientArena: grads, weights: weights.time, workers: Parallel.workers)
     }
 
     /// Depth axis: the learning-rate multiplier of a tensor.

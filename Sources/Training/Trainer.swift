@@ -158,7 +158,7 @@ public final class Trainer: @unchecked Sendable {
         let loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
                                         attentionMass: engine.mass))
         model.backward(context: engine.contextRefinement)
-        let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, layout: model.layout) }
+        let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads) }
         // Global norm of the gradient that reaches the optimizer, and the clip factor.
         let norm = timed(profiler, "grad-norm") { VectorOps.norm(model.grads, count: model.layout.count) }
         let clip = config.clip > 0 && norm > config.clip ? Float(config.clip / norm) : 1

@@ -30,8 +30,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads.")
     var threads: Int = 2
 
-    @Option(help: "Refinement during the timed steps: off, manual (non-unit weights on all axes) or adaptive (all axes).")
+    @Option(help: """
+        Refinement during the timed steps: off, manual (non-unit weights on all axes) or adaptive \
+        (all axes). A list (off,adaptive) times each mode in the same process, interleaved in \
+        blocks of --steps steps for --rounds rounds, and prints each mode's cost against the first.
+        """)
     var refine: String = "off"
+
+    @Option(help: "Rounds of timed blocks per refinement mode (interleaved when --refine lists several).")
+    var rounds: Int = 1
 
     @Flag(help: "Print the time of each phase of the step (kernels, optimizer, statistics).")
     var profile = false
@@ -39,73 +46,110 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Time the dashboard instead: one frame at 200×60 with 1,000,000 steps of history.")
     var dashboard = false
 
-    @Flag(help: "Print one JSON object instead of a table.")
+    @Flag(help: "Print one JSON object per refinement mode instead of a table.")
     var json = false
 
     func run() throws {
         if dashboard { return runDashboardBenchmark() }
         let (gpt, preset) = try model.resolve()
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        let modes = refine.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !modes.isEmpty else { throw ValidationError("--refine needs at least one mode (off, manual or adaptive)") }
+        var rng = Xoshiro256(seed: 1)
+        let bytes = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let data = ByteDataset(name: "random", path: "(random bytes)", files: [bytes])
+        let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: warmup + steps * rounds,
+                                    learningRate: 1e-3, seed: 1, threads: threads, evalEvery: 0,
+                                    checkpointEvery: 0)
+        let trainers = try modes.map { mode in
+            try Trainer(config: config, refinement: try BenchCommand.refinement(mode, model: gpt), train: data,
+                        evalDomains: [], bus: RecordBus(), runDirectory: nil)
+        }
+        let timers = modes.map { _ in PhaseTimer() }
+        for trainer in trainers { _ = BenchCommand.time(trainer, steps: warmup) }
+        if profile { for (trainer, timer) in zip(trainers, timers) { trainer.profiler = timer } }
+        // Interleaved blocks: machine load that drifts during the run hits every mode alike.
+        var times = modes.map { _ in [Double]() }
+        var blockMedians = modes.map { _ in [Double]() }
+        for _ in 0..<rounds {
+            for (m, trainer) in trainers.enumerated() {
+                let block = BenchCommand.time(trainer, steps: steps)
+                times[m] += block
+                blockMedians[m].append(median(block))
+            }
+        }
+        let tokens = Double(model.batch * gpt.context)
+        let flopsPerToken = 3 * Double(gpt.forwardFLOPsPerToken)
+        for (m, mode) in modes.enumerated() {
+            let sorted = times[m].sorted()
+            let med = median(sorted)
+            // Cost against the first mode: the ratio of the medians over all interleaved steps, with
+            // the quartiles of the per-round ratios of block medians to show the noise.
+            let ratios = zip(blockMedians[m], blockMedians[0]).map { $0 / $1 }.sorted()
+            let cost = m > 0 ? (med / median(times[0]) - 1) * 100 : nil
+            let quartiles = (ratios[ratios.count / 4], ratios[(3 * ratios.count) / 4])
+            if json {
+                var obj: [String: Any] = [
+                    "preset": preset, "params": gpt.parameterCount, "threads": threads, "refine": mode,
+                    "batch": model.batch, "context": gpt.context, "steps": steps * rounds, "rounds": rounds,
+                    "tokens_per_second": tokens / med * 1000, "ms_per_step": med,
+                    "ms_per_step_min": sorted.first!, "ms_per_step_max": sorted.last!,
+                    "tokens_per_second_min": tokens / sorted.last! * 1000,
+                    "tokens_per_second_max": tokens / sorted.first! * 1000,
+                    "gflops": flopsPerToken * tokens / med / 1e6, "impl": "gradflow",
+                ]
+                if let cost {
+                    obj["cost_percent_vs_\(modes[0])"] = cost
+                    obj["round_cost_percent_quartiles"] = [(quartiles.0 - 1) * 100, (quartiles.1 - 1) * 100]
+                }
+                let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                continue
+            }
+            print("gradflow bench · preset \(preset) · \(gpt.parameterCount.formatted()) params · batch \(model.batch) × T \(gpt.context) · \(threads) thread(s) · refine \(mode)")
+            print(String(format: "  ms/step   median %8.2f   min %8.2f   max %8.2f", med, sorted.first!, sorted.last!))
+            print(String(format: "  tokens/s  median %8.0f   min %8.0f   max %8.0f", tokens / med * 1000,
+                         tokens / sorted.last! * 1000, tokens / sorted.first! * 1000))
+            print(String(format: "  achieved  %.1f GFLOP/s (%.1f MFLOP per token, forward+backward)",
+                         flopsPerToken * tokens / med / 1e6, flopsPerToken / 1e6))
+            if let cost {
+                print(String(format: "  cost vs %@  %+.1f %% (ratio of medians over %d interleaved rounds; per-round quartiles %+.1f %% .. %+.1f %%)",
+                             modes[0] as NSString, cost, rounds, (quartiles.0 - 1) * 100, (quartiles.1 - 1) * 100))
+            }
+            if profile {
+                let timer = timers[m]
+                let total = timer.seconds.reduce(0, +)
+                print("  phase breakdown (ms per step, share of the profiled time):")
+                for (name, s) in zip(timer.names, timer.seconds).sorted(by: { $0.1 > $1.1 }) {
+                    print(String(format: "    %-18@ %8.2f  %5.1f %%", name as NSString, s * 1000 / Double(steps * rounds), 100 * s / total))
+                }
+            }
+        }
+    }
+
+    /// The refinement of a `--refine` mode.
+    static func refinement(_ mode: String, model gpt: GPTConfig) throws -> RefinementConfig {
         var flags = RefinementFlags()
-        switch refine {
+        switch mode {
         case "off": break
         case "manual":
             flags.contextWeights = gpt.context > 65 ? "0.8,1,1.5" : "0.8,1.5"
             flags.timeWeights = "0.8,1,1.2"
             flags.depthWeights = "0.9,1,1.1"
         case "adaptive": flags.adaptive = "all"
-        default: throw ValidationError("--refine must be off, manual or adaptive (got '\(refine)')")
+        default: throw ValidationError("--refine: each mode must be off, manual or adaptive (got '\(mode)')")
         }
-        let refinement = try RefinementConfig(flags: flags)
-        var rng = Xoshiro256(seed: 1)
-        let bytes = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let data = ByteDataset(name: "random", path: "(random bytes)", files: [bytes])
-        let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: warmup + steps,
-                                    learningRate: 1e-3, seed: 1, threads: threads, evalEvery: 0,
-                                    checkpointEvery: 0)
-        let trainer = try Trainer(config: config, refinement: refinement, train: data, evalDomains: [],
-                                  bus: RecordBus(), runDirectory: nil)
-        var times: [Double] = []
-        let timer = PhaseTimer()
-        for i in 0..<(warmup + steps) {
-            if profile && i == warmup { trainer.profiler = timer }
+        return try RefinementConfig(flags: flags)
+    }
+
+    /// Milliseconds of each of `steps` training steps.
+    static func time(_ trainer: Trainer, steps: Int) -> [Double] {
+        (0..<steps).map { _ in
             let t0 = DispatchTime.now().uptimeNanoseconds
             _ = trainer.trainStep()
             trainer.advance()
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-            if i >= warmup { times.append(dt) }
-        }
-        times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-        let tokens = Double(model.batch * gpt.context)
-        let flops = 3 * Double(gpt.forwardFLOPsPerToken) * tokens
-        let params = gpt.parameterCount
-        if json {
-            let obj: [String: Any] = [
-                "preset": preset, "params": params, "threads": threads, "refine": refine,
-                "batch": model.batch, "context": gpt.context, "steps": steps,
-                "tokens_per_second": tokens / median * 1000, "ms_per_step": median,
-                "ms_per_step_min": times.first!, "ms_per_step_max": times.last!,
-                "tokens_per_second_min": tokens / times.last! * 1000,
-                "tokens_per_second_max": tokens / times.first! * 1000,
-                "gflops": flops / median / 1e6, "impl": "gradflow",
-            ]
-            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            print("gradflow bench · preset \(preset) · \(params.formatted()) params · batch \(model.batch) × T \(gpt.context) · \(threads) thread(s) · refine \(refine)")
-            print(String(format: "  ms/step   median %8.2f   min %8.2f   max %8.2f", median, times.first!, times.last!))
-            print(String(format: "  tokens/s  median %8.0f   min %8.0f   max %8.0f", tokens / median * 1000,
-                         tokens / times.last! * 1000, tokens / times.first! * 1000))
-            print(String(format: "  achieved  %.1f GFLOP/s (%.1f MFLOP per token, forward+backward)", flops / median / 1e6,
-                         3 * Double(gpt.forwardFLOPsPerToken) / 1e6))
-            if profile {
-                let total = timer.seconds.reduce(0, +)
-                print("  phase breakdown (ms per step, share of the profiled time):")
-                for (name, s) in zip(timer.names, timer.seconds).sorted(by: { $0.1 > $1.1 }) {
-                    print(String(format: "    %-18@ %8.2f  %5.1f %%", name as NSString, s * 1000 / Double(steps), 100 * s / total))
-                }
-            }
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
         }
     }
 
@@ -121,4 +165,11 @@ struct BenchCommand: ParsableCommand {
                          Double(r.historyBytes) / 1024))
         }
     }
+}
+
+/// The median of a list of numbers (the mean of the middle two for an even count).
+func median(_ values: [Double]) -> Double {
+    let v = values.sorted()
+    guard !v.isEmpty else { return .nan }
+    return v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2
 }

@@ -1,5 +1,5 @@
 import Testing
-import Refinement
+@testable import Refinement
 
 /// Tensor sizes that cover empty tensors, SIMD tails and more than one accumulation block.
 private let sizes = [37, 8, 1, 0, 300, 5003]
@@ -204,6 +204,52 @@ struct TimeBandFilterTests {
         #expect(fallbacks > 10, "the random reversals must exercise the guard")
         #expect(checked > 250)
         #expect(filter.guardFallbacks == fallbacks)
+    }
+
+    @Test("split over workers, the refined gradients are bit-identical and the sums agree", arguments: [2, 3, 5])
+    func workersAgree(workers: Int) throws {
+        let sizes = [37, 8, 1, 0, 300, 5003, 4096, 2500]
+        let one = try TimeBandFilter(tensorSizes: sizes)
+        let many = try TimeBandFilter(tensorSizes: sizes)
+        var rng = SeededGenerator(seed: 11)
+        let weights = TimeWeights(high: 0.5, mid: 1.2, low: 2)
+        for step in 0..<6 {
+            let g = (0..<sizes.reduce(0, +)).map { _ in rng.normal(0.01) + 0.002 }
+            let (a, fromOne) = withBuffer(g) { one.refineAll(gradientArena: $0, weights: weights) }
+            let (b, fromMany) = withBuffer(g) { many.refineAll(gradientArena: $0, weights: weights, workers: workers) }
+            #expect(fromOne == fromMany, "step \(step)")
+            #expect(relativeError(a.highSquared, b.highSquared) < 1e-12)
+            #expect(relativeError(a.lowSquared, b.lowSquared) < 1e-12)
+            #expect(relativeError(a.gradientDotPreviousFast, b.gradientDotPreviousFast) < 1e-12)
+            #expect(a.guardFallbacks == b.guardFallbacks)
+        }
+        #expect(one.saveState() == many.saveState())
+    }
+
+    @Test("the piece plan covers every tensor once, in order, cut on block boundaries")
+    func piecePlanCoversTensors() {
+        let sizes = [37, 0, 5003, 4096, 1, 2500]
+        for workers in 1...6 {
+            let plan = PiecePlan(tensorCounts: sizes, workers: workers, alignment: 1024)
+            #expect(plan.workers == workers)
+            var next = [Int](repeating: 0, count: sizes.count)
+            var lastTensor = 0
+            for p in plan.pieces {
+                #expect(p.tensor >= lastTensor)
+                lastTensor = p.tensor
+                #expect(p.start == next[p.tensor])
+                #expect(p.start % 1024 == 0)
+                #expect(p.isWholeTensor == (p.count == sizes[p.tensor]))
+                next[p.tensor] += p.count
+            }
+            #expect(next == sizes)
+            if workers == 1 { #expect(plan.pieces.count == sizes.count) }
+            let loads = (0..<workers).map { w in
+                plan.pieces[plan.firstPiece[w]..<plan.firstPiece[w + 1]].reduce(0) { $0 + $1.count }
+            }
+            let share = (sizes.reduce(0, +) + workers - 1) / workers
+            #expect(loads.allSatisfy { $0 <= share + 1024 }, "workers \(workers): \(loads)")
+        }
     }
 
     @Test("a restored state continues exactly like the original filter")
