@@ -45,6 +45,14 @@ public struct RunMetrics: Sendable {
     public var contextGain: [Int: Double]
     public var lossByPosition: [Double]
     public var extras: RunExtras?
+    /// Fine-tunes of this run by domain name: held-out loss before (zero-shot) and after.
+    public var fineTunes: [String: FineTuneResult] = [:]
+
+    /// The held-out loss of a fine-tune domain before and after the fine-tune (nats).
+    public struct FineTuneResult: Sendable, Equatable {
+        public var before: Double
+        public var after: Double
+    }
 
     public var finalValidationBitsPerByte: Double { finalValidation / log(2.0) }
     /// Final validation loss minus final training loss (the overfitting gap).
@@ -107,6 +115,22 @@ public struct RunMetrics: Sendable {
         trainCurve = Self.decimate(losses, points: 200)
         let summary = (runDirectory as NSString).appendingPathComponent("summary.json")
         extras = FileManager.default.contents(atPath: summary).flatMap { try? JSONDecoder().decode(RunExtras.self, from: $0) }
+        let children = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+        for child in children.sorted() where child.hasPrefix("finetune-") {
+            let evals = try Self.evals(in: (runDirectory as NSString).appendingPathComponent(child))
+            if let first = evals.first?.domains.first?.loss, let last = evals.last?.domains.first?.loss {
+                fineTunes[String(child.dropFirst("finetune-".count))] = FineTuneResult(before: first, after: last)
+            }
+        }
+    }
+
+    /// The eval records of a run directory, in order.
+    static func evals(in runDirectory: String) throws -> [EvalRecord] {
+        let reader = try RunFileReader(path: runDirectory)
+        reader.decodesStepDetail = false
+        var evals: [EvalRecord] = []
+        try reader.forEachRecord { if case let .eval(e) = $0 { evals.append(e) } }
+        return evals
     }
 
     /// Mean of sd/mean over consecutive windows of `window` values (one window when fewer).

@@ -16,6 +16,8 @@ import Refinement
 ///     arm baseline =                             # arm NAME = train flags (refinement, --lr, seeds)
 ///     arm all-adaptive = --adaptive all
 ///     arms.small = baseline, all-adaptive        # the arms run on one data set (default: all)
+///     finetune fortunes = data/study/fortunes-computers.txt steps=100 lr=3e-4
+///                           # after each full text run: fine-tune on the file's first 90 %, score its last 10 %
 public struct StudyConfig: Sendable, Equatable {
     public var name = "study"
     public var preset = "S"
@@ -45,6 +47,27 @@ public struct StudyConfig: Sendable, Equatable {
     public var arms: [Arm] = []
     /// Arms per data set (absent: every arm).
     public var armsForData: [String: [String]] = [:]
+    /// A short fine-tune after every run on a full text data set (nil: none).
+    public var fineTune: FineTune?
+
+    /// Cross-domain adaptation: the trained model, with fresh optimizer state and the arm's
+    /// refinement, trains `steps` steps on the first 90 % of `path` and is scored on the last 10 %
+    /// before and after. Recorded as the run directory RUN/finetune-NAME.
+    public struct FineTune: Sendable, Equatable {
+        public var name: String
+        public var path: String
+        public var steps: Int
+        /// Peak learning rate (nil: the run's own).
+        public var learningRate: Double?
+
+        /// The run directory of the fine-tune of the run in `runDirectory`.
+        public func directory(in runDirectory: String) -> String {
+            (runDirectory as NSString).appendingPathComponent("finetune-\(name)")
+        }
+    }
+
+    /// Whether runs on `data` are followed by the fine-tune.
+    public func fineTunes(_ data: DataSpec) -> Bool { fineTune != nil && !data.isSynthetic && data.limit == nil }
 
     public struct NamedPath: Sendable, Equatable {
         public var name: String
@@ -75,7 +98,7 @@ public struct StudyConfig: Sendable, Equatable {
         public var refinementKey: String {
             let f = refinement
             return [f.contextBands, f.contextWeights, f.timeWeights, f.timeBetas, f.depthGroups, f.depthWeights,
-                    f.adaptive, f.grokfast].map { $0 ?? "-" }.joined(separator: "|")
+                    f.adaptive, f.grokfast, f.timeLambda].map { $0 ?? "-" }.joined(separator: "|")
                 + "|init \(initSeed.map(String.init) ?? "-")|data \(dataSeed.map(String.init) ?? "-")"
         }
     }
@@ -146,6 +169,21 @@ public struct StudyConfig: Sendable, Equatable {
                 if !sawData { data = []; sawData = true }
                 guard !data.contains(where: { $0.name == spec.name }) else { throw fail("data set '\(spec.name)' is defined twice") }
                 data.append(spec)
+            case "finetune":
+                guard words.count == 2, !value.isEmpty else { throw fail("expected 'finetune NAME = PATH steps=N [lr=X]'") }
+                let parts = value.split(separator: " ").map(String.init)
+                var spec = FineTune(name: words[1], path: parts[0], steps: 0)
+                for p in parts.dropFirst() {
+                    if p.hasPrefix("steps="), let n = Int(p.dropFirst(6)), n > 0 {
+                        spec.steps = n
+                    } else if p.hasPrefix("lr="), let x = Double(p.dropFirst(3)), x > 0, x.isFinite {
+                        spec.learningRate = x
+                    } else {
+                        throw fail("finetune option '\(p)' not understood; expected steps=N (N ≥ 1) or lr=X (X > 0)")
+                    }
+                }
+                guard spec.steps > 0 else { throw fail("finetune \(spec.name) needs steps=N (the number of fine-tune steps)") }
+                fineTune = spec
             case "arm":
                 guard words.count == 2 else { throw fail("expected 'arm NAME = FLAGS'") }
                 var arm = Arm(name: words[1], flags: value, refinement: RefinementFlags())
@@ -188,6 +226,7 @@ public struct StudyConfig: Sendable, Equatable {
             case "--depth-weights": arm.refinement.depthWeights = v
             case "--adaptive": arm.refinement.adaptive = v
             case "--grokfast": arm.refinement.grokfast = v
+            case "--time-lambda": arm.refinement.timeLambda = v
             case "--lr":
                 guard let x = Double(v) else { throw ParseError(description: "arm \(arm.name): --lr expects a number (got '\(v)')") }
                 arm.learningRate = x

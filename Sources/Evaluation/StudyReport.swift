@@ -48,6 +48,10 @@ public struct StudyReport {
                 m.append(Metric(name: "\(e.name) bpb (zero-shot)", better: .lower) { $0.finalDomains[e.name].map { $0 / log(2.0) } })
             }
         }
+        if let ft = study.fineTune, study.fineTunes(data) {
+            m.append(Metric(name: "\(ft.name) held-out bpb before fine-tune", better: .lower) { $0.fineTunes[ft.name].map { $0.before / log(2.0) } })
+            m.append(Metric(name: "\(ft.name) held-out bpb after fine-tune", better: .lower) { $0.fineTunes[ft.name].map { $0.after / log(2.0) } })
+        }
         for band in syntheticBands(data.name) {
             m.append(Metric(name: "accuracy \(band)", better: .higher) { r in
                 r.extras?.synthetic?.first { $0.band == band }.flatMap { $0.accuracy >= 0 ? $0.accuracy : nil }
@@ -250,6 +254,7 @@ public struct StudyReport {
         ("long-range recall/copy", "accuracy long", { $0.isSynthetic }),
         ("near-domain transfer", "sonnets bpb (zero-shot)", { !$0.isSynthetic && $0.limit == nil }),
         ("far-domain transfer", "fortunes bpb (zero-shot)", { !$0.isSynthetic && $0.limit == nil }),
+        ("far-domain adaptation", "fortunes held-out bpb after fine-tune", { !$0.isSynthetic && $0.limit == nil }),
         ("less sensitive to initialisation", "seed sd of final val bpb", { !$0.isSynthetic && $0.limit == nil }),
         ("less overfitting", "val − train gap (nats)", { $0.limit != nil }),
         ("no extra cost", "tokens/s", { !$0.isSynthetic && $0.limit == nil }),

@@ -147,8 +147,8 @@ public final class StudyRunner {
         return bytes
     }
 
-    /// Trains one run into `directory` on a thread with a large stack, records it, and writes
-    /// summary.json.
+    /// Trains one run into `directory` (and its fine-tune, if the study has one), records it, and
+    /// writes summary.json last, so a run counts as complete only when everything is in place.
     func execute(_ spec: RunSpec, directory: String) throws -> EndRecord {
         let config = try trainingConfig(spec)
         let refinement: RefinementConfig
@@ -158,23 +158,23 @@ public final class StudyRunner {
         let bus = RecordBus()
         let trainer = try Trainer(config: config, refinement: refinement, train: try dataset(spec.data),
                                   evalDomains: try evalDomains(for: spec.data), bus: bus, runDirectory: directory)
-        let header = trainer.header(runName: "\(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed)")
-        bus.publishHeader(header)
-        let recorder = try RunRecorder.create(runDirectory: directory, header: header, bus: bus)
         let t0 = Date()
-        let box = EndBox()
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            box.end = trainer.run()
-            box.synthetic = trainer.syntheticScores(windows: self.study.syntheticWindows)
-            done.signal()
+        var synthetic: [BandScore]?
+        let end = try record(trainer, bus: bus, runName: "\(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed)",
+                             directory: directory) {
+            let end = trainer.run()
+            synthetic = trainer.syntheticScores(windows: self.study.syntheticWindows)
+            return end
         }
-        thread.stackSize = 8 << 20
-        thread.start()
-        done.wait()
-        bus.close()
-        try recorder.finish()
-        let extras = RunExtras(synthetic: box.synthetic, processPeakRSSBytes: Self.peakRSSBytes(),
+        guard end.reason == .completed else { return end }
+        if let ft = study.fineTune, study.fineTunes(spec.data) {
+            let ftEnd = try fineTune(ft, from: trainer, config: config, refinement: refinement,
+                                     directory: ft.directory(in: directory), runName: "\(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed)")
+            guard ftEnd.reason == .completed else {
+                throw StudyConfig.ParseError(description: "\(ft.directory(in: directory)): fine-tune ended \(ftEnd.reason.rawValue): \(ftEnd.message)")
+            }
+        }
+        let extras = RunExtras(synthetic: synthetic, processPeakRSSBytes: Self.peakRSSBytes(),
                                wallSeconds: Date().timeIntervalSince(t0), parameters: trainer.model.layout.count)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -182,10 +182,56 @@ public final class StudyRunner {
         var clean = extras
         clean.synthetic = extras.synthetic?.map { var b = $0; if !b.loss.isFinite { b.loss = -1; b.accuracy = -1 }; return b }
         let summary = (directory as NSString).appendingPathComponent("summary.json")
-        guard let end = box.end else { throw StudyConfig.ParseError(description: "\(directory): the trainer returned no end record") }
-        if end.reason == .completed {
-            try encoder.encode(clean).write(to: URL(fileURLWithPath: summary))
+        try encoder.encode(clean).write(to: URL(fileURLWithPath: summary))
+        return end
+    }
+
+    /// The fine-tune of a trained run: a new trainer on the fine-tune file (its first 90 %), with
+    /// the trained parameters, fresh AdamW state, the arm's refinement and a 10 % warm-up; scored
+    /// on the file's last 10 % at step 0 (zero-shot) and at intervals.
+    func fineTune(_ ft: StudyConfig.FineTune, from trained: Trainer, config base: TrainingConfig,
+                  refinement: RefinementConfig, directory: String, runName: String) throws -> EndRecord {
+        var config = base
+        config.steps = ft.steps
+        config.learningRate = ft.learningRate ?? base.learningRate
+        config.warmupSteps = max(1, ft.steps / 10)
+        config.evalEvery = max(1, ft.steps / 5)
+        let data: ByteDataset
+        if let d = datasets["finetune:" + ft.name] {
+            data = d
+        } else {
+            data = try ByteDataset.load(name: ft.name, path: ft.path)
+            datasets["finetune:" + ft.name] = data
         }
+        let bus = RecordBus()
+        let trainer = try Trainer(config: config, refinement: refinement, train: data, evalDomains: [], bus: bus,
+                                  runDirectory: directory)
+        trainer.model.params.update(from: trained.model.params, count: trained.model.layout.count)
+        return try record(trainer, bus: bus, runName: runName + "/finetune-" + ft.name, directory: directory) {
+            bus.publish(.eval(trainer.evaluate()))
+            return trainer.run()
+        }
+    }
+
+    /// Records what `body` does with `trainer` into `directory`/run.jsonl: `body` runs on a thread
+    /// with a large stack while the recorder drains the bus.
+    func record(_ trainer: Trainer, bus: RecordBus, runName: String, directory: String,
+                _ body: @escaping () -> EndRecord) throws -> EndRecord {
+        let header = trainer.header(runName: runName)
+        bus.publishHeader(header)
+        let recorder = try RunRecorder.create(runDirectory: directory, header: header, bus: bus)
+        let box = EndBox()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            box.end = body()
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+        done.wait()
+        bus.close()
+        try recorder.finish()
+        guard let end = box.end else { throw StudyConfig.ParseError(description: "\(directory): the trainer returned no end record") }
         return end
     }
 
@@ -202,8 +248,7 @@ public final class StudyRunner {
     }
 }
 
-/// The trainer thread's results, handed back after the join.
+/// The trainer thread's end record, handed back after the join.
 final class EndBox: @unchecked Sendable {
     var end: EndRecord?
-    var synthetic: [BandScore]?
 }

@@ -20,11 +20,13 @@ public struct RefinementFlags: Equatable, Sendable {
     public var adaptive: String?
     /// `--grokfast ALPHA,LAMBDA`: Grokfast-EMA on the time axis (β_f = β_s = α, w_L = 1 + λ).
     public var grokfast: String?
+    /// `--time-lambda 0.5`: the adaptive time policy's final low-band boost (w_L ramps to 1 + λ).
+    public var timeLambda: String?
 
     public init(
         contextBands: String? = nil, contextWeights: String? = nil, timeWeights: String? = nil,
         timeBetas: String? = nil, depthGroups: String? = nil, depthWeights: String? = nil,
-        adaptive: String? = nil, grokfast: String? = nil
+        adaptive: String? = nil, grokfast: String? = nil, timeLambda: String? = nil
     ) {
         self.contextBands = contextBands
         self.contextWeights = contextWeights
@@ -34,6 +36,7 @@ public struct RefinementFlags: Equatable, Sendable {
         self.depthWeights = depthWeights
         self.adaptive = adaptive
         self.grokfast = grokfast
+        self.timeLambda = timeLambda
     }
 
     /// The help line of one flag (for the command line's `--help`).
@@ -51,6 +54,7 @@ public struct RefinementFlags: Equatable, Sendable {
         ("--depth-weights", "Learning-rate multiplier per depth group, e.g. 1,1,1 (range 0.1–10); makes the depth axis manual."),
         ("--adaptive", "Axes driven by their adaptive policy: a list of context, time, depth, or all."),
         ("--grokfast", "Grokfast-EMA shorthand ALPHA,LAMBDA, e.g. 0.98,2: time betas α,α and weights 1,1,1+λ."),
+        ("--time-lambda", "Low-band boost of the adaptive time policy: w_L ramps from 1 to 1+λ over the first 10 % of steps (default 0, range 0–3)."),
     ]
 }
 
@@ -142,6 +146,18 @@ extension RefinementConfig {
             timeBetaSlow = alpha
             timeWeights = TimeWeights(high: 1, mid: 1, low: low)
             grokfast = Grokfast(alpha: alpha, lambda: lambda)
+        }
+        if let text = flags.timeLambda {
+            guard adaptive.contains(.time) else {
+                throw RefinementError("--time-lambda: sets the adaptive time policy; add --adaptive time (or all)")
+            }
+            let values = try parseNumbers(text, flag: "--time-lambda", example: "0.5")
+            let range = AxisBounds.timeLowAdaptive
+            guard values.count == 1, range.contains(1 + values[0]) else {
+                throw RefinementError(
+                    "--time-lambda: expected one number λ with 1 + λ in the adaptive low band's range \(range.text) (λ from 0 to 3), got \"\(text)\"")
+            }
+            timeLambda = values[0]
         }
         if flags.timeBetas != nil && mode(.time) == .off {
             throw RefinementError(

@@ -20,6 +20,8 @@ public struct RefinementConfig: Equatable, Sendable, Codable {
     public var adaptive: Set<RefinementAxis> = []
     /// The `--grokfast ALPHA,LAMBDA` shorthand, when used (already turned into betas and weights).
     public var grokfast: Grokfast?
+    /// The adaptive time policy's λ (nil: `TimePolicy.Parameters`' default).
+    public var timeLambda: Double?
 
     /// Grokfast-EMA's parameters: EMA coefficient α and amplification λ.
     public struct Grokfast: Equatable, Sendable, Codable {

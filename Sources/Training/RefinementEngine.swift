@@ -34,7 +34,9 @@ final class RefinementEngine {
 
     init(setup: RefinementSetup, layout: ParameterLayout, heads: Int, totalSteps: Int, context: Int) throws {
         self.setup = setup
-        scales = ScaleController(setup: setup, totalSteps: totalSteps)
+        var timeParameters = TimePolicy.Parameters()
+        if let lambda = setup.config.timeLambda { timeParameters.lambda = lambda }
+        scales = ScaleController(setup: setup, totalSteps: totalSteps, timeParameters: timeParameters)
         layers = setup.layers
         self.heads = heads
         bands = Attention.Bands(upperEdges: setup.contextBands.edges, T: context)

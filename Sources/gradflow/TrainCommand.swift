@@ -160,11 +160,13 @@ struct RefinementOptions: ParsableArguments {
     var adaptive: String?
     @Option(help: ArgumentHelp(RefinementFlags.help(for: "--grokfast")))
     var grokfast: String?
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--time-lambda")))
+    var timeLambda: String?
 
     var flags: RefinementFlags {
         RefinementFlags(contextBands: contextBands, contextWeights: contextWeights, timeWeights: timeWeights,
                         timeBetas: timeBetas, depthGroups: depthGroups, depthWeights: depthWeights,
-                        adaptive: adaptive, grokfast: grokfast)
+                        adaptive: adaptive, grokfast: grokfast, timeLambda: timeLambda)
     }
 }
 

@@ -21,7 +21,9 @@ import Testing
         seeds = 4,5
         data small = some/file.txt limit=1000
         arm baseline =
-        arm hot = --lr 3e-3 --adaptive all --data-seed 9
+        arm hot = --lr 3e-3 --adaptive all --data-seed 9 --time-lambda 0.5
+        data text = plays
+        finetune far = far.txt steps=50 lr=2e-4
         """
         let s = try StudyConfig(text: text, origin: "t")
         #expect(s.steps == 10 && s.seeds == [4, 5])
@@ -31,6 +33,10 @@ import Testing
         let run = RunSpec(data: s.data[0], arm: hot, seedIndex: 0, seed: 4)
         #expect(run.initSeed == 4 && run.dataSeed == 9)
         #expect(s.arms[0].refinementKey != hot.refinementKey)
+        #expect(hot.refinement.timeLambda == "0.5")
+        #expect(s.fineTune == StudyConfig.FineTune(name: "far", path: "far.txt", steps: 50, learningRate: 2e-4))
+        #expect(s.fineTune?.directory(in: "out/text/hot/seed-4") == "out/text/hot/seed-4/finetune-far")
+        #expect(!s.fineTunes(s.data[0]) && s.fineTunes(s.data[1]), "only full text data sets are fine-tuned")
     }
 
     @Test func errorsNameTheLine() {
@@ -42,5 +48,8 @@ import Testing
         #expect(message("data t = x\narm other =").contains("baseline arm 'baseline' is not defined"))
         #expect(message("data t = x\narm baseline = --frobnicate 1").contains("unknown flag '--frobnicate'"))
         #expect(message("wat = 1").contains("f.study:1: unknown key 'wat'"))
+        #expect(message("data t = x\narm baseline =\nfinetune far = f.txt").contains("f.study:3: finetune far needs steps=N"))
+        #expect(message("data t = x\narm baseline =\nfinetune far = f.txt steps=0").contains("f.study:3: finetune option 'steps=0'"))
+        #expect(message("data t = x\narm baseline =\nfinetune far = f.txt steps=9 lr=-1").contains("expected steps=N (N ≥ 1) or lr=X (X > 0)"))
     }
 }

@@ -30,7 +30,12 @@ import Testing
     @Test func studyRunsResumesAndReports() throws {
         let out = NSTemporaryDirectory() + "gradflow-eval-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let study = try StudyConfig(text: Self.text, origin: "tiny")
+        // A far domain for the fine-tune, unlike the plays: short log lines.
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let far = out + "/far.txt"
+        let farText = (0..<600).map { "error \($0 % 7): disk \($0 % 3) is full\n" }.joined()
+        try farText.write(toFile: far, atomically: true, encoding: .utf8)
+        let study = try StudyConfig(text: Self.text + "\nfinetune far = \(far) steps=12 lr=1e-2", origin: "tiny")
         var lines: [String] = []
         let runner = StudyRunner(study: study, out: out, log: { lines.append($0) })
         let metrics = try runner.run()
@@ -42,7 +47,17 @@ import Testing
             #expect(m.tokensPerSecond > 0)
             #expect(m.flipRate.isFinite && m.gradNormCV.isFinite)
             #expect(m.extras != nil)
+            if m.data == "text" {
+                // Fine-tuning on the far domain lowers its held-out loss.
+                let ft = try #require(m.fineTunes["far"])
+                #expect(ft.before.isFinite && ft.after.isFinite && ft.after < ft.before, "\(m.arm) seed \(m.seed): \(ft)")
+            } else {
+                #expect(m.fineTunes.isEmpty)
+            }
         }
+        let fineTune = try RunFileReader(path: out + "/text/time-adaptive/seed-1/finetune-far")
+        #expect(fineTune.header.runName == "text/time-adaptive/seed-1/finetune-far")
+        #expect(fineTune.header.totalSteps == 12)
         // The recall runs score answers per band (T 32: local 0–8, long 9–31).
         let recall = try #require(metrics.first { $0.data == "recall" }?.extras?.synthetic)
         #expect(recall.map(\.band) == ["local", "long"])
@@ -77,6 +92,7 @@ import Testing
         #expect(md.contains("| time-adaptive | final val bpb | lower |"))
         #expect(md.contains("Learning-rate sensitivity"))
         #expect(md.contains("acc long"))
+        #expect(md.contains("| time-adaptive | far held-out bpb after fine-tune | lower |"))
         let csv = try String(contentsOfFile: out + "/runs.csv", encoding: .utf8).split(separator: "\n")
         #expect(csv.count == 16)
         let header = csv[0].split(separator: ",", omittingEmptySubsequences: false)

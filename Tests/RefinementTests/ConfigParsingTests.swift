@@ -52,6 +52,8 @@ struct ConfigParsingTests {
         #expect(grokfast.timeWeights == TimeWeights(high: 1, mid: 1, low: 3))
         #expect(grokfast.mode(.time) == .manual && grokfast.mode(.context) == .adaptive && grokfast.mode(.depth) == .off)
         #expect(grokfast.grokfast == RefinementConfig.Grokfast(alpha: 0.98, lambda: 2))
+        let lambda = try RefinementConfig(flags: RefinementFlags(adaptive: "time", timeLambda: "0.5"))
+        #expect(lambda.timeLambda == 0.5 && all.timeLambda == nil)
     }
 
     @Test("each kind of bad flag names the flag and what was expected")
@@ -80,6 +82,10 @@ struct ConfigParsingTests {
             (RefinementFlags(grokfast: "0.98,9"), ["--grokfast", "LAMBDA", "[−1, 5]"]),
             (RefinementFlags(timeWeights: "1,1,2", grokfast: "0.98,2"), ["--grokfast", "--time-weights"]),
             (RefinementFlags(adaptive: "all", grokfast: "0.98,2"), ["--grokfast", "--adaptive time"]),
+            (RefinementFlags(timeLambda: "1"), ["--time-lambda", "--adaptive time"]),
+            (RefinementFlags(adaptive: "time", timeLambda: "4"), ["--time-lambda", "[1, 4]", "λ from 0 to 3"]),
+            (RefinementFlags(adaptive: "time", timeLambda: "-0.5"), ["--time-lambda", "[1, 4]"]),
+            (RefinementFlags(adaptive: "time", timeLambda: "1,2"), ["--time-lambda", "one number"]),
         ]
         for (flags, expected) in cases {
             let message = error(flags)
@@ -137,7 +143,7 @@ struct ConfigParsingTests {
     func help() {
         let flags = RefinementFlags.help.map(\.flag)
         #expect(flags == ["--context-bands", "--context-weights", "--time-weights", "--time-betas",
-                          "--depth-groups", "--depth-weights", "--adaptive", "--grokfast"])
+                          "--depth-groups", "--depth-weights", "--adaptive", "--grokfast", "--time-lambda"])
         #expect(RefinementFlags.help.allSatisfy { !$0.text.isEmpty })
     }
 }
