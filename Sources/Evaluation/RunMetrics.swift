@@ -67,6 +67,7 @@ public struct RunMetrics: Sendable {
     /// nil takes the first (the training data's held-out split).
     public init(runDirectory: String, data: String, arm: String, seed: UInt64, primary: String?) throws {
         let reader = try RunFileReader(path: runDirectory)
+        reader.stepDetail = .noLayerArrays
         let h = reader.header
         self.data = data
         self.arm = arm
@@ -127,7 +128,7 @@ public struct RunMetrics: Sendable {
     /// The eval records of a run directory, in order.
     static func evals(in runDirectory: String) throws -> [EvalRecord] {
         let reader = try RunFileReader(path: runDirectory)
-        reader.decodesStepDetail = false
+        reader.stepDetail = .scalars
         var evals: [EvalRecord] = []
         try reader.forEachRecord { if case let .eval(e) = $0 { evals.append(e) } }
         return evals

@@ -46,11 +46,24 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Time the dashboard instead: one frame at 200×60 with 1,000,000 steps of history.")
     var dashboard = false
 
+    @Flag(help: """
+        Time the run-file reader instead: write --records step records shaped like a preset-S run \
+        (every statistic on) and read and summarise them --rounds times (as replay --summary-only).
+        """)
+    var runFile = false
+
+    @Option(help: "Step records in the --run-file benchmark.")
+    var records = 1_000_000
+
+    @Option(help: "Run file of the --run-file benchmark: made when missing, kept (default: a temporary file, deleted).")
+    var file: String?
+
     @Flag(help: "Print one JSON object per refinement mode instead of a table.")
     var json = false
 
     func run() throws {
         if dashboard { return runDashboardBenchmark() }
+        if runFile { return try runFileBenchmark() }
         let (gpt, preset) = try model.resolve()
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
@@ -151,6 +164,37 @@ struct BenchCommand: ParsableCommand {
             trainer.advance()
             return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
         }
+    }
+
+    /// Reading and summarising a run file of `records` step records.
+    func runFileBenchmark() throws {
+        guard records >= 1 else { throw ValidationError("--records must be at least 1") }
+        let path = file ?? NSTemporaryDirectory() + "gradflow-bench-\(records)-\(getpid()).jsonl"
+        defer { if file == nil { try? FileManager.default.removeItem(atPath: path) } }
+        if !FileManager.default.fileExists(atPath: path) {
+            let t0 = Date()
+            try RunFileBenchmark.write(to: path, records: records)
+            if !json { print(String(format: "wrote %@ in %.1f s", path as NSString, Date().timeIntervalSince(t0))) }
+        }
+        let bytes = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        _ = try RunFileBenchmark.time(path: path, rounds: 1)  // warm the page cache
+        let rounds = try RunFileBenchmark.time(path: path, rounds: rounds)
+        let wall = median(rounds.map(\.wallSeconds)), cpu = median(rounds.map(\.cpuSeconds))
+        let stepRecords = rounds[0].summary.stepRecords
+        if json {
+            let obj: [String: Any] = [
+                "bench": "run-file", "step_records": stepRecords, "bytes": bytes, "rounds": rounds.count,
+                "wall_s_median": wall, "cpu_s_median": cpu, "wall_s": rounds.map(\.wallSeconds),
+                "mb_per_s": Double(bytes) / wall / 1e6,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("gradflow bench --run-file · \(stepRecords.formatted()) step records · \(String(format: "%.0f", Double(bytes) / 1e6)) MB (\(bytes / max(1, stepRecords)) bytes per step record)")
+        print(String(format: "  read + summary  median wall %.2f s, CPU %.2f s over %d rounds (wall: %@) · %.0f MB/s · %.2f M records/s",
+                     wall, cpu, rounds.count, rounds.map { String(format: "%.2f", $0.wallSeconds) }.joined(separator: " ") as NSString,
+                     Double(bytes) / wall / 1e6, Double(stepRecords) / wall / 1e6))
     }
 
     /// Frame time of the dashboard's view at 200×60 over a million recorded steps.

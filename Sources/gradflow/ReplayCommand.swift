@@ -56,12 +56,7 @@ struct ReplayCommand: ParsableCommand {
 
     /// --summary-only: read, fold, print the summary (the run-file benchmark times this).
     func summarise() throws {
-        let reader = try RunFileReader(path: runPath, follow: follow ? .init() : nil)
-        reader.onIssue = ReplayCommand.notice
-        reader.decodesStepDetail = false      // the summary needs no per-layer arrays
-        var summary = RunSummary(header: reader.header)
-        while let record = try reader.next() { summary.add(record) }
-        summary.skippedLines = reader.issueCount
+        let summary = try RunSummary.read(path: runPath, follow: follow ? .init() : nil, onIssue: ReplayCommand.notice)
         for line in summary.lines() { print(line) }
     }
 
@@ -72,7 +67,7 @@ struct ReplayCommand: ParsableCommand {
         if speed == 0 {
             let reader = try RunFileReader(path: runPath, follow: follow ? .init() : nil)
             reader.onIssue = ReplayCommand.notice
-            reader.decodesStepDetail = false  // progress lines and summary use no per-layer arrays
+            reader.stepDetail = .noLayerArrays  // progress lines and summary use no per-layer arrays
             printer.consume(header: reader.header)
             while let record = try reader.next() { printer.consume(record) }
             printer.printSummary(skippedLines: reader.issueCount)

@@ -46,20 +46,25 @@ enum Fixtures {
     }
 
     /// A step record shaped like preset S (4 layers, 4 heads, 3 bands per axis), values from `rng`.
+    /// The statistics are Float values (the run file stores them at single precision), so a
+    /// record reads back equal to itself.
     static func step(_ i: Int, rng: inout TestRNG, byHead: Bool = true) -> StepRecord {
         func r() -> Double { Double.random(in: 0..<1, using: &rng) }
+        func f(_ x: Double) -> Double { Double(Float(x)) }
         let axes = ScaleAxis.allCases.map { axis in
             AxisSample(axis: axis, mode: axis == .depth ? .manual : .adaptive,
-                       bands: (0..<3).map { _ in BandSample(weight: 0.5 + r(), energy: r() * 1e-3) })
+                       bands: (0..<3).map { _ in BandSample(weight: f(0.5 + r()), energy: f(r() * 1e-3)) })
         }
         return StepRecord(
             step: i, t: Double(i) * 0.085 + r() * 1e-3, loss: 5.5 * exp(-Double(i) / 3000) + 1 + r() * 0.1,
-            learningRate: 3e-4 * Double(Float(r())), gradNorm: r() * 2, clipScale: 1, tokensPerSecond: 12_000 + r() * 500,
-            stepMilliseconds: 85 + r(), axes: axes,
-            contextEnergyByLayer: (0..<4).map { _ in (0..<3).map { _ in r() * 1e-4 } },
-            attentionMass: (0..<4).map { _ in (0..<3).map { _ in r() } },
-            attentionMassByHead: byHead ? (0..<4).map { _ in (0..<4).map { _ in (0..<3).map { _ in r() } } } : [],
-            oscillation: (0..<3).map { _ in OscillationSample(flipRate: r(), gradientCosine: r() * 2 - 1, relativeUpdate: r() * 1e-3) },
+            learningRate: 3e-4 * Double(Float(r())), gradNorm: f(r() * 2), clipScale: 1, tokensPerSecond: f(12_000 + r() * 500),
+            stepMilliseconds: f(85 + r()), axes: axes,
+            contextEnergyByLayer: (0..<4).map { _ in (0..<3).map { _ in f(r() * 1e-4) } },
+            attentionMass: (0..<4).map { _ in (0..<3).map { _ in f(r()) } },
+            attentionMassByHead: byHead ? (0..<4).map { _ in (0..<4).map { _ in (0..<3).map { _ in f(r()) } } } : [],
+            oscillation: (0..<3).map { _ in
+                OscillationSample(flipRate: f(r()), gradientCosine: f(r() * 2 - 1), relativeUpdate: f(r() * 1e-3))
+            },
             spike: i % 97 == 13, guardFallbacks: i / 10)
     }
 
@@ -78,7 +83,8 @@ enum Fixtures {
                 out.append(.eval(EvalRecord(step: i, t: s.t + 0.01, domains: [
                     DomainEval(name: "train-val", loss: 2.5 - Double(i) / 100),
                     DomainEval(name: "sonnets", loss: 2.8 - Double(i) / 120),
-                ], lossByPosition: [3, 2.5, 2.2], contextGain: [ContextGain(window: 8, delta: 0.3), ContextGain(window: 32, delta: 0.1)])))
+                ], lossByPosition: [3, 2.5, Double(Float(2.2))],
+                   contextGain: [ContextGain(window: 8, delta: Double(Float(0.3))), ContextGain(window: 32, delta: Double(Float(0.1)))])))
             }
             if i == steps / 2 {
                 out.append(.checkpoint(CheckpointRecord(step: i, t: s.t + 0.02, path: "ckpt-\(i).bin", bytes: 3_400_000, milliseconds: 12.5)))

@@ -123,6 +123,37 @@ struct JSONScannerTests {
         #expect(throws: JSONSyntaxError.self) { try parseValue(text) }
     }
 
+    @Test("skipping checks the same syntax as parsing, with and without the number-array fast path", arguments: [
+        "[]", "[ ]", "[1]", "[1,2.5,-3e-09,0.25]", "[1 ,2]", "[1,2 ]", "[ 1,2]", "[[1,2],[3]]", "[[],[[]]]",
+        "[1,\"a\",{\"k\":[0]},true,null]", "{\"a\":[1.5e+3,-0],\"b\":{}}", "[0,-0.0,1E5]",
+        "[1,]", "[,1]", "[01]", "[1,01]", "[-]", "[1.]", "[1e]", "[1,2", "[1 2]", "[1,.5]", "[1,+1]", "[1,2}", "[1]]",
+        "[1,2,\"x]", "[[1,2],[3,]]", "{\"a\":[1,2,]}", "{\"a\":[1e5.2]}",
+    ])
+    func skipMatchesParse(_ text: String) {
+        let bytes = Array(text.utf8)
+        let parsed = (try? parseValue(text)) != nil
+        bytes.withUnsafeBufferPointer { buffer in
+            var s = JSONScanner(buffer)
+            let skipped = (try? s.skipValue()) != nil && (try? s.expectEnd()) != nil
+            #expect(skipped == parsed, "\(text): skip \(skipped), parse \(parsed)")
+        }
+    }
+
+    @Test("the eight-bytes-at-a-time digit run agrees with a byte-by-byte scan for every byte value")
+    func digitRuns() {
+        for stop in 0...255 {
+            for length in 0..<20 {
+                var bytes = [UInt8](repeating: UInt8(ascii: "7"), count: 24)
+                if length < bytes.count { bytes[length] = UInt8(stop) }
+                bytes.withUnsafeBufferPointer { b in
+                    var expected = 0
+                    while expected < b.count && b[expected] &- 0x30 < 10 { expected += 1 }
+                    #expect(JSONScanner.skipDigits(b.baseAddress!, 0, b.count) == expected, "byte \(stop) at \(length)")
+                }
+            }
+        }
+    }
+
     @Test("invalid UTF-8 inside a string is refused")
     func invalidUTF8() {
         let bytes: [UInt8] = [0x22, 0x61, 0xC3, 0x28, 0x22]

@@ -58,26 +58,59 @@ struct RecordCodingTests {
         }
     }
 
-    @Test("without step detail, the per-layer arrays are checked but left empty; all else is the same")
-    func withoutDetail() throws {
+    @Test("with less step detail, the arrays not built are checked but left empty; all else is the same",
+          arguments: [RecordDecoder.StepDetail.noLayerArrays, .scalars])
+    func withoutDetail(detail: RecordDecoder.StepDetail) throws {
         var e = RecordEncoder()
         for r in Fixtures.records(steps: 30) {
             let bytes = Array(e.encode(r).dropLast())
-            let light = try bytes.withUnsafeBufferPointer { try RecordDecoder.record($0, stepDetail: false) }
+            let light = try bytes.withUnsafeBufferPointer { try RecordDecoder.record($0, stepDetail: detail) }
             if case var .step(full) = r {
-                #expect(!full.attentionMassByHead.isEmpty)
+                #expect(!full.attentionMassByHead.isEmpty && !full.axes.isEmpty && !full.oscillation.isEmpty)
                 full.contextEnergyByLayer = []
                 full.attentionMass = []
                 full.attentionMassByHead = []
+                if detail == .scalars {
+                    full.axes = []
+                    full.oscillation = []
+                }
                 #expect(light == .step(full))
             } else {
                 #expect(light == r)
             }
         }
-        let bad = #"{"type":"step","step":1,"t":0,"loss":1,"lr":0,"grad_norm":0,"clip_scale":1,"tokens_per_s":0,"step_ms":0,"attention_mass":[[0.5,01]]}"#
-        #expect(throws: JSONSyntaxError.self) {
-            try Array(bad.utf8).withUnsafeBufferPointer { try RecordDecoder.record($0, stepDetail: false) }
+        let bads = [
+            #"{"type":"step","step":1,"t":0,"loss":1,"lr":0,"grad_norm":0,"clip_scale":1,"tokens_per_s":0,"step_ms":0,"attention_mass":[[0.5,01]]}"#,
+            #"{"type":"step","step":1,"t":0,"loss":1,"lr":0,"grad_norm":0,"clip_scale":1,"tokens_per_s":0,"step_ms":0,"axes":{"time":{"mode":"manual","weight":[1,],"energy":[2]}}}"#,
+            #"{"type":"step","step":1,"t":0,"loss":1,"lr":0,"grad_norm":0,"clip_scale":1,"tokens_per_s":0,"step_ms":0,"oscillation":{"flip_rate":[0.5 0.2]}}"#,
+            #"{"type":"step","step":1,"t":0,"loss":1,"lr":0,"grad_norm":0,"clip_scale":1,"tokens_per_s":0,"step_ms":0,"oscillation":{flip_rate:[]}}"#,
+            #"{"type":"step","step":1,"t":0,"loss":1,"lr":0,"grad_norm":0,"clip_scale":1,"tokens_per_s":0,"step_ms":0,"attention_mass_by_head":[[[1e]]]}"#,
+        ]
+        for bad in bads {
+            #expect(throws: JSONSyntaxError.self, "\(bad)") {
+                try Array(bad.utf8).withUnsafeBufferPointer { try RecordDecoder.record($0, stepDetail: detail) }
+            }
         }
+    }
+
+    @Test("statistics are written at single precision and read back exactly; scalars that need it keep Double")
+    func singlePrecisionStatistics() throws {
+        let r = StepRecord(step: 3, t: 1234.567890123, loss: 2.123456789012345, learningRate: 0.000123456789012,
+                           gradNorm: 0.25334208748790843, clipScale: 1, tokensPerSecond: 15821.123456789,
+                           stepMilliseconds: 64.71234567891,
+                           attentionMass: [[0.25334208748790843, 1e-9, 3]], oscillation: [
+                            OscillationSample(flipRate: 0.005791840178058586, gradientCosine: -0.5, relativeUpdate: 1e-40)])
+        let text = line(.step(r))
+        #expect(text.contains("\"t\":1234.567890123,\"loss\":2.123456789012345,\"lr\":0.000123456789012,"))
+        #expect(text.contains("\"grad_norm\":0.2533421,") && text.contains("\"tokens_per_s\":15821.123,"))
+        #expect(text.contains("\"attention_mass\":[[0.2533421,1e-09,3]]"))
+        guard case let .step(back) = try decode(text) else { Issue.record("not a step"); return }
+        #expect(back.t == r.t && back.loss == r.loss && back.learningRate == r.learningRate)
+        #expect(back.gradNorm == Double(Float(r.gradNorm)))
+        #expect(back.attentionMass == [[Double(Float(0.25334208748790843)), Double(Float(1e-9)), 3]])
+        #expect(back.oscillation[0].relativeUpdate == Double(Float(1e-40)), "subnormal Floats survive")
+        // A second round trip changes nothing.
+        #expect(try decode(line(.step(back))) == .step(back))
     }
 
     @Test("NaN losses are written as null and read back as NaN")

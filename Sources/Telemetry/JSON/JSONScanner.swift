@@ -156,7 +156,22 @@ public struct JSONScanner {
         }
     }
 
+    /// As `doubleArray`, for numbers stored at single precision: each is rounded to Float and
+    /// widened back, so a value written by `JSONWriter.float` reads back exactly as it was.
+    public mutating func floatArray(into out: inout [Double]) throws {
+        let start = out.count
+        try doubleArray(into: &out)
+        for i in start..<out.count { out[i] = Double(Float(out[i])) }
+    }
+
     // MARK: - Scalars
+
+    /// A number written at single precision (`JSONWriter.float`), or null (NaN): the value rounded
+    /// to Float and widened back.
+    @inlinable
+    public mutating func float() throws -> Double {
+        Double(Float(try double()))
+    }
 
     /// A JSON number, or `null` (read as NaN: the writer stores NaN and infinities as null).
     @inlinable
@@ -461,17 +476,66 @@ public struct JSONScanner {
 
     // MARK: - Generic values
 
-    /// Skips one value of any kind, checking its syntax.
+    /// Skips one value of any kind, checking its syntax without building anything: the path a
+    /// summary takes over a step record's statistics, so arrays of numbers get a tight loop.
     public mutating func skipValue(depth: Int = 0) throws {
-        _ = try value(depth: depth, keep: false)
+        guard depth < JSONScanner.maxDepth else { throw fail("nesting deeper than \(JSONScanner.maxDepth)") }
+        skipSpace()
+        guard pos < end else { throw fail("expected a value, found end of line") }
+        switch base[pos] {
+        case 0x5B:
+            pos += 1
+            var took = false
+            if skipNumbersToClose(took: &took) { return }
+            // The general path, from the start of the element the fast loop did not take.
+            skipSpace()
+            if !took && pos < end && base[pos] == 0x5D { pos += 1; return }
+            while true {
+                skipSpace()
+                guard pos < end else { throw fail("expected a value, found end of line") }
+                let c = base[pos]
+                if c == 0x2D || c &- 0x30 < 10 { try skipNumber() } else { try skipValue(depth: depth + 1) }
+                skipSpace()
+                guard pos < end else { throw fail("expected ',' or ']', found end of line") }
+                let next = base[pos]
+                pos += 1
+                if next == 0x2C { continue }
+                if next == 0x5D { return }
+                pos -= 1
+                throw fail("expected ',' or ']', found \(describe(next))")
+            }
+        case 0x7B:
+            pos += 1
+            var first = true
+            while true {
+                skipSpace()
+                guard pos < end else { throw fail("expected '}' or a member, found end of line") }
+                if base[pos] == 0x7D { pos += 1; return }
+                if first { first = false } else {
+                    guard base[pos] == 0x2C else { throw fail("expected ',' or '}', found \(describe(base[pos]))") }
+                    pos += 1
+                    skipSpace()
+                }
+                guard pos < end, base[pos] == 0x22 else {
+                    throw fail(pos < end ? "expected a key string, found \(describe(base[pos]))" : "expected a key string, found end of line")
+                }
+                try skipString()
+                try expect(0x3A, "':' after a key")
+                try skipValue(depth: depth + 1)
+            }
+        case 0x22:
+            try skipString()
+        case 0x74, 0x66:
+            _ = try bool()
+        case 0x6E:
+            try literal("null")
+        default:
+            try skipNumber()
+        }
     }
 
     /// Reads one value of any kind as a `JSONValue`.
     public mutating func value(depth: Int = 0) throws -> JSONValue {
-        try value(depth: depth, keep: true)
-    }
-
-    mutating func value(depth: Int, keep: Bool) throws -> JSONValue {
         guard depth < JSONScanner.maxDepth else { throw fail("nesting deeper than \(JSONScanner.maxDepth)") }
         guard let c = peek() else { throw fail("expected a value, found end of line") }
         switch c {
@@ -489,21 +553,16 @@ public struct JSONScanner {
                 }
                 let key = try string()
                 try expect(0x3A, "':' after a key")
-                let v = try value(depth: depth + 1, keep: keep)
-                if keep { members.append((key, v)) }
+                members.append((key, try value(depth: depth + 1)))
             }
             return .object(members)
         case 0x5B:
             pos += 1
             var items: [JSONValue] = []
             var first = true
-            while try nextElement(&first) {
-                let v = try value(depth: depth + 1, keep: keep)
-                if keep { items.append(v) }
-            }
+            while try nextElement(&first) { items.append(try value(depth: depth + 1)) }
             return .array(items)
         case 0x22:
-            if !keep { try skipString(); return .null }
             return .string(try string())
         case 0x74, 0x66:
             return .bool(try bool())
@@ -511,9 +570,70 @@ public struct JSONScanner {
             try literal("null")
             return .null
         default:
-            if !keep { try skipNumber(); return .null }
             return .number(try number())
         }
+    }
+
+    /// The tight loop for the usual statistic array (numbers separated by commas, no spaces),
+    /// from just after its '[': checks each number's grammar and passes the closing ']' (true).
+    /// At anything else it stops at the start of the element it did not take (false); `took`
+    /// says whether elements came before it.
+    @inline(__always)
+    mutating func skipNumbersToClose(took: inout Bool) -> Bool {
+        let b = base, e = end
+        var p = pos
+        while p < e {
+            let start = p
+            if b[p] == 0x2D { p += 1 }
+            guard p < e else { break }
+            let lead = b[p]
+            if lead == 0x30 {
+                p += 1
+            } else if lead &- 0x31 < 9 {
+                p = JSONScanner.skipDigits(b, p + 1, e)
+            } else {
+                p = start
+                break
+            }
+            if p < e && b[p] == 0x2E {
+                p += 1
+                let digits = p
+                p = JSONScanner.skipDigits(b, p, e)
+                if p == digits { p = start; break }
+            }
+            if p < e && (b[p] | 0x20) == 0x65 {
+                p += 1
+                if p < e && (b[p] == 0x2B || b[p] == 0x2D) { p += 1 }
+                let digits = p
+                p = JSONScanner.skipDigits(b, p, e)
+                if p == digits { p = start; break }
+            }
+            guard p < e else { p = start; break }
+            let next = b[p]
+            if next == 0x2C { p += 1; took = true; continue }
+            if next == 0x5D { pos = p + 1; return true }
+            p = start
+            break
+        }
+        pos = p
+        return false
+    }
+
+    /// The index of the first byte at or after `p` (before `e`) that is not an ASCII digit, eight
+    /// bytes at a time: a digit run ends without a branch per byte.
+    @inline(__always)
+    static func skipDigits(_ b: UnsafePointer<UInt8>, _ start: Int, _ e: Int) -> Int {
+        var p = start
+        while p + 8 <= e {
+            let word = UInt64(littleEndian: UnsafeRawPointer(b + p).loadUnaligned(as: UInt64.self))
+            let a = word ^ 0x3030_3030_3030_3030  // digits become bytes 0...9
+            // High bit of each byte set where a > 9 (no carry between bytes: a & 0x7F + 0x76 ≤ 0xF5).
+            let notDigit = (((a & 0x7F7F_7F7F_7F7F_7F7F) &+ 0x7676_7676_7676_7676) | a) & 0x8080_8080_8080_8080
+            if notDigit != 0 { return p + notDigit.trailingZeroBitCount >> 3 }
+            p += 8
+        }
+        while p < e && b[p] &- 0x30 < 10 { p += 1 }
+        return p
     }
 
     /// Checks and passes over a number without converting it.

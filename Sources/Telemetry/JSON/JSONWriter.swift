@@ -112,6 +112,35 @@ public struct JSONWriter {
         text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
+    /// A statistic at single precision: the shortest text that reads back as the same Float
+    /// (9 significant digits at most, about half a Double's); NaN and ±infinity become `null`.
+    /// For measurements whose precision is far below a Float's (energies, attention mass,
+    /// oscillation, timings): it halves the run file. A value beyond Float's range keeps Double.
+    public mutating func float(_ v: Double) {
+        let f = Float(v)
+        guard v.isFinite, f.isFinite else { double(v); return }
+        separator()
+        if f == f.rounded(.towardZero) && f.magnitude < 16_777_216 {
+            if f == 0 && f.sign == .minus { append("-0"); return }
+            appendDigits(UInt64(f.magnitude), negative: f < 0)
+            return
+        }
+        var text = f.description
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func floats(_ values: [Double]) {
+        beginArray()
+        for v in values { float(v) }
+        endArray()
+    }
+
+    public mutating func floatMatrix(_ rows: [[Double]]) {
+        beginArray()
+        for r in rows { floats(r) }
+        endArray()
+    }
+
     public mutating func optionalDouble(_ v: Double?) {
         if let v { double(v) } else { null() }
     }

@@ -29,6 +29,20 @@ public struct RunSummary {
 
     public init(header: RunHeader? = nil) { self.header = header }
 
+    /// Reads a run file (or run directory) to its end and folds every record: what
+    /// `gradflow replay --summary-only` prints. Step records are read as scalars only (their
+    /// arrays are checked, not built: a summary uses none). `onIssue` hears about each skipped line.
+    public static func read(path: String, follow: RunFileReader.Follow? = nil,
+                            onIssue: ((ReadIssue) -> Void)? = nil) throws -> RunSummary {
+        let reader = try RunFileReader(path: path, follow: follow)
+        reader.onIssue = onIssue
+        reader.stepDetail = .scalars
+        var summary = RunSummary(header: reader.header)
+        while let record = try reader.next() { summary.add(record) }
+        summary.skippedLines = reader.issueCount
+        return summary
+    }
+
     public mutating func setHeader(_ h: RunHeader) { header = h }
 
     public var meanTokensPerSecond: Double { stepRecords > 0 ? tokensPerSecondSum / Double(stepRecords) : 0 }

@@ -161,10 +161,20 @@ public enum RecordDecoder {
 
     // MARK: - Records
 
-    /// Decodes one record line (without its newline). With `stepDetail` false, a step record's
-    /// per-layer arrays (`context_energy`, `attention_mass`, `attention_mass_by_head`) are checked
-    /// but left empty: what a summary needs, at about half the cost.
-    public static func record(_ line: UnsafeBufferPointer<UInt8>, stepDetail: Bool = true) throws -> Record {
+    /// How much of a step record to build; what is not built is still checked for syntax.
+    public enum StepDetail: Sendable {
+        /// Every field.
+        case full
+        /// Without the per-layer arrays (`context_energy`, `attention_mass`,
+        /// `attention_mass_by_head`, left empty): enough for progress lines and study metrics.
+        case noLayerArrays
+        /// Only the scalars (`axes` and `oscillation` left empty too): enough for a summary.
+        case scalars
+    }
+
+    /// Decodes one record line (without its newline); `stepDetail` says how much of a step
+    /// record to build.
+    public static func record(_ line: UnsafeBufferPointer<UInt8>, stepDetail: StepDetail = .full) throws -> Record {
         let type = try lineType(line)
         var s = JSONScanner(line)
         let record: Record
@@ -220,7 +230,8 @@ public enum RecordDecoder {
         }
     }
 
-    static func step(_ s: inout JSONScanner, detail: Bool = true) throws -> StepRecord {
+    static func step(_ s: inout JSONScanner, detail: StepDetail = .full) throws -> StepRecord {
+        let layers = detail == .full, vectors = detail != .scalars
         var r = StepRecord(step: 0, t: 0, loss: 0, learningRate: 0, gradNorm: 0, clipScale: 1,
                            tokensPerSecond: 0, stepMilliseconds: 0)
         var seen = Seen()
@@ -233,12 +244,15 @@ public enum RecordDecoder {
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.loss: try seen.mark(3, key, s); r.loss = try s.double()
             case K.lr: try seen.mark(4, key, s); r.learningRate = try s.double()
-            case K.gradNorm: try seen.mark(5, key, s); r.gradNorm = try s.double()
-            case K.clipScale: try seen.mark(6, key, s); r.clipScale = try s.double()
-            case K.tokensPerS: try seen.mark(7, key, s); r.tokensPerSecond = try s.double()
-            case K.stepMs: try seen.mark(8, key, s); r.stepMilliseconds = try s.double()
+            case K.gradNorm: try seen.mark(5, key, s); r.gradNorm = try s.float()
+            case K.clipScale: try seen.mark(6, key, s); r.clipScale = try s.float()
+            case K.tokensPerS: try seen.mark(7, key, s); r.tokensPerSecond = try s.float()
+            case K.stepMs: try seen.mark(8, key, s); r.stepMilliseconds = try s.float()
+            case K.axes where !vectors, K.oscillation where !vectors:
+                try seen.mark(key == K.axes ? 9 : 13, key, s)
+                try s.skipValue(depth: 1)
             case K.axes: try seen.mark(9, key, s); r.axes = try axes(&s)
-            case K.contextEnergy where !detail, K.attentionMass where !detail, K.attentionMassByHead where !detail:
+            case K.contextEnergy where !layers, K.attentionMass where !layers, K.attentionMassByHead where !layers:
                 try seen.mark(key == K.contextEnergy ? 10 : (key == K.attentionMass ? 11 : 12), key, s)
                 try s.skipValue(depth: 1)
             case K.contextEnergy: try seen.mark(10, key, s); r.contextEnergyByLayer = try matrix(&s)
@@ -262,10 +276,11 @@ public enum RecordDecoder {
         return r
     }
 
-    static func doubles(_ s: inout JSONScanner) throws -> [Double] {
+    /// An array of single-precision statistics.
+    static func floats(_ s: inout JSONScanner) throws -> [Double] {
         var out: [Double] = []
         out.reserveCapacity(4)
-        try s.doubleArray(into: &out)
+        try s.floatArray(into: &out)
         return out
     }
 
@@ -274,7 +289,7 @@ public enum RecordDecoder {
         out.reserveCapacity(8)
         try s.beginArray()
         var first = true
-        while try s.nextElement(&first) { out.append(try doubles(&s)) }
+        while try s.nextElement(&first) { out.append(try floats(&s)) }
         return out
     }
 
@@ -316,7 +331,7 @@ public enum RecordDecoder {
                 try s.beginArray()
                 var f = true
                 while try s.nextElement(&f) {
-                    let v = try s.double()
+                    let v = try s.float()
                     if weights < bands.count { bands[weights].weight = v } else { bands.append(BandSample(weight: v, energy: .nan)) }
                     weights += 1
                 }
@@ -325,7 +340,7 @@ public enum RecordDecoder {
                 try s.beginArray()
                 var f = true
                 while try s.nextElement(&f) {
-                    let v = try s.double()
+                    let v = try s.float()
                     if energies < bands.count { bands[energies].energy = v } else { bands.append(BandSample(weight: .nan, energy: v)) }
                     energies += 1
                 }
@@ -360,7 +375,7 @@ public enum RecordDecoder {
             try s.beginArray()
             var f = true
             while try s.nextElement(&f) {
-                let v = try s.double()
+                let v = try s.float()
                 let i = which == 0 ? counts.0 : (which == 1 ? counts.1 : counts.2)
                 if i == out.count { out.append(OscillationSample(flipRate: .nan, gradientCosine: .nan, relativeUpdate: .nan)) }
                 switch which {
@@ -391,7 +406,7 @@ public enum RecordDecoder {
                 try s.beginArray()
                 var f = true
                 while try s.nextElement(&f) { r.domains.append(try domain(&s)) }
-            case K.lossByPosition: try seen.mark(4, key, s); r.lossByPosition = try doubles(&s)
+            case K.lossByPosition: try seen.mark(4, key, s); r.lossByPosition = try floats(&s)
             case K.contextGain:
                 try seen.mark(5, key, s)
                 try s.beginArray()
@@ -428,7 +443,7 @@ public enum RecordDecoder {
         while let key = try s.nextMember(&first) {
             switch key {
             case K.window: try seen.mark(0, key, s); g.window = try s.int()
-            case K.delta: try seen.mark(1, key, s); g.delta = try s.double()
+            case K.delta: try seen.mark(1, key, s); g.delta = try s.float()
             default: try s.skipValue(depth: 3)
             }
         }
@@ -477,7 +492,7 @@ public enum RecordDecoder {
             case K.t: try seen.mark(2, key, s); r.t = try s.double()
             case K.path: try seen.mark(3, key, s); r.path = try s.string()
             case K.bytes: try seen.mark(4, key, s); r.bytes = try s.int()
-            case K.ms: try seen.mark(5, key, s); r.milliseconds = try s.double()
+            case K.ms: try seen.mark(5, key, s); r.milliseconds = try s.float()
             default: try s.skipValue(depth: 1)
             }
         }

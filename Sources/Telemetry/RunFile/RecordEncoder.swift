@@ -88,10 +88,11 @@ public struct RecordEncoder {
         start("step", r.step, r.t)
         w.key("loss"); w.double(r.loss)
         w.key("lr"); w.double(r.learningRate)
-        w.key("grad_norm"); w.double(r.gradNorm)
-        w.key("clip_scale"); w.double(r.clipScale)
-        w.key("tokens_per_s"); w.double(r.tokensPerSecond)
-        w.key("step_ms"); w.double(r.stepMilliseconds)
+        // Measurements go out at single precision (docs/FORMAT.md, "Numbers").
+        w.key("grad_norm"); w.float(r.gradNorm)
+        w.key("clip_scale"); w.float(r.clipScale)
+        w.key("tokens_per_s"); w.float(r.tokensPerSecond)
+        w.key("step_ms"); w.float(r.stepMilliseconds)
         w.key("axes")
         w.beginObject()
         for a in r.axes {
@@ -100,26 +101,26 @@ public struct RecordEncoder {
             w.key("mode"); w.string(a.mode.rawValue)
             w.key("weight")
             w.beginArray()
-            for b in a.bands { w.double(b.weight) }
+            for b in a.bands { w.float(b.weight) }
             w.endArray()
             w.key("energy")
             w.beginArray()
-            for b in a.bands { w.double(b.energy) }
+            for b in a.bands { w.float(b.energy) }
             w.endArray()
             w.endObject()
         }
         w.endObject()
-        w.key("context_energy"); w.doubleMatrix(r.contextEnergyByLayer)
-        w.key("attention_mass"); w.doubleMatrix(r.attentionMass)
+        w.key("context_energy"); w.floatMatrix(r.contextEnergyByLayer)
+        w.key("attention_mass"); w.floatMatrix(r.attentionMass)
         w.key("attention_mass_by_head")
         w.beginArray()
-        for layer in r.attentionMassByHead { w.doubleMatrix(layer) }
+        for layer in r.attentionMassByHead { w.floatMatrix(layer) }
         w.endArray()
         w.key("oscillation")
         w.beginObject()
-        w.key("flip_rate"); w.beginArray(); for o in r.oscillation { w.double(o.flipRate) }; w.endArray()
-        w.key("grad_cos"); w.beginArray(); for o in r.oscillation { w.double(o.gradientCosine) }; w.endArray()
-        w.key("rel_update"); w.beginArray(); for o in r.oscillation { w.double(o.relativeUpdate) }; w.endArray()
+        w.key("flip_rate"); w.beginArray(); for o in r.oscillation { w.float(o.flipRate) }; w.endArray()
+        w.key("grad_cos"); w.beginArray(); for o in r.oscillation { w.float(o.gradientCosine) }; w.endArray()
+        w.key("rel_update"); w.beginArray(); for o in r.oscillation { w.float(o.relativeUpdate) }; w.endArray()
         w.endObject()
         w.key("spike"); w.bool(r.spike)
         w.key("guard_fallbacks"); w.int(r.guardFallbacks)
@@ -138,13 +139,13 @@ public struct RecordEncoder {
             w.endObject()
         }
         w.endArray()
-        w.key("loss_by_position"); w.doubles(r.lossByPosition)
+        w.key("loss_by_position"); w.floats(r.lossByPosition)
         w.key("context_gain")
         w.beginArray()
         for g in r.contextGain {
             w.beginObject()
             w.key("window"); w.int(g.window)
-            w.key("delta"); w.double(g.delta)
+            w.key("delta"); w.float(g.delta)
             w.endObject()
         }
         w.endArray()
@@ -168,7 +169,7 @@ public struct RecordEncoder {
         start("checkpoint", r.step, r.t)
         w.key("path"); w.string(r.path)
         w.key("bytes"); w.int(r.bytes)
-        w.key("ms"); w.double(r.milliseconds)
+        w.key("ms"); w.float(r.milliseconds)
         w.endObject()
     }
 

@@ -125,7 +125,7 @@ public final class RunFileReader {
                 }
                 // A complete record whose newline is missing is still a record; anything else torn.
                 let line = source.lineNumber + 1
-                let item = fragment.isEmpty ? nil : RunFileReader.decode(fragment, path: path, line: line, torn: true, stepDetail: decodesStepDetail)
+                let item = fragment.isEmpty ? nil : RunFileReader.decode(fragment, path: path, line: line, torn: true, stepDetail: stepDetail)
                 source.consumeFragment()
                 finished = true
                 switch item {
@@ -154,10 +154,9 @@ public final class RunFileReader {
     static let parallelThreshold = 64
     /// Whether large batches may be decoded on two threads (the order of records is kept).
     public var decodesInParallel = true
-    /// False: step records come without their per-layer arrays (`contextEnergyByLayer`,
-    /// `attentionMass`, `attentionMassByHead` empty; the lines are still fully checked). For
-    /// readers that only need scalars, such as a summary: about half the decoding work.
-    public var decodesStepDetail = true
+    /// How much of each step record to build (the lines are always fully checked): less for
+    /// readers that need less, such as a summary (`.scalars`) or progress lines (`.noLayerArrays`).
+    public var stepDetail = RecordDecoder.StepDetail.full
 
     /// Reads the complete lines available now (up to a batch) and decodes them into `queue`.
     /// Returns the end-of-file fragment when the file has no complete line left.
@@ -183,7 +182,7 @@ public final class RunFileReader {
         let lines = batchLines
         let path = self.path
         let limit = source.maxLineBytes
-        let detail = decodesStepDetail
+        let detail = stepDetail
         batch.withUnsafeBufferPointer { bytes in
             func decodeRange(_ range: Range<Int>) -> [Decoded] {
                 var out: [Decoded] = []
@@ -222,7 +221,7 @@ public final class RunFileReader {
         return record
     }
 
-    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, path: String, line: Int, torn: Bool, stepDetail: Bool = true) -> Decoded {
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, path: String, line: Int, torn: Bool, stepDetail: RecordDecoder.StepDetail = .full) -> Decoded {
         var content = bytes
         if let last = content.last, last == 0x0D { content = UnsafeBufferPointer(rebasing: content.dropLast()) }
         let kind: ReadIssue.Kind = torn ? .tornLastLine : .badLine
