@@ -110,6 +110,40 @@ import Testing
         #expect(s.eventsScroll == 0)
     }
 
+    @Test func slashFiltersEventsWhenFocusedWithALiveCount() {
+        var s = makeState()
+        let all = s.data.events.count
+        let evals = s.data.events.filter { $0.kind == .eval }.count
+        #expect(all > evals && evals > 0)
+        _ = press(&s, .backTab, .backTab)
+        #expect(s.focus == .events)
+        #expect(press(&s, .character("/")).isEmpty, "/ with Events focused sends no weight command")
+        #expect(s.editingEventFilter)
+        _ = press(&s, .character("E"), .character("v"), .character("a"), .character("x"))
+        #expect(s.eventFilter == "Evax" && s.filteredEvents.isEmpty)
+        #expect(screen(s, 150, 44).text.contains("no event matches"))
+        _ = press(&s, .backspace, .character("l"))
+        #expect(s.filteredEvents.count == evals, "case-insensitive match on the kind")
+        #expect(screen(s, 150, 44).text.contains("/Eval▏ \(evals) of \(all)"))
+        _ = press(&s, .enter)
+        #expect(!s.editingEventFilter && s.eventFilter == "Eval")
+        #expect(screen(s, 150, 44).text.contains("/Eval \(evals) of \(all)"))
+        _ = press(&s, .escape)
+        #expect(s.eventFilter.isEmpty && s.filteredEvents.count == all)
+        // Elsewhere / still halves the selected weight.
+        var t = onLong()
+        #expect(weightCommands(press(&t, .character("/"))).count == 1 && !t.editingEventFilter)
+    }
+
+    @Test func typingIntoTheFilterSendsNoCommands() {
+        var s = makeState()
+        _ = press(&s, .backTab, .backTab, .character("/"))
+        let effects = press(&s, .character("q"), .character("+"), .character(" "), .character("c"))
+        #expect(effects.isEmpty && !s.quitting && s.eventFilter == "q+ c")
+        _ = press(&s, .escape)
+        #expect(!s.editingEventFilter && s.eventFilter.isEmpty)
+    }
+
     @Test func selectionStaysInRange() {
         var s = makeState()
         _ = press(&s, .up)

@@ -63,8 +63,12 @@ public struct DashboardState: Sendable, Equatable {
     public var expanded: Panel?
     public var showHelp = false
     public var hidden: Set<Panel> = []
-    /// Events panel: how many of the newest entries are scrolled past.
+    /// Events panel: how many of the newest matching entries are scrolled past.
     public var eventsScroll = 0
+    /// Events panel: only entries whose kind or text contains this (case-insensitive); "" = all.
+    public var eventFilter = ""
+    /// Whether keys are typing into the Events filter (`/` with the Events panel focused).
+    public var editingEventFilter = false
     /// Attention heatmap per head instead of per layer.
     public var perHead = false
     public var status: StatusMessage?
@@ -115,6 +119,18 @@ public struct DashboardState: Sendable, Equatable {
     }
 
     /// Panels drawn now, in focus order.
+    /// The events that pass the Events filter, oldest first.
+    public var filteredEvents: [EventEntry] {
+        guard !eventFilter.isEmpty else { return data.events }
+        return data.events.filter { Self.event($0, matches: eventFilter) }
+    }
+
+    /// Whether an event's kind name or text contains `filter`, ignoring case.
+    public static func event(_ e: EventEntry, matches filter: String) -> Bool {
+        let needle = filter.lowercased()
+        return "\(e.kind)".contains(needle) || e.text.lowercased().contains(needle)
+    }
+
     public var visiblePanels: [Panel] {
         if let e = expanded { return [e] }
         return Panel.allCases.filter { !hidden.contains($0) }

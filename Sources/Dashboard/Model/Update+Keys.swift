@@ -10,8 +10,16 @@ extension DashboardState {
             default: showHelp = false; return []
             }
         }
+        if editingEventFilter { return editFilter(key) }
         switch key {
         case .character("q"), .control("c"): return requestQuit()
+        case .character("/") where focus == .events:
+            editingEventFilter = true
+            setStatus("filter events: type, Enter keeps, Esc clears")
+        case .escape where focus == .events && !eventFilter.isEmpty && expanded == nil:
+            eventFilter = ""
+            eventsScroll = 0
+            setStatus("events: filter cleared")
         case .character("?"), .character("h"): showHelp = true
         case .escape: expanded = nil
         case .tab: cycleFocus(by: 1)
@@ -41,14 +49,39 @@ extension DashboardState {
         case .up, .character("k"):
             if focus == .events { eventsScroll = Swift.max(0, eventsScroll - 1) } else { moveSelection(-1) }
         case .down, .character("j"):
-            if focus == .events { eventsScroll = Swift.min(Swift.max(0, data.events.count - 1), eventsScroll + 1) } else { moveSelection(1) }
+            if focus == .events { eventsScroll = Swift.min(Swift.max(0, filteredEvents.count - 1), eventsScroll + 1) } else { moveSelection(1) }
         case .pageUp where focus == .events: eventsScroll = Swift.max(0, eventsScroll - 10)
-        case .pageDown where focus == .events: eventsScroll = Swift.min(Swift.max(0, data.events.count - 1), eventsScroll + 10)
+        case .pageDown where focus == .events: eventsScroll = Swift.min(Swift.max(0, filteredEvents.count - 1), eventsScroll + 10)
         case .home where focus == .events: eventsScroll = 0
         case .character(" "): return togglePause()
         default:
             return mode == .replay ? replayKey(key) : liveKey(key)
         }
+        return []
+    }
+
+    /// Typing into the Events filter: characters narrow it at once (the panel shows the match
+    /// count), Backspace deletes, Enter keeps the filter, Esc clears it.
+    private mutating func editFilter(_ key: Key) -> [DashboardEffect] {
+        switch key {
+        case .enter:
+            editingEventFilter = false
+            setStatus(eventFilter.isEmpty ? "events: no filter" : "events: filter \"\(eventFilter)\" (/ to edit, Esc clears)")
+        case .escape:
+            editingEventFilter = false
+            eventFilter = ""
+            setStatus("events: filter cleared")
+        case .backspace:
+            if !eventFilter.isEmpty { eventFilter.removeLast() }
+        case let .character(c) where eventFilter.count < 40:
+            eventFilter.append(c)
+        case .control("c"):
+            editingEventFilter = false
+            return requestQuit()
+        default:
+            break
+        }
+        eventsScroll = 0
         return []
     }
 

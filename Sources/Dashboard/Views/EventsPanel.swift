@@ -5,9 +5,16 @@ import Terminal
 enum EventsPanel {
     static func render(_ state: DashboardState, into canvas: inout Canvas, _ rect: Rect, theme: Theme, focused: Bool) {
         let d = state.data
+        let events = state.filteredEvents
         var title = PanelText.title(.events, "Events", theme: theme)
+        if state.editingEventFilter || !state.eventFilter.isEmpty {
+            let cursor = state.editingEventFilter ? "▏" : ""
+            title.append(Span(" · /\(state.eventFilter)\(cursor)", theme.style(.title, .bold)))
+            title.append(Span(" \(events.count) of \(d.events.count)", theme.style(.dim)))
+        }
         if state.eventsScroll > 0 { title.append(Span(" · \(state.eventsScroll) newer above (Home)", theme.style(.dim))) }
-        let hints = focused ? [Span("↑↓", theme.style(.title)), Span(" scroll", theme.style(.dim))] : []
+        let hints = focused ? [Span("↑↓", theme.style(.title)), Span(" scroll ", theme.style(.dim)),
+                               Span("/", theme.style(.title)), Span(" filter", theme.style(.dim))] : []
         let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
         guard inner.height >= 1, inner.width >= 20 else { return }
         if d.events.isEmpty {
@@ -15,8 +22,13 @@ enum EventsPanel {
                        style: theme.style(.dim))
             return
         }
+        if events.isEmpty {
+            canvas.put(" no event matches \"\(state.eventFilter)\" (Esc clears the filter)", x: inner.x, y: inner.y,
+                       style: theme.style(.dim))
+            return
+        }
         var y = inner.y
-        for e in d.events.reversed().dropFirst(state.eventsScroll) {
+        for e in events.reversed().dropFirst(state.eventsScroll) {
             guard y < inner.maxY else { break }
             let (icon, kind, key) = look(e.kind)
             var x = canvas.put(Format.pad(Format.grouped(e.step), 7, right: true) + "  ", x: inner.x, y: y, style: theme.style(.dim))

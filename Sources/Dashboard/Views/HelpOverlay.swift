@@ -10,12 +10,13 @@ enum HelpOverlay {
             ("e Enter", "expand the focused panel to the whole screen (Esc or e returns)"),
             ("1-5", "hide or show a panel: ¹loss ²scales ³oscillation ⁴attention ⁵events"),
             ("↑↓ j k", "select a band (Events panel focused: scroll, PgUp PgDn Home)"),
+            ("/", "Events panel focused: filter events by kind or text (Enter keeps, Esc clears)"),
         ]
         if state.mode == .live {
             out += [
                 ("space", "pause / resume training (at the next step boundary)"),
                 ("+ -", "selected weight ×1.1 / ÷1.1 (also → ← in the Scales panel)"),
-                ("* /", "selected weight ×2 / ÷2 (also ⇧→ ⇧← in the Scales panel)"),
+                ("* /", "selected weight ×2 / ÷2 (also ⇧→ ⇧← in the Scales panel; / filters when Events is focused)"),
                 ("0", "reset the selected weight to 1"),
                 ("a", "toggle adaptive / manual for the selected band's axis"),
                 ("u", "undo your last change (sends the old value)"),
