@@ -145,6 +145,80 @@ public struct StudyReport {
         }
     }
 
+    /// The rate of an arm.
+    func rate(_ arm: StudyConfig.Arm) -> Double { arm.learningRate ?? study.learningRate }
+
+    /// Per-seed final val bpb of an arm.
+    func finalBPB(_ data: String, _ arm: String) -> [Double] { values(data, arm) { $0.finalValidationBitsPerByte } }
+
+    /// Learning-rate sensitivity of a data set in Markdown: each group's range over its rates
+    /// (compared with the baseline group's range over the same rates), each arm against the
+    /// baseline at the same rate, and each group at its best rate against the baseline at its
+    /// best rate. Empty when no arm of the data set varies only in learning rate.
+    func learningRateSection(_ d: StudyConfig.DataSpec) -> String {
+        let groups = lrGroups(d)
+        let baseGroup = study.arms(for: d).filter { a in
+            a.refinementKey == study.arms.first { $0.name == study.baseline }?.refinementKey
+        }
+        guard !groups.isEmpty, baseGroup.count >= 2 else { return "" }
+        func cell(_ c: PairedStatistics.Comparison, better: String) -> String {
+            let ci = c.interval.map { "[\(Self.g($0.low)), \(Self.g($0.high))]" } ?? "—"
+            return "\(Self.g(c.mean)) | \(ci) | \(Int((c.agreement * Double(c.differences.count)).rounded()))/\(c.differences.count) \(better) | \(c.verdict.rawValue)"
+        }
+        var s = "Learning-rate sensitivity (range of final val bpb over the learning rates, per seed; a group is "
+        s += "compared with the baseline's range over the same rates):\n\n"
+        s += "| arms | learning rates | mean range | per-seed ranges | baseline's range at these rates: Δ | 95 % CI | pairs | verdict |\n"
+        s += "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        for (_, arms) in groups {
+            let r = lrRange(d.name, arms)
+            let lrs = arms.map { Self.g(rate($0)) }.joined(separator: ", ")
+            var line = "| \(arms.map(\.name).joined(separator: ", ")) | \(lrs) | \(Self.f(PairedStatistics.mean(r.filter(\.isFinite)))) | \(r.map { Self.f($0) }.joined(separator: ", ")) | "
+            let matching = Set(arms.map(rate))
+            let baseSame = baseGroup.filter { matching.contains(rate($0)) }
+            if arms.contains(where: { $0.name == study.baseline }) || baseSame.count != matching.count {
+                line += "— | — | — | — |"
+            } else {
+                let c = PairedStatistics.compare(arm: r, baseline: lrRange(d.name, baseSame), better: .lower, resamples: resamples)
+                line += cell(c, better: "smaller") + " |"
+            }
+            s += line + "\n"
+        }
+        // Each arm against the baseline at the same rate.
+        var rows: [String] = []
+        for (_, arms) in groups where !arms.contains(where: { $0.name == study.baseline }) {
+            for arm in arms {
+                guard let base = baseGroup.first(where: { rate($0) == rate(arm) }) else { continue }
+                let c = PairedStatistics.compare(arm: finalBPB(d.name, arm.name), baseline: finalBPB(d.name, base.name),
+                                                 better: .lower, resamples: resamples)
+                rows.append("| \(arm.name) | \(Self.g(rate(arm))) | \(base.name) | " + cell(c, better: "lower") + " |")
+            }
+        }
+        if !rows.isEmpty {
+            s += "\nAt the same learning rate (Δ final val bpb = arm − the baseline at that rate):\n\n"
+            s += "| arm | lr | baseline | Δ mean | 95 % CI | pairs | verdict |\n| --- | --- | --- | --- | --- | --- | --- |\n"
+            s += rows.joined(separator: "\n") + "\n"
+        }
+        // Each group at its best rate (lowest mean final val bpb) against the baseline at its best.
+        func best(_ arms: [StudyConfig.Arm]) -> StudyConfig.Arm? {
+            arms.min { PairedStatistics.mean(finalBPB(d.name, $0.name).filter(\.isFinite)) < PairedStatistics.mean(finalBPB(d.name, $1.name).filter(\.isFinite)) }
+        }
+        let others = groups.filter { !$0.arms.contains(where: { $0.name == study.baseline }) }
+        if let baseBest = best(baseGroup), !others.isEmpty {
+            let top = baseGroup.map(rate).max() ?? 0
+            s += "\nAt each group's best learning rate of the grid (lowest mean final val bpb; the baseline's is \(baseBest.name)"
+            s += rate(baseBest) == top ? ", the top of its grid: a higher rate might be better still" : ""
+            s += "):\n\n| group | best arm | lr | mean final val bpb | Δ vs \(baseBest.name) | 95 % CI | pairs | verdict |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            for (_, arms) in others {
+                guard let b = best(arms) else { continue }
+                let c = PairedStatistics.compare(arm: finalBPB(d.name, b.name), baseline: finalBPB(d.name, baseBest.name),
+                                                 better: .lower, resamples: resamples)
+                let mean = PairedStatistics.mean(finalBPB(d.name, b.name).filter(\.isFinite))
+                s += "| \(arms.map(\.name).joined(separator: ", ")) | \(b.name) | \(Self.g(rate(b))) | \(Self.f(mean)) | " + cell(c, better: "lower") + " |\n"
+            }
+        }
+        return s + "\n"
+    }
+
     // MARK: - Output
 
     static func f(_ v: Double, _ digits: Int = 4) -> String {
@@ -214,27 +288,7 @@ public struct StudyReport {
                 }
                 s += "\n"
             }
-            let groups = lrGroups(d)
-            if !groups.isEmpty {
-                s += "Learning-rate sensitivity (range of final val bpb over the learning rates, per seed):\n\n"
-                s += "| arms | learning rates | mean range | per-seed ranges |\n| --- | --- | --- | --- |\n"
-                var baseRange: [Double]?
-                for (_, arms) in groups {
-                    let r = lrRange(d.name, arms)
-                    if arms.contains(where: { $0.name == study.baseline }) { baseRange = r }
-                    let lrs = arms.map { Self.g($0.learningRate ?? study.learningRate) }.joined(separator: ", ")
-                    s += "| \(arms.map(\.name).joined(separator: ", ")) | \(lrs) | \(Self.f(PairedStatistics.mean(r.filter(\.isFinite)))) | \(r.map { Self.f($0) }.joined(separator: ", ")) |\n"
-                }
-                s += "\n"
-                if let baseRange {
-                    for (_, arms) in groups where !arms.contains(where: { $0.name == study.baseline }) {
-                        let c = PairedStatistics.compare(arm: lrRange(d.name, arms), baseline: baseRange, better: .lower, resamples: resamples)
-                        let ci = c.interval.map { "[\(Self.g($0.low)), \(Self.g($0.high))]" } ?? "—"
-                        s += "- LR range of {\(arms.map(\.name).joined(separator: ", "))} − baseline group: Δ \(Self.g(c.mean)) \(ci), \(Int((c.agreement * Double(c.differences.count)).rounded()))/\(c.differences.count) pairs lower → **\(c.verdict.rawValue)**\n"
-                    }
-                    s += "\n"
-                }
-            }
+            s += learningRateSection(d)
             s += "Plots: `\(d.name)-val.svg` (validation loss), `\(d.name)-train.svg` (training loss), mean over seeds.\n\n"
         }
         s += "Memory: `processPeakRSSBytes` in each run's summary.json is the eval process's running peak (getrusage), so it is not a per-arm figure; "
@@ -286,10 +340,12 @@ public struct StudyReport {
         let gains = Array(Set(runs.flatMap { $0.contextGain.keys })).sorted()
         let domains = Array(Set(runs.flatMap { $0.finalDomains.keys })).sorted()
         let bands = Array(Set(runs.flatMap { $0.extras?.synthetic?.map(\.band) ?? [] })).sorted()
+        let fineTunes = Array(Set(runs.flatMap { $0.fineTunes.keys })).sorted()
         var header = ["data", "arm", "seed", "lr", "steps", "tokens", "final_val_loss", "final_val_bpb", "min_val_loss",
                       "final_train_loss", "val_minus_train", "flip_rate", "grad_cos", "spikes", "grad_norm_cv", "tokens_per_s",
                       "wall_s", "process_peak_rss_bytes"]
         header += gains.map { "dL_\($0)" } + domains.map { "loss_\($0)" } + bands.flatMap { ["acc_\($0)", "loss_ans_\($0)"] }
+        header += fineTunes.flatMap { ["finetune_\($0)_loss_before", "finetune_\($0)_loss_after"] }
         var s = header.joined(separator: ",") + "\n"
         for r in runs {
             var v: [String] = [r.data, r.arm, String(r.seed), "\(r.learningRate)", String(r.steps), String(r.steps * r.tokensPerStep)]
@@ -302,6 +358,7 @@ public struct StudyReport {
                 let sc = r.extras?.synthetic?.first { $0.band == b }
                 v += [Self.csv(sc.map { $0.accuracy >= 0 ? $0.accuracy : .nan } ?? .nan), Self.csv(sc.map { $0.accuracy >= 0 ? $0.loss : .nan } ?? .nan)]
             }
+            for f in fineTunes { v += [Self.csv(r.fineTunes[f]?.before ?? .nan), Self.csv(r.fineTunes[f]?.after ?? .nan)] }
             s += v.joined(separator: ",") + "\n"
         }
         return s

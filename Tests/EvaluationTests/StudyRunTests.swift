@@ -24,6 +24,7 @@ import Testing
     arm baseline =
     arm time-adaptive = --adaptive time
     arm baseline-hot = --lr 1e-2
+    arm time-hot = --lr 1e-2 --adaptive time
     arms.recall = baseline, time-adaptive
     """
 
@@ -39,8 +40,8 @@ import Testing
         var lines: [String] = []
         let runner = StudyRunner(study: study, out: out, log: { lines.append($0) })
         let metrics = try runner.run()
-        #expect(metrics.count == 3 * 5)
-        #expect(lines.filter { $0.contains("done in") }.count == 15)
+        #expect(metrics.count == 3 * 6)
+        #expect(lines.filter { $0.contains("done in") }.count == 18)
         for m in metrics {
             #expect(m.finalValidation.isFinite && m.finalValidation > 0)
             #expect(m.validationCurve.map(\.step) == [8, 16, 24])
@@ -74,7 +75,7 @@ import Testing
         lines = []
         let again = StudyRunner(study: study, out: out, log: { lines.append($0) })
         let metrics2 = try again.run()
-        #expect(lines.filter { $0.contains("skipped") }.count == 14)
+        #expect(lines.filter { $0.contains("skipped") }.count == 17)
         #expect(lines.filter { $0.contains("done in") }.count == 1)
         #expect(FileManager.default.fileExists(atPath: out + "/text/baseline/seed-3.incomplete-1/run.jsonl"))
         // Same seed, same threads: the redone run reproduces its losses exactly.
@@ -91,12 +92,17 @@ import Testing
         let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
         #expect(md.contains("| time-adaptive | final val bpb | lower |"))
         #expect(md.contains("Learning-rate sensitivity"))
+        // The learning-rate groups: time-hot against the baseline at 1e-2, and each group at its best rate.
+        #expect(md.contains("| time-hot | 0.0100 | baseline-hot |"))
+        #expect(md.contains("At each group's best learning rate of the grid"))
+        #expect(md.contains("| time-adaptive, time-hot | "))
         #expect(md.contains("acc long"))
         #expect(md.contains("| time-adaptive | far held-out bpb after fine-tune | lower |"))
         let csv = try String(contentsOfFile: out + "/runs.csv", encoding: .utf8).split(separator: "\n")
-        #expect(csv.count == 16)
+        #expect(csv.count == 19)
         let header = csv[0].split(separator: ",", omittingEmptySubsequences: false)
         let bpb = try #require(header.firstIndex(of: "final_val_bpb"))
+        #expect(header.contains("finetune_far_loss_before") && header.contains("finetune_far_loss_after"))
         for row in csv.dropFirst() {
             let v = Double(row.split(separator: ",", omittingEmptySubsequences: false)[bpb]) ?? .nan
             #expect(v.isFinite && v > 0)
