@@ -36,6 +36,8 @@ public struct RunMetrics: Sendable {
     public var flipRate: Double
     /// Same for cos(g_t, g_{t−1}) (EMA).
     public var gradientCosine: Double
+    /// Same for cos(Δθ_t, Δθ_{t−1}) (EMA); NaN for runs recorded before it was measured.
+    public var updateCosine: Double
     public var spikes: Int
     /// Mean over 100-step windows of sd/mean of the gradient norm.
     public var gradNormCV: Double
@@ -78,6 +80,7 @@ public struct RunMetrics: Sendable {
         tokensPerStep = batch * context
         steps = h.totalSteps
         var losses: [Double] = [], norms: [Double] = [], flips: [Double] = [], cosines: [Double] = [], speeds: [Double] = []
+        var updateCosines: [Double] = []
         var spikeCount = 0
         var evals: [EvalRecord] = []
         try reader.forEachRecord { r in
@@ -90,6 +93,9 @@ public struct RunMetrics: Sendable {
                 let g = Double(max(1, s.oscillation.count))
                 flips.append(s.oscillation.reduce(0) { $0 + $1.flipRate } / g)
                 cosines.append(s.oscillation.reduce(0) { $0 + $1.gradientCosine } / g)
+                let updates = s.oscillation.compactMap(\.updateCosine)
+                updateCosines.append(updates.count == s.oscillation.count && !updates.isEmpty
+                                     ? updates.reduce(0, +) / g : .nan)
             case let .eval(e): evals.append(e)
             default: break
             }
@@ -107,6 +113,8 @@ public struct RunMetrics: Sendable {
         let half = losses.count / 2
         flipRate = PairedStatistics.mean(Array(flips[half...]))
         gradientCosine = PairedStatistics.mean(Array(cosines[half...]))
+        let lateUpdates = updateCosines[half...].filter(\.isFinite)
+        updateCosine = lateUpdates.isEmpty ? .nan : PairedStatistics.mean(Array(lateUpdates))
         spikes = spikeCount
         gradNormCV = Self.windowedCV(norms, window: 100)
         let sortedSpeeds = speeds.dropFirst(min(5, speeds.count / 2)).sorted()

@@ -37,6 +37,7 @@ public struct StudyReport {
             Metric(name: "val − train gap (nats)", better: .lower) { $0.generalisationGap },
             Metric(name: "update sign-flip rate", better: .lower) { $0.flipRate },
             Metric(name: "cos(g_t, g_t−1)", better: .higher) { $0.gradientCosine },
+            Metric(name: "cos(u_t, u_t−1)", better: .higher) { $0.updateCosine.isFinite ? $0.updateCosine : nil },
             Metric(name: "loss spikes", better: .lower) { Double($0.spikes) },
             Metric(name: "grad-norm CV (100 steps)", better: .lower) { $0.gradNormCV },
         ]
@@ -145,6 +146,30 @@ public struct StudyReport {
         }
     }
 
+    /// Mean loss by position at the final eval (nats, mean over seeds) for a few position buckets,
+    /// per arm: whether later positions, which have more context, gain more. Empty for synthetic
+    /// data sets and runs that recorded none.
+    func lossByPositionTable(_ d: StudyConfig.DataSpec, arms: [StudyConfig.Arm]) -> String {
+        guard !d.isSynthetic else { return "" }
+        let curves = runs.filter { $0.data == d.name }.map(\.lossByPosition)
+        guard let buckets = curves.map(\.count).max(), buckets >= 2,
+              let context = study.context ?? (try? study.model())?.context else { return "" }
+        let picks = Array(Set([0, 1, 2, buckets / 8, buckets / 4, buckets / 2, buckets - 1])).sorted()
+        let width = Double(context) / Double(buckets)
+        func label(_ b: Int) -> String { "\(Int((Double(b) * width).rounded()))–\(Int((Double(b + 1) * width).rounded()) - 1)" }
+        var s = "Loss by position at the final eval (nats, mean over seeds; held-out split of the training data; "
+        s += "positions in the window, which later ones see more context for):\n\n"
+        s += "| arm | " + picks.map { "pos \(label($0))" }.joined(separator: " | ") + " | first − last |\n"
+        s += "| --- | " + picks.map { _ in "---" }.joined(separator: " | ") + " | --- |\n"
+        for arm in arms {
+            let rs = runs.filter { $0.data == d.name && $0.arm == arm.name && $0.lossByPosition.count == buckets }
+            guard !rs.isEmpty else { continue }
+            func at(_ b: Int) -> Double { PairedStatistics.mean(rs.map { $0.lossByPosition[b] }.filter(\.isFinite)) }
+            s += "| \(arm.name) | " + picks.map { Self.f(at($0), 3) }.joined(separator: " | ") + " | \(Self.f(at(0) - at(buckets - 1), 3)) |\n"
+        }
+        return s + "\n"
+    }
+
     /// The rate of an arm.
     func rate(_ arm: StudyConfig.Arm) -> Double { arm.learningRate ?? study.learningRate }
 
@@ -250,8 +275,8 @@ public struct StudyReport {
             let valName = d.isSynthetic ? "answers only (masked), generated validation windows" : (study.primary.map { "domain `\($0)`" } ?? "held-out split of the training data")
             s += "Validation loss: \(valName).\n\n"
             // Per-arm summary.
-            var head = "| arm | runs | lr | final val bpb (mean ± sd) | range over seeds | min val bpb | flip rate | cos(g,g′) | spikes | grad CV | tok/s |"
-            var sep = "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            var head = "| arm | runs | lr | final val bpb (mean ± sd) | range over seeds | min val bpb | flip rate | cos(g,g′) | cos(u,u′) | spikes | grad CV | tok/s |"
+            var sep = "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
             let gains = gainWindows(d.name)
             for c in gains { head += " ΔL(\(c)) |"; sep += " --- |" }
             let extraDomains = d.isSynthetic ? [] : study.evalDomains.filter { $0.name != study.primary }.map(\.name)
@@ -266,7 +291,7 @@ public struct StudyReport {
                 var line = "| \(arm.name) | \(rs.count) | \(Self.g(arm.learningRate ?? study.learningRate)) | "
                 line += "\(Self.f(PairedStatistics.mean(v))) ± \(Self.f(PairedStatistics.standardDeviation(v))) | "
                 line += "\(Self.f((v.max() ?? .nan) - (v.min() ?? .nan))) | \(Self.f(col { $0.minValidation / log(2.0) })) | "
-                line += "\(Self.f(col { $0.flipRate }, 3)) | \(Self.f(col { $0.gradientCosine }, 3)) | \(Self.f(col { Double($0.spikes) }, 1)) | "
+                line += "\(Self.f(col { $0.flipRate }, 3)) | \(Self.f(col { $0.gradientCosine }, 3)) | \(Self.f(col { $0.updateCosine }, 3)) | \(Self.f(col { Double($0.spikes) }, 1)) | "
                 line += "\(Self.f(col { $0.gradNormCV }, 3)) | \(Self.f(col { $0.tokensPerSecond }, 0)) |"
                 for c in gains { line += " \(Self.f(col { $0.contextGain[c] }, 4)) |" }
                 for e in extraDomains { line += " \(Self.f(col { $0.finalDomains[e].map { $0 / log(2.0) } })) |" }
@@ -276,6 +301,7 @@ public struct StudyReport {
                 s += line + "\n"
             }
             s += "\n"
+            s += lossByPositionTable(d, arms: arms)
             let mine = rows.filter { $0.data == d.name }
             if !mine.isEmpty {
                 s += "Paired comparisons with `\(study.baseline)` (Δ = arm − baseline):\n\n"
@@ -301,6 +327,7 @@ public struct StudyReport {
     static let claims: [(claim: String, metric: String, data: (StudyConfig.DataSpec) -> Bool)] = [
         ("less oscillation", "update sign-flip rate", { !$0.isSynthetic && $0.limit == nil }),
         ("smoother gradients", "cos(g_t, g_t−1)", { !$0.isSynthetic && $0.limit == nil }),
+        ("smoother updates", "cos(u_t, u_t−1)", { !$0.isSynthetic && $0.limit == nil }),
         ("better final validation loss", "final val bpb", { !$0.isSynthetic && $0.limit == nil }),
         ("faster convergence", "tokens to baseline's final val", { !$0.isSynthetic && $0.limit == nil }),
         ("more use of long context (text)", "context gain ΔL(64)", { !$0.isSynthetic && $0.limit == nil }),
@@ -342,7 +369,7 @@ public struct StudyReport {
         let bands = Array(Set(runs.flatMap { $0.extras?.synthetic?.map(\.band) ?? [] })).sorted()
         let fineTunes = Array(Set(runs.flatMap { $0.fineTunes.keys })).sorted()
         var header = ["data", "arm", "seed", "lr", "steps", "tokens", "final_val_loss", "final_val_bpb", "min_val_loss",
-                      "final_train_loss", "val_minus_train", "flip_rate", "grad_cos", "spikes", "grad_norm_cv", "tokens_per_s",
+                      "final_train_loss", "val_minus_train", "flip_rate", "grad_cos", "update_cos", "spikes", "grad_norm_cv", "tokens_per_s",
                       "wall_s", "process_peak_rss_bytes"]
         header += gains.map { "dL_\($0)" } + domains.map { "loss_\($0)" } + bands.flatMap { ["acc_\($0)", "loss_ans_\($0)"] }
         header += fineTunes.flatMap { ["finetune_\($0)_loss_before", "finetune_\($0)_loss_after"] }
@@ -350,7 +377,7 @@ public struct StudyReport {
         for r in runs {
             var v: [String] = [r.data, r.arm, String(r.seed), "\(r.learningRate)", String(r.steps), String(r.steps * r.tokensPerStep)]
             v += [r.finalValidation, r.finalValidationBitsPerByte, r.minValidation, r.finalTrain, r.generalisationGap,
-                  r.flipRate, r.gradientCosine, Double(r.spikes), r.gradNormCV, r.tokensPerSecond,
+                  r.flipRate, r.gradientCosine, r.updateCosine, Double(r.spikes), r.gradNormCV, r.tokensPerSecond,
                   r.extras?.wallSeconds ?? .nan].map(Self.csv)
             v.append(r.extras.map { String($0.processPeakRSSBytes) } ?? "")
             v += gains.map { Self.csv(r.contextGain[$0] ?? .nan) } + domains.map { Self.csv(r.finalDomains[$0] ?? .nan) }

@@ -1,6 +1,6 @@
 // Oscillation statistics per depth group and of the run (DESIGN §1.5).
 
-/// EMAs of one depth group's update sign-flip rate and of cos(g_t, g_{t−1}).
+/// EMAs of one depth group's update sign-flip rate, cos(g_t, g_{t−1}) and cos(Δθ_t, Δθ_{t−1}).
 ///
 /// Each EMA starts at its first observation. A flip rate near 0.5 means successive updates are
 /// uncorrelated in sign (noise-dominated); near 1, the parameters bounce back and forth.
@@ -11,6 +11,8 @@ public struct OscillationMeter: Equatable, Sendable, Codable {
     public private(set) var flipRate: Double?
     /// EMA of cos(g_t, g_{t−1}); nil before the first observation.
     public private(set) var gradientCosine: Double?
+    /// EMA of cos(Δθ_t, Δθ_{t−1}) of the updates AdamW made; nil before the first observation.
+    public private(set) var updateCosine: Double?
 
     public init(rho: Double = 0.9) {
         self.rho = rho
@@ -25,10 +27,19 @@ public struct OscillationMeter: Equatable, Sendable, Codable {
 
     /// Folds in cos(g_t, g_{t−1}) = dot / sqrt(aa·bb) (ignored when a norm is zero or not finite).
     public mutating func observeGradients(dot: Double, aa: Double, bb: Double) {
+        observe(&gradientCosine, dot: dot, aa: aa, bb: bb)
+    }
+
+    /// Folds in cos(Δθ_t, Δθ_{t−1}) = dot / sqrt(aa·bb) (ignored when a norm is zero or not finite).
+    public mutating func observeUpdates(dot: Double, aa: Double, bb: Double) {
+        observe(&updateCosine, dot: dot, aa: aa, bb: bb)
+    }
+
+    private func observe(_ ema: inout Double?, dot: Double, aa: Double, bb: Double) {
         let denominator = (aa * bb).squareRoot()
         guard denominator > 0, denominator.isFinite, dot.isFinite else { return }
         let cosine = max(-1, min(1, dot / denominator))
-        gradientCosine = gradientCosine.map { rho * $0 + (1 - rho) * cosine } ?? cosine
+        ema = ema.map { rho * $0 + (1 - rho) * cosine } ?? cosine
     }
 }
 

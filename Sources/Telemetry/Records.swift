@@ -139,7 +139,8 @@ public struct RunHeader: Sendable, Equatable {
         self.preset = preset
     }
 
-    public static let currentSchema = "gradflow.run/1"
+    /// 1.1 added `oscillation.update_cos` to step records (docs/FORMAT.md, "Versioning").
+    public static let currentSchema = "gradflow.run/1.1"
 }
 
 /// Measurements of one band at one step.
@@ -177,11 +178,15 @@ public struct OscillationSample: Sendable, Equatable {
     public var gradientCosine: Double
     /// ‖Δθ‖ / ‖θ‖ of the group this step.
     public var relativeUpdate: Double
+    /// EMA of cos(Δθ_t, Δθ_{t−1}) over the group's update; nil before the second step and in
+    /// files written before it was measured.
+    public var updateCosine: Double?
 
-    public init(flipRate: Double, gradientCosine: Double, relativeUpdate: Double) {
+    public init(flipRate: Double, gradientCosine: Double, relativeUpdate: Double, updateCosine: Double? = nil) {
         self.flipRate = flipRate
         self.gradientCosine = gradientCosine
         self.relativeUpdate = relativeUpdate
+        self.updateCosine = updateCosine
     }
 }
 

@@ -20,6 +20,9 @@ public struct TensorUpdateStats: Sendable {
     public var previousGradSquared: Double = 0
     /// ‖Δθ‖² and ‖θ‖² (before the update).
     public var updateSquared: Double = 0
+    /// ⟨Δθ_t, Δθ_{t−1}⟩ and ‖Δθ_{t−1}‖² (zero on the first step).
+    public var updateDotPrevious: Double = 0
+    public var previousUpdateSquared: Double = 0
     public var paramSquared: Double = 0
     /// Parameters whose update changed sign since the previous step.
     public var signFlips: Int = 0
@@ -83,6 +86,8 @@ public final class AdamW {
                 total.gradDotPrevious += p.gradDotPrevious
                 total.previousGradSquared += p.previousGradSquared
                 total.updateSquared += p.updateSquared
+                total.updateDotPrevious += p.updateDotPrevious
+                total.previousUpdateSquared += p.previousUpdateSquared
                 total.paramSquared += p.paramSquared
                 total.signFlips += p.signFlips
             }
@@ -114,14 +119,14 @@ public final class AdamW {
             return stats
         }
         let pg = previousGrad + range.lowerBound, pu = previousUpdate + range.lowerBound
-        var gg = 0.0, gp = 0.0, pp = 0.0, uu = 0.0, th = 0.0
+        var gg = 0.0, gp = 0.0, pp = 0.0, uu = 0.0, th = 0.0, up = 0.0, qq = 0.0
         var flips = 0
         var i = 0
         typealias F8 = SIMD8<Float>
         // 8 lanes at a time, partial sums in Float for blocks of 256 then in Double.
         while i < n {
             let end = min(n, i + 256)
-            var sgg = F8(), sgp = F8(), spp = F8(), suu = F8(), sth = F8()
+            var sgg = F8(), sgp = F8(), spp = F8(), suu = F8(), sth = F8(), sup = F8(), sqq = F8()
             var f = SIMD8<Int32>()
             while i + 8 <= end {
                 let gi = VectorMath.load(g + i) * gradScale
@@ -139,12 +144,15 @@ public final class AdamW {
                 spp += pgi * pgi
                 suu += u * u
                 sth += old * old
-                f &+= SIMD8<Int32>(repeating: 1).replacing(with: 0, where: .!(u * VectorMath.load(pu + i) .< 0))
+                let pui = VectorMath.load(pu + i)
+                sup += u * pui
+                sqq += pui * pui
+                f &+= SIMD8<Int32>(repeating: 1).replacing(with: 0, where: .!(u * pui .< 0))
                 VectorMath.store(gi, pg + i)
                 VectorMath.store(u, pu + i)
                 i += 8
             }
-            var tg: Float = 0, tgp: Float = 0, tpp: Float = 0, tuu: Float = 0, tth: Float = 0
+            var tg: Float = 0, tgp: Float = 0, tpp: Float = 0, tuu: Float = 0, tth: Float = 0, tup: Float = 0, tqq: Float = 0
             var tf = 0
             while i < end {
                 let gi = g[i] * gradScale
@@ -161,6 +169,8 @@ public final class AdamW {
                 tpp += pg[i] * pg[i]
                 tuu += u * u
                 tth += old * old
+                tup += u * pu[i]
+                tqq += pu[i] * pu[i]
                 tf += (u * pu[i] < 0) ? 1 : 0
                 pg[i] = gi
                 pu[i] = u
@@ -168,6 +178,7 @@ public final class AdamW {
             }
             gg += Double(sgg.sum() + tg); gp += Double(sgp.sum() + tgp); pp += Double(spp.sum() + tpp)
             uu += Double(suu.sum() + tuu); th += Double(sth.sum() + tth)
+            up += Double(sup.sum() + tup); qq += Double(sqq.sum() + tqq)
             flips += Int(f.wrappedSum()) + tf
         }
         stats.gradSquared = gg
@@ -175,6 +186,8 @@ public final class AdamW {
         stats.previousGradSquared = pp
         stats.updateSquared = uu
         stats.paramSquared = th
+        stats.updateDotPrevious = up
+        stats.previousUpdateSquared = qq
         stats.signFlips = flips
         return stats
     }

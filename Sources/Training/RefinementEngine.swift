@@ -112,7 +112,7 @@ final class RefinementEngine {
         let massByLayer = massByHead.map { hs in (0..<nb).map { b in hs.reduce(0) { $0 + $1[b] } / Double(heads) } }
 
         var gradSq = [Double](repeating: 0, count: G), updSq = gradSq, parSq = gradSq
-        var dot = gradSq, prevSq = gradSq
+        var dot = gradSq, prevSq = gradSq, updDot = gradSq, prevUpdSq = gradSq
         var flips = [Int](repeating: 0, count: G)
         for (i, s) in perTensor.enumerated() {
             let g = groupOfTensor[i]
@@ -121,16 +121,21 @@ final class RefinementEngine {
             parSq[g] += s.paramSquared
             dot[g] += s.gradDotPrevious
             prevSq[g] += s.previousGradSquared
+            updDot[g] += s.updateDotPrevious
+            prevUpdSq[g] += s.previousUpdateSquared
             flips[g] += s.signFlips
         }
         var osc: [OscillationSample] = []
         for g in 0..<G {
             oscillation[g].observeFlips(flips[g], parameters: parametersInGroup[g])
-            if step > 0 { oscillation[g].observeGradients(dot: dot[g], aa: gradSq[g], bb: prevSq[g]) }
+            if step > 0 {
+                oscillation[g].observeGradients(dot: dot[g], aa: gradSq[g], bb: prevSq[g])
+                oscillation[g].observeUpdates(dot: updDot[g], aa: updSq[g], bb: prevUpdSq[g])
+            }
             let rel = parSq[g] > 0 ? (updSq[g] / parSq[g]).squareRoot() : 0
             osc.append(OscillationSample(flipRate: oscillation[g].flipRate ?? 0,
                                          gradientCosine: oscillation[g].gradientCosine ?? 0,
-                                         relativeUpdate: rel))
+                                         relativeUpdate: rel, updateCosine: oscillation[g].updateCosine))
         }
         let spike = spikes.observe(loss: loss, step: step)
         gradNormVariation.observe(gradNorm)

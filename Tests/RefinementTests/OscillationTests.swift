@@ -54,6 +54,13 @@ struct OscillationTests {
         #expect(meter.gradientCosine == -1)
         meter.observeGradients(dot: 1, aa: 1, bb: 1)
         #expect(abs(meter.gradientCosine! - (-0.8)) < 1e-12)
+        #expect(meter.updateCosine == nil)
+        meter.observeUpdates(dot: 3, aa: 4, bb: .infinity)
+        #expect(meter.updateCosine == nil, "a non-finite norm is skipped")
+        meter.observeUpdates(dot: 1, aa: 1, bb: 4)
+        #expect(meter.updateCosine == 0.5)
+        meter.observeUpdates(dot: -1, aa: 1, bb: 1)
+        #expect(abs(meter.updateCosine! - 0.35) < 1e-12)
     }
 
     @Test("a spike is a loss above 1.2 × the median of the previous window")

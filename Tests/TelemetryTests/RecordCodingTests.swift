@@ -35,7 +35,7 @@ struct RecordCodingTests {
         #expect(back == h)
         #expect(back.seed == 0xFFFF_FFFF_FFFF_FFF1)
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(text.hasPrefix(#"{"type":"header","schema":"gradflow.run/1""#))
+        #expect(text.hasPrefix(#"{"type":"header","schema":"gradflow.run/1.1""#))
         #expect(text.contains(#""start_iso":"2025-11-29T13:55:49Z""#))
     }
 
@@ -111,6 +111,25 @@ struct RecordCodingTests {
         #expect(back.oscillation[0].relativeUpdate == Double(Float(1e-40)), "subnormal Floats survive")
         // A second round trip changes nothing.
         #expect(try decode(line(.step(back))) == .step(back))
+    }
+
+    @Test("update_cos is written when every group has it, read back exactly, and optional for older files")
+    func updateCosine() throws {
+        var r = StepRecord(step: 4, t: 1, loss: 2, learningRate: 1e-3, gradNorm: 1, clipScale: 1, tokensPerSecond: 10,
+                           stepMilliseconds: 5)
+        r.oscillation = [OscillationSample(flipRate: 0.25, gradientCosine: 0.5, relativeUpdate: 0.125, updateCosine: 0.75),
+                         OscillationSample(flipRate: 0.5, gradientCosine: -0.5, relativeUpdate: 0.25, updateCosine: -0.25)]
+        let text = line(.step(r))
+        #expect(text.contains(#""grad_cos":[0.5,-0.5],"update_cos":[0.75,-0.25],"rel_update""#))
+        #expect(try decode(text) == .step(r))
+        var first = r
+        first.oscillation[1].updateCosine = nil
+        #expect(!line(.step(first)).contains("update_cos"), "omitted unless every group has it")
+        let old = #"{"type":"step","step":1,"t":0,"loss":1,"lr":0,"grad_norm":0,"clip_scale":1,"tokens_per_s":0,"step_ms":0,"oscillation":{"flip_rate":[0.5],"grad_cos":[0.25],"rel_update":[0.125]}}"#
+        guard case let .step(back) = try decode(old) else { Issue.record("not a step"); return }
+        #expect(back.oscillation == [OscillationSample(flipRate: 0.5, gradientCosine: 0.25, relativeUpdate: 0.125)])
+        let short = #"{"type":"step","step":1,"t":0,"loss":1,"lr":0,"grad_norm":0,"clip_scale":1,"tokens_per_s":0,"step_ms":0,"oscillation":{"flip_rate":[0.5,0.5],"grad_cos":[0.25,0.25],"update_cos":[1],"rel_update":[0.125,0.125]}}"#
+        #expect(throws: JSONSyntaxError.self) { try decode(short) }
     }
 
     @Test("NaN losses are written as null and read back as NaN")

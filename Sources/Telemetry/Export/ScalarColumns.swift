@@ -53,7 +53,9 @@ public struct ColumnLayout: Sendable, Equatable {
         for (axis, bands) in axes {
             for b in bands { out += ["\(axis.rawValue).\(b).weight", "\(axis.rawValue).\(b).energy"] }
         }
-        for g in depthGroups { out += ["oscillation.\(g).flip_rate", "oscillation.\(g).grad_cos", "oscillation.\(g).rel_update"] }
+        for g in depthGroups {
+            out += ["oscillation.\(g).flip_rate", "oscillation.\(g).grad_cos", "oscillation.\(g).update_cos", "oscillation.\(g).rel_update"]
+        }
         out.append("attention.long_range_mass")
         for l in 0..<layers { for b in contextBands { out.append("attention_mass.L\(l).\(b)") } }
         for l in 0..<layers { for b in contextBands { out.append("context_energy.L\(l).\(b)") } }
@@ -81,7 +83,7 @@ public struct ColumnLayout: Sendable, Equatable {
         }
         for i in depthGroups.indices {
             let o = i < s.oscillation.count ? s.oscillation[i] : nil
-            out += [o?.flipRate ?? .nan, o?.gradientCosine ?? .nan, o?.relativeUpdate ?? .nan]
+            out += [o?.flipRate ?? .nan, o?.gradientCosine ?? .nan, o?.updateCosine ?? .nan, o?.relativeUpdate ?? .nan]
         }
         out.append(ColumnLayout.longRangeMass(s))
         func cell(_ m: [[Double]], _ l: Int, _ b: Int) -> Double { l < m.count && b < m[l].count ? m[l][b] : .nan }

@@ -55,6 +55,8 @@ public enum RecordDecoder {
         static let gradCos = JSONKey(a: 0x736f635f64617267, b: 0x0, c: 0x0, count: 8)
         /// "rel_update"
         static let relUpdate = JSONKey(a: 0x616470755f6c6572, b: 0x6574, c: 0x0, count: 10)
+        /// "update_cos"
+        static let updateCos = JSONKey(a: 0x635f657461647075, b: 0x736f, c: 0x0, count: 10)
         /// "context"
         static let context = JSONKey(a: 0x747865746e6f63, b: 0x0, c: 0x0, count: 7)
         /// "time"
@@ -126,6 +128,7 @@ public enum RecordDecoder {
             (flipRate, "flip_rate"),
             (gradCos, "grad_cos"),
             (relUpdate, "rel_update"),
+            (updateCos, "update_cos"),
             (context, "context"),
             (time, "time"),
             (depth, "depth"),
@@ -355,10 +358,10 @@ public enum RecordDecoder {
     }
 
     static func oscillation(_ s: inout JSONScanner) throws -> [OscillationSample] {
-        // The three arrays fill the samples in place (no temporary arrays).
+        // The arrays fill the samples in place (no temporary arrays); `update_cos` is optional.
         var out: [OscillationSample] = []
         out.reserveCapacity(4)
-        var counts: (Int, Int, Int) = (0, 0, 0)
+        var counts = (0, 0, 0, 0)
         var seen = Seen()
         let start = s.offset
         try s.beginObject()
@@ -369,6 +372,7 @@ public enum RecordDecoder {
             case K.flipRate: which = 0
             case K.gradCos: which = 1
             case K.relUpdate: which = 2
+            case K.updateCos: which = 3
             default: try s.skipValue(depth: 2); continue
             }
             try seen.mark(which, key, s)
@@ -376,17 +380,19 @@ public enum RecordDecoder {
             var f = true
             while try s.nextElement(&f) {
                 let v = try s.float()
-                let i = which == 0 ? counts.0 : (which == 1 ? counts.1 : counts.2)
+                let i = [counts.0, counts.1, counts.2, counts.3][which]
                 if i == out.count { out.append(OscillationSample(flipRate: .nan, gradientCosine: .nan, relativeUpdate: .nan)) }
                 switch which {
                 case 0: out[i].flipRate = v; counts.0 += 1
                 case 1: out[i].gradientCosine = v; counts.1 += 1
-                default: out[i].relativeUpdate = v; counts.2 += 1
+                case 2: out[i].relativeUpdate = v; counts.2 += 1
+                default: out[i].updateCosine = v; counts.3 += 1
                 }
             }
         }
-        guard counts.0 == counts.1 && counts.1 == counts.2 else {
-            throw JSONSyntaxError(offset: start, message: "oscillation arrays differ in length (\(counts.0), \(counts.1), \(counts.2))")
+        guard counts.0 == counts.1 && counts.1 == counts.2 && (counts.3 == 0 || counts.3 == counts.0) else {
+            let sizes = [counts.0, counts.1, counts.2] + (counts.3 > 0 ? [counts.3] : [])
+            throw JSONSyntaxError(offset: start, message: "oscillation arrays differ in length (\(sizes.map(String.init).joined(separator: ", ")))")
         }
         return out
     }

@@ -120,6 +120,9 @@ public struct RecordEncoder {
         w.beginObject()
         w.key("flip_rate"); w.beginArray(); for o in r.oscillation { w.float(o.flipRate) }; w.endArray()
         w.key("grad_cos"); w.beginArray(); for o in r.oscillation { w.float(o.gradientCosine) }; w.endArray()
+        if !r.oscillation.isEmpty, r.oscillation.allSatisfy({ $0.updateCosine != nil }) {
+            w.key("update_cos"); w.beginArray(); for o in r.oscillation { w.float(o.updateCosine ?? .nan) }; w.endArray()
+        }
         w.key("rel_update"); w.beginArray(); for o in r.oscillation { w.float(o.relativeUpdate) }; w.endArray()
         w.endObject()
         w.key("spike"); w.bool(r.spike)
