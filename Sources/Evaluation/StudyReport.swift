@@ -62,7 +62,9 @@ public struct StudyReport {
             })
         }
         m.append(Metric(name: "tokens/s", better: .higher) { $0.tokensPerSecond })
-        return m
+        // Metrics no run of this data set recorded (run files older than the metric) are left out.
+        let mine = runs.filter { $0.data == data.name }
+        return m.filter { metric in mine.contains { metric.value($0)?.isFinite ?? false } }
     }
 
     func gainWindows(_ data: String) -> [Int] {
@@ -154,18 +156,22 @@ public struct StudyReport {
         let curves = runs.filter { $0.data == d.name }.map(\.lossByPosition)
         guard let buckets = curves.map(\.count).max(), buckets >= 2,
               let context = study.context ?? (try? study.model())?.context else { return "" }
-        let picks = Array(Set([0, 1, 2, buckets / 8, buckets / 4, buckets / 2, buckets - 1])).sorted()
+        // With excerpts spread over the domain, the window's last target is the first byte of the
+        // next excerpt (a seam), so the last bucket is left out.
+        let last = study.spreadEvalWindows ? buckets - 2 : buckets - 1
+        let picks = Array(Set([0, 1, 2, buckets / 8, buckets / 4, buckets / 2, last])).sorted()
         let width = Double(context) / Double(buckets)
         func label(_ b: Int) -> String { "\(Int((Double(b) * width).rounded()))–\(Int((Double(b + 1) * width).rounded()) - 1)" }
         var s = "Loss by position at the final eval (nats, mean over seeds; held-out split of the training data; "
-        s += "positions in the window, which later ones see more context for):\n\n"
-        s += "| arm | " + picks.map { "pos \(label($0))" }.joined(separator: " | ") + " | first − last |\n"
+        s += "later positions see more context"
+        s += study.spreadEvalWindows ? "; the last bucket, which holds the seam between excerpts, is left out):\n\n" : "):\n\n"
+        s += "| arm | " + picks.map { "pos \(label($0))" }.joined(separator: " | ") + " | first − last shown |\n"
         s += "| --- | " + picks.map { _ in "---" }.joined(separator: " | ") + " | --- |\n"
         for arm in arms {
             let rs = runs.filter { $0.data == d.name && $0.arm == arm.name && $0.lossByPosition.count == buckets }
             guard !rs.isEmpty else { continue }
             func at(_ b: Int) -> Double { PairedStatistics.mean(rs.map { $0.lossByPosition[b] }.filter(\.isFinite)) }
-            s += "| \(arm.name) | " + picks.map { Self.f(at($0), 3) }.joined(separator: " | ") + " | \(Self.f(at(0) - at(buckets - 1), 3)) |\n"
+            s += "| \(arm.name) | " + picks.map { Self.f(at($0), 3) }.joined(separator: " | ") + " | \(Self.f(at(0) - at(last), 3)) |\n"
         }
         return s + "\n"
     }
@@ -348,7 +354,9 @@ public struct StudyReport {
         for c in Self.claims {
             for d in study.data where c.data(d) {
                 let cells = armNames.map { arm -> String in
-                    guard let r = rows.first(where: { $0.data == d.name && $0.arm == arm && $0.metric == c.metric }) else { return "" }
+                    // A metric the runs did not record (older run files) leaves the cell empty.
+                    guard let r = rows.first(where: { $0.data == d.name && $0.arm == arm && $0.metric == c.metric }),
+                          !r.comparison.differences.isEmpty else { return "" }
                     return "\(r.comparison.verdict.rawValue) (\(Self.g(r.comparison.mean)))"
                 }
                 guard cells.contains(where: { !$0.isEmpty }) else { continue }

@@ -149,7 +149,8 @@ struct BenchCommand: ParsableCommand {
         case "manual":
             flags.contextWeights = gpt.context > 65 ? "0.8,1,1.5" : "0.8,1.5"
             flags.timeWeights = "0.8,1,1.2"
-            flags.depthWeights = "0.9,1,1.1"
+            // One weight per default depth group: min(3, layers).
+            flags.depthWeights = ["0.9", "1.1", "1"].prefix(min(3, gpt.layers)).joined(separator: ",")
         case "adaptive": flags.adaptive = "all"
         default: throw ValidationError("--refine: each mode must be off, manual or adaptive (got '\(mode)')")
         }

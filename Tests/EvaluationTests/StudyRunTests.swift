@@ -95,7 +95,7 @@ import Testing
         // The learning-rate groups: time-hot against the baseline at 1e-2, and each group at its best rate.
         #expect(md.contains("| time-hot | 0.0100 | baseline-hot |"))
         #expect(md.contains("At each group's best learning rate of the grid"))
-        #expect(md.contains("Loss by position at the final eval") && md.contains("| first − last |"))
+        #expect(md.contains("Loss by position at the final eval") && md.contains("| first − last shown |"))
         #expect(md.contains("| time-adaptive, time-hot | "))
         #expect(md.contains("acc long"))
         #expect(md.contains("| time-adaptive | far held-out bpb after fine-tune | lower |"))
