@@ -31,9 +31,11 @@ struct BenchCommand: ParsableCommand {
     var threads: Int = 2
 
     @Option(help: """
-        Refinement during the timed steps: off, manual (non-unit weights on all axes) or adaptive \
-        (all axes). A list (off,adaptive) times each mode in the same process, interleaved in \
-        blocks of --steps steps for --rounds rounds, and prints each mode's cost against the first.
+        Refinement during the timed steps: off, manual (non-unit weights on all axes), adaptive \
+        (all axes), or an evaluation arm (context-manual, context-adaptive, time-adaptive, \
+        depth-adaptive, grokfast). A list (off,adaptive) times each mode in the same process, \
+        interleaved in blocks of --steps steps for --rounds rounds, and prints each mode's cost \
+        against the first.
         """)
     var refine: String = "off"
 
@@ -141,18 +143,26 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// The refinement of a `--refine` mode.
+    /// The refinement of a `--refine` mode: off, manual, adaptive, or one of the evaluation's
+    /// single-axis arms (context-manual, context-adaptive, time-adaptive, depth-adaptive, grokfast).
     static func refinement(_ mode: String, model gpt: GPTConfig) throws -> RefinementConfig {
         var flags = RefinementFlags()
+        let contextBands = gpt.context > 65 ? 3 : 2
         switch mode {
         case "off": break
         case "manual":
-            flags.contextWeights = gpt.context > 65 ? "0.8,1,1.5" : "0.8,1.5"
+            flags.contextWeights = contextBands == 3 ? "0.8,1,1.5" : "0.8,1.5"
             flags.timeWeights = "0.8,1,1.2"
             // One weight per default depth group: min(3, layers).
             flags.depthWeights = ["0.9", "1.1", "1"].prefix(min(3, gpt.layers)).joined(separator: ",")
         case "adaptive": flags.adaptive = "all"
-        default: throw ValidationError("--refine: each mode must be off, manual or adaptive (got '\(mode)')")
+        case "context-manual": flags.contextWeights = contextBands == 3 ? "1,1,2" : "1,2"
+        case "context-adaptive": flags.adaptive = "context"
+        case "time-adaptive": flags.adaptive = "time"
+        case "depth-adaptive": flags.adaptive = "depth"
+        case "grokfast": flags.grokfast = "0.98,2"
+        default:
+            throw ValidationError("--refine: each mode must be off, manual, adaptive, context-manual, context-adaptive, time-adaptive, depth-adaptive or grokfast (got '\(mode)')")
         }
         return try RefinementConfig(flags: flags)
     }
