@@ -147,39 +147,6 @@ public final class TimeBandFilter {
         guardFallbacks = 0
     }
 
-    /// Updates tensor `tensor`'s EMAs with the gradient at `gradient` (its `tensorCounts[tensor]`
-    /// floats) and rewrites the gradient in place as the refined gradient (see the type's summary).
-    @discardableResult
-    public func refine(tensor: Int, gradient: UnsafeMutablePointer<Float>, weights: TimeWeights) -> TimeBandStats {
-        let count = tensorCounts[tensor]
-        let fastState = fast + tensorOffsets[tensor]
-        let slowState = slow + tensorOffsets[tensor]
-        let cH = Float(weights.high) - 1, cM = Float(weights.mid) - 1, cL = Float(weights.low) - 1
-        var sums: TimeBandKernel.Sums
-        if started[tensor] {
-            sums = TimeBandKernel.updateAndMeasure(
-                gradient: gradient, fast: fastState, slow: slowState, count: count,
-                betaFast: Float(betaFast), betaSlow: Float(betaSlow), cH: cH, cM: cM, cL: cL)
-        } else {
-            fastState.update(from: gradient, count: count)
-            slowState.update(from: gradient, count: count)
-            sums = TimeBandKernel.measureStarted(
-                gradient: gradient, fast: fastState, slow: slowState, count: count, cH: cH, cM: cM, cL: cL)
-            started[tensor] = true
-        }
-        var stats = sums.stats
-        switch TimeBandFilter.guardOutcome(sums, count: count, refines: !(cH == 0 && cM == 0 && cL == 0)) {
-        case .keep: break
-        case .fallBack:
-            stats.guardFallbacks = 1
-            guardFallbacks += 1
-        case .apply:
-            TimeBandKernel.apply(
-                gradient: gradient, fast: fastState, slow: slowState, count: count, cH: cH, cM: cM, cL: cL)
-        }
-        return stats
-    }
-
     /// Refines every tensor of a gradient arena laid out like `tensorOffsets`, and returns the sums
     /// over all tensors (their `guardFallbacks` is the number of tensors that fell back this step).
     ///
@@ -187,9 +154,9 @@ public final class TimeBandFilter {
     /// boundaries) that run concurrently; the sums of a tensor's pieces are added in order, so the
     /// result depends only on the worker count. A worker that holds a whole tensor applies the
     /// guard and writes ĝ right after measuring it, while the tensor is still in its cache; only
-    /// the few tensors cut between workers wait for a second pass. With one worker this is exactly
-    /// `refine` on every tensor in order. Allocates nothing after the first call with a given
-    /// worker count.
+    /// the few tensors cut between workers wait for a second pass. With one worker every tensor is
+    /// one piece, refined in order. Allocates nothing after the first call with a given worker
+    /// count.
     @discardableResult
     public func refineAll(gradientArena: UnsafeMutablePointer<Float>, weights: TimeWeights, workers: Int = 1) -> TimeBandStats {
         let plan = piecePlan(workers: max(1, workers))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dashboard
+import Evaluation
 import Foundation
 import Kernels
 import Model
@@ -91,18 +92,18 @@ struct BenchCommand: ParsableCommand {
             for (m, trainer) in trainers.enumerated() {
                 let block = BenchCommand.time(trainer, steps: steps)
                 times[m] += block
-                blockMedians[m].append(median(block))
+                blockMedians[m].append(PairedStatistics.quantile(block.sorted(), 0.5))
             }
         }
         let tokens = Double(model.batch * gpt.context)
         let flopsPerToken = 3 * Double(gpt.forwardFLOPsPerToken)
         for (m, mode) in modes.enumerated() {
             let sorted = times[m].sorted()
-            let med = median(sorted)
+            let med = PairedStatistics.quantile(sorted, 0.5)
             // Cost against the first mode: the ratio of the medians over all interleaved steps, with
             // the quartiles of the per-round ratios of block medians to show the noise.
             let ratios = zip(blockMedians[m], blockMedians[0]).map { $0 / $1 }.sorted()
-            let cost = m > 0 ? (med / median(times[0]) - 1) * 100 : nil
+            let cost = m > 0 ? (med / PairedStatistics.quantile(times[0].sorted(), 0.5) - 1) * 100 : nil
             let quartiles = (ratios[ratios.count / 4], ratios[(3 * ratios.count) / 4])
             if json {
                 var obj: [String: Any] = [
@@ -154,7 +155,7 @@ struct BenchCommand: ParsableCommand {
             flags.contextWeights = contextBands == 3 ? "0.8,1,1.5" : "0.8,1.5"
             flags.timeWeights = "0.8,1,1.2"
             // One weight per default depth group: min(3, layers).
-            flags.depthWeights = ["0.9", "1.1", "1"].prefix(min(3, gpt.layers)).joined(separator: ",")
+            flags.depthWeights = ["0.9", "1", "1.1"].prefix(min(3, gpt.layers)).joined(separator: ",")
         case "adaptive": flags.adaptive = "all"
         case "context-manual": flags.contextWeights = contextBands == 3 ? "1,1,2" : "1,2"
         case "context-adaptive": flags.adaptive = "context"
@@ -190,7 +191,8 @@ struct BenchCommand: ParsableCommand {
         let bytes = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         _ = try RunFileBenchmark.time(path: path, rounds: 1)  // warm the page cache
         let rounds = try RunFileBenchmark.time(path: path, rounds: rounds)
-        let wall = median(rounds.map(\.wallSeconds)), cpu = median(rounds.map(\.cpuSeconds))
+        let wall = PairedStatistics.quantile(rounds.map(\.wallSeconds).sorted(), 0.5)
+        let cpu = PairedStatistics.quantile(rounds.map(\.cpuSeconds).sorted(), 0.5)
         let stepRecords = rounds[0].summary.stepRecords
         if json {
             let obj: [String: Any] = [
@@ -220,11 +222,4 @@ struct BenchCommand: ParsableCommand {
                          Double(r.historyBytes) / 1024))
         }
     }
-}
-
-/// The median of a list of numbers (the mean of the middle two for an even count).
-func median(_ values: [Double]) -> Double {
-    let v = values.sorted()
-    guard !v.isEmpty else { return .nan }
-    return v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2
 }

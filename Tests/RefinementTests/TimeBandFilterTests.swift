@@ -140,7 +140,7 @@ struct TimeBandFilterTests {
         // A weight of 0 on the low band cancels the first gradient completely: ⟨ĝ, g⟩ = 0 fires too.
         let zeroLow = try TimeBandFilter(tensorSizes: [64])
         let (zeroStats, kept) = withBuffer(Array(x[0..<64])) {
-            zeroLow.refine(tensor: 0, gradient: $0, weights: TimeWeights(high: 1, mid: 1, low: 0))
+            zeroLow.refineAll(gradientArena: $0, weights: TimeWeights(high: 1, mid: 1, low: 0))
         }
         #expect(zeroStats.guardFallbacks == 1)
         #expect(kept == Array(x[0..<64]))

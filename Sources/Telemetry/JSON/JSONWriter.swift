@@ -164,12 +164,6 @@ public struct JSONWriter {
         endArray()
     }
 
-    public mutating func doubleMatrix(_ rows: [[Double]]) {
-        beginArray()
-        for r in rows { doubles(r) }
-        endArray()
-    }
-
     /// Any `JSONValue` (the run configuration).
     public mutating func value(_ v: JSONValue) {
         switch v {
