@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "Refinement", swiftSettings: fastMath),
         .target(name: "Model", dependencies: ["Kernels", "Refinement"], swiftSettings: fastMath),
-        .target(name: "Telemetry"),
+        .target(name: "Telemetry", dependencies: ["Refinement"]),
         .target(
             name: "Training",
             dependencies: ["Kernels", "Model", "Refinement", "Telemetry"],
@@ -42,7 +42,7 @@ let package = Package(
         ),
         .target(name: "Evaluation", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
-        .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal"]),
+        .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal", "Refinement"]),
         .executableTarget(
             name: "gradflow",
             dependencies: [
@@ -55,10 +55,10 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "Refinement"]),
         .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
-        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
-        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Refinement"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Telemetry"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement"]),
     ],
     swiftLanguageModes: [.v5]
 )

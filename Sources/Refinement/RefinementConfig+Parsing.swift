@@ -176,13 +176,13 @@ extension RefinementConfig {
     }
 
     /// "context,time", "depth", "all" → the set of axes.
-    static func parseAxes(_ text: String) throws -> Set<RefinementAxis> {
+    static func parseAxes(_ text: String) throws -> Set<ScaleAxis> {
         let items = try splitList(text, flag: "--adaptive", example: "context,time or all")
-        var axes = Set<RefinementAxis>()
+        var axes = Set<ScaleAxis>()
         for item in items {
             if item.lowercased() == "all" {
-                axes.formUnion(RefinementAxis.allCases)
-            } else if let axis = RefinementAxis(rawValue: item.lowercased()) {
+                axes.formUnion(ScaleAxis.allCases)
+            } else if let axis = ScaleAxis(rawValue: item.lowercased()) {
                 axes.insert(axis)
             } else {
                 throw RefinementError("--adaptive: unknown axis \"\(item)\"; expected context, time, depth or all")
@@ -221,7 +221,7 @@ private func parseIntegers(_ text: String, flag: String, example: String) throws
     }
 }
 
-private func parseWeights(_ text: String, flag: String, axis: RefinementAxis, example: String) throws -> [Double] {
+private func parseWeights(_ text: String, flag: String, axis: ScaleAxis, example: String) throws -> [Double] {
     let values = try parseNumbers(text, flag: flag, example: example)
     let range = AxisBounds.manual(axis)
     for (index, value) in values.enumerated() where !range.contains(value) {

@@ -46,7 +46,7 @@ public enum AxisBounds {
     public static let depthManual = WeightBounds(floor: 0.1, ceiling: 10)
 
     /// The bounds of band `band` of `axis` under the adaptive policy.
-    public static func adaptive(_ axis: RefinementAxis, band: Int) -> WeightBounds {
+    public static func adaptive(_ axis: ScaleAxis, band: Int) -> WeightBounds {
         switch axis {
         case .context: return contextAdaptive
         case .time: return [timeHighAdaptive, timeMidAdaptive, timeLowAdaptive][Swift.min(Swift.max(band, 0), 2)]
@@ -55,7 +55,7 @@ public enum AxisBounds {
     }
 
     /// The bounds of a manual weight of `axis` (every band alike).
-    public static func manual(_ axis: RefinementAxis) -> WeightBounds {
+    public static func manual(_ axis: ScaleAxis) -> WeightBounds {
         switch axis {
         case .context: return contextManual
         case .time: return timeManual

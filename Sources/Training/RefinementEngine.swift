@@ -10,6 +10,21 @@ import Telemetry
 ///
 /// Statistics are gathered whether or not an axis is on, so the dashboard shows band shares and
 /// oscillation for a plain run too; only the weighting is skipped when an axis is off.
+/// What the refinement measured in one step: the step record's refinement fields.
+struct StepMeasurements {
+    /// Per axis: mode and, per band, the weight in force and the band's energy.
+    var axes: [AxisSample]
+    /// [layer][band] context energy.
+    var energyByLayer: [[Double]]
+    /// [layer][band] attention mass, averaged over heads; and [layer][head][band].
+    var mass: [[Double]]
+    var massByHead: [[[Double]]]
+    /// Per depth group.
+    var oscillation: [OscillationSample]
+    /// Whether the loss spiked (DESIGN §1.5).
+    var spike: Bool
+}
+
 final class RefinementEngine {
     let setup: RefinementSetup
     /// Weights, modes and the three adaptive policies.
@@ -99,9 +114,7 @@ final class RefinementEngine {
 
     /// Folds one step's measurements into the policies and meters; returns the record fields.
     func finishStep(step: Int, loss: Double, gradNorm: Double, perTensor: [TensorUpdateStats],
-                    time: TimeBandStats?, tokensPerBatch: Int) -> (axes: [AxisSample], energyByLayer: [[Double]],
-                                                                  mass: [[Double]], massByHead: [[[Double]]],
-                                                                  oscillation: [OscillationSample], spike: Bool) {
+                    time: TimeBandStats?, tokensPerBatch: Int) -> StepMeasurements {
         let nb = bands.count, G = setup.depthGroupCount
         let energyByLayer = (0..<layers).map { l in (0..<nb).map { energy[l * nb + $0] } }
         // Mass per layer and head, as a fraction of the queries (rows sum to 1).
@@ -161,7 +174,8 @@ final class RefinementEngine {
                                     depthUpdateNorms: updSq.map { $0.squareRoot() },
                                     depthParameterNorms: parSq.map { $0.squareRoot() })
         if changed.contains(.context) { syncContextWeights() }
-        return (axes, energyByLayer, massByLayer, massByHead, osc, spike)
+        return StepMeasurements(axes: axes, energyByLayer: energyByLayer, mass: massByLayer,
+                                massByHead: massByHead, oscillation: osc, spike: spike)
     }
 
     /// Whether the adaptive policies' warm-up ends with this step (for the event).
@@ -172,13 +186,7 @@ final class RefinementEngine {
         return (0..<layers).reduce(0) { $0 + weights.weight(.context, band: band, layer: $1) } / Double(layers)
     }
 
-    func mode(_ axis: RefinementAxis) -> WeightMode {
-        switch weights.mode(axis) {
-        case .off: return .off
-        case .manual: return .manual
-        case .adaptive: return .adaptive
-        }
-    }
+    func mode(_ axis: ScaleAxis) -> AxisMode { weights.mode(axis) }
 
     var guardFallbacks: Int { timeFilter?.guardFallbacks ?? 0 }
 
@@ -188,7 +196,7 @@ final class RefinementEngine {
     func apply(_ command: Command, step: Int, t: Double) -> EventRecord? {
         switch command {
         case let .setWeight(target, value, source):
-            let axis = RefinementAxis(target.axis)
+            let axis = target.axis
             if axis == .time && timeFilter == nil {
                 return EventRecord(step: step, t: t, kind: .refused, axis: target.axis, band: target.band,
                                    layer: target.layer, newValue: value, source: source,
@@ -204,7 +212,7 @@ final class RefinementEngine {
                                    layer: target.layer, newValue: value, source: source, message: reason.message)
             }
         case let .setAdaptive(axis, on, source):
-            let a = RefinementAxis(axis)
+            let a = axis
             if a == .time && timeFilter == nil {
                 return EventRecord(step: step, t: t, kind: .refused, axis: axis, source: source,
                                    message: "the time axis is off in this run (start it with --time-weights or --adaptive time)")
@@ -231,32 +239,11 @@ final class RefinementEngine {
     /// The axes as the run header describes them.
     func axisInfo() -> [AxisInfo] {
         setup.axisDescriptions().map { d in
-            let ax = ScaleAxis(d.axis)
-            let adaptive = weights.mode(d.axis) == .adaptive
-            return AxisInfo(axis: ax, bands: d.bands.map {
+                        let adaptive = weights.mode(d.axis) == .adaptive
+            return AxisInfo(axis: d.axis, bands: d.bands.map {
                 let b = adaptive ? $0.adaptive : $0.manual
                 return BandInfo(name: $0.name, extent: $0.extent, floor: b.floor, ceiling: b.ceiling)
             }, edges: d.edges)
-        }
-    }
-}
-
-extension RefinementAxis {
-    init(_ axis: ScaleAxis) {
-        switch axis {
-        case .context: self = .context
-        case .time: self = .time
-        case .depth: self = .depth
-        }
-    }
-}
-
-extension ScaleAxis {
-    init(_ axis: RefinementAxis) {
-        switch axis {
-        case .context: self = .context
-        case .time: self = .time
-        case .depth: self = .depth
         }
     }
 }
@@ -293,7 +280,7 @@ extension RefinementConfig {
     public var summary: String {
         if isPlain { return "off" }
         var parts: [String] = []
-        for axis in RefinementAxis.allCases where mode(axis) != .off {
+        for axis in ScaleAxis.allCases where mode(axis) != .off {
             var s = "\(axis.rawValue)=\(mode(axis).rawValue)"
             switch axis {
             case .context:

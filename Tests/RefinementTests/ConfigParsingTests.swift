@@ -19,7 +19,7 @@ struct ConfigParsingTests {
         #expect(config == RefinementConfig())
         let setup = try config.resolve(window: 128, layers: 4)
         let weights = setup.initialWeights()
-        #expect(RefinementAxis.allCases.allSatisfy { weights.mode($0) == .off })
+        #expect(ScaleAxis.allCases.allSatisfy { weights.mode($0) == .off })
         #expect(weights.context == Array(repeating: [1, 1, 1], count: 4))
     }
 
@@ -46,7 +46,7 @@ struct ConfigParsingTests {
     @Test("--adaptive all and --grokfast")
     func adaptiveAndGrokfast() throws {
         let all = try RefinementConfig(flags: RefinementFlags(adaptive: "all"))
-        #expect(RefinementAxis.allCases.allSatisfy { all.mode($0) == .adaptive })
+        #expect(ScaleAxis.allCases.allSatisfy { all.mode($0) == .adaptive })
         let grokfast = try RefinementConfig(flags: RefinementFlags(adaptive: "context", grokfast: "0.98,2"))
         #expect(grokfast.timeBetaFast == 0.98 && grokfast.timeBetaSlow == 0.98)
         #expect(grokfast.timeWeights == TimeWeights(high: 1, mid: 1, low: 3))

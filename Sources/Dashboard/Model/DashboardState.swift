@@ -1,3 +1,4 @@
+import Refinement
 import Telemetry
 import Terminal
 

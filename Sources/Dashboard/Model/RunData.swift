@@ -1,3 +1,4 @@
+import Refinement
 import Telemetry
 
 /// One row of the Scales panel: a band of an axis, from the run header.
@@ -113,7 +114,7 @@ public struct RunData: Sendable, Equatable {
     }
 
     /// Mode of an axis from the latest step (.off when the axis is not measured).
-    public func mode(of axis: ScaleAxis) -> WeightMode {
+    public func mode(of axis: ScaleAxis) -> AxisMode {
         lastStep?.axes.first { $0.axis == axis }?.mode ?? .off
     }
 

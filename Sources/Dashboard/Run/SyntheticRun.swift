@@ -1,3 +1,4 @@
+import Refinement
 import Foundation
 import Telemetry
 
@@ -46,7 +47,7 @@ public enum SyntheticRun {
         let ctx = [0.62 + 0.02 * noise(i, 2), 0.27, 0.11 + 0.01 * noise(i, 3)]
         let tim = [0.48, 0.21, 0.31 + 0.02 * noise(i, 4)]
         let dep = [0.29, 0.33, 0.38]
-        func sample(_ axis: ScaleAxis, _ e: [Double], _ w: ArraySlice<Double>, _ mode: WeightMode) -> AxisSample {
+        func sample(_ axis: ScaleAxis, _ e: [Double], _ w: ArraySlice<Double>, _ mode: AxisMode) -> AxisSample {
             AxisSample(axis: axis, mode: mode, bands: zip(e, w).map { BandSample(weight: $1, energy: $0) })
         }
         let axes = [

@@ -1,3 +1,5 @@
+import Refinement
+
 /// Reads and checks a run file's first line.
 ///
 /// The header is one line per run, so it goes through the generic `JSONValue` tree: that lets the

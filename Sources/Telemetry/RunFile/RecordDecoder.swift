@@ -1,3 +1,5 @@
+import Refinement
+
 /// Turns run-file lines back into the header and records (the inverse of `RecordEncoder`).
 ///
 /// Decodes straight from the line's bytes into record values with `JSONScanner`, without an
@@ -315,7 +317,7 @@ public enum RecordDecoder {
     }
 
     static func axisSample(_ axis: ScaleAxis, _ s: inout JSONScanner) throws -> AxisSample {
-        var mode = WeightMode.manual
+        var mode = AxisMode.manual
         // Weights and energies go straight into the band samples (no temporary arrays).
         var bands: [BandSample] = []
         bands.reserveCapacity(4)
@@ -328,7 +330,7 @@ public enum RecordDecoder {
             switch key {
             case K.mode:
                 try seen.mark(0, key, s)
-                mode = try s.named(WeightMode.self, "weight mode")
+                mode = try s.named(AxisMode.self, "weight mode")
             case K.weight:
                 try seen.mark(1, key, s)
                 try s.beginArray()
