@@ -50,7 +50,7 @@ public struct ScaleWeights: Equatable, Sendable, Codable {
     /// The bounds a weight of `axis` band `band` must respect in the axis' current mode (the
     /// manual bounds when the axis is off).
     public func bounds(_ axis: ScaleAxis, band: Int) -> WeightBounds {
-        mode(axis) == .adaptive ? AxisBounds.adaptive(axis, band: band) : AxisBounds.manual(axis)
+        AxisBounds.bounds(axis, band: band, mode: mode(axis))
     }
 
     /// The weight of one band (context: of one layer, default layer 0).

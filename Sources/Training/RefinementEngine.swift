@@ -39,7 +39,10 @@ final class RefinementEngine {
     var oscillation: [OscillationMeter]
     var spikes = SpikeDetector()
     var gradNormVariation = GradNormVariation()
-    let timeFilter: TimeBandFilter?
+    /// The time axis' EMAs: made when the run starts with the time axis on, or when a change turns
+    /// it on mid-run (the EMAs then start from the next gradient, as they do at step 0).
+    private(set) var timeFilter: TimeBandFilter?
+    private let tensorOffsets: [Int], tensorCounts: [Int]
 
     /// [layers × bands] Float weights for the attention kernel.
     let contextWeightBuffer: UnsafeMutablePointer<Float>
@@ -60,18 +63,14 @@ final class RefinementEngine {
         for (t, g) in zip(layout.tensors, groupOfTensor) { counts[g] += t.count }
         parametersInGroup = counts
         oscillation = Array(repeating: OscillationMeter(), count: setup.depthGroupCount)
-        if setup.config.mode(.time) != .off {
-            timeFilter = try TimeBandFilter(tensorOffsets: layout.tensors.map(\.offset),
-                                            tensorCounts: layout.tensors.map(\.count),
-                                            betaFast: setup.config.timeBetaFast, betaSlow: setup.config.timeBetaSlow)
-        } else {
-            timeFilter = nil
-        }
+        tensorOffsets = layout.tensors.map(\.offset)
+        tensorCounts = layout.tensors.map(\.count)
         let nb = setup.contextBands.count
         contextWeightBuffer = .allocate(capacity: layers * nb)
         energy = .allocate(capacity: layers * nb)
         mass = .allocate(capacity: layers * heads * nb)
         syncContextWeights()
+        if setup.config.mode(.time) != .off { try startTimeFilter() }
     }
 
     deinit {
@@ -79,6 +78,18 @@ final class RefinementEngine {
         energy.deallocate()
         mass.deallocate()
     }
+
+    /// Makes the time axis' EMAs if there are none yet; returns whether it made them.
+    @discardableResult
+    func startTimeFilter() throws -> Bool {
+        guard timeFilter == nil else { return false }
+        timeFilter = try TimeBandFilter(tensorOffsets: tensorOffsets, tensorCounts: tensorCounts,
+                                        betaFast: setup.config.timeBetaFast, betaSlow: setup.config.timeBetaSlow)
+        return true
+    }
+
+    /// The note an event carries when a change turned the time axis on.
+    static let timeAxisStarted = "time axis on from this step: its EMAs start from the next gradient"
 
     private func syncContextWeights() {
         let nb = bands.count
@@ -197,31 +208,24 @@ final class RefinementEngine {
         switch command {
         case let .setWeight(target, value, source):
             let axis = target.axis
-            if axis == .time && timeFilter == nil {
-                return EventRecord(step: step, t: t, kind: .refused, axis: target.axis, band: target.band,
-                                   layer: target.layer, newValue: value, source: source,
-                                   message: "the time axis is off in this run (start it with --time-weights or --adaptive time)")
-            }
             switch scales.setWeight(axis, band: target.band, layer: target.layer, to: value) {
             case let .success(old):
                 if axis == .context { syncContextWeights() }
+                let started = axis == .time && startTimeFilterOrFail()
                 return EventRecord(step: step, t: t, kind: .weight, axis: target.axis, band: target.band,
-                                   layer: target.layer, oldValue: old, newValue: value, source: source)
+                                   layer: target.layer, oldValue: old, newValue: value, source: source,
+                                   message: started ? Self.timeAxisStarted : "")
             case let .failure(reason):
                 return EventRecord(step: step, t: t, kind: .refused, axis: target.axis, band: target.band,
                                    layer: target.layer, newValue: value, source: source, message: reason.message)
             }
         case let .setAdaptive(axis, on, source):
-            let a = axis
-            if a == .time && timeFilter == nil {
-                return EventRecord(step: step, t: t, kind: .refused, axis: axis, source: source,
-                                   message: "the time axis is off in this run (start it with --time-weights or --adaptive time)")
-            }
-            let old = scales.setAdaptive(a, on)
-            if a == .context { syncContextWeights() }
+            let old = scales.setAdaptive(axis, on)
+            if axis == .context { syncContextWeights() }
+            let started = axis == .time && startTimeFilterOrFail()
             return EventRecord(step: step, t: t, kind: .mode, axis: axis, oldValue: old == .adaptive ? 1 : 0,
                                newValue: on ? 1 : 0, source: source,
-                               message: "\(axis.rawValue) \(on ? "adaptive" : "manual")")
+                               message: "\(axis.rawValue) \(on ? "adaptive" : "manual")" + (started ? "; " + Self.timeAxisStarted : ""))
         case let .setTarget(band, share, source):
             switch scales.setTarget(band: band, share: share) {
             case let .success(old):
@@ -234,6 +238,12 @@ final class RefinementEngine {
         default:
             return nil
         }
+    }
+
+    /// `startTimeFilter()` for a command: the filter's shapes were checked when the run started, so
+    /// making it cannot fail here.
+    private func startTimeFilterOrFail() -> Bool {
+        do { return try startTimeFilter() } catch { preconditionFailure("time filter for a checked layout: \(error)") }
     }
 
     /// The axes as the run header describes them.

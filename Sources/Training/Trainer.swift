@@ -44,7 +44,7 @@ public final class Trainer: @unchecked Sendable {
     public init(config: TrainingConfig, refinement: RefinementConfig, train: ByteDataset,
                 evalDomains: [ByteDataset], bus: RecordBus, runDirectory: String?,
                 resume: Checkpoint? = nil, timeOffset: Double = 0) throws {
-        if let e = config.validationError() { throw DataError(e) }
+        if let e = config.validationProblem() { throw DataError(e.description) }
         try train.check(context: config.context)
         for d in evalDomains {
             if d.totalBytes < config.context + 1 {

@@ -17,7 +17,7 @@ import Testing
         let runDir = dir.appendingPathComponent("run").path
         let exitFile = dir.appendingPathComponent("exit").path
         let command = "cd '\(dir.path)' && TERM=xterm-256color '\(binary.path)' train --layers 3 --heads 2 --dim 32 "
-            + "--context 64 --batch 4 --steps 5000 --eval-every 25 --eval-windows 2 --threads 1 --out '\(runDir)'; "
+            + "--context 64 --batch 4 --steps 500000 --eval-every 200 --eval-windows 2 --threads 1 --out '\(runDir)'; "
             + "echo $? > '\(exitFile)'; sleep 60"
         try tmux.newSession(width: 150, height: 44, command: command)
 

@@ -95,6 +95,12 @@ public struct RunData: Sendable, Equatable {
         a.recordCount == b.recordCount && a.header == b.header && a.lastStep == b.lastStep && a.events == b.events
     }
 
+    /// Steps completed: the end record's count, else one past the latest step record (step
+    /// records carry the 0-based index of the step they describe).
+    public var stepsDone: Int {
+        end?.step ?? lastStep.map { $0.step + 1 } ?? 0
+    }
+
     /// Names of the depth groups (the depth axis' band names), for the oscillation panel.
     public var groupNames: [String] {
         header?.axes.first { $0.axis == .depth }?.bands.map(\.name) ?? []
@@ -105,12 +111,24 @@ public struct RunData: Sendable, Equatable {
         header?.axes.first { $0.axis == .context }?.bands ?? []
     }
 
-    /// Current weight of a band row from the latest step, if measured.
+    /// Weights the trainer applied (weight events) that no step record carries yet: the step of
+    /// the event and the new value. A step record at or after that step supersedes them.
+    public var appliedWeights: [WeightTarget: (step: Int, value: Double)] = [:]
+
+    /// Current weight of a band row: a just-applied change, else the latest step's, if measured.
     public func weight(row: Int) -> Double? {
-        guard row < rows.count, let step = lastStep else { return nil }
+        guard row < rows.count else { return nil }
         let r = rows[row]
+        if let applied = appliedWeights[r.target] { return applied.value }
+        guard let step = lastStep else { return nil }
         guard let sample = step.axes.first(where: { $0.axis == r.axis }), r.band < sample.bands.count else { return nil }
         return sample.bands[r.band].weight
+    }
+
+    /// The bounds a band row's weight respects in its axis' current mode (Refinement's one table).
+    public func bounds(row: Int) -> WeightBounds {
+        let r = rows[row]
+        return AxisBounds.bounds(r.axis, band: r.band, mode: mode(of: r.axis))
     }
 
     /// Mode of an axis from the latest step (.off when the axis is not measured).
