@@ -73,6 +73,7 @@ import Testing
         let sent = weightCommands(press(&s, .character("*")))
         #expect(sent.count == 1, "a press on time.high is not refused: \(s.status?.text ?? "")")
         #expect(sent.first.map { manual.contains($0.1) } == true)
+        #expect(sent.first.map { abs($0.1 - 0.62 * 2) < 1e-12 } == true, "not clamped to the adaptive ceiling 1")
         #expect(s.data.bounds(row: highRow) == AxisBounds.bounds(.time, band: 0, mode: s.data.mode(of: .time)))
     }
 
