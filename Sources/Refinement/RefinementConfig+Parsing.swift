@@ -87,14 +87,8 @@ extension RefinementConfig {
         self.init()
         if let text = flags.contextBands {
             let edges = try parseIntegers(text, flag: "--context-bands", example: "8,64")
-            for (index, edge) in edges.enumerated() {
-                if edge < 0 {
-                    throw RefinementError("--context-bands: edge \(index + 1) is \(edge); edges are attention distances and must be ≥ 0")
-                }
-                if index > 0 && edge <= edges[index - 1] {
-                    throw RefinementError(
-                        "--context-bands: edges must be strictly increasing, but \(edge) follows \(edges[index - 1])")
-                }
+            do { try ContextBands.checkOrder(edges) } catch let e as RefinementError {
+                throw RefinementError("--context-bands: " + e.message)
             }
             contextEdges = edges
         }

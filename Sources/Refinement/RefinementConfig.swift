@@ -72,7 +72,9 @@ public struct RefinementSetup: Equatable, Sendable {
             do {
                 bands = try ContextBands(edges: edges, window: window)
             } catch let error as RefinementError {
-                throw RefinementError("--context-bands: \(error.message) (the model's window is T = \(window))")
+                let prefix = "context bands: "
+                let reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
+                throw RefinementError("--context-bands: \(reason) (the model's window is T = \(window))")
             }
         } else {
             bands = ContextBands.standard(window: window)
