@@ -32,7 +32,7 @@ let package = Package(
 
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "Refinement", swiftSettings: fastMath),
-        .target(name: "Model", dependencies: ["Kernels", "Refinement"], swiftSettings: fastMath),
+        .target(name: "Model", dependencies: ["Kernels"], swiftSettings: fastMath),
         .target(name: "Telemetry"),
         .target(
             name: "Training",
@@ -52,7 +52,7 @@ let package = Package(
         ),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "Refinement"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
