@@ -23,7 +23,6 @@ final class RefinementEngine {
 
     var oscillation: [OscillationMeter]
     var spikes = SpikeDetector()
-    var gradNormVariation = GradNormVariation()
     let timeFilter: TimeBandFilter?
 
     /// [layers × bands] Float weights for the attention kernel.
@@ -138,7 +137,6 @@ final class RefinementEngine {
                                          relativeUpdate: rel, updateCosine: oscillation[g].updateCosine))
         }
         let spike = spikes.observe(loss: loss, step: step)
-        gradNormVariation.observe(gradNorm)
 
         // The samples describe the weights in force during this step.
         var axes: [AxisSample] = []
@@ -268,11 +266,10 @@ extension RefinementEngine {
         var scales: ScaleController
         var oscillation: [OscillationMeter]
         var spikes: SpikeDetector
-        var gradNormVariation: GradNormVariation
     }
 
     func snapshot() -> Snapshot {
-        Snapshot(scales: scales, oscillation: oscillation, spikes: spikes, gradNormVariation: gradNormVariation)
+        Snapshot(scales: scales, oscillation: oscillation, spikes: spikes)
     }
 
     func restore(_ s: Snapshot) throws {
@@ -283,7 +280,6 @@ extension RefinementEngine {
         scales = s.scales
         oscillation = s.oscillation
         spikes = s.spikes
-        gradNormVariation = s.gradNormVariation
         syncContextWeights()
     }
 }
