@@ -33,6 +33,8 @@ let package = Package(
         // the wide-character API needs (scripts/setup.sh installs the package).
         .systemLibrary(name: "CNCurses"),
 
+        .plugin(name: "Embed", capability: .buildTool()),
+
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "Refinement", swiftSettings: fastMath),
         .target(name: "Model", dependencies: ["Kernels"], swiftSettings: fastMath),
@@ -40,8 +42,11 @@ let package = Package(
         .target(
             name: "Training",
             dependencies: ["Kernels", "Model", "Refinement", "Telemetry"],
-            resources: [.copy("Resources/default-corpus.txt")],
-            swiftSettings: fastMath
+            // The corpus is compiled into the binary by the Embed plugin (DefaultCorpus.swift), not
+            // copied into a resource bundle beside it.
+            exclude: ["Resources/default-corpus.txt"],
+            swiftSettings: fastMath,
+            plugins: ["Embed"]
         ),
         .target(name: "Evaluation", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
