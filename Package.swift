@@ -56,7 +56,8 @@ let package = Package(
             dependencies: [
                 "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            plugins: ["Embed"]   // BuildInfo.swift: the commit for --version
         ),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
