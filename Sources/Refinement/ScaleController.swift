@@ -9,7 +9,7 @@
 /// `setTarget`, whose results carry the old value for the event record or the refusal message.
 ///
 ///     var scales = ScaleController(setup: try config.resolve(window: 128, layers: 4), totalSteps: 5000)
-///     // … forward/backward with scales.weights.contextWeights(layer:), time filter, AdamW × φ …
+///     // … forward/backward with the context weights of scales.weights, time filter, AdamW × φ …
 ///     let changed = scales.update(step: step, contextEnergy: energy, timeStats: stats,
 ///                                 depthUpdateNorms: updates, depthParameterNorms: norms)
 public struct ScaleController: Equatable, Sendable, Codable {

@@ -62,9 +62,6 @@ public struct ScaleWeights: Equatable, Sendable, Codable {
         }
     }
 
-    /// Context weights of one layer as Float, band by band, for the attention kernel.
-    public func contextWeights(layer: Int) -> [Float] { context[layer].map { Float($0) } }
-
     /// Sets one band's weight by hand (for the context axis on one layer, or every layer when
     /// `layer` is nil) and makes the axis manual.
     /// - Returns: the old weight (of the first layer changed), or why the change was refused: an

@@ -38,7 +38,6 @@ final class RefinementEngine {
 
     var oscillation: [OscillationMeter]
     var spikes = SpikeDetector()
-    var gradNormVariation = GradNormVariation()
     /// The time axis' EMAs: made when the run starts with the time axis on, or when a change turns
     /// it on mid-run (the EMAs then start from the next gradient, as they do at step 0).
     private(set) var timeFilter: TimeBandFilter?
@@ -162,7 +161,6 @@ final class RefinementEngine {
                                          relativeUpdate: rel, updateCosine: oscillation[g].updateCosine))
         }
         let spike = spikes.observe(loss: loss, step: step)
-        gradNormVariation.observe(gradNorm)
 
         // The samples describe the weights in force during this step.
         var axes: [AxisSample] = []
@@ -265,11 +263,10 @@ extension RefinementEngine {
         var scales: ScaleController
         var oscillation: [OscillationMeter]
         var spikes: SpikeDetector
-        var gradNormVariation: GradNormVariation
     }
 
     func snapshot() -> Snapshot {
-        Snapshot(scales: scales, oscillation: oscillation, spikes: spikes, gradNormVariation: gradNormVariation)
+        Snapshot(scales: scales, oscillation: oscillation, spikes: spikes)
     }
 
     func restore(_ s: Snapshot) throws {
@@ -280,7 +277,6 @@ extension RefinementEngine {
         scales = s.scales
         oscillation = s.oscillation
         spikes = s.spikes
-        gradNormVariation = s.gradNormVariation
         syncContextWeights()
     }
 }

@@ -167,7 +167,7 @@ public final class Trainer: @unchecked Sendable {
             model.layout.tensors.enumerated().map { i, t in
                 optimizer.update(params: model.params, grads: model.grads, offset: t.offset,
                                  count: t.count, lr: Float(lr) * engine.depthMultiplier(tensor: i),
-                                 decays: t.decays, gradScale: clip, measure: true)
+                                 decays: t.decays, gradScale: clip)
             }
         }
         let fields = timed(profiler, "statistics") {

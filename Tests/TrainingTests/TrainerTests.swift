@@ -211,7 +211,7 @@ func temporaryDirectory() -> String {
 
         func expectError(_ data: Data, _ fragment: String) {
             let p = dir + "/bad-\(UUID().uuidString).gfck"
-            FileManager.default.createFile(atPath: p, contents: data)
+            _ = FileManager.default.createFile(atPath: p, contents: data)
             do {
                 _ = try Checkpoint.read(path: p)
                 Issue.record("accepted a bad checkpoint (\(fragment))")
@@ -261,13 +261,13 @@ func temporaryDirectory() -> String {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let empty = dir + "/empty.txt"
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
         #expect(throws: DataError.self) { _ = try ByteDataset.load(name: "e", path: empty) }
         do { _ = try ByteDataset.load(name: "m", path: dir + "/missing.txt") } catch {
             #expect("\(error)".contains("missing.txt: no such file"))
         }
         let small = dir + "/small.txt"
-        FileManager.default.createFile(atPath: small, contents: Data(String(repeating: "ab", count: 50).utf8))
+        _ = FileManager.default.createFile(atPath: small, contents: Data(String(repeating: "ab", count: 50).utf8))
         let d = try ByteDataset.load(name: "s", path: small)
         do {
             try d.check(context: 128)

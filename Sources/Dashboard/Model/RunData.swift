@@ -80,7 +80,7 @@ public struct RunData: Sendable, Equatable {
     public var longMass: [DecimatedSeries] = []
     public var spikes = 0
     public var lastSpikeStep: Int?
-    public var gradNorms = RecentWindow(capacity: 100)
+    public var gradNorms = RecentWindow(capacity: GradNormCV.window)
     public var paused = false
     public var end: EndRecord?
     /// Newest last.
