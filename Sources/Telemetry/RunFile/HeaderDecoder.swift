@@ -94,7 +94,8 @@ public enum HeaderDecoder {
             schema: schema, runName: try string(root["run_name"], "run_name"), config: config, axes: axes,
             seed: seed, data: data, startTime: try number(root["start_time"], "start_time"),
             threads: try int(root["threads"], "threads"), parameters: try int(root["parameters"], "parameters"),
-            totalSteps: try int(root["total_steps"], "total_steps"), preset: try string(root["preset"], "preset"))
+            totalSteps: try int(root["total_steps"], "total_steps"), preset: try string(root["preset"], "preset"),
+            ranks: root["ranks"] == nil ? 1 : try int(root["ranks"], "ranks"))
     }
 
     /// The seed is a full UInt64, which a Double cannot hold: read its digits exactly.

@@ -21,6 +21,7 @@ public struct RecordEncoder {
         w.key("total_steps"); w.int(h.totalSteps)
         w.key("seed"); w.uint64(h.seed)
         w.key("threads"); w.int(h.threads)
+        if h.ranks > 1 { w.key("ranks"); w.int(h.ranks) }
         w.key("start_time"); w.double(h.startTime)
         w.key("start_iso"); w.string(RecordEncoder.iso8601(h.startTime))
         w.key("data")
