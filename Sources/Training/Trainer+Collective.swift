@@ -1,5 +1,6 @@
 import Foundation
 import Model
+import Refinement
 
 /// The trainer's side of a data-parallel run: which rows of the global batch this rank computes,
 /// and the reductions that make one rank's gradient and statistics describe the whole batch.
@@ -71,9 +72,16 @@ extension Trainer {
         h.add(UnsafeRawBufferPointer(start: optimizer.m, count: n))
         h.add(UnsafeRawBufferPointer(start: optimizer.v, count: n))
         withUnsafeBytes(of: rng.state) { h.add($0) }
+        // The weights and modes in force, and the meters (not the whole snapshot: its JSON holds
+        // sets, whose order differs from process to process).
+        let w = engine.weights
+        var numbers = w.context.flatMap { $0 } + w.time.values + w.depth
+        numbers += RefinementAxis.allCases.map { Double(w.isOn($0) ? 1 : 0) + (w.mode($0) == .adaptive ? 2 : 0) }
+        numbers.withUnsafeBytes { h.add($0) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        h.add([UInt8]((try? encoder.encode(engine.snapshot())) ?? Data()))
+        h.add([UInt8]((try? encoder.encode(engine.oscillation)) ?? Data()))
+        h.add([UInt8]((try? encoder.encode(engine.spikes)) ?? Data()))
         return h.hex
     }
 }
