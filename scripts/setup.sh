@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what gradflow needs to build, test and run on Debian (run as root, or with sudo):
 # OpenBLAS, ncursesw and Open MPI (linked as system libraries), mpirun (data-parallel runs and
-# their test), pkg-config, tmux (end-to-end dashboard tests), and a small Python venv with the real `tensorboard` package (export round-trip test).
+# their test), pkg-config, tmux (end-to-end dashboard tests), and a small Python venv with the
+# real `tensorboard` package (export round-trip test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
