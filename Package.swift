@@ -33,6 +33,8 @@ let package = Package(
         // the wide-character API needs (scripts/setup.sh installs the package).
         .systemLibrary(name: "CNCurses"),
 
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
+
         .plugin(name: "Embed", capability: .buildTool()),
 
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
@@ -48,6 +50,7 @@ let package = Package(
             swiftSettings: fastMath,
             plugins: ["Embed"]
         ),
+        .target(name: "Distributed", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
         .target(name: "Evaluation", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
         .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal", "Refinement"]),
@@ -55,6 +58,7 @@ let package = Package(
             name: "gradflow",
             dependencies: [
                 "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
+                "Distributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             plugins: ["Embed"]   // BuildInfo.swift: the commit for --version
@@ -68,6 +72,7 @@ let package = Package(
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Telemetry"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -99,6 +99,9 @@ public struct RunHeader: Sendable, Equatable {
     /// Seconds since 1970 at the start of the run.
     public var startTime: Double
     public var threads: Int
+    /// Processes of a data-parallel run (`mpirun -np N`); 1 for one process. Written to the run
+    /// file only when above 1, and read as 1 when absent.
+    public var ranks: Int
     /// Model size, for the dashboard's header.
     public var parameters: Int
     /// Planned number of steps.
@@ -109,7 +112,7 @@ public struct RunHeader: Sendable, Equatable {
     public init(
         schema: String = RunHeader.currentSchema, runName: String, config: JSONValue, axes: [AxisInfo],
         seed: UInt64, data: [DataSourceInfo], startTime: Double, threads: Int, parameters: Int,
-        totalSteps: Int, preset: String
+        totalSteps: Int, preset: String, ranks: Int = 1
     ) {
         self.schema = schema
         self.runName = runName
@@ -119,9 +122,15 @@ public struct RunHeader: Sendable, Equatable {
         self.data = data
         self.startTime = startTime
         self.threads = threads
+        self.ranks = ranks
         self.parameters = parameters
         self.totalSteps = totalSteps
         self.preset = preset
+    }
+
+    /// How the run was spread over processes: "2 ranks × 1 threads", or "2 threads" for one process.
+    public var processSummary: String {
+        ranks > 1 ? "\(ranks) ranks × \(threads) threads" : "\(threads) threads"
     }
 
     /// 1.1 added `oscillation.update_cos` to step records (docs/FORMAT.md, "Versioning").

@@ -87,17 +87,21 @@ public struct ByteDataset: Sendable {
         }
     }
 
-    /// Fills `inputs`/`targets` [B·T] with B windows at random offsets of the training split.
+    /// Fills `inputs`/`targets` [B·T] with B windows at random offsets of the training split;
+    /// with `rows`, only those rows of the batch (into rows 0 ..< rows.count), drawing all B offsets.
     public func sampleTrainingBatch(into inputs: UnsafeMutablePointer<Int32>,
                                     targets: UnsafeMutablePointer<Int32>,
-                                    B: Int, T: Int, rng: inout Xoshiro256) {
+                                    B: Int, T: Int, rows: Range<Int>? = nil, rng: inout Xoshiro256) {
         let span = train.count - T
+        let rows = rows ?? 0..<B
         train.withUnsafeBufferPointer { data in
             for b in 0..<B {
                 let start = rng.below(span)
+                guard rows.contains(b) else { continue }
+                let r = b - rows.lowerBound
                 for t in 0..<T {
-                    inputs[b * T + t] = Int32(data[start + t])
-                    targets[b * T + t] = Int32(data[start + t + 1])
+                    inputs[r * T + t] = Int32(data[start + t])
+                    targets[r * T + t] = Int32(data[start + t + 1])
                 }
             }
         }

@@ -11,6 +11,10 @@ public final class Trainer: @unchecked Sendable {
     public let model: GPT
     public let commands = CommandQueue()
     public let bus: RecordBus
+    /// The ranks of a data-parallel run (`SingleProcess` for one process).
+    public let collective: Collective
+    /// Rows of the batch this rank computes: `config.batch / collective.size`.
+    let localBatch: Int
     /// Where checkpoints go (nil: none are written).
     public let runDirectory: String?
 
@@ -43,8 +47,9 @@ public final class Trainer: @unchecked Sendable {
 
     public init(config: TrainingConfig, refinement: RefinementConfig, train: ByteDataset,
                 evalDomains: [ByteDataset], bus: RecordBus, runDirectory: String?,
-                resume: Checkpoint? = nil, timeOffset: Double = 0) throws {
+                resume: Checkpoint? = nil, timeOffset: Double = 0, collective: Collective = SingleProcess()) throws {
         if let e = config.validationProblem() { throw DataError(e.description) }
+        if let e = Self.batchSplitError(batch: config.batch, ranks: collective.size) { throw DataError(e) }
         try train.check(context: config.context)
         for d in evalDomains {
             if d.totalBytes < config.context + 1 {
@@ -57,14 +62,16 @@ public final class Trainer: @unchecked Sendable {
         heldOutDomains = evalDomains.map { $0.asEvaluationDomain() }
         self.bus = bus
         self.runDirectory = runDirectory
+        self.collective = collective
+        localBatch = config.batch / collective.size
         Parallel.configure(threads: config.threads)
-        model = GPT(config: config.model, batch: config.batch, seed: config.initSeed)
+        model = GPT(config: config.model, batch: localBatch, seed: config.initSeed)
         optimizer = AdamW(config: config.adam, count: model.layout.count)
         let setup = try refinement.resolve(window: config.context, layers: config.model.layers)
         engine = try RefinementEngine(setup: setup, layout: model.layout, heads: config.model.heads,
                                       totalSteps: config.steps, context: config.context)
         rng = Xoshiro256(seed: config.dataSeed)
-        lossMask = train.needsLossMask ? .allocate(capacity: config.batch * config.context) : nil
+        lossMask = train.needsLossMask ? .allocate(capacity: localBatch * config.context) : nil
         startTime = Date()
         self.timeOffset = timeOffset
         if let resume { try restore(resume) }
@@ -95,7 +102,7 @@ public final class Trainer: @unchecked Sendable {
         return RunHeader(runName: runName, config: configJSON(), axes: engine.axisInfo(), seed: config.initSeed,
                          data: data, startTime: startTime.timeIntervalSince1970 - timeOffset,
                          threads: config.threads, parameters: model.layout.count, totalSteps: config.steps,
-                         preset: config.preset)
+                         preset: config.preset, ranks: collective.size)
     }
 
     /// Runs until the planned steps are done or a stop is requested; returns the end record
@@ -107,7 +114,7 @@ public final class Trainer: @unchecked Sendable {
         do {
             while step < config.steps {
                 if try handleCommands() { reason = .interrupted; break }
-                if shouldStop { reason = .interrupted; break }
+                if collective.agreeToStop(shouldStop) { reason = .interrupted; break }
                 let record = trainStep()
                 bus.publish(.step(record))
                 step += 1
@@ -153,11 +160,13 @@ public final class Trainer: @unchecked Sendable {
         let lr = config.schedule.rate(at: step)
         engine.beginStep()
         timed(profiler, "data") {
-            train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T, rng: &rng)
+            train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T,
+                                    rows: batchRows, rng: &rng)
         }
-        let loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
+        var loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
                                         attentionMass: engine.mass))
         model.backward(context: engine.contextRefinement)
+        let share = timed(profiler, "allreduce") { averageGradient() }
         let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads) }
         // Global norm of the gradient that reaches the optimizer, and the clip factor.
         let norm = timed(profiler, "grad-norm") { VectorOps.norm(model.grads, count: model.layout.count) }
@@ -170,6 +179,7 @@ public final class Trainer: @unchecked Sendable {
                                  decays: t.decays, gradScale: clip)
             }
         }
+        loss = reduceStatistics(loss: loss, share: share)
         let fields = timed(profiler, "statistics") {
             engine.finishStep(step: step, loss: loss, gradNorm: norm, perTensor: perTensor,
                               time: timeStats, tokensPerBatch: B * T)
@@ -188,7 +198,7 @@ public final class Trainer: @unchecked Sendable {
 
     /// Applies queued commands; returns true when the run should stop.
     private func handleCommands() throws -> Bool {
-        var pending = commands.drain()
+        var pending = collective.broadcast(commands.drain(), step: step)
         while true {
             for c in pending {
                 switch c {
@@ -212,8 +222,8 @@ public final class Trainer: @unchecked Sendable {
                 }
             }
             guard paused else { return false }
-            if shouldStop { return true }
-            pending = commands.wait(timeout: 0.1)
+            if collective.agreeToStop(shouldStop) { return true }
+            pending = collective.broadcast(commands.wait(timeout: 0.1), step: step)
         }
     }
 
@@ -244,7 +254,7 @@ public final class Trainer: @unchecked Sendable {
     }
 
     func validationLoss(_ d: ByteDataset, T: Int, window: Int?, collectPositions: Bool) -> (loss: Double, byPosition: [Double]) {
-        let B = config.batch
+        let B = localBatch
         let n = max(1, d.validationWindowCount(T: T, limit: config.evalWindows))
         var total = 0.0, rows = 0
         var positions = [Double](repeating: 0, count: T)
@@ -252,7 +262,11 @@ public final class Trainer: @unchecked Sendable {
         // A synthetic task scores answers only: losses are weighted by its mask.
         let mask = d.needsLossMask ? lossMask : nil
         var weight = 0.0, positionWeight = [Double](repeating: 0, count: T)
+        // Under several ranks, rank r evaluates the batches k with k % ranks == r; the sums are reduced.
+        var k = 0
         while first < n {
+            defer { first += B; k += 1 }
+            guard k % collective.size == collective.rank else { continue }
             let real = d.fillValidationBatch(inputs: model.inputs, targets: model.targets, mask: mask,
                                              first: first, count: n, B: B, T: T)
             model.forward(T: T, window: window)
@@ -273,7 +287,11 @@ public final class Trainer: @unchecked Sendable {
                 }
             }
             rows += real * T
-            first += B
+        }
+        if collective.size > 1 {
+            let sums = collective.sum([total, weight, Double(rows)] + positions + positionWeight)
+            total = sums[0]; weight = sums[1]; rows = Int(sums[2])
+            positions = Array(sums[3..<(3 + T)]); positionWeight = Array(sums[(3 + T)...])
         }
         if mask != nil {
             // Mean over answers; positions without answers report 0.

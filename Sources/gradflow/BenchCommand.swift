@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dashboard
+import Distributed
 import Evaluation
 import Foundation
 import Kernels
@@ -16,7 +17,10 @@ struct BenchCommand: ParsableCommand {
         discussion: """
         Reports the median, min and max over the timed steps after warm-up, and the achieved GFLOP/s \
         (6·params·tokens plus attention). Data are random bytes, so no corpus is needed. \
-        Compare with the PyTorch reference side by side: bench/compare.sh.
+        Compare with the PyTorch reference side by side: bench/compare.sh. Under mpirun \
+        (`mpirun -np 2 gradflow bench --threads 1`) the ranks split the batch and average the \
+        gradient as in training; rank 0 prints, and --profile shows the allreduce's share \
+        (docs/SCALING.md).
         """
     )
 
@@ -75,12 +79,18 @@ struct BenchCommand: ParsableCommand {
         var rng = Xoshiro256(seed: 1)
         let bytes = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let data = ByteDataset(name: "random", path: "(random bytes)", files: [bytes])
+        // Started by mpirun: the ranks share each step, and only rank 0 prints.
+        let mpi = MPICollective.launchedByMPIRun ? MPICollective.start() : nil
+        defer { mpi?.finish() }
+        let collective: Collective = mpi ?? SingleProcess()
+        if let e = Trainer.batchSplitError(batch: model.batch, ranks: collective.size) { throw ValidationError(e) }
+        let ranks = collective.size
         let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: warmup + steps * rounds,
                                     learningRate: 1e-3, seed: 1, threads: threads, evalEvery: 0,
                                     checkpointEvery: 0)
         let trainers = try modes.map { mode in
             try Trainer(config: config, refinement: try BenchCommand.refinement(mode, model: gpt), train: data,
-                        evalDomains: [], bus: RecordBus(), runDirectory: nil)
+                        evalDomains: [], bus: RecordBus(), runDirectory: nil, collective: collective)
         }
         let timers = modes.map { _ in PhaseTimer() }
         for trainer in trainers { _ = BenchCommand.time(trainer, steps: warmup) }
@@ -97,7 +107,7 @@ struct BenchCommand: ParsableCommand {
         }
         let tokens = Double(model.batch * gpt.context)
         let flopsPerToken = 3 * Double(gpt.forwardFLOPsPerToken)
-        for (m, mode) in modes.enumerated() {
+        for (m, mode) in modes.enumerated() where collective.rank == 0 {
             let sorted = times[m].sorted()
             let med = PairedStatistics.quantile(sorted, 0.5)
             // Cost against the first mode: the ratio of the medians over all interleaved steps, with
@@ -107,7 +117,7 @@ struct BenchCommand: ParsableCommand {
             let quartiles = (ratios[ratios.count / 4], ratios[(3 * ratios.count) / 4])
             if json {
                 var obj: [String: Any] = [
-                    "preset": preset, "params": gpt.parameterCount, "threads": threads, "refine": mode,
+                    "preset": preset, "params": gpt.parameterCount, "threads": threads, "ranks": ranks, "refine": mode,
                     "batch": model.batch, "context": gpt.context, "steps": steps * rounds, "rounds": rounds,
                     "tokens_per_second": tokens / med * 1000, "ms_per_step": med,
                     "ms_per_step_min": sorted.first!, "ms_per_step_max": sorted.last!,
@@ -123,7 +133,7 @@ struct BenchCommand: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
                 continue
             }
-            print("gradflow bench · preset \(preset) · \(gpt.parameterCount.formatted()) params · batch \(model.batch) × T \(gpt.context) · \(threads) thread(s) · refine \(mode)")
+            print("gradflow bench · preset \(preset) · \(gpt.parameterCount.formatted()) params · batch \(model.batch) × T \(gpt.context) · \(ranks > 1 ? "\(ranks) ranks × " : "")\(threads) thread(s) · refine \(mode)")
             print(String(format: "  ms/step   median %8.2f   min %8.2f   max %8.2f", med, sorted.first!, sorted.last!))
             print(String(format: "  tokens/s  median %8.0f   min %8.0f   max %8.0f", tokens / med * 1000,
                          tokens / sorted.last! * 1000, tokens / sorted.first! * 1000))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Refinement
 import Telemetry
@@ -20,6 +21,11 @@ struct TrainCommand: ParsableCommand {
           gradflow train --grokfast 0.98,2         # Grokfast-EMA (time axis)
         Ctrl-C or SIGTERM stops at the end of the current step, writes a checkpoint and the run file's \
         end record, and exits with status 130.
+
+        Data-parallel over Open MPI: `mpirun -np N gradflow train …` runs N ranks of --threads workers \
+        each; --batch is the global batch, split evenly over the ranks. Rank 0 shows the progress, \
+        writes the run file and the checkpoints; every node needs the data file at the same path \
+        (README, "Several processes and machines").
         """
     )
 
@@ -68,14 +74,18 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup(title: "Display") var display: DisplayOptions
 
+    @OptionGroup var debug: DebugHooks
+
     func run() throws {
+        if MPICollective.launchedByMPIRun { return try DistributedTraining(command: self).run() }
         let setup = try prepare()
-        let code = try TrainingSession(setup: setup, display: display).run()
+        let code = try TrainingSession(setup: setup, display: display, debug: debug).run()
         if code != 0 { throw ExitCode(code) }
     }
 
-    /// Checks every flag and loads the data before anything is written.
-    func prepare() throws -> TrainingSetup {
+    /// Checks every flag and loads the data before anything is written. `readCheckpoint` reads
+    /// the --resume file (under mpirun: the copy rank 0 read and sent).
+    func prepare(readCheckpoint: (String) throws -> Checkpoint = { try Checkpoint.read(path: $0) }) throws -> TrainingSetup {
         let refinementConfig: RefinementConfig
         do {
             refinementConfig = try RefinementConfig(flags: refinement.flags)
@@ -95,7 +105,7 @@ struct TrainCommand: ParsableCommand {
         }
         if let resume {
             let ckpt: Checkpoint
-            do { ckpt = try Checkpoint.read(path: resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
+            do { ckpt = try readCheckpoint(resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
             if refinement.flags != RefinementFlags() {
                 throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
             }

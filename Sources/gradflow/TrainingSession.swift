@@ -7,15 +7,21 @@ import Training
 
 /// Runs one training session: the trainer on its own thread, the recorder and the display on
 /// the bus, and the signal handling that turns Ctrl-C / SIGTERM into a clean stop.
+///
+/// Under mpirun every rank runs a session; only rank 0 (the lead) has the display, the run file
+/// and the checkpoints, the other ranks train quietly and print only errors.
 struct TrainingSession {
     let setup: TrainingSetup
     let display: DisplayOptions
+    var debug = DebugHooks()
+    var collective: Collective = SingleProcess()
 
     /// Returns the process exit status: 0 completed or quit with q, 130 stopped by a signal, 1 failed.
     func run() throws -> Int32 {
         let bus = RecordBus()
+        let lead = collective.rank == 0
         var timeOffset = 0.0
-        if setup.resume != nil {
+        if setup.resume != nil && lead {
             // A resumed run's clock continues from its run file's last record.
             let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
             timeOffset = (try? lastRecordTime(runFile)) ?? 0
@@ -23,11 +29,12 @@ struct TrainingSession {
         let trainer: Trainer
         do {
             trainer = try Trainer(config: setup.config, refinement: setup.refinement, train: setup.train,
-                                  evalDomains: setup.evalDomains, bus: bus, runDirectory: setup.runDirectory,
-                                  resume: setup.resume, timeOffset: timeOffset)
+                                  evalDomains: setup.evalDomains, bus: bus, runDirectory: lead ? setup.runDirectory : nil,
+                                  resume: setup.resume, timeOffset: timeOffset, collective: try debug.wrap(collective))
         } catch {
             throw CLIError("\(error)")
         }
+        guard lead else { return quietRank(trainer) }
         let runName = (setup.runDirectory as NSString).lastPathComponent
         let header = trainer.header(runName: runName)
         bus.publishHeader(header)
@@ -72,6 +79,7 @@ struct TrainingSession {
         done.wait()
         printer?.finish()
         signals.cancel()
+        debug.report(trainer)
         do { try recorder.finish() } catch { FileHandle.standardError.write(Data("gradflow: run file: \(error)\n".utf8)) }
         print("run file: \(runFile)")
         let end = outcome.end
@@ -81,6 +89,29 @@ struct TrainingSession {
         default:
             FileHandle.standardError.write(Data("gradflow: training failed: \(end?.message ?? "unknown error")\n".utf8))
             return 1
+        }
+    }
+
+    /// A rank other than 0: the trainer alone, stopped with the others (it returns what rank 0
+    /// returns, since every rank ends at the same step for the same reason).
+    func quietRank(_ trainer: Trainer) -> Int32 {
+        let signals = SignalHandling(onStop: { trainer.requestStop() }, quiet: true)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Outcome()
+        let thread = Thread {
+            outcome.end = trainer.run()
+            done.signal()
+        }
+        thread.name = "gradflow.trainer"
+        thread.stackSize = 8 << 20
+        thread.start()
+        done.wait()
+        signals.cancel()
+        debug.report(trainer)
+        switch outcome.end?.reason {
+        case .completed?: return 0
+        case .interrupted?: return signals.stopRequested ? 130 : 0
+        default: return 1
         }
     }
 
@@ -117,7 +148,7 @@ final class SignalHandling: @unchecked Sendable {
         return count > 0
     }
 
-    init(onStop: @escaping @Sendable () -> Void, onForce: @escaping @Sendable () -> Void = { exit(130) }) {
+    init(onStop: @escaping @Sendable () -> Void, onForce: @escaping @Sendable () -> Void = { exit(130) }, quiet: Bool = false) {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -128,7 +159,7 @@ final class SignalHandling: @unchecked Sendable {
                 let n = self.count
                 self.lock.unlock()
                 if n == 1 {
-                    FileHandle.standardError.write(Data("\ngradflow: stopping at the end of this step (again to quit at once)\n".utf8))
+                    if !quiet { FileHandle.standardError.write(Data("\ngradflow: stopping at the end of this step (again to quit at once)\n".utf8)) }
                     onStop()
                 } else {
                     onForce()

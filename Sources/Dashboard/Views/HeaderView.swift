@@ -46,6 +46,8 @@ enum HeaderView {
         var pieces: [Piece] = [
             Piece(spans: [Span(dataText, fg)], priority: 2),
             Piece(spans: [Span(" · preset \(header.preset) · \(Format.compact(Double(header.parameters))) params", dim)], priority: 1),
+            // A data-parallel run says how it is spread: "· 2 ranks × 1 threads".
+            Piece(spans: header.ranks > 1 ? [Span(" · \(header.processSummary)", fg)] : [], priority: 3),
             Piece(spans: [Span("   step ", dim), Span("\(Format.grouped(step))/\(Format.grouped(total))", theme.style(.fg, .bold))], priority: 9),
             Piece(spans: [Span(" ▕", dim), Span(bar.filled, theme.style(.series_train)), Span(bar.rest, dim), Span("▏", dim)], priority: 4),
             Piece(spans: [Span(" \(Format.percent(fraction))", fg)], priority: 6),

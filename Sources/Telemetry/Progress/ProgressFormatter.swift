@@ -33,7 +33,7 @@ public struct ProgressFormatter {
         header = h
         if !fixedInterval { interval = ProgressFormatter.defaultInterval(totalSteps: h.totalSteps) }
         let axes = h.axes.map { a in "\(a.axis.rawValue) " + a.bands.map(\.name).joined(separator: "/") }.joined(separator: ", ")
-        return ["run   \(h.runName)  preset \(h.preset)  \(Format.si(Double(h.parameters))) parameters  \(h.totalSteps) steps  seed \(h.seed)  \(h.threads) threads  schema \(h.schema)",
+        return ["run   \(h.runName)  preset \(h.preset)  \(Format.si(Double(h.parameters))) parameters  \(h.totalSteps) steps  seed \(h.seed)  \(h.processSummary)  schema \(h.schema)",
                 "      axes: \(axes.isEmpty ? "none" : axes)"]
     }
 

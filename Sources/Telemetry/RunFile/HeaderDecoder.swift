@@ -111,7 +111,8 @@ public enum HeaderDecoder {
             schema: schema, runName: try string(header(.runName)), config: config, axes: axes,
             seed: seed, data: data, startTime: try number(header(.startTime)),
             threads: try int(header(.threads)), parameters: try int(header(.parameters)),
-            totalSteps: try int(header(.totalSteps)), preset: try string(header(.preset)))
+            totalSteps: try int(header(.totalSteps)), preset: try string(header(.preset)),
+            ranks: header(.ranks).value == nil ? 1 : try int(header(.ranks)))
     }
 
     /// The seed is a full UInt64, which a Double cannot hold: read its digits exactly.

@@ -21,6 +21,7 @@ public struct RecordEncoder {
         w.key(HeaderField.totalSteps); w.int(h.totalSteps)
         w.key(HeaderField.seed); w.uint64(h.seed)
         w.key(HeaderField.threads); w.int(h.threads)
+        if h.ranks > 1 { w.key(HeaderField.ranks); w.int(h.ranks) }
         w.key(HeaderField.startTime); w.double(h.startTime)
         w.key(HeaderField.startISO); w.string(RecordEncoder.iso8601(h.startTime))
         w.key(HeaderField.data)

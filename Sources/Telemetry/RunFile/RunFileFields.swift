@@ -66,11 +66,11 @@ enum HeaderField: String, CaseIterable {
     case runName = "run_name"
     case preset, parameters
     case totalSteps = "total_steps"
-    case seed, threads
+    case seed, threads, ranks
     case startTime = "start_time"
     case startISO = "start_iso"
     case data, axes, config
-    static let table = FieldTable<Self>("header", required: allCases.filter { $0 != .startISO })
+    static let table = FieldTable<Self>("header", required: allCases.filter { $0 != .startISO && $0 != .ranks })
 }
 
 /// A `data` entry of the header.
