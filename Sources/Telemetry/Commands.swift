@@ -29,6 +29,10 @@ public enum Command: Sendable, Equatable {
     case checkpointNow
     /// Stop at the next step boundary (checkpoint and end record are written).
     case stop
+    /// Open a twin window with no change (A/A check of the paired estimate).
+    case openTwin(source: String)
+    /// Make the twin the main run: undo the change under test with its steps.
+    case revert(source: String)
 }
 
 /// Where observers send commands. The trainer's command queue conforms; tests use a recorder.

@@ -66,11 +66,13 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup(title: "Refinement") var refinement: RefinementOptions
 
+    @OptionGroup(title: "Twins and divergence") var interventions: InterventionOptions
+
     @OptionGroup(title: "Display") var display: DisplayOptions
 
     func run() throws {
         let setup = try prepare()
-        let code = try TrainingSession(setup: setup, display: display).run()
+        let code = try TrainingSession(setup: setup, display: display, interventions: interventions).run()
         if code != 0 { throw ExitCode(code) }
     }
 

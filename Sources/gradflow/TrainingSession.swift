@@ -10,6 +10,7 @@ import Training
 struct TrainingSession {
     let setup: TrainingSetup
     let display: DisplayOptions
+    let interventions: InterventionOptions
 
     /// Returns the process exit status: 0 completed or quit with q, 130 stopped by a signal, 1 failed.
     func run() throws -> Int32 {
@@ -28,6 +29,7 @@ struct TrainingSession {
         } catch {
             throw CLIError("\(error)")
         }
+        trainer.interventions = try interventions.settings(bandNames: trainer.bandNames)
         let runName = (setup.runDirectory as NSString).lastPathComponent
         let header = trainer.header(runName: runName)
         bus.publishHeader(header)

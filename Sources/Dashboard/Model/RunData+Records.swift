@@ -153,6 +153,8 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .mode, text: "adaptive \(bandLabel.isEmpty ? "policies" : bandLabel) on\(suffix)"))
         case .stop:
             addEvent(EventEntry(step: e.step, kind: .info, text: "stop requested (\(e.source))\(suffix)"))
+        case .twin, .verdict, .revert, .rollback:
+            apply(twinEvent: e)
         }
     }
 
@@ -176,7 +178,7 @@ extension RunData {
                             flipBefore: flipBefore, flipAfter: nil, valBefore: latestValidation, valAfter: nil)
     }
 
-    private mutating func addEvent(_ entry: EventEntry) {
+    mutating func addEvent(_ entry: EventEntry) {
         events.append(entry)
         if events.count > Self.maxEvents {
             let drop = events.count - Self.maxEvents

@@ -271,6 +271,7 @@ public enum RecordDecoder {
             case K.oscillation: try seen.mark(13, key, s); r.oscillation = try oscillation(&s)
             case K.spike: try seen.mark(14, key, s); r.spike = try s.bool()
             case K.guardFallbacks: try seen.mark(15, key, s); r.guardFallbacks = try s.int()
+            case TwinCoding.twin: try seen.mark(16, key, s); r.twin = try TwinCoding.readTwin(&s)
             default: try s.skipValue(depth: 1)
             }
         }
@@ -479,7 +480,7 @@ public enum RecordDecoder {
             case K.new: try seen.mark(8, key, s); r.newValue = try s.optionalDouble()
             case K.source: try seen.mark(9, key, s); r.source = try s.string()
             case K.message: try seen.mark(10, key, s); r.message = try s.string()
-            default: try s.skipValue(depth: 1)
+            default: if try !TwinCoding.readEventMember(key, &s, &r) { try s.skipValue(depth: 1) }
             }
         }
         try seen.require([(1, "step"), (2, "t"), (3, "kind"), (9, "source")], in: "event record")

@@ -127,6 +127,7 @@ public struct RecordEncoder {
         w.endObject()
         w.key("spike"); w.bool(r.spike)
         w.key("guard_fallbacks"); w.int(r.guardFallbacks)
+        if let twin = r.twin { TwinCoding.write(twin, &w) }
         w.endObject()
     }
 
@@ -165,6 +166,7 @@ public struct RecordEncoder {
         if let v = r.newValue { w.key("new"); w.double(v) }
         w.key("source"); w.string(r.source)
         w.key("message"); w.string(r.message)
+        TwinCoding.write(event: r, &w)
         w.endObject()
     }
 

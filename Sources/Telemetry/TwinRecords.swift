@@ -1,0 +1,244 @@
+// What the paired twin and the divergence guard add to records (schema 1.2, docs/FORMAT.md
+// "Twins, verdicts and rollbacks"), and how those members are written and read. Kept in one file
+// so the run-file codec only calls in here.
+
+/// The twin's side of one step while a twin window is open.
+public struct TwinSample: Sendable, Equatable {
+    /// The twin's training loss on the same batch (nats).
+    public var loss: Double
+    /// Paired steps so far in this window, this one included.
+    public var pairedSteps: Int
+    /// Length of the window (`--twin-steps`).
+    public var windowSteps: Int
+    /// Step of the change under test (the window opened at this step boundary).
+    public var changeStep: Int
+    /// Running paired mean of d = loss_main − loss_twin over the window (nats).
+    public var delta: Double
+    /// Its 95 % interval (nil while too few steps are paired for one).
+    public var low: Double?
+    public var high: Double?
+
+    public init(loss: Double, pairedSteps: Int, windowSteps: Int, changeStep: Int, delta: Double,
+                low: Double? = nil, high: Double? = nil) {
+        self.loss = loss
+        self.pairedSteps = pairedSteps
+        self.windowSteps = windowSteps
+        self.changeStep = changeStep
+        self.delta = delta
+        self.low = low
+        self.high = high
+    }
+}
+
+/// How a twin window ended: the paired estimate of the change's effect.
+public struct VerdictInfo: Sendable, Equatable {
+    /// The three verdicts (docs/METHOD.md, "Did a change help?").
+    public enum Word: String, Sendable, CaseIterable {
+        case helped
+        case hurt
+        case noEffect = "no detectable effect"
+    }
+
+    /// Validation Δ (main − twin) of one domain at the window's end, on the same windows.
+    public struct DomainDelta: Sendable, Equatable {
+        public var name: String
+        public var delta: Double
+        public init(name: String, delta: Double) {
+            self.name = name
+            self.delta = delta
+        }
+    }
+
+    /// Step of the change (the event that opened the window).
+    public var changeStep: Int
+    public var word: Word
+    /// Paired mean of d_t = loss_main − loss_twin (nats; negative: the change lowered the loss).
+    public var delta: Double
+    /// 95 % interval of the mean (nil when too few steps were paired).
+    public var low: Double?
+    public var high: Double?
+    /// Paired steps used.
+    public var steps: Int
+    /// The window closed early (a new change, a revert, a rollback or the end of the run).
+    public var partial: Bool
+    /// Validation Δ per domain at the window's end (empty when the window closed without one).
+    public var validation: [DomainDelta]
+
+    public init(changeStep: Int, word: Word, delta: Double, low: Double?, high: Double?, steps: Int,
+                partial: Bool, validation: [DomainDelta]) {
+        self.changeStep = changeStep
+        self.word = word
+        self.delta = delta
+        self.low = low
+        self.high = high
+        self.steps = steps
+        self.partial = partial
+        self.validation = validation
+    }
+
+    /// "helped · train −0.012 nats [−0.018, −0.006] over 200 paired steps · val:shakespeare −0.010"
+    public var summary: String {
+        var s = word.rawValue + " · train " + Self.signed(delta) + " nats"
+        if let low, let high { s += " [" + Self.signed(low) + ", " + Self.signed(high) + "]" }
+        s += " over \(steps) paired step\(steps == 1 ? "" : "s")"
+        if partial { s += " (partial)" }
+        for d in validation { s += " · " + d.name + " " + Self.signed(d.delta) }
+        return s
+    }
+
+    static func signed(_ v: Double) -> String {
+        guard v.isFinite else { return "n/a" }
+        let r = (v * 1000).rounded() / 1000
+        let text = String(format: "%.3f", abs(r))
+        return (r < 0 ? "−" : r > 0 ? "+" : "") + text
+    }
+}
+
+/// What a rollback of the divergence guard did.
+public struct RollbackInfo: Sendable, Equatable {
+    /// The step of the snapshot the state went back to.
+    public var restoredStep: Int
+    /// Steps whose updates were discarded (from the snapshot to the bad step, inclusive).
+    public var stepsLost: Int
+    /// Batches the data order moved past (the ones that led to the divergence).
+    public var batchesSkipped: Int
+    /// The changes since the snapshot that were undone with it, as events describe them.
+    public var reverted: [String]
+
+    public init(restoredStep: Int, stepsLost: Int, batchesSkipped: Int, reverted: [String]) {
+        self.restoredStep = restoredStep
+        self.stepsLost = stepsLost
+        self.batchesSkipped = batchesSkipped
+        self.reverted = reverted
+    }
+}
+
+// MARK: - Run-file members
+
+enum TwinCoding {
+    static let twin = JSONKey("twin"), loss = JSONKey("loss"), steps = JSONKey("steps"), of = JSONKey("of")
+    static let changeStep = JSONKey("change_step"), delta = JSONKey("delta"), ci = JSONKey("ci")
+    static let verdict = JSONKey("verdict"), name = JSONKey("name"), partial = JSONKey("partial"), valDelta = JSONKey("val_delta")
+    static let restoredStep = JSONKey("restored_step"), stepsLost = JSONKey("steps_lost")
+    static let batchesSkipped = JSONKey("batches_skipped"), reverted = JSONKey("reverted")
+
+    /// `"twin": {"loss", "steps", "of", "change_step", "delta", "ci"}` inside a step record.
+    static func write(_ t: TwinSample, _ w: inout JSONWriter) {
+        w.key("twin")
+        w.beginObject()
+        w.key("loss"); w.double(t.loss)
+        w.key("steps"); w.int(t.pairedSteps)
+        w.key("of"); w.int(t.windowSteps)
+        w.key("change_step"); w.int(t.changeStep)
+        w.key("delta"); w.double(t.delta)
+        if let lo = t.low, let hi = t.high { w.key("ci"); w.doubles([lo, hi]) }
+        w.endObject()
+    }
+
+    static func readTwin(_ s: inout JSONScanner) throws -> TwinSample {
+        var t = TwinSample(loss: .nan, pairedSteps: 0, windowSteps: 0, changeStep: 0, delta: .nan)
+        try s.beginObject()
+        var first = true
+        while let key = try s.nextMember(&first) {
+            switch key {
+            case loss: t.loss = try s.double()
+            case steps: t.pairedSteps = try s.int()
+            case of: t.windowSteps = try s.int()
+            case changeStep: t.changeStep = try s.int()
+            case delta: t.delta = try s.double()
+            case ci: (t.low, t.high) = try interval(&s)
+            default: try s.skipValue(depth: 3)
+            }
+        }
+        return t
+    }
+
+    /// The verdict's and the rollback's members, flat in the event record.
+    static func write(event r: EventRecord, _ w: inout JSONWriter) {
+        if let v = r.verdict {
+            w.key("change_step"); w.int(v.changeStep)
+            w.key("verdict"); w.string(v.word.rawValue)
+            w.key("delta"); w.double(v.delta)
+            if let lo = v.low, let hi = v.high { w.key("ci"); w.doubles([lo, hi]) }
+            w.key("steps"); w.int(v.steps)
+            w.key("partial"); w.bool(v.partial)
+            w.key("val_delta")
+            w.beginArray()
+            for d in v.validation {
+                w.beginObject()
+                w.key("name"); w.string(d.name)
+                w.key("delta"); w.double(d.delta)
+                w.endObject()
+            }
+            w.endArray()
+        }
+        if let b = r.rollback {
+            w.key("restored_step"); w.int(b.restoredStep)
+            w.key("steps_lost"); w.int(b.stepsLost)
+            w.key("batches_skipped"); w.int(b.batchesSkipped)
+            w.key("reverted")
+            w.beginArray()
+            for x in b.reverted { w.string(x) }
+            w.endArray()
+        }
+    }
+
+    /// Reads one member of an event record if it is a verdict's or a rollback's; false otherwise
+    /// (the cursor has not moved).
+    static func readEventMember(_ key: JSONKey, _ s: inout JSONScanner, _ r: inout EventRecord) throws -> Bool {
+        func verdictInfo() -> VerdictInfo {
+            r.verdict ?? VerdictInfo(changeStep: 0, word: .noEffect, delta: .nan, low: nil, high: nil, steps: 0,
+                                     partial: false, validation: [])
+        }
+        func rollbackInfo() -> RollbackInfo {
+            r.rollback ?? RollbackInfo(restoredStep: 0, stepsLost: 0, batchesSkipped: 0, reverted: [])
+        }
+        switch key {
+        case changeStep: var v = verdictInfo(); v.changeStep = try s.int(); r.verdict = v
+        case verdict: var v = verdictInfo(); v.word = try s.named(VerdictInfo.Word.self, "verdict"); r.verdict = v
+        case delta: var v = verdictInfo(); v.delta = try s.double(); r.verdict = v
+        case ci: var v = verdictInfo(); (v.low, v.high) = try interval(&s); r.verdict = v
+        case steps: var v = verdictInfo(); v.steps = try s.int(); r.verdict = v
+        case partial: var v = verdictInfo(); v.partial = try s.bool(); r.verdict = v
+        case valDelta:
+            var v = verdictInfo()
+            v.validation = []
+            try s.beginArray()
+            var first = true
+            while try s.nextElement(&first) {
+                var d = VerdictInfo.DomainDelta(name: "", delta: .nan)
+                try s.beginObject()
+                var f = true
+                while let k = try s.nextMember(&f) {
+                    switch k {
+                    case name: d.name = try s.string()
+                    case delta: d.delta = try s.double()
+                    default: try s.skipValue(depth: 4)
+                    }
+                }
+                v.validation.append(d)
+            }
+            r.verdict = v
+        case restoredStep: var b = rollbackInfo(); b.restoredStep = try s.int(); r.rollback = b
+        case stepsLost: var b = rollbackInfo(); b.stepsLost = try s.int(); r.rollback = b
+        case batchesSkipped: var b = rollbackInfo(); b.batchesSkipped = try s.int(); r.rollback = b
+        case reverted:
+            var b = rollbackInfo()
+            b.reverted = []
+            try s.beginArray()
+            var first = true
+            while try s.nextElement(&first) { b.reverted.append(try s.string()) }
+            r.rollback = b
+        default: return false
+        }
+        return true
+    }
+
+    static func interval(_ s: inout JSONScanner) throws -> (Double?, Double?) {
+        let at = s.offset
+        var values: [Double] = []
+        try s.doubleArray(into: &values)
+        guard values.count == 2 else { throw JSONSyntaxError(offset: at, message: "\"ci\" must be [low, high]") }
+        return (values[0], values[1])
+    }
+}
