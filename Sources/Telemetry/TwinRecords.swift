@@ -28,6 +28,13 @@ public struct TwinSample: Sendable, Equatable {
         self.low = low
         self.high = high
     }
+
+    /// "paired Δ −0.012 [−0.018, −0.006] 120/200", as the Loss panel and progress lines show it.
+    public var summary: String {
+        var s = "paired Δ " + VerdictInfo.signed(delta)
+        if let low, let high { s += " [" + VerdictInfo.signed(low) + ", " + VerdictInfo.signed(high) + "]" }
+        return s + " \(pairedSteps)/\(windowSteps)"
+    }
 }
 
 /// How a twin window ended: the paired estimate of the change's effect.
@@ -86,7 +93,8 @@ public struct VerdictInfo: Sendable, Equatable {
         return s
     }
 
-    static func signed(_ v: Double) -> String {
+    /// A difference in nats to 3 decimals with its sign ("−0.012", "+0.004", "0.000").
+    public static func signed(_ v: Double) -> String {
         guard v.isFinite else { return "n/a" }
         let r = (v * 1000).rounded() / 1000
         let text = String(format: "%.3f", abs(r))
