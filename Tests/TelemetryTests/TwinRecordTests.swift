@@ -63,3 +63,69 @@ struct TwinRecordTests {
         #expect(v.summary == "helped · train −0.012 nats [−0.018, −0.006] over 200 paired steps · val:shakespeare −0.010")
     }
 }
+
+@Suite("Twin exports")
+struct TwinExportTests {
+    /// The fixture run with a twin window on steps 10–19 and its verdict at step 20.
+    func twinRun(in dir: String) throws -> (String, [Record]) {
+        var records: [Record] = []
+        for r in Fixtures.records(steps: 30) {
+            if case var .step(s) = r, (10..<20).contains(s.step) {
+                s.twin = TwinSample(loss: s.loss + 0.25, pairedSteps: s.step - 9, windowSteps: 10, changeStep: 10,
+                                    delta: -0.25, low: s.step >= 13 ? -0.3 : nil, high: s.step >= 13 ? -0.2 : nil)
+                records.append(.step(s))
+            } else {
+                records.append(r)
+            }
+        }
+        var v = EventRecord(step: 20, t: 20, kind: .verdict, axis: .context, band: 2, source: "twin",
+                            message: "context.long 1 → 1.5 at step 10: helped · train −0.250 nats")
+        v.verdict = VerdictInfo(changeStep: 10, word: .helped, delta: -0.25, low: -0.3, high: -0.2, steps: 10, partial: false,
+                                validation: [.init(name: "val:train-val", delta: -0.1)])
+        records.append(.event(v))
+        return (try Fixtures.writeRun(in: dir, records: records), records)
+    }
+
+    @Test("CSV carries the twin's loss, d_t and the running interval, and the verdict in events")
+    func csv() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let (run, _) = try twinRun(in: dir)
+        let out = dir + "/out.csv"
+        try CSVExporter.export(run: run, to: out)
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map(String.init)
+        let columns = lines[0].split(separator: ",").map(String.init)
+        for c in ColumnLayout.twinNames { #expect(columns.contains(c), "missing \(c)") }
+        func row(_ step: Int) -> [String: String] {
+            let cells = lines.first { $0.hasPrefix("\(step),") }!.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            return Dictionary(uniqueKeysWithValues: zip(columns, cells.prefix(columns.count)))
+        }
+        #expect(Double(row(15)["twin.d"]!).map { abs($0 + 0.25) < 1e-9 } == true)
+        #expect(Double(row(15)["twin.ci_low"]!) == -0.3)
+        #expect(Double(row(25)["twin.loss"]!)?.isNaN ?? true)
+        #expect(lines.contains { $0.contains("verdict context/long [twin]") && $0.contains("helped") })
+        // A run without twins has no twin columns.
+        try FileManager.default.createDirectory(atPath: dir + "/plain", withIntermediateDirectories: true)
+        let plain = try Fixtures.writeRun(in: dir + "/plain", records: Fixtures.records(steps: 5))
+        #expect(!(try ColumnLayout.scan(path: plain)).layout.names.contains("twin.loss"))
+    }
+
+    @Test("TensorBoard gets twin and verdict scalars")
+    func tensorboardValues() throws {
+        let e = EventRecord(step: 1, t: 0, kind: .verdict, source: "twin")
+        #expect(ColumnLayout.verdictValues(e).isEmpty)
+        var v = e
+        v.verdict = VerdictInfo(changeStep: 0, word: .hurt, delta: 0.1, low: 0.05, high: 0.15, steps: 20, partial: true,
+                                validation: [.init(name: "val:x", delta: 0.2)])
+        let values = Dictionary(uniqueKeysWithValues: ColumnLayout.verdictValues(v))
+        #expect(values["verdict.delta"] == 0.1 && values["verdict.ci_high"] == 0.15 && values["verdict.val:x.val_delta"] == 0.2)
+        #expect(TensorBoardExporter.tag("twin.delta") == "twin/delta")
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let (run, _) = try twinRun(in: dir)
+        let file = try TensorBoardExporter.export(run: run, to: dir + "/tb")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains("twin/loss") && text.contains("verdict/delta"))
+    }
+}
