@@ -187,10 +187,22 @@ extension Trainer {
 
     // MARK: - Divergence guard
 
-    /// Takes the rolling snapshot when one is due (before the step at `step`).
-    func snapshotIfDue() {
+    /// Takes the rolling snapshot when one is due, as `run()` does; returns its milliseconds
+    /// (nil: none was due). For `gradflow bench`.
+    public func takeRollingSnapshotIfDue() -> Double? {
+        let t0 = Date()
+        guard snapshotIfDue() else { return nil }
+        return Date().timeIntervalSince(t0) * 1000
+    }
+
+    /// Bytes of one copy of the training state (a twin or the rolling snapshot holds one).
+    public var stateBytes: Int { captureState().bytes }
+
+    /// Takes the rolling snapshot when one is due (before the step at `step`); true when it did.
+    @discardableResult
+    func snapshotIfDue() -> Bool {
         guard divergence.active, divergence.settings.snapshotEvery > 0,
-              step % divergence.settings.snapshotEvery == 0, divergence.snapshot?.step != step else { return }
+              step % divergence.settings.snapshotEvery == 0, divergence.snapshot?.step != step else { return false }
         if divergence.snapshot == nil {
             divergence.snapshot = captureState()
         } else {
@@ -198,6 +210,7 @@ extension Trainer {
         }
         divergence.changesSinceSnapshot = []
         divergence.rollbacksToSnapshot = 0
+        return true
     }
 
     /// Checks a finished step (not yet published, step counter not yet moved). Returns false when
