@@ -133,8 +133,9 @@ public struct RunHeader: Sendable, Equatable {
         ranks > 1 ? "\(ranks) ranks × \(threads) threads" : "\(threads) threads"
     }
 
-    /// 1.1 added `oscillation.update_cos` to step records (docs/FORMAT.md, "Versioning").
-    public static let currentSchema = "gradflow.run/1.1"
+    /// 1.1 added `oscillation.update_cos` to step records; 1.2 added `twin` to step records and
+    /// the `twin`, `verdict`, `revert` and `rollback` events (docs/FORMAT.md, "Versioning").
+    public static let currentSchema = "gradflow.run/1.2"
 }
 
 /// Measurements of one band at one step.
@@ -212,6 +213,8 @@ public struct StepRecord: Sendable, Equatable {
     public var spike: Bool
     /// Cumulative number of tensor-steps where the time axis' guard fell back to the plain gradient.
     public var guardFallbacks: Int
+    /// The paired twin's sample while a twin window is open (nil otherwise).
+    public var twin: TwinSample? = nil
 
     public init(
         step: Int, t: Double, loss: Double, learningRate: Double, gradNorm: Double, clipScale: Double,
@@ -304,6 +307,14 @@ public struct EventRecord: Sendable, Equatable {
         case adaptive
         /// A user asked to stop.
         case stop
+        /// A twin window opened with no change (A/A check).
+        case twin
+        /// A twin window closed: `verdict` holds the paired estimate.
+        case verdict
+        /// The twin became the main run (the change under test was undone with its steps).
+        case revert
+        /// The divergence guard restored its last snapshot: `rollback` says what was lost.
+        case rollback
     }
 
     public var step: Int
@@ -318,6 +329,10 @@ public struct EventRecord: Sendable, Equatable {
     /// Who caused it: "key", "flag", "policy", "api", "trainer".
     public var source: String
     public var message: String
+    /// Kind `verdict` only.
+    public var verdict: VerdictInfo? = nil
+    /// Kind `rollback` only.
+    public var rollback: RollbackInfo? = nil
 
     public init(step: Int, t: Double, kind: Kind, axis: ScaleAxis? = nil, band: Int? = nil,
                 layer: Int? = nil, oldValue: Double? = nil, newValue: Double? = nil,

@@ -22,9 +22,21 @@ public final class Trainer: @unchecked Sendable {
     let evalDomains: [ByteDataset]
     /// The extra domains as evaluated: all of each is held out (see `asEvaluationDomain`).
     let heldOutDomains: [ByteDataset]
-    let optimizer: AdamW
-    let engine: RefinementEngine
+    /// The live optimizer and refinement (a twin swaps its own in for its step; a revert keeps them).
+    var optimizer: AdamW
+    var engine: RefinementEngine
     var rng: Xoshiro256
+    /// Twin windows, scripted changes and the divergence guard (set before `run()`).
+    public var interventions = InterventionSettings() {
+        didSet { divergence = DivergenceGuard(settings: interventions.divergence) }
+    }
+    /// The twin of the last change (open window, or frozen after its verdict for a revert).
+    var twin: Twin?
+    var divergence = DivergenceGuard(settings: DivergenceSettings())
+    /// Set by `trainStep` when `--on-divergence skip` dropped the batch after the forward pass.
+    var skippedBatch = false
+    /// Tests only: called before each step of `run()` (fault injection).
+    var beforeStep: ((Trainer) -> Void)?
     /// Steps completed.
     public internal(set) var step = 0
     var bestValidation: Double?
@@ -115,19 +127,26 @@ public final class Trainer: @unchecked Sendable {
             while step < config.steps {
                 if try handleCommands() { reason = .interrupted; break }
                 if collective.agreeToStop(shouldStop) { reason = .interrupted; break }
-                let record = trainStep()
-                bus.publish(.step(record))
+                snapshotIfDue()
+                beforeStep?(self)
+                var record = trainStep()
+                let healthy = try guardStep(record)
+                if healthy {
+                    stepTwin(&record)
+                    bus.publish(.step(record))
+                }
                 step += 1
-                if !record.loss.isFinite {
+                if healthy && !record.loss.isFinite {
                     reason = .failed
                     message = "loss became \(record.loss) at step \(record.step)"
                     break
                 }
-                if engine.adaptiveWarmupEnds(at: step - 1) {
+                closeTwinIfDone()
+                if healthy && engine.adaptiveWarmupEnds(at: step - 1) {
                     bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .adaptive, source: "policy",
                                                    message: "adaptive weights in force (warm-up done)")))
                 }
-                if record.spike {
+                if healthy && record.spike {
                     bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: "trainer",
                                                    message: String(format: "loss spike %.3f > 1.2 × median of the previous 50", record.loss))))
                 }
@@ -139,6 +158,7 @@ public final class Trainer: @unchecked Sendable {
                     try saveCheckpoint()
                 }
             }
+            closeTwin(partial: true)
             if runDirectory != nil { try saveCheckpoint() }
         } catch {
             reason = .failed
@@ -154,17 +174,28 @@ public final class Trainer: @unchecked Sendable {
 
     /// One full training step (forward, backward, refinement, AdamW) without publishing; the
     /// benchmark times this.
-    public func trainStep() -> StepRecord {
+    public func trainStep() -> StepRecord { trainStep(freshBatch: true) }
+
+    /// One step; without `freshBatch` on the batch already in the model's inputs (a twin's step).
+    func trainStep(freshBatch: Bool) -> StepRecord {
         let t0 = Date()
         let B = config.batch, T = config.context
         let lr = config.schedule.rate(at: step)
         engine.beginStep()
-        timed(profiler, "data") {
-            train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T,
-                                    rows: batchRows, rng: &rng)
+        if freshBatch {
+            timed(profiler, "data") {
+                train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T,
+                                        rows: batchRows, rng: &rng)
+            }
         }
         var loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
                                         attentionMass: engine.mass))
+        // Every rank skips or none does: a spike on any rank's share skips the whole batch.
+        skippedBatch = freshBatch && divergence.settings.policy == .skip && collective.agreeToStop(skipsBatch(loss: loss))
+        if skippedBatch {
+            return StepRecord(step: step, t: elapsed, loss: loss, learningRate: lr, gradNorm: 0, clipScale: 1,
+                              tokensPerSecond: 0, stepMilliseconds: Date().timeIntervalSince(t0) * 1000)
+        }
         model.backward(context: engine.contextRefinement)
         let share = timed(profiler, "allreduce") { averageGradient() }
         let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads) }
@@ -198,7 +229,9 @@ public final class Trainer: @unchecked Sendable {
 
     /// Applies queued commands; returns true when the run should stop.
     private func handleCommands() throws -> Bool {
-        var pending = collective.broadcast(commands.drain(), step: step)
+        // Scheduled changes (--change, --schedule) are rank 0's commands like any other.
+        var pending = collective.broadcast(interventions.scheduled.filter { $0.step == step }.map(\.command) + commands.drain(),
+                                           step: step)
         while true {
             for c in pending {
                 switch c {
@@ -217,8 +250,12 @@ public final class Trainer: @unchecked Sendable {
                     }
                 case .checkpointNow:
                     if runDirectory != nil { try saveCheckpoint() }
+                case let .openTwin(source):
+                    openAATwin(source: source)
+                case let .revert(source):
+                    revertToTwin(source: source)
                 default:
-                    if let e = engine.apply(c, step: step, t: elapsed) { bus.publish(.event(e)) }
+                    applyChange(c)
                 }
             }
             guard paused else { return false }

@@ -40,9 +40,13 @@ struct BenchCommand: ParsableCommand {
         (all axes), or an evaluation arm (context-manual, context-adaptive, time-adaptive, \
         depth-adaptive, grokfast). A list (off,adaptive) times each mode in the same process, \
         interleaved in blocks of --steps steps for --rounds rounds, and prints each mode's cost \
-        against the first.
+        against the first. MODE+snapshot also takes the divergence guard's rolling snapshot every \
+        --snapshot-every steps, as `train` does, and reports its cost per step.
         """)
     var refine: String = "off"
+
+    @Option(help: "Steps between rolling snapshots in the MODE+snapshot modes.")
+    var snapshotEvery: Int = 100
 
     @Option(help: "Rounds of timed blocks per refinement mode (interleaved when --refine lists several).")
     var rounds: Int = 1
@@ -88,19 +92,30 @@ struct BenchCommand: ParsableCommand {
         let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: warmup + steps * rounds,
                                     learningRate: 1e-3, seed: 1, threads: threads, evalEvery: 0,
                                     checkpointEvery: 0)
+        guard snapshotEvery >= 1 else { throw ValidationError("--snapshot-every must be at least 1") }
+        let snapshots = modes.map { $0.hasSuffix("+snapshot") }
         let trainers = try modes.map { mode in
-            try Trainer(config: config, refinement: try BenchCommand.refinement(mode, model: gpt), train: data,
-                        evalDomains: [], bus: RecordBus(), runDirectory: nil, collective: collective)
+            let base = mode.hasSuffix("+snapshot") ? String(mode.dropLast("+snapshot".count)) : mode
+            let t = try Trainer(config: config, refinement: try BenchCommand.refinement(base, model: gpt), train: data,
+                                evalDomains: [], bus: RecordBus(), runDirectory: nil, collective: collective)
+            var s = InterventionSettings()
+            s.divergence.snapshotEvery = snapshotEvery
+            t.interventions = s
+            return t
         }
+        var snapshotTimes = modes.map { _ in [Double]() }
         let timers = modes.map { _ in PhaseTimer() }
-        for trainer in trainers { _ = BenchCommand.time(trainer, steps: warmup) }
+        var unused: [Double] = []
+        for trainer in trainers { _ = BenchCommand.time(trainer, steps: warmup, taken: &unused) }
         if profile { for (trainer, timer) in zip(trainers, timers) { trainer.profiler = timer } }
         // Interleaved blocks: machine load that drifts during the run hits every mode alike.
         var times = modes.map { _ in [Double]() }
         var blockMedians = modes.map { _ in [Double]() }
         for _ in 0..<rounds {
             for (m, trainer) in trainers.enumerated() {
-                let block = BenchCommand.time(trainer, steps: steps)
+                var taken: [Double] = []
+                let block = BenchCommand.time(trainer, steps: steps, snapshot: snapshots[m], taken: &taken)
+                snapshotTimes[m] += taken
                 times[m] += block
                 blockMedians[m].append(PairedStatistics.quantile(block.sorted(), 0.5))
             }
@@ -143,6 +158,13 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "  cost vs %@  %+.1f %% (ratio of medians over %d interleaved rounds; per-round quartiles %+.1f %% .. %+.1f %%)",
                              modes[0] as NSString, cost, rounds, (quartiles.0 - 1) * 100, (quartiles.1 - 1) * 100))
             }
+            if snapshots[m] {
+                let each = snapshotTimes[m].isEmpty ? 0 : snapshotTimes[m].reduce(0, +) / Double(snapshotTimes[m].count)
+                let perStep = snapshotTimes[m].reduce(0, +) / Double(steps * rounds)
+                print(String(format: "  rolling snapshot  %d copies of %.1f MB, %.2f ms each; every %d steps = %.3f ms per step = %.2f %% of the median step",
+                             snapshotTimes[m].count, Double(trainers[m].stateBytes) / 1e6, each, snapshotEvery, perStep,
+                             100 * perStep / med))
+            }
             if profile {
                 let timer = timers[m]
                 let total = timer.seconds.reduce(0, +)
@@ -178,10 +200,12 @@ struct BenchCommand: ParsableCommand {
         return try RefinementConfig(flags: flags)
     }
 
-    /// Milliseconds of each of `steps` training steps.
-    static func time(_ trainer: Trainer, steps: Int) -> [Double] {
+    /// Milliseconds of each of `steps` training steps; with `snapshot`, the rolling snapshot is
+    /// taken when due (inside the step's time) and its own time is appended to `taken`.
+    static func time(_ trainer: Trainer, steps: Int, snapshot: Bool = false, taken: inout [Double]) -> [Double] {
         (0..<steps).map { _ in
             let t0 = DispatchTime.now().uptimeNanoseconds
+            if snapshot, let ms = trainer.takeRollingSnapshotIfDue() { taken.append(ms) }
             _ = trainer.trainStep()
             trainer.advance()
             return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6

@@ -72,6 +72,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup(title: "Refinement") var refinement: RefinementOptions
 
+    @OptionGroup(title: "Twins and divergence") var interventions: InterventionOptions
+
     @OptionGroup(title: "Display") var display: DisplayOptions
 
     @OptionGroup var debug: DebugHooks
@@ -79,7 +81,7 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         if MPICollective.launchedByMPIRun { return try DistributedTraining(command: self).run() }
         let setup = try prepare()
-        let code = try TrainingSession(setup: setup, display: display, debug: debug).run()
+        let code = try TrainingSession(setup: setup, display: display, interventions: interventions, debug: debug).run()
         if code != 0 { throw ExitCode(code) }
     }
 

@@ -13,6 +13,7 @@ import Training
 struct TrainingSession {
     let setup: TrainingSetup
     let display: DisplayOptions
+    let interventions: InterventionOptions
     var debug = DebugHooks()
     var collective: Collective = SingleProcess()
 
@@ -34,6 +35,7 @@ struct TrainingSession {
         } catch {
             throw CLIError("\(error)")
         }
+        trainer.interventions = try interventions.settings(bandNames: trainer.bandNames)
         guard lead else { return quietRank(trainer) }
         let runName = (setup.runDirectory as NSString).lastPathComponent
         let header = trainer.header(runName: runName)

@@ -10,7 +10,7 @@ import Testing
             .setWeight(WeightTarget(axis: .time, band: 0), 0.25, source: "debug"),
             .setAdaptive(.depth, true, source: "key"),
             .setTarget(band: 1, share: 0.3, source: "key"),
-            .pause, .resume, .checkpointNow, .stop,
+            .pause, .resume, .checkpointNow, .stop, .openTwin(source: "key"), .revert(source: "key"),
         ]
         #expect(try CommandCoding.decode(CommandCoding.encode(commands)) == commands)
         #expect(CommandCoding.encode([]).isEmpty)

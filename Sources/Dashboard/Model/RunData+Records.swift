@@ -43,6 +43,7 @@ extension RunData {
         lastStep = s
         if !appliedWeights.isEmpty { appliedWeights = appliedWeights.filter { $0.value.step > s.step } }
         trainLoss.append(x: s.step, s.loss)
+        apply(twinSample: s)
         tokensPerSecond.append(x: s.step, s.tokensPerSecond)
         gradNorms.append(s.gradNorm)
         for sample in s.axes {
@@ -129,7 +130,8 @@ extension RunData {
             let old = e.oldValue.map { Format.fixed($0, 2) } ?? "?"
             let new = e.newValue.map { Format.fixed($0, 2) } ?? "?"
             let entry = EventEntry(step: e.step, kind: .weight, text: "\(bandLabel) \(old) → \(new)  (\(e.source), manual)\(suffix)",
-                                   effect: makeEffect(for: e))
+                                   effect: makeEffect(for: e), changeStep: e.step)
+            lastChange = (e.step, e.axis, e.band)
             addEvent(entry)
             openEffect = events.count - 1
             let name = rows.first { $0.axis == e.axis && $0.band == e.band }?.info.name ?? bandLabel
@@ -137,10 +139,14 @@ extension RunData {
             if markers.count > Self.maxMarkers { markers.removeFirst(markers.count - Self.maxMarkers) }
         case .mode:
             let on = (e.newValue ?? 0) != 0
-            addEvent(EventEntry(step: e.step, kind: .mode, text: "\(bandLabel) \(on ? "adaptive" : "manual")  (\(e.source))"))
+            addEvent(EventEntry(step: e.step, kind: .mode, text: "\(bandLabel) \(on ? "adaptive" : "manual")  (\(e.source))",
+                                changeStep: e.step))
+            lastChange = (e.step, e.axis, nil)
         case .target:
             addEvent(EventEntry(step: e.step, kind: .mode,
-                                text: "\(bandLabel) target share \(e.newValue.map { Format.percent($0) } ?? "?")  (\(e.source))\(suffix)"))
+                                text: "\(bandLabel) target share \(e.newValue.map { Format.percent($0) } ?? "?")  (\(e.source))\(suffix)",
+                                changeStep: e.step))
+            lastChange = (e.step, e.axis, e.band)
         case .refused:
             addEvent(EventEntry(step: e.step, kind: .refused, text: "\(bandLabel.isEmpty ? "" : bandLabel + " ")\(e.message)"))
         case .pause:
@@ -157,6 +163,8 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .mode, text: "adaptive \(bandLabel.isEmpty ? "policies" : bandLabel) on\(suffix)"))
         case .stop:
             addEvent(EventEntry(step: e.step, kind: .info, text: "stop requested (\(e.source))\(suffix)"))
+        case .twin, .verdict, .revert, .rollback:
+            apply(twinEvent: e)
         }
     }
 
@@ -180,7 +188,7 @@ extension RunData {
                             flipBefore: flipBefore, flipAfter: nil, valBefore: latestValidation, valAfter: nil)
     }
 
-    private mutating func addEvent(_ entry: EventEntry) {
+    mutating func addEvent(_ entry: EventEntry) {
         events.append(entry)
         if events.count > Self.maxEvents {
             let drop = events.count - Self.maxEvents

@@ -15,12 +15,15 @@ public struct BandRow: Sendable, Equatable {
 
 /// A line of the Events panel.
 public struct EventEntry: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable { case weight, mode, eval, checkpoint, warning, refused, info, end }
+    public enum Kind: Sendable, Equatable { case weight, mode, eval, checkpoint, warning, refused, info, end, verdict }
     public var step: Int
     public var kind: Kind
     public var text: String
-    /// For a weight change: measurements before it and, until the next change, since.
+    /// For a weight change: measurements before it and, until the next change, since (unpaired).
     public var effect: WeightEffect?
+    /// For a change that opened a twin window: its step, and the verdict once the window closed.
+    public var changeStep: Int? = nil
+    public var verdict: String? = nil
 }
 
 /// What a weight change did: band share, the worst oscillating group and validation, before and
@@ -37,6 +40,19 @@ public struct WeightEffect: Sendable, Equatable {
     public var flipAfter: Double?
     public var valBefore: Double?
     public var valAfter: Double?
+}
+
+/// An open twin window: what changed and the latest paired sample.
+public struct TwinWindow: Sendable, Equatable {
+    public var changeStep: Int
+    public var axis: ScaleAxis?
+    public var band: Int?
+    public var sample: TwinSample
+
+    /// Whether the window tests a change of this band row.
+    public func covers(_ row: BandRow) -> Bool {
+        axis == row.axis && (band == nil || band == row.band)
+    }
 }
 
 /// A vertical marker on the loss chart where a weight changed.
@@ -88,6 +104,12 @@ public struct RunData: Sendable, Equatable {
     public var markers: [WeightMarker] = []
     /// Index in `events` of the weight change whose "after" values still follow the run.
     var openEffect: Int?
+    /// The twin's training loss over the current (or last) window: the Loss panel's ghost line.
+    public var twinLoss = DecimatedSeries(capacity: historyCapacity)
+    /// The open twin window (nil when none is open).
+    public var twinWindow: TwinWindow?
+    /// The last change that can open a window: its step, axis and band (band nil: the whole axis).
+    var lastChange: (step: Int, axis: ScaleAxis?, band: Int?)?
 
     public init() {}
 

@@ -100,6 +100,14 @@ extension DashboardState {
         case .character("0"): return setWeight(1, keyName: "0")
         case .character("a"): return toggleAdaptive()
         case .character("u"): return undoLast()
+        case .character("b"):
+            guard controlAllowed() else { return [] }
+            setStatus("A/A check requested: a twin window with no change (d_t must stay 0)")
+            return [.command(.openTwin(source: "key"))]
+        case .character("r"):
+            guard controlAllowed() else { return [] }
+            setStatus("revert requested: the twin becomes the main run")
+            return [.command(.revert(source: "key"))]
         case .character("c"):
             guard controlAllowed() else { return [] }
             setStatus("checkpoint requested")
@@ -123,7 +131,7 @@ extension DashboardState {
         case .character("["): return [.replay(.slower)]
         case .character("."): return [.replay(.stepOnce)]
         case .character("+"), .character("="), .character("-"), .character("*"), .character("/"),
-             .character("0"), .character("a"), .character("u"), .character("c"):
+             .character("0"), .character("a"), .character("u"), .character("c"), .character("b"), .character("r"):
             setStatus("replay is read-only: weights and checkpoints belong to a live run", error: true)
         default: break
         }

@@ -56,6 +56,10 @@ enum HeaderView {
             Piece(spans: [Span("   \(Format.duration(elapsed))", fg)], priority: 7),
             Piece(spans: [Span(" · ETA \(eta > 0 ? Format.duration(eta) : "–")", dim)], priority: 3),
         ]
+        if let t = d.twinWindow?.sample {
+            pieces.insert(Piece(spans: [Span("   twin ", dim), Span("\(t.pairedSteps)/\(t.windowSteps)", theme.style(.title, .bold))],
+                                priority: 8), at: 3)
+        }
         let badgeSpans = [Span("● \(badge) ", theme.style(badgeKey, .bold))]
         let badgeWidth = badgeSpans.reduce(0) { $0 + Format.width($1.text) }
         func width(_ ps: [Piece]) -> Int { ps.reduce(0) { $0 + $1.spans.reduce(0) { $0 + Format.width($1.text) } } }

@@ -11,12 +11,16 @@ enum LossPanel {
         for (i, name) in d.validationNames.enumerated() {
             title.append(Span(" \(RunData.validationLabel(name)) ━", CellStyle(fg: theme.validationColor(i))))
         }
+        if !d.twinLoss.isEmpty { title.append(Span(" twin ┄", theme.style(.dim))) }
         let hints = [Span("l", theme.style(.title)), Span(" log ", theme.style(.dim)), Span("s", theme.style(.title)),
                      Span(" smooth ", theme.style(.dim)), Span("z", theme.style(.title)), Span(" zoom ", theme.style(.dim)),
                      Span("g", theme.style(.title)), Span(" graph", theme.style(.dim))]
         let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
         guard inner.height >= 2 else { return }
-        var series = [LineChart.Series(data: d.trainLoss, color: theme[.series_train], label: "train")]
+        var series: [LineChart.Series] = []
+        // The twin's ghost line first, so the main run's line draws over it.
+        if !d.twinLoss.isEmpty { series.append(LineChart.Series(data: d.twinLoss, color: theme[.dim], label: "twin")) }
+        series.append(LineChart.Series(data: d.trainLoss, color: theme[.series_train], label: "train"))
         for (i, v) in d.validation.enumerated() {
             series.append(LineChart.Series(data: v, color: theme.validationColor(i), label: d.validationNames[i], smooth: false))
         }
@@ -33,6 +37,10 @@ enum LossPanel {
             info.append(Span(" · best val ", theme.style(.dim)))
             info.append(Span(Format.fixed(best.loss, 3), CellStyle(fg: theme.validationColor(0), attributes: .bold)))
             info.append(Span(" @\(Format.grouped(best.step))", theme.style(.dim)))
+        }
+        if let w = d.twinWindow {
+            info.append(Span(" · twin ", theme.style(.dim)))
+            info.append(Span(w.sample.summary, theme.style(.title, .bold)))
         }
         let smooth = state.smoothing == 0 ? "off" : "\(state.smoothing)"
         let logText = chart.logUnavailable ? "log-y n/a (values ≤ 0)" : "log-y \(state.logY ? "on" : "off")"

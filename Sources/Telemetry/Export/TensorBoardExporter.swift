@@ -50,6 +50,9 @@ public enum TensorBoardExporter {
                 let v = layout.values(e)
                 let values = zip(evalTags, v).filter { !$0.1.isNaN }.map { ($0.0, $0.1) }
                 out.write(bytes: frame(event(wallTime: start + e.t, step: Int64(e.step), values: values)))
+            case let .event(e) where e.verdict != nil:
+                let values = ColumnLayout.verdictValues(e).filter { !$0.1.isNaN }.map { (tag($0.0), $0.1) }
+                out.write(bytes: frame(event(wallTime: start + e.t, step: Int64(e.step), values: values)))
             default:
                 break
             }

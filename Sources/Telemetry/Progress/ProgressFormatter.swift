@@ -81,6 +81,7 @@ public struct ProgressFormatter {
             for d in e.domains.dropFirst() { v += " \(d.name) \(Format.fixed(d.loss, 4)) (\(Format.fixed(d.bitsPerByte, 3)) bpb)" }
             parts.append(v)
         }
+        if let twin = s.twin { parts.append("twin " + twin.summary) }
         parts.append("lr " + String(format: "%.2e", s.learningRate))
         parts.append("\(Format.compact(s.tokensPerSecond)) tok/s")
         var time = Format.clock(s.t)

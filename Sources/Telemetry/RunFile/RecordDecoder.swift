@@ -103,6 +103,7 @@ public enum RecordDecoder {
             case .oscillation: r.oscillation = try oscillation(&s)
             case .spike: r.spike = try s.bool()
             case .guardFallbacks: r.guardFallbacks = try s.int()
+            case .twin: r.twin = try TwinCoding.readTwin(&s)
             }
         }
         return r
@@ -259,6 +260,7 @@ public enum RecordDecoder {
             case .new: r.newValue = try s.optionalDouble()
             case .source: r.source = try s.string()
             case .message: r.message = try s.string()
+            default: try TwinCoding.readEventMember(field, &s, &r)
             }
         }
         return r

@@ -128,6 +128,7 @@ public struct RecordEncoder {
         w.endObject()
         w.key(StepField.spike); w.bool(r.spike)
         w.key(StepField.guardFallbacks); w.int(r.guardFallbacks)
+        if let twin = r.twin { TwinCoding.write(twin, &w) }
         w.endObject()
     }
 
@@ -166,6 +167,7 @@ public struct RecordEncoder {
         if let v = r.newValue { w.key(EventField.new); w.double(v) }
         w.key(EventField.source); w.string(r.source)
         w.key(EventField.message); w.string(r.message)
+        TwinCoding.write(event: r, &w)
         w.endObject()
     }
 

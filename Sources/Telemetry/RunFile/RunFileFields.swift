@@ -106,6 +106,7 @@ enum StepField: String, CaseIterable {
     case attentionMassByHead = "attention_mass_by_head"
     case oscillation, spike
     case guardFallbacks = "guard_fallbacks"
+    case twin
     static let table = FieldTable<Self>(
         "step record", required: [.type, .step, .t, .loss, .lr, .gradNorm, .clipScale, .tokensPerS, .stepMs])
 }
@@ -153,7 +154,30 @@ enum ContextGainField: String, CaseIterable {
 /// An event record's members.
 enum EventField: String, CaseIterable {
     case type, step, t, kind, axis, band, layer, old, new, source, message
+    // A verdict's members (1.2).
+    case changeStep = "change_step"
+    case verdict, delta, ci, steps, partial
+    case valDelta = "val_delta"
+    // A rollback's members (1.2).
+    case restoredStep = "restored_step"
+    case stepsLost = "steps_lost"
+    case batchesSkipped = "batches_skipped"
+    case reverted
     static let table = FieldTable<Self>("event record", required: [.type, .step, .t, .kind, .source])
+}
+
+/// A step record's `twin` object (1.2).
+enum TwinField: String, CaseIterable {
+    case loss, steps, of
+    case changeStep = "change_step"
+    case delta, ci
+    static let table = FieldTable<Self>("twin", required: [.loss, .steps, .of, .changeStep, .delta])
+}
+
+/// An entry of a verdict's `val_delta`.
+enum DomainDeltaField: String, CaseIterable {
+    case name, delta
+    static let table = FieldTable<Self>("val_delta", required: allCases)
 }
 
 /// A checkpoint record's members.
