@@ -50,14 +50,14 @@ let package = Package(
         ),
         .target(name: "Evaluation", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
+        .target(name: "BuildInfo", plugins: ["Embed"]),   // the commit for --version
         .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal"]),
         .executableTarget(
             name: "gradflow",
             dependencies: [
-                "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
+                "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            plugins: ["Embed"]   // BuildInfo.swift: the commit for --version
+            ]
         ),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
