@@ -53,15 +53,15 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
         .target(name: "Evaluation", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
+        .target(name: "BuildInfo", plugins: ["Embed"]),   // the commit for --version
         .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal", "Refinement"]),
         .executableTarget(
             name: "gradflow",
             dependencies: [
                 "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
-                "Distributed",
+                "Distributed", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            plugins: ["Embed"]   // BuildInfo.swift: the commit for --version
+            ]
         ),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),

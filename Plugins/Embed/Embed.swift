@@ -5,7 +5,7 @@ import PackagePlugin
 /// (scripts/embed.sh does the work and rewrites a file only when its contents change):
 /// - target Training: `DefaultCorpus.swift`, the bytes of Sources/Training/Resources/default-corpus.txt
 ///   (the one source of the corpus) as a string literal, so no resource bundle sits beside the binary;
-/// - target gradflow: `BuildInfo.swift`, the commit the binary is built from (`$GRADFLOW_COMMIT`, else
+/// - target BuildInfo: `BuildInfo.swift`, the commit the binary is built from (`$GRADFLOW_COMMIT`, else
 ///   `git rev-parse` when the package is a git checkout, else unknown: a tarball builds too).
 @main
 struct Embed: BuildToolPlugin {
@@ -13,7 +13,7 @@ struct Embed: BuildToolPlugin {
         let kind: String
         switch target.name {
         case "Training": kind = "corpus"
-        case "gradflow": kind = "build-info"
+        case "BuildInfo": kind = "build-info"
         default: return []
         }
         let output = context.pluginWorkDirectoryURL.appendingPathComponent(kind)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 
 /// The `gradflow` command: train, watch, record, replay and evaluate small byte-level GPTs.
 @main
@@ -20,8 +21,8 @@ struct Gradflow: ParsableCommand {
     static let version = "0.1.0"
 
     /// What `gradflow --version` prints: "0.1.0 (commit 9871ab9c1f2e)", or "0.1.0" when the build did
-    /// not know its commit (a source tarball without .git and no $GRADFLOW_COMMIT; see BuildInfo).
+    /// not know its commit (a source tarball without .git and no $GRADFLOW_COMMIT; see `Build`).
     static var versionLine: String {
-        BuildInfo.commit.map { "\(version) (commit \($0))" } ?? version
+        Build.commit.map { "\(version) (commit \($0))" } ?? version
     }
 }

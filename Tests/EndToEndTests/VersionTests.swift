@@ -37,10 +37,10 @@ import Testing
         var result = EndToEnd.run("/bin/sh", [script, "build-info", tarball, out])
         #expect(result.status == 0, "\(result.output)")
         let generated = try String(contentsOfFile: out + "/BuildInfo.swift", encoding: .utf8)
-        #expect(generated.contains("static let commit: String? = nil"), "\(generated)")
+        #expect(generated.contains("public static let commit: String? = nil"), "\(generated)")
         result = EndToEnd.run("/usr/bin/env", ["GRADFLOW_COMMIT=0123abc", "/bin/sh", script, "build-info", tarball, out])
         #expect(result.status == 0, "\(result.output)")
         let injected = try String(contentsOfFile: out + "/BuildInfo.swift", encoding: .utf8)
-        #expect(injected.contains("static let commit: String? = \"0123abc\""), "\(injected)")
+        #expect(injected.contains("public static let commit: String? = \"0123abc\""), "\(injected)")
     }
 }

@@ -201,13 +201,27 @@ public enum RecordDecoder {
         return out
     }
 
-    static func eval(_ s: inout JSONScanner) throws -> EvalRecord {
-        var r = EvalRecord(step: 0, t: 0, domains: [])
-        try s.members(EvalField.table, depth: 1) { field, s in
+    /// Reads a record other than a step record: `type`, `step` and `t` here, the rest by `member`.
+    @inline(__always)
+    static func record<Field: RecordHead, R: TimedRecord>(
+        _ s: inout JSONScanner, _ table: FieldTable<Field>, _ empty: R,
+        _ member: (Field, inout R, inout JSONScanner) throws -> Void) throws -> R {
+        var r = empty
+        try s.members(table, depth: 1) { field, s in
             switch field {
-            case .type: try s.skipString()
-            case .step: r.step = try s.int()
-            case .t: r.t = try s.double()
+            case Field.type: try s.skipString()
+            case Field.step: r.step = try s.int()
+            case Field.t: r.t = try s.double()
+            default: try member(field, &r, &s)
+            }
+        }
+        return r
+    }
+
+    static func eval(_ s: inout JSONScanner) throws -> EvalRecord {
+        try record(&s, EvalField.table, EvalRecord(step: 0, t: 0, domains: [])) { field, r, s in
+            switch field {
+            case .type, .step, .t: break
             case .domains:
                 try s.beginArray()
                 var f = true
@@ -219,7 +233,6 @@ public enum RecordDecoder {
                 while try s.nextElement(&f) { r.contextGain.append(try gain(&s)) }
             }
         }
-        return r
     }
 
     static func domain(_ s: inout JSONScanner) throws -> DomainEval {
@@ -246,12 +259,9 @@ public enum RecordDecoder {
     }
 
     static func event(_ s: inout JSONScanner) throws -> EventRecord {
-        var r = EventRecord(step: 0, t: 0, kind: .warning, source: "")
-        try s.members(EventField.table, depth: 1) { field, s in
+        try record(&s, EventField.table, EventRecord(step: 0, t: 0, kind: .warning, source: "")) { field, r, s in
             switch field {
-            case .type: try s.skipString()
-            case .step: r.step = try s.int()
-            case .t: r.t = try s.double()
+            case .type, .step, .t: break
             case .kind: r.kind = try s.named(EventRecord.Kind.self, "event kind")
             case .axis: r.axis = try s.named(ScaleAxis.self, "axis")
             case .band: r.band = try s.optionalInt()
@@ -263,40 +273,43 @@ public enum RecordDecoder {
             default: try TwinCoding.readEventMember(field, &s, &r)
             }
         }
-        return r
     }
 
     static func checkpoint(_ s: inout JSONScanner) throws -> CheckpointRecord {
-        var r = CheckpointRecord(step: 0, t: 0, path: "", bytes: 0, milliseconds: 0)
-        try s.members(CheckpointField.table, depth: 1) { field, s in
+        try record(&s, CheckpointField.table, CheckpointRecord(step: 0, t: 0, path: "", bytes: 0, milliseconds: 0)) { field, r, s in
             switch field {
-            case .type: try s.skipString()
-            case .step: r.step = try s.int()
-            case .t: r.t = try s.double()
+            case .type, .step, .t: break
             case .path: r.path = try s.string()
             case .bytes: r.bytes = try s.int()
             case .ms: r.milliseconds = try s.float()
             }
         }
-        return r
     }
 
     static func end(_ s: inout JSONScanner) throws -> EndRecord {
-        var r = EndRecord(step: 0, t: 0, reason: .completed, finalLoss: nil, bestValidationLoss: nil)
-        try s.members(EndField.table, depth: 1) { field, s in
+        let empty = EndRecord(step: 0, t: 0, reason: .completed, finalLoss: nil, bestValidationLoss: nil)
+        return try record(&s, EndField.table, empty) { field, r, s in
             switch field {
-            case .type: try s.skipString()
-            case .step: r.step = try s.int()
-            case .t: r.t = try s.double()
+            case .type, .step, .t: break
             case .reason: r.reason = try s.named(EndRecord.Reason.self, "end reason")
             case .finalLoss: r.finalLoss = try s.optionalDouble()
             case .bestValLoss: r.bestValidationLoss = try s.optionalDouble()
             case .message: r.message = try s.string()
             }
         }
-        return r
     }
 }
+
+/// A record with a step and a time (every record type but the header).
+protocol TimedRecord {
+    var step: Int { get set }
+    var t: Double { get set }
+}
+
+extension EvalRecord: TimedRecord {}
+extension EventRecord: TimedRecord {}
+extension CheckpointRecord: TimedRecord {}
+extension EndRecord: TimedRecord {}
 
 extension JSONScanner {
     /// A string naming a case of `T`; an unknown name is an error at the string's offset.

@@ -227,7 +227,7 @@ extension JSONScanner {
 }
 
 /// The members every record starts with.
-protocol RecordHead: RawRepresentable where RawValue == String {
+protocol RecordHead: RawRepresentable, Equatable where RawValue == String {
     static var type: Self { get }
     static var step: Self { get }
     static var t: Self { get }
