@@ -39,7 +39,8 @@ public struct RunMetrics: Sendable {
     /// Same for cos(Δθ_t, Δθ_{t−1}) (EMA); NaN for runs recorded before it was measured.
     public var updateCosine: Double
     public var spikes: Int
-    /// Mean over 100-step windows of sd/mean of the gradient norm.
+    /// The run's grad-norm CV(100) (`GradNormCV.runMean`): the mean over consecutive 100-step
+    /// windows of σ/μ of the gradient norm.
     public var gradNormCV: Double
     /// Median tokens per second of the training steps.
     public var tokensPerSecond: Double
@@ -116,7 +117,7 @@ public struct RunMetrics: Sendable {
         let lateUpdates = updateCosines[half...].filter(\.isFinite)
         updateCosine = lateUpdates.isEmpty ? .nan : PairedStatistics.mean(Array(lateUpdates))
         spikes = spikeCount
-        gradNormCV = Self.windowedCV(norms, window: 100)
+        gradNormCV = GradNormCV.runMean(norms)
         let sortedSpeeds = speeds.dropFirst(min(5, speeds.count / 2)).sorted()
         tokensPerSecond = PairedStatistics.quantile(Array(sortedSpeeds), 0.5)
         contextGain = Dictionary(evals.last?.contextGain.map { ($0.window, $0.delta) } ?? [], uniquingKeysWith: { a, _ in a })
@@ -140,20 +141,6 @@ public struct RunMetrics: Sendable {
         var evals: [EvalRecord] = []
         try reader.forEachRecord { if case let .eval(e) = $0 { evals.append(e) } }
         return evals
-    }
-
-    /// Mean of sd/mean over consecutive windows of `window` values (one window when fewer).
-    static func windowedCV(_ x: [Double], window: Int) -> Double {
-        guard !x.isEmpty else { return .nan }
-        var cvs: [Double] = []
-        var i = 0
-        while i + window <= x.count {
-            let w = Array(x[i..<(i + window)])
-            cvs.append(PairedStatistics.standardDeviation(w) / PairedStatistics.mean(w))
-            i += window
-        }
-        if cvs.isEmpty { cvs.append(PairedStatistics.standardDeviation(x) / PairedStatistics.mean(x)) }
-        return PairedStatistics.mean(cvs)
     }
 
     /// Averages consecutive values into at most `points` points, at the step of each group's middle.

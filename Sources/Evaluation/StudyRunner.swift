@@ -80,7 +80,21 @@ public final class StudyRunner {
                                seed: spec.initSeed, dataSeed: spec.dataSeed, threads: study.threads,
                                evalEvery: study.evalEvery, checkpointEvery: 0)
         c.evalWindows = study.evalWindows
-        if let e = c.validationError() { throw StudyConfig.ParseError(description: "study \(study.name): \(e)") }
+        if let e = c.validationProblem() {
+            // A learning rate comes from the arm's --lr or the study's `lr` key.
+            let key: String
+            switch e.setting {
+            case .model: key = "model"
+            case .batch: key = "batch"
+            case .context: key = "context"
+            case .steps: key = "steps"
+            case .learningRate: key = spec.arm.learningRate != nil ? "arm \(spec.arm.name) --lr" : "lr"
+            case .threads: key = "threads"
+            case .evalEvery: key = "eval_every"
+            case .evalWindows: key = "eval_windows"
+            }
+            throw StudyConfig.ParseError(description: "study \(study.name): \(key) \(e.message)")
+        }
         return c
     }
 

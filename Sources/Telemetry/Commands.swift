@@ -1,6 +1,8 @@
 // Commands go the other way from records: from an observer (the dashboard, a test, the API) to the
 // trainer, which applies them only at a step boundary and answers each with an EventRecord.
 
+import Refinement
+
 /// Which weight a command changes.
 public struct WeightTarget: Sendable, Equatable, Hashable {
     public var axis: ScaleAxis

@@ -2,24 +2,9 @@
 //
 // Records are plain values: the trainer builds them, the bus carries them, the recorder writes
 // them, the reader rebuilds them and the dashboard folds them into its state. Nothing here knows
-// about the model or the terminal.
+// about the model or the terminal. The axis vocabulary (ScaleAxis, AxisMode) is Refinement's.
 
-/// The three scale axes of the refinement (DESIGN §1).
-public enum ScaleAxis: String, CaseIterable, Sendable, Codable {
-    /// Bands of attention distance, applied inside the attention backward pass.
-    case context
-    /// Frequency bands of each tensor's gradient over steps, applied before the optimizer.
-    case time
-    /// Groups of layers, applied to the optimizer's update.
-    case depth
-}
-
-/// Whether a band's weight is set by hand or by the axis' adaptive policy.
-public enum WeightMode: String, Sendable, Codable {
-    case off
-    case manual
-    case adaptive
-}
+import Refinement
 
 /// Static description of one band of one axis, written once in the run header.
 public struct BandInfo: Sendable, Equatable, Codable {
@@ -168,11 +153,11 @@ public struct BandSample: Sendable, Equatable {
 /// Measurements of one axis at one step.
 public struct AxisSample: Sendable, Equatable {
     public var axis: ScaleAxis
-    public var mode: WeightMode
+    public var mode: AxisMode
     /// One sample per band, in the order of the header's AxisInfo.
     public var bands: [BandSample]
 
-    public init(axis: ScaleAxis, mode: WeightMode, bands: [BandSample]) {
+    public init(axis: ScaleAxis, mode: AxisMode, bands: [BandSample]) {
         self.axis = axis
         self.mode = mode
         self.bands = bands

@@ -60,13 +60,10 @@ public struct ByteDataset: Sendable {
         return ds
     }
 
-    /// The corpus that ships inside the package (about 1 MB of Shakespeare plays).
+    /// The corpus compiled into the binary (about 1 MB of Shakespeare plays; `DefaultCorpus`).
+    /// It needs no file at run time, so a copied binary trains without its build folder.
     public static func embedded() throws -> ByteDataset {
-        guard let url = Bundle.module.url(forResource: "default-corpus", withExtension: "txt") else {
-            throw DataError("the embedded corpus is missing from the build (Resources/default-corpus.txt)")
-        }
-        let bytes = try readBytes(url.path)
-        return ByteDataset(name: "shakespeare", path: "(embedded)", files: [bytes])
+        ByteDataset(name: "shakespeare", path: "(embedded)", files: [DefaultCorpus.bytes])
     }
 
     static func readBytes(_ path: String) throws -> [UInt8] {
@@ -149,4 +146,13 @@ public struct FNV1a: Sendable {
         value = v
     }
     public var hex: String { String(format: "%016llx", value) }
+}
+
+/// The default corpus, Sources/Training/Resources/default-corpus.txt (its one source), compiled in:
+/// the Embed build plugin (scripts/embed.sh) turns the file into `DefaultCorpus.text` before every
+/// build, so editing the text file is all it takes to change it.
+enum DefaultCorpus {
+    static var bytes: [UInt8] {
+        [UInt8](UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
 }

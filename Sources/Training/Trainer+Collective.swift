@@ -76,7 +76,7 @@ extension Trainer {
         // sets, whose order differs from process to process).
         let w = engine.weights
         var numbers = w.context.flatMap { $0 } + w.time.values + w.depth
-        numbers += RefinementAxis.allCases.map { Double(w.isOn($0) ? 1 : 0) + (w.mode($0) == .adaptive ? 2 : 0) }
+        numbers += ScaleAxis.allCases.map { Double(w.isOn($0) ? 1 : 0) + (w.mode($0) == .adaptive ? 2 : 0) }
         numbers.withUnsafeBytes { h.add($0) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

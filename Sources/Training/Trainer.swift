@@ -48,7 +48,7 @@ public final class Trainer: @unchecked Sendable {
     public init(config: TrainingConfig, refinement: RefinementConfig, train: ByteDataset,
                 evalDomains: [ByteDataset], bus: RecordBus, runDirectory: String?,
                 resume: Checkpoint? = nil, timeOffset: Double = 0, collective: Collective = SingleProcess()) throws {
-        if let e = config.validationError() { throw DataError(e) }
+        if let e = config.validationProblem() { throw DataError(e.description) }
         if let e = Self.batchSplitError(batch: config.batch, ranks: collective.size) { throw DataError(e) }
         try train.check(context: config.context)
         for d in evalDomains {
@@ -176,7 +176,7 @@ public final class Trainer: @unchecked Sendable {
             model.layout.tensors.enumerated().map { i, t in
                 optimizer.update(params: model.params, grads: model.grads, offset: t.offset,
                                  count: t.count, lr: Float(lr) * engine.depthMultiplier(tensor: i),
-                                 decays: t.decays, gradScale: clip, measure: true)
+                                 decays: t.decays, gradScale: clip)
             }
         }
         loss = reduceStatistics(loss: loss, share: share)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Refinement
 import Telemetry
 import Training
 

@@ -121,7 +121,7 @@ struct TrainCommand: ParsableCommand {
                                     evalEvery: evalEvery, checkpointEvery: checkpointEvery)
         var withWindows = config
         withWindows.evalWindows = evalWindows
-        if let e = withWindows.validationError() { throw ValidationError(e) }
+        if let e = withWindows.validationProblem() { throw ValidationError(Self.describe(e)) }
         let train = try data.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
         do { try train.check(context: config.context) } catch let e as DataError { throw ValidationError(e.description) }
         let runDirectory = out ?? Self.defaultRunDirectory()
@@ -131,6 +131,22 @@ struct TrainCommand: ParsableCommand {
         }
         return TrainingSetup(config: withWindows, refinement: refinementConfig, train: train, evalDomains: evalDomains,
                              runDirectory: runDirectory, resume: nil)
+    }
+
+    /// A configuration problem in the command line's words (the flag that sets the value).
+    static func describe(_ problem: TrainingConfig.Problem) -> String {
+        let flag: String
+        switch problem.setting {
+        case .model: return problem.message
+        case .batch: flag = "--batch"
+        case .context: flag = "--context"
+        case .steps: flag = "--steps"
+        case .learningRate: flag = "--lr"
+        case .threads: flag = "--threads"
+        case .evalEvery: flag = "--eval-every"
+        case .evalWindows: flag = "--eval-windows"
+        }
+        return "\(flag) \(problem.message)"
     }
 
     func loadData(name: String, path: String) throws -> ByteDataset {

@@ -1,4 +1,5 @@
 import Distributed
+import Refinement
 import Telemetry
 import Testing
 

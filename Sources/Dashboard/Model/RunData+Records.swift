@@ -41,6 +41,7 @@ extension RunData {
 
     private mutating func apply(step s: StepRecord) {
         lastStep = s
+        if !appliedWeights.isEmpty { appliedWeights = appliedWeights.filter { $0.value.step > s.step } }
         trainLoss.append(x: s.step, s.loss)
         tokensPerSecond.append(x: s.step, s.tokensPerSecond)
         gradNorms.append(s.gradNorm)
@@ -122,6 +123,9 @@ extension RunData {
         let suffix = e.message.isEmpty ? "" : " · \(e.message)"
         switch e.kind {
         case .weight:
+            if let axis = e.axis, let band = e.band, let value = e.newValue, e.layer == nil {
+                appliedWeights[WeightTarget(axis: axis, band: band)] = (e.step, value)
+            }
             let old = e.oldValue.map { Format.fixed($0, 2) } ?? "?"
             let new = e.newValue.map { Format.fixed($0, 2) } ?? "?"
             let entry = EventEntry(step: e.step, kind: .weight, text: "\(bandLabel) \(old) → \(new)  (\(e.source), manual)\(suffix)",

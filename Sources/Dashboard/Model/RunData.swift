@@ -1,3 +1,4 @@
+import Refinement
 import Telemetry
 
 /// One row of the Scales panel: a band of an axis, from the run header.
@@ -79,7 +80,7 @@ public struct RunData: Sendable, Equatable {
     public var longMass: [DecimatedSeries] = []
     public var spikes = 0
     public var lastSpikeStep: Int?
-    public var gradNorms = RecentWindow(capacity: 100)
+    public var gradNorms = RecentWindow(capacity: GradNormCV.window)
     public var paused = false
     public var end: EndRecord?
     /// Newest last.
@@ -94,6 +95,12 @@ public struct RunData: Sendable, Equatable {
         a.recordCount == b.recordCount && a.header == b.header && a.lastStep == b.lastStep && a.events == b.events
     }
 
+    /// Steps completed: the end record's count, else one past the latest step record (step
+    /// records carry the 0-based index of the step they describe).
+    public var stepsDone: Int {
+        end?.step ?? lastStep.map { $0.step + 1 } ?? 0
+    }
+
     /// Names of the depth groups (the depth axis' band names), for the oscillation panel.
     public var groupNames: [String] {
         header?.axes.first { $0.axis == .depth }?.bands.map(\.name) ?? []
@@ -104,16 +111,28 @@ public struct RunData: Sendable, Equatable {
         header?.axes.first { $0.axis == .context }?.bands ?? []
     }
 
-    /// Current weight of a band row from the latest step, if measured.
+    /// Weights the trainer applied (weight events) that no step record carries yet: the step of
+    /// the event and the new value. A step record at or after that step supersedes them.
+    public var appliedWeights: [WeightTarget: (step: Int, value: Double)] = [:]
+
+    /// Current weight of a band row: a just-applied change, else the latest step's, if measured.
     public func weight(row: Int) -> Double? {
-        guard row < rows.count, let step = lastStep else { return nil }
+        guard row < rows.count else { return nil }
         let r = rows[row]
+        if let applied = appliedWeights[r.target] { return applied.value }
+        guard let step = lastStep else { return nil }
         guard let sample = step.axes.first(where: { $0.axis == r.axis }), r.band < sample.bands.count else { return nil }
         return sample.bands[r.band].weight
     }
 
+    /// The bounds a band row's weight respects in its axis' current mode (Refinement's one table).
+    public func bounds(row: Int) -> WeightBounds {
+        let r = rows[row]
+        return AxisBounds.bounds(r.axis, band: r.band, mode: mode(of: r.axis))
+    }
+
     /// Mode of an axis from the latest step (.off when the axis is not measured).
-    public func mode(of axis: ScaleAxis) -> WeightMode {
+    public func mode(of axis: ScaleAxis) -> AxisMode {
         lastStep?.axes.first { $0.axis == axis }?.mode ?? .off
     }
 

@@ -27,7 +27,7 @@ enum HeaderView {
             }
             return header.runName
         }()
-        let step = d.lastStep?.step ?? 0
+        let step = d.stepsDone
         let total = Swift.max(header.totalSteps, step)
         let fraction = total > 0 ? Double(step) / Double(total) : 0
         let bar = Meter.bar(fraction, width: 20)

@@ -81,7 +81,8 @@ enum ScalesPanel {
             let modeText = pending != nil ? "… " : (mode == .adaptive ? "A " : (mode == .manual ? "M " : "- "))
             x = canvas.put(modeText, x: x, y: y, style: theme.style(pending != nil ? .title : .dim))
             if rangeWidth > 0 {
-                let range = "\(Format.fixed(row.info.floor, 2))–\(Format.fixed(row.info.ceiling, 2))"
+                let b = d.bounds(row: i)
+                let range = "\(Format.fixed(b.floor, 2))–\(Format.fixed(b.ceiling, 2))"
                 x = canvas.put(Format.pad(range, rangeWidth), x: x, y: y, style: theme.style(.dim))
             }
             let share = i < d.latestShares.count ? d.latestShares[i] : nil
@@ -111,8 +112,9 @@ enum ScalesPanel {
         fy += 1
         if let row = state.selectedBand {
             let w = state.currentWeight(row: state.selectedRow)
+            let b = d.bounds(row: state.selectedRow)
             canvas.put([Span(" ▶ \(row.label)", CellStyle(fg: theme.bandColor(row.band), attributes: .bold)),
-                        Span(" \(Format.fixed(w, 2)) · range \(Format.fixed(row.info.floor, 2))–\(Format.fixed(row.info.ceiling, 2))",
+                        Span(" \(Format.fixed(w, 2)) · range \(Format.fixed(b.floor, 2))–\(Format.fixed(b.ceiling, 2))",
                              theme.style(.dim))], x: inner.x, y: fy, maxX: inner.maxX)
         }
         fy += 1

@@ -1,3 +1,5 @@
+import Refinement
+
 /// The scalars of a run flattened into named columns, shared by the CSV and TensorBoard exports.
 ///
 /// Names are dotted paths (`context.local.weight`, `oscillation.lower.flip_rate`,

@@ -1,3 +1,4 @@
+import Refinement
 import Foundation
 
 /// Small number and time formats shared by the progress lines and the summary.
