@@ -63,7 +63,7 @@ import Testing
         #expect(Self.required(lines, all: documented) == required, "\(heading): required members")
     }
 
-    @Test("the header's tables: its members, the data, axes and band entries, all required but start_iso")
+    @Test("the header's tables: its members, the data, axes and band entries, all required but start_iso and ranks")
     func header() throws {
         let lines = Self.section("## Header (line 1)")
         let split = try #require(lines.firstIndex { $0.hasPrefix("Each `axes` entry") })
