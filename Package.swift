@@ -32,6 +32,7 @@ let package = Package(
         // ones SwiftPM refuses with a warning; the module map links ncursesw and the shim defines what
         // the wide-character API needs (scripts/setup.sh installs the package).
         .systemLibrary(name: "CNCurses"),
+
         .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
 
         .plugin(name: "Embed", capability: .buildTool()),
@@ -71,7 +72,7 @@ let package = Package(
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Telemetry", "Refinement"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Telemetry"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,5 @@
-import Foundation
 import Refinement
+import Foundation
 import Telemetry
 
 /// The bytes that carry a step's commands from rank 0 to the other ranks (JSON of a flat form;

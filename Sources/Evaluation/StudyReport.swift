@@ -1,4 +1,5 @@
 import Foundation
+import Telemetry
 
 /// Turns a study's runs into the report: a Markdown summary with paired comparisons and verdicts,
 /// a CSV of every run, a CSV of every comparison, and SVG loss curves per data set.

@@ -228,8 +228,8 @@ struct BenchCommand: ParsableCommand {
             print("{\"bench\":\"dashboard\",\"steps\":\(history),\"width\":200,\"height\":60,\"frame_ms_median\":\(r.medianMilliseconds),\"history_bytes\":\(r.historyBytes)}")
         } else {
             print("gradflow bench --dashboard · 200×60 · \(history.formatted()) steps of history")
-            print(String(format: "  frame (view + layout + widgets) median %.2f ms · history %.1f KB", r.medianMilliseconds,
-                         Double(r.historyBytes) / 1024))
+            print(String(format: "  frame (view + layout + widgets) median %.2f ms · history %@", r.medianMilliseconds,
+                         Format.bytes(r.historyBytes)))
         }
     }
 }

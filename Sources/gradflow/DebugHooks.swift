@@ -1,6 +1,6 @@
+import Refinement
 import ArgumentParser
 import Foundation
-import Refinement
 import Telemetry
 import Training
 

@@ -1,5 +1,4 @@
 import Distributed
-import Refinement
 import Telemetry
 import Testing
 

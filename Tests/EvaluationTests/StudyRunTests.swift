@@ -121,7 +121,7 @@ import Testing
         let svg = chart.render()
         #expect(svg.components(separatedBy: "<polyline").count == 3)
         #expect(svg.contains("a&lt;b"))
-        let ticks = SVGLineChart.ticks(0, 1)
+        let ticks = Ticks.values(0, 1, count: 5)
         #expect(ticks.count == 6 && ticks.first == 0 && abs(ticks.last! - 1) < 1e-12)
     }
 }

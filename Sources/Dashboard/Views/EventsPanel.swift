@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// The latest weight changes, evals, checkpoints, warnings and refusals, newest first; a weight

@@ -1,4 +1,5 @@
 import Foundation
+import Telemetry
 import Terminal
 
 /// The top line: run, data, model size, progress, speed, time and state.

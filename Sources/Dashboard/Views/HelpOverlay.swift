@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// The key reference, drawn over the dashboard on `?` or `h`; any key closes it.

@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// Train loss and every validation domain as line charts, weight-change markers, latest and best.

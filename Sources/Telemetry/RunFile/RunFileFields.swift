@@ -66,9 +66,7 @@ enum HeaderField: String, CaseIterable {
     case runName = "run_name"
     case preset, parameters
     case totalSteps = "total_steps"
-    case seed, threads
-    /// Only in a data-parallel run's header (absent: one process).
-    case ranks
+    case seed, threads, ranks
     case startTime = "start_time"
     case startISO = "start_iso"
     case data, axes, config
