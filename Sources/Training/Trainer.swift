@@ -197,7 +197,8 @@ public final class Trainer: @unchecked Sendable {
                               tokensPerSecond: 0, stepMilliseconds: Date().timeIntervalSince(t0) * 1000)
         }
         model.backward(context: engine.contextRefinement)
-        let share = timed(profiler, "allreduce") { averageGradient() }
+        // Data-parallel: the gradient averaged over the ranks (one process: no phase at all).
+        let share = collective.size > 1 ? timed(profiler, "allreduce") { averageGradient() } : 1
         let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads) }
         // Global norm of the gradient that reaches the optimizer, and the clip factor.
         let norm = timed(profiler, "grad-norm") { VectorOps.norm(model.grads, count: model.layout.count) }

@@ -15,7 +15,7 @@ struct DistributedTraining {
         var setup: TrainingSetup?
         var failure: String?
         do {
-            let checkpoint = try command.resume.map { try sharedCheckpoint($0, mpi) }
+            let checkpoint = command.resume.map { sharedCheckpoint($0, mpi) }
             setup = try command.prepare(readCheckpoint: { path in
                 guard let checkpoint else { throw CheckpointError("\(path): not read") }
                 return try checkpoint.get()
@@ -49,7 +49,7 @@ struct DistributedTraining {
 
     /// Rank 0 reads the checkpoint file and sends its bytes; every rank decodes them (no shared
     /// filesystem needed). An error reading it is rank 0's, reported by every rank alike.
-    func sharedCheckpoint(_ path: String, _ mpi: MPICollective) throws -> Result<Checkpoint, Error> {
+    func sharedCheckpoint(_ path: String, _ mpi: MPICollective) -> Result<Checkpoint, Error> {
         var bytes: [UInt8] = [], problem = ""
         if mpi.rank == 0 {
             do { bytes = try Checkpoint.fileBytes(path) } catch { problem = "\(error)" }

@@ -22,10 +22,10 @@ struct TrainCommand: ParsableCommand {
         Ctrl-C or SIGTERM stops at the end of the current step, writes a checkpoint and the run file's \
         end record, and exits with status 130.
 
-        Data-parallel over Open MPI: `mpirun -np N gradflow train …` runs N ranks of --threads workers \
-        each; --batch is the global batch, split evenly over the ranks. Rank 0 shows the progress, \
-        writes the run file and the checkpoints; every node needs the data file at the same path \
-        (README, "Several processes and machines").
+        Data-parallel over Open MPI: `mpirun --stdin none -np N gradflow train …` runs N ranks of \
+        --threads workers each; --batch is the global batch, split evenly over the ranks. Rank 0 shows \
+        the dashboard (or the progress), writes the run file and the checkpoints; every node needs the \
+        data file at the same path (README, "Several processes and machines").
         """
     )
 

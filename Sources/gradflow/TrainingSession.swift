@@ -1,4 +1,5 @@
 import Dispatch
+import Distributed
 import Foundation
 import Telemetry
 import Terminal
@@ -41,7 +42,8 @@ struct TrainingSession {
         let header = trainer.header(runName: runName)
         bus.publishHeader(header)
         let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
-        let dashboard = try DashboardLauncher.open(display, runFile: runFile)
+        let underMPIRun = MPICollective.launchedByMPIRun
+        let dashboard = try DashboardLauncher.open(display, runFile: runFile, underMPIRun: underMPIRun)
         let viewer = dashboard == nil ? nil : bus.subscribe(name: "dashboard", capacity: 1 << 16)
         let printer = dashboard == nil ? ProgressPrinter(interval: display.reportEvery) : nil
         if let printer {
@@ -55,8 +57,12 @@ struct TrainingSession {
         } else {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
         }
-        let signals = SignalHandling(onStop: { trainer.requestStop() },
-                                     onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
+        let signals = SignalHandling(onStop: {
+            trainer.requestStop()
+            // mpirun follows its SIGTERM with SIGKILL a second later (odls_base_sigkill_timeout):
+            // the dashboard leaves at once, so the terminal is given back before that.
+            if underMPIRun, let viewer { bus.unsubscribe(viewer) }
+        }, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
         let thread = Thread {
@@ -72,6 +78,7 @@ struct TrainingSession {
                                          replay: nil, options: options)
             let exit = runner.run(interrupted: { signals.stopRequested })
             screen.close()
+            DashboardLauncher.giveBackTerminal()
             if case .ended = exit {} else {
                 // The dashboard was left while training runs: stop cleanly all the same.
                 trainer.requestStop()
