@@ -32,7 +32,7 @@ struct TrainingSession {
         do {
             trainer = try Trainer(config: setup.config, refinement: setup.refinement, train: setup.train,
                                   evalDomains: setup.evalDomains, bus: bus, runDirectory: lead ? setup.runDirectory : nil,
-                                  resume: setup.resume, timeOffset: timeOffset, collective: try debug.wrap(collective))
+                                  resume: setup.resume, timeOffset: timeOffset, collective: collective)
         } catch {
             throw CLIError("\(error)")
         }

@@ -16,8 +16,9 @@ import Testing
         let binary = try #require(MPIRun.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
         let dir = try MPIRun.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // A weight change sent from rank 0 before step 10, and each rank's state at the end.
-        let args = ["train"] + Self.model + ["--steps", "40", "--eval-every", "20", "--debug-send", "10:context.0=3",
+        // A scripted weight change (rank 0's, broadcast) before step 10, with its twin window, and
+        // each rank's state at the end.
+        let args = ["train"] + Self.model + ["--steps", "40", "--eval-every", "20", "--change", "10:context.0=3",
                                              "--debug-fingerprint"]
         let one = MPIRun.run(binary, args + ["--out", dir + "/one"], timeout: 60)
         #expect(one.status == 0, "single process failed:\n\(one.output)")
