@@ -93,12 +93,14 @@ public struct VerdictInfo: Sendable, Equatable {
         return s
     }
 
-    /// A difference in nats to 3 decimals with its sign ("−0.012", "+0.004", "0.000").
+    /// A difference in nats with its sign: 3 decimals ("−0.012", "+0.004"), two significant digits
+    /// below 0.0005 ("+0.00021"), "0" for exactly zero.
     public static func signed(_ v: Double) -> String {
         guard v.isFinite else { return "n/a" }
-        let r = (v * 1000).rounded() / 1000
-        let text = String(format: "%.3f", abs(r))
-        return (r < 0 ? "−" : r > 0 ? "+" : "") + text
+        if v == 0 { return "0" }
+        let a = abs(v)
+        let text = a >= 0.0005 ? String(format: "%.3f", a) : String(format: "%.2g", a)
+        return (v < 0 ? "−" : "+") + text
     }
 }
 
