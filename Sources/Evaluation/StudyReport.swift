@@ -61,11 +61,20 @@ public struct StudyReport {
                 r.extras?.synthetic?.first { $0.band == band }.flatMap { $0.accuracy >= 0 ? $0.loss : nil }
             })
         }
+        if let long = syntheticBands(data.name).last {
+            // A run that never gets there counts as its whole budget (which understates differences).
+            m.append(Metric(name: "emergence step (\(long) accuracy ≥ 50 %)", better: .lower) { r in
+                r.extras?.syntheticCurve == nil ? nil : Double(r.emergenceStep(band: long, accuracy: Self.emergenceAccuracy) ?? r.steps)
+            })
+        }
         m.append(Metric(name: "tokens/s", better: .higher) { $0.tokensPerSecond })
         // Metrics no run of this data set recorded (run files older than the metric) are left out.
         let mine = runs.filter { $0.data == data.name }
         return m.filter { metric in mine.contains { metric.value($0)?.isFinite ?? false } }
     }
+
+    /// The long-band accuracy that marks a synthetic task as learned (the emergence step).
+    public static let emergenceAccuracy = 0.5
 
     func gainWindows(_ data: String) -> [Int] {
         Array(Set(runs.filter { $0.data == data }.flatMap { $0.contextGain.keys })).sorted()

@@ -9,6 +9,11 @@ import Model
 ///   The answer is scored at the query key, which must attend back to the pair's value.
 /// - `copy`: lowercase filler with one run of 4 uppercase letters and, later, a delimiter `|`
 ///   followed by the same run. Every copied letter is an answer.
+/// - `induction` (dense induction): the window is a random span of P symbols from an alphabet of
+///   `alphabet` letters, repeated with period P to the end of the window. Every byte after the
+///   first repeated one is an answer (the current byte recurs P bytes back, and its successor there
+///   is the answer): up to T − P answers per window, all at distance P − 1. P is drawn per window so
+///   that every band gets windows (one band chosen uniformly, then P − 1 uniformly inside it).
 ///
 /// The distance of an answer is the attention distance it needs (answer position − position of
 /// the byte to retrieve); items are placed so that every context band (local/phrase/long, the
@@ -17,36 +22,57 @@ public struct SyntheticTask: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case recall
         case copy
+        case induction
     }
 
     public var kind: Kind
     /// Upper inclusive distance edges of every band but the last (default 8, 64).
     public var edges: [Int]
+    /// Symbols of the induction task's spans (`synthetic:induction:N`); the others use letters.
+    public var alphabet: Int
+    /// Alphabet of `synthetic:induction` without `:N`.
+    public static let defaultAlphabet = 26
+    /// The induction task's symbols: uppercase, then lowercase letters, then digits (62 at most).
+    static let symbols: [UInt8] = Array(UInt8(ascii: "A")...UInt8(ascii: "Z")) + Array(UInt8(ascii: "a")...UInt8(ascii: "z"))
+        + Array(UInt8(ascii: "0")...UInt8(ascii: "9"))
+    /// Fewest answers of an induction window (so the longest period is T − this).
+    public static let inductionMinimumAnswers = 8
     /// Length of the copied run (copy task).
     public static let copyLength = 4
     /// Seed of the generated validation windows (fixed, so every run sees the same ones).
     public static let validationSeed: UInt64 = 0x5EED_0F_7A5C
 
-    public init(kind: Kind, edges: [Int] = [8, 64]) {
+    public init(kind: Kind, edges: [Int] = [8, 64], alphabet: Int = SyntheticTask.defaultAlphabet) {
         self.kind = kind
         self.edges = edges
+        self.alphabet = alphabet
     }
 
-    /// Parses `synthetic:recall` or `synthetic:copy`; nil when `spec` is not a synthetic spec.
+    /// Parses `synthetic:recall`, `synthetic:copy` or `synthetic:induction[:N]` (N: alphabet size,
+    /// 2–62); nil when `spec` is not a synthetic spec.
     public static func parse(_ spec: String) throws -> SyntheticTask? {
         guard spec.hasPrefix("synthetic:") else { return nil }
-        let name = String(spec.dropFirst("synthetic:".count))
-        guard let kind = Kind(rawValue: name) else {
-            throw DataError("--data \(spec): unknown synthetic task '\(name)'; expected one of \(Kind.allCases.map { "synthetic:" + $0.rawValue }.joined(separator: ", "))")
+        let parts = spec.dropFirst("synthetic:".count).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard let kind = Kind(rawValue: parts[0]) else {
+            throw DataError("--data \(spec): unknown synthetic task '\(parts[0])'; expected one of \(Kind.allCases.map { "synthetic:" + $0.rawValue }.joined(separator: ", ")) (synthetic:induction:N sets its alphabet)")
         }
-        return SyntheticTask(kind: kind)
+        guard parts.count > 1 else { return SyntheticTask(kind: kind) }
+        guard kind == .induction, parts.count == 2, let n = Int(parts[1]), (2...symbols.count).contains(n) else {
+            throw DataError("--data \(spec): expected synthetic:induction:N with an alphabet size N in 2...\(symbols.count); only the induction task takes a parameter")
+        }
+        return SyntheticTask(kind: kind, alphabet: n)
+    }
+
+    /// The spec that names this task (`synthetic:induction:N` when the alphabet is not the default).
+    public var name: String {
+        kind == .induction && alphabet != Self.defaultAlphabet ? "\(kind.rawValue):\(alphabet)" : kind.rawValue
     }
 
     /// The data set that generates this task's windows.
     public var dataset: ByteDataset {
-        var d = ByteDataset(name: "synthetic-" + kind.rawValue, path: "(generated)", files: [])
+        var d = ByteDataset(name: "synthetic-" + name.replacingOccurrences(of: ":", with: "-"), path: "(generated)", files: [])
         var h = FNV1a()
-        h.add(Array("synthetic:\(kind.rawValue):\(edges)".utf8))
+        h.add(Array("synthetic:\(name):\(edges)".utf8))
         d.hash = h.hex
         d.task = self
         return d
@@ -136,6 +162,20 @@ public struct SyntheticTask: Sendable, Equatable {
                     answers.append(Answer(position: q - 1 + i, distance: dist, band: pick.offset))
                 }
                 bytes[q - 1] = UInt8(ascii: "|")
+            }
+        case .induction:
+            // Period P = distance + 1: bytes[i] = bytes[i − P] from P on. Input position t ≥ P holds
+            // a repeat of bytes[t − P]; its target bytes[t + 1] sits at t + 1 − P, distance P − 1.
+            let maxDistance = T - 1 - Self.inductionMinimumAnswers
+            let usable = ranges.enumerated().filter { max($0.element.lowerBound, 1) <= min($0.element.upperBound, maxDistance) }
+            if let pick = usable.isEmpty ? nil : usable[rng.below(usable.count)] {
+                let lo = max(pick.element.lowerBound, 1), hi = min(pick.element.upperBound, maxDistance)
+                let dist = lo + rng.below(hi - lo + 1)
+                let P = dist + 1
+                for i in 0...T {
+                    bytes[i] = i < P ? Self.symbols[rng.below(alphabet)] : bytes[i - P]
+                }
+                for t in P..<T { answers.append(Answer(position: t, distance: dist, band: pick.offset)) }
             }
         }
         return Window(bytes: bytes, answers: answers)

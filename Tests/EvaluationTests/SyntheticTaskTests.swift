@@ -46,6 +46,46 @@ import Testing
         #expect(try SyntheticTask.parse("plays.txt") == nil)
     }
 
+    @Test func inductionWindowsRepeatTheSpanWithItsPeriod() throws {
+        let task = try #require(try SyntheticTask.parse("synthetic:induction:16"))
+        #expect(task.alphabet == 16)
+        #expect(task.name == "induction:16")
+        #expect(try SyntheticTask.parse("synthetic:induction")?.alphabet == SyntheticTask.defaultAlphabet)
+        var rng = Xoshiro256(seed: 3)
+        var perBand = [0, 0, 0]
+        let symbols = Set(SyntheticTask.symbols.prefix(16))
+        for _ in 0..<90 {
+            let w = task.window(T: 128, rng: &rng)
+            #expect(w.bytes.count == 129)
+            #expect(w.bytes.allSatisfy(symbols.contains))
+            let d = try #require(w.answers.first?.distance)
+            let P = d + 1
+            // The whole window has period P; the answers are every input position from P on.
+            for i in P...128 { #expect(w.bytes[i] == w.bytes[i - P]) }
+            #expect(w.answers.map(\.position) == Array(P..<128))
+            #expect(w.answers.count >= SyntheticTask.inductionMinimumAnswers)
+            for a in w.answers {
+                #expect(a.distance == d)
+                #expect(task.bandRanges(T: 128)[a.band].contains(a.distance))
+                // The input byte recurs P back, and the byte after that one is the target.
+                #expect(w.bytes[a.position] == w.bytes[a.position - P])
+                #expect(w.bytes[a.position + 1] == w.bytes[a.position - a.distance])
+                perBand[a.band] += 1
+            }
+        }
+        #expect(perBand.allSatisfy { $0 > 200 })
+        // Two windows of the same task differ; the spec's alphabet is checked.
+        #expect(task.window(T: 64, rng: &rng).bytes != task.window(T: 64, rng: &rng).bytes)
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:1") }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:63") }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:x") }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:copy:16") }
+        // Different alphabets are different data sets (name and hash).
+        #expect(task.dataset.hash != SyntheticTask(kind: .induction).dataset.hash)
+        #expect(task.dataset.name == "synthetic-induction-16")
+        #expect(SyntheticTask(kind: .recall).dataset.name == "synthetic-recall")
+    }
+
     @Test func validationWindowsAreFixed() {
         let task = SyntheticTask(kind: .recall)
         #expect(task.validationWindow(3, T: 64).bytes == task.validationWindow(3, T: 64).bytes)
