@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func scoringAfterEachEvaluationLeavesTrainingUnchanged() throws {
-        let task = SyntheticTask(kind: .induction, alphabet: 8)
+        let task = SyntheticTask(kind: .induction, span: 8)
         func make() throws -> Trainer {
             var c = TrainingConfig(model: GPTConfig(layers: 2, heads: 2, channels: 16, context: 32), preset: "custom",
                                    batch: 2, steps: 6, learningRate: 3e-3, seed: 1, threads: 2, evalEvery: 2,

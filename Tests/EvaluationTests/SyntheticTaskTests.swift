@@ -46,43 +46,42 @@ import Testing
         #expect(try SyntheticTask.parse("plays.txt") == nil)
     }
 
-    @Test func inductionWindowsRepeatTheSpanWithItsPeriod() throws {
-        let task = try #require(try SyntheticTask.parse("synthetic:induction:16"))
-        #expect(task.alphabet == 16)
-        #expect(task.name == "induction:16")
-        #expect(try SyntheticTask.parse("synthetic:induction")?.alphabet == SyntheticTask.defaultAlphabet)
+    @Test func inductionWindowsRepeatAMarkedSpanOfDistinctLetters() throws {
+        let task = try #require(try SyntheticTask.parse("synthetic:induction:12"))
+        #expect(task.span == 12 && task.name == "induction:12")
+        #expect(try SyntheticTask.parse("synthetic:induction")?.span == SyntheticTask.defaultSpan)
         var rng = Xoshiro256(seed: 3)
         var perBand = [0, 0, 0]
-        let symbols = Set(SyntheticTask.symbols.prefix(16))
+        let upper = UInt8(ascii: "A")...UInt8(ascii: "Z"), bar = UInt8(ascii: "|")
         for _ in 0..<90 {
             let w = task.window(T: 128, rng: &rng)
             #expect(w.bytes.count == 129)
-            #expect(w.bytes.allSatisfy(symbols.contains))
-            let d = try #require(w.answers.first?.distance)
-            let P = d + 1
-            // The whole window has period P; the answers are every input position from P on.
-            for i in P...128 { #expect(w.bytes[i] == w.bytes[i - P]) }
-            #expect(w.answers.map(\.position) == Array(P..<128))
-            #expect(w.answers.count >= SyntheticTask.inductionMinimumAnswers)
-            for a in w.answers {
-                #expect(a.distance == d)
+            let first = try #require(w.answers.first)
+            // Full spans beyond the near band; near spans are shortened to fit before the repeat.
+            #expect(w.answers.count == min(12, first.distance))
+            #expect(w.bytes[first.position] == bar && w.bytes.filter { $0 == bar }.count == 2)
+            let letters = w.bytes.filter { upper.contains($0) }
+            #expect(letters.count == 2 * w.answers.count)
+            #expect(Set(letters).count == w.answers.count)
+            for (i, a) in w.answers.enumerated() {
+                #expect(a.position == first.position + i && a.distance == first.distance)
                 #expect(task.bandRanges(T: 128)[a.band].contains(a.distance))
-                // The input byte recurs P back, and the byte after that one is the target.
-                #expect(w.bytes[a.position] == w.bytes[a.position - P])
+                // The input byte occurs once before; the byte after that occurrence is the target.
                 #expect(w.bytes[a.position + 1] == w.bytes[a.position - a.distance])
+                #expect(w.bytes[a.position - a.distance - 1] == w.bytes[a.position])
+                #expect(w.bytes[..<a.position].filter { $0 == w.bytes[a.position] }.count == 1)
+                #expect(upper.contains(w.bytes[a.position + 1]))
                 perBand[a.band] += 1
             }
         }
-        #expect(perBand.allSatisfy { $0 > 200 })
-        // Two windows of the same task differ; the spec's alphabet is checked.
-        #expect(task.window(T: 64, rng: &rng).bytes != task.window(T: 64, rng: &rng).bytes)
-        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:1") }
-        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:63") }
+        #expect(perBand.allSatisfy { $0 > 100 })
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:0") }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:27") }
         #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:x") }
         #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:copy:16") }
-        // Different alphabets are different data sets (name and hash).
+        // Different spans are different data sets (name and hash); the old tasks keep their names.
         #expect(task.dataset.hash != SyntheticTask(kind: .induction).dataset.hash)
-        #expect(task.dataset.name == "synthetic-induction-16")
+        #expect(task.dataset.name == "synthetic-induction-12")
         #expect(SyntheticTask(kind: .recall).dataset.name == "synthetic-recall")
     }
 
