@@ -29,7 +29,7 @@ struct TrainCommand: ParsableCommand {
     var steps: Int = 2000
 
     @Option(help: "Peak learning rate (linear warm-up, then cosine decay to 0.1×).")
-    var lr: Double = 1e-3
+    var lr: Double = 3e-3
 
     @Option(help: "Warm-up steps (default min(100, steps/10)).")
     var warmup: Int?
