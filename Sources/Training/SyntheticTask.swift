@@ -15,6 +15,10 @@ import Model
 ///   (the `|` or a span letter) occurs exactly once before, and the answer is the byte after that
 ///   occurrence, so one content match (an induction head) finds it at any distance. Near spans
 ///   (distance below N) are shortened so the two occurrences do not overlap.
+/// - `repeat` (dense periodic induction): P distinct bytes (drawn from 128…255, so no two are
+///   alike) repeated with period P to the end of the window; every input position from P on is an
+///   answer (T − P per window, at least 8): its byte occurred P back (and every P before that), and
+///   the byte that followed it there is the answer.
 ///
 /// The distance of an answer is the attention distance it needs (answer position − position of
 /// the byte to retrieve); items are placed so that every context band (local/phrase/long, the
@@ -24,6 +28,7 @@ public struct SyntheticTask: Sendable, Equatable {
         case recall
         case copy
         case induction
+        case `repeat`
     }
 
     public var kind: Kind
@@ -35,6 +40,8 @@ public struct SyntheticTask: Sendable, Equatable {
     public static let defaultSpan = 16
     /// Length of the copied run (copy task).
     public static let copyLength = 4
+    /// Fewest answers of a `repeat` window (so its longest distance is T − 1 − this).
+    public static let repeatMinimumAnswers = 8
     /// Seed of the generated validation windows (fixed, so every run sees the same ones).
     public static let validationSeed: UInt64 = 0x5EED_0F_7A5C
 
@@ -181,6 +188,21 @@ public struct SyntheticTask: Sendable, Equatable {
                     bytes[p + d + i] = c
                     answers.append(Answer(position: p - 1 + d + i, distance: dist, band: pick.offset))
                 }
+            }
+        case .repeat:
+            // Period P = distance + 1: bytes[i] = bytes[i − P] from P on. Input position t ≥ P holds
+            // a repeat of bytes[t − P]; its target bytes[t + 1] sits at t + 1 − P, distance P − 1.
+            let maxDistance = min(T - 1 - Self.repeatMinimumAnswers, 127)
+            let usable = ranges.enumerated().filter { max($0.element.lowerBound, 1) <= min($0.element.upperBound, maxDistance) }
+            if let pick = usable.isEmpty ? nil : usable[rng.below(usable.count)] {
+                let lo = max(pick.element.lowerBound, 1), hi = min(pick.element.upperBound, maxDistance)
+                let dist = lo + rng.below(hi - lo + 1)
+                let P = dist + 1
+                var symbols = Array(UInt8(128)...UInt8(255))
+                for i in 0...T {
+                    bytes[i] = i < P ? symbols.remove(at: rng.below(symbols.count)) : bytes[i - P]
+                }
+                for t in P..<T { answers.append(Answer(position: t, distance: dist, band: pick.offset)) }
             }
         }
         return Window(bytes: bytes, answers: answers)

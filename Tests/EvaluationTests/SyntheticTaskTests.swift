@@ -85,6 +85,30 @@ import Testing
         #expect(SyntheticTask(kind: .recall).dataset.name == "synthetic-recall")
     }
 
+    @Test func repeatWindowsArePeriodicWithDistinctBytes() throws {
+        let task = try #require(try SyntheticTask.parse("synthetic:repeat"))
+        var rng = Xoshiro256(seed: 4)
+        var perBand = [0, 0, 0]
+        for _ in 0..<90 {
+            let w = task.window(T: 128, rng: &rng)
+            #expect(w.bytes.count == 129)
+            let d = try #require(w.answers.first?.distance)
+            let P = d + 1
+            // One period of distinct bytes from 128…255, then the same again to the end.
+            #expect(Set(w.bytes[..<P]).count == P && w.bytes.allSatisfy { $0 >= 128 })
+            for i in P...128 { #expect(w.bytes[i] == w.bytes[i - P]) }
+            #expect(w.answers.map(\.position) == Array(P..<128))
+            #expect(w.answers.count >= SyntheticTask.repeatMinimumAnswers)
+            for a in w.answers {
+                #expect(a.distance == d && task.bandRanges(T: 128)[a.band].contains(d))
+                #expect(w.bytes[a.position + 1] == w.bytes[a.position - a.distance])
+                perBand[a.band] += 1
+            }
+        }
+        #expect(perBand.allSatisfy { $0 > 200 })
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:repeat:4") }
+    }
+
     @Test func validationWindowsAreFixed() {
         let task = SyntheticTask(kind: .recall)
         #expect(task.validationWindow(3, T: 64).bytes == task.validationWindow(3, T: 64).bytes)
