@@ -6,12 +6,21 @@ import Training
 public struct RunExtras: Codable, Sendable, Equatable {
     /// Per-band loss and accuracy of a synthetic task (nil for text).
     public var synthetic: [BandScore]?
+    /// The same at every validation pass (on the study's `eval_windows` windows), for the
+    /// emergence step; nil for text and for runs recorded before it was measured.
+    public var syntheticCurve: [SyntheticPoint]?
     /// Peak resident memory of the whole eval process after this run (getrusage ru_maxrss): a
     /// running maximum over every run so far in the process, not a per-arm figure.
     public var processPeakRSSBytes: Int
     /// Wall-clock seconds of the run (training, evals, checkpoint).
     public var wallSeconds: Double
     public var parameters: Int
+}
+
+/// Per-band synthetic scores at one validation pass.
+public struct SyntheticPoint: Codable, Sendable, Equatable {
+    public var step: Int
+    public var bands: [BandScore]
 }
 
 /// The numbers one run contributes to the report, read back from its run file and summary.
@@ -64,6 +73,11 @@ public struct RunMetrics: Sendable {
     /// Tokens seen when the primary validation loss first reached `target` (nil: never).
     public func tokensToReach(_ target: Double) -> Double? {
         validationCurve.first { $0.loss <= target }.map { Double($0.step * tokensPerStep) }
+    }
+
+    /// The first step whose score in `band` reached `accuracy` (nil: never, or no curve recorded).
+    public func emergenceStep(band: String, accuracy: Double) -> Int? {
+        extras?.syntheticCurve?.first { p in p.bands.first { $0.band == band }.map { $0.accuracy >= accuracy } ?? false }?.step
     }
 
     /// Reads `runDirectory`/run.jsonl (and summary.json). `primary` names the validation domain;

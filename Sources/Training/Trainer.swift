@@ -54,6 +54,11 @@ public final class Trainer: @unchecked Sendable {
     private var stopRequested = false
     private var paused = false
 
+    /// Called on the training thread after every validation pass of `run()` (the study runner
+    /// scores a synthetic task's bands there). It may use the model's buffers for forward passes
+    /// but must not change its parameters or the data order.
+    public var afterEvaluation: ((Trainer) -> Void)?
+
     /// Windows of attention used for the context-gain measure at eval (those shorter than T).
     public static let contextGainWindows = [8, 32, 64]
 
@@ -153,6 +158,7 @@ public final class Trainer: @unchecked Sendable {
                 let last = step == config.steps
                 if (config.evalEvery > 0 && step % config.evalEvery == 0) || last {
                     bus.publish(.eval(evaluate()))
+                    afterEvaluation?(self)
                 }
                 if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && !last {
                     try saveCheckpoint()

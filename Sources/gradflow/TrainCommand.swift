@@ -35,7 +35,7 @@ struct TrainCommand: ParsableCommand {
     var steps: Int = 2000
 
     @Option(help: "Peak learning rate (linear warm-up, then cosine decay to 0.1×).")
-    var lr: Double = 1e-3
+    var lr: Double = 3e-3
 
     @Option(help: "Warm-up steps (default min(100, steps/10)).")
     var warmup: Int?
@@ -49,7 +49,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Worker threads (results are bit-identical for the same seed and thread count).")
     var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
 
-    @Option(help: "Training text: a file, a folder of .txt files, or synthetic:recall / synthetic:copy (default: the embedded corpus).")
+    @Option(help: "Training text: a file, a folder of .txt files, or synthetic:recall / synthetic:copy / synthetic:induction[:N] / synthetic:repeat (default: the embedded corpus).")
     var data: String?
 
     @Option(name: .customLong("eval-data"), help: ArgumentHelp("Extra validation domain NAME=PATH (repeatable).", valueName: "NAME=PATH"))
