@@ -11,7 +11,7 @@ struct Gradflow: ParsableCommand {
         dashboard when the terminal allows (plain progress lines otherwise). Every run is recorded to \
         RUNDIR/run.jsonl and can be replayed with `gradflow replay RUNDIR`.
         """,
-        subcommands: [TrainCommand.self, ReplayCommand.self, ExportCommand.self, BenchCommand.self, EvalCommand.self],
+        subcommands: [TrainCommand.self, ReplayCommand.self, SampleCommand.self, RunsCommand.self, ExportCommand.self, BenchCommand.self, EvalCommand.self],
         defaultSubcommand: nil
     )
 }

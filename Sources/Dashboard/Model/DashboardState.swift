@@ -1,9 +1,10 @@
 import Telemetry
 import Terminal
 
-/// The panels of the dashboard, in focus order; the digit toggles one (btop style).
+/// The panels of the dashboard, in focus order (Tab); the digit (raw value) toggles one (btop
+/// style). Samples comes before Events in focus order, so Events stays the last panel.
 public enum Panel: Int, CaseIterable, Sendable {
-    case loss = 1, scales, oscillation, attention, events
+    case loss = 1, scales, oscillation, attention, samples = 6, events = 5
 
     public var title: String {
         switch self {
@@ -12,6 +13,7 @@ public enum Panel: Int, CaseIterable, Sendable {
         case .oscillation: return "Oscillation"
         case .attention: return "Long-range attention"
         case .events: return "Events"
+        case .samples: return "Samples"
         }
     }
 }

@@ -44,7 +44,7 @@ extension DashboardState {
         case .character("v"):
             perHead.toggle()
             setStatus("attention: per \(perHead ? "head" : "layer")")
-        case let .character(c) where ("1"..."5").contains(c):
+        case let .character(c) where ("1"..."6").contains(c):
             togglePanel(Panel(rawValue: Int(String(c))!)!)
         case .up, .character("k"):
             if focus == .events { eventsScroll = Swift.max(0, eventsScroll - 1) } else { moveSelection(-1) }
@@ -104,7 +104,7 @@ extension DashboardState {
             setStatus("checkpoint requested")
             return [.command(.checkpointNow)]
         case .character("["), .character("]"), .character("."):
-            setStatus("[ ] . set the replay speed; use 1–5 to hide or show panels")
+            setStatus("[ ] . set the replay speed; use 1–6 to hide or show panels")
         default: break
         }
         return []

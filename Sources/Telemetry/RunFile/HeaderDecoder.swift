@@ -90,11 +90,18 @@ public enum HeaderDecoder {
             let edges = try array(item["edges"], "axes.edges").map { try number($0, "axes.edges") }
             axes.append(AxisInfo(axis: axis, bands: bands, edges: edges))
         }
-        return RunHeader(
+        var parent: RunParent?
+        if let p = root["parent"] {
+            parent = RunParent(run: try string(p["run"], "parent.run"), step: try int(p["step"], "parent.step"),
+                               checkpoint: try string(p["checkpoint"], "parent.checkpoint"))
+        }
+        var header = RunHeader(
             schema: schema, runName: try string(root["run_name"], "run_name"), config: config, axes: axes,
             seed: seed, data: data, startTime: try number(root["start_time"], "start_time"),
             threads: try int(root["threads"], "threads"), parameters: try int(root["parameters"], "parameters"),
             totalSteps: try int(root["total_steps"], "total_steps"), preset: try string(root["preset"], "preset"))
+        header.parent = parent
+        return header
     }
 
     /// The seed is a full UInt64, which a Double cannot hold: read its digits exactly.

@@ -105,7 +105,12 @@ public enum RecordDecoder {
         static let finalLoss = JSONKey(a: 0x6f6c5f6c616e6966, b: 0x7373, c: 0x0, count: 10)
         /// "best_val_loss"
         static let bestValLoss = JSONKey(a: 0x6c61765f74736562, b: 0x73736f6c5f, c: 0x0, count: 13)
+        /// "sample", "sample_prompt" (eval records since 1.2)
+        static let sample = JSONKey("sample")
+        static let samplePrompt = JSONKey("sample_prompt")
         static let all: [(JSONKey, String)] = [
+            (sample, "sample"),
+            (samplePrompt, "sample_prompt"),
             (type, "type"),
             (step, "step"),
             (t, "t"),
@@ -418,6 +423,8 @@ public enum RecordDecoder {
                 try s.beginArray()
                 var f = true
                 while try s.nextElement(&f) { r.contextGain.append(try gain(&s)) }
+            case K.samplePrompt: try seen.mark(6, key, s); r.samplePrompt = try s.string()
+            case K.sample: try seen.mark(7, key, s); r.sample = try s.string()
             default: try s.skipValue(depth: 1)
             }
         }

@@ -55,6 +55,14 @@ public struct RecordEncoder {
         }
         w.endArray()
         w.key("config"); w.value(h.config)
+        if let p = h.parent {
+            w.key("parent")
+            w.beginObject()
+            w.key("run"); w.string(p.run)
+            w.key("step"); w.int(p.step)
+            w.key("checkpoint"); w.string(p.checkpoint)
+            w.endObject()
+        }
         w.endObject()
         return line()
     }
@@ -152,6 +160,10 @@ public struct RecordEncoder {
             w.endObject()
         }
         w.endArray()
+        if let sample = r.sample {
+            w.key("sample_prompt"); w.string(r.samplePrompt ?? "")
+            w.key("sample"); w.string(sample)
+        }
         w.endObject()
     }
 
