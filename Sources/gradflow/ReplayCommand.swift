@@ -107,6 +107,7 @@ struct ReplayCommand: ParsableCommand {
         screen.close()
         signals.cancel()
         replayer.stop()
+        ExitSummary.print(runFile: replayer.path)
         return true
     }
 }

@@ -73,6 +73,7 @@ struct TrainingSession {
         printer?.finish()
         signals.cancel()
         do { try recorder.finish() } catch { FileHandle.standardError.write(Data("gradflow: run file: \(error)\n".utf8)) }
+        if dashboard != nil { ExitSummary.print(runFile: runFile) }
         print("run file: \(runFile)")
         let end = outcome.end
         switch end?.reason {

@@ -108,3 +108,27 @@ extension RecordEncoder {
         return e.encode(r)
     }
 }
+
+@Suite("Recording extent")
+struct RecordingExtentTests {
+    @Test("the last complete record's step, skipping a torn last line; nil for no records")
+    func lastStep() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-extent-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("run.jsonl")
+        var e = RecordEncoder()
+        var bytes = e.encode(Fixtures.header())
+        try Data(bytes).write(to: file)
+        #expect(RecordingExtent.lastStep(path: dir.path) == nil)
+        var rng = TestRNG(seed: 1)
+        for i in 0..<3000 { bytes += e.encode(.step(Fixtures.step(i, rng: &rng))) }
+        bytes += Array(#"{"type":"step","step":3000,"t":1"#.utf8)
+        try Data(bytes).write(to: file)
+        #expect(RecordingExtent.lastStep(path: file.path) == 3000, "step record 2999 means 3,000 steps recorded")
+        bytes += Array(",\n".utf8) + e.encode(.eval(EvalRecord(step: 3000, t: 9, domains: [])))
+        try Data(bytes).write(to: file)
+        #expect(RecordingExtent.lastStep(path: dir.path) == 3000)
+        #expect(RecordingExtent.lastStep(path: dir.appendingPathComponent("none").path) == nil)
+    }
+}

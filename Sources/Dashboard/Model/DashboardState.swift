@@ -140,13 +140,14 @@ public struct DashboardState: Sendable, Equatable {
 
     /// What the header's state badge says.
     public var runStateLabel: String {
-        if let end = data.end { return end.reason == .completed ? "FINISHED" : end.reason.rawValue.uppercased() }
-        if quitting { return "STOPPING" }
+        let outcome = data.end.map { $0.reason == .completed ? "FINISHED" : $0.reason.rawValue.uppercased() }
         if mode == .replay, let r = replayStatus {
-            if r.finished { return "REPLAY END" }
+            if r.finished || outcome != nil { return "REPLAY END" + (outcome.map { " · " + $0 } ?? "") }
             if r.paused { return "REPLAY PAUSED" }
             return r.speed == 0 ? "REPLAY MAX" : "REPLAY ×\(Format.value(r.speed))"
         }
+        if let outcome { return outcome }
+        if quitting { return "STOPPING" }
         if data.header == nil { return "WAITING" }
         return data.paused ? "PAUSED" : "RUNNING"
     }
