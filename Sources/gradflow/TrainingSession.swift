@@ -15,7 +15,7 @@ struct TrainingSession {
     func run() throws -> Int32 {
         let bus = RecordBus()
         var timeOffset = 0.0
-        if setup.resume != nil {
+        if setup.resume != nil && setup.parent == nil {
             // A resumed run's clock continues from its run file's last record.
             let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
             timeOffset = (try? lastRecordTime(runFile)) ?? 0
@@ -29,7 +29,8 @@ struct TrainingSession {
             throw CLIError("\(error)")
         }
         let runName = (setup.runDirectory as NSString).lastPathComponent
-        let header = trainer.header(runName: runName)
+        var header = trainer.header(runName: runName)
+        header.parent = setup.parent
         bus.publishHeader(header)
         let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
         let dashboard = try DashboardLauncher.open(display, runFile: runFile)
@@ -40,11 +41,12 @@ struct TrainingSession {
             printer.attach(to: bus)
         }
         let recorder: RunRecorder
-        if setup.resume != nil {
+        if setup.resume != nil && setup.parent == nil {
             recorder = try RunRecorder.resume(runFile: setup.runDirectory, bus: bus, step: trainer.step,
                                               t: timeOffset).recorder
         } else {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
+            if let parent = setup.parent { bus.publish(.event(Fork.event(parent))) }
         }
         let signals = SignalHandling(onStop: { trainer.requestStop() },
                                      onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
