@@ -205,6 +205,9 @@ struct DisplayOptions: ParsableArguments {
 
     @Option(help: "Chart symbols: braille, block or ascii (for fonts without braille).")
     var graph: String = "braille"
+
+    @Option(help: ArgumentHelp("A recorded run (folder or run.jsonl) to draw behind this one on the loss chart, with the difference at the latest step; up to 3 (repeat the flag). Aligned by step, or by tokens when batch or context differ.", valueName: "RUN"))
+    var compare: [String] = []
 }
 
 /// Everything `train` decided before the run starts.

@@ -54,5 +54,13 @@ import Testing
         let parsed = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]]
         #expect(parsed?.first { $0["name"] as? String == "tiny" }?["state"] as? String == "finished")
         #expect(EndToEnd.run(binary.path, ["runs", dir.appendingPathComponent("nope").path]).status != 0)
+
+        // --compare: an unreadable reference is an error naming the file (checked before any output).
+        let badRef = EndToEnd.run(binary.path, ["replay", run, "--no-tui", "--compare", run + "/ckpt-000030.gfck"])
+        #expect(badRef.status != 0)
+        #expect(badRef.output.contains("--compare: \(run)/ckpt-000030.gfck:1: not a gradflow run file"), "\(badRef.output)")
+        #expect(EndToEnd.run(binary.path, ["replay", run, "--no-tui", "--summary-only", "--compare", run]).status == 0)
+        let four = EndToEnd.run(binary.path, ["replay", run, "--no-tui"] + Array(repeating: ["--compare", run], count: 4).flatMap { $0 })
+        #expect(four.status != 0 && four.output.contains("at most 3 reference runs"), "\(four.output)")
     }
 }

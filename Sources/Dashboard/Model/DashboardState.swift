@@ -51,6 +51,8 @@ public struct DashboardState: Sendable, Equatable {
     public static let zoomLevels: [Int?] = [nil, 5000, 1000, 200]
 
     public var data = RunData()
+    /// Runs drawn behind this one as ghost lines on the loss chart (`--compare`).
+    public var references: [ReferenceRun] = []
     public var mode: DashboardMode
     /// False when there is no command sink (a replay, or a read-only view of a live run).
     public var canControl: Bool

@@ -15,6 +15,8 @@ public struct DashboardOptions: Sendable {
     public var exitWhenFinished: Bool
     /// Most records folded per frame, so a replay at full speed cannot stall the screen.
     public var maxRecordsPerFrame: Int
+    /// Reference runs for the loss chart (`--compare`).
+    public var references: [ReferenceRun] = []
 
     public init(themes: [Theme] = [Theme.default], graphStyle: GraphStyle = .braille, runFile: String? = nil,
                 frameInterval: Double = 1.0 / 15.0, exitWhenFinished: Bool = false, maxRecordsPerFrame: Int = 20_000) {
@@ -60,6 +62,7 @@ public final class DashboardRunner {
         state = DashboardState(mode: replay == nil ? .live : .replay, canControl: replay == nil && commands != nil,
                                graphStyle: options.graphStyle, themeNames: options.themes.map(\.name),
                                runFile: options.runFile, colorModeLabel: screen.colorMode.label)
+        state.references = options.references
     }
 
     private var now: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
