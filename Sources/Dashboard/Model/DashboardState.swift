@@ -83,6 +83,8 @@ public struct DashboardState: Sendable, Equatable {
     public var quitting = false
     public var quitRequestedAt: Double?
     public var replayStatus: ReplayStatus?
+    /// Replay: steps of the run's checkpoints, where `f` can fork from (empty: no fork).
+    public var forkSteps: [Int] = []
     /// The runner's clock, from the latest tick.
     public var now: Double = 0
     /// Footer facts.

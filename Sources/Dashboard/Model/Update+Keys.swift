@@ -121,12 +121,27 @@ extension DashboardState {
         case .character("]"): return [.replay(.faster)]
         case .character("["): return [.replay(.slower)]
         case .character("."): return [.replay(.stepOnce)]
+        case .character("f"): return forkHere()
         case .character("+"), .character("="), .character("-"), .character("*"), .character("/"),
              .character("0"), .character("a"), .character("u"), .character("c"):
             setStatus("replay is read-only: weights and checkpoints belong to a live run", error: true)
         default: break
         }
         return []
+    }
+
+    /// f in a replay: fork from the latest checkpoint at or before the replay position.
+    private mutating func forkHere() -> [DashboardEffect] {
+        let position = data.lastStep.map { $0.step + 1 } ?? 0
+        guard !forkSteps.isEmpty else {
+            setStatus("fork: this recording has no checkpoints (forking needs its run folder's ckpt-NNNNNN.gfck)", error: true)
+            return []
+        }
+        guard let step = forkSteps.last(where: { $0 <= position }) else {
+            setStatus("fork: no checkpoint at or before step \(Format.grouped(position)) (the first is at \(Format.grouped(forkSteps[0])))", error: true)
+            return []
+        }
+        return [.fork(step: step)]
     }
 
     private mutating func togglePause() -> [DashboardEffect] {
