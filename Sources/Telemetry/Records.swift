@@ -108,6 +108,8 @@ public struct RunHeader: Sendable, Equatable {
     public var totalSteps: Int
     /// Preset name ("S", "M") or "custom".
     public var preset: String
+    /// For a fork: the run it continues (absent in other runs and in older files).
+    public var parent: RunParent?
 
     public init(
         schema: String = RunHeader.currentSchema, runName: String, config: JSONValue, axes: [AxisInfo],
@@ -133,9 +135,25 @@ public struct RunHeader: Sendable, Equatable {
         ranks > 1 ? "\(ranks) ranks × \(threads) threads" : "\(threads) threads"
     }
 
-    /// 1.1 added `oscillation.update_cos` to step records; 1.2 added `twin` to step records and
-    /// the `twin`, `verdict`, `revert` and `rollback` events (docs/FORMAT.md, "Versioning").
+    /// 1.1 added `oscillation.update_cos` to step records; 1.2 added `twin` to step records, the
+    /// `twin`, `verdict`, `revert` and `rollback` events, the eval record's `sample` and the
+    /// header's `parent` (docs/FORMAT.md, "Versioning").
     public static let currentSchema = "gradflow.run/1.2"
+}
+
+/// Where a forked run comes from: the parent run, the step it continued from and the checkpoint.
+public struct RunParent: Sendable, Equatable {
+    /// The parent's run name (its folder's name).
+    public var run: String
+    public var step: Int
+    /// Path of the checkpoint the fork started from.
+    public var checkpoint: String
+
+    public init(run: String, step: Int, checkpoint: String) {
+        self.run = run
+        self.step = step
+        self.checkpoint = checkpoint
+    }
 }
 
 /// Measurements of one band at one step.
@@ -264,14 +282,20 @@ public struct EvalRecord: Sendable, Equatable {
     public var lossByPosition: [Double]
     /// Context gain ΔL(c) = loss with attention window c − loss with full context, for each c.
     public var contextGain: [ContextGain]
+    /// Text the model wrote after `samplePrompt` at this step (fixed prompt and seed); nil in
+    /// files written before samples were recorded.
+    public var samplePrompt: String?
+    public var sample: String?
 
     public init(step: Int, t: Double, domains: [DomainEval], lossByPosition: [Double] = [],
-                contextGain: [ContextGain] = []) {
+                contextGain: [ContextGain] = [], samplePrompt: String? = nil, sample: String? = nil) {
         self.step = step
         self.t = t
         self.domains = domains
         self.lossByPosition = lossByPosition
         self.contextGain = contextGain
+        self.samplePrompt = samplePrompt
+        self.sample = sample
     }
 }
 

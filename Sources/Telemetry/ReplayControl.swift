@@ -9,13 +9,16 @@ public struct ReplayStatus: Sendable, Equatable {
     /// Incremented whenever the replay restarts its stream (a backward seek): an observer that sees
     /// a new generation discards what it built from earlier records and drains afresh.
     public var generation: Int
+    /// Steps in the recording (its last record's step when the replay started; nil if unknown).
+    public var recordedSteps: Int?
 
-    public init(speed: Double, paused: Bool, position: Int, finished: Bool, generation: Int) {
+    public init(speed: Double, paused: Bool, position: Int, finished: Bool, generation: Int, recordedSteps: Int? = nil) {
         self.speed = speed
         self.paused = paused
         self.position = position
         self.finished = finished
         self.generation = generation
+        self.recordedSteps = recordedSteps
     }
 }
 

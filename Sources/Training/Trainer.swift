@@ -48,6 +48,8 @@ public final class Trainer: @unchecked Sendable {
     public var profiler: PhaseTimer? {
         didSet { model.profiler = profiler }
     }
+    /// Writes the evaluation's sample; reads the parameters only, so training is unchanged.
+    lazy var sampler = Generator(model: model)
     /// [batch · T] loss weights when the data source is a synthetic task (nil: plain mean loss).
     let lossMask: UnsafeMutablePointer<Float>?
     private let stopLock = NSLock()
@@ -294,8 +296,15 @@ public final class Trainer: @unchecked Sendable {
             }
         }
         if let first = domains.first?.loss, bestValidation.map({ first < $0 }) ?? true { bestValidation = first }
-        return EvalRecord(step: step, t: elapsed, domains: domains, lossByPosition: byPosition, contextGain: gains)
+        let text = sampler.generate(prompt: Array(Self.evalSample.prompt.utf8), count: Self.evalSample.bytes,
+                                    options: Self.evalSample.options)
+        return EvalRecord(step: step, t: elapsed, domains: domains, lossByPosition: byPosition, contextGain: gains,
+                          samplePrompt: Self.evalSample.prompt, sample: String(decoding: text, as: UTF8.self))
     }
+
+    /// The sample written at each evaluation (run file `sample`, the dashboard's Samples panel):
+    /// a fixed prompt and seed, so successive samples show what training changed.
+    public static let evalSample = (prompt: "\n", bytes: 160, options: SamplingOptions(temperature: 0.8, seed: 1))
 
     func validationLoss(_ d: ByteDataset, T: Int, window: Int?, collectPositions: Bool) -> (loss: Double, byPosition: [Double]) {
         let B = localBatch

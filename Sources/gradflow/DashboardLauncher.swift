@@ -20,6 +20,7 @@ enum DashboardLauncher {
         guard let style = GraphStyle(rawValue: display.graph) else {
             throw CLIError("--graph must be braille, block or ascii (got '\(display.graph)')")
         }
+        let references = try loadReferences(display.compare)
         guard !display.noTui else { return nil }
         if !(isatty(0) == 1 && isatty(1) == 1) {
             guard underMPIRun, mpirunLeavesTheTerminal() else { return nil }
@@ -27,7 +28,9 @@ enum DashboardLauncher {
         }
         do {
             let screen = try NCursesScreen()
-            return (screen, DashboardOptions(themes: themes, graphStyle: style, runFile: runFile))
+            var options = DashboardOptions(themes: themes, graphStyle: style, runFile: runFile)
+            options.references = references
+            return (screen, options)
         } catch {
             FileHandle.standardError.write(Data("gradflow: no dashboard (\(error)); printing progress lines\n".utf8))
             return nil
@@ -72,6 +75,16 @@ enum DashboardLauncher {
         borrowed = nil
         tcsetpgrp(b.fd, b.group)
         close(b.fd)
+    }
+
+    /// The `--compare` runs, read in full; a file that cannot be read is an error naming it.
+    static func loadReferences(_ paths: [String]) throws -> [ReferenceRun] {
+        guard paths.count <= ReferenceRun.maxCount else {
+            throw CLIError("--compare: at most \(ReferenceRun.maxCount) reference runs (got \(paths.count))")
+        }
+        return try paths.map { path in
+            do { return try ReferenceRun.load(path: path) } catch { throw CLIError("--compare: \(error)") }
+        }
     }
 
     /// The repository's themes/ folder when the executable runs from a build inside it.

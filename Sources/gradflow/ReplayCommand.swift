@@ -3,6 +3,7 @@ import Dashboard
 import Foundation
 import Telemetry
 import Terminal
+import Training
 
 /// `gradflow replay RUNDIR|FILE`: plays a recorded run again, in the dashboard or as progress lines.
 struct ReplayCommand: ParsableCommand {
@@ -89,7 +90,10 @@ struct ReplayCommand: ParsableCommand {
     /// Runs the replay in the dashboard. Returns false when no dashboard can run (no terminal,
     /// unknown TERM), and the command then prints progress lines as with --no-tui.
     func tryDashboard() throws -> Bool {
-        guard let (screen, options) = try DashboardLauncher.open(display, runFile: runPath) else { return false }
+        guard let (screen, launched) = try DashboardLauncher.open(display, runFile: runPath) else { return false }
+        var options = launched
+        let runDirectory = Self.runDirectory(runPath)
+        options.forkSteps = CheckpointFiles.list(runDirectory: runDirectory).map(\.step)
         let bus = RecordBus()
         let replayer: Replayer
         do {
@@ -103,10 +107,40 @@ struct ReplayCommand: ParsableCommand {
         replayer.start()
         let runner = DashboardRunner(screen: screen, subscription: subscription, commands: nil, replay: replayer,
                                      options: options)
-        _ = runner.run(interrupted: { signals.stopRequested })
+        let exit = runner.run(interrupted: { signals.stopRequested })
         screen.close()
         signals.cancel()
         replayer.stop()
+        if case let .fork(step) = exit {
+            try forkLive(runDirectory: runDirectory, step: step)
+            return true
+        }
+        ExitSummary.print(runFile: replayer.path)
         return true
+    }
+
+    /// The folder of a run given as its folder or its run.jsonl.
+    static func runDirectory(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return path }
+        let dir = (path as NSString).deletingLastPathComponent
+        return dir.isEmpty ? "." : dir
+    }
+
+    /// Key f: `gradflow train --fork RUN@STEP` in this process, into a new run folder, with the
+    /// recording (and the other --compare runs, up to three in all) as ghost lines.
+    func forkLive(runDirectory: String, step: Int) throws {
+        var args = ["--fork", "\(runDirectory)@\(step)", "--compare", runDirectory]
+        for other in display.compare.prefix(ReferenceRun.maxCount - 1) { args += ["--compare", other] }
+        if let theme = display.theme { args += ["--theme", theme] }
+        args += ["--graph", display.graph]
+        print("gradflow: forking \(runDirectory) at step \(step) into a new live run…")
+        do {
+            try TrainCommand.parse(args).run()
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            throw CLIError(TrainCommand.message(for: error))
+        }
     }
 }

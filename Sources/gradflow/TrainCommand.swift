@@ -70,6 +70,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Continue a run from its checkpoint file: model, schedule, steps and refinement come from the checkpoint; the run file in its folder gets the new records.", valueName: "CKPT"))
     var resume: String?
 
+    @Option(help: ArgumentHelp("Continue RUN from its latest checkpoint at or before STEP (default: its latest) into a new run folder (--out) whose header names the parent; settings and data order come from the checkpoint, so without changes the losses equal the parent's.", valueName: "RUN[@STEP]"))
+    var fork: String?
+
     @OptionGroup(title: "Refinement") var refinement: RefinementOptions
 
     @OptionGroup(title: "Twins and divergence") var interventions: InterventionOptions
@@ -105,6 +108,19 @@ struct TrainCommand: ParsableCommand {
             if path.hasPrefix("synthetic:") { throw ValidationError("--eval-data \(spec): a synthetic task can only be training data (--data); its validation windows are evaluated automatically") }
             evalDomains.append(try loadData(name: name, path: path))
         }
+        if let fork {
+            if resume != nil { throw ValidationError("--fork and --resume exclude each other: --resume appends to a run, --fork starts a new one") }
+            let (ckpt, parent) = try Fork.locate(fork)
+            if refinement.flags != RefinementFlags() {
+                throw ValidationError("--fork continues the parent's refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
+            }
+            // The parent's training data unless --data says otherwise (the data order is the checkpoint's).
+            let trainPath = data ?? Fork.trainingDataPath(fork)
+            let train = try trainPath.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
+            let runDirectory = try newRunDirectory()
+            return TrainingSetup(config: ckpt.metadata.config, refinement: ckpt.metadata.refinement ?? RefinementConfig(),
+                                 train: train, evalDomains: evalDomains, runDirectory: runDirectory, resume: ckpt, parent: parent)
+        }
         if let resume {
             let ckpt: Checkpoint
             do { ckpt = try readCheckpoint(resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
@@ -126,13 +142,19 @@ struct TrainCommand: ParsableCommand {
         if let e = withWindows.validationProblem() { throw ValidationError(Self.describe(e)) }
         let train = try data.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
         do { try train.check(context: config.context) } catch let e as DataError { throw ValidationError(e.description) }
+        let runDirectory = try newRunDirectory()
+        return TrainingSetup(config: withWindows, refinement: refinementConfig, train: train, evalDomains: evalDomains,
+                             runDirectory: runDirectory, resume: nil)
+    }
+
+    /// --out, or runs/DATE-TIME; refused when it already holds a run.
+    func newRunDirectory() throws -> String {
         let runDirectory = out ?? Self.defaultRunDirectory()
         let runFile = (runDirectory as NSString).appendingPathComponent("run.jsonl")
         if FileManager.default.fileExists(atPath: runFile) {
             throw ValidationError("--out: \(runDirectory) already holds a run (run.jsonl); choose another folder, or continue it with --resume \(runDirectory)/ckpt-NNNNNN.gfck")
         }
-        return TrainingSetup(config: withWindows, refinement: refinementConfig, train: train, evalDomains: evalDomains,
-                             runDirectory: runDirectory, resume: nil)
+        return runDirectory
     }
 
     /// A configuration problem in the command line's words (the flag that sets the value).
@@ -211,6 +233,9 @@ struct DisplayOptions: ParsableArguments {
 
     @Option(help: "Chart symbols: braille, block or ascii (for fonts without braille).")
     var graph: String = "braille"
+
+    @Option(help: ArgumentHelp("A recorded run (folder or run.jsonl) to draw behind this one on the loss chart, with the difference at the latest step; up to 3 (repeat the flag). Aligned by step, or by tokens when batch or context differ.", valueName: "RUN"))
+    var compare: [String] = []
 }
 
 /// Everything `train` decided before the run starts.
@@ -221,4 +246,6 @@ struct TrainingSetup {
     var evalDomains: [ByteDataset]
     var runDirectory: String
     var resume: Checkpoint?
+    /// Set for a fork: `resume` holds the parent's checkpoint, and the run folder is new.
+    var parent: RunParent? = nil
 }

@@ -23,7 +23,7 @@ struct TrainingSession {
         let bus = RecordBus()
         let lead = collective.rank == 0
         var timeOffset = 0.0
-        if setup.resume != nil && lead {
+        if setup.resume != nil && setup.parent == nil && lead {
             // A resumed run's clock continues from its run file's last record.
             let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
             timeOffset = (try? lastRecordTime(runFile)) ?? 0
@@ -39,7 +39,8 @@ struct TrainingSession {
         trainer.interventions = try interventions.settings(bandNames: trainer.bandNames)
         guard lead else { return quietRank(trainer) }
         let runName = (setup.runDirectory as NSString).lastPathComponent
-        let header = trainer.header(runName: runName)
+        var header = trainer.header(runName: runName)
+        header.parent = setup.parent
         bus.publishHeader(header)
         let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
         let underMPIRun = MPICollective.launchedByMPIRun
@@ -51,11 +52,12 @@ struct TrainingSession {
             printer.attach(to: bus)
         }
         let recorder: RunRecorder
-        if setup.resume != nil {
+        if setup.resume != nil && setup.parent == nil {
             recorder = try RunRecorder.resume(runFile: setup.runDirectory, bus: bus, step: trainer.step,
                                               t: timeOffset).recorder
         } else {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
+            if let parent = setup.parent { bus.publish(.event(Fork.event(parent))) }
         }
         let signals = SignalHandling(onStop: {
             trainer.requestStop()
@@ -90,6 +92,7 @@ struct TrainingSession {
         signals.cancel()
         debug.report(trainer)
         do { try recorder.finish() } catch { FileHandle.standardError.write(Data("gradflow: run file: \(error)\n".utf8)) }
+        if dashboard != nil { ExitSummary.print(runFile: runFile) }
         print("run file: \(runFile)")
         let end = outcome.end
         switch end?.reason {

@@ -39,7 +39,7 @@ import Testing
         #expect(text.contains("(0 → 127)"))
         #expect(text.contains("▲ weight"))
         #expect(text.contains("context.long 1.00 → 1.36"))
-        #expect(text.contains("unpaired before → after: long share"))
+        #expect(text.contains("unpaired before → after: long"), "the Events line labels before → after as unpaired (cut at the panel width)")
         #expect(text.contains("■ checkpoint"))
         #expect(text.contains("run file runs/synthetic/run.jsonl"))
         #expect(text.contains("256 colours"))

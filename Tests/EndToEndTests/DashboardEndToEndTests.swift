@@ -93,7 +93,8 @@ enum EndToEnd {
         guard rc == 0 else { return (-1, "posix_spawn \(executable): error \(rc)") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let output = capture ? ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "") : ""
+        // Lossy: a program may print bytes that are not UTF-8 (`gradflow sample` of an untrained model).
+        let output = capture ? (FileManager.default.contents(atPath: outPath).map { String(decoding: $0, as: UTF8.self) } ?? "") : ""
         let exited = (status & 0x7f) == 0
         return (exited ? (status >> 8) & 0xff : -1, output)
     }

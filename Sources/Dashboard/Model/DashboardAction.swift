@@ -22,4 +22,6 @@ public enum DashboardEffect: Sendable, Equatable {
     case replay(ReplayAction)
     /// Return from the run loop now.
     case quit
+    /// Replay: leave the loop to fork the run from its checkpoint at this step (key f).
+    case fork(step: Int)
 }

@@ -2,9 +2,10 @@ import Refinement
 import Telemetry
 import Terminal
 
-/// The panels of the dashboard, in focus order; the digit toggles one (btop style).
+/// The panels of the dashboard, in focus order (Tab); the digit (raw value) toggles one (btop
+/// style). Samples comes before Events in focus order, so Events stays the last panel.
 public enum Panel: Int, CaseIterable, Sendable {
-    case loss = 1, scales, oscillation, attention, events
+    case loss = 1, scales, oscillation, attention, samples = 6, events = 5
 
     public var title: String {
         switch self {
@@ -13,6 +14,7 @@ public enum Panel: Int, CaseIterable, Sendable {
         case .oscillation: return "Oscillation"
         case .attention: return "Long-range attention"
         case .events: return "Events"
+        case .samples: return "Samples"
         }
     }
 }
@@ -50,6 +52,8 @@ public struct DashboardState: Sendable, Equatable {
     public static let zoomLevels: [Int?] = [nil, 5000, 1000, 200]
 
     public var data = RunData()
+    /// Runs drawn behind this one as ghost lines on the loss chart (`--compare`).
+    public var references: [ReferenceRun] = []
     public var mode: DashboardMode
     /// False when there is no command sink (a replay, or a read-only view of a live run).
     public var canControl: Bool
@@ -84,6 +88,8 @@ public struct DashboardState: Sendable, Equatable {
     public var quitting = false
     public var quitRequestedAt: Double?
     public var replayStatus: ReplayStatus?
+    /// Replay: steps of the run's checkpoints, where `f` can fork from (empty: no fork).
+    public var forkSteps: [Int] = []
     /// The runner's clock, from the latest tick.
     public var now: Double = 0
     /// Footer facts.
@@ -145,13 +151,14 @@ public struct DashboardState: Sendable, Equatable {
 
     /// What the header's state badge says.
     public var runStateLabel: String {
-        if let end = data.end { return end.reason == .completed ? "FINISHED" : end.reason.rawValue.uppercased() }
-        if quitting { return "STOPPING" }
+        let outcome = data.end.map { $0.reason == .completed ? "FINISHED" : $0.reason.rawValue.uppercased() }
         if mode == .replay, let r = replayStatus {
-            if r.finished { return "REPLAY END" }
+            if r.finished || outcome != nil { return "REPLAY END" + (outcome.map { " · " + $0 } ?? "") }
             if r.paused { return "REPLAY PAUSED" }
             return r.speed == 0 ? "REPLAY MAX" : "REPLAY ×\(Format.value(r.speed))"
         }
+        if let outcome { return outcome }
+        if quitting { return "STOPPING" }
         if data.header == nil { return "WAITING" }
         return data.paused ? "PAUSED" : "RUNNING"
     }

@@ -87,6 +87,7 @@ extension RunData {
 
     private mutating func apply(eval e: EvalRecord) {
         lastEval = e
+        recordSample(e)
         var parts: [String] = []
         for (k, d) in e.domains.enumerated() {
             var i = validationNames.firstIndex(of: d.name) ?? -1

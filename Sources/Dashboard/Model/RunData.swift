@@ -102,6 +102,8 @@ public struct RunData: Sendable, Equatable {
     /// Newest last.
     public var events: [EventEntry] = []
     public var markers: [WeightMarker] = []
+    /// Each evaluation's sample, oldest first (RunData+Samples.swift).
+    public var samples: [SampleEntry] = []
     /// Index in `events` of the weight change whose "after" values still follow the run.
     var openEffect: Int?
     /// The twin's training loss over the current (or last) window: the Loss panel's ghost line.

@@ -45,7 +45,7 @@ extension DashboardState {
         case .character("v"):
             perHead.toggle()
             setStatus("attention: per \(perHead ? "head" : "layer")")
-        case let .character(c) where ("1"..."5").contains(c):
+        case let .character(c) where ("1"..."6").contains(c):
             togglePanel(Panel(rawValue: Int(String(c))!)!)
         case .up, .character("k"):
             if focus == .events { eventsScroll = Swift.max(0, eventsScroll - 1) } else { moveSelection(-1) }
@@ -113,7 +113,7 @@ extension DashboardState {
             setStatus("checkpoint requested")
             return [.command(.checkpointNow)]
         case .character("["), .character("]"), .character("."):
-            setStatus("[ ] . set the replay speed; use 1–5 to hide or show panels")
+            setStatus("[ ] . set the replay speed; use 1–6 to hide or show panels")
         default: break
         }
         return []
@@ -130,12 +130,27 @@ extension DashboardState {
         case .character("]"): return [.replay(.faster)]
         case .character("["): return [.replay(.slower)]
         case .character("."): return [.replay(.stepOnce)]
+        case .character("f"): return forkHere()
         case .character("+"), .character("="), .character("-"), .character("*"), .character("/"),
              .character("0"), .character("a"), .character("u"), .character("c"), .character("b"), .character("r"):
             setStatus("replay is read-only: weights and checkpoints belong to a live run", error: true)
         default: break
         }
         return []
+    }
+
+    /// f in a replay: fork from the latest checkpoint at or before the replay position.
+    private mutating func forkHere() -> [DashboardEffect] {
+        let position = data.lastStep.map { $0.step + 1 } ?? 0
+        guard !forkSteps.isEmpty else {
+            setStatus("fork: this recording has no checkpoints (forking needs its run folder's ckpt-NNNNNN.gfck)", error: true)
+            return []
+        }
+        guard let step = forkSteps.last(where: { $0 <= position }) else {
+            setStatus("fork: no checkpoint at or before step \(Format.grouped(position)) (the first is at \(Format.grouped(forkSteps[0])))", error: true)
+            return []
+        }
+        return [.fork(step: step)]
     }
 
     private mutating func togglePause() -> [DashboardEffect] {

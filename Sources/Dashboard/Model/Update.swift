@@ -54,7 +54,9 @@ extension DashboardState {
     private mutating func fold(_ record: Record) {
         data.apply(record)
         guard case let .event(e) = record else { return }
-        if e.kind == .refused {
+        // A refusal of the viewer's own key belongs in the status line; a recorded one (replay)
+        // is history, shown in Events only.
+        if e.kind == .refused && mode == .live {
             let what = e.axis.map { a in e.band.map { "\(a.rawValue) band \($0)" } ?? a.rawValue } ?? "command"
             setStatus("refused: \(e.message.isEmpty ? what : e.message)", error: true)
         }

@@ -15,6 +15,10 @@ public struct DashboardOptions: Sendable {
     public var exitWhenFinished: Bool
     /// Most records folded per frame, so a replay at full speed cannot stall the screen.
     public var maxRecordsPerFrame: Int
+    /// Reference runs for the loss chart (`--compare`).
+    public var references: [ReferenceRun] = []
+    /// Replay: the steps of the run's checkpoints, which `f` can fork from.
+    public var forkSteps: [Int] = []
 
     public init(themes: [Theme] = [Theme.default], graphStyle: GraphStyle = .braille, runFile: String? = nil,
                 frameInterval: Double = 1.0 / 15.0, exitWhenFinished: Bool = false, maxRecordsPerFrame: Int = 20_000) {
@@ -35,6 +39,8 @@ public enum DashboardExit: Sendable, Equatable {
     case ended(EndRecord)
     /// `.stop` was sent but no end record came within `DashboardState.quitTimeout` seconds.
     case stopTimedOut
+    /// Replay, key f: fork the run from its checkpoint at this step.
+    case fork(step: Int)
 }
 
 /// Drives a dashboard: reads keys with a short timeout (the frame interval), drains the record
@@ -60,6 +66,8 @@ public final class DashboardRunner {
         state = DashboardState(mode: replay == nil ? .live : .replay, canControl: replay == nil && commands != nil,
                                graphStyle: options.graphStyle, themeNames: options.themes.map(\.name),
                                runFile: options.runFile, colorModeLabel: screen.colorMode.label)
+        state.references = options.references
+        state.forkSteps = options.forkSteps
     }
 
     private var now: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
@@ -103,6 +111,7 @@ public final class DashboardRunner {
                 case let .command(c): commands?.send(c)
                 case let .replay(r): replay?.perform(r)
                 case .quit: exit = exitReason()
+                case let .fork(step): exit = .fork(step: step)
                 }
             }
             if exit == nil, state.quitting, subscription.isFinished { exit = exitReason() }

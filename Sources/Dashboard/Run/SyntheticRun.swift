@@ -73,7 +73,20 @@ public enum SyntheticRun {
                                     DomainEval(name: "fortunes", loss: base + 0.9)],
                           lossByPosition: (0..<32).map { 2.4 - 0.9 * log(1 + Double($0)) / log(32) },
                           contextGain: [ContextGain(window: 8, delta: 0.61), ContextGain(window: 32, delta: 0.23),
-                                        ContextGain(window: 64, delta: 0.09)])
+                                        ContextGain(window: 64, delta: 0.09)],
+                          samplePrompt: "\n", sample: sample(i))
+    }
+
+    /// A sample that reads better as training goes on: a fixed text with fewer bytes garbled.
+    static func sample(_ i: Int) -> String {
+        let text = Array("KING HENRY:\nNow, lords, the matter stands upon our honour;\nGo bid the soldiers shall be ready straight.\n\nWARWICK:\nMy lord, I go.".unicodeScalars)
+        let garble = exp(-Double(i) / 400)
+        var h = UInt64(truncatingIfNeeded: i) &* 0x9E37_79B9_7F4A_7C15
+        return String(String.UnicodeScalarView(text.map { c in
+            h = h &* 6364136223846793005 &+ 1442695040888963407
+            guard Double(h >> 11) / Double(1 << 53) < garble, c != "\n" else { return c }
+            return Unicode.Scalar(UInt8(97 + (h >> 33) % 26))
+        }))
     }
 
     /// Records for steps 1…`steps`: a step each, an eval every `evalEvery`, two weight changes,

@@ -24,6 +24,11 @@ public enum BuiltinThemes {
         series_val_3     = "#ff9e64"
         series_val_4     = "#e0af68"
 
+        # reference runs drawn as ghost lines (replay/train --compare)
+        ref_1            = "#a9b1d6"
+        ref_2            = "#d4a5a5"
+        ref_3            = "#73daca"
+
         band_1           = "#7aa2f7"
         band_2           = "#2ac3de"
         band_3           = "#e0af68"
@@ -60,6 +65,11 @@ public enum BuiltinThemes {
         series_val_2     = "#5a4a78"
         series_val_3     = "#965027"
         series_val_4     = "#8f5e15"
+
+        # reference runs drawn as ghost lines (replay/train --compare)
+        ref_1            = "#7a7f8c"
+        ref_2            = "#a37c4f"
+        ref_3            = "#4f7aa3"
 
         band_1           = "#2959aa"
         band_2           = "#166775"
@@ -99,6 +109,11 @@ public enum BuiltinThemes {
         series_val_3     = "243"
         series_val_4     = "240"
 
+        # reference runs drawn as ghost lines (replay/train --compare)
+        ref_1            = "250"
+        ref_2            = "247"
+        ref_3            = "243"
+
         band_1           = "253"
         band_2           = "249"
         band_3           = "245"
@@ -135,6 +150,11 @@ public enum BuiltinThemes {
         series_val_2     = "#ff00ff"
         series_val_3     = "#ffff00"
         series_val_4     = "#00ffff"
+
+        # reference runs drawn as ghost lines (replay/train --compare)
+        ref_1            = "#ffffff"
+        ref_2            = "#ffaf00"
+        ref_3            = "#af87ff"
 
         band_1           = "#00ffff"
         band_2           = "#00ff00"

@@ -5,6 +5,8 @@ public enum ThemeKey: String, CaseIterable, Sendable {
     case fg, dim, title, border
     case border_focus, selected_bg
     case series_train, series_val_1, series_val_2, series_val_3, series_val_4
+    /// Reference runs (`--compare`), drawn as ghost lines.
+    case ref_1, ref_2, ref_3
     case band_1, band_2, band_3, band_4
     case zone_calm, zone_watch, zone_bad
     case heat_start, heat_mid, heat_end

@@ -22,6 +22,7 @@ public enum DashboardView {
             case .oscillation: OscillationPanel.render(state, into: &canvas, rect, theme: theme, focused: focused)
             case .attention: AttentionPanel.render(state, into: &canvas, rect, theme: theme, focused: focused)
             case .events: EventsPanel.render(state, into: &canvas, rect, theme: theme, focused: focused)
+            case .samples: SamplesPanel.render(state, into: &canvas, rect, theme: theme, focused: focused)
             }
         }
         FooterView.render(state, into: &canvas, layout.footer, theme: theme)
@@ -63,7 +64,7 @@ struct Layout {
             return
         }
         let visible = Set(state.visiblePanels)
-        let rows: [[Panel]] = [[.loss, .scales], [.oscillation, .attention], [.events]]
+        let rows: [[Panel]] = [[.loss, .scales], [.oscillation, .attention], [.events, .samples]]
             .map { $0.filter(visible.contains) }
         let weights = [0.43, 0.28, 0.29]
         let present = rows.indices.filter { !rows[$0].isEmpty }
@@ -96,6 +97,12 @@ struct Layout {
                 let (left, right) = rect.splitLeft(size.width - scalesWidth)
                 panels.append((.loss, left))
                 panels.append((.scales, right))
+            } else if row == [.events, .samples] {
+                // Events lines are long (effect since …); the sample reads well at 40–60 columns.
+                let samplesWidth = size.width >= 120 ? Swift.max(36, Swift.min(64, size.width - 100)) : size.width * 9 / 20
+                let (left, right) = rect.splitLeft(size.width - samplesWidth)
+                panels.append((.events, left))
+                panels.append((.samples, right))
             } else {
                 let (left, right) = rect.splitLeft(size.width / 2)
                 panels.append((row[0], left))
@@ -109,7 +116,7 @@ struct Layout {
 enum PanelText {
     /// "¹Loss" style title start: the panel's toggle digit, then the name.
     static func title(_ panel: Panel, _ text: String, theme: Theme) -> [Span] {
-        let superscripts = ["¹", "²", "³", "⁴", "⁵"]
+        let superscripts = ["¹", "²", "³", "⁴", "⁵", "⁶"]
         return [Span(superscripts[panel.rawValue - 1], theme.style(.dim)), Span(text, theme.style(.title, .bold))]
     }
 

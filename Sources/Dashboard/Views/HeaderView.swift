@@ -30,7 +30,10 @@ enum HeaderView {
         }()
         let step = d.stepsDone
         let total = Swift.max(header.totalSteps, step)
-        let fraction = total > 0 ? Double(step) / Double(total) : 0
+        // A replay's bar is the position in the recording; a live run's, the planned steps.
+        let replay = state.mode == .replay ? state.replayStatus : nil
+        let recorded = replay.map { Swift.max($0.recordedSteps ?? 0, step) }
+        let fraction = recorded.map { $0 > 0 ? Double(step) / Double($0) : 0 } ?? (total > 0 ? Double(step) / Double(total) : 0)
         let bar = Meter.bar(fraction, width: 20)
         let elapsed = d.lastT
         let doneSteps = Swift.max(1, step - (d.trainLoss.firstX ?? 0))
@@ -49,16 +52,24 @@ enum HeaderView {
             Piece(spans: [Span(" · preset \(header.preset) · \(Format.compact(Double(header.parameters))) params", dim)], priority: 1),
             // A data-parallel run says how it is spread: "· 2 ranks × 1 threads".
             Piece(spans: header.ranks > 1 ? [Span(" · \(header.processSummary)", fg)] : [], priority: 3),
-            Piece(spans: [Span("   step ", dim), Span("\(Format.grouped(step))/\(Format.grouped(total))", theme.style(.fg, .bold))], priority: 9),
+            recorded.map { rec in
+                let icon = replay!.finished ? "■" : (replay!.paused ? "‖" : "▶")
+                return Piece(spans: [Span("   \(icon) step ", dim), Span("\(Format.grouped(step))", theme.style(.fg, .bold)),
+                                     Span(" of \(Format.grouped(rec)) recorded", dim)], priority: 9)
+            } ?? Piece(spans: [Span("   step ", dim), Span("\(Format.grouped(step))/\(Format.grouped(total))", theme.style(.fg, .bold))], priority: 9),
             Piece(spans: [Span(" ▕", dim), Span(bar.filled, theme.style(.series_train)), Span(bar.rest, dim), Span("▏", dim)], priority: 4),
             Piece(spans: [Span(" \(Format.percent(fraction))", fg)], priority: 6),
             Piece(spans: [Span("   \(Format.compact(d.lastStep?.tokensPerSecond ?? 0)) tok/s", fg)], priority: 5),
             Piece(spans: [Span("   \(Format.duration(elapsed))", fg)], priority: 7),
-            Piece(spans: [Span(" · ETA \(eta > 0 ? Format.duration(eta) : "–")", dim)], priority: 3),
         ]
+        // After the step: "twin 120/200" while a twin window is open.
         if let t = d.twinWindow?.sample {
             pieces.insert(Piece(spans: [Span("   twin ", dim), Span("\(t.pairedSteps)/\(t.windowSteps)", theme.style(.title, .bold))],
-                                priority: 8), at: 3)
+                                priority: 8), at: 4)
+        }
+        // An ETA only for a run still training (not a replay, not a run that has ended).
+        if replay == nil && d.end == nil {
+            pieces.append(Piece(spans: [Span(" · ETA \(eta > 0 ? Format.duration(eta) : "–")", dim)], priority: 3))
         }
         let badgeSpans = [Span("● \(badge) ", theme.style(badgeKey, .bold))]
         let badgeWidth = badgeSpans.reduce(0) { $0 + Format.width($1.text) }

@@ -17,8 +17,13 @@ enum LossPanel {
                      Span("g", theme.style(.title)), Span(" graph", theme.style(.dim))]
         let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
         guard inner.height >= 2 else { return }
-        var series: [LineChart.Series] = []
-        // The twin's ghost line first, so the main run's line draws over it.
+        let refColors = [theme[.ref_1], theme[.ref_2], theme[.ref_3]]
+        let legend = ReferenceLegend.rows(state, rows: Swift.max(0, Swift.min(state.references.count, inner.height - 5)))
+        // Reference runs and the twin's ghost line first, so the current run is drawn over them.
+        var series = legend.flatMap { row in
+            [LineChart.Series(data: row.train, color: refColors[row.index % 3], label: row.name)]
+                + row.validation.map { LineChart.Series(data: $0, color: refColors[row.index % 3], label: row.name, smooth: false) }
+        }
         if !d.twinLoss.isEmpty { series.append(LineChart.Series(data: d.twinLoss, color: theme[.dim], label: "twin")) }
         series.append(LineChart.Series(data: d.trainLoss, color: theme[.series_train], label: "train"))
         for (i, v) in d.validation.enumerated() {
@@ -28,8 +33,12 @@ enum LossPanel {
                               style: state.graphStyle,
                               markers: d.markers.map { LineChart.Marker(x: $0.step, label: $0.label) },
                               markerColor: theme[.event_weight], axisStyle: theme.style(.dim))
-        let chartRect = Rect(x: inner.x, y: inner.y, width: inner.width, height: inner.height - 1)
+        let chartRect = Rect(x: inner.x, y: inner.y, width: inner.width, height: inner.height - 1 - legend.count)
         chart.render(into: &canvas, chartRect)
+        for (k, row) in legend.enumerated() {
+            canvas.put(ReferenceLegend.spans(row, color: refColors[row.index % 3], theme: theme),
+                       x: inner.x, y: chartRect.maxY + k, maxX: inner.maxX)
+        }
 
         var info: [Span] = [Span(" train ", theme.style(.dim))]
         info.append(Span(d.trainLoss.last.map { Format.fixed($0, 3) } ?? "–", theme.style(.series_train, .bold)))

@@ -45,7 +45,8 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
         self.bus = bus
         self.follow = follow
         self.maxGap = maxGap
-        state = ReplayStatus(speed: max(0, speed), paused: false, position: 0, finished: false, generation: 0)
+        state = ReplayStatus(speed: max(0, speed), paused: false, position: 0, finished: false, generation: 0,
+                             recordedSteps: RecordingExtent.lastStep(path: reader.path))
     }
 
     public var status: ReplayStatus {

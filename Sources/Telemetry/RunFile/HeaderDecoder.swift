@@ -107,12 +107,19 @@ public enum HeaderDecoder {
             let edges = try array(a(.edges)).map { try number((value: $0, name: "axes.edges")) }
             axes.append(AxisInfo(axis: axis, bands: bands, edges: edges))
         }
-        return RunHeader(
+        var parent: RunParent?
+        if header(.parent).value != nil {
+            let p = try members(header(.parent).value!, ParentField.table)
+            parent = RunParent(run: try string(p(.run)), step: try int(p(.step)), checkpoint: try string(p(.checkpoint)))
+        }
+        var runHeader = RunHeader(
             schema: schema, runName: try string(header(.runName)), config: config, axes: axes,
             seed: seed, data: data, startTime: try number(header(.startTime)),
             threads: try int(header(.threads)), parameters: try int(header(.parameters)),
             totalSteps: try int(header(.totalSteps)), preset: try string(header(.preset)),
             ranks: header(.ranks).value == nil ? 1 : try int(header(.ranks)))
+        runHeader.parent = parent
+        return runHeader
     }
 
     /// The seed is a full UInt64, which a Double cannot hold: read its digits exactly.

@@ -231,6 +231,8 @@ public enum RecordDecoder {
                 try s.beginArray()
                 var f = true
                 while try s.nextElement(&f) { r.contextGain.append(try gain(&s)) }
+            case .samplePrompt: r.samplePrompt = try s.string()
+            case .sample: r.sample = try s.string()
             }
         }
     }

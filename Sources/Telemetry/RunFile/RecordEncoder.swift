@@ -56,6 +56,14 @@ public struct RecordEncoder {
         }
         w.endArray()
         w.key(HeaderField.config); w.value(h.config)
+        if let p = h.parent {
+            w.key(HeaderField.parent)
+            w.beginObject()
+            w.key(ParentField.run); w.string(p.run)
+            w.key(ParentField.step); w.int(p.step)
+            w.key(ParentField.checkpoint); w.string(p.checkpoint)
+            w.endObject()
+        }
         w.endObject()
         return line()
     }
@@ -154,6 +162,10 @@ public struct RecordEncoder {
             w.endObject()
         }
         w.endArray()
+        if let sample = r.sample {
+            w.key(EvalField.samplePrompt); w.string(r.samplePrompt ?? "")
+            w.key(EvalField.sample); w.string(sample)
+        }
         w.endObject()
     }
 

@@ -69,8 +69,14 @@ enum HeaderField: String, CaseIterable {
     case seed, threads, ranks
     case startTime = "start_time"
     case startISO = "start_iso"
-    case data, axes, config
-    static let table = FieldTable<Self>("header", required: allCases.filter { $0 != .startISO && $0 != .ranks })
+    case data, axes, config, parent
+    static let table = FieldTable<Self>("header", required: allCases.filter { ![.startISO, .ranks, .parent].contains($0) })
+}
+
+/// A forked run's `parent` object in the header (1.2).
+enum ParentField: String, CaseIterable {
+    case run, step, checkpoint
+    static let table = FieldTable<Self>("parent", required: allCases)
 }
 
 /// A `data` entry of the header.
@@ -136,6 +142,8 @@ enum EvalField: String, CaseIterable {
     case type, step, t, domains
     case lossByPosition = "loss_by_position"
     case contextGain = "context_gain"
+    case samplePrompt = "sample_prompt"
+    case sample
     static let table = FieldTable<Self>("eval record", required: [.type, .step, .t, .domains])
 }
 

@@ -1,0 +1,52 @@
+import Foundation
+import Model
+
+/// The checkpoints of a run folder (`ckpt-NNNNNN.gfck`, see `Trainer.checkpointPath`), and a
+/// checkpoint's model for inference.
+public enum CheckpointFiles {
+    /// Checkpoint files in `runDirectory` by step, oldest first; empty when there are none or the
+    /// folder cannot be read.
+    public static func list(runDirectory: String) -> [(step: Int, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+        var found: [(step: Int, path: String)] = []
+        for name in names where name.hasPrefix("ckpt-") && name.hasSuffix(".gfck") {
+            let digits = name.dropFirst(5).dropLast(5)
+            guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let step = Int(digits) else { continue }
+            found.append((step, Trainer.checkpointPath(runDirectory: runDirectory, step: step)))
+        }
+        return found.sorted { $0.step < $1.step }
+    }
+
+    /// A checkpoint file, or the latest checkpoint of a run folder at or before `step` (nil: the
+    /// latest). The error names the path and what was expected.
+    public static func resolve(_ path: String, atOrBefore step: Int? = nil) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CheckpointError("\(path): no such run folder or checkpoint file")
+        }
+        guard isDirectory.boolValue else { return path }
+        let all = list(runDirectory: path)
+        guard !all.isEmpty else {
+            throw CheckpointError("\(path): no checkpoint in this folder (expected files named ckpt-NNNNNN.gfck)")
+        }
+        guard let step else { return all.last!.path }
+        guard let found = all.last(where: { $0.step <= step }) else {
+            throw CheckpointError("\(path): no checkpoint at or before step \(step) (the first is at step \(all[0].step))")
+        }
+        return found.path
+    }
+}
+
+extension Checkpoint {
+    /// A model of the checkpoint's shape holding its parameters, with room for `batch` windows.
+    public func model(batch: Int = 1) throws -> GPT {
+        let config = metadata.config.model
+        if let e = config.validationError() { throw CheckpointError("checkpoint model is unusable: \(e)") }
+        let gpt = GPT(config: config, batch: batch, seed: 0)
+        guard let params = sections["params"], params.count == gpt.layout.count else {
+            throw CheckpointError("checkpoint section params is missing or has the wrong size (expected \(gpt.layout.count) values)")
+        }
+        params.withUnsafeBufferPointer { gpt.params.update(from: $0.baseAddress!, count: params.count) }
+        return gpt
+    }
+}
