@@ -90,13 +90,7 @@ extension RunData {
         recordSample(e)
         var parts: [String] = []
         for (k, d) in e.domains.enumerated() {
-            var i = validationNames.firstIndex(of: d.name) ?? -1
-            if i < 0 {
-                validationNames.append(d.name)
-                validation.append(DecimatedSeries(capacity: Self.sparkCapacity))
-                i = validationNames.count - 1
-            }
-            validation[i].append(x: e.step, d.loss)
+            Self.appendValidation(d, step: e.step, names: &validationNames, series: &validation)
             var part = "\(RunData.validationLabel(d.name)) \(Format.fixed(d.loss, 3))"
             if k == 0 {
                 if bestValidation == nil || d.loss < bestValidation!.loss {
@@ -114,6 +108,18 @@ extension RunData {
             effect.valAfter = v
             events[i].effect = effect
         }
+    }
+
+    /// Appends one domain's validation loss to the series of its name (a new series for a new
+    /// name); shared by the run's own data and the reference runs of `--compare`.
+    static func appendValidation(_ d: DomainEval, step: Int, names: inout [String], series: inout [DecimatedSeries]) {
+        var i = names.firstIndex(of: d.name) ?? -1
+        if i < 0 {
+            names.append(d.name)
+            series.append(DecimatedSeries(capacity: sparkCapacity))
+            i = names.count - 1
+        }
+        series[i].append(x: step, d.loss)
     }
 
     private mutating func apply(event e: EventRecord) {
