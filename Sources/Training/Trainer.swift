@@ -281,9 +281,7 @@ public final class Trainer: @unchecked Sendable {
         var domains: [DomainEval] = []
         var byPosition: [Double] = []
         var gains: [ContextGain] = []
-        let sets = [train] + heldOutDomains
-        for (k, d) in sets.enumerated() {
-            let name = k == 0 ? "val:" + d.name : d.name
+        for (k, (name, d)) in validationSets.enumerated() {
             let split = d
             let full = validationLoss(split, T: T, window: nil, collectPositions: k == 0)
             domains.append(DomainEval(name: name, loss: full.loss))

@@ -65,8 +65,8 @@ extension Trainer {
     }
 
     /// Puts a captured state back. `keepDataOrder` leaves the data order where it is (a rollback
-    /// skips the batches since the snapshot) and `keepStep` the step counter (steps never go back
-    /// in the run file).
+    /// skips the batches since the snapshot) and `keepStep` the step counter and the best
+    /// validation loss (steps never go back in the run file).
     func restore(state s: TrainingState, keepDataOrder: Bool = false, keepStep: Bool = false) {
         let n = model.layout.count
         precondition(s.params.count == n, "a training state of another model")
@@ -80,8 +80,11 @@ extension Trainer {
         try! engine.restore(s.refinement)
         if let time = s.time { try! engine.timeFilter?.restore(time) }
         if !keepDataOrder { rng = s.rng }
-        if !keepStep { step = s.step }
-        bestValidation = s.bestValidation
+        if !keepStep {
+            // Going back in time (not a rollback, which keeps the run's history of evals).
+            step = s.step
+            bestValidation = s.bestValidation
+        }
         lastLoss = s.lastLoss
     }
 }

@@ -179,10 +179,14 @@ extension Trainer {
 
     /// Validation loss per domain, the same windows as `evaluate()`, without the extras.
     func domainLosses() -> [DomainEval] {
-        ([train] + heldOutDomains).enumerated().map { k, d in
-            DomainEval(name: k == 0 ? "val:" + d.name : d.name,
-                       loss: validationLoss(d, T: config.context, window: nil, collectPositions: false).loss)
+        validationSets.map { name, d in
+            DomainEval(name: name, loss: validationLoss(d, T: config.context, window: nil, collectPositions: false).loss)
         }
+    }
+
+    /// The validation domains as `evaluate()` names them: the training data's held-out split first.
+    var validationSets: [(name: String, data: ByteDataset)] {
+        [("val:" + train.name, train)] + heldOutDomains.map { ($0.name, $0) }
     }
 
     // MARK: - Divergence guard

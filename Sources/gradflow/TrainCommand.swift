@@ -19,6 +19,10 @@ struct TrainCommand: ParsableCommand {
           gradflow train --context-weights 1,1,2   # manual, per context band
           gradflow train --adaptive all            # all three axes adaptive
           gradflow train --grokfast 0.98,2         # Grokfast-EMA (time axis)
+        Did a change help? Every weight or mode change (a key, --change, --schedule) is paired with a \
+        twin that keeps the old settings on the same batches for --twin-steps steps; the verdict \
+        (helped, hurt, no detectable effect, with the paired Δ and its 95 % interval) is printed and \
+        recorded (docs/METHOD.md §6a). Example: --change 200:context.long=4.
         Ctrl-C or SIGTERM stops at the end of the current step, writes a checkpoint and the run file's \
         end record, and exits with status 130.
 
