@@ -53,8 +53,10 @@ struct TrainingSession {
         }
         let recorder: RunRecorder
         if setup.resume != nil && setup.parent == nil {
-            recorder = try RunRecorder.resume(runFile: setup.runDirectory, bus: bus, step: trainer.step,
-                                              t: timeOffset).recorder
+            // The header keeps the run's first process layout; the event says this session's
+            // (a resume may use another rank or thread count).
+            recorder = try RunRecorder.resume(runFile: setup.runDirectory, bus: bus, step: trainer.step, t: timeOffset,
+                                              message: "resumed from step \(trainer.step) with \(header.processSummary)").recorder
         } else {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
             if let parent = setup.parent { bus.publish(.event(Fork.event(parent))) }

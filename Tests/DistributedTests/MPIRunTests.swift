@@ -92,6 +92,8 @@ import Testing
         #expect(resumed.status == 0, "resume failed:\n\(resumed.output)")
         let after = try MPIRun.records(runFile)
         #expect(after.endReasons.last == "completed", "the resumed run completes: \(after.endReasons)")
+        #expect(after.resumeMessages.last?.contains("4 ranks × 1 threads") == true,
+                "the resume event names this session's ranks (the header keeps the first's): \(after.resumeMessages)")
         // The steps the killed run did after its checkpoint are done again at 4 ranks: same
         // losses up to float rounding.
         let redone = after.stepLosses.suffix(from: before.stepLosses.count).prefix { $0.step < before.stepLosses.last!.step }
@@ -257,6 +259,7 @@ enum MPIRun {
         var stepLosses: [(step: Int, loss: Double)] = []
         var evalLosses: [Double] = []
         var weightEventSteps: [Int] = []
+        var resumeMessages: [String] = []
         var endReasons: [String] = []
         var issues: [ReadIssue] = []
         var losses: [Double] { stepLosses.map(\.loss) }
@@ -270,6 +273,7 @@ enum MPIRun {
             case let .step(s): r.stepLosses.append((s.step, s.loss))
             case let .eval(e): r.evalLosses.append(e.domains.first?.loss ?? .nan)
             case let .event(e) where e.kind == .weight: r.weightEventSteps.append(e.step)
+            case let .event(e) where e.kind == .resume_run: r.resumeMessages.append(e.message)
             case let .end(e): r.endReasons.append(e.reason.rawValue)
             default: break
             }
