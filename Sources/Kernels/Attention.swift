@@ -64,14 +64,14 @@ public struct Attention {
     /// `window` keys (itself included), for the evaluation's context-gain measure; nil = full context.
     public func forward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                         qkv: UnsafePointer<Float>, window: Int? = nil,
-                        bands: Bands? = nil, massOut: UnsafeMutablePointer<Double>? = nil) {
+                        bands: Bands? = nil, massOut: UnsafeMutablePointer<Double>? = nil, parallel: Parallel) {
         let nb = bands?.count ?? 0
         let pairs = B * heads
-        let n = Parallel.chunkCount(pairs)
+        let n = parallel.chunkCount(pairs)
         withUnsafeTemporaryAllocation(of: Double.self, capacity: max(1, n * heads * nb)) { partial in
             let part = partial.baseAddress!
             part.update(repeating: 0, count: max(1, n * heads * nb))
-            Parallel.chunks(pairs) { w, range in
+            parallel.chunks(pairs) { w, range in
                 for pair in range {
                     forwardPair(b: pair / heads, h: pair % heads, out: out, att: att, qkv: qkv, window: window,
                                 bands: massOut == nil ? nil : bands, mass: part + w * heads * nb)
@@ -135,14 +135,14 @@ public struct Attention {
                          qkv: UnsafePointer<Float>, att: UnsafeMutablePointer<Float>,
                          scratch: UnsafeMutablePointer<Float>, bands: Bands? = nil,
                          weights: UnsafePointer<Float>? = nil,
-                         energyOut: UnsafeMutablePointer<Double>? = nil) {
+                         energyOut: UnsafeMutablePointer<Double>? = nil, parallel: Parallel) {
         let nb = bands?.count ?? 0
         let pairs = B * heads
-        let n = Parallel.chunkCount(pairs)
+        let n = parallel.chunkCount(pairs)
         withUnsafeTemporaryAllocation(of: Double.self, capacity: max(1, n * nb)) { partial in
             let part = partial.baseAddress!
             part.update(repeating: 0, count: max(1, n * nb))
-            Parallel.chunks(pairs) { w, range in
+            parallel.chunks(pairs) { w, range in
                 for pair in range {
                     backwardPair(b: pair / heads, h: pair % heads, dqkv: dqkv, dout: dout, qkv: qkv, att: att,
                                  dp: scratch + w * T * T, bands: bands, weights: weights,

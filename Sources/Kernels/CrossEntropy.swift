@@ -6,8 +6,8 @@ public enum CrossEntropy {
     @inlinable
     public static func forward(probs: UnsafeMutablePointer<Float>, losses: UnsafeMutablePointer<Float>,
                                logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-                               rows: Int, V: Int) {
-        Parallel.chunks(rows, minimumChunk: 64) { _, range in
+                               rows: Int, V: Int, parallel: Parallel) {
+        parallel.chunks(rows, minimumChunk: 64) { _, range in
             for r in range {
                 let x = logits + r * V
                 let p = probs + r * V
@@ -23,8 +23,8 @@ public enum CrossEntropy {
     @inlinable
     public static func backward(dlogits: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>,
                                 targets: UnsafePointer<Int32>, rowScale: UnsafePointer<Float>,
-                                rows: Int, V: Int) {
-        Parallel.chunks(rows, minimumChunk: 64) { _, range in
+                                rows: Int, V: Int, parallel: Parallel) {
+        parallel.chunks(rows, minimumChunk: 64) { _, range in
             for r in range {
                 let s = rowScale[r]
                 let p = probs + r * V

@@ -5,8 +5,8 @@ public enum GELU {
 
     /// inp [n] → out [n].
     @inlinable
-    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
-        Parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
+        parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
             let lo = r.lowerBound * 8
             let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
             forwardRange(out: out + lo, inp: inp + lo, count: hi - lo)
@@ -32,8 +32,8 @@ public enum GELU {
     /// dout [n], inp [n] (the forward input) → dinp [n] (overwritten; may alias dout).
     @inlinable
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                                dout: UnsafePointer<Float>, count n: Int) {
-        Parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
+                                dout: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
+        parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
             let lo = r.lowerBound * 8
             let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
             backwardRange(dinp: dinp + lo, inp: inp + lo, dout: dout + lo, count: hi - lo)

@@ -7,10 +7,10 @@ public enum LayerNorm {
     public static func forward(
         out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
         rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, rows: Int, C: Int
+        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, rows: Int, C: Int, parallel: Parallel
     ) {
         let invC = 1 / Float(C)
-        Parallel.chunks(rows, minimumChunk: 32) { _, range in
+        parallel.chunks(rows, minimumChunk: 32) { _, range in
             for r in range {
                 let x = inp + r * C
                 let m = sum(x, C) * invC
@@ -53,12 +53,12 @@ public enum LayerNorm {
         dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
         dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
         weight: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-        rows: Int, C: Int, accumulate: Bool, scratch: UnsafeMutablePointer<Float>
+        rows: Int, C: Int, accumulate: Bool, scratch: UnsafeMutablePointer<Float>, parallel: Parallel
     ) {
         let invC = 1 / Float(C)
-        let n = Parallel.chunkCount(rows, minimumChunk: 32)
+        let n = parallel.chunkCount(rows, minimumChunk: 32)
         scratch.update(repeating: 0, count: 2 * C * n)
-        Parallel.chunks(rows, minimumChunk: 32) { k, range in
+        parallel.chunks(rows, minimumChunk: 32) { k, range in
             let dw = scratch + 2 * C * k, db = dw + C
             for r in range {
                 let x = inp + r * C

@@ -7,9 +7,9 @@ public enum Matmul {
     public static func forward(
         out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        rows: Int, inC: Int, outC: Int
+        rows: Int, inC: Int, outC: Int, parallel: Parallel
     ) {
-        Parallel.chunks(rows, minimumChunk: 32) { _, r in
+        parallel.chunks(rows, minimumChunk: 32) { _, r in
             guard !r.isEmpty else { return }
             var beta: Float = 0
             if let bias {
@@ -29,12 +29,12 @@ public enum Matmul {
         dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
         dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
         inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, ones: UnsafePointer<Float>,
-        rows: Int, inC: Int, outC: Int, accumulateInput: Bool = false
+        rows: Int, inC: Int, outC: Int, accumulateInput: Bool = false, parallel: Parallel
     ) {
         // Each worker takes a block of input rows for dinp and a block of output channels for
         // dweight and dbias, so no two workers write the same element.
-        let n = Parallel.chunkCount(max(rows, outC), minimumChunk: 32)
-        Parallel.chunks(n) { k, _ in
+        let n = parallel.chunkCount(max(rows, outC), minimumChunk: 32)
+        parallel.chunks(n) { k, _ in
             let r = (k * rows / n)..<((k + 1) * rows / n)
             let o = (k * outC / n)..<((k + 1) * outC / n)
             if let dinp, !r.isEmpty {

@@ -6,12 +6,16 @@ import Dispatch
 /// own work into `workers` contiguous chunks: GEMMs by rows, attention by (batch, head), reductions
 /// into per-worker partial sums added up in worker order. The split depends only on the worker
 /// count, so results are bit-identical run to run for a given `--threads`.
-public enum Parallel {
+///
+/// A value passed to every kernel (the model holds the one it was built for), not process-wide
+/// state: two models with different worker counts can run in one process.
+public struct Parallel: Sendable, Equatable {
     /// Number of workers (the `--threads` setting).
-    nonisolated(unsafe) public static var workers = 1
+    public let workers: Int
 
-    /// Sets the worker count and puts OpenBLAS in single-threaded mode.
-    public static func configure(threads: Int) {
+    /// `threads` workers; also puts OpenBLAS in single-threaded mode (a process-wide setting of
+    /// the library, the same for every value).
+    public init(threads: Int) {
         workers = max(1, threads)
         BLASThreads.set(1)
     }
@@ -19,8 +23,8 @@ public enum Parallel {
     /// Calls `body(chunk, range)` for `workers` contiguous chunks of 0..<count (fewer when count is
     /// small or `minimumChunk` asks for it), concurrently.
     @inlinable
-    public static func chunks(_ count: Int, minimumChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
-        let n = max(1, min(workers, count / max(1, minimumChunk)))
+    public func chunks(_ count: Int, minimumChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+        let n = chunkCount(count, minimumChunk: minimumChunk)
         if n == 1 {
             body(0, 0..<count)
             return
@@ -32,7 +36,7 @@ public enum Parallel {
 
     /// The number of chunks `chunks` will use for this count.
     @inlinable
-    public static func chunkCount(_ count: Int, minimumChunk: Int = 1) -> Int {
+    public func chunkCount(_ count: Int, minimumChunk: Int = 1) -> Int {
         max(1, min(workers, count / max(1, minimumChunk)))
     }
 }

@@ -3,8 +3,8 @@ public enum Residual {
     /// out [n] = a [n] + b [n].
     @inlinable
     public static func forward(out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>,
-                               b: UnsafePointer<Float>, count n: Int) {
-        Parallel.chunks(n, minimumChunk: 8192) { _, r in
+                               b: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
+        parallel.chunks(n, minimumChunk: 8192) { _, r in
             for i in r { out[i] = a[i] + b[i] }
         }
     }
@@ -16,8 +16,8 @@ public enum Embedding {
     @inlinable
     public static func forward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
                                wte: UnsafePointer<Float>, wpe: UnsafePointer<Float>,
-                               B: Int, T: Int, C: Int) {
-        Parallel.chunks(B * T, minimumChunk: 64) { _, rows in
+                               B: Int, T: Int, C: Int, parallel: Parallel) {
+        parallel.chunks(B * T, minimumChunk: 64) { _, rows in
             for row in rows {
                 let b = row / T, t = row % T
                 let o = out + (b * T + t) * C

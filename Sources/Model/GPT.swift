@@ -8,6 +8,8 @@ import Kernels
 public final class GPT {
     public let config: GPTConfig
     public let batch: Int
+    /// The workers the kernels split their work over.
+    public let parallel: Parallel
     public let layout: ParameterLayout
     /// [layout.count] parameters.
     public let params: UnsafeMutablePointer<Float>
@@ -41,9 +43,11 @@ public final class GPT {
         }
     }
 
-    public init(config: GPTConfig, batch: Int, seed: UInt64) {
+    /// `parallel`: the workers every kernel of this model splits its work over (`--threads`).
+    public init(config: GPTConfig, batch: Int, seed: UInt64, parallel: Parallel) {
         precondition(config.validationError() == nil, config.validationError() ?? "")
         self.config = config
+        self.parallel = parallel
         self.batch = batch
         layout = ParameterLayout(config)
         params = .allocate(capacity: layout.count)
@@ -53,7 +57,7 @@ public final class GPT {
         inputs.initialize(repeating: 0, count: batch * config.context)
         targets = .allocate(capacity: batch * config.context)
         targets.initialize(repeating: 0, count: batch * config.context)
-        acts = Activations(config: config, batch: batch)
+        acts = Activations(config: config, batch: batch, workers: parallel.workers)
         initialize(seed: seed)
     }
 
@@ -101,61 +105,61 @@ public final class GPT {
         let a = acts
         timed(profiler, "embedding") {
             Embedding.forward(out: a.encoded, tokens: inputs, wte: params + layout.wte,
-                              wpe: params + layout.wpe, B: B, T: T, C: C)
+                              wpe: params + layout.wpe, B: B, T: T, C: C, parallel: parallel)
         }
         var residual = UnsafePointer(a.encoded)
         for l in 0..<config.layers {
             let w = layout.blocks[l], la = a.layers[l]
             timed(profiler, "layernorm") {
                 LayerNorm.forward(out: la.ln1, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: residual,
-                                  weight: params + w.ln1w, bias: params + w.ln1b, rows: BT, C: C)
+                                  weight: params + w.ln1w, bias: params + w.ln1b, rows: BT, C: C, parallel: parallel)
             }
             timed(profiler, "matmul") {
                 Matmul.forward(out: la.qkv, inp: la.ln1, weight: params + w.qkvw, bias: params + w.qkvb,
-                               rows: BT, inC: C, outC: 3 * C)
+                               rows: BT, inC: C, outC: 3 * C, parallel: parallel)
             }
             timed(profiler, "attention") {
                 attention.forward(out: la.atty, att: la.att, qkv: la.qkv, window: window, bands: bands,
-                                  massOut: attentionMass.map { $0 + l * NH * (bands?.count ?? 0) })
+                                  massOut: attentionMass.map { $0 + l * NH * (bands?.count ?? 0) }, parallel: parallel)
             }
             timed(profiler, "matmul") {
                 Matmul.forward(out: la.residual2, inp: la.atty, weight: params + w.attprojw,
-                               bias: params + w.attprojb, rows: BT, inC: C, outC: C)
+                               bias: params + w.attprojb, rows: BT, inC: C, outC: C, parallel: parallel)
             }
             timed(profiler, "residual") {
-                Residual.forward(out: la.residual2, a: la.residual2, b: residual, count: BT * C)
+                Residual.forward(out: la.residual2, a: la.residual2, b: residual, count: BT * C, parallel: parallel)
             }
             timed(profiler, "layernorm") {
                 LayerNorm.forward(out: la.ln2, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.residual2,
-                                  weight: params + w.ln2w, bias: params + w.ln2b, rows: BT, C: C)
+                                  weight: params + w.ln2w, bias: params + w.ln2b, rows: BT, C: C, parallel: parallel)
             }
             timed(profiler, "matmul") {
                 Matmul.forward(out: la.fch, inp: la.ln2, weight: params + w.fcw, bias: params + w.fcb,
-                               rows: BT, inC: C, outC: 4 * C)
+                               rows: BT, inC: C, outC: 4 * C, parallel: parallel)
             }
             timed(profiler, "gelu") {
-                GELU.forward(out: la.fchGelu, inp: la.fch, count: BT * 4 * C)
+                GELU.forward(out: la.fchGelu, inp: la.fch, count: BT * 4 * C, parallel: parallel)
             }
             timed(profiler, "matmul") {
                 Matmul.forward(out: la.residual3, inp: la.fchGelu, weight: params + w.fcprojw,
-                               bias: params + w.fcprojb, rows: BT, inC: 4 * C, outC: C)
+                               bias: params + w.fcprojb, rows: BT, inC: 4 * C, outC: C, parallel: parallel)
             }
             timed(profiler, "residual") {
-                Residual.forward(out: la.residual3, a: la.residual3, b: la.residual2, count: BT * C)
+                Residual.forward(out: la.residual3, a: la.residual3, b: la.residual2, count: BT * C, parallel: parallel)
             }
             residual = UnsafePointer(la.residual3)
         }
         timed(profiler, "layernorm") {
             LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: residual,
-                              weight: params + layout.lnfw, bias: params + layout.lnfb, rows: BT, C: C)
+                              weight: params + layout.lnfw, bias: params + layout.lnfb, rows: BT, C: C, parallel: parallel)
         }
         timed(profiler, "matmul") {
             Matmul.forward(out: a.probs, inp: a.lnf, weight: params + layout.wte, bias: nil,
-                           rows: BT, inC: C, outC: V)
+                           rows: BT, inC: C, outC: V, parallel: parallel)
         }
         timed(profiler, "cross-entropy") {
             CrossEntropy.forward(probs: a.probs, losses: a.losses, logits: a.probs, targets: targets,
-                                 rows: BT, V: V)
+                                 rows: BT, V: V, parallel: parallel)
         }
         // Row scales: the derivative of the mean loss with respect to each row's loss.
         var weightSum: Float = 0
@@ -187,60 +191,59 @@ public final class GPT {
         let B = batch, C = config.channels, V = config.vocab, BT = B * T, NH = config.heads
         let attention = Attention(B: B, T: T, C: C, heads: NH)
         let a = acts, g = grads, p = params
-        precondition(a.workers >= Parallel.workers, "the model was built for \(a.workers) workers; Parallel.workers is now \(Parallel.workers)")
         let nb = context?.bands.count ?? 0
         timed(profiler, "cross-entropy.bwd") {
             CrossEntropy.backward(dlogits: a.probs, probs: a.probs, targets: targets, rowScale: a.rowScale,
-                                  rows: BT, V: V)
+                                  rows: BT, V: V, parallel: parallel)
         }
         timed(profiler, "matmul.bwd") {
             Matmul.backward(dinp: a.dln, dweight: g + layout.wte, dbias: nil, dout: a.probs, inp: a.lnf,
-                            weight: p + layout.wte, ones: a.ones, rows: BT, inC: C, outC: V)
+                            weight: p + layout.wte, ones: a.ones, rows: BT, inC: C, outC: V, parallel: parallel)
         }
         let lastResidual = config.layers > 0 ? UnsafePointer(a.layers[config.layers - 1].residual3)
                                              : UnsafePointer(a.encoded)
         timed(profiler, "layernorm.bwd") {
             LayerNorm.backward(dinp: a.dres, dweight: g + layout.lnfw, dbias: g + layout.lnfb, dout: a.dln,
                                inp: lastResidual, weight: p + layout.lnfw, mean: a.lnfMean, rstd: a.lnfRstd,
-                               rows: BT, C: C, accumulate: false, scratch: a.lnScratch)
+                               rows: BT, C: C, accumulate: false, scratch: a.lnScratch, parallel: parallel)
         }
         for l in stride(from: config.layers - 1, through: 0, by: -1) {
             let w = layout.blocks[l], la = a.layers[l]
             let residualIn = l == 0 ? UnsafePointer(a.encoded) : UnsafePointer(a.layers[l - 1].residual3)
             timed(profiler, "matmul.bwd") {
                 Matmul.backward(dinp: a.dfch, dweight: g + w.fcprojw, dbias: g + w.fcprojb, dout: a.dres,
-                                inp: la.fchGelu, weight: p + w.fcprojw, ones: a.ones, rows: BT, inC: 4 * C, outC: C)
+                                inp: la.fchGelu, weight: p + w.fcprojw, ones: a.ones, rows: BT, inC: 4 * C, outC: C, parallel: parallel)
             }
             timed(profiler, "gelu.bwd") {
-                GELU.backward(dinp: a.dfch, inp: la.fch, dout: a.dfch, count: BT * 4 * C)
+                GELU.backward(dinp: a.dfch, inp: la.fch, dout: a.dfch, count: BT * 4 * C, parallel: parallel)
             }
             timed(profiler, "matmul.bwd") {
                 Matmul.backward(dinp: a.dln, dweight: g + w.fcw, dbias: g + w.fcb, dout: a.dfch,
-                                inp: la.ln2, weight: p + w.fcw, ones: a.ones, rows: BT, inC: C, outC: 4 * C)
+                                inp: la.ln2, weight: p + w.fcw, ones: a.ones, rows: BT, inC: C, outC: 4 * C, parallel: parallel)
             }
             timed(profiler, "layernorm.bwd") {
                 LayerNorm.backward(dinp: a.dres, dweight: g + w.ln2w, dbias: g + w.ln2b, dout: a.dln,
                                    inp: la.residual2, weight: p + w.ln2w, mean: la.ln2Mean, rstd: la.ln2Rstd,
-                                   rows: BT, C: C, accumulate: true, scratch: a.lnScratch)
+                                   rows: BT, C: C, accumulate: true, scratch: a.lnScratch, parallel: parallel)
             }
             timed(profiler, "matmul.bwd") {
                 Matmul.backward(dinp: a.datty, dweight: g + w.attprojw, dbias: g + w.attprojb, dout: a.dres,
-                                inp: la.atty, weight: p + w.attprojw, ones: a.ones, rows: BT, inC: C, outC: C)
+                                inp: la.atty, weight: p + w.attprojw, ones: a.ones, rows: BT, inC: C, outC: C, parallel: parallel)
             }
             timed(profiler, "attention.bwd") {
                 attention.backward(dqkv: a.dqkv, dout: a.datty, qkv: la.qkv, att: la.att, scratch: a.dAtt,
                                    bands: context?.bands,
                                    weights: context?.weights.map { $0 + l * nb },
-                                   energyOut: context?.energy.map { $0 + l * nb })
+                                   energyOut: context?.energy.map { $0 + l * nb }, parallel: parallel)
             }
             timed(profiler, "matmul.bwd") {
                 Matmul.backward(dinp: a.dln, dweight: g + w.qkvw, dbias: g + w.qkvb, dout: a.dqkv,
-                                inp: la.ln1, weight: p + w.qkvw, ones: a.ones, rows: BT, inC: C, outC: 3 * C)
+                                inp: la.ln1, weight: p + w.qkvw, ones: a.ones, rows: BT, inC: C, outC: 3 * C, parallel: parallel)
             }
             timed(profiler, "layernorm.bwd") {
                 LayerNorm.backward(dinp: a.dres, dweight: g + w.ln1w, dbias: g + w.ln1b, dout: a.dln,
                                    inp: residualIn, weight: p + w.ln1w, mean: la.ln1Mean, rstd: la.ln1Rstd,
-                                   rows: BT, C: C, accumulate: true, scratch: a.lnScratch)
+                                   rows: BT, C: C, accumulate: true, scratch: a.lnScratch, parallel: parallel)
             }
         }
         timed(profiler, "embedding.bwd") {
@@ -266,10 +269,9 @@ final class Activations {
     /// Workers the scratch buffers were sized for.
     let workers: Int
 
-    init(config: GPTConfig, batch: Int) {
+    init(config: GPTConfig, batch: Int, workers: Int) {
         let B = batch, T = config.context, C = config.channels, NH = config.heads, V = config.vocab
         let BT = B * T
-        let workers = Parallel.workers
         self.workers = workers
         var sizes: [Int] = []
         let perLayer = [BT * C, BT, BT, BT * 3 * C, BT * C, B * NH * T * T, BT * C,

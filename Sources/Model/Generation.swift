@@ -82,30 +82,30 @@ public final class Generator {
         let pos = length
         // x [C] = wte[byte] + wpe[pos]
         var token = byte
-        Embedding.forward(out: x, tokens: &token, wte: p + L.wte, wpe: p + L.wpe + pos * C, B: 1, T: 1, C: C)
+        Embedding.forward(out: x, tokens: &token, wte: p + L.wte, wpe: p + L.wpe + pos * C, B: 1, T: 1, C: C, parallel: model.parallel)
         for l in 0..<c.layers {
             let w = L.blocks[l]
             // ln [C] = LayerNorm(x); qkv [3C] = ln · W_qkvᵀ + b
-            LayerNorm.forward(out: ln, mean: stats, rstd: stats + 1, inp: x, weight: p + w.ln1w, bias: p + w.ln1b, rows: 1, C: C)
-            Matmul.forward(out: qkv, inp: ln, weight: p + w.qkvw, bias: p + w.qkvb, rows: 1, inC: C, outC: 3 * C)
+            LayerNorm.forward(out: ln, mean: stats, rstd: stats + 1, inp: x, weight: p + w.ln1w, bias: p + w.ln1b, rows: 1, C: C, parallel: model.parallel)
+            Matmul.forward(out: qkv, inp: ln, weight: p + w.qkvw, bias: p + w.qkvb, rows: 1, inC: C, outC: 3 * C, parallel: model.parallel)
             // cache row pos ← k [C], v [C]; atty [C] = attention of q over rows 0...pos
             (keys[l] + pos * C).update(from: qkv + C, count: C)
             (values[l] + pos * C).update(from: qkv + 2 * C, count: C)
             Attention.decode(out: atty, q: qkv, keys: keys[l], values: values[l], length: pos + 1, C: C,
                              heads: NH, scores: scores)
             // x [C] += atty · W_projᵀ + b
-            Matmul.forward(out: proj, inp: atty, weight: p + w.attprojw, bias: p + w.attprojb, rows: 1, inC: C, outC: C)
-            Residual.forward(out: x, a: proj, b: x, count: C)
+            Matmul.forward(out: proj, inp: atty, weight: p + w.attprojw, bias: p + w.attprojb, rows: 1, inC: C, outC: C, parallel: model.parallel)
+            Residual.forward(out: x, a: proj, b: x, count: C, parallel: model.parallel)
             // fch [4C] = GELU(LayerNorm(x) · W_fcᵀ + b); x [C] += fch · W_fcprojᵀ + b
-            LayerNorm.forward(out: ln, mean: stats, rstd: stats + 1, inp: x, weight: p + w.ln2w, bias: p + w.ln2b, rows: 1, C: C)
-            Matmul.forward(out: fch, inp: ln, weight: p + w.fcw, bias: p + w.fcb, rows: 1, inC: C, outC: 4 * C)
-            GELU.forward(out: fch, inp: fch, count: 4 * C)
-            Matmul.forward(out: proj, inp: fch, weight: p + w.fcprojw, bias: p + w.fcprojb, rows: 1, inC: 4 * C, outC: C)
-            Residual.forward(out: x, a: proj, b: x, count: C)
+            LayerNorm.forward(out: ln, mean: stats, rstd: stats + 1, inp: x, weight: p + w.ln2w, bias: p + w.ln2b, rows: 1, C: C, parallel: model.parallel)
+            Matmul.forward(out: fch, inp: ln, weight: p + w.fcw, bias: p + w.fcb, rows: 1, inC: C, outC: 4 * C, parallel: model.parallel)
+            GELU.forward(out: fch, inp: fch, count: 4 * C, parallel: model.parallel)
+            Matmul.forward(out: proj, inp: fch, weight: p + w.fcprojw, bias: p + w.fcprojb, rows: 1, inC: 4 * C, outC: C, parallel: model.parallel)
+            Residual.forward(out: x, a: proj, b: x, count: C, parallel: model.parallel)
         }
         // logits [V] = LayerNorm_f(x) · wteᵀ
-        LayerNorm.forward(out: ln, mean: stats, rstd: stats + 1, inp: x, weight: p + L.lnfw, bias: p + L.lnfb, rows: 1, C: C)
-        Matmul.forward(out: logitsBuffer, inp: ln, weight: p + L.wte, bias: nil, rows: 1, inC: C, outC: V)
+        LayerNorm.forward(out: ln, mean: stats, rstd: stats + 1, inp: x, weight: p + L.lnfw, bias: p + L.lnfb, rows: 1, C: C, parallel: model.parallel)
+        Matmul.forward(out: logitsBuffer, inp: ln, weight: p + L.wte, bias: nil, rows: 1, inC: C, outC: V, parallel: model.parallel)
         window.append(byte)
         length += 1
     }

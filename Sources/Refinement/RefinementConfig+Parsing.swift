@@ -104,10 +104,8 @@ extension RefinementConfig {
                 throw RefinementError(
                     "--context-weights: expected \(edges.count + 1) weights, one per band of --context-bands \(edges.map(String.init).joined(separator: ",")), got \(values.count)")
             }
-            if contextEdges == nil && values.count != ContextBands.defaultEdges.count + 1 {
-                throw RefinementError(
-                    "--context-weights: expected 3 weights, one per default band (local, phrase, long), got \(values.count)")
-            }
+            // Without --context-bands the default bands depend on the model's window (T = 32 has
+            // two): `resolve` checks the count against them.
             contextWeights = values
         }
         if let text = flags.timeWeights {

@@ -65,8 +65,8 @@ public final class AdamW {
     /// (global-norm clipping), without writing it back. Large tensors are split over the workers;
     /// their statistics are added up in chunk order, so results do not depend on timing.
     public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>,
-                       offset: Int, count n: Int, lr: Float, decays: Bool, gradScale: Float) -> TensorUpdateStats {
-        let chunks = Parallel.chunkCount(n, minimumChunk: 32_768)
+                       offset: Int, count n: Int, lr: Float, decays: Bool, gradScale: Float, parallel: Parallel) -> TensorUpdateStats {
+        let chunks = parallel.chunkCount(n, minimumChunk: 32_768)
         if chunks == 1 {
             return updateRange(params: params, grads: grads, range: offset..<(offset + n), lr: lr, decays: decays,
                                gradScale: gradScale)
@@ -74,7 +74,7 @@ public final class AdamW {
         return withUnsafeTemporaryAllocation(of: TensorUpdateStats.self, capacity: chunks) { parts in
             let base = parts.baseAddress!
             base.initialize(repeating: TensorUpdateStats(), count: chunks)
-            Parallel.chunks(n, minimumChunk: 32_768) { k, r in
+            parallel.chunks(n, minimumChunk: 32_768) { k, r in
                 base[k] = updateRange(params: params, grads: grads, range: (offset + r.lowerBound)..<(offset + r.upperBound),
                                       lr: lr, decays: decays, gradScale: gradScale)
             }

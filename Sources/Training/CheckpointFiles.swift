@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Model
 
 /// The checkpoints of a run folder (`ckpt-NNNNNN.gfck`, see `Trainer.checkpointPath`), and a
@@ -38,11 +39,12 @@ public enum CheckpointFiles {
 }
 
 extension Checkpoint {
-    /// A model of the checkpoint's shape holding its parameters, with room for `batch` windows.
-    public func model(batch: Int = 1) throws -> GPT {
+    /// A model of the checkpoint's shape holding its parameters, with room for `batch` windows,
+    /// whose kernels use `threads` workers.
+    public func model(batch: Int = 1, threads: Int = 1) throws -> GPT {
         let config = metadata.config.model
         if let e = config.validationError() { throw CheckpointError("checkpoint model is unusable: \(e)") }
-        let gpt = GPT(config: config, batch: batch, seed: 0)
+        let gpt = GPT(config: config, batch: batch, seed: 0, parallel: Parallel(threads: threads))
         guard let params = sections["params"], params.count == gpt.layout.count else {
             throw CheckpointError("checkpoint section params is missing or has the wrong size (expected \(gpt.layout.count) values)")
         }

@@ -112,9 +112,9 @@ final class RefinementEngine {
 
     /// Time axis: refines every tensor's gradient in place, split over the kernels' workers.
     /// Returns the summed band statistics.
-    func refineTime(grads: UnsafeMutablePointer<Float>) -> TimeBandStats? {
+    func refineTime(grads: UnsafeMutablePointer<Float>, workers: Int) -> TimeBandStats? {
         guard let timeFilter, weights.isOn(.time) else { return nil }
-        return timeFilter.refineAll(gradientArena: grads, weights: weights.time, workers: Parallel.workers)
+        return timeFilter.refineAll(gradientArena: grads, weights: weights.time, workers: workers)
     }
 
     /// Depth axis: the learning-rate multiplier of a tensor.

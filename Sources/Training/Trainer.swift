@@ -83,8 +83,7 @@ public final class Trainer: @unchecked Sendable {
         self.runDirectory = runDirectory
         self.collective = collective
         localBatch = config.batch / collective.size
-        Parallel.configure(threads: config.threads)
-        model = GPT(config: config.model, batch: localBatch, seed: config.initSeed)
+        model = GPT(config: config.model, batch: localBatch, seed: config.initSeed, parallel: Parallel(threads: config.threads))
         optimizer = AdamW(config: config.adam, count: model.layout.count)
         let setup = try refinement.resolve(window: config.context, layers: config.model.layers)
         engine = try RefinementEngine(setup: setup, layout: model.layout, heads: config.model.heads,
@@ -207,7 +206,7 @@ public final class Trainer: @unchecked Sendable {
         model.backward(context: engine.contextRefinement)
         // Data-parallel: the gradient averaged over the ranks (one process: no phase at all).
         let share = collective.size > 1 ? timed(profiler, "allreduce") { averageGradient() } : 1
-        let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads) }
+        let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, workers: model.parallel.workers) }
         // Global norm of the gradient that reaches the optimizer, and the clip factor.
         let norm = timed(profiler, "grad-norm") { VectorOps.norm(model.grads, count: model.layout.count) }
         let clip = config.clip > 0 && norm > config.clip ? Float(config.clip / norm) : 1
@@ -216,7 +215,7 @@ public final class Trainer: @unchecked Sendable {
             model.layout.tensors.enumerated().map { i, t in
                 optimizer.update(params: model.params, grads: model.grads, offset: t.offset,
                                  count: t.count, lr: Float(lr) * engine.depthMultiplier(tensor: i),
-                                 decays: t.decays, gradScale: clip)
+                                 decays: t.decays, gradScale: clip, parallel: model.parallel)
             }
         }
         loss = reduceStatistics(loss: loss, share: share)

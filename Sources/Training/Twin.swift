@@ -100,7 +100,7 @@ extension Trainer {
         let n = model.layout.count
         twin.params.withUnsafeMutableBufferPointer { tp in
             let a = model.params, b = tp.baseAddress!
-            Parallel.chunks(n, minimumChunk: 65_536) { _, r in
+            model.parallel.chunks(n, minimumChunk: 65_536) { _, r in
                 for i in r { let x = a[i]; a[i] = b[i]; b[i] = x }
             }
         }

@@ -51,11 +51,10 @@ struct SampleCommand: ParsableCommand {
         do {
             file = try CheckpointFiles.resolve(path)
             checkpoint = try Checkpoint.read(path: file)
-            model = try checkpoint.model()
+            model = try checkpoint.model(threads: 1)   // generation is one position at a time
         } catch let e as CheckpointError {
             throw CLIError(e.description)
         }
-        Parallel.configure(threads: 1)
         let generator = Generator(model: model)
         let out = FileHandle.standardOutput
         let promptBytes = Array(prompt.utf8)

@@ -6,7 +6,6 @@ import Testing
 /// against central differences of the surrogate of DESIGN §1.1:
 /// O_i = Σ_j [W_ij·P_ij·V_j + (1 − W_ij)·stopgrad(P_ij·V_j)].
 @Suite struct AttentionTests {
-    init() { useTestWorkers() }
 
     let B = 2, T = 12, C = 8, heads = 2
     var hs: Int { C / heads }
@@ -59,15 +58,15 @@ import Testing
         let qkv = Buffer(B * T * 3 * C, &rng, scale: 1.5).data, R = Buffer(B * T * C, &rng).data
         let attn = Attention(B: B, T: T, C: C, heads: heads, block: 5)
         var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * heads * T * T)
-        attn.forward(out: &out, att: &att, qkv: qkv)
-        var dqkv = [Float](repeating: 0, count: B * T * 3 * C), scratch = [Float](repeating: 0, count: attn.backwardScratchCount(workers: Parallel.workers))
+        attn.forward(out: &out, att: &att, qkv: qkv, parallel: testParallel)
+        var dqkv = [Float](repeating: 0, count: B * T * 3 * C), scratch = [Float](repeating: 0, count: attn.backwardScratchCount(workers: testParallel.workers))
         let bands = Attention.Bands(upperEdges: upperEdges, T: T)
         if let weights {
             attn.backward(dqkv: &dqkv, dout: R, qkv: qkv, att: &att, scratch: &scratch, bands: bands,
-                          weights: weights, energyOut: energy)
+                          weights: weights, energyOut: energy, parallel: testParallel)
         } else {
             attn.backward(dqkv: &dqkv, dout: R, qkv: qkv, att: &att, scratch: &scratch,
-                          bands: energy == nil ? nil : bands, energyOut: energy)
+                          bands: energy == nil ? nil : bands, energyOut: energy, parallel: testParallel)
         }
         return (dqkv, qkv, R)
     }
@@ -78,7 +77,7 @@ import Testing
         for window in [nil, 3] as [Int?] {
             let attn = Attention(B: B, T: T, C: C, heads: heads, block: 5)
             var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * heads * T * T)
-            attn.forward(out: &out, att: &att, qkv: qkv, window: window)
+            attn.forward(out: &out, att: &att, qkv: qkv, window: window, parallel: testParallel)
             let q = qkv.map(Double.init)
             var maxErr = 0.0
             for b in 0..<B { for h in 0..<heads {
@@ -144,7 +143,7 @@ import Testing
         let attn = Attention(B: B, T: T, C: C, heads: heads)
         var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * heads * T * T)
         var mass = [Double](repeating: 0, count: heads * 3)
-        attn.forward(out: &out, att: &att, qkv: qkv, bands: Attention.Bands(upperEdges: upperEdges, T: T), massOut: &mass)
+        attn.forward(out: &out, att: &att, qkv: qkv, bands: Attention.Bands(upperEdges: upperEdges, T: T), massOut: &mass, parallel: testParallel)
         let q = qkv.map(Double.init)
         for h in 0..<heads {
             var expected = [0.0, 0.0, 0.0]

@@ -62,6 +62,5 @@ func dot(_ a: [Double], _ r: [Float]) -> Double {
     return s
 }
 
-/// Every test in the package runs with two workers: `Parallel.workers` is process-wide, and the
-/// test targets share one process, so they must all agree (two workers also exercise the split).
-func useTestWorkers() { Kernels.Parallel.configure(threads: 2) }
+/// The workers the tests' kernels and models use: two, which exercises the split.
+let testParallel = Kernels.Parallel(threads: 2)

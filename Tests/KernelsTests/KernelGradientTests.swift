@@ -5,7 +5,6 @@ import Testing
 /// Finite-difference tests of every backward kernel (tolerance: relative error < 1e-3 between the
 /// Float32 analytic gradient and float64 central differences of an independent reference).
 @Suite struct KernelGradientTests {
-    init() { useTestWorkers() }
 
     static let tolerance = 1e-3
 
@@ -24,14 +23,14 @@ import Testing
             return s
         }
         var out = [Float](repeating: 0, count: rows * outC)
-        Matmul.forward(out: &out, inp: inp, weight: w, bias: bias, rows: rows, inC: inC, outC: outC)
+        Matmul.forward(out: &out, inp: inp, weight: w, bias: bias, rows: rows, inC: inC, outC: outC, parallel: testParallel)
         let refOut = ref(inp.map(Double.init), w.map(Double.init), bias.map(Double.init))
         #expect(abs(zip(out, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } - refOut) < 1e-4)
         var dinp = [Float](repeating: 0, count: rows * inC), dw = [Float](repeating: 0, count: outC * inC)
         var db = [Float](repeating: 0, count: outC)
         let ones = [Float](repeating: 1, count: rows)
         Matmul.backward(dinp: &dinp, dweight: &dw, dbias: &db, dout: r, inp: inp, weight: w, ones: ones,
-                        rows: rows, inC: inC, outC: outC)
+                        rows: rows, inC: inC, outC: outC, parallel: testParallel)
         let x = inp.map(Double.init), wd = w.map(Double.init), bd = bias.map(Double.init)
         #expect(relativeError(dinp, numericGradient(x) { ref($0, wd, bd) }) < Self.tolerance)
         #expect(relativeError(dw, numericGradient(wd) { ref(x, $0, bd) }) < Self.tolerance)
@@ -56,14 +55,14 @@ import Testing
         }
         var out = [Float](repeating: 0, count: rows * C), mean = [Float](repeating: 0, count: rows)
         var rstd = [Float](repeating: 0, count: rows)
-        LayerNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: inp, weight: w, bias: b, rows: rows, C: C)
+        LayerNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: inp, weight: w, bias: b, rows: rows, C: C, parallel: testParallel)
         // Accumulate into a non-zero buffer to check the `accumulate` path too.
         let base = Buffer(rows * C, &rng).data
         var dinp = base, dw = [Float](repeating: 9, count: C), db = [Float](repeating: 9, count: C)
-        var lnScratch = [Float](repeating: 0, count: LayerNorm.scratchCount(C: C, workers: Parallel.workers))
+        var lnScratch = [Float](repeating: 0, count: LayerNorm.scratchCount(C: C, workers: testParallel.workers))
         LayerNorm.backward(dinp: &dinp, dweight: &dw, dbias: &db, dout: r, inp: inp, weight: w,
                            mean: mean, rstd: rstd, rows: rows, C: C, accumulate: true,
-                           scratch: &lnScratch)
+                           scratch: &lnScratch, parallel: testParallel)
         let x = inp.map(Double.init), wd = w.map(Double.init), bd = b.map(Double.init)
         let dx = zip(dinp, base).map { $0 - $1 }
         #expect(relativeError(dx, numericGradient(x) { ref($0, wd, bd) }) < Self.tolerance)
@@ -84,10 +83,10 @@ import Testing
             return s
         }
         var out = [Float](repeating: 0, count: n)
-        GELU.forward(out: &out, inp: inp, count: n)
+        GELU.forward(out: &out, inp: inp, count: n, parallel: testParallel)
         #expect(abs(zip(out, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } - ref(inp.map(Double.init))) < 1e-4)
         var dinp = [Float](repeating: 0, count: n)
-        GELU.backward(dinp: &dinp, inp: inp, dout: r, count: n)
+        GELU.backward(dinp: &dinp, inp: inp, dout: r, count: n, parallel: testParallel)
         #expect(relativeError(dinp, numericGradient(inp.map(Double.init), ref)) < Self.tolerance)
     }
 
@@ -108,12 +107,12 @@ import Testing
             return s
         }
         var probs = [Float](repeating: 0, count: rows * V), losses = [Float](repeating: 0, count: rows)
-        CrossEntropy.forward(probs: &probs, losses: &losses, logits: logits, targets: targets, rows: rows, V: V)
+        CrossEntropy.forward(probs: &probs, losses: &losses, logits: logits, targets: targets, rows: rows, V: V, parallel: testParallel)
         var refLoss = 0.0
         for i in 0..<rows { refLoss += Double(losses[i] * scale[i]) }
         #expect(abs(refLoss - ref(logits.map(Double.init))) < 1e-5)
         var d = [Float](repeating: 0, count: rows * V)
-        CrossEntropy.backward(dlogits: &d, probs: probs, targets: targets, rowScale: scale, rows: rows, V: V)
+        CrossEntropy.backward(dlogits: &d, probs: probs, targets: targets, rowScale: scale, rows: rows, V: V, parallel: testParallel)
         #expect(relativeError(d, numericGradient(logits.map(Double.init), ref)) < Self.tolerance)
     }
 

@@ -4,12 +4,11 @@ import Kernels
 @testable import Model
 
 @Suite struct GenerationTests {
-    init() { useTestWorkers() }
 
     /// A model with larger-than-init random parameters, so that every position's logits differ.
     func model(context: Int = 16) -> GPT {
         let config = GPTConfig(layers: 2, heads: 2, channels: 16, context: context)
-        let m = GPT(config: config, batch: 1, seed: 3)
+        let m = GPT(config: config, batch: 1, seed: 3, parallel: testParallel)
         var rng = Xoshiro256(seed: 11)
         for i in 0..<m.layout.count { m.params[i] += Float(rng.normal() * 0.1) }
         return m

@@ -3,7 +3,6 @@ import Kernels
 @testable import Model
 
 @Suite struct ModelGradientTests {
-    init() { useTestWorkers() }
 
     @Test func presetParameterCountsMatchDesign() {
         #expect(GPTConfig.S.parameterCount == 842_496)
@@ -12,7 +11,7 @@ import Kernels
 
     func tinyModel(seed: UInt64 = 7) -> GPT {
         let config = GPTConfig(layers: 2, heads: 2, channels: 16, context: 8)
-        let model = GPT(config: config, batch: 2, seed: seed)
+        let model = GPT(config: config, batch: 2, seed: seed, parallel: testParallel)
         // Larger random parameters than the init, so every path carries a visible gradient.
         var rng = Xoshiro256(seed: 99)
         for i in 0..<model.layout.count { model.params[i] += Float(rng.normal() * 0.1) }
@@ -76,6 +75,5 @@ import Kernels
     }
 }
 
-/// Every test in the package runs with two workers: `Parallel.workers` is process-wide, and the
-/// test targets share one process, so they must all agree (two workers also exercise the split).
-func useTestWorkers() { Kernels.Parallel.configure(threads: 2) }
+/// The workers the tests' kernels and models use: two, which exercises the split.
+let testParallel = Kernels.Parallel(threads: 2)

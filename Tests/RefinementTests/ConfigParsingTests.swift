@@ -62,7 +62,6 @@ struct ConfigParsingTests {
             (RefinementFlags(contextBands: "8,x"), ["--context-bands", "whole number", "8,64"]),
             (RefinementFlags(contextBands: "64,8"), ["--context-bands", "strictly increasing"]),
             (RefinementFlags(contextBands: "8,,64"), ["--context-bands", "item 2", "empty"]),
-            (RefinementFlags(contextWeights: "1,2"), ["--context-weights", "expected 3 weights"]),
             (RefinementFlags(contextBands: "8", contextWeights: "1,1,1"), ["--context-weights", "expected 2 weights"]),
             (RefinementFlags(contextWeights: "1,1,20"), ["--context-weights", "weight 3", "[0.05, 10]"]),
             (RefinementFlags(contextWeights: "1,1,nan"), ["--context-weights", "not a finite number"]),
@@ -109,6 +108,11 @@ struct ConfigParsingTests {
         #expect(edge.contains("--context-bands") && edge.contains("T = 128"))
         let smallWindow = try message(RefinementFlags(contextWeights: "1,1,2"), window: 32)
         #expect(smallWindow.contains("--context-weights") && smallWindow.contains("expected 2 weights"))
+        // Bug: the parser checked the count against the three default bands of T ≥ 66 before the
+        // window was known, so at T = 32 (two bands) no count was accepted.
+        #expect(try message(RefinementFlags(contextWeights: "1,2"), window: 32) == "accepted", "T = 32 has two default bands")
+        let tooFew = try message(RefinementFlags(contextWeights: "1,2"))
+        #expect(tooFew.contains("--context-weights") && tooFew.contains("expected 3 weights"))
         let groups = try message(RefinementFlags(depthGroups: "5"))
         #expect(groups.contains("--depth-groups") && groups.contains("between 1 and 4"))
         #expect(try message(RefinementFlags(contextBands: "8,64", depthGroups: "4")) == "accepted")

@@ -5,10 +5,12 @@ import Testing
 
 /// The statistics AdamW measures for the oscillation meters, against sums written out here from
 /// the parameters before and after each step.
+/// Two workers, which exercises the update's split.
+let testParallel = Parallel(threads: 2)
+
 @Suite struct AdamWTests {
     @Test("update statistics: gradient and update dot products with the previous step, sign flips")
     func statistics() {
-        Parallel.configure(threads: 2)  // as every test: the worker count is process-wide
         let n = 1003  // not a multiple of 8: the scalar tail is measured too
         let adam = AdamW(config: AdamWConfig(), count: n)
         var params = (0..<n).map { Float(sin(Double($0))) }
@@ -20,7 +22,7 @@ import Testing
             let stats = params.withUnsafeMutableBufferPointer { p in
                 grads.withUnsafeBufferPointer { g in
                     adam.update(params: p.baseAddress!, grads: g.baseAddress!, offset: 0, count: n, lr: 1e-2,
-                                decays: true, gradScale: 0.5)
+                                decays: true, gradScale: 0.5, parallel: testParallel)
                 }
             }
             let updates = (0..<n).map { params[$0] - before[$0] }
@@ -42,7 +44,6 @@ import Testing
 
     @Test("sign flips: counted over every length (vector body and scalar tail), zero updates never flip")
     func signFlips() {
-        Parallel.configure(threads: 2)
         for n in [1, 7, 8, 9, 100, 4099, 70_001] {  // 70,001 is split over the workers
             let adam = AdamW(config: AdamWConfig(), count: n)
             var params = (0..<n).map { Float(sin(Double($0) + 1)) }
@@ -55,7 +56,7 @@ import Testing
                 let stats = params.withUnsafeMutableBufferPointer { p in
                     grads.withUnsafeBufferPointer { g in
                         adam.update(params: p.baseAddress!, grads: g.baseAddress!, offset: 0, count: n, lr: 1e-2,
-                                    decays: false, gradScale: 1)
+                                    decays: false, gradScale: 1, parallel: testParallel)
                     }
                 }
                 let updates = (0..<n).map { params[$0] - before[$0] }
@@ -71,7 +72,6 @@ import Testing
 
     @Test("the update rule against a Double reference: bias correction, decoupled weight decay, a learning rate per tensor")
     func updateRule() {
-        Parallel.configure(threads: 2)
         var config = AdamWConfig()
         config.beta1 = 0.8; config.beta2 = 0.9; config.epsilon = 1e-6; config.weightDecay = 0.3
         // Two tensors in one arena: the first decays at rate 1e-2, the second does not, at 3e-2
@@ -90,7 +90,7 @@ import Testing
                 _ = params.withUnsafeMutableBufferPointer { p in
                     grads.withUnsafeBufferPointer { g in
                         adam.update(params: p.baseAddress!, grads: g.baseAddress!, offset: t.offset, count: t.count,
-                                    lr: Float(t.lr), decays: t.decays, gradScale: scale)
+                                    lr: Float(t.lr), decays: t.decays, gradScale: scale, parallel: testParallel)
                     }
                 }
                 // PyTorch's AdamW: θ ← θ·(1 − lr·wd), then θ ← θ − lr·m̂/(√v̂ + ε).
@@ -117,7 +117,7 @@ import Testing
         zero.beginStep()
         _ = w.withUnsafeMutableBufferPointer { p in
             g.withUnsafeBufferPointer {
-                zero.update(params: p.baseAddress!, grads: $0.baseAddress!, offset: 0, count: 16, lr: 0.1, decays: true, gradScale: 1)
+                zero.update(params: p.baseAddress!, grads: $0.baseAddress!, offset: 0, count: 16, lr: 0.1, decays: true, gradScale: 1, parallel: testParallel)
             }
         }
         #expect(w.allSatisfy { $0 == 2 * (1 - Float(0.1) * config.weightDecay) })
