@@ -28,37 +28,51 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CNCurses", pkgConfig: "ncursesw", providers: [.apt(["libncursesw5-dev"])]),
+        // No pkgConfig here: ncursesw's pkg-config flags (-D_DEFAULT_SOURCE -D_XOPEN_SOURCE=600) are
+        // ones SwiftPM refuses with a warning; the module map links ncursesw and the shim defines what
+        // the wide-character API needs (scripts/setup.sh installs the package).
+        .systemLibrary(name: "CNCurses"),
+
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
+
+        .plugin(name: "Embed", capability: .buildTool()),
 
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "Refinement", swiftSettings: fastMath),
-        .target(name: "Model", dependencies: ["Kernels", "Refinement"], swiftSettings: fastMath),
-        .target(name: "Telemetry"),
+        .target(name: "Model", dependencies: ["Kernels"], swiftSettings: fastMath),
+        .target(name: "Telemetry", dependencies: ["Refinement"]),
         .target(
             name: "Training",
             dependencies: ["Kernels", "Model", "Refinement", "Telemetry"],
-            resources: [.copy("Resources/default-corpus.txt")],
-            swiftSettings: fastMath
+            // The corpus is compiled into the binary by the Embed plugin (DefaultCorpus.swift), not
+            // copied into a resource bundle beside it.
+            exclude: ["Resources/default-corpus.txt"],
+            swiftSettings: fastMath,
+            plugins: ["Embed"]
         ),
+        .target(name: "Distributed", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
         .target(name: "Evaluation", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
-        .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal"]),
+        .target(name: "BuildInfo", plugins: ["Embed"]),   // the commit for --version
+        .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal", "Refinement"]),
         .executableTarget(
             name: "gradflow",
             dependencies: [
                 "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
+                "Distributed", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "Refinement"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
-        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
-        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Refinement"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Telemetry"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Telemetry"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -6,12 +6,21 @@ import Training
 public struct RunExtras: Codable, Sendable, Equatable {
     /// Per-band loss and accuracy of a synthetic task (nil for text).
     public var synthetic: [BandScore]?
+    /// The same at every validation pass (on the study's `eval_windows` windows), for the
+    /// emergence step; nil for text and for runs recorded before it was measured.
+    public var syntheticCurve: [SyntheticPoint]?
     /// Peak resident memory of the whole eval process after this run (getrusage ru_maxrss): a
     /// running maximum over every run so far in the process, not a per-arm figure.
     public var processPeakRSSBytes: Int
     /// Wall-clock seconds of the run (training, evals, checkpoint).
     public var wallSeconds: Double
     public var parameters: Int
+}
+
+/// Per-band synthetic scores at one validation pass.
+public struct SyntheticPoint: Codable, Sendable, Equatable {
+    public var step: Int
+    public var bands: [BandScore]
 }
 
 /// The numbers one run contributes to the report, read back from its run file and summary.
@@ -39,7 +48,8 @@ public struct RunMetrics: Sendable {
     /// Same for cos(Δθ_t, Δθ_{t−1}) (EMA); NaN for runs recorded before it was measured.
     public var updateCosine: Double
     public var spikes: Int
-    /// Mean over 100-step windows of sd/mean of the gradient norm.
+    /// The run's grad-norm CV(100) (`GradNormCV.runMean`): the mean over consecutive 100-step
+    /// windows of σ/μ of the gradient norm.
     public var gradNormCV: Double
     /// Median tokens per second of the training steps.
     public var tokensPerSecond: Double
@@ -63,6 +73,11 @@ public struct RunMetrics: Sendable {
     /// Tokens seen when the primary validation loss first reached `target` (nil: never).
     public func tokensToReach(_ target: Double) -> Double? {
         validationCurve.first { $0.loss <= target }.map { Double($0.step * tokensPerStep) }
+    }
+
+    /// The first step whose score in `band` reached `accuracy` (nil: never, or no curve recorded).
+    public func emergenceStep(band: String, accuracy: Double) -> Int? {
+        extras?.syntheticCurve?.first { p in p.bands.first { $0.band == band }.map { $0.accuracy >= accuracy } ?? false }?.step
     }
 
     /// Reads `runDirectory`/run.jsonl (and summary.json). `primary` names the validation domain;
@@ -116,7 +131,7 @@ public struct RunMetrics: Sendable {
         let lateUpdates = updateCosines[half...].filter(\.isFinite)
         updateCosine = lateUpdates.isEmpty ? .nan : PairedStatistics.mean(Array(lateUpdates))
         spikes = spikeCount
-        gradNormCV = Self.windowedCV(norms, window: 100)
+        gradNormCV = GradNormCV.runMean(norms)
         let sortedSpeeds = speeds.dropFirst(min(5, speeds.count / 2)).sorted()
         tokensPerSecond = PairedStatistics.quantile(Array(sortedSpeeds), 0.5)
         contextGain = Dictionary(evals.last?.contextGain.map { ($0.window, $0.delta) } ?? [], uniquingKeysWith: { a, _ in a })
@@ -140,20 +155,6 @@ public struct RunMetrics: Sendable {
         var evals: [EvalRecord] = []
         try reader.forEachRecord { if case let .eval(e) = $0 { evals.append(e) } }
         return evals
-    }
-
-    /// Mean of sd/mean over consecutive windows of `window` values (one window when fewer).
-    static func windowedCV(_ x: [Double], window: Int) -> Double {
-        guard !x.isEmpty else { return .nan }
-        var cvs: [Double] = []
-        var i = 0
-        while i + window <= x.count {
-            let w = Array(x[i..<(i + window)])
-            cvs.append(PairedStatistics.standardDeviation(w) / PairedStatistics.mean(w))
-            i += window
-        }
-        if cvs.isEmpty { cvs.append(PairedStatistics.standardDeviation(x) / PairedStatistics.mean(x)) }
-        return PairedStatistics.mean(cvs)
     }
 
     /// Averages consecutive values into at most `points` points, at the step of each group's middle.

@@ -96,9 +96,7 @@ public struct StudyConfig: Sendable, Equatable {
 
         /// The refinement flags alone (arms that differ only in learning rate share this).
         public var refinementKey: String {
-            let f = refinement
-            return [f.contextBands, f.contextWeights, f.timeWeights, f.timeBetas, f.depthGroups, f.depthWeights,
-                    f.adaptive, f.grokfast, f.timeLambda].map { $0 ?? "-" }.joined(separator: "|")
+            RefinementFlags.table.map { refinement[keyPath: $0.value] ?? "-" }.joined(separator: "|")
                 + "|init \(initSeed.map(String.init) ?? "-")|data \(dataSeed.map(String.init) ?? "-")"
         }
     }
@@ -217,16 +215,12 @@ public struct StudyConfig: Sendable, Equatable {
             let flag = tokens[i]
             guard i + 1 < tokens.count else { throw ParseError(description: "arm \(arm.name): \(flag) needs a value") }
             let v = tokens[i + 1]
+            if let f = RefinementFlags.flag(named: flag) {
+                arm.refinement[keyPath: f.value] = v
+                i += 2
+                continue
+            }
             switch flag {
-            case "--context-bands": arm.refinement.contextBands = v
-            case "--context-weights": arm.refinement.contextWeights = v
-            case "--time-weights": arm.refinement.timeWeights = v
-            case "--time-betas": arm.refinement.timeBetas = v
-            case "--depth-groups": arm.refinement.depthGroups = v
-            case "--depth-weights": arm.refinement.depthWeights = v
-            case "--adaptive": arm.refinement.adaptive = v
-            case "--grokfast": arm.refinement.grokfast = v
-            case "--time-lambda": arm.refinement.timeLambda = v
             case "--lr":
                 guard let x = Double(v) else { throw ParseError(description: "arm \(arm.name): --lr expects a number (got '\(v)')") }
                 arm.learningRate = x

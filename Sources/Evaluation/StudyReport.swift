@@ -1,4 +1,6 @@
 import Foundation
+import Telemetry
+import Training
 
 /// Turns a study's runs into the report: a Markdown summary with paired comparisons and verdicts,
 /// a CSV of every run, a CSV of every comparison, and SVG loss curves per data set.
@@ -61,11 +63,20 @@ public struct StudyReport {
                 r.extras?.synthetic?.first { $0.band == band }.flatMap { $0.accuracy >= 0 ? $0.loss : nil }
             })
         }
+        if let long = syntheticBands(data.name).last {
+            // A run that never gets there counts as its whole budget (which understates differences).
+            m.append(Metric(name: "emergence step (\(long) accuracy ≥ 50 %)", better: .lower) { r in
+                r.extras?.syntheticCurve == nil ? nil : Double(r.emergenceStep(band: long, accuracy: Self.emergenceAccuracy) ?? r.steps)
+            })
+        }
         m.append(Metric(name: "tokens/s", better: .higher) { $0.tokensPerSecond })
         // Metrics no run of this data set recorded (run files older than the metric) are left out.
         let mine = runs.filter { $0.data == data.name }
         return m.filter { metric in mine.contains { metric.value($0)?.isFinite ?? false } }
     }
+
+    /// The long-band accuracy that marks a synthetic task as learned (the emergence step).
+    public static let emergenceAccuracy = 0.5
 
     func gainWindows(_ data: String) -> [Int] {
         Array(Set(runs.filter { $0.data == data }.flatMap { $0.contextGain.keys })).sorted()
@@ -172,6 +183,35 @@ public struct StudyReport {
             guard !rs.isEmpty else { continue }
             func at(_ b: Int) -> Double { PairedStatistics.mean(rs.map { $0.lossByPosition[b] }.filter(\.isFinite)) }
             s += "| \(arm.name) | " + picks.map { Self.f(at($0), 3) }.joined(separator: " | ") + " | \(Self.f(at(0) - at(last), 3)) |\n"
+        }
+        return s + "\n"
+    }
+
+    /// A synthetic task's last (long) band at every validation pass, per arm (means over seeds):
+    /// accuracy and answer loss at fixed steps, and the emergence step. Empty for text and for runs
+    /// that recorded no curve; at most 10 steps are shown (evenly picked, the last included).
+    func syntheticCurveTable(_ d: StudyConfig.DataSpec, arms: [StudyConfig.Arm]) -> String {
+        guard d.isSynthetic, let band = syntheticBands(d.name).last else { return "" }
+        let withCurve = runs.filter { $0.data == d.name && $0.extras?.syntheticCurve != nil }
+        let steps = Array(Set(withCurve.flatMap { $0.extras!.syntheticCurve!.map(\.step) })).sorted()
+        guard !steps.isEmpty else { return "" }
+        let shown = steps.count <= 10 ? steps : (1...10).map { steps[$0 * steps.count / 10 - 1] }
+        func score(_ r: RunMetrics, _ step: Int) -> BandScore? {
+            r.extras?.syntheticCurve?.first { $0.step == step }?.bands.first { $0.band == band && $0.accuracy >= 0 }
+        }
+        var s = "Band `\(band)` at each validation pass (\(study.evalWindows) windows; mean over seeds): accuracy / answer loss (nats). "
+        s += "Emergence = first pass with accuracy ≥ \(Int(Self.emergenceAccuracy * 100)) % (per seed; – = not within the budget):\n\n"
+        s += "| arm | " + shown.map { "step \($0)" }.joined(separator: " | ") + " | emergence step per seed |\n"
+        s += "| --- | " + shown.map { _ in "---" }.joined(separator: " | ") + " | --- |\n"
+        for arm in arms {
+            let rs = withCurve.filter { $0.arm == arm.name }.sorted { $0.seed < $1.seed }
+            guard !rs.isEmpty else { continue }
+            let cells = shown.map { step -> String in
+                let b = rs.compactMap { score($0, step) }
+                return "\(Self.f(PairedStatistics.mean(b.map(\.accuracy)), 3)) / \(Self.f(PairedStatistics.mean(b.map(\.loss)), 3))"
+            }
+            let emergence = rs.map { r in r.emergenceStep(band: band, accuracy: Self.emergenceAccuracy).map(String.init) ?? "–" }
+            s += "| \(arm.name) | " + cells.joined(separator: " | ") + " | \(emergence.joined(separator: ", ")) |\n"
         }
         return s + "\n"
     }
@@ -308,6 +348,7 @@ public struct StudyReport {
             }
             s += "\n"
             s += lossByPositionTable(d, arms: arms)
+            s += syntheticCurveTable(d, arms: arms)
             let mine = rows.filter { $0.data == d.name }
             if !mine.isEmpty {
                 s += "Paired comparisons with `\(study.baseline)` (Δ = arm − baseline):\n\n"

@@ -80,7 +80,21 @@ public final class StudyRunner {
                                seed: spec.initSeed, dataSeed: spec.dataSeed, threads: study.threads,
                                evalEvery: study.evalEvery, checkpointEvery: 0)
         c.evalWindows = study.evalWindows
-        if let e = c.validationError() { throw StudyConfig.ParseError(description: "study \(study.name): \(e)") }
+        if let e = c.validationProblem() {
+            // A learning rate comes from the arm's --lr or the study's `lr` key.
+            let key: String
+            switch e.setting {
+            case .model: key = "model"
+            case .batch: key = "batch"
+            case .context: key = "context"
+            case .steps: key = "steps"
+            case .learningRate: key = spec.arm.learningRate != nil ? "arm \(spec.arm.name) --lr" : "lr"
+            case .threads: key = "threads"
+            case .evalEvery: key = "eval_every"
+            case .evalWindows: key = "eval_windows"
+            }
+            throw StudyConfig.ParseError(description: "study \(study.name): \(key) \(e.message)")
+        }
         return c
     }
 
@@ -160,6 +174,13 @@ public final class StudyRunner {
                                   evalDomains: try evalDomains(for: spec.data), bus: bus, runDirectory: directory)
         let t0 = Date()
         var synthetic: [BandScore]?
+        var curve: [SyntheticPoint] = []
+        if spec.data.isSynthetic {
+            let windows = study.evalWindows
+            trainer.afterEvaluation = { t in
+                if let bands = t.syntheticScores(windows: windows) { curve.append(SyntheticPoint(step: t.step, bands: bands)) }
+            }
+        }
         let end = try record(trainer, bus: bus, runName: "\(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed)",
                              directory: directory) {
             let end = trainer.run()
@@ -174,13 +195,17 @@ public final class StudyRunner {
                 throw StudyConfig.ParseError(description: "\(ft.directory(in: directory)): fine-tune ended \(ftEnd.reason.rawValue): \(ftEnd.message)")
             }
         }
-        let extras = RunExtras(synthetic: synthetic, processPeakRSSBytes: Self.peakRSSBytes(),
+        let extras = RunExtras(synthetic: synthetic, syntheticCurve: curve.isEmpty ? nil : curve, processPeakRSSBytes: Self.peakRSSBytes(),
                                wallSeconds: Date().timeIntervalSince(t0), parameters: trainer.model.layout.count)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         // NaN (a band without answers) is not JSON: store it as null via a sanitised copy.
         var clean = extras
-        clean.synthetic = extras.synthetic?.map { var b = $0; if !b.loss.isFinite { b.loss = -1; b.accuracy = -1 }; return b }
+        func sanitised(_ bands: [BandScore]) -> [BandScore] {
+            bands.map { var b = $0; if !b.loss.isFinite { b.loss = -1; b.accuracy = -1 }; return b }
+        }
+        clean.synthetic = extras.synthetic.map(sanitised)
+        clean.syntheticCurve = extras.syntheticCurve?.map { SyntheticPoint(step: $0.step, bands: sanitised($0.bands)) }
         let summary = (directory as NSString).appendingPathComponent("summary.json")
         try encoder.encode(clean).write(to: URL(fileURLWithPath: summary))
         return end

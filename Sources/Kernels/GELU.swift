@@ -14,7 +14,7 @@ public enum GELU {
     }
 
     @inlinable
-    @usableFromInline static func forwardRange(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
+    static func forwardRange(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
         var i = 0
         while i + 8 <= n {
             let x = VectorMath.load(inp + i)
@@ -41,7 +41,7 @@ public enum GELU {
     }
 
     @inlinable
-    @usableFromInline static func backwardRange(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+    static func backwardRange(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                               dout: UnsafePointer<Float>, count n: Int) {
         var i = 0
         while i + 8 <= n {

@@ -1,12 +1,11 @@
 // The vocabulary shared by every file of the module: the three scale axes, how an axis' weights are
 // set, and the two kinds of error (a refused change at run time, a bad setting at start-up).
 //
-// Refinement is plain values and math with no dependencies. The raw values of `RefinementAxis` and
-// `AxisMode` equal those of Telemetry's `ScaleAxis` and `WeightMode`, so converting is
-// `ScaleAxis(rawValue: axis.rawValue)!`.
+// Refinement is plain values and math with no dependencies. It is the one home of the axis
+// vocabulary: Telemetry's records, the trainer, the dashboard and the CLI all use these types.
 
 /// One of the three scale axes of the refinement (docs/METHOD.md).
-public enum RefinementAxis: String, CaseIterable, Sendable, Hashable, Codable {
+public enum ScaleAxis: String, CaseIterable, Sendable, Hashable, Codable {
     /// Bands of attention distance, applied inside the attention backward pass.
     case context
     /// Frequency bands of each tensor's gradient over steps, applied before the optimizer.

@@ -24,21 +24,31 @@ public struct ContextBands: Equatable, Sendable {
         guard window >= 1 else {
             throw RefinementError("context bands: the attention window must be at least 1, got \(window)")
         }
-        for (index, edge) in edges.enumerated() {
-            if edge < 0 {
-                throw RefinementError("context bands: edge \(index + 1) is \(edge); edges are distances and must be ≥ 0")
-            }
-            if index > 0 && edge <= edges[index - 1] {
-                throw RefinementError(
-                    "context bands: edges must be strictly increasing, but edge \(index + 1) (\(edge)) ≤ edge \(index) (\(edges[index - 1]))")
-            }
-            if edge >= window - 1 {
-                throw RefinementError(
-                    "context bands: edge \(edge) leaves the last band empty; every edge must be < T − 1 = \(window - 1)")
-            }
+        do {
+            try Self.checkOrder(edges)
+        } catch let e as RefinementError {
+            throw RefinementError("context bands: " + e.message)
+        }
+        if let edge = edges.first(where: { $0 >= window - 1 }) {
+            throw RefinementError(
+                "context bands: edge \(edge) leaves the last band empty; every edge must be < T − 1 = \(window - 1)")
         }
         self.edges = edges
         self.window = window
+    }
+
+    /// Checks what edges need whatever the window: each ≥ 0, strictly increasing. The message
+    /// names the edge; callers put their own prefix (the flag, or "context bands").
+    public static func checkOrder(_ edges: [Int]) throws {
+        for (index, edge) in edges.enumerated() {
+            if edge < 0 {
+                throw RefinementError("edge \(index + 1) is \(edge); edges are attention distances and must be ≥ 0")
+            }
+            if index > 0 && edge <= edges[index - 1] {
+                throw RefinementError(
+                    "edges must be strictly increasing, but edge \(index + 1) (\(edge)) ≤ edge \(index) (\(edges[index - 1]))")
+            }
+        }
     }
 
     /// The default bands for a window of T positions: the default edges that fit (< T − 1), so

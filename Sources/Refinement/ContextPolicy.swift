@@ -117,12 +117,6 @@ public struct ContextPolicy: Equatable, Sendable, Codable {
         return .success(old)
     }
 
-    /// Replaces all targets; they are renormalised to sum 1.
-    /// - Throws: `RefinementError` when the count is wrong or a share is not positive and finite.
-    public mutating func setTargets(_ values: [Double]) throws {
-        targets = try Self.normalisedTargets(values, bands: bands)
-    }
-
     static func normalisedTargets(_ values: [Double], bands: Int) throws -> [Double] {
         guard values.count == bands else {
             throw RefinementError("context targets: expected \(bands) shares (one per band), got \(values.count)")

@@ -88,30 +88,3 @@ public struct SpikeDetector: Equatable, Sendable, Codable {
         return spike
     }
 }
-
-/// Coefficient of variation (standard deviation / mean) of the gradient norm over the last
-/// `window` steps: a steady run stays low, an unstable one climbs.
-public struct GradNormVariation: Equatable, Sendable, Codable {
-    private var history: RingBuffer
-
-    public init(window: Int = 100) {
-        history = RingBuffer(capacity: window)
-    }
-
-    public var window: Int { history.capacity }
-
-    /// Records one step's gradient norm (non-finite norms are skipped).
-    public mutating func observe(_ norm: Double) {
-        if norm.isFinite { history.append(norm) }
-    }
-
-    /// σ / μ over the window (population σ), or nil with fewer than two norms or a zero mean.
-    public var coefficient: Double? {
-        let values = history.unordered
-        guard values.count >= 2 else { return nil }
-        let mean = values.reduce(0, +) / Double(values.count)
-        guard mean > 0 else { return nil }
-        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
-        return variance.squareRoot() / mean
-    }
-}

@@ -39,23 +39,45 @@ public struct RefinementFlags: Equatable, Sendable {
         self.timeLambda = timeLambda
     }
 
-    /// The help line of one flag (for the command line's `--help`).
-    public static func help(for flag: String) -> String {
-        help.first { $0.flag == flag }?.text ?? ""
+    /// One refinement flag: its name, where its value goes and its help line.
+    public struct Flag: Sendable {
+        /// "--context-weights".
+        public let name: String
+        public let value: WritableKeyPath<RefinementFlags, String?> & Sendable
+        /// One line for `--help` (ranges come from `AxisBounds`).
+        public let help: String
     }
 
-    /// One-line help for each flag, for the command line's `--help`.
-    public static let help: [(flag: String, text: String)] = [
-        ("--context-bands", "Context band edges on attention distance, e.g. 8,64 (local 0–8, phrase 9–64, long 65–T−1; the default)."),
-        ("--context-weights", "Context weight per band, e.g. 1,1,2 (range 0.05–10); makes the context axis manual."),
-        ("--time-weights", "Time weights w_H,w_M,w_L of the high, mid and low gradient bands, e.g. 0.5,1,2 (range 0–6)."),
-        ("--time-betas", "Fast and slow gradient EMA betas, default 0.9,0.99."),
-        ("--depth-groups", "Number of depth groups of layers (default 3, or one per layer below 3: lower, middle, upper)."),
-        ("--depth-weights", "Learning-rate multiplier per depth group, e.g. 1,1,1 (range 0.1–10); makes the depth axis manual."),
-        ("--adaptive", "Axes driven by their adaptive policy: a list of context, time, depth, or all."),
-        ("--grokfast", "Grokfast-EMA shorthand ALPHA,LAMBDA, e.g. 0.98,2: time betas α,α and weights 1,1,1+λ."),
-        ("--time-lambda", "Low-band boost of the adaptive time policy: w_L ramps from 1 to 1+λ over the first 10 % of steps (default 0, range 0–3)."),
+    /// Every refinement flag, in the order `--help` lists them. The one table that the command
+    /// line (help), study files (`arm NAME = FLAGS`) and the benchmark's modes go through.
+    public static let table: [Flag] = [
+        Flag(name: "--context-bands", value: \.contextBands,
+             help: "Context band edges on attention distance, e.g. 8,64 (local 0–8, phrase 9–64, long 65–T−1; the default)."),
+        Flag(name: "--context-weights", value: \.contextWeights,
+             help: "Context weight per band, e.g. 1,1,2 (range \(AxisBounds.manual(.context).dashText)); makes the context axis manual."),
+        Flag(name: "--time-weights", value: \.timeWeights,
+             help: "Time weights w_H,w_M,w_L of the high, mid and low gradient bands, e.g. 0.5,1,2 (range \(AxisBounds.manual(.time).dashText))."),
+        Flag(name: "--time-betas", value: \.timeBetas, help: "Fast and slow gradient EMA betas, default 0.9,0.99."),
+        Flag(name: "--depth-groups", value: \.depthGroups,
+             help: "Number of depth groups of layers (default 3, or one per layer below 3: lower, middle, upper)."),
+        Flag(name: "--depth-weights", value: \.depthWeights,
+             help: "Learning-rate multiplier per depth group, e.g. 1,1,1 (range \(AxisBounds.manual(.depth).dashText)); makes the depth axis manual."),
+        Flag(name: "--adaptive", value: \.adaptive, help: "Axes driven by their adaptive policy: a list of context, time, depth, or all."),
+        Flag(name: "--grokfast", value: \.grokfast, help: "Grokfast-EMA shorthand ALPHA,LAMBDA, e.g. 0.98,2: time betas α,α and weights 1,1,1+λ."),
+        Flag(name: "--time-lambda", value: \.timeLambda,
+             help: "Low-band boost of the adaptive time policy: w_L ramps from 1 to 1+λ over the first 10 % of steps (default 0, range 0–\(formatNumber(AxisBounds.timeLowAdaptive.ceiling - 1)))."),
     ]
+
+    /// The table entry of a flag ("--adaptive"), or nil for a flag that is not a refinement flag.
+    public static func flag(named name: String) -> Flag? { table.first { $0.name == name } }
+
+    /// The help line of one flag (for the command line's `--help`).
+    public static func help(for flag: String) -> String { self.flag(named: flag)?.help ?? "" }
+
+    /// The flags that are set, as "--name value" pairs in table order (for keys and descriptions).
+    public var given: [(name: String, value: String)] {
+        Self.table.compactMap { f in self[keyPath: f.value].map { (f.name, $0) } }
+    }
 }
 
 extension RefinementConfig {
@@ -65,14 +87,8 @@ extension RefinementConfig {
         self.init()
         if let text = flags.contextBands {
             let edges = try parseIntegers(text, flag: "--context-bands", example: "8,64")
-            for (index, edge) in edges.enumerated() {
-                if edge < 0 {
-                    throw RefinementError("--context-bands: edge \(index + 1) is \(edge); edges are attention distances and must be ≥ 0")
-                }
-                if index > 0 && edge <= edges[index - 1] {
-                    throw RefinementError(
-                        "--context-bands: edges must be strictly increasing, but \(edge) follows \(edges[index - 1])")
-                }
+            do { try ContextBands.checkOrder(edges) } catch let e as RefinementError {
+                throw RefinementError("--context-bands: " + e.message)
             }
             contextEdges = edges
         }
@@ -176,13 +192,13 @@ extension RefinementConfig {
     }
 
     /// "context,time", "depth", "all" → the set of axes.
-    static func parseAxes(_ text: String) throws -> Set<RefinementAxis> {
+    static func parseAxes(_ text: String) throws -> Set<ScaleAxis> {
         let items = try splitList(text, flag: "--adaptive", example: "context,time or all")
-        var axes = Set<RefinementAxis>()
+        var axes = Set<ScaleAxis>()
         for item in items {
             if item.lowercased() == "all" {
-                axes.formUnion(RefinementAxis.allCases)
-            } else if let axis = RefinementAxis(rawValue: item.lowercased()) {
+                axes.formUnion(ScaleAxis.allCases)
+            } else if let axis = ScaleAxis(rawValue: item.lowercased()) {
                 axes.insert(axis)
             } else {
                 throw RefinementError("--adaptive: unknown axis \"\(item)\"; expected context, time, depth or all")
@@ -221,7 +237,7 @@ private func parseIntegers(_ text: String, flag: String, example: String) throws
     }
 }
 
-private func parseWeights(_ text: String, flag: String, axis: RefinementAxis, example: String) throws -> [Double] {
+private func parseWeights(_ text: String, flag: String, axis: ScaleAxis, example: String) throws -> [Double] {
     let values = try parseNumbers(text, flag: flag, example: example)
     let range = AxisBounds.manual(axis)
     for (index, value) in values.enumerated() where !range.contains(value) {

@@ -17,7 +17,7 @@ public struct RefinementConfig: Equatable, Sendable, Codable {
     public var depthGroups: Int?
     /// One depth multiplier per group; nil when not given.
     public var depthWeights: [Double]?
-    public var adaptive: Set<RefinementAxis> = []
+    public var adaptive: Set<ScaleAxis> = []
     /// The `--grokfast ALPHA,LAMBDA` shorthand, when used (already turned into betas and weights).
     public var grokfast: Grokfast?
     /// The adaptive time policy's λ (nil: `TimePolicy.Parameters`' default).
@@ -38,7 +38,7 @@ public struct RefinementConfig: Equatable, Sendable, Codable {
     public init() {}
 
     /// The mode an axis starts in.
-    public func mode(_ axis: RefinementAxis) -> AxisMode {
+    public func mode(_ axis: ScaleAxis) -> AxisMode {
         if adaptive.contains(axis) { return .adaptive }
         switch axis {
         case .context: return contextWeights == nil ? .off : .manual
@@ -48,7 +48,7 @@ public struct RefinementConfig: Equatable, Sendable, Codable {
     }
 
     /// True when every axis is off (the trainer must then reproduce plain backprop + AdamW).
-    public var isPlain: Bool { RefinementAxis.allCases.allSatisfy { mode($0) == .off } }
+    public var isPlain: Bool { ScaleAxis.allCases.allSatisfy { mode($0) == .off } }
 
     /// Fits the config to a model with attention window `window` (T) and `layers` blocks.
     /// - Throws: `RefinementError` naming the flag, e.g. an edge ≥ T − 1 or a weight count that
@@ -72,7 +72,9 @@ public struct RefinementSetup: Equatable, Sendable {
             do {
                 bands = try ContextBands(edges: edges, window: window)
             } catch let error as RefinementError {
-                throw RefinementError("--context-bands: \(error.message) (the model's window is T = \(window))")
+                let prefix = "context bands: "
+                let reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
+                throw RefinementError("--context-bands: \(reason) (the model's window is T = \(window))")
             }
         } else {
             bands = ContextBands.standard(window: window)
@@ -106,7 +108,7 @@ public struct RefinementSetup: Equatable, Sendable {
         for (band, value) in (config.contextWeights ?? []).enumerated() { _ = weights.set(.context, band: band, to: value) }
         for (band, value) in (config.timeWeights?.values ?? []).enumerated() { _ = weights.set(.time, band: band, to: value) }
         for (band, value) in (config.depthWeights ?? []).enumerated() { _ = weights.set(.depth, band: band, to: value) }
-        for axis in RefinementAxis.allCases { weights.setMode(axis, config.mode(axis)) }
+        for axis in ScaleAxis.allCases { weights.setMode(axis, config.mode(axis)) }
         return weights
     }
 
@@ -147,7 +149,7 @@ public struct RefinementSetup: Equatable, Sendable {
 
 /// One axis as the run header shows it (the lead maps it to Telemetry's `AxisInfo`).
 public struct AxisDescription: Equatable, Sendable {
-    public var axis: RefinementAxis
+    public var axis: ScaleAxis
     public var mode: AxisMode
     public var bands: [BandDescription]
     /// Context: the band edges. Time: β_f, β_s. Depth: the first layer of every group but the first.

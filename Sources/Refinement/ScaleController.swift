@@ -9,7 +9,7 @@
 /// `setTarget`, whose results carry the old value for the event record or the refusal message.
 ///
 ///     var scales = ScaleController(setup: try config.resolve(window: 128, layers: 4), totalSteps: 5000)
-///     // … forward/backward with scales.weights.contextWeights(layer:), time filter, AdamW × φ …
+///     // … forward/backward with the context weights of scales.weights, time filter, AdamW × φ …
 ///     let changed = scales.update(step: step, contextEnergy: energy, timeStats: stats,
 ///                                 depthUpdateNorms: updates, depthParameterNorms: norms)
 public struct ScaleController: Equatable, Sendable, Codable {
@@ -33,20 +33,20 @@ public struct ScaleController: Equatable, Sendable, Codable {
     // MARK: - Commands
 
     /// Sets one band's weight by hand (the axis becomes manual). See `ScaleWeights.set`.
-    public mutating func setWeight(_ axis: RefinementAxis, band: Int, layer: Int? = nil, to value: Double) -> Result<Double, RefusalReason> {
+    public mutating func setWeight(_ axis: ScaleAxis, band: Int, layer: Int? = nil, to value: Double) -> Result<Double, RefusalReason> {
         weights.set(axis, band: band, layer: layer, to: value)
     }
 
     /// Switches an axis to adaptive (true) or to manual, keeping its current weights (false).
     /// Returns the old mode.
     @discardableResult
-    public mutating func setAdaptive(_ axis: RefinementAxis, _ adaptive: Bool) -> AxisMode {
+    public mutating func setAdaptive(_ axis: ScaleAxis, _ adaptive: Bool) -> AxisMode {
         weights.setMode(axis, adaptive ? .adaptive : .manual)
     }
 
     /// Puts an axis in any mode, off included (restoring a checkpoint). Returns the old mode.
     @discardableResult
-    public mutating func setMode(_ axis: RefinementAxis, _ mode: AxisMode) -> AxisMode {
+    public mutating func setMode(_ axis: ScaleAxis, _ mode: AxisMode) -> AxisMode {
         weights.setMode(axis, mode)
     }
 
@@ -77,8 +77,8 @@ public struct ScaleController: Equatable, Sendable, Codable {
     public mutating func update(
         step: Int, contextEnergy: [[Double]]?, timeStats: TimeBandStats?,
         depthUpdateNorms: [Double]?, depthParameterNorms: [Double]?
-    ) -> Set<RefinementAxis> {
-        var changed = Set<RefinementAxis>()
+    ) -> Set<ScaleAxis> {
+        var changed = Set<ScaleAxis>()
         if let contextEnergy {
             let proposed = context.update(energy: contextEnergy, step: step)
             let before = weights.context

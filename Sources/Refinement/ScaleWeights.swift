@@ -22,7 +22,7 @@ public struct ScaleWeights: Equatable, Sendable, Codable {
     public private(set) var time: TimeWeights
     /// One per depth group.
     public private(set) var depth: [Double]
-    private var modes: [RefinementAxis: AxisMode] = [.context: .off, .time: .off, .depth: .off]
+    private var modes: [ScaleAxis: AxisMode] = [.context: .off, .time: .off, .depth: .off]
 
     public init(layers: Int, contextBands: ContextBands, depthGroups: Int) {
         self.layers = layers
@@ -34,7 +34,7 @@ public struct ScaleWeights: Equatable, Sendable, Codable {
     }
 
     /// Band (or group) names of an axis.
-    public func bandNames(_ axis: RefinementAxis) -> [String] {
+    public func bandNames(_ axis: ScaleAxis) -> [String] {
         switch axis {
         case .context: return contextBandNames
         case .time: return Self.timeBandNames
@@ -42,19 +42,19 @@ public struct ScaleWeights: Equatable, Sendable, Codable {
         }
     }
 
-    public func mode(_ axis: RefinementAxis) -> AxisMode { modes[axis] ?? .off }
+    public func mode(_ axis: ScaleAxis) -> AxisMode { modes[axis] ?? .off }
 
     /// Whether the trainer applies the axis at all.
-    public func isOn(_ axis: RefinementAxis) -> Bool { mode(axis) != .off }
+    public func isOn(_ axis: ScaleAxis) -> Bool { mode(axis) != .off }
 
     /// The bounds a weight of `axis` band `band` must respect in the axis' current mode (the
     /// manual bounds when the axis is off).
-    public func bounds(_ axis: RefinementAxis, band: Int) -> WeightBounds {
-        mode(axis) == .adaptive ? AxisBounds.adaptive(axis, band: band) : AxisBounds.manual(axis)
+    public func bounds(_ axis: ScaleAxis, band: Int) -> WeightBounds {
+        AxisBounds.bounds(axis, band: band, mode: mode(axis))
     }
 
     /// The weight of one band (context: of one layer, default layer 0).
-    public func weight(_ axis: RefinementAxis, band: Int, layer: Int = 0) -> Double {
+    public func weight(_ axis: ScaleAxis, band: Int, layer: Int = 0) -> Double {
         switch axis {
         case .context: return context[layer][band]
         case .time: return time.values[band]
@@ -62,15 +62,12 @@ public struct ScaleWeights: Equatable, Sendable, Codable {
         }
     }
 
-    /// Context weights of one layer as Float, band by band, for the attention kernel.
-    public func contextWeights(layer: Int) -> [Float] { context[layer].map { Float($0) } }
-
     /// Sets one band's weight by hand (for the context axis on one layer, or every layer when
     /// `layer` is nil) and makes the axis manual.
     /// - Returns: the old weight (of the first layer changed), or why the change was refused: an
     ///   unknown band or layer, a layer on an axis without layers, a value that is not finite or
     ///   is outside the axis' manual bounds.
-    public mutating func set(_ axis: RefinementAxis, band: Int, layer: Int? = nil, to value: Double) -> Result<Double, RefusalReason> {
+    public mutating func set(_ axis: ScaleAxis, band: Int, layer: Int? = nil, to value: Double) -> Result<Double, RefusalReason> {
         let names = bandNames(axis)
         guard band >= 0 && band < names.count else {
             return .failure(RefusalReason(
@@ -114,7 +111,7 @@ public struct ScaleWeights: Equatable, Sendable, Codable {
     /// weights into the adaptive bounds at once, so an adaptive axis never holds a weight its
     /// policy could not have set. Weights are kept when an axis is switched off.
     @discardableResult
-    public mutating func setMode(_ axis: RefinementAxis, _ mode: AxisMode) -> AxisMode {
+    public mutating func setMode(_ axis: ScaleAxis, _ mode: AxisMode) -> AxisMode {
         let old = self.mode(axis)
         modes[axis] = mode
         if mode == .adaptive {

@@ -19,6 +19,9 @@ public struct WeightBounds: Equatable, Sendable {
 
     /// "[0.5, 4]".
     public var text: String { "[\(formatNumber(floor)), \(formatNumber(ceiling))]" }
+
+    /// "0.5–4", for help lines.
+    public var dashText: String { "\(formatNumber(floor))–\(formatNumber(ceiling))" }
 }
 
 /// The bounds of each axis and band. Adaptive policies only ever output values within the adaptive
@@ -46,7 +49,7 @@ public enum AxisBounds {
     public static let depthManual = WeightBounds(floor: 0.1, ceiling: 10)
 
     /// The bounds of band `band` of `axis` under the adaptive policy.
-    public static func adaptive(_ axis: RefinementAxis, band: Int) -> WeightBounds {
+    public static func adaptive(_ axis: ScaleAxis, band: Int) -> WeightBounds {
         switch axis {
         case .context: return contextAdaptive
         case .time: return [timeHighAdaptive, timeMidAdaptive, timeLowAdaptive][Swift.min(Swift.max(band, 0), 2)]
@@ -54,8 +57,16 @@ public enum AxisBounds {
         }
     }
 
+    /// The bounds a weight of `axis` band `band` respects in `mode`: the adaptive bounds for an
+    /// adaptive axis, the manual bounds otherwise (a key press or flag makes an axis manual, and an
+    /// axis that is off takes manual weights when it is turned on). The trainer, the flags, the
+    /// run header and the dashboard all ask here.
+    public static func bounds(_ axis: ScaleAxis, band: Int, mode: AxisMode) -> WeightBounds {
+        mode == .adaptive ? adaptive(axis, band: band) : manual(axis)
+    }
+
     /// The bounds of a manual weight of `axis` (every band alike).
-    public static func manual(_ axis: RefinementAxis) -> WeightBounds {
+    public static func manual(_ axis: ScaleAxis) -> WeightBounds {
         switch axis {
         case .context: return contextManual
         case .time: return timeManual

@@ -1,8 +1,10 @@
 // Commands go the other way from records: from an observer (the dashboard, a test, the API) to the
 // trainer, which applies them only at a step boundary and answers each with an EventRecord.
 
+import Refinement
+
 /// Which weight a command changes.
-public struct WeightTarget: Sendable, Equatable, Hashable {
+public struct WeightTarget: Sendable, Equatable, Hashable, Codable {
     public var axis: ScaleAxis
     public var band: Int
     /// Context axis only: one layer, or nil for every layer.
@@ -15,8 +17,9 @@ public struct WeightTarget: Sendable, Equatable, Hashable {
     }
 }
 
-/// A request to the running trainer.
-public enum Command: Sendable, Equatable {
+/// A request to the running trainer. Codable, so that a data-parallel run can carry rank 0's
+/// commands to the other ranks (Distributed's CommandCoding).
+public enum Command: Sendable, Equatable, Codable {
     /// Set one band's weight (switches that axis to manual).
     case setWeight(WeightTarget, Double, source: String)
     /// Switch an axis between its adaptive policy (true) and manual weights (false).
@@ -29,6 +32,10 @@ public enum Command: Sendable, Equatable {
     case checkpointNow
     /// Stop at the next step boundary (checkpoint and end record are written).
     case stop
+    /// Open a twin window with no change (A/A check of the paired estimate).
+    case openTwin(source: String)
+    /// Make the twin the main run: undo the change under test with its steps.
+    case revert(source: String)
 }
 
 /// Where observers send commands. The trainer's command queue conforms; tests use a recorder.

@@ -65,10 +65,12 @@ public final class RecordBus: @unchecked Sendable {
         return sub
     }
 
+    /// Stops delivering to `subscription`; it reports finished once its queue is drained.
     public func unsubscribe(_ subscription: BusSubscription) {
         lock.lock()
         subscriptions.removeAll { $0 === subscription }
         lock.unlock()
+        subscription.close()
     }
 }
 

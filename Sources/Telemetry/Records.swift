@@ -2,24 +2,9 @@
 //
 // Records are plain values: the trainer builds them, the bus carries them, the recorder writes
 // them, the reader rebuilds them and the dashboard folds them into its state. Nothing here knows
-// about the model or the terminal.
+// about the model or the terminal. The axis vocabulary (ScaleAxis, AxisMode) is Refinement's.
 
-/// The three scale axes of the refinement (DESIGN §1).
-public enum ScaleAxis: String, CaseIterable, Sendable, Codable {
-    /// Bands of attention distance, applied inside the attention backward pass.
-    case context
-    /// Frequency bands of each tensor's gradient over steps, applied before the optimizer.
-    case time
-    /// Groups of layers, applied to the optimizer's update.
-    case depth
-}
-
-/// Whether a band's weight is set by hand or by the axis' adaptive policy.
-public enum WeightMode: String, Sendable, Codable {
-    case off
-    case manual
-    case adaptive
-}
+import Refinement
 
 /// Static description of one band of one axis, written once in the run header.
 public struct BandInfo: Sendable, Equatable, Codable {
@@ -114,6 +99,9 @@ public struct RunHeader: Sendable, Equatable {
     /// Seconds since 1970 at the start of the run.
     public var startTime: Double
     public var threads: Int
+    /// Processes of a data-parallel run (`mpirun -np N`); 1 for one process. Written to the run
+    /// file only when above 1, and read as 1 when absent.
+    public var ranks: Int
     /// Model size, for the dashboard's header.
     public var parameters: Int
     /// Planned number of steps.
@@ -126,7 +114,7 @@ public struct RunHeader: Sendable, Equatable {
     public init(
         schema: String = RunHeader.currentSchema, runName: String, config: JSONValue, axes: [AxisInfo],
         seed: UInt64, data: [DataSourceInfo], startTime: Double, threads: Int, parameters: Int,
-        totalSteps: Int, preset: String
+        totalSteps: Int, preset: String, ranks: Int = 1
     ) {
         self.schema = schema
         self.runName = runName
@@ -136,12 +124,19 @@ public struct RunHeader: Sendable, Equatable {
         self.data = data
         self.startTime = startTime
         self.threads = threads
+        self.ranks = ranks
         self.parameters = parameters
         self.totalSteps = totalSteps
         self.preset = preset
     }
 
-    /// 1.1 added `oscillation.update_cos` to step records; 1.2 the eval record's `sample` and the
+    /// How the run was spread over processes: "2 ranks × 1 threads", or "2 threads" for one process.
+    public var processSummary: String {
+        ranks > 1 ? "\(ranks) ranks × \(threads) threads" : "\(threads) threads"
+    }
+
+    /// 1.1 added `oscillation.update_cos` to step records; 1.2 added `twin` to step records, the
+    /// `twin`, `verdict`, `revert` and `rollback` events, the eval record's `sample` and the
     /// header's `parent` (docs/FORMAT.md, "Versioning").
     public static let currentSchema = "gradflow.run/1.2"
 }
@@ -177,11 +172,11 @@ public struct BandSample: Sendable, Equatable {
 /// Measurements of one axis at one step.
 public struct AxisSample: Sendable, Equatable {
     public var axis: ScaleAxis
-    public var mode: WeightMode
+    public var mode: AxisMode
     /// One sample per band, in the order of the header's AxisInfo.
     public var bands: [BandSample]
 
-    public init(axis: ScaleAxis, mode: WeightMode, bands: [BandSample]) {
+    public init(axis: ScaleAxis, mode: AxisMode, bands: [BandSample]) {
         self.axis = axis
         self.mode = mode
         self.bands = bands
@@ -236,6 +231,8 @@ public struct StepRecord: Sendable, Equatable {
     public var spike: Bool
     /// Cumulative number of tensor-steps where the time axis' guard fell back to the plain gradient.
     public var guardFallbacks: Int
+    /// The paired twin's sample while a twin window is open (nil otherwise).
+    public var twin: TwinSample? = nil
 
     public init(
         step: Int, t: Double, loss: Double, learningRate: Double, gradNorm: Double, clipScale: Double,
@@ -334,6 +331,14 @@ public struct EventRecord: Sendable, Equatable {
         case adaptive
         /// A user asked to stop.
         case stop
+        /// A twin window opened with no change (A/A check).
+        case twin
+        /// A twin window closed: `verdict` holds the paired estimate.
+        case verdict
+        /// The twin became the main run (the change under test was undone with its steps).
+        case revert
+        /// The divergence guard restored its last snapshot: `rollback` says what was lost.
+        case rollback
     }
 
     public var step: Int
@@ -348,6 +353,10 @@ public struct EventRecord: Sendable, Equatable {
     /// Who caused it: "key", "flag", "policy", "api", "trainer".
     public var source: String
     public var message: String
+    /// Kind `verdict` only.
+    public var verdict: VerdictInfo? = nil
+    /// Kind `rollback` only.
+    public var rollback: RollbackInfo? = nil
 
     public init(step: Int, t: Double, kind: Kind, axis: ScaleAxis? = nil, band: Int? = nil,
                 layer: Int? = nil, oldValue: Double? = nil, newValue: Double? = nil,

@@ -55,10 +55,4 @@ public struct Rect: Hashable, Sendable {
         let w = Swift.max(0, Swift.min(width, w))
         return (Rect(x: x, y: y, width: w, height: height), Rect(x: x + w, y: y, width: width - w, height: height))
     }
-
-    /// Splits off `height` rows at the top; returns (top, rest).
-    public func splitTop(_ h: Int) -> (Rect, Rect) {
-        let h = Swift.max(0, Swift.min(height, h))
-        return (Rect(x: x, y: y, width: width, height: h), Rect(x: x, y: y + h, width: width, height: height - h))
-    }
 }

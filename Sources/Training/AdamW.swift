@@ -65,19 +65,18 @@ public final class AdamW {
     /// (global-norm clipping), without writing it back. Large tensors are split over the workers;
     /// their statistics are added up in chunk order, so results do not depend on timing.
     public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>,
-                       offset: Int, count n: Int, lr: Float, decays: Bool, gradScale: Float,
-                       measure: Bool) -> TensorUpdateStats {
+                       offset: Int, count n: Int, lr: Float, decays: Bool, gradScale: Float) -> TensorUpdateStats {
         let chunks = Parallel.chunkCount(n, minimumChunk: 32_768)
         if chunks == 1 {
             return updateRange(params: params, grads: grads, range: offset..<(offset + n), lr: lr, decays: decays,
-                               gradScale: gradScale, measure: measure)
+                               gradScale: gradScale)
         }
         return withUnsafeTemporaryAllocation(of: TensorUpdateStats.self, capacity: chunks) { parts in
             let base = parts.baseAddress!
             base.initialize(repeating: TensorUpdateStats(), count: chunks)
             Parallel.chunks(n, minimumChunk: 32_768) { k, r in
                 base[k] = updateRange(params: params, grads: grads, range: (offset + r.lowerBound)..<(offset + r.upperBound),
-                                      lr: lr, decays: decays, gradScale: gradScale, measure: measure)
+                                      lr: lr, decays: decays, gradScale: gradScale)
             }
             var total = TensorUpdateStats()
             for k in 0..<chunks {
@@ -96,7 +95,7 @@ public final class AdamW {
     }
 
     func updateRange(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, range: Range<Int>,
-                     lr: Float, decays: Bool, gradScale: Float, measure: Bool) -> TensorUpdateStats {
+                     lr: Float, decays: Bool, gradScale: Float) -> TensorUpdateStats {
         let b1 = config.beta1, b2 = config.beta2, eps = config.epsilon
         let t = Float(stepCount)
         let bc1 = 1 - Foundation.pow(b1, t), bc2 = 1 - Foundation.pow(b2, t)
@@ -107,17 +106,6 @@ public final class AdamW {
         let mm = m + range.lowerBound, vv = v + range.lowerBound
         let n = range.count
         var stats = TensorUpdateStats()
-        if !measure {
-            for i in 0..<n {
-                let gi = g[i] * gradScale
-                let mi = b1 * mm[i] + (1 - b1) * gi
-                let vi = b2 * vv[i] + (1 - b2) * gi * gi
-                mm[i] = mi
-                vv[i] = vi
-                p[i] = p[i] * decay - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
-            }
-            return stats
-        }
         let pg = previousGrad + range.lowerBound, pu = previousUpdate + range.lowerBound
         var gg = 0.0, gp = 0.0, pp = 0.0, uu = 0.0, th = 0.0, up = 0.0, qq = 0.0
         var flips = 0

@@ -8,14 +8,22 @@ extension ByteDataset {
     public var needsLossMask: Bool { task != nil }
 
     /// Training batch: B random windows (corpus) or B freshly generated windows (synthetic).
+    /// With `rows`, only those rows of the B-row batch are written (to rows 0 ..< rows.count of
+    /// the buffers), while the RNG still advances over all B: one rank's slice of the batch a
+    /// single process would draw, leaving every rank's RNG in the same state.
     public func fillTrainingBatch(inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>,
-                                  mask: UnsafeMutablePointer<Float>?, B: Int, T: Int, rng: inout Xoshiro256) {
+                                  mask: UnsafeMutablePointer<Float>?, B: Int, T: Int, rows: Range<Int>? = nil,
+                                  rng: inout Xoshiro256) {
+        let rows = rows ?? 0..<B
         guard let task else {
-            sampleTrainingBatch(into: inputs, targets: targets, B: B, T: T, rng: &rng)
+            sampleTrainingBatch(into: inputs, targets: targets, B: B, T: T, rows: rows, rng: &rng)
             return
         }
         for b in 0..<B {
-            SyntheticTask.fill(task.window(T: T, rng: &rng), row: b, T: T, inputs: inputs, targets: targets, mask: mask)
+            let window = task.window(T: T, rng: &rng)
+            if rows.contains(b) {
+                SyntheticTask.fill(window, row: b - rows.lowerBound, T: T, inputs: inputs, targets: targets, mask: mask)
+            }
         }
     }
 

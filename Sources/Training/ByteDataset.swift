@@ -60,13 +60,10 @@ public struct ByteDataset: Sendable {
         return ds
     }
 
-    /// The corpus that ships inside the package (about 1 MB of Shakespeare plays).
+    /// The corpus compiled into the binary (about 1 MB of Shakespeare plays; `DefaultCorpus`).
+    /// It needs no file at run time, so a copied binary trains without its build folder.
     public static func embedded() throws -> ByteDataset {
-        guard let url = Bundle.module.url(forResource: "default-corpus", withExtension: "txt") else {
-            throw DataError("the embedded corpus is missing from the build (Resources/default-corpus.txt)")
-        }
-        let bytes = try readBytes(url.path)
-        return ByteDataset(name: "shakespeare", path: "(embedded)", files: [bytes])
+        ByteDataset(name: "shakespeare", path: "(embedded)", files: [DefaultCorpus.bytes])
     }
 
     static func readBytes(_ path: String) throws -> [UInt8] {
@@ -90,17 +87,21 @@ public struct ByteDataset: Sendable {
         }
     }
 
-    /// Fills `inputs`/`targets` [B·T] with B windows at random offsets of the training split.
+    /// Fills `inputs`/`targets` [B·T] with B windows at random offsets of the training split;
+    /// with `rows`, only those rows of the batch (into rows 0 ..< rows.count), drawing all B offsets.
     public func sampleTrainingBatch(into inputs: UnsafeMutablePointer<Int32>,
                                     targets: UnsafeMutablePointer<Int32>,
-                                    B: Int, T: Int, rng: inout Xoshiro256) {
+                                    B: Int, T: Int, rows: Range<Int>? = nil, rng: inout Xoshiro256) {
         let span = train.count - T
+        let rows = rows ?? 0..<B
         train.withUnsafeBufferPointer { data in
             for b in 0..<B {
                 let start = rng.below(span)
+                guard rows.contains(b) else { continue }
+                let r = b - rows.lowerBound
                 for t in 0..<T {
-                    inputs[b * T + t] = Int32(data[start + t])
-                    targets[b * T + t] = Int32(data[start + t + 1])
+                    inputs[r * T + t] = Int32(data[start + t])
+                    targets[r * T + t] = Int32(data[start + t + 1])
                 }
             }
         }
@@ -145,4 +146,13 @@ public struct FNV1a: Sendable {
         value = v
     }
     public var hex: String { String(format: "%016llx", value) }
+}
+
+/// The default corpus, Sources/Training/Resources/default-corpus.txt (its one source), compiled in:
+/// the Embed build plugin (scripts/embed.sh) turns the file into `DefaultCorpus.text` before every
+/// build, so editing the text file is all it takes to change it.
+enum DefaultCorpus {
+    static var bytes: [UInt8] {
+        [UInt8](UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
 }

@@ -128,13 +128,23 @@ public struct Checkpoint {
 
     /// Reads and verifies a checkpoint: magic, version, length and checksum.
     public static func read(path: String) throws -> Checkpoint {
+        try decode(try fileBytes(path), path: path)
+    }
+
+    /// The bytes of a checkpoint file, unverified (`decode` checks them).
+    public static func fileBytes(_ path: String) throws -> [UInt8] {
         guard FileManager.default.fileExists(atPath: path) else {
             throw CheckpointError("\(path): no such checkpoint file")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CheckpointError("\(path): cannot be read (check permissions)")
         }
-        let bytes = [UInt8](data)
+        return [UInt8](data)
+    }
+
+    /// Verifies and decodes a checkpoint's bytes (read elsewhere, e.g. by rank 0 of a
+    /// data-parallel run and sent to the others); `path` names it in errors.
+    public static func decode(_ bytes: [UInt8], path: String) throws -> Checkpoint {
         guard bytes.count >= 16, Array(bytes[0..<8]) == magic else {
             throw CheckpointError("\(path): not a gradflow checkpoint (bad magic number)")
         }

@@ -10,6 +10,21 @@ import Telemetry
 ///
 /// Statistics are gathered whether or not an axis is on, so the dashboard shows band shares and
 /// oscillation for a plain run too; only the weighting is skipped when an axis is off.
+/// What the refinement measured in one step: the step record's refinement fields.
+struct StepMeasurements {
+    /// Per axis: mode and, per band, the weight in force and the band's energy.
+    var axes: [AxisSample]
+    /// [layer][band] context energy.
+    var energyByLayer: [[Double]]
+    /// [layer][band] attention mass, averaged over heads; and [layer][head][band].
+    var mass: [[Double]]
+    var massByHead: [[[Double]]]
+    /// Per depth group.
+    var oscillation: [OscillationSample]
+    /// Whether the loss spiked (DESIGN §1.5).
+    var spike: Bool
+}
+
 final class RefinementEngine {
     let setup: RefinementSetup
     /// Weights, modes and the three adaptive policies.
@@ -23,8 +38,10 @@ final class RefinementEngine {
 
     var oscillation: [OscillationMeter]
     var spikes = SpikeDetector()
-    var gradNormVariation = GradNormVariation()
-    let timeFilter: TimeBandFilter?
+    /// The time axis' EMAs: made when the run starts with the time axis on, or when a change turns
+    /// it on mid-run (the EMAs then start from the next gradient, as they do at step 0).
+    private(set) var timeFilter: TimeBandFilter?
+    private let tensorOffsets: [Int], tensorCounts: [Int]
 
     /// [layers × bands] Float weights for the attention kernel.
     let contextWeightBuffer: UnsafeMutablePointer<Float>
@@ -45,18 +62,14 @@ final class RefinementEngine {
         for (t, g) in zip(layout.tensors, groupOfTensor) { counts[g] += t.count }
         parametersInGroup = counts
         oscillation = Array(repeating: OscillationMeter(), count: setup.depthGroupCount)
-        if setup.config.mode(.time) != .off {
-            timeFilter = try TimeBandFilter(tensorOffsets: layout.tensors.map(\.offset),
-                                            tensorCounts: layout.tensors.map(\.count),
-                                            betaFast: setup.config.timeBetaFast, betaSlow: setup.config.timeBetaSlow)
-        } else {
-            timeFilter = nil
-        }
+        tensorOffsets = layout.tensors.map(\.offset)
+        tensorCounts = layout.tensors.map(\.count)
         let nb = setup.contextBands.count
         contextWeightBuffer = .allocate(capacity: layers * nb)
         energy = .allocate(capacity: layers * nb)
         mass = .allocate(capacity: layers * heads * nb)
         syncContextWeights()
+        if setup.config.mode(.time) != .off { try startTimeFilter() }
     }
 
     deinit {
@@ -64,6 +77,18 @@ final class RefinementEngine {
         energy.deallocate()
         mass.deallocate()
     }
+
+    /// Makes the time axis' EMAs if there are none yet; returns whether it made them.
+    @discardableResult
+    func startTimeFilter() throws -> Bool {
+        guard timeFilter == nil else { return false }
+        timeFilter = try TimeBandFilter(tensorOffsets: tensorOffsets, tensorCounts: tensorCounts,
+                                        betaFast: setup.config.timeBetaFast, betaSlow: setup.config.timeBetaSlow)
+        return true
+    }
+
+    /// The note an event carries when a change turned the time axis on.
+    static let timeAxisStarted = "time axis on from this step: its EMAs start from the next gradient"
 
     private func syncContextWeights() {
         let nb = bands.count
@@ -99,9 +124,7 @@ final class RefinementEngine {
 
     /// Folds one step's measurements into the policies and meters; returns the record fields.
     func finishStep(step: Int, loss: Double, gradNorm: Double, perTensor: [TensorUpdateStats],
-                    time: TimeBandStats?, tokensPerBatch: Int) -> (axes: [AxisSample], energyByLayer: [[Double]],
-                                                                  mass: [[Double]], massByHead: [[[Double]]],
-                                                                  oscillation: [OscillationSample], spike: Bool) {
+                    time: TimeBandStats?, tokensPerBatch: Int) -> StepMeasurements {
         let nb = bands.count, G = setup.depthGroupCount
         let energyByLayer = (0..<layers).map { l in (0..<nb).map { energy[l * nb + $0] } }
         // Mass per layer and head, as a fraction of the queries (rows sum to 1).
@@ -138,7 +161,6 @@ final class RefinementEngine {
                                          relativeUpdate: rel, updateCosine: oscillation[g].updateCosine))
         }
         let spike = spikes.observe(loss: loss, step: step)
-        gradNormVariation.observe(gradNorm)
 
         // The samples describe the weights in force during this step.
         var axes: [AxisSample] = []
@@ -161,7 +183,8 @@ final class RefinementEngine {
                                     depthUpdateNorms: updSq.map { $0.squareRoot() },
                                     depthParameterNorms: parSq.map { $0.squareRoot() })
         if changed.contains(.context) { syncContextWeights() }
-        return (axes, energyByLayer, massByLayer, massByHead, osc, spike)
+        return StepMeasurements(axes: axes, energyByLayer: energyByLayer, mass: massByLayer,
+                                massByHead: massByHead, oscillation: osc, spike: spike)
     }
 
     /// Whether the adaptive policies' warm-up ends with this step (for the event).
@@ -172,13 +195,7 @@ final class RefinementEngine {
         return (0..<layers).reduce(0) { $0 + weights.weight(.context, band: band, layer: $1) } / Double(layers)
     }
 
-    func mode(_ axis: RefinementAxis) -> WeightMode {
-        switch weights.mode(axis) {
-        case .off: return .off
-        case .manual: return .manual
-        case .adaptive: return .adaptive
-        }
-    }
+    func mode(_ axis: ScaleAxis) -> AxisMode { weights.mode(axis) }
 
     var guardFallbacks: Int { timeFilter?.guardFallbacks ?? 0 }
 
@@ -188,32 +205,25 @@ final class RefinementEngine {
     func apply(_ command: Command, step: Int, t: Double) -> EventRecord? {
         switch command {
         case let .setWeight(target, value, source):
-            let axis = RefinementAxis(target.axis)
-            if axis == .time && timeFilter == nil {
-                return EventRecord(step: step, t: t, kind: .refused, axis: target.axis, band: target.band,
-                                   layer: target.layer, newValue: value, source: source,
-                                   message: "the time axis is off in this run (start it with --time-weights or --adaptive time)")
-            }
+            let axis = target.axis
             switch scales.setWeight(axis, band: target.band, layer: target.layer, to: value) {
             case let .success(old):
                 if axis == .context { syncContextWeights() }
+                let started = axis == .time && startTimeFilterOrFail()
                 return EventRecord(step: step, t: t, kind: .weight, axis: target.axis, band: target.band,
-                                   layer: target.layer, oldValue: old, newValue: value, source: source)
+                                   layer: target.layer, oldValue: old, newValue: value, source: source,
+                                   message: started ? Self.timeAxisStarted : "")
             case let .failure(reason):
                 return EventRecord(step: step, t: t, kind: .refused, axis: target.axis, band: target.band,
                                    layer: target.layer, newValue: value, source: source, message: reason.message)
             }
         case let .setAdaptive(axis, on, source):
-            let a = RefinementAxis(axis)
-            if a == .time && timeFilter == nil {
-                return EventRecord(step: step, t: t, kind: .refused, axis: axis, source: source,
-                                   message: "the time axis is off in this run (start it with --time-weights or --adaptive time)")
-            }
-            let old = scales.setAdaptive(a, on)
-            if a == .context { syncContextWeights() }
+            let old = scales.setAdaptive(axis, on)
+            if axis == .context { syncContextWeights() }
+            let started = axis == .time && startTimeFilterOrFail()
             return EventRecord(step: step, t: t, kind: .mode, axis: axis, oldValue: old == .adaptive ? 1 : 0,
                                newValue: on ? 1 : 0, source: source,
-                               message: "\(axis.rawValue) \(on ? "adaptive" : "manual")")
+                               message: "\(axis.rawValue) \(on ? "adaptive" : "manual")" + (started ? "; " + Self.timeAxisStarted : ""))
         case let .setTarget(band, share, source):
             switch scales.setTarget(band: band, share: share) {
             case let .success(old):
@@ -228,35 +238,20 @@ final class RefinementEngine {
         }
     }
 
+    /// `startTimeFilter()` for a command: the filter's shapes were checked when the run started, so
+    /// making it cannot fail here.
+    private func startTimeFilterOrFail() -> Bool {
+        do { return try startTimeFilter() } catch { preconditionFailure("time filter for a checked layout: \(error)") }
+    }
+
     /// The axes as the run header describes them.
     func axisInfo() -> [AxisInfo] {
         setup.axisDescriptions().map { d in
-            let ax = ScaleAxis(d.axis)
-            let adaptive = weights.mode(d.axis) == .adaptive
-            return AxisInfo(axis: ax, bands: d.bands.map {
+                        let adaptive = weights.mode(d.axis) == .adaptive
+            return AxisInfo(axis: d.axis, bands: d.bands.map {
                 let b = adaptive ? $0.adaptive : $0.manual
                 return BandInfo(name: $0.name, extent: $0.extent, floor: b.floor, ceiling: b.ceiling)
             }, edges: d.edges)
-        }
-    }
-}
-
-extension RefinementAxis {
-    init(_ axis: ScaleAxis) {
-        switch axis {
-        case .context: self = .context
-        case .time: self = .time
-        case .depth: self = .depth
-        }
-    }
-}
-
-extension ScaleAxis {
-    init(_ axis: RefinementAxis) {
-        switch axis {
-        case .context: self = .context
-        case .time: self = .time
-        case .depth: self = .depth
         }
     }
 }
@@ -268,11 +263,10 @@ extension RefinementEngine {
         var scales: ScaleController
         var oscillation: [OscillationMeter]
         var spikes: SpikeDetector
-        var gradNormVariation: GradNormVariation
     }
 
     func snapshot() -> Snapshot {
-        Snapshot(scales: scales, oscillation: oscillation, spikes: spikes, gradNormVariation: gradNormVariation)
+        Snapshot(scales: scales, oscillation: oscillation, spikes: spikes)
     }
 
     func restore(_ s: Snapshot) throws {
@@ -283,7 +277,6 @@ extension RefinementEngine {
         scales = s.scales
         oscillation = s.oscillation
         spikes = s.spikes
-        gradNormVariation = s.gradNormVariation
         syncContextWeights()
     }
 }
@@ -293,7 +286,7 @@ extension RefinementConfig {
     public var summary: String {
         if isPlain { return "off" }
         var parts: [String] = []
-        for axis in RefinementAxis.allCases where mode(axis) != .off {
+        for axis in ScaleAxis.allCases where mode(axis) != .off {
             var s = "\(axis.rawValue)=\(mode(axis).rawValue)"
             switch axis {
             case .context:

@@ -9,6 +9,16 @@ import Model
 ///   The answer is scored at the query key, which must attend back to the pair's value.
 /// - `copy`: lowercase filler with one run of 4 uppercase letters and, later, a delimiter `|`
 ///   followed by the same run. Every copied letter is an answer.
+/// - `induction` (dense induction copy): lowercase filler with `|` and a span of N distinct
+///   uppercase letters (N = 16, or `synthetic:induction:N`), and later `|` followed by the same
+///   span. Every byte of the repeat after its `|` is an answer (N per window): the current byte
+///   (the `|` or a span letter) occurs exactly once before, and the answer is the byte after that
+///   occurrence, so one content match (an induction head) finds it at any distance. Near spans
+///   (distance below N) are shortened so the two occurrences do not overlap.
+/// - `repeat` (dense periodic induction): P distinct bytes (drawn from 128…255, so no two are
+///   alike) repeated with period P to the end of the window; every input position from P on is an
+///   answer (T − P per window, at least 8): its byte occurred P back (and every P before that), and
+///   the byte that followed it there is the answer.
 ///
 /// The distance of an answer is the attention distance it needs (answer position − position of
 /// the byte to retrieve); items are placed so that every context band (local/phrase/long, the
@@ -17,36 +27,55 @@ public struct SyntheticTask: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case recall
         case copy
+        case induction
+        case `repeat`
     }
 
     public var kind: Kind
     /// Upper inclusive distance edges of every band but the last (default 8, 64).
     public var edges: [Int]
+    /// Letters in an induction span (`synthetic:induction:N`; at most 26, distinct).
+    public var span: Int
+    /// Span of `synthetic:induction` without `:N`.
+    public static let defaultSpan = 16
     /// Length of the copied run (copy task).
     public static let copyLength = 4
+    /// Fewest answers of a `repeat` window (so its longest distance is T − 1 − this).
+    public static let repeatMinimumAnswers = 8
     /// Seed of the generated validation windows (fixed, so every run sees the same ones).
     public static let validationSeed: UInt64 = 0x5EED_0F_7A5C
 
-    public init(kind: Kind, edges: [Int] = [8, 64]) {
+    public init(kind: Kind, edges: [Int] = [8, 64], span: Int = SyntheticTask.defaultSpan) {
         self.kind = kind
         self.edges = edges
+        self.span = span
     }
 
-    /// Parses `synthetic:recall` or `synthetic:copy`; nil when `spec` is not a synthetic spec.
+    /// Parses `synthetic:recall`, `synthetic:copy` or `synthetic:induction[:N]` (N: span letters,
+    /// 1–26); nil when `spec` is not a synthetic spec.
     public static func parse(_ spec: String) throws -> SyntheticTask? {
         guard spec.hasPrefix("synthetic:") else { return nil }
-        let name = String(spec.dropFirst("synthetic:".count))
-        guard let kind = Kind(rawValue: name) else {
-            throw DataError("--data \(spec): unknown synthetic task '\(name)'; expected one of \(Kind.allCases.map { "synthetic:" + $0.rawValue }.joined(separator: ", "))")
+        let parts = spec.dropFirst("synthetic:".count).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard let kind = Kind(rawValue: parts[0]) else {
+            throw DataError("--data \(spec): unknown synthetic task '\(parts[0])'; expected one of \(Kind.allCases.map { "synthetic:" + $0.rawValue }.joined(separator: ", ")) (synthetic:induction:N sets its span)")
         }
-        return SyntheticTask(kind: kind)
+        guard parts.count > 1 else { return SyntheticTask(kind: kind) }
+        guard kind == .induction, parts.count == 2, let n = Int(parts[1]), (1...26).contains(n) else {
+            throw DataError("--data \(spec): expected synthetic:induction:N with a span of N letters, 1...26; only the induction task takes a parameter")
+        }
+        return SyntheticTask(kind: kind, span: n)
+    }
+
+    /// The spec that names this task (`synthetic:induction:N` when the span is not the default).
+    public var name: String {
+        kind == .induction && span != Self.defaultSpan ? "\(kind.rawValue):\(span)" : kind.rawValue
     }
 
     /// The data set that generates this task's windows.
     public var dataset: ByteDataset {
-        var d = ByteDataset(name: "synthetic-" + kind.rawValue, path: "(generated)", files: [])
+        var d = ByteDataset(name: "synthetic-" + name.replacingOccurrences(of: ":", with: "-"), path: "(generated)", files: [])
         var h = FNV1a()
-        h.add(Array("synthetic:\(kind.rawValue):\(edges)".utf8))
+        h.add(Array("synthetic:\(name):\(edges)".utf8))
         d.hash = h.hex
         d.task = self
         return d
@@ -136,6 +165,44 @@ public struct SyntheticTask: Sendable, Equatable {
                     answers.append(Answer(position: q - 1 + i, distance: dist, band: pick.offset))
                 }
                 bytes[q - 1] = UInt8(ascii: "|")
+            }
+        case .induction:
+            // '|' at p−1, span at p..<p+L, '|' at p−1+d, repeat at p+d..<p+d+L. Input position
+            // p−1+d+i (the second '|' or span letter i−1) predicts span letter i, which follows the
+            // same byte's first occurrence at p−1+i: distance d − 1. d ≤ T − N keeps a full span in
+            // the window; a near span (d ≤ N) has L = d − 1 letters so the occurrences do not overlap.
+            let N = span
+            let usable = ranges.enumerated().filter { max($0.element.lowerBound, 1) <= min($0.element.upperBound, T - N - 1) }
+            if let pick = usable.isEmpty ? nil : usable[rng.below(usable.count)] {
+                let lo = max(pick.element.lowerBound, 1), hi = min(pick.element.upperBound, T - N - 1)
+                let dist = lo + rng.below(hi - lo + 1)
+                let d = dist + 1
+                let L = min(N, d - 1)
+                let p = 1 + rng.below(T + 1 - d - L)
+                var letters = Array(UInt8(ascii: "A")...UInt8(ascii: "Z"))
+                bytes[p - 1] = UInt8(ascii: "|")
+                bytes[p - 1 + d] = UInt8(ascii: "|")
+                for i in 0..<L {
+                    let c = letters.remove(at: rng.below(letters.count))
+                    bytes[p + i] = c
+                    bytes[p + d + i] = c
+                    answers.append(Answer(position: p - 1 + d + i, distance: dist, band: pick.offset))
+                }
+            }
+        case .repeat:
+            // Period P = distance + 1: bytes[i] = bytes[i − P] from P on. Input position t ≥ P holds
+            // a repeat of bytes[t − P]; its target bytes[t + 1] sits at t + 1 − P, distance P − 1.
+            let maxDistance = min(T - 1 - Self.repeatMinimumAnswers, 127)
+            let usable = ranges.enumerated().filter { max($0.element.lowerBound, 1) <= min($0.element.upperBound, maxDistance) }
+            if let pick = usable.isEmpty ? nil : usable[rng.below(usable.count)] {
+                let lo = max(pick.element.lowerBound, 1), hi = min(pick.element.upperBound, maxDistance)
+                let dist = lo + rng.below(hi - lo + 1)
+                let P = dist + 1
+                var symbols = Array(UInt8(128)...UInt8(255))
+                for i in 0...T {
+                    bytes[i] = i < P ? symbols.remove(at: rng.below(symbols.count)) : bytes[i - P]
+                }
+                for t in P..<T { answers.append(Answer(position: t, distance: dist, band: pick.offset)) }
             }
         }
         return Window(bytes: bytes, answers: answers)

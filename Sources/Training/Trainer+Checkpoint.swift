@@ -73,9 +73,12 @@ extension Trainer {
         rng = Xoshiro256(state: (m.rngState[0], m.rngState[1], m.rngState[2], m.rngState[3]))
         step = m.step
         bestValidation = m.bestValidationLoss
-        if let filter = engine.timeFilter, let fast = ckpt.sections["time.fast"], let slow = ckpt.sections["time.slow"],
+        if let fast = ckpt.sections["time.fast"], let slow = ckpt.sections["time.slow"],
            let started = m.extra["time.started"] {
-            try filter.restore(TimeBandFilter.State(fast: fast, slow: slow, started: started.map { $0 == "1" },
+            // A run that turned the time axis on mid-run has its EMAs in the checkpoint although
+            // its starting settings have the axis off.
+            try engine.startTimeFilter()
+            try engine.timeFilter!.restore(TimeBandFilter.State(fast: fast, slow: slow, started: started.map { $0 == "1" },
                                                     guardFallbacks: Int(m.extra["time.guardFallbacks"] ?? "0") ?? 0))
         }
         if let text = m.extra["refinement"] {

@@ -11,6 +11,10 @@ public final class Trainer: @unchecked Sendable {
     public let model: GPT
     public let commands = CommandQueue()
     public let bus: RecordBus
+    /// The ranks of a data-parallel run (`SingleProcess` for one process).
+    public let collective: Collective
+    /// Rows of the batch this rank computes: `config.batch / collective.size`.
+    let localBatch: Int
     /// Where checkpoints go (nil: none are written).
     public let runDirectory: String?
 
@@ -18,9 +22,21 @@ public final class Trainer: @unchecked Sendable {
     let evalDomains: [ByteDataset]
     /// The extra domains as evaluated: all of each is held out (see `asEvaluationDomain`).
     let heldOutDomains: [ByteDataset]
-    let optimizer: AdamW
-    let engine: RefinementEngine
+    /// The live optimizer and refinement (a twin swaps its own in for its step; a revert keeps them).
+    var optimizer: AdamW
+    var engine: RefinementEngine
     var rng: Xoshiro256
+    /// Twin windows, scripted changes and the divergence guard (set before `run()`).
+    public var interventions = InterventionSettings() {
+        didSet { divergence = DivergenceGuard(settings: interventions.divergence) }
+    }
+    /// The twin of the last change (open window, or frozen after its verdict for a revert).
+    var twin: Twin?
+    var divergence = DivergenceGuard(settings: DivergenceSettings())
+    /// Set by `trainStep` when `--on-divergence skip` dropped the batch after the forward pass.
+    var skippedBatch = false
+    /// Tests only: called before each step of `run()` (fault injection).
+    var beforeStep: ((Trainer) -> Void)?
     /// Steps completed.
     public internal(set) var step = 0
     var bestValidation: Double?
@@ -40,13 +56,19 @@ public final class Trainer: @unchecked Sendable {
     private var stopRequested = false
     private var paused = false
 
+    /// Called on the training thread after every validation pass of `run()` (the study runner
+    /// scores a synthetic task's bands there). It may use the model's buffers for forward passes
+    /// but must not change its parameters or the data order.
+    public var afterEvaluation: ((Trainer) -> Void)?
+
     /// Windows of attention used for the context-gain measure at eval (those shorter than T).
     public static let contextGainWindows = [8, 32, 64]
 
     public init(config: TrainingConfig, refinement: RefinementConfig, train: ByteDataset,
                 evalDomains: [ByteDataset], bus: RecordBus, runDirectory: String?,
-                resume: Checkpoint? = nil, timeOffset: Double = 0) throws {
-        if let e = config.validationError() { throw DataError(e) }
+                resume: Checkpoint? = nil, timeOffset: Double = 0, collective: Collective = SingleProcess()) throws {
+        if let e = config.validationProblem() { throw DataError(e.description) }
+        if let e = Self.batchSplitError(batch: config.batch, ranks: collective.size) { throw DataError(e) }
         try train.check(context: config.context)
         for d in evalDomains {
             if d.totalBytes < config.context + 1 {
@@ -59,14 +81,16 @@ public final class Trainer: @unchecked Sendable {
         heldOutDomains = evalDomains.map { $0.asEvaluationDomain() }
         self.bus = bus
         self.runDirectory = runDirectory
+        self.collective = collective
+        localBatch = config.batch / collective.size
         Parallel.configure(threads: config.threads)
-        model = GPT(config: config.model, batch: config.batch, seed: config.initSeed)
+        model = GPT(config: config.model, batch: localBatch, seed: config.initSeed)
         optimizer = AdamW(config: config.adam, count: model.layout.count)
         let setup = try refinement.resolve(window: config.context, layers: config.model.layers)
         engine = try RefinementEngine(setup: setup, layout: model.layout, heads: config.model.heads,
                                       totalSteps: config.steps, context: config.context)
         rng = Xoshiro256(seed: config.dataSeed)
-        lossMask = train.needsLossMask ? .allocate(capacity: config.batch * config.context) : nil
+        lossMask = train.needsLossMask ? .allocate(capacity: localBatch * config.context) : nil
         startTime = Date()
         self.timeOffset = timeOffset
         if let resume { try restore(resume) }
@@ -97,7 +121,7 @@ public final class Trainer: @unchecked Sendable {
         return RunHeader(runName: runName, config: configJSON(), axes: engine.axisInfo(), seed: config.initSeed,
                          data: data, startTime: startTime.timeIntervalSince1970 - timeOffset,
                          threads: config.threads, parameters: model.layout.count, totalSteps: config.steps,
-                         preset: config.preset)
+                         preset: config.preset, ranks: collective.size)
     }
 
     /// Runs until the planned steps are done or a stop is requested; returns the end record
@@ -109,31 +133,40 @@ public final class Trainer: @unchecked Sendable {
         do {
             while step < config.steps {
                 if try handleCommands() { reason = .interrupted; break }
-                if shouldStop { reason = .interrupted; break }
-                let record = trainStep()
-                bus.publish(.step(record))
+                if collective.agreeToStop(shouldStop) { reason = .interrupted; break }
+                snapshotIfDue()
+                beforeStep?(self)
+                var record = trainStep()
+                let healthy = try guardStep(record)
+                if healthy {
+                    stepTwin(&record)
+                    bus.publish(.step(record))
+                }
                 step += 1
-                if !record.loss.isFinite {
+                if healthy && !record.loss.isFinite {
                     reason = .failed
                     message = "loss became \(record.loss) at step \(record.step)"
                     break
                 }
-                if engine.adaptiveWarmupEnds(at: step - 1) {
+                closeTwinIfDone()
+                if healthy && engine.adaptiveWarmupEnds(at: step - 1) {
                     bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .adaptive, source: "policy",
                                                    message: "adaptive weights in force (warm-up done)")))
                 }
-                if record.spike {
+                if healthy && record.spike {
                     bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: "trainer",
                                                    message: String(format: "loss spike %.3f > 1.2 × median of the previous 50", record.loss))))
                 }
                 let last = step == config.steps
                 if (config.evalEvery > 0 && step % config.evalEvery == 0) || last {
                     bus.publish(.eval(evaluate()))
+                    afterEvaluation?(self)
                 }
                 if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && !last {
                     try saveCheckpoint()
                 }
             }
+            closeTwin(partial: true)
             if runDirectory != nil { try saveCheckpoint() }
         } catch {
             reason = .failed
@@ -149,17 +182,31 @@ public final class Trainer: @unchecked Sendable {
 
     /// One full training step (forward, backward, refinement, AdamW) without publishing; the
     /// benchmark times this.
-    public func trainStep() -> StepRecord {
+    public func trainStep() -> StepRecord { trainStep(freshBatch: true) }
+
+    /// One step; without `freshBatch` on the batch already in the model's inputs (a twin's step).
+    func trainStep(freshBatch: Bool) -> StepRecord {
         let t0 = Date()
         let B = config.batch, T = config.context
         let lr = config.schedule.rate(at: step)
         engine.beginStep()
-        timed(profiler, "data") {
-            train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T, rng: &rng)
+        if freshBatch {
+            timed(profiler, "data") {
+                train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T,
+                                        rows: batchRows, rng: &rng)
+            }
         }
-        let loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
+        var loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
                                         attentionMass: engine.mass))
+        // Every rank skips or none does: a spike on any rank's share skips the whole batch.
+        skippedBatch = freshBatch && divergence.settings.policy == .skip && collective.agreeToStop(skipsBatch(loss: loss))
+        if skippedBatch {
+            return StepRecord(step: step, t: elapsed, loss: loss, learningRate: lr, gradNorm: 0, clipScale: 1,
+                              tokensPerSecond: 0, stepMilliseconds: Date().timeIntervalSince(t0) * 1000)
+        }
         model.backward(context: engine.contextRefinement)
+        // Data-parallel: the gradient averaged over the ranks (one process: no phase at all).
+        let share = collective.size > 1 ? timed(profiler, "allreduce") { averageGradient() } : 1
         let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads) }
         // Global norm of the gradient that reaches the optimizer, and the clip factor.
         let norm = timed(profiler, "grad-norm") { VectorOps.norm(model.grads, count: model.layout.count) }
@@ -169,9 +216,10 @@ public final class Trainer: @unchecked Sendable {
             model.layout.tensors.enumerated().map { i, t in
                 optimizer.update(params: model.params, grads: model.grads, offset: t.offset,
                                  count: t.count, lr: Float(lr) * engine.depthMultiplier(tensor: i),
-                                 decays: t.decays, gradScale: clip, measure: true)
+                                 decays: t.decays, gradScale: clip)
             }
         }
+        loss = reduceStatistics(loss: loss, share: share)
         let fields = timed(profiler, "statistics") {
             engine.finishStep(step: step, loss: loss, gradNorm: norm, perTensor: perTensor,
                               time: timeStats, tokensPerBatch: B * T)
@@ -190,7 +238,9 @@ public final class Trainer: @unchecked Sendable {
 
     /// Applies queued commands; returns true when the run should stop.
     private func handleCommands() throws -> Bool {
-        var pending = commands.drain()
+        // Scheduled changes (--change, --schedule) are rank 0's commands like any other.
+        var pending = collective.broadcast(interventions.scheduled.filter { $0.step == step }.map(\.command) + commands.drain(),
+                                           step: step)
         while true {
             for c in pending {
                 switch c {
@@ -209,13 +259,17 @@ public final class Trainer: @unchecked Sendable {
                     }
                 case .checkpointNow:
                     if runDirectory != nil { try saveCheckpoint() }
+                case let .openTwin(source):
+                    openAATwin(source: source)
+                case let .revert(source):
+                    revertToTwin(source: source)
                 default:
-                    if let e = engine.apply(c, step: step, t: elapsed) { bus.publish(.event(e)) }
+                    applyChange(c)
                 }
             }
             guard paused else { return false }
-            if shouldStop { return true }
-            pending = commands.wait(timeout: 0.1)
+            if collective.agreeToStop(shouldStop) { return true }
+            pending = collective.broadcast(commands.wait(timeout: 0.1), step: step)
         }
     }
 
@@ -227,9 +281,7 @@ public final class Trainer: @unchecked Sendable {
         var domains: [DomainEval] = []
         var byPosition: [Double] = []
         var gains: [ContextGain] = []
-        let sets = [train] + heldOutDomains
-        for (k, d) in sets.enumerated() {
-            let name = k == 0 ? "val:" + d.name : d.name
+        for (k, (name, d)) in validationSets.enumerated() {
             let split = d
             let full = validationLoss(split, T: T, window: nil, collectPositions: k == 0)
             domains.append(DomainEval(name: name, loss: full.loss))
@@ -253,7 +305,7 @@ public final class Trainer: @unchecked Sendable {
     public static let evalSample = (prompt: "\n", bytes: 160, options: SamplingOptions(temperature: 0.8, seed: 1))
 
     func validationLoss(_ d: ByteDataset, T: Int, window: Int?, collectPositions: Bool) -> (loss: Double, byPosition: [Double]) {
-        let B = config.batch
+        let B = localBatch
         let n = max(1, d.validationWindowCount(T: T, limit: config.evalWindows))
         var total = 0.0, rows = 0
         var positions = [Double](repeating: 0, count: T)
@@ -261,7 +313,11 @@ public final class Trainer: @unchecked Sendable {
         // A synthetic task scores answers only: losses are weighted by its mask.
         let mask = d.needsLossMask ? lossMask : nil
         var weight = 0.0, positionWeight = [Double](repeating: 0, count: T)
+        // Under several ranks, rank r evaluates the batches k with k % ranks == r; the sums are reduced.
+        var k = 0
         while first < n {
+            defer { first += B; k += 1 }
+            guard k % collective.size == collective.rank else { continue }
             let real = d.fillValidationBatch(inputs: model.inputs, targets: model.targets, mask: mask,
                                              first: first, count: n, B: B, T: T)
             model.forward(T: T, window: window)
@@ -282,7 +338,11 @@ public final class Trainer: @unchecked Sendable {
                 }
             }
             rows += real * T
-            first += B
+        }
+        if collective.size > 1 {
+            let sums = collective.sum([total, weight, Double(rows)] + positions + positionWeight)
+            total = sums[0]; weight = sums[1]; rows = Int(sums[2])
+            positions = Array(sums[3..<(3 + T)]); positionWeight = Array(sums[(3 + T)...])
         }
         if mask != nil {
             // Mean over answers; positions without answers report 0.

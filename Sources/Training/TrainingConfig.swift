@@ -49,16 +49,31 @@ public struct TrainingConfig: Equatable, Sendable, Codable {
         LearningRateSchedule(peak: learningRate, warmupSteps: warmupSteps, totalSteps: steps)
     }
 
-    /// Problems with this configuration, or nil.
-    public func validationError() -> String? {
-        if let e = model.validationError() { return e }
-        if batch < 1 { return "--batch must be at least 1 (got \(batch))" }
-        if context < 2 || context > model.context { return "--context must be in 2...\(model.context) (got \(context))" }
-        if steps < 1 { return "--steps must be at least 1 (got \(steps))" }
-        if !(learningRate > 0 && learningRate < 1) { return "--lr must be in (0, 1) (got \(learningRate))" }
-        if threads < 1 { return "--threads must be at least 1 (got \(threads))" }
-        if evalEvery < 0 { return "--eval-every must be ≥ 0 (got \(evalEvery))" }
-        if evalWindows < 1 { return "--eval-windows must be ≥ 1 (got \(evalWindows))" }
+    /// The settings a problem can name. Training does not know how a front end spells them: the
+    /// command line says `--lr`, a study file `lr`; each maps `Setting` to its own word.
+    public enum Setting: String, Sendable, CaseIterable {
+        case model, batch, context, steps, learningRate, threads, evalEvery, evalWindows
+    }
+
+    /// A setting outside its range: which one, and what was expected (the message has no name).
+    public struct Problem: Error, Equatable, Sendable, CustomStringConvertible {
+        public var setting: Setting
+        /// e.g. "must be at least 1 (got 0)".
+        public var message: String
+        public var description: String { "\(setting.rawValue) \(message)" }
+    }
+
+    /// The first problem with this configuration, or nil.
+    public func validationProblem() -> Problem? {
+        func problem(_ setting: Setting, _ message: String) -> Problem { Problem(setting: setting, message: message) }
+        if let e = model.validationError() { return problem(.model, e) }
+        if batch < 1 { return problem(.batch, "must be at least 1 (got \(batch))") }
+        if context < 2 || context > model.context { return problem(.context, "must be in 2...\(model.context) (got \(context))") }
+        if steps < 1 { return problem(.steps, "must be at least 1 (got \(steps))") }
+        if !(learningRate > 0 && learningRate < 1) { return problem(.learningRate, "must be in (0, 1) (got \(learningRate))") }
+        if threads < 1 { return problem(.threads, "must be at least 1 (got \(threads))") }
+        if evalEvery < 0 { return problem(.evalEvery, "must be ≥ 0 (got \(evalEvery))") }
+        if evalWindows < 1 { return problem(.evalWindows, "must be ≥ 1 (got \(evalWindows))") }
         return nil
     }
 }

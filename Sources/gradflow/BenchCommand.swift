@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dashboard
+import Distributed
 import Evaluation
 import Foundation
 import Kernels
@@ -16,7 +17,10 @@ struct BenchCommand: ParsableCommand {
         discussion: """
         Reports the median, min and max over the timed steps after warm-up, and the achieved GFLOP/s \
         (6·params·tokens plus attention). Data are random bytes, so no corpus is needed. \
-        Compare with the PyTorch reference side by side: bench/compare.sh.
+        Compare with the PyTorch reference side by side: bench/compare.sh. Under mpirun \
+        (`mpirun -np 2 gradflow bench --threads 1`) the ranks split the batch and average the \
+        gradient as in training; rank 0 prints, and --profile shows the allreduce's share \
+        (docs/SCALING.md).
         """
     )
 
@@ -36,9 +40,13 @@ struct BenchCommand: ParsableCommand {
         (all axes), or an evaluation arm (context-manual, context-adaptive, time-adaptive, \
         depth-adaptive, grokfast). A list (off,adaptive) times each mode in the same process, \
         interleaved in blocks of --steps steps for --rounds rounds, and prints each mode's cost \
-        against the first.
+        against the first. MODE+snapshot also takes the divergence guard's rolling snapshot every \
+        --snapshot-every steps, as `train` does, and reports its cost per step.
         """)
     var refine: String = "off"
+
+    @Option(help: "Steps between rolling snapshots in the MODE+snapshot modes.")
+    var snapshotEvery: Int = 100
 
     @Option(help: "Rounds of timed blocks per refinement mode (interleaved when --refine lists several).")
     var rounds: Int = 1
@@ -75,29 +83,46 @@ struct BenchCommand: ParsableCommand {
         var rng = Xoshiro256(seed: 1)
         let bytes = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let data = ByteDataset(name: "random", path: "(random bytes)", files: [bytes])
+        // Started by mpirun: the ranks share each step, and only rank 0 prints.
+        let mpi = MPICollective.launchedByMPIRun ? MPICollective.start() : nil
+        defer { mpi?.finish() }
+        let collective: Collective = mpi ?? SingleProcess()
+        if let e = Trainer.batchSplitError(batch: model.batch, ranks: collective.size) { throw ValidationError(e) }
+        let ranks = collective.size
         let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: warmup + steps * rounds,
                                     learningRate: 1e-3, seed: 1, threads: threads, evalEvery: 0,
                                     checkpointEvery: 0)
+        guard snapshotEvery >= 1 else { throw ValidationError("--snapshot-every must be at least 1") }
+        let snapshots = modes.map { $0.hasSuffix("+snapshot") }
         let trainers = try modes.map { mode in
-            try Trainer(config: config, refinement: try BenchCommand.refinement(mode, model: gpt), train: data,
-                        evalDomains: [], bus: RecordBus(), runDirectory: nil)
+            let base = mode.hasSuffix("+snapshot") ? String(mode.dropLast("+snapshot".count)) : mode
+            let t = try Trainer(config: config, refinement: try BenchCommand.refinement(base, model: gpt), train: data,
+                                evalDomains: [], bus: RecordBus(), runDirectory: nil, collective: collective)
+            var s = InterventionSettings()
+            s.divergence.snapshotEvery = snapshotEvery
+            t.interventions = s
+            return t
         }
+        var snapshotTimes = modes.map { _ in [Double]() }
         let timers = modes.map { _ in PhaseTimer() }
-        for trainer in trainers { _ = BenchCommand.time(trainer, steps: warmup) }
+        var unused: [Double] = []
+        for trainer in trainers { _ = BenchCommand.time(trainer, steps: warmup, taken: &unused) }
         if profile { for (trainer, timer) in zip(trainers, timers) { trainer.profiler = timer } }
         // Interleaved blocks: machine load that drifts during the run hits every mode alike.
         var times = modes.map { _ in [Double]() }
         var blockMedians = modes.map { _ in [Double]() }
         for _ in 0..<rounds {
             for (m, trainer) in trainers.enumerated() {
-                let block = BenchCommand.time(trainer, steps: steps)
+                var taken: [Double] = []
+                let block = BenchCommand.time(trainer, steps: steps, snapshot: snapshots[m], taken: &taken)
+                snapshotTimes[m] += taken
                 times[m] += block
                 blockMedians[m].append(PairedStatistics.quantile(block.sorted(), 0.5))
             }
         }
         let tokens = Double(model.batch * gpt.context)
         let flopsPerToken = 3 * Double(gpt.forwardFLOPsPerToken)
-        for (m, mode) in modes.enumerated() {
+        for (m, mode) in modes.enumerated() where collective.rank == 0 {
             let sorted = times[m].sorted()
             let med = PairedStatistics.quantile(sorted, 0.5)
             // Cost against the first mode: the ratio of the medians over all interleaved steps, with
@@ -107,7 +132,7 @@ struct BenchCommand: ParsableCommand {
             let quartiles = (ratios[ratios.count / 4], ratios[(3 * ratios.count) / 4])
             if json {
                 var obj: [String: Any] = [
-                    "preset": preset, "params": gpt.parameterCount, "threads": threads, "refine": mode,
+                    "preset": preset, "params": gpt.parameterCount, "threads": threads, "ranks": ranks, "refine": mode,
                     "batch": model.batch, "context": gpt.context, "steps": steps * rounds, "rounds": rounds,
                     "tokens_per_second": tokens / med * 1000, "ms_per_step": med,
                     "ms_per_step_min": sorted.first!, "ms_per_step_max": sorted.last!,
@@ -123,7 +148,7 @@ struct BenchCommand: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
                 continue
             }
-            print("gradflow bench · preset \(preset) · \(gpt.parameterCount.formatted()) params · batch \(model.batch) × T \(gpt.context) · \(threads) thread(s) · refine \(mode)")
+            print("gradflow bench · preset \(preset) · \(gpt.parameterCount.formatted()) params · batch \(model.batch) × T \(gpt.context) · \(ranks > 1 ? "\(ranks) ranks × " : "")\(threads) thread(s) · refine \(mode)")
             print(String(format: "  ms/step   median %8.2f   min %8.2f   max %8.2f", med, sorted.first!, sorted.last!))
             print(String(format: "  tokens/s  median %8.0f   min %8.0f   max %8.0f", tokens / med * 1000,
                          tokens / sorted.last! * 1000, tokens / sorted.first! * 1000))
@@ -132,6 +157,13 @@ struct BenchCommand: ParsableCommand {
             if let cost {
                 print(String(format: "  cost vs %@  %+.1f %% (ratio of medians over %d interleaved rounds; per-round quartiles %+.1f %% .. %+.1f %%)",
                              modes[0] as NSString, cost, rounds, (quartiles.0 - 1) * 100, (quartiles.1 - 1) * 100))
+            }
+            if snapshots[m] {
+                let each = snapshotTimes[m].isEmpty ? 0 : snapshotTimes[m].reduce(0, +) / Double(snapshotTimes[m].count)
+                let perStep = snapshotTimes[m].reduce(0, +) / Double(steps * rounds)
+                print(String(format: "  rolling snapshot  %d copies of %.1f MB, %.2f ms each; every %d steps = %.3f ms per step = %.2f %% of the median step",
+                             snapshotTimes[m].count, Double(trainers[m].stateBytes) / 1e6, each, snapshotEvery, perStep,
+                             100 * perStep / med))
             }
             if profile {
                 let timer = timers[m]
@@ -168,10 +200,12 @@ struct BenchCommand: ParsableCommand {
         return try RefinementConfig(flags: flags)
     }
 
-    /// Milliseconds of each of `steps` training steps.
-    static func time(_ trainer: Trainer, steps: Int) -> [Double] {
+    /// Milliseconds of each of `steps` training steps; with `snapshot`, the rolling snapshot is
+    /// taken when due (inside the step's time) and its own time is appended to `taken`.
+    static func time(_ trainer: Trainer, steps: Int, snapshot: Bool = false, taken: inout [Double]) -> [Double] {
         (0..<steps).map { _ in
             let t0 = DispatchTime.now().uptimeNanoseconds
+            if snapshot, let ms = trainer.takeRollingSnapshotIfDue() { taken.append(ms) }
             _ = trainer.trainStep()
             trainer.advance()
             return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
@@ -218,8 +252,8 @@ struct BenchCommand: ParsableCommand {
             print("{\"bench\":\"dashboard\",\"steps\":\(history),\"width\":200,\"height\":60,\"frame_ms_median\":\(r.medianMilliseconds),\"history_bytes\":\(r.historyBytes)}")
         } else {
             print("gradflow bench --dashboard · 200×60 · \(history.formatted()) steps of history")
-            print(String(format: "  frame (view + layout + widgets) median %.2f ms · history %.1f KB", r.medianMilliseconds,
-                         Double(r.historyBytes) / 1024))
+            print(String(format: "  frame (view + layout + widgets) median %.2f ms · history %@", r.medianMilliseconds,
+                         Format.bytes(r.historyBytes)))
         }
     }
 }

@@ -7,7 +7,9 @@ import Terminal
 enum DashboardLauncher {
     /// The terminal screen and the dashboard options, or nil when the run should print plain lines
     /// (`--no-tui`, output not a terminal, unknown TERM). A bad `--theme` is an error.
-    static func open(_ display: DisplayOptions, runFile: String?) throws -> (NCursesScreen, DashboardOptions)? {
+    /// `underMPIRun`: rank 0 of an `mpirun` job, whose standard input is a pipe from mpirun (or
+    /// /dev/null with `mpirun --stdin none`): the dashboard draws on the controlling terminal.
+    static func open(_ display: DisplayOptions, runFile: String?, underMPIRun: Bool = false) throws -> (NCursesScreen, DashboardOptions)? {
         // Check the theme first, so a bad one is reported even when the dashboard would not open.
         let themes: [Theme]
         do {
@@ -19,7 +21,11 @@ enum DashboardLauncher {
             throw CLIError("--graph must be braille, block or ascii (got '\(display.graph)')")
         }
         let references = try loadReferences(display.compare)
-        guard !display.noTui, isatty(0) == 1, isatty(1) == 1 else { return nil }
+        guard !display.noTui else { return nil }
+        if !(isatty(0) == 1 && isatty(1) == 1) {
+            guard underMPIRun, mpirunLeavesTheTerminal() else { return nil }
+            takeTerminalForeground()
+        }
         do {
             let screen = try NCursesScreen()
             var options = DashboardOptions(themes: themes, graphStyle: style, runFile: runFile)
@@ -29,6 +35,46 @@ enum DashboardLauncher {
             FileHandle.standardError.write(Data("gradflow: no dashboard (\(error)); printing progress lines\n".utf8))
             return nil
         }
+    }
+
+    /// Whether rank 0 has a controlling terminal whose keys mpirun does not read: mpirun forwards
+    /// its standard input to rank 0 through a pipe unless started with `--stdin none`.
+    static func mpirunLeavesTheTerminal() -> Bool {
+        let fd = Foundation.open("/dev/tty", O_RDWR | O_NOCTTY)
+        guard fd >= 0 else { return false }
+        close(fd)
+        var st = stat()
+        if fstat(0, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO {
+            FileHandle.standardError.write(Data("gradflow: no dashboard: mpirun reads the terminal's keys (start it as `mpirun --stdin none …` for the dashboard); printing progress lines\n".utf8))
+            return false
+        }
+        return true
+    }
+
+    /// The terminal and the process group that had it in the foreground before rank 0 took it.
+    nonisolated(unsafe) private static var borrowed: (fd: Int32, group: pid_t)?
+
+    /// mpirun starts every rank in a process group of its own, in the background of the terminal,
+    /// where reading keys fails: rank 0 makes its group the terminal's foreground (so keys, and
+    /// Ctrl-C, reach it) until `giveBackTerminal()`.
+    static func takeTerminalForeground() {
+        let fd = Foundation.open("/dev/tty", O_RDWR | O_NOCTTY)
+        guard fd >= 0 else { return }
+        let previous = tcgetpgrp(fd)
+        signal(SIGTTOU, SIG_IGN)
+        if tcsetpgrp(fd, getpgrp()) == 0 {
+            borrowed = (fd, previous)
+        } else {
+            close(fd)
+        }
+    }
+
+    /// Hands the terminal's foreground back to mpirun's process group (after the dashboard closed).
+    static func giveBackTerminal() {
+        guard let b = borrowed else { return }
+        borrowed = nil
+        tcsetpgrp(b.fd, b.group)
+        close(b.fd)
     }
 
     /// The `--compare` runs, read in full; a file that cannot be read is an error naming it.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 
 /// The `gradflow` command: train, watch, record, replay and evaluate small byte-level GPTs.
 @main
@@ -11,7 +12,17 @@ struct Gradflow: ParsableCommand {
         dashboard when the terminal allows (plain progress lines otherwise). Every run is recorded to \
         RUNDIR/run.jsonl and can be replayed with `gradflow replay RUNDIR`.
         """,
+        version: versionLine,
         subcommands: [TrainCommand.self, ReplayCommand.self, SampleCommand.self, RunsCommand.self, ExportCommand.self, BenchCommand.self, EvalCommand.self],
         defaultSubcommand: nil
     )
+
+    /// The release number; `--version` adds the commit the binary was built from when known.
+    static let version = "0.1.0"
+
+    /// What `gradflow --version` prints: "0.1.0 (commit 9871ab9c1f2e)", or "0.1.0" when the build did
+    /// not know its commit (a source tarball without .git and no $GRADFLOW_COMMIT; see `Build`).
+    static var versionLine: String {
+        Build.commit.map { "\(version) (commit \($0))" } ?? version
+    }
 }

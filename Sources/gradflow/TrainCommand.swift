@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Refinement
 import Telemetry
@@ -18,8 +19,17 @@ struct TrainCommand: ParsableCommand {
           gradflow train --context-weights 1,1,2   # manual, per context band
           gradflow train --adaptive all            # all three axes adaptive
           gradflow train --grokfast 0.98,2         # Grokfast-EMA (time axis)
+        Did a change help? Every weight or mode change (a key, --change, --schedule) is paired with a \
+        twin that keeps the old settings on the same batches for --twin-steps steps; the verdict \
+        (helped, hurt, no detectable effect, with the paired Δ and its 95 % interval) is printed and \
+        recorded (docs/METHOD.md §6a). Example: --change 200:context.long=4.
         Ctrl-C or SIGTERM stops at the end of the current step, writes a checkpoint and the run file's \
         end record, and exits with status 130.
+
+        Data-parallel over Open MPI: `mpirun --stdin none -np N gradflow train …` runs N ranks of \
+        --threads workers each; --batch is the global batch, split evenly over the ranks. Rank 0 shows \
+        the dashboard (or the progress), writes the run file and the checkpoints; every node needs the \
+        data file at the same path (README, "Several processes and machines").
         """
     )
 
@@ -29,7 +39,7 @@ struct TrainCommand: ParsableCommand {
     var steps: Int = 2000
 
     @Option(help: "Peak learning rate (linear warm-up, then cosine decay to 0.1×).")
-    var lr: Double = 1e-3
+    var lr: Double = 3e-3
 
     @Option(help: "Warm-up steps (default min(100, steps/10)).")
     var warmup: Int?
@@ -43,7 +53,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Worker threads (results are bit-identical for the same seed and thread count).")
     var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
 
-    @Option(help: "Training text: a file, a folder of .txt files, or synthetic:recall / synthetic:copy (default: the embedded corpus).")
+    @Option(help: "Training text: a file, a folder of .txt files, or synthetic:recall / synthetic:copy / synthetic:induction[:N] / synthetic:repeat (default: the embedded corpus).")
     var data: String?
 
     @Option(name: .customLong("eval-data"), help: ArgumentHelp("Extra validation domain NAME=PATH (repeatable).", valueName: "NAME=PATH"))
@@ -69,16 +79,22 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup(title: "Refinement") var refinement: RefinementOptions
 
+    @OptionGroup(title: "Twins and divergence") var interventions: InterventionOptions
+
     @OptionGroup(title: "Display") var display: DisplayOptions
 
+    @OptionGroup var debug: DebugHooks
+
     func run() throws {
+        if MPICollective.launchedByMPIRun { return try DistributedTraining(command: self).run() }
         let setup = try prepare()
-        let code = try TrainingSession(setup: setup, display: display).run()
+        let code = try TrainingSession(setup: setup, display: display, interventions: interventions, debug: debug).run()
         if code != 0 { throw ExitCode(code) }
     }
 
-    /// Checks every flag and loads the data before anything is written.
-    func prepare() throws -> TrainingSetup {
+    /// Checks every flag and loads the data before anything is written. `readCheckpoint` reads
+    /// the --resume file (under mpirun: the copy rank 0 read and sent).
+    func prepare(readCheckpoint: (String) throws -> Checkpoint = { try Checkpoint.read(path: $0) }) throws -> TrainingSetup {
         let refinementConfig: RefinementConfig
         do {
             refinementConfig = try RefinementConfig(flags: refinement.flags)
@@ -111,7 +127,7 @@ struct TrainCommand: ParsableCommand {
         }
         if let resume {
             let ckpt: Checkpoint
-            do { ckpt = try Checkpoint.read(path: resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
+            do { ckpt = try readCheckpoint(resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
             if refinement.flags != RefinementFlags() {
                 throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
             }
@@ -127,7 +143,7 @@ struct TrainCommand: ParsableCommand {
                                     evalEvery: evalEvery, checkpointEvery: checkpointEvery)
         var withWindows = config
         withWindows.evalWindows = evalWindows
-        if let e = withWindows.validationError() { throw ValidationError(e) }
+        if let e = withWindows.validationProblem() { throw ValidationError(Self.describe(e)) }
         let train = try data.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
         do { try train.check(context: config.context) } catch let e as DataError { throw ValidationError(e.description) }
         let runDirectory = try newRunDirectory()
@@ -143,6 +159,22 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--out: \(runDirectory) already holds a run (run.jsonl); choose another folder, or continue it with --resume \(runDirectory)/ckpt-NNNNNN.gfck")
         }
         return runDirectory
+    }
+
+    /// A configuration problem in the command line's words (the flag that sets the value).
+    static func describe(_ problem: TrainingConfig.Problem) -> String {
+        let flag: String
+        switch problem.setting {
+        case .model: return problem.message
+        case .batch: flag = "--batch"
+        case .context: flag = "--context"
+        case .steps: flag = "--steps"
+        case .learningRate: flag = "--lr"
+        case .threads: flag = "--threads"
+        case .evalEvery: flag = "--eval-every"
+        case .evalWindows: flag = "--eval-windows"
+        }
+        return "\(flag) \(problem.message)"
     }
 
     func loadData(name: String, path: String) throws -> ByteDataset {

@@ -1,4 +1,5 @@
 import Dispatch
+import Distributed
 import Foundation
 import Telemetry
 import Terminal
@@ -7,15 +8,22 @@ import Training
 
 /// Runs one training session: the trainer on its own thread, the recorder and the display on
 /// the bus, and the signal handling that turns Ctrl-C / SIGTERM into a clean stop.
+///
+/// Under mpirun every rank runs a session; only rank 0 (the lead) has the display, the run file
+/// and the checkpoints, the other ranks train quietly and print only errors.
 struct TrainingSession {
     let setup: TrainingSetup
     let display: DisplayOptions
+    let interventions: InterventionOptions
+    var debug = DebugHooks()
+    var collective: Collective = SingleProcess()
 
     /// Returns the process exit status: 0 completed or quit with q, 130 stopped by a signal, 1 failed.
     func run() throws -> Int32 {
         let bus = RecordBus()
+        let lead = collective.rank == 0
         var timeOffset = 0.0
-        if setup.resume != nil && setup.parent == nil {
+        if setup.resume != nil && setup.parent == nil && lead {
             // A resumed run's clock continues from its run file's last record.
             let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
             timeOffset = (try? lastRecordTime(runFile)) ?? 0
@@ -23,17 +31,20 @@ struct TrainingSession {
         let trainer: Trainer
         do {
             trainer = try Trainer(config: setup.config, refinement: setup.refinement, train: setup.train,
-                                  evalDomains: setup.evalDomains, bus: bus, runDirectory: setup.runDirectory,
-                                  resume: setup.resume, timeOffset: timeOffset)
+                                  evalDomains: setup.evalDomains, bus: bus, runDirectory: lead ? setup.runDirectory : nil,
+                                  resume: setup.resume, timeOffset: timeOffset, collective: collective)
         } catch {
             throw CLIError("\(error)")
         }
+        trainer.interventions = try interventions.settings(bandNames: trainer.bandNames)
+        guard lead else { return quietRank(trainer) }
         let runName = (setup.runDirectory as NSString).lastPathComponent
         var header = trainer.header(runName: runName)
         header.parent = setup.parent
         bus.publishHeader(header)
         let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
-        let dashboard = try DashboardLauncher.open(display, runFile: runFile)
+        let underMPIRun = MPICollective.launchedByMPIRun
+        let dashboard = try DashboardLauncher.open(display, runFile: runFile, underMPIRun: underMPIRun)
         let viewer = dashboard == nil ? nil : bus.subscribe(name: "dashboard", capacity: 1 << 16)
         let printer = dashboard == nil ? ProgressPrinter(interval: display.reportEvery) : nil
         if let printer {
@@ -42,14 +53,20 @@ struct TrainingSession {
         }
         let recorder: RunRecorder
         if setup.resume != nil && setup.parent == nil {
-            recorder = try RunRecorder.resume(runFile: setup.runDirectory, bus: bus, step: trainer.step,
-                                              t: timeOffset).recorder
+            // The header keeps the run's first process layout; the event says this session's
+            // (a resume may use another rank or thread count).
+            recorder = try RunRecorder.resume(runFile: setup.runDirectory, bus: bus, step: trainer.step, t: timeOffset,
+                                              message: "resumed from step \(trainer.step) with \(header.processSummary)").recorder
         } else {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
             if let parent = setup.parent { bus.publish(.event(Fork.event(parent))) }
         }
-        let signals = SignalHandling(onStop: { trainer.requestStop() },
-                                     onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
+        let signals = SignalHandling(onStop: {
+            trainer.requestStop()
+            // mpirun follows its SIGTERM with SIGKILL a second later (odls_base_sigkill_timeout):
+            // the dashboard leaves at once, so the terminal is given back before that.
+            if underMPIRun, let viewer { bus.unsubscribe(viewer) }
+        }, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
         let thread = Thread {
@@ -65,6 +82,7 @@ struct TrainingSession {
                                          replay: nil, options: options)
             let exit = runner.run(interrupted: { signals.stopRequested })
             screen.close()
+            DashboardLauncher.giveBackTerminal()
             if case .ended = exit {} else {
                 // The dashboard was left while training runs: stop cleanly all the same.
                 trainer.requestStop()
@@ -74,6 +92,7 @@ struct TrainingSession {
         done.wait()
         printer?.finish()
         signals.cancel()
+        debug.report(trainer)
         do { try recorder.finish() } catch { FileHandle.standardError.write(Data("gradflow: run file: \(error)\n".utf8)) }
         if dashboard != nil { ExitSummary.print(runFile: runFile) }
         print("run file: \(runFile)")
@@ -84,6 +103,29 @@ struct TrainingSession {
         default:
             FileHandle.standardError.write(Data("gradflow: training failed: \(end?.message ?? "unknown error")\n".utf8))
             return 1
+        }
+    }
+
+    /// A rank other than 0: the trainer alone, stopped with the others (it returns what rank 0
+    /// returns, since every rank ends at the same step for the same reason).
+    func quietRank(_ trainer: Trainer) -> Int32 {
+        let signals = SignalHandling(onStop: { trainer.requestStop() }, quiet: true)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Outcome()
+        let thread = Thread {
+            outcome.end = trainer.run()
+            done.signal()
+        }
+        thread.name = "gradflow.trainer"
+        thread.stackSize = 8 << 20
+        thread.start()
+        done.wait()
+        signals.cancel()
+        debug.report(trainer)
+        switch outcome.end?.reason {
+        case .completed?: return 0
+        case .interrupted?: return signals.stopRequested ? 130 : 0
+        default: return 1
         }
     }
 
@@ -120,7 +162,7 @@ final class SignalHandling: @unchecked Sendable {
         return count > 0
     }
 
-    init(onStop: @escaping @Sendable () -> Void, onForce: @escaping @Sendable () -> Void = { exit(130) }) {
+    init(onStop: @escaping @Sendable () -> Void, onForce: @escaping @Sendable () -> Void = { exit(130) }, quiet: Bool = false) {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -131,7 +173,7 @@ final class SignalHandling: @unchecked Sendable {
                 let n = self.count
                 self.lock.unlock()
                 if n == 1 {
-                    FileHandle.standardError.write(Data("\ngradflow: stopping at the end of this step (again to quit at once)\n".utf8))
+                    if !quiet { FileHandle.standardError.write(Data("\ngradflow: stopping at the end of this step (again to quit at once)\n".utf8)) }
                     onStop()
                 } else {
                     onForce()

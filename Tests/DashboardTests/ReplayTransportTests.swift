@@ -16,18 +16,18 @@ import Testing
         let text = screen(replay(), width, height).text
         let top = text.split(separator: "\n").first.map(String.init) ?? ""
         #expect(top.contains("REPLAY ×20"), "\(width)×\(height): \(top)")
-        #expect(top.contains("▶ step 1,240 of 2,000 recorded"), "\(width)×\(height): \(top)")
+        #expect(top.contains("▶ step 1,241 of 2,000 recorded"), "\(width)×\(height): \(top)")
         #expect(!top.contains("ETA"), "a replay has no ETA: \(top)")
     }
 
     @Test func pausedAndEndedReplaysSaySo() {
         let paused = screen(replay(paused: true), 150, 44).text
-        #expect(paused.contains("‖ step 1,240 of 2,000 recorded"))
+        #expect(paused.contains("‖ step 1,241 of 2,000 recorded"))
         #expect(paused.contains("REPLAY PAUSED"))
         var ended = replay(finished: true)
-        _ = ended.apply(.records([.end(EndRecord(step: 1240, t: 122, reason: .interrupted, finalLoss: 1.4, bestValidationLoss: 1.5))]))
+        _ = ended.apply(.records([.end(EndRecord(step: 1241, t: 122, reason: .interrupted, finalLoss: 1.4, bestValidationLoss: 1.5))]))
         let text = screen(ended, 150, 44).text
-        #expect(text.contains("■ step 1,240 of 2,000 recorded"))
+        #expect(text.contains("■ step 1,241 of 2,000 recorded"))
         #expect(text.contains("REPLAY END · INTERRUPTED"))
     }
 

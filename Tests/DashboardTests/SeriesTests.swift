@@ -1,5 +1,6 @@
 import Testing
 @testable import Dashboard
+import Telemetry
 
 @Suite struct SeriesTests {
     @Test func millionAppendsStayBoundedAndKeepExtremes() {
@@ -76,9 +77,11 @@ import Testing
     }
 
     @Test func niceTicksUse125() {
-        #expect(LineChart.niceStep(0.7) == 1)
-        #expect(LineChart.niceStep(130) == 200)
-        #expect(LineChart.niceStep(3) == 5)
+        #expect(Ticks.step(atLeast: 0.7) == 1)
+        #expect(Ticks.step(atLeast: 130) == 200)
+        #expect(Ticks.step(atLeast: 3) == 5)
+        #expect(Ticks.step(atLeast: 5) == 5 && Ticks.step(atLeast: 0.2) == 0.2)
+        #expect(Ticks.step(atMost: 130) == 100 && Ticks.step(atMost: 499) == 200 && Ticks.step(atMost: 0.3) == 1)
         let ticks = LineChart.ticks(lo: 1.1, hi: 4.6, count: 4, log: false).map(\.value)
         #expect(ticks == [2, 3, 4])
     }

@@ -1,3 +1,5 @@
+import Foundation
+import Refinement
 import Telemetry
 import Terminal
 import Testing
@@ -42,22 +44,59 @@ import Testing
     }
 
     @Test func boundsClampThenRefuse() {
+        // A key press makes the axis manual, so keys clamp to the manual range [0.05, 10] of the
+        // context axis (Refinement's table), not to the adaptive bounds in the header.
         var s = onLong()
-        let a = weightCommands(press(&s, .character("*")))   // 2.72
-        let b = weightCommands(press(&s, .character("*")))   // 5.44 → clamped to 4
-        #expect(abs(a[0].1 - 2.72) < 1e-12)
-        #expect(b[0].1 == 4)
+        _ = press(&s, .character("*"), .character("*"))     // 2.72, 5.44
+        let b = weightCommands(press(&s, .character("*")))   // 10.88 → clamped to 10
+        #expect(b[0].1 == 10)
         #expect(s.status?.text.contains("clamped to ceiling") == true)
         let c = press(&s, .character("+"))
         #expect(c.isEmpty, "at the ceiling the key is refused")
         #expect(s.status?.isError == true)
-        #expect(s.status?.text.contains("ceiling 4.00") == true)
-        // Floor: 0.5 for context.
+        #expect(s.status?.text.contains("ceiling 10.00") == true)
         var t = onLong()
-        _ = press(&t, .character("/"))                        // 0.68
-        let f = weightCommands(press(&t, .character("/")))   // 0.34 → 0.5
-        #expect(f[0].1 == 0.5)
+        for _ in 0..<4 { _ = press(&t, .character("/")) }      // 1.36 / 16 = 0.085
+        let f = weightCommands(press(&t, .character("/")))   // 0.0425 → 0.05
+        #expect(f[0].1 == 0.05)
         #expect(press(&t, .character("-")).isEmpty)
+    }
+
+    /// Bug: on an adaptive axis the dashboard clamped to the adaptive bounds from the header, so a
+    /// weight the trainer accepts (time.high above 1, manual range 0–6) was refused as "at its
+    /// ceiling". The key uses the manual bounds the trainer checks.
+    @Test func keysOnAnAdaptiveAxisUseTheManualBounds() {
+        var s = makeState()
+        let highRow = s.data.rows.firstIndex { $0.axis == .time && $0.band == 0 }!
+        s.selectedRow = highRow
+        let manual = AxisBounds.manual(.time)
+        let sent = weightCommands(press(&s, .character("*")))
+        #expect(sent.count == 1, "a press on time.high is not refused: \(s.status?.text ?? "")")
+        #expect(sent.first.map { manual.contains($0.1) } == true)
+        #expect(sent.first.map { abs($0.1 - 0.62 * 2) < 1e-12 } == true, "not clamped to the adaptive ceiling 1")
+        #expect(s.data.bounds(row: highRow) == AxisBounds.bounds(.time, band: 0, mode: s.data.mode(of: .time)))
+    }
+
+    /// Bug: three fast presses gave 1.21, not 1.331, because the trainer's event for the first press
+    /// cleared the pending value before a step record carried the new weight.
+    @Test func fastPressesComposeWhateverTheEventTiming() {
+        var s = onLong()
+        func event(_ old: Double, _ new: Double) -> Record {
+            .event(EventRecord(step: 1240, t: 1, kind: .weight, axis: .context, band: 2,
+                               oldValue: old, newValue: new, source: "key"))
+        }
+        let a = weightCommands(press(&s, .character("+")))[0].1
+        _ = s.apply(.records([event(1.36, a)]))            // answered before any step record
+        let b = weightCommands(press(&s, .character("+")))[0].1
+        let c = weightCommands(press(&s, .character("+")))[0].1
+        _ = s.apply(.records([event(a, b)]))               // one answered, one still in flight
+        let d = weightCommands(press(&s, .character("+")))[0].1
+        #expect(abs(b - 1.36 * 1.1 * 1.1) < 1e-12)
+        #expect(abs(c - 1.36 * pow(1.1, 3)) < 1e-12)
+        #expect(abs(d - 1.36 * pow(1.1, 4)) < 1e-12)
+        _ = s.apply(.records([event(b, c), event(c, d)]))
+        #expect(s.pendingWeights[long] == nil, "every press answered: nothing pending")
+        #expect(abs(s.currentWeight(row: s.selectedRow) - d) < 1e-12, "the applied weight, before a step record carries it")
     }
 
     @Test func zeroResetsAndUndoSendsTheOldValue() {

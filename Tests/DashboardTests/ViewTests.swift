@@ -10,7 +10,7 @@ import Testing
         for title in ["Loss", "Scales", "Oscillation", "Long-range attention", "Events"] {
             #expect(text.contains(title), "\(title) missing at \(width)×\(height)")
         }
-        #expect(text.contains("step 1,240/5,000"))
+        #expect(text.contains("step 1,241/5,000"), "step records 1…1240 are steps 0-based: 1,241 done")
         #expect(text.contains("RUNNING"))
         #expect(text.contains("▶"), "selected band marker")
         #expect(text.contains("local"))
@@ -39,7 +39,7 @@ import Testing
         #expect(text.contains("(0 → 127)"))
         #expect(text.contains("▲ weight"))
         #expect(text.contains("context.long 1.00 → 1.36"))
-        #expect(text.contains("effect since: long share"))
+        #expect(text.contains("unpaired before → after: long"), "the Events line labels before → after as unpaired (cut at the panel width)")
         #expect(text.contains("■ checkpoint"))
         #expect(text.contains("run file runs/synthetic/run.jsonl"))
         #expect(text.contains("256 colours"))
@@ -113,6 +113,35 @@ import Testing
         #expect(!text.contains("Scales"))
     }
 
+    /// Bug: in a finished 2,000-step run the validation lines stopped at the step-1,500 eval (the
+    /// final eval, recorded at step 2,000, fell outside the chart's steps) and the header said
+    /// `step 1,999/2,000`.
+    @Test func finishedRunDrawsItsFinalEvalAndCountsEveryStep() {
+        var state = DashboardState(mode: .replay, canControl: false, themeNames: BuiltinThemes.names)
+        _ = state.apply(.header(SyntheticRun.header(totalSteps: 2000)))
+        _ = state.apply(.resize(Size(width: 150, height: 44)))
+        var records: [Record] = []
+        for i in 0..<2000 {
+            records.append(.step(SyntheticRun.step(i)))
+            if (i + 1) % 500 == 0 {
+                // Evals land at the step count: 500, 1000, 1500, 2000; the last one is distinct.
+                var e = SyntheticRun.eval(i + 1)
+                if i + 1 == 2000 { e.domains[0].loss = 0.5 }
+                records.append(.eval(e))
+            }
+        }
+        records.append(.end(EndRecord(step: 2000, t: 200, reason: .completed, finalLoss: 1.3, bestValidationLoss: 0.5, message: "")))
+        _ = state.apply(.records(records))
+        #expect(state.xRange.upperBound == 2000, "the chart's steps reach the final eval")
+        let text = screen(state, 150, 44).text
+        #expect(text.contains("2,000/2,000"), "a finished run has done every step")
+        #expect(!text.contains("1,999/2,000"))
+        // The final eval's value is the latest point of its line (the right-edge label).
+        #expect(state.data.validation[0].last == 0.5)
+        let cols = state.data.validation[0].columns(xRange: state.xRange, count: 40)
+        #expect(cols.last??.last == 0.5, "the last column of the validation line holds the final eval")
+    }
+
     @Test func expandedPanelTakesTheBody() {
         var state = makeState()
         _ = press(&state, .character("e"))
@@ -121,7 +150,7 @@ import Testing
         #expect(!text.contains("³Oscillation"))
         #expect(!text.contains("⁵Events"))
         #expect(screen(state, 120, 40).text.contains("weight trend"), "expanded scales show more columns")
-        #expect(screen(state, 120, 40).text.contains("0.25–4.00"))
+        #expect(screen(state, 120, 40).text.contains("0.25–1.00"), "time.high shows its adaptive bounds from the one table")
         _ = press(&state, .escape)
         #expect(screen(state, 120, 40).text.contains("Events"))
     }

@@ -36,6 +36,29 @@ import Testing
         #expect(abs(loss - sum / Double(n)) < 1e-9)
     }
 
+    @Test func scoringAfterEachEvaluationLeavesTrainingUnchanged() throws {
+        let task = SyntheticTask(kind: .induction, span: 8)
+        func make() throws -> Trainer {
+            var c = TrainingConfig(model: GPTConfig(layers: 2, heads: 2, channels: 16, context: 32), preset: "custom",
+                                   batch: 2, steps: 6, learningRate: 3e-3, seed: 1, threads: 2, evalEvery: 2,
+                                   checkpointEvery: 0)
+            c.evalWindows = 4
+            return try Trainer(config: c, refinement: RefinementConfig(), train: task.dataset, evalDomains: [],
+                               bus: RecordBus(), runDirectory: nil)
+        }
+        let plain = try make(), scored = try make()
+        var steps: [Int] = []
+        scored.afterEvaluation = { t in
+            steps.append(t.step)
+            #expect(t.syntheticScores(windows: 4)?.count == 2)
+        }
+        plain.run()
+        scored.run()
+        #expect(steps == [2, 4, 6])
+        let n = plain.model.layout.count
+        #expect(Array(UnsafeBufferPointer(start: plain.model.params, count: n)) == Array(UnsafeBufferPointer(start: scored.model.params, count: n)))
+    }
+
     @Test func trainingStepUsesTheMaskedMean() throws {
         let task = SyntheticTask(kind: .copy)
         let t = try trainer(task)

@@ -63,6 +63,15 @@ import Testing
         let recall = try #require(metrics.first { $0.data == "recall" }?.extras?.synthetic)
         #expect(recall.map(\.band) == ["local", "long"])
         #expect(recall.allSatisfy { $0.answers > 0 && $0.loss.isFinite && (0...1).contains($0.accuracy) })
+        // They also score the bands at every validation pass, which gives the emergence step.
+        for m in metrics where m.data == "recall" {
+            let curve = try #require(m.extras?.syntheticCurve)
+            #expect(curve.map(\.step) == m.validationCurve.map(\.step))
+            #expect(curve.allSatisfy { $0.bands.map(\.band) == ["local", "long"] && $0.bands.allSatisfy { $0.answers > 0 } })
+            #expect(m.emergenceStep(band: "long", accuracy: 0) == 8)
+            #expect(m.emergenceStep(band: "long", accuracy: 1.01) == nil)
+        }
+        #expect(metrics.filter { $0.data == "text" }.allSatisfy { $0.extras?.syntheticCurve == nil })
 
         // Each run is an ordinary run directory whose file ends with a completed end record.
         let dir = out + "/recall/time-adaptive/seed-2"
@@ -98,6 +107,8 @@ import Testing
         #expect(md.contains("Loss by position at the final eval") && md.contains("| first − last shown |"))
         #expect(md.contains("| time-adaptive, time-hot | "))
         #expect(md.contains("acc long"))
+        #expect(md.contains("| time-adaptive | emergence step (long accuracy ≥ 50 %) | lower |"))
+        #expect(md.contains("Band `long` at each validation pass") && md.contains("| step 8 | step 16 | step 24 | emergence step per seed |"))
         #expect(md.contains("| time-adaptive | far held-out bpb after fine-tune | lower |"))
         let csv = try String(contentsOfFile: out + "/runs.csv", encoding: .utf8).split(separator: "\n")
         #expect(csv.count == 19)
@@ -121,7 +132,7 @@ import Testing
         let svg = chart.render()
         #expect(svg.components(separatedBy: "<polyline").count == 3)
         #expect(svg.contains("a&lt;b"))
-        let ticks = SVGLineChart.ticks(0, 1)
+        let ticks = Ticks.values(0, 1, count: 5)
         #expect(ticks.count == 6 && ticks.first == 0 && abs(ticks.last! - 1) < 1e-12)
     }
 }

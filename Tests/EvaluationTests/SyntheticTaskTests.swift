@@ -46,6 +46,69 @@ import Testing
         #expect(try SyntheticTask.parse("plays.txt") == nil)
     }
 
+    @Test func inductionWindowsRepeatAMarkedSpanOfDistinctLetters() throws {
+        let task = try #require(try SyntheticTask.parse("synthetic:induction:12"))
+        #expect(task.span == 12 && task.name == "induction:12")
+        #expect(try SyntheticTask.parse("synthetic:induction")?.span == SyntheticTask.defaultSpan)
+        var rng = Xoshiro256(seed: 3)
+        var perBand = [0, 0, 0]
+        let upper = UInt8(ascii: "A")...UInt8(ascii: "Z"), bar = UInt8(ascii: "|")
+        for _ in 0..<90 {
+            let w = task.window(T: 128, rng: &rng)
+            #expect(w.bytes.count == 129)
+            let first = try #require(w.answers.first)
+            // Full spans beyond the near band; near spans are shortened to fit before the repeat.
+            #expect(w.answers.count == min(12, first.distance))
+            #expect(w.bytes[first.position] == bar && w.bytes.filter { $0 == bar }.count == 2)
+            let letters = w.bytes.filter { upper.contains($0) }
+            #expect(letters.count == 2 * w.answers.count)
+            #expect(Set(letters).count == w.answers.count)
+            for (i, a) in w.answers.enumerated() {
+                #expect(a.position == first.position + i && a.distance == first.distance)
+                #expect(task.bandRanges(T: 128)[a.band].contains(a.distance))
+                // The input byte occurs once before; the byte after that occurrence is the target.
+                #expect(w.bytes[a.position + 1] == w.bytes[a.position - a.distance])
+                #expect(w.bytes[a.position - a.distance - 1] == w.bytes[a.position])
+                #expect(w.bytes[..<a.position].filter { $0 == w.bytes[a.position] }.count == 1)
+                #expect(upper.contains(w.bytes[a.position + 1]))
+                perBand[a.band] += 1
+            }
+        }
+        #expect(perBand.allSatisfy { $0 > 100 })
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:0") }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:27") }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:induction:x") }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:copy:16") }
+        // Different spans are different data sets (name and hash); the old tasks keep their names.
+        #expect(task.dataset.hash != SyntheticTask(kind: .induction).dataset.hash)
+        #expect(task.dataset.name == "synthetic-induction-12")
+        #expect(SyntheticTask(kind: .recall).dataset.name == "synthetic-recall")
+    }
+
+    @Test func repeatWindowsArePeriodicWithDistinctBytes() throws {
+        let task = try #require(try SyntheticTask.parse("synthetic:repeat"))
+        var rng = Xoshiro256(seed: 4)
+        var perBand = [0, 0, 0]
+        for _ in 0..<90 {
+            let w = task.window(T: 128, rng: &rng)
+            #expect(w.bytes.count == 129)
+            let d = try #require(w.answers.first?.distance)
+            let P = d + 1
+            // One period of distinct bytes from 128…255, then the same again to the end.
+            #expect(Set(w.bytes[..<P]).count == P && w.bytes.allSatisfy { $0 >= 128 })
+            for i in P...128 { #expect(w.bytes[i] == w.bytes[i - P]) }
+            #expect(w.answers.map(\.position) == Array(P..<128))
+            #expect(w.answers.count >= SyntheticTask.repeatMinimumAnswers)
+            for a in w.answers {
+                #expect(a.distance == d && task.bandRanges(T: 128)[a.band].contains(d))
+                #expect(w.bytes[a.position + 1] == w.bytes[a.position - a.distance])
+                perBand[a.band] += 1
+            }
+        }
+        #expect(perBand.allSatisfy { $0 > 200 })
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:repeat:4") }
+    }
+
     @Test func validationWindowsAreFixed() {
         let task = SyntheticTask(kind: .recall)
         #expect(task.validationWindow(3, T: 64).bytes == task.validationWindow(3, T: 64).bytes)

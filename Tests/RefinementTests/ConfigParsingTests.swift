@@ -19,7 +19,7 @@ struct ConfigParsingTests {
         #expect(config == RefinementConfig())
         let setup = try config.resolve(window: 128, layers: 4)
         let weights = setup.initialWeights()
-        #expect(RefinementAxis.allCases.allSatisfy { weights.mode($0) == .off })
+        #expect(ScaleAxis.allCases.allSatisfy { weights.mode($0) == .off })
         #expect(weights.context == Array(repeating: [1, 1, 1], count: 4))
     }
 
@@ -46,7 +46,7 @@ struct ConfigParsingTests {
     @Test("--adaptive all and --grokfast")
     func adaptiveAndGrokfast() throws {
         let all = try RefinementConfig(flags: RefinementFlags(adaptive: "all"))
-        #expect(RefinementAxis.allCases.allSatisfy { all.mode($0) == .adaptive })
+        #expect(ScaleAxis.allCases.allSatisfy { all.mode($0) == .adaptive })
         let grokfast = try RefinementConfig(flags: RefinementFlags(adaptive: "context", grokfast: "0.98,2"))
         #expect(grokfast.timeBetaFast == 0.98 && grokfast.timeBetaSlow == 0.98)
         #expect(grokfast.timeWeights == TimeWeights(high: 1, mid: 1, low: 3))
@@ -139,11 +139,26 @@ struct ConfigParsingTests {
         #expect(axes[2].bands[2].adaptive == WeightBounds(floor: 0.5, ceiling: 2))
     }
 
-    @Test("every flag has help text")
-    func help() {
-        let flags = RefinementFlags.help.map(\.flag)
-        #expect(flags == ["--context-bands", "--context-weights", "--time-weights", "--time-betas",
-                          "--depth-groups", "--depth-weights", "--adaptive", "--grokfast", "--time-lambda"])
-        #expect(RefinementFlags.help.allSatisfy { !$0.text.isEmpty })
+    @Test("one table: every flag has help text and its own field, and every field has a flag")
+    func flagTable() {
+        let table = RefinementFlags.table
+        #expect(table.map(\.name) == ["--context-bands", "--context-weights", "--time-weights", "--time-betas",
+                                       "--depth-groups", "--depth-weights", "--adaptive", "--grokfast", "--time-lambda"])
+        #expect(table.allSatisfy { !$0.help.isEmpty })
+        // Setting each flag through the table fills exactly one field, a different one each time,
+        // and together they fill every stored field of RefinementFlags.
+        var all = RefinementFlags()
+        for (i, f) in table.enumerated() {
+            var one = RefinementFlags()
+            one[keyPath: f.value] = "v\(i)"
+            #expect(one.given.map(\.name) == [f.name])
+            all[keyPath: f.value] = "v\(i)"
+        }
+        let stored = Mirror(reflecting: all).children.compactMap { $0.value as? String }
+        #expect(stored.count == table.count)
+        #expect(Mirror(reflecting: all).children.count == table.count)
+        // Help ranges come from the bounds table.
+        #expect(RefinementFlags.help(for: "--depth-weights").contains(AxisBounds.manual(.depth).dashText))
+        #expect(RefinementFlags.help(for: "--time-weights").contains(AxisBounds.manual(.time).dashText))
     }
 }

@@ -3,42 +3,6 @@ import Refinement
 
 @Suite("Oscillation statistics")
 struct OscillationTests {
-    @Test("sign flips match a scalar count; zeros never flip; store copies the update")
-    func signFlips() {
-        var rng = SeededGenerator(seed: 21)
-        for count in [0, 1, 7, 8, 9, 100, 4099] {
-            let update = (0..<count).map { _ in Int.random(in: 0..<5, using: &rng) == 0 ? 0 : rng.normal() }
-            let previous = (0..<count).map { _ in Int.random(in: 0..<5, using: &rng) == 0 ? -0.0 : rng.normal() }
-            var expected = 0
-            for (u, p) in zip(update, previous) where (u > 0 && p < 0) || (u < 0 && p > 0) { expected += 1 }
-            let (flips, _) = withBuffer(update) { u in
-                withBuffer(previous) { p in VectorStatistics.signFlips(update: u, previousUpdate: p, count: count) }.0
-            }
-            #expect(flips == expected, "count \(count)")
-            let (stored, after) = withBuffer(previous) { p in
-                withBuffer(update) { u in VectorStatistics.signFlipsAndStore(update: u, previousUpdate: p, count: count) }.0
-            }
-            #expect(stored == expected)
-            #expect(after == update)
-        }
-    }
-
-    @Test("dot and norms match a Double reference")
-    func dotAndNorms() {
-        var rng = SeededGenerator(seed: 22)
-        let a = (0..<5000).map { _ in rng.normal() }, b = (0..<5000).map { _ in rng.normal() }
-        let ((dot, aa, bb), _) = withBuffer(a) { pa in
-            withBuffer(b) { pb in VectorStatistics.dotAndNorms(pa, pb, count: 5000) }.0
-        }
-        let reference = zip(a, b).reduce((0.0, 0.0, 0.0)) {
-            ($0.0 + Double($1.0) * Double($1.1), $0.1 + Double($1.0) * Double($1.0), $0.2 + Double($1.1) * Double($1.1))
-        }
-        #expect(abs(dot - reference.0) < 1e-3)
-        #expect(relativeError(aa, reference.1) < 1e-5 && relativeError(bb, reference.2) < 1e-5)
-        let (squares, _) = withBuffer(a) { VectorStatistics.sumOfSquares($0, count: 5000) }
-        #expect(relativeError(squares, reference.1) < 1e-5)
-    }
-
     @Test("the meter's EMAs start at the first observation and skip empty input")
     func meter() {
         var meter = OscillationMeter(rho: 0.9)
@@ -83,18 +47,5 @@ struct OscillationTests {
         do { let spike = detector.observe(loss: .nan, step: 7); #expect(spike, "a non-finite loss is a spike") }
         #expect(detector.count == 3 && detector.lastSpikeStep == 7)
         #expect(detector.median == 2.39, "and it does not enter the window")
-    }
-
-    @Test("gradient-norm variation is σ/μ over the window")
-    func variation() {
-        var cv = GradNormVariation(window: 4)
-        #expect(cv.coefficient == nil)
-        cv.observe(1)
-        cv.observe(3)
-        #expect(abs(cv.coefficient! - 0.5) < 1e-12)
-        for _ in 0..<4 { cv.observe(2) }
-        #expect(cv.coefficient == 0, "old values leave the window")
-        cv.observe(.infinity)
-        #expect(cv.coefficient == 0)
     }
 }

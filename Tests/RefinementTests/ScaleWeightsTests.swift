@@ -13,7 +13,7 @@ struct ScaleWeightsTests {
         #expect(w.context == Array(repeating: [1, 1, 1], count: 4))
         #expect(w.time == .unit)
         #expect(w.depth == [1, 1, 1])
-        #expect(RefinementAxis.allCases.allSatisfy { w.mode($0) == .off })
+        #expect(ScaleAxis.allCases.allSatisfy { w.mode($0) == .off })
     }
 
     @Test("a manual set returns the old value, switches the axis to manual, and can target one layer")
@@ -33,7 +33,7 @@ struct ScaleWeightsTests {
     @Test("out-of-bounds values, unknown bands and stray layers are refused with a reason")
     func refusals() {
         var w = weights()
-        let cases: [(RefinementAxis, Int, Int?, Double, String)] = [
+        let cases: [(ScaleAxis, Int, Int?, Double, String)] = [
             (.context, 0, nil, 12, "outside the manual range [0.05, 10]"),
             (.context, 0, nil, 0, "outside the manual range [0.05, 10]"),
             (.time, 2, nil, 6.5, "outside the manual range [0, 6]"),

@@ -118,10 +118,11 @@ struct ExportTests {
         #expect(text.components(separatedBy: "<polyline").count - 1 == 3)   // train + 2 domains
         #expect(text.contains(">val sonnets</text>") && text.contains(">train</text>") && text.contains(">weight change</text>"))
         #expect(text.contains("stroke-dasharray=\"4 3\"><title>step 30: context 1.50</title>"))
-        #expect(SVGExporter.ticks(0, 100) == [0, 20, 40, 60, 80, 100])
-        #expect(SVGExporter.ticks(1.3, 2.9) == [1.5, 2.0, 2.5])
-        #expect(SVGExporter.ticks(0.1, 0.7) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
-        #expect(SVGExporter.ticks(0, 1_000_000) == [0, 200_000, 400_000, 600_000, 800_000, 1_000_000])
+        #expect(Ticks.values(0, 100) == [0, 20, 40, 60, 80, 100])
+        #expect(Ticks.values(1.3, 2.9) == [1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8])
+        #expect(Ticks.values(1.3, 2.9, count: 3) == [1.5, 2.0, 2.5])
+        #expect(Ticks.values(0.1, 0.7) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+        #expect(Ticks.values(0, 1_000_000) == [0, 200_000, 400_000, 600_000, 800_000, 1_000_000])
         #expect(throws: RunFileError.self) { try SVGExporter.export(run: run, to: dir + "/loss.svg") }
     }
 

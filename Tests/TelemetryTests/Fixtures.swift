@@ -1,3 +1,4 @@
+import Refinement
 import Foundation
 @testable import Telemetry
 

@@ -35,7 +35,7 @@ struct ProgressTests {
         #expect(steps.map { $0.split(separator: " ", omittingEmptySubsequences: true)[1] } == ["1/40", "10/40", "20/40", "30/40", "40/40"])
         #expect(lines.contains { $0.hasPrefix("eval      20  train-val 2.8100 nats 4.054 bpb | sonnets") })
         #expect(lines.contains { $0 == "event     15  weight context/long (all layers) 1.00 -> 1.50 [key]" })
-        #expect(lines.contains { $0.hasPrefix("ckpt      40  runs/x/ckpt-40.bin (3.3 MB, 12 ms)") })
+        #expect(lines.contains { $0.hasPrefix("ckpt      40  runs/x/ckpt-40.bin (3.5 MB, 12 ms)") })
         #expect(lines.last == "end       40  completed  final loss 1.5000  best val 2.6100")
         let line30 = steps[3]
         #expect(line30.contains("val 2.8100 (4.054 bpb) sonnets 3.4050 (4.912 bpb)"))

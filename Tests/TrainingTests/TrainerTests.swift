@@ -154,11 +154,49 @@ func temporaryDirectory() -> String {
         #expect(w.newValue == 1.5)
         #expect(w.step == 0)
         let refused = events.filter { $0.kind == .refused }
-        #expect(refused.count == 2)
+        #expect(refused.count == 1)
         let depthRefusal = try #require(refused.first { $0.axis == .depth })
         #expect(depthRefusal.message.contains("99 is outside the manual range"), "\(depthRefusal.message)")
         #expect(depthRefusal.newValue == 99)
-        #expect(refused.contains { $0.axis == .time && $0.message.contains("time axis is off") })
+        // The time axis was off; the change turns it on instead of being refused.
+        let time = try #require(events.first { $0.kind == .weight && $0.axis == .time })
+        #expect(time.newValue == 0.5)
+        #expect(time.message.contains("time axis on"))
+    }
+
+    /// Bug: `a` (or a weight) on the time axis of a plain run was refused ("the time axis is off").
+    /// Turning it on mid-run starts its EMAs from the next gradient, is recorded, and a checkpoint
+    /// taken after it resumes to exactly the losses of the uninterrupted run.
+    @Test func timeAxisTurnsOnMidRunAndResumesExactly() throws {
+        func run(steps: Int, dir: String?, resume: Checkpoint? = nil, checkpointEvery: Int = 0) throws -> (losses: [Double], events: [EventRecord], steps: [StepRecord]) {
+            let bus = RecordBus()
+            let sub = bus.subscribe(name: "test", capacity: 1 << 20)
+            let trainer = try Trainer(config: tinyConfig(steps: steps, checkpointEvery: checkpointEvery), refinement: RefinementConfig(),
+                                      train: try ByteDataset.embedded(), evalDomains: [], bus: bus, runDirectory: dir, resume: resume)
+            if resume == nil {
+                // Sent before the run: applied at step 0's boundary, like a key press.
+                trainer.commands.send(.setAdaptive(.time, true, source: "key"))
+                trainer.commands.send(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: "key"))
+            }
+            trainer.run()
+            let records = sub.drain()
+            return (records.compactMap { if case let .step(s) = $0 { return s.loss }; return nil },
+                    records.compactMap { if case let .event(e) = $0 { return e }; return nil },
+                    records.compactMap { if case let .step(s) = $0 { return s }; return nil })
+        }
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plain = try losses(tinyConfig(steps: 20)).losses
+        let full = try run(steps: 20, dir: dir, checkpointEvery: 10)
+        let mode = try #require(full.events.first { $0.kind == .mode && $0.axis == .time })
+        #expect(mode.kind != .refused)
+        #expect(mode.message.contains("time axis on"), "\(mode.message)")
+        #expect(full.steps.last?.axes.first { $0.axis == .time }?.bands.first?.weight == 0.5, "the step records carry the time axis")
+        #expect(full.losses != plain, "the time axis acts once it is on")
+        let ckpt = try Checkpoint.read(path: Trainer.checkpointPath(runDirectory: dir, step: 10))
+        #expect(ckpt.sections["time.fast"] != nil, "the checkpoint holds the EMAs of an axis turned on mid-run")
+        let resumed = try run(steps: 20, dir: nil, resume: ckpt)
+        #expect(resumed.losses == Array(full.losses.suffix(10)))
     }
 }
 
@@ -173,7 +211,7 @@ func temporaryDirectory() -> String {
 
         func expectError(_ data: Data, _ fragment: String) {
             let p = dir + "/bad-\(UUID().uuidString).gfck"
-            FileManager.default.createFile(atPath: p, contents: data)
+            _ = FileManager.default.createFile(atPath: p, contents: data)
             do {
                 _ = try Checkpoint.read(path: p)
                 Issue.record("accepted a bad checkpoint (\(fragment))")
@@ -223,13 +261,13 @@ func temporaryDirectory() -> String {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let empty = dir + "/empty.txt"
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
         #expect(throws: DataError.self) { _ = try ByteDataset.load(name: "e", path: empty) }
         do { _ = try ByteDataset.load(name: "m", path: dir + "/missing.txt") } catch {
             #expect("\(error)".contains("missing.txt: no such file"))
         }
         let small = dir + "/small.txt"
-        FileManager.default.createFile(atPath: small, contents: Data(String(repeating: "ab", count: 50).utf8))
+        _ = FileManager.default.createFile(atPath: small, contents: Data(String(repeating: "ab", count: 50).utf8))
         let d = try ByteDataset.load(name: "s", path: small)
         do {
             try d.check(context: 128)

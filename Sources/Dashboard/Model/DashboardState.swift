@@ -1,3 +1,4 @@
+import Refinement
 import Telemetry
 import Terminal
 
@@ -79,6 +80,10 @@ public struct DashboardState: Sendable, Equatable {
     public var undo: [UndoEntry] = []
     /// Weights sent but not yet confirmed by an event; the next key builds on them.
     public var pendingWeights: [WeightTarget: Double] = [:]
+    /// Per target, how many of this dashboard's weight commands still await their event. A pending
+    /// weight is dropped only when the last one is answered, so presses faster than the trainer's
+    /// steps compose (each builds on the previous press, not on a stale measurement).
+    public var unconfirmedWeights: [WeightTarget: Int] = [:]
     /// Set by q (or an interrupt) in live mode: .stop was sent, waiting for the end record.
     public var quitting = false
     public var quitRequestedAt: Double?
@@ -107,7 +112,9 @@ public struct DashboardState: Sendable, Equatable {
 
     /// The steps shown by charts and sparklines (all, or the last `zoom`).
     public var xRange: ClosedRange<Int> {
-        let last = Swift.max(data.lastStep?.step ?? 0, data.trainLoss.lastX ?? 0, 1)
+        // An eval is recorded at the step count after its step (the final one at `totalSteps`),
+        // one past the last step record: the range reaches it so the last eval is drawn.
+        let last = Swift.max(data.lastStep?.step ?? 0, data.trainLoss.lastX ?? 0, data.lastEval?.step ?? 0, 1)
         let first = data.trainLoss.firstX ?? 0
         if let z = zoom, last - z > first { return (last - z)...last }
         return Swift.min(first, last - 1)...last

@@ -1,3 +1,5 @@
+import Telemetry
+
 /// The last `capacity` values of a series, for statistics over a recent window (e.g. CV(100)).
 public struct RecentWindow: Sendable, Equatable {
     public let capacity: Int
@@ -17,12 +19,6 @@ public struct RecentWindow: Sendable, Equatable {
 
     public var count: Int { values.count }
 
-    /// Coefficient of variation (standard deviation / mean); nil with fewer than two values.
-    public var coefficientOfVariation: Double? {
-        guard values.count >= 2 else { return nil }
-        let mean = values.reduce(0, +) / Double(values.count)
-        guard mean != 0 else { return nil }
-        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)
-        return variance.squareRoot() / Swift.abs(mean)
-    }
+    /// The grad-norm CV of the window (`GradNormCV.coefficient`); nil with fewer than two values.
+    public var coefficientOfVariation: Double? { GradNormCV.coefficient(values) }
 }

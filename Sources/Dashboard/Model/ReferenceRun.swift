@@ -33,13 +33,7 @@ public struct ReferenceRun: Sendable, Equatable {
             train.append(x: s.step, s.loss)
         case let .eval(e):
             for d in e.domains where d.loss.isFinite {
-                var i = validationNames.firstIndex(of: d.name) ?? -1
-                if i < 0 {
-                    validationNames.append(d.name)
-                    validation.append(DecimatedSeries(capacity: RunData.sparkCapacity))
-                    i = validationNames.count - 1
-                }
-                validation[i].append(x: e.step, d.loss)
+                RunData.appendValidation(d, step: e.step, names: &validationNames, series: &validation)
             }
         default: break
         }

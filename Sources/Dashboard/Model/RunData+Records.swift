@@ -41,7 +41,9 @@ extension RunData {
 
     private mutating func apply(step s: StepRecord) {
         lastStep = s
+        if !appliedWeights.isEmpty { appliedWeights = appliedWeights.filter { $0.value.step > s.step } }
         trainLoss.append(x: s.step, s.loss)
+        apply(twinSample: s)
         tokensPerSecond.append(x: s.step, s.tokensPerSecond)
         gradNorms.append(s.gradNorm)
         for sample in s.axes {
@@ -88,13 +90,7 @@ extension RunData {
         recordSample(e)
         var parts: [String] = []
         for (k, d) in e.domains.enumerated() {
-            var i = validationNames.firstIndex(of: d.name) ?? -1
-            if i < 0 {
-                validationNames.append(d.name)
-                validation.append(DecimatedSeries(capacity: Self.sparkCapacity))
-                i = validationNames.count - 1
-            }
-            validation[i].append(x: e.step, d.loss)
+            Self.appendValidation(d, step: e.step, names: &validationNames, series: &validation)
             var part = "\(RunData.validationLabel(d.name)) \(Format.fixed(d.loss, 3))"
             if k == 0 {
                 if bestValidation == nil || d.loss < bestValidation!.loss {
@@ -114,6 +110,18 @@ extension RunData {
         }
     }
 
+    /// Appends one domain's validation loss to the series of its name (a new series for a new
+    /// name); shared by the run's own data and the reference runs of `--compare`.
+    static func appendValidation(_ d: DomainEval, step: Int, names: inout [String], series: inout [DecimatedSeries]) {
+        var i = names.firstIndex(of: d.name) ?? -1
+        if i < 0 {
+            names.append(d.name)
+            series.append(DecimatedSeries(capacity: sparkCapacity))
+            i = names.count - 1
+        }
+        series[i].append(x: step, d.loss)
+    }
+
     private mutating func apply(event e: EventRecord) {
         let bandLabel: String = {
             guard let axis = e.axis else { return "" }
@@ -123,10 +131,14 @@ extension RunData {
         let suffix = e.message.isEmpty ? "" : " · \(e.message)"
         switch e.kind {
         case .weight:
+            if let axis = e.axis, let band = e.band, let value = e.newValue, e.layer == nil {
+                appliedWeights[WeightTarget(axis: axis, band: band)] = (e.step, value)
+            }
             let old = e.oldValue.map { Format.fixed($0, 2) } ?? "?"
             let new = e.newValue.map { Format.fixed($0, 2) } ?? "?"
             let entry = EventEntry(step: e.step, kind: .weight, text: "\(bandLabel) \(old) → \(new)  (\(e.source), manual)\(suffix)",
-                                   effect: makeEffect(for: e))
+                                   effect: makeEffect(for: e), changeStep: e.step)
+            lastChange = (e.step, e.axis, e.band)
             addEvent(entry)
             openEffect = events.count - 1
             let name = rows.first { $0.axis == e.axis && $0.band == e.band }?.info.name ?? bandLabel
@@ -134,10 +146,14 @@ extension RunData {
             if markers.count > Self.maxMarkers { markers.removeFirst(markers.count - Self.maxMarkers) }
         case .mode:
             let on = (e.newValue ?? 0) != 0
-            addEvent(EventEntry(step: e.step, kind: .mode, text: "\(bandLabel) \(on ? "adaptive" : "manual")  (\(e.source))"))
+            addEvent(EventEntry(step: e.step, kind: .mode, text: "\(bandLabel) \(on ? "adaptive" : "manual")  (\(e.source))",
+                                changeStep: e.step))
+            lastChange = (e.step, e.axis, nil)
         case .target:
             addEvent(EventEntry(step: e.step, kind: .mode,
-                                text: "\(bandLabel) target share \(e.newValue.map { Format.percent($0) } ?? "?")  (\(e.source))\(suffix)"))
+                                text: "\(bandLabel) target share \(e.newValue.map { Format.percent($0) } ?? "?")  (\(e.source))\(suffix)",
+                                changeStep: e.step))
+            lastChange = (e.step, e.axis, e.band)
         case .refused:
             addEvent(EventEntry(step: e.step, kind: .refused, text: "\(bandLabel.isEmpty ? "" : bandLabel + " ")\(e.message)"))
         case .pause:
@@ -154,6 +170,8 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .mode, text: "adaptive \(bandLabel.isEmpty ? "policies" : bandLabel) on\(suffix)"))
         case .stop:
             addEvent(EventEntry(step: e.step, kind: .info, text: "stop requested (\(e.source))\(suffix)"))
+        case .twin, .verdict, .revert, .rollback:
+            apply(twinEvent: e)
         }
     }
 
@@ -177,7 +195,7 @@ extension RunData {
                             flipBefore: flipBefore, flipAfter: nil, valBefore: latestValidation, valAfter: nil)
     }
 
-    private mutating func addEvent(_ entry: EventEntry) {
+    mutating func addEvent(_ entry: EventEntry) {
         events.append(entry)
         if events.count > Self.maxEvents {
             let drop = events.count - Self.maxEvents

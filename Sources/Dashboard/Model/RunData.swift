@@ -1,3 +1,4 @@
+import Refinement
 import Telemetry
 
 /// One row of the Scales panel: a band of an axis, from the run header.
@@ -14,12 +15,15 @@ public struct BandRow: Sendable, Equatable {
 
 /// A line of the Events panel.
 public struct EventEntry: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable { case weight, mode, eval, checkpoint, warning, refused, info, end }
+    public enum Kind: Sendable, Equatable { case weight, mode, eval, checkpoint, warning, refused, info, end, verdict }
     public var step: Int
     public var kind: Kind
     public var text: String
-    /// For a weight change: measurements before it and, until the next change, since.
+    /// For a weight change: measurements before it and, until the next change, since (unpaired).
     public var effect: WeightEffect?
+    /// For a change that opened a twin window: its step, and the verdict once the window closed.
+    public var changeStep: Int? = nil
+    public var verdict: String? = nil
 }
 
 /// What a weight change did: band share, the worst oscillating group and validation, before and
@@ -36,6 +40,19 @@ public struct WeightEffect: Sendable, Equatable {
     public var flipAfter: Double?
     public var valBefore: Double?
     public var valAfter: Double?
+}
+
+/// An open twin window: what changed and the latest paired sample.
+public struct TwinWindow: Sendable, Equatable {
+    public var changeStep: Int
+    public var axis: ScaleAxis?
+    public var band: Int?
+    public var sample: TwinSample
+
+    /// Whether the window tests a change of this band row.
+    public func covers(_ row: BandRow) -> Bool {
+        axis == row.axis && (band == nil || band == row.band)
+    }
 }
 
 /// A vertical marker on the loss chart where a weight changed.
@@ -79,7 +96,7 @@ public struct RunData: Sendable, Equatable {
     public var longMass: [DecimatedSeries] = []
     public var spikes = 0
     public var lastSpikeStep: Int?
-    public var gradNorms = RecentWindow(capacity: 100)
+    public var gradNorms = RecentWindow(capacity: GradNormCV.window)
     public var paused = false
     public var end: EndRecord?
     /// Newest last.
@@ -89,11 +106,23 @@ public struct RunData: Sendable, Equatable {
     public var samples: [SampleEntry] = []
     /// Index in `events` of the weight change whose "after" values still follow the run.
     var openEffect: Int?
+    /// The twin's training loss over the current (or last) window: the Loss panel's ghost line.
+    public var twinLoss = DecimatedSeries(capacity: historyCapacity)
+    /// The open twin window (nil when none is open).
+    public var twinWindow: TwinWindow?
+    /// The last change that can open a window: its step, axis and band (band nil: the whole axis).
+    var lastChange: (step: Int, axis: ScaleAxis?, band: Int?)?
 
     public init() {}
 
     public static func == (a: RunData, b: RunData) -> Bool {
         a.recordCount == b.recordCount && a.header == b.header && a.lastStep == b.lastStep && a.events == b.events
+    }
+
+    /// Steps completed: the end record's count, else one past the latest step record (step
+    /// records carry the 0-based index of the step they describe).
+    public var stepsDone: Int {
+        end?.step ?? lastStep.map { $0.step + 1 } ?? 0
     }
 
     /// Names of the depth groups (the depth axis' band names), for the oscillation panel.
@@ -106,16 +135,28 @@ public struct RunData: Sendable, Equatable {
         header?.axes.first { $0.axis == .context }?.bands ?? []
     }
 
-    /// Current weight of a band row from the latest step, if measured.
+    /// Weights the trainer applied (weight events) that no step record carries yet: the step of
+    /// the event and the new value. A step record at or after that step supersedes them.
+    public var appliedWeights: [WeightTarget: (step: Int, value: Double)] = [:]
+
+    /// Current weight of a band row: a just-applied change, else the latest step's, if measured.
     public func weight(row: Int) -> Double? {
-        guard row < rows.count, let step = lastStep else { return nil }
+        guard row < rows.count else { return nil }
         let r = rows[row]
+        if let applied = appliedWeights[r.target] { return applied.value }
+        guard let step = lastStep else { return nil }
         guard let sample = step.axes.first(where: { $0.axis == r.axis }), r.band < sample.bands.count else { return nil }
         return sample.bands[r.band].weight
     }
 
+    /// The bounds a band row's weight respects in its axis' current mode (Refinement's one table).
+    public func bounds(row: Int) -> WeightBounds {
+        let r = rows[row]
+        return AxisBounds.bounds(r.axis, band: r.band, mode: mode(of: r.axis))
+    }
+
     /// Mode of an axis from the latest step (.off when the axis is not measured).
-    public func mode(of axis: ScaleAxis) -> WeightMode {
+    public func mode(of axis: ScaleAxis) -> AxisMode {
         lastStep?.axes.first { $0.axis == axis }?.mode ?? .off
     }
 

@@ -1,3 +1,4 @@
+import Refinement
 import Telemetry
 import Terminal
 
@@ -99,6 +100,14 @@ extension DashboardState {
         case .character("0"): return setWeight(1, keyName: "0")
         case .character("a"): return toggleAdaptive()
         case .character("u"): return undoLast()
+        case .character("b"):
+            guard controlAllowed() else { return [] }
+            setStatus("A/A check requested: a twin window with no change (d_t must stay 0)")
+            return [.command(.openTwin(source: "key"))]
+        case .character("r"):
+            guard controlAllowed() else { return [] }
+            setStatus("revert requested: the twin becomes the main run")
+            return [.command(.revert(source: "key"))]
         case .character("c"):
             guard controlAllowed() else { return [] }
             setStatus("checkpoint requested")
@@ -123,7 +132,7 @@ extension DashboardState {
         case .character("."): return [.replay(.stepOnce)]
         case .character("f"): return forkHere()
         case .character("+"), .character("="), .character("-"), .character("*"), .character("/"),
-             .character("0"), .character("a"), .character("u"), .character("c"):
+             .character("0"), .character("a"), .character("u"), .character("c"), .character("b"), .character("r"):
             setStatus("replay is read-only: weights and checkpoints belong to a live run", error: true)
         default: break
         }
@@ -166,12 +175,14 @@ extension DashboardState {
         setWeight(currentWeight(row: selectedRow) * factor, keyName: keyName)
     }
 
-    /// Sends a new weight for the selected band, clamped to its floor and ceiling; refuses when the
-    /// band already sits at the bound it would cross.
+    /// Sends a new weight for the selected band, clamped to the manual bounds (a key press makes
+    /// the axis manual, and the trainer checks the same table); refuses when the band already sits
+    /// at the bound it would cross.
     private mutating func setWeight(_ requested: Double, keyName: String) -> [DashboardEffect] {
         guard controlAllowed(), let row = selectedBand else { return [] }
         let old = currentWeight(row: selectedRow)
-        let lo = row.info.floor, hi = row.info.ceiling
+        let range = AxisBounds.bounds(row.axis, band: row.band, mode: .manual)
+        let lo = range.floor, hi = range.ceiling
         let eps = 1e-9
         var value = requested
         var note = ""
@@ -194,11 +205,11 @@ extension DashboardState {
             setStatus("\(row.label) is already \(Format.fixed(value, 2))")
             return []
         }
-        pendingWeights[row.target] = value
+        markPending(row.target, value)
         undo.append(.weight(row.target, old: old, new: value))
         if undo.count > 100 { undo.removeFirst() }
         setStatus("\(row.label) \(Format.fixed(old, 2)) → \(Format.fixed(value, 2))\(note) · key \(keyName) · applies at the next step")
-        return [.command(.setWeight(row.target, value, source: "key"))]
+        return [.command(.setWeight(row.target, value, source: Self.keySource))]
     }
 
     private mutating func toggleAdaptive() -> [DashboardEffect] {
@@ -206,7 +217,7 @@ extension DashboardState {
         let isAdaptive = data.mode(of: row.axis) == .adaptive
         undo.append(.adaptive(row.axis, was: isAdaptive))
         setStatus("\(row.axis.rawValue): \(isAdaptive ? "manual" : "adaptive") requested")
-        return [.command(.setAdaptive(row.axis, !isAdaptive, source: "key"))]
+        return [.command(.setAdaptive(row.axis, !isAdaptive, source: Self.keySource))]
     }
 
     private mutating func undoLast() -> [DashboardEffect] {
@@ -217,13 +228,13 @@ extension DashboardState {
         }
         switch last {
         case let .weight(target, old, new):
-            pendingWeights[target] = old
+            markPending(target, old)
             let label = data.rows.first { $0.target == target }?.label ?? "\(target.axis.rawValue).\(target.band)"
             setStatus("undo: \(label) \(Format.fixed(new, 2)) → \(Format.fixed(old, 2))")
-            return [.command(.setWeight(target, old, source: "key"))]
+            return [.command(.setWeight(target, old, source: Self.keySource))]
         case let .adaptive(axis, was):
             setStatus("undo: \(axis.rawValue) back to \(was ? "adaptive" : "manual")")
-            return [.command(.setAdaptive(axis, was, source: "key"))]
+            return [.command(.setAdaptive(axis, was, source: Self.keySource))]
         }
     }
 

@@ -44,6 +44,7 @@ extension DashboardState {
             data = RunData()
             if let header { data.apply(header: header) }
             pendingWeights = [:]
+            unconfirmedWeights = [:]
             return []
         case .interrupt:
             return requestQuit()
@@ -59,8 +60,26 @@ extension DashboardState {
             let what = e.axis.map { a in e.band.map { "\(a.rawValue) band \($0)" } ?? a.rawValue } ?? "command"
             setStatus("refused: \(e.message.isEmpty ? what : e.message)", error: true)
         }
-        guard e.kind == .weight || e.kind == .refused, let axis = e.axis, let band = e.band else { return }
-        pendingWeights[WeightTarget(axis: axis, band: band, layer: e.layer)] = nil
+        // Only this dashboard's own commands (source "key") answer its pending presses.
+        guard e.kind == .weight || e.kind == .refused, e.source == Self.keySource,
+              let axis = e.axis, let band = e.band else { return }
+        let target = WeightTarget(axis: axis, band: band, layer: e.layer)
+        let left = (unconfirmedWeights[target] ?? 1) - 1
+        if left > 0 {
+            unconfirmedWeights[target] = left
+        } else {
+            unconfirmedWeights[target] = nil
+            pendingWeights[target] = nil
+        }
+    }
+
+    /// The `source` of the commands this dashboard sends.
+    static let keySource = "key"
+
+    /// Records a weight command about to be sent: the next press builds on `value`.
+    mutating func markPending(_ target: WeightTarget, _ value: Double) {
+        pendingWeights[target] = value
+        unconfirmedWeights[target, default: 0] += 1
     }
 
     mutating func setStatus(_ text: String, error: Bool = false) {

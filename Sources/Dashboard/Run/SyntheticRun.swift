@@ -1,3 +1,4 @@
+import Refinement
 import Foundation
 import Telemetry
 
@@ -5,22 +6,18 @@ import Telemetry
 /// tests, the benchmark and trying the dashboard without training.
 public enum SyntheticRun {
     public static func header(totalSteps: Int = 5000) -> RunHeader {
+        // Every axis adaptive: the header shows the adaptive bounds of Refinement's table.
+        func bands(_ axis: ScaleAxis, _ names: [(String, String)]) -> [BandInfo] {
+            names.enumerated().map { i, n in
+                let b = AxisBounds.adaptive(axis, band: i)
+                return BandInfo(name: n.0, extent: n.1, floor: b.floor, ceiling: b.ceiling)
+            }
+        }
         let axes = [
-            AxisInfo(axis: .context, bands: [
-                BandInfo(name: "local", extent: "0–8", floor: 0.5, ceiling: 4),
-                BandInfo(name: "phrase", extent: "9–64", floor: 0.5, ceiling: 4),
-                BandInfo(name: "long", extent: "65–127", floor: 0.5, ceiling: 4),
-            ], edges: [8, 64]),
-            AxisInfo(axis: .time, bands: [
-                BandInfo(name: "high", extent: "β .90", floor: 0.25, ceiling: 4),
-                BandInfo(name: "mid", extent: "β .99", floor: 0.25, ceiling: 4),
-                BandInfo(name: "low", extent: "", floor: 0.25, ceiling: 4),
-            ], edges: [0.9, 0.99]),
-            AxisInfo(axis: .depth, bands: [
-                BandInfo(name: "lower", extent: "L0–1", floor: 0.5, ceiling: 2),
-                BandInfo(name: "middle", extent: "L2", floor: 0.5, ceiling: 2),
-                BandInfo(name: "upper", extent: "L3+hd", floor: 0.5, ceiling: 2),
-            ], edges: [2, 3]),
+            AxisInfo(axis: .context, bands: bands(.context, [("local", "0–8"), ("phrase", "9–64"), ("long", "65–127")]),
+                     edges: [8, 64]),
+            AxisInfo(axis: .time, bands: bands(.time, [("high", "β .90"), ("mid", "β .99"), ("low", "")]), edges: [0.9, 0.99]),
+            AxisInfo(axis: .depth, bands: bands(.depth, [("lower", "L0–1"), ("middle", "L2"), ("upper", "L3+hd")]), edges: [2, 3]),
         ]
         let data = [
             DataSourceInfo(name: "train", path: "data/shakespeare.txt", bytes: 1_048_576, hash: "0"),
@@ -46,7 +43,7 @@ public enum SyntheticRun {
         let ctx = [0.62 + 0.02 * noise(i, 2), 0.27, 0.11 + 0.01 * noise(i, 3)]
         let tim = [0.48, 0.21, 0.31 + 0.02 * noise(i, 4)]
         let dep = [0.29, 0.33, 0.38]
-        func sample(_ axis: ScaleAxis, _ e: [Double], _ w: ArraySlice<Double>, _ mode: WeightMode) -> AxisSample {
+        func sample(_ axis: ScaleAxis, _ e: [Double], _ w: ArraySlice<Double>, _ mode: AxisMode) -> AxisSample {
             AxisSample(axis: axis, mode: mode, bands: zip(e, w).map { BandSample(weight: $1, energy: $0) })
         }
         let axes = [
@@ -98,12 +95,13 @@ public enum SyntheticRun {
         var out: [Record] = []
         out.reserveCapacity(steps + steps / Swift.max(1, evalEvery) + 8)
         for i in 1...Swift.max(1, steps) {
-            out.append(.step(step(i)))
-            if i == 200 { out.append(.event(EventRecord(step: i, t: 19.6, kind: .adaptive, source: "trainer", message: "warm-up done"))) }
+            // As the trainer orders them: a change made at the boundary before step i, then step i.
             if i == 610 || i == 1240 {
                 out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .weight, axis: .context, band: 2,
                                               oldValue: i == 610 ? 1.0 : 1.36, newValue: i == 610 ? 1.36 : 1.5, source: "key")))
             }
+            out.append(.step(step(i)))
+            if i == 200 { out.append(.event(EventRecord(step: i, t: 19.6, kind: .adaptive, source: "trainer", message: "warm-up done"))) }
             if i % 500 == 499 {
                 out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .warning, source: "trainer",
                                               message: "loss spike 2.224 > 1.2 × median of the previous 50")))

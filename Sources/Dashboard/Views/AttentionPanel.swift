@@ -99,7 +99,7 @@ enum AttentionPanel {
         guard let config = header?.config else { return nil }
         for key in ["T", "contextLength", "context", "blockSize", "sequenceLength"] {
             if case let .number(n)? = config[key] { return Int(n) }
-            if case let .object? = config["model"], case let .number(n)? = config["model"]?[key] { return Int(n) }
+            if case .object? = config["model"], case let .number(n)? = config["model"]?[key] { return Int(n) }
         }
         return nil
     }

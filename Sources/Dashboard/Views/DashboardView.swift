@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// The pure view: state, size and theme in, a canvas of cells out.

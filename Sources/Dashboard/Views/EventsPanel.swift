@@ -1,7 +1,9 @@
+import Telemetry
 import Terminal
 
-/// The latest weight changes, evals, checkpoints, warnings and refusals, newest first; a weight
-/// change shows its effect since (share, oscillation, validation before → after).
+/// The latest weight changes, evals, checkpoints, warnings and refusals, newest first; a change
+/// shows its twin's verdict once the window closed, until then the unpaired before → after
+/// (share, oscillation, validation), labelled as such.
 enum EventsPanel {
     static func render(_ state: DashboardState, into canvas: inout Canvas, _ rect: Rect, theme: Theme, focused: Bool) {
         let d = state.data
@@ -34,8 +36,10 @@ enum EventsPanel {
             var x = canvas.put(Format.pad(Format.grouped(e.step), 7, right: true) + "  ", x: inner.x, y: y, style: theme.style(.dim))
             x = canvas.put("\(icon) \(Format.pad(kind, 11))", x: x, y: y, style: theme.style(key, .bold))
             x = canvas.put(Format.truncateEnd(e.text, Swift.max(0, inner.maxX - x)), x: x, y: y, style: theme.style(.fg))
-            if let effect = e.effect, let text = effectText(effect), inner.maxX - x > 20 {
-                canvas.put([Span("      effect since: ", theme.style(.dim)), Span(text, theme.style(.title))], x: x, y: y, maxX: inner.maxX)
+            if let verdict = e.verdict, inner.maxX - x > 12 {
+                canvas.put([Span("   verdict ", theme.style(.dim)), Span(verdict, theme.style(.title, .bold))], x: x, y: y, maxX: inner.maxX)
+            } else if let effect = e.effect, let text = effectText(effect), inner.maxX - x > 20 {
+                canvas.put([Span("      unpaired before → after: ", theme.style(.dim)), Span(text, theme.style(.dim))], x: x, y: y, maxX: inner.maxX)
             }
             y += 1
         }
@@ -51,6 +55,7 @@ enum EventsPanel {
         case .refused: return ("✗", "refused", .event_warn)
         case .info: return ("·", "run", .dim)
         case .end: return ("●", "end", .title)
+        case .verdict: return ("≈", "verdict", .title)
         }
     }
 

@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// The bottom lines: key hints, then facts about the run and the latest status message.

@@ -1,4 +1,5 @@
 import Foundation
+import Telemetry
 import Terminal
 
 /// The top line: run, data, model size, progress, speed, time and state.
@@ -27,7 +28,7 @@ enum HeaderView {
             }
             return header.runName
         }()
-        let step = d.lastStep?.step ?? 0
+        let step = d.stepsDone
         let total = Swift.max(header.totalSteps, step)
         // A replay's bar is the position in the recording; a live run's, the planned steps.
         let replay = state.mode == .replay ? state.replayStatus : nil
@@ -49,6 +50,8 @@ enum HeaderView {
         var pieces: [Piece] = [
             Piece(spans: [Span(dataText, fg)], priority: 2),
             Piece(spans: [Span(" · preset \(header.preset) · \(Format.compact(Double(header.parameters))) params", dim)], priority: 1),
+            // A data-parallel run says how it is spread: "· 2 ranks × 1 threads".
+            Piece(spans: header.ranks > 1 ? [Span(" · \(header.processSummary)", fg)] : [], priority: 3),
             recorded.map { rec in
                 let icon = replay!.finished ? "■" : (replay!.paused ? "‖" : "▶")
                 return Piece(spans: [Span("   \(icon) step ", dim), Span("\(Format.grouped(step))", theme.style(.fg, .bold)),
@@ -59,6 +62,11 @@ enum HeaderView {
             Piece(spans: [Span("   \(Format.compact(d.lastStep?.tokensPerSecond ?? 0)) tok/s", fg)], priority: 5),
             Piece(spans: [Span("   \(Format.duration(elapsed))", fg)], priority: 7),
         ]
+        // After the step: "twin 120/200" while a twin window is open.
+        if let t = d.twinWindow?.sample {
+            pieces.insert(Piece(spans: [Span("   twin ", dim), Span("\(t.pairedSteps)/\(t.windowSteps)", theme.style(.title, .bold))],
+                                priority: 8), at: 4)
+        }
         // An ETA only for a run still training (not a replay, not a run that has ended).
         if replay == nil && d.end == nil {
             pieces.append(Piece(spans: [Span(" · ETA \(eta > 0 ? Format.duration(eta) : "–")", dim)], priority: 3))

@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// The key reference, drawn over the dashboard on `?` or `h`; any key closes it.
@@ -21,6 +22,8 @@ enum HelpOverlay {
                 ("a", "toggle adaptive / manual for the selected band's axis"),
                 ("u", "undo your last change (sends the old value)"),
                 ("c", "write a checkpoint now"),
+                ("r", "revert: the twin of the last change becomes the main run"),
+                ("b", "A/A check: open a twin window with no change"),
             ]
         } else {
             out += [

@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// Train loss and every validation domain as line charts, weight-change markers, latest and best.
@@ -10,6 +11,7 @@ enum LossPanel {
         for (i, name) in d.validationNames.enumerated() {
             title.append(Span(" \(RunData.validationLabel(name)) ━", CellStyle(fg: theme.validationColor(i))))
         }
+        if !d.twinLoss.isEmpty { title.append(Span(" twin ┄", theme.style(.dim))) }
         let hints = [Span("l", theme.style(.title)), Span(" log ", theme.style(.dim)), Span("s", theme.style(.title)),
                      Span(" smooth ", theme.style(.dim)), Span("z", theme.style(.title)), Span(" zoom ", theme.style(.dim)),
                      Span("g", theme.style(.title)), Span(" graph", theme.style(.dim))]
@@ -17,11 +19,12 @@ enum LossPanel {
         guard inner.height >= 2 else { return }
         let refColors = [theme[.ref_1], theme[.ref_2], theme[.ref_3]]
         let legend = ReferenceLegend.rows(state, rows: Swift.max(0, Swift.min(state.references.count, inner.height - 5)))
-        // Reference runs first, so the current run is drawn over its ghosts.
+        // Reference runs and the twin's ghost line first, so the current run is drawn over them.
         var series = legend.flatMap { row in
             [LineChart.Series(data: row.train, color: refColors[row.index % 3], label: row.name)]
                 + row.validation.map { LineChart.Series(data: $0, color: refColors[row.index % 3], label: row.name, smooth: false) }
         }
+        if !d.twinLoss.isEmpty { series.append(LineChart.Series(data: d.twinLoss, color: theme[.dim], label: "twin")) }
         series.append(LineChart.Series(data: d.trainLoss, color: theme[.series_train], label: "train"))
         for (i, v) in d.validation.enumerated() {
             series.append(LineChart.Series(data: v, color: theme.validationColor(i), label: d.validationNames[i], smooth: false))
@@ -43,6 +46,10 @@ enum LossPanel {
             info.append(Span(" · best val ", theme.style(.dim)))
             info.append(Span(Format.fixed(best.loss, 3), CellStyle(fg: theme.validationColor(0), attributes: .bold)))
             info.append(Span(" @\(Format.grouped(best.step))", theme.style(.dim)))
+        }
+        if let w = d.twinWindow {
+            info.append(Span(" · twin ", theme.style(.dim)))
+            info.append(Span(w.sample.summary, theme.style(.title, .bold)))
         }
         let smooth = state.smoothing == 0 ? "off" : "\(state.smoothing)"
         let logText = chart.logUnavailable ? "log-y n/a (values ≤ 0)" : "log-y \(state.logY ? "on" : "off")"

@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// Per depth group: flip-rate gauge coloured by zone, cos(g_t, g_t−1), trend; spikes below.

@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// What the model writes: the newest evaluation's sample, wrapped, with the prompt dimmed; below

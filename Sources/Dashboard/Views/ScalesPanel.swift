@@ -79,9 +79,16 @@ enum ScalesPanel {
                            style: theme.style(weight == nil ? .dim : .fg, .bold))
             let mode = d.mode(of: row.axis)
             let modeText = pending != nil ? "… " : (mode == .adaptive ? "A " : (mode == .manual ? "M " : "- "))
-            x = canvas.put(modeText, x: x, y: y, style: theme.style(pending != nil ? .title : .dim))
+            if d.twinWindow?.covers(row) == true {
+                // A twin window is open on this band: ◐ until its verdict.
+                x = canvas.put(String(modeText.prefix(1)), x: x, y: y, style: theme.style(pending != nil ? .title : .dim))
+                x = canvas.put("◐", x: x, y: y, style: theme.style(.title, .bold))
+            } else {
+                x = canvas.put(modeText, x: x, y: y, style: theme.style(pending != nil ? .title : .dim))
+            }
             if rangeWidth > 0 {
-                let range = "\(Format.fixed(row.info.floor, 2))–\(Format.fixed(row.info.ceiling, 2))"
+                let b = d.bounds(row: i)
+                let range = "\(Format.fixed(b.floor, 2))–\(Format.fixed(b.ceiling, 2))"
                 x = canvas.put(Format.pad(range, rangeWidth), x: x, y: y, style: theme.style(.dim))
             }
             let share = i < d.latestShares.count ? d.latestShares[i] : nil
@@ -107,17 +114,19 @@ enum ScalesPanel {
         var fy = inner.maxY - footerLines
         let fallbacks = d.lastStep?.guardFallbacks ?? 0
         canvas.put([Span(" guard fallbacks: time \(fallbacks)", theme.style(fallbacks > 0 ? .zone_watch : .dim)),
-                    Span(" · A adaptive · M manual", theme.style(.dim))], x: inner.x, y: fy, maxX: inner.maxX)
+                    Span(" · A adaptive · M manual · ◐ twin window open", theme.style(.dim))], x: inner.x, y: fy, maxX: inner.maxX)
         fy += 1
         if let row = state.selectedBand {
             let w = state.currentWeight(row: state.selectedRow)
+            let b = d.bounds(row: state.selectedRow)
             canvas.put([Span(" ▶ \(row.label)", CellStyle(fg: theme.bandColor(row.band), attributes: .bold)),
-                        Span(" \(Format.fixed(w, 2)) · range \(Format.fixed(row.info.floor, 2))–\(Format.fixed(row.info.ceiling, 2))",
+                        Span(" \(Format.fixed(w, 2)) · range \(Format.fixed(b.floor, 2))–\(Format.fixed(b.ceiling, 2))",
                              theme.style(.dim))], x: inner.x, y: fy, maxX: inner.maxX)
         }
         fy += 1
         let keys: [Span] = state.mode == .live
-            ? [(" ↑↓", "band"), ("+/-", "×1.1"), ("* /", "×2 ÷2"), ("0", "reset"), ("a", "auto"), ("u", "undo")].flatMap {
+            ? [(" ↑↓", "band"), ("+/-", "×1.1"), ("* /", "×2 ÷2"), ("0", "reset"), ("a", "auto"), ("u", "undo"), ("r", "revert"),
+               ("b", "A/A")].flatMap {
                 [Span($0.0, theme.style(.title)), Span(" \($0.1)  ", theme.style(.dim))]
             }
             : [Span(" replay: weights are read-only", theme.style(.dim))]

@@ -1,3 +1,4 @@
+import Telemetry
 import Terminal
 
 /// A run of text with one style, for titles, hints and legends.

@@ -1,4 +1,5 @@
 import Foundation
+import Telemetry
 import Terminal
 
 /// A line chart of decimated series with y ticks on the left, x ticks at 1-2-5 steps below,
@@ -157,7 +158,7 @@ struct LineChart {
         }
         // X ticks at 1-2-5 steps.
         let xRow = rect.maxY - 1
-        let step = Self.niceStep(span / Double(Swift.max(1, plot.width / 12)))
+        let step = Ticks.step(atLeast: span / Double(Swift.max(1, plot.width / 12)))
         var tick = (Double(xRange.lowerBound) / step).rounded(.up) * step
         var freeFrom = rect.x
         while tick <= Double(xRange.upperBound) + 1e-9 {
@@ -192,14 +193,6 @@ struct LineChart {
         return Format.fixed(v, decimals)
     }
 
-    /// The smallest of 1, 2, 5 × 10^k that is at least `raw`.
-    static func niceStep(_ raw: Double) -> Double {
-        guard raw > 0, raw.isFinite else { return 1 }
-        let p = pow(10, floor(log10(raw)))
-        for m in [1.0, 2.0, 5.0, 10.0] where m * p >= raw - 1e-12 { return m * p }
-        return 10 * p
-    }
-
     /// About `count` ticks over [lo, hi] (in plotted units) at 1-2-5 steps; on a log axis the
     /// ticks are 1-2-5 values of the data placed at their logarithm.
     static func ticks(lo: Double, hi: Double, count: Int, log: Bool) -> [(value: Double, position: Double)] {
@@ -219,20 +212,7 @@ struct LineChart {
             let vlo = pow(10, lo), vhi = pow(10, hi)
             return ticks(lo: vlo, hi: vhi, count: count, log: false).map { ($0.value, log10($0.value)) }.filter { $0.0 > 0 }
         }
-        // The 1-2-5 step whose tick count comes closest to `count`.
-        let range = hi - lo
-        let e = floor(log10(Swift.max(range / Double(Swift.max(1, count)), 1e-12)))
-        var candidates: [Double] = []
-        for k in [e - 1, e, e + 1] { for m in [1.0, 2.0, 5.0] { candidates.append(m * pow(10, k)) } }
-        let step = candidates.filter { range / $0 >= 1.5 }
-            .min { Swift.abs(range / $0 - Double(count)) < Swift.abs(range / $1 - Double(count)) } ?? niceStep(range / 2)
-        var out: [(Double, Double)] = []
-        var v = (lo / step).rounded(.up) * step
-        while v <= hi + step * 1e-9 {
-            out.append((Swift.abs(v) < step * 1e-9 ? 0 : v, v))
-            v += step
-        }
-        return out
+        return Ticks.values(lo, hi, count: count).map { ($0, $0) }
     }
 }
 

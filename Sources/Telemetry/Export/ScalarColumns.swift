@@ -1,3 +1,5 @@
+import Refinement
+
 /// The scalars of a run flattened into named columns, shared by the CSV and TensorBoard exports.
 ///
 /// Names are dotted paths (`context.local.weight`, `oscillation.lower.flip_rate`,
@@ -12,6 +14,8 @@ public struct ColumnLayout: Sendable, Equatable {
     public var depthGroups: [String] = []
     public var domains: [String] = []
     public var gainWindows: [Int] = []
+    /// Whether any step has a twin sample (then the `twin.*` columns are present).
+    public var twin = false
 
     public static func == (a: ColumnLayout, b: ColumnLayout) -> Bool {
         a.names == b.names
@@ -31,6 +35,7 @@ public struct ColumnLayout: Sendable, Equatable {
                 layout.layers = max(layout.layers, s.attentionMass.count, s.contextEnergyByLayer.count, s.attentionMassByHead.count)
                 for l in s.attentionMassByHead { layout.heads = max(layout.heads, l.count) }
                 osc = max(osc, s.oscillation.count)
+                if s.twin != nil { layout.twin = true }
             case let .eval(e):
                 for d in e.domains where !layout.domains.contains(d.name) { layout.domains.append(d.name) }
                 for g in e.contextGain where !layout.gainWindows.contains(g.window) { layout.gainWindows.append(g.window) }
@@ -57,6 +62,7 @@ public struct ColumnLayout: Sendable, Equatable {
             out += ["oscillation.\(g).flip_rate", "oscillation.\(g).grad_cos", "oscillation.\(g).update_cos", "oscillation.\(g).rel_update"]
         }
         out.append("attention.long_range_mass")
+        if twin { out += Self.twinNames }
         for l in 0..<layers { for b in contextBands { out.append("attention_mass.L\(l).\(b)") } }
         for l in 0..<layers { for b in contextBands { out.append("context_energy.L\(l).\(b)") } }
         for l in 0..<layers { for h in 0..<heads { for b in contextBands { out.append("attention_mass.L\(l).H\(h).\(b)") } } }
@@ -86,6 +92,10 @@ public struct ColumnLayout: Sendable, Equatable {
             out += [o?.flipRate ?? .nan, o?.gradientCosine ?? .nan, o?.updateCosine ?? .nan, o?.relativeUpdate ?? .nan]
         }
         out.append(ColumnLayout.longRangeMass(s))
+        if twin {
+            let t = s.twin
+            out += [t?.loss ?? .nan, t.map { s.loss - $0.loss } ?? .nan, t?.delta ?? .nan, t?.low ?? .nan, t?.high ?? .nan]
+        }
         func cell(_ m: [[Double]], _ l: Int, _ b: Int) -> Double { l < m.count && b < m[l].count ? m[l][b] : .nan }
         for l in 0..<layers { for b in contextBands.indices { out.append(cell(s.attentionMass, l, b)) } }
         for l in 0..<layers { for b in contextBands.indices { out.append(cell(s.contextEnergyByLayer, l, b)) } }
@@ -109,6 +119,17 @@ public struct ColumnLayout: Sendable, Equatable {
         }
         for w in gainWindows { out.append(e.contextGain.first { $0.window == w }?.delta ?? .nan) }
         return out
+    }
+
+    /// The twin's loss, this step's paired difference d_t, and the window's running paired mean and
+    /// its interval (empty outside windows).
+    public static let twinNames = ["twin.loss", "twin.d", "twin.delta", "twin.ci_low", "twin.ci_high"]
+
+    /// A verdict's scalars, written by the TensorBoard export at the verdict's step.
+    public static func verdictValues(_ e: EventRecord) -> [(String, Double)] {
+        guard let v = e.verdict else { return [] }
+        return [("verdict.delta", v.delta), ("verdict.ci_low", v.low ?? .nan), ("verdict.ci_high", v.high ?? .nan),
+                ("verdict.steps", Double(v.steps))] + v.validation.map { ("verdict.\($0.name).val_delta", $0.delta) }
     }
 
     /// Attention mass in the last (long) context band, averaged over layers.

@@ -45,10 +45,15 @@ public enum TensorBoardExporter {
             switch r {
             case let .step(s):
                 let v = layout.values(s)
-                out.write(bytes: frame(event(wallTime: start + s.t, step: Int64(s.step), values: stepTags.map { ($0.1, v[$0.0]) })))
+                // Twin columns only exist inside twin windows: no NaN points outside them.
+                let values = stepTags.filter { !($0.1.hasPrefix("twin/") && v[$0.0].isNaN) }.map { ($0.1, v[$0.0]) }
+                out.write(bytes: frame(event(wallTime: start + s.t, step: Int64(s.step), values: values)))
             case let .eval(e):
                 let v = layout.values(e)
                 let values = zip(evalTags, v).filter { !$0.1.isNaN }.map { ($0.0, $0.1) }
+                out.write(bytes: frame(event(wallTime: start + e.t, step: Int64(e.step), values: values)))
+            case let .event(e) where e.verdict != nil:
+                let values = ColumnLayout.verdictValues(e).filter { !$0.1.isNaN }.map { (tag($0.0), $0.1) }
                 out.write(bytes: frame(event(wallTime: start + e.t, step: Int64(e.step), values: values)))
             default:
                 break

@@ -69,6 +69,18 @@ public struct JSONWriter {
         firstAtDepth |= 1 << UInt64(depth)
     }
 
+    /// The key of a member of a run-file table (`StepField.loss` writes `"loss":`); such keys
+    /// need no escaping.
+    mutating func key<Field: RawRepresentable>(_ field: Field) where Field.RawValue == String {
+        separator()
+        bytes.append(0x22)
+        var name = field.rawValue
+        name.withUTF8 { bytes.append(contentsOf: $0) }
+        bytes.append(0x22)
+        bytes.append(0x3A)
+        firstAtDepth |= 1 << UInt64(depth)
+    }
+
     /// A key that is not a literal (object members whose names are data, e.g. in the config).
     public mutating func key(_ name: String) {
         separator()

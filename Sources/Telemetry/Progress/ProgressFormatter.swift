@@ -24,7 +24,7 @@ public struct ProgressFormatter {
     }
 
     public static func defaultInterval(totalSteps: Int) -> Int {
-        Format.niceStep(atMost: Double(max(1, totalSteps)) / 20)
+        Int(Ticks.step(atMost: Double(max(1, totalSteps)) / 20))
     }
 
     /// Sets the header; returns its description line.
@@ -33,7 +33,7 @@ public struct ProgressFormatter {
         header = h
         if !fixedInterval { interval = ProgressFormatter.defaultInterval(totalSteps: h.totalSteps) }
         let axes = h.axes.map { a in "\(a.axis.rawValue) " + a.bands.map(\.name).joined(separator: "/") }.joined(separator: ", ")
-        return ["run   \(h.runName)  preset \(h.preset)  \(Format.si(Double(h.parameters))) parameters  \(h.totalSteps) steps  seed \(h.seed)  \(h.threads) threads  schema \(h.schema)",
+        return ["run   \(h.runName)  preset \(h.preset)  \(Format.compact(Double(h.parameters))) parameters  \(h.totalSteps) steps  seed \(h.seed)  \(h.processSummary)  schema \(h.schema)",
                 "      axes: \(axes.isEmpty ? "none" : axes)"]
     }
 
@@ -81,11 +81,12 @@ public struct ProgressFormatter {
             for d in e.domains.dropFirst() { v += " \(d.name) \(Format.fixed(d.loss, 4)) (\(Format.fixed(d.bitsPerByte, 3)) bpb)" }
             parts.append(v)
         }
+        if let twin = s.twin { parts.append("twin " + twin.summary) }
         parts.append("lr " + String(format: "%.2e", s.learningRate))
-        parts.append("\(Format.si(s.tokensPerSecond)) tok/s")
-        var time = Format.duration(s.t)
+        parts.append("\(Format.compact(s.tokensPerSecond)) tok/s")
+        var time = Format.clock(s.t)
         if total > 0 && done < total {
-            time += " eta " + Format.duration(Double(total - done) * s.t / Double(done))
+            time += " eta " + Format.clock(Double(total - done) * s.t / Double(done))
         }
         parts.append(time)
         var refinement: [String] = []

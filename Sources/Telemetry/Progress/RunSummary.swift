@@ -80,13 +80,13 @@ public struct RunSummary {
     public func lines() -> [String] {
         var out: [String] = []
         if let h = header {
-            out.append("summary  run \(h.runName)  preset \(h.preset)  \(Format.si(Double(h.parameters))) parameters  seed \(h.seed)")
+            out.append("summary  run \(h.runName)  preset \(h.preset)  \(Format.compact(Double(h.parameters))) parameters  seed \(h.seed)")
         } else {
             out.append("summary")
         }
         let planned = header.map { " of \($0.totalSteps)" } ?? ""
         let ending = end.map { " (\($0.reason.rawValue)\($0.message.isEmpty ? "" : ": \($0.message)"))" } ?? " (no end record)"
-        out.append("  steps       \(stepsDone)\(planned) in \(Format.duration(duration))\(ending), \(stepRecords) step records, mean \(Format.si(meanTokensPerSecond)) tok/s")
+        out.append("  steps       \(stepsDone)\(planned) in \(Format.clock(duration))\(ending), \(stepRecords) step records, mean \(Format.compact(meanTokensPerSecond)) tok/s")
         if let f = firstLoss, let l = finalLoss {
             out.append("  train loss  \(Format.fixed(f, 4)) -> \(Format.fixed(l, 4)) (final), lowest \(Format.fixed(minLoss ?? .nan, 4))")
         }

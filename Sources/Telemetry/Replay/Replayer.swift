@@ -114,7 +114,7 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
     /// Blocks until the file has been played to its end (or `stop()`).
     public func waitUntilFinished() {
         condition.lock()
-        while !state.finished && !stopped { condition.wait(until: Date(timeIntervalSinceNow: 0.1)) }
+        while !state.finished && !stopped { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1)) }
         condition.unlock()
     }
 

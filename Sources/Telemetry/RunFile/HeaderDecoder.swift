@@ -1,3 +1,5 @@
+import Refinement
+
 /// Reads and checks a run file's first line.
 ///
 /// The header is one line per run, so it goes through the generic `JSONValue` tree: that lets the
@@ -54,54 +56,70 @@ public enum HeaderDecoder {
     }
 
     static func fields(_ root: JSONValue, schema: String, seed: UInt64) throws -> RunHeader {
-        func string(_ v: JSONValue?, _ name: String) throws -> String {
-            guard case let .string(x)? = v else { throw Problem.invalid("header member \"\(name)\" must be a string") }
+        typealias Member = (value: JSONValue?, name: String)
+        func string(_ m: Member) throws -> String {
+            guard case let .string(x)? = m.value else { throw Problem.invalid("header member \"\(m.name)\" must be a string") }
             return x
         }
-        func number(_ v: JSONValue?, _ name: String) throws -> Double {
-            guard case let .number(x)? = v else { throw Problem.invalid("header member \"\(name)\" must be a number") }
+        func number(_ m: Member) throws -> Double {
+            guard case let .number(x)? = m.value else { throw Problem.invalid("header member \"\(m.name)\" must be a number") }
             return x
         }
-        func int(_ v: JSONValue?, _ name: String) throws -> Int {
-            let x = try number(v, name)
-            guard x == x.rounded(), abs(x) < 9.0e15 else { throw Problem.invalid("header member \"\(name)\" must be an integer") }
+        func int(_ m: Member) throws -> Int {
+            let x = try number(m)
+            guard x == x.rounded(), abs(x) < 9.0e15 else { throw Problem.invalid("header member \"\(m.name)\" must be an integer") }
             return Int(x)
         }
-        func array(_ v: JSONValue?, _ name: String) throws -> [JSONValue] {
-            guard case let .array(x)? = v else { throw Problem.invalid("header member \"\(name)\" must be an array") }
+        func array(_ m: Member) throws -> [JSONValue] {
+            guard case let .array(x)? = m.value else { throw Problem.invalid("header member \"\(m.name)\" must be an array") }
             return x
         }
-        let config = root["config"] ?? .null
+        /// The members of an object that `table` lists, after checking the required ones are there.
+        func members<F>(_ object: JSONValue, _ table: FieldTable<F>) throws -> (F) -> Member {
+            guard case .object = object else { throw Problem.invalid("header member \"\(table.object)\" must hold objects") }
+            for name in table.required where object[name] == nil {
+                throw Problem.invalid(table.object == "header" ? "header lacks member \"\(name)\"" : "header member \"\(table.object)\" lacks \"\(name)\"")
+            }
+            return { field in
+                (object[field.rawValue], table.object == "header" ? field.rawValue : "\(table.object).\(field.rawValue)")
+            }
+        }
+        let header = try members(root, HeaderField.table)
+        let config = header(.config).value ?? .null
         guard case .object = config else { throw Problem.invalid("header member \"config\" must be an object") }
         var data: [DataSourceInfo] = []
-        for item in try array(root["data"], "data") {
-            data.append(DataSourceInfo(name: try string(item["name"], "data.name"), path: try string(item["path"], "data.path"),
-                                       bytes: try int(item["bytes"], "data.bytes"), hash: try string(item["hash"], "data.hash")))
+        for item in try array(header(.data)) {
+            let d = try members(item, DataSourceField.table)
+            data.append(DataSourceInfo(name: try string(d(.name)), path: try string(d(.path)),
+                                       bytes: try int(d(.bytes)), hash: try string(d(.hash))))
         }
         var axes: [AxisInfo] = []
-        for item in try array(root["axes"], "axes") {
-            let name = try string(item["axis"], "axes.axis")
+        for item in try array(header(.axes)) {
+            let a = try members(item, AxisInfoField.table)
+            let name = try string(a(.axis))
             guard let axis = ScaleAxis(rawValue: name) else { throw Problem.invalid("unknown axis \"\(name)\" in the header") }
             var bands: [BandInfo] = []
-            for b in try array(item["bands"], "axes.bands") {
-                bands.append(BandInfo(name: try string(b["name"], "bands.name"), extent: try string(b["extent"], "bands.extent"),
-                                      floor: try number(b["floor"], "bands.floor"), ceiling: try number(b["ceiling"], "bands.ceiling")))
+            for band in try array(a(.bands)) {
+                let b = try members(band, BandInfoField.table)
+                bands.append(BandInfo(name: try string(b(.name)), extent: try string(b(.extent)),
+                                      floor: try number(b(.floor)), ceiling: try number(b(.ceiling))))
             }
-            let edges = try array(item["edges"], "axes.edges").map { try number($0, "axes.edges") }
+            let edges = try array(a(.edges)).map { try number((value: $0, name: "axes.edges")) }
             axes.append(AxisInfo(axis: axis, bands: bands, edges: edges))
         }
         var parent: RunParent?
-        if let p = root["parent"] {
-            parent = RunParent(run: try string(p["run"], "parent.run"), step: try int(p["step"], "parent.step"),
-                               checkpoint: try string(p["checkpoint"], "parent.checkpoint"))
+        if header(.parent).value != nil {
+            let p = try members(header(.parent).value!, ParentField.table)
+            parent = RunParent(run: try string(p(.run)), step: try int(p(.step)), checkpoint: try string(p(.checkpoint)))
         }
-        var header = RunHeader(
-            schema: schema, runName: try string(root["run_name"], "run_name"), config: config, axes: axes,
-            seed: seed, data: data, startTime: try number(root["start_time"], "start_time"),
-            threads: try int(root["threads"], "threads"), parameters: try int(root["parameters"], "parameters"),
-            totalSteps: try int(root["total_steps"], "total_steps"), preset: try string(root["preset"], "preset"))
-        header.parent = parent
-        return header
+        var runHeader = RunHeader(
+            schema: schema, runName: try string(header(.runName)), config: config, axes: axes,
+            seed: seed, data: data, startTime: try number(header(.startTime)),
+            threads: try int(header(.threads)), parameters: try int(header(.parameters)),
+            totalSteps: try int(header(.totalSteps)), preset: try string(header(.preset)),
+            ranks: header(.ranks).value == nil ? 1 : try int(header(.ranks)))
+        runHeader.parent = parent
+        return runHeader
     }
 
     /// The seed is a full UInt64, which a Double cannot hold: read its digits exactly.
@@ -111,7 +129,7 @@ public enum HeaderDecoder {
             try s.beginObject()
             var first = true
             while let key = try s.nextMember(&first) {
-                if key == JSONKey("seed") { return try s.uint64() }
+                if key == HeaderField.table.key(.seed) { return try s.uint64() }
                 try s.skipValue(depth: 1)
             }
         } catch let e as JSONSyntaxError {

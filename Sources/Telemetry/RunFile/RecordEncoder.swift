@@ -13,54 +13,55 @@ public struct RecordEncoder {
     public mutating func encode(_ h: RunHeader) -> [UInt8] {
         w.reset()
         w.beginObject()
-        w.key("type"); w.literal("header")
-        w.key("schema"); w.string(h.schema)
-        w.key("run_name"); w.string(h.runName)
-        w.key("preset"); w.string(h.preset)
-        w.key("parameters"); w.int(h.parameters)
-        w.key("total_steps"); w.int(h.totalSteps)
-        w.key("seed"); w.uint64(h.seed)
-        w.key("threads"); w.int(h.threads)
-        w.key("start_time"); w.double(h.startTime)
-        w.key("start_iso"); w.string(RecordEncoder.iso8601(h.startTime))
-        w.key("data")
+        w.key(HeaderField.type); w.literal("header")
+        w.key(HeaderField.schema); w.string(h.schema)
+        w.key(HeaderField.runName); w.string(h.runName)
+        w.key(HeaderField.preset); w.string(h.preset)
+        w.key(HeaderField.parameters); w.int(h.parameters)
+        w.key(HeaderField.totalSteps); w.int(h.totalSteps)
+        w.key(HeaderField.seed); w.uint64(h.seed)
+        w.key(HeaderField.threads); w.int(h.threads)
+        if h.ranks > 1 { w.key(HeaderField.ranks); w.int(h.ranks) }
+        w.key(HeaderField.startTime); w.double(h.startTime)
+        w.key(HeaderField.startISO); w.string(RecordEncoder.iso8601(h.startTime))
+        w.key(HeaderField.data)
         w.beginArray()
         for d in h.data {
             w.beginObject()
-            w.key("name"); w.string(d.name)
-            w.key("path"); w.string(d.path)
-            w.key("bytes"); w.int(d.bytes)
-            w.key("hash"); w.string(d.hash)
+            w.key(DataSourceField.name); w.string(d.name)
+            w.key(DataSourceField.path); w.string(d.path)
+            w.key(DataSourceField.bytes); w.int(d.bytes)
+            w.key(DataSourceField.hash); w.string(d.hash)
             w.endObject()
         }
         w.endArray()
-        w.key("axes")
+        w.key(HeaderField.axes)
         w.beginArray()
         for a in h.axes {
             w.beginObject()
-            w.key("axis"); w.string(a.axis.rawValue)
-            w.key("edges"); w.doubles(a.edges)
-            w.key("bands")
+            w.key(AxisInfoField.axis); w.string(a.axis.rawValue)
+            w.key(AxisInfoField.edges); w.doubles(a.edges)
+            w.key(AxisInfoField.bands)
             w.beginArray()
             for b in a.bands {
                 w.beginObject()
-                w.key("name"); w.string(b.name)
-                w.key("extent"); w.string(b.extent)
-                w.key("floor"); w.double(b.floor)
-                w.key("ceiling"); w.double(b.ceiling)
+                w.key(BandInfoField.name); w.string(b.name)
+                w.key(BandInfoField.extent); w.string(b.extent)
+                w.key(BandInfoField.floor); w.double(b.floor)
+                w.key(BandInfoField.ceiling); w.double(b.ceiling)
                 w.endObject()
             }
             w.endArray()
             w.endObject()
         }
         w.endArray()
-        w.key("config"); w.value(h.config)
+        w.key(HeaderField.config); w.value(h.config)
         if let p = h.parent {
-            w.key("parent")
+            w.key(HeaderField.parent)
             w.beginObject()
-            w.key("run"); w.string(p.run)
-            w.key("step"); w.int(p.step)
-            w.key("checkpoint"); w.string(p.checkpoint)
+            w.key(ParentField.run); w.string(p.run)
+            w.key(ParentField.step); w.int(p.step)
+            w.key(ParentField.checkpoint); w.string(p.checkpoint)
             w.endObject()
         }
         w.endObject()
@@ -85,115 +86,117 @@ public struct RecordEncoder {
         return w.bytes
     }
 
-    private mutating func start(_ type: StaticString, _ step: Int, _ t: Double) {
+    private mutating func start<F: RecordHead>(_: F.Type, _ type: StaticString, _ step: Int, _ t: Double) {
         w.beginObject()
-        w.key("type"); w.literal(type)
-        w.key("step"); w.int(step)
-        w.key("t"); w.double(t)
+        w.key(F.type); w.literal(type)
+        w.key(F.step); w.int(step)
+        w.key(F.t); w.double(t)
     }
 
     private mutating func step(_ r: StepRecord) {
-        start("step", r.step, r.t)
-        w.key("loss"); w.double(r.loss)
-        w.key("lr"); w.double(r.learningRate)
+        start(StepField.self, "step", r.step, r.t)
+        w.key(StepField.loss); w.double(r.loss)
+        w.key(StepField.lr); w.double(r.learningRate)
         // Measurements go out at single precision (docs/FORMAT.md, "Numbers").
-        w.key("grad_norm"); w.float(r.gradNorm)
-        w.key("clip_scale"); w.float(r.clipScale)
-        w.key("tokens_per_s"); w.float(r.tokensPerSecond)
-        w.key("step_ms"); w.float(r.stepMilliseconds)
-        w.key("axes")
+        w.key(StepField.gradNorm); w.float(r.gradNorm)
+        w.key(StepField.clipScale); w.float(r.clipScale)
+        w.key(StepField.tokensPerS); w.float(r.tokensPerSecond)
+        w.key(StepField.stepMs); w.float(r.stepMilliseconds)
+        w.key(StepField.axes)
         w.beginObject()
         for a in r.axes {
-            w.key(a.axis.rawValue)
+            w.key(a.axis)
             w.beginObject()
-            w.key("mode"); w.string(a.mode.rawValue)
-            w.key("weight")
+            w.key(AxisSampleField.mode); w.string(a.mode.rawValue)
+            w.key(AxisSampleField.weight)
             w.beginArray()
             for b in a.bands { w.float(b.weight) }
             w.endArray()
-            w.key("energy")
+            w.key(AxisSampleField.energy)
             w.beginArray()
             for b in a.bands { w.float(b.energy) }
             w.endArray()
             w.endObject()
         }
         w.endObject()
-        w.key("context_energy"); w.floatMatrix(r.contextEnergyByLayer)
-        w.key("attention_mass"); w.floatMatrix(r.attentionMass)
-        w.key("attention_mass_by_head")
+        w.key(StepField.contextEnergy); w.floatMatrix(r.contextEnergyByLayer)
+        w.key(StepField.attentionMass); w.floatMatrix(r.attentionMass)
+        w.key(StepField.attentionMassByHead)
         w.beginArray()
         for layer in r.attentionMassByHead { w.floatMatrix(layer) }
         w.endArray()
-        w.key("oscillation")
+        w.key(StepField.oscillation)
         w.beginObject()
-        w.key("flip_rate"); w.beginArray(); for o in r.oscillation { w.float(o.flipRate) }; w.endArray()
-        w.key("grad_cos"); w.beginArray(); for o in r.oscillation { w.float(o.gradientCosine) }; w.endArray()
+        w.key(OscillationField.flipRate); w.beginArray(); for o in r.oscillation { w.float(o.flipRate) }; w.endArray()
+        w.key(OscillationField.gradCos); w.beginArray(); for o in r.oscillation { w.float(o.gradientCosine) }; w.endArray()
         if !r.oscillation.isEmpty, r.oscillation.allSatisfy({ $0.updateCosine != nil }) {
-            w.key("update_cos"); w.beginArray(); for o in r.oscillation { w.float(o.updateCosine ?? .nan) }; w.endArray()
+            w.key(OscillationField.updateCos); w.beginArray(); for o in r.oscillation { w.float(o.updateCosine ?? .nan) }; w.endArray()
         }
-        w.key("rel_update"); w.beginArray(); for o in r.oscillation { w.float(o.relativeUpdate) }; w.endArray()
+        w.key(OscillationField.relUpdate); w.beginArray(); for o in r.oscillation { w.float(o.relativeUpdate) }; w.endArray()
         w.endObject()
-        w.key("spike"); w.bool(r.spike)
-        w.key("guard_fallbacks"); w.int(r.guardFallbacks)
+        w.key(StepField.spike); w.bool(r.spike)
+        w.key(StepField.guardFallbacks); w.int(r.guardFallbacks)
+        if let twin = r.twin { TwinCoding.write(twin, &w) }
         w.endObject()
     }
 
     private mutating func eval(_ r: EvalRecord) {
-        start("eval", r.step, r.t)
-        w.key("domains")
+        start(EvalField.self, "eval", r.step, r.t)
+        w.key(EvalField.domains)
         w.beginArray()
         for d in r.domains {
             w.beginObject()
-            w.key("name"); w.string(d.name)
-            w.key("loss"); w.double(d.loss)
-            w.key("bpb"); w.double(d.bitsPerByte)
+            w.key(DomainField.name); w.string(d.name)
+            w.key(DomainField.loss); w.double(d.loss)
+            w.key(DomainField.bpb); w.double(d.bitsPerByte)
             w.endObject()
         }
         w.endArray()
-        w.key("loss_by_position"); w.floats(r.lossByPosition)
-        w.key("context_gain")
+        w.key(EvalField.lossByPosition); w.floats(r.lossByPosition)
+        w.key(EvalField.contextGain)
         w.beginArray()
         for g in r.contextGain {
             w.beginObject()
-            w.key("window"); w.int(g.window)
-            w.key("delta"); w.float(g.delta)
+            w.key(ContextGainField.window); w.int(g.window)
+            w.key(ContextGainField.delta); w.float(g.delta)
             w.endObject()
         }
         w.endArray()
         if let sample = r.sample {
-            w.key("sample_prompt"); w.string(r.samplePrompt ?? "")
-            w.key("sample"); w.string(sample)
+            w.key(EvalField.samplePrompt); w.string(r.samplePrompt ?? "")
+            w.key(EvalField.sample); w.string(sample)
         }
         w.endObject()
     }
 
     private mutating func event(_ r: EventRecord) {
-        start("event", r.step, r.t)
-        w.key("kind"); w.string(r.kind.rawValue)
-        if let axis = r.axis { w.key("axis"); w.string(axis.rawValue) }
-        if let band = r.band { w.key("band"); w.int(band) }
-        if let layer = r.layer { w.key("layer"); w.int(layer) }
-        if let v = r.oldValue { w.key("old"); w.double(v) }
-        if let v = r.newValue { w.key("new"); w.double(v) }
-        w.key("source"); w.string(r.source)
-        w.key("message"); w.string(r.message)
+        start(EventField.self, "event", r.step, r.t)
+        w.key(EventField.kind); w.string(r.kind.rawValue)
+        if let axis = r.axis { w.key(EventField.axis); w.string(axis.rawValue) }
+        if let band = r.band { w.key(EventField.band); w.int(band) }
+        if let layer = r.layer { w.key(EventField.layer); w.int(layer) }
+        if let v = r.oldValue { w.key(EventField.old); w.double(v) }
+        if let v = r.newValue { w.key(EventField.new); w.double(v) }
+        w.key(EventField.source); w.string(r.source)
+        w.key(EventField.message); w.string(r.message)
+        TwinCoding.write(event: r, &w)
         w.endObject()
     }
 
     private mutating func checkpoint(_ r: CheckpointRecord) {
-        start("checkpoint", r.step, r.t)
-        w.key("path"); w.string(r.path)
-        w.key("bytes"); w.int(r.bytes)
-        w.key("ms"); w.float(r.milliseconds)
+        start(CheckpointField.self, "checkpoint", r.step, r.t)
+        w.key(CheckpointField.path); w.string(r.path)
+        w.key(CheckpointField.bytes); w.int(r.bytes)
+        w.key(CheckpointField.ms); w.float(r.milliseconds)
         w.endObject()
     }
 
     private mutating func end(_ r: EndRecord) {
-        start("end", r.step, r.t)
-        w.key("reason"); w.string(r.reason.rawValue)
-        if let v = r.finalLoss { w.key("final_loss"); w.double(v) }
-        if let v = r.bestValidationLoss { w.key("best_val_loss"); w.double(v) }
-        w.key("message"); w.string(r.message)
+        start(EndField.self, "end", r.step, r.t)
+        w.key(EndField.reason); w.string(r.reason.rawValue)
+        if let v = r.finalLoss { w.key(EndField.finalLoss); w.double(v) }
+        if let v = r.bestValidationLoss { w.key(EndField.bestValLoss); w.double(v) }
+        w.key(EndField.message); w.string(r.message)
         w.endObject()
     }
 

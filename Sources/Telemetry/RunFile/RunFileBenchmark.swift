@@ -1,3 +1,4 @@
+import Refinement
 import Foundation
 
 /// `gradflow bench --run-file`: writes a run file of step records shaped like a preset-S run with
@@ -83,7 +84,7 @@ public enum RunFileBenchmark {
     }
 
     static func step(_ i: Int, t: Double, loss: Double, random r: inout SplitMix) -> StepRecord {
-        func samples(_ axis: ScaleAxis, _ mode: WeightMode, _ scale: Double) -> AxisSample {
+        func samples(_ axis: ScaleAxis, _ mode: AxisMode, _ scale: Double) -> AxisSample {
             AxisSample(axis: axis, mode: mode, bands: (0..<3).map { _ in
                 BandSample(weight: 0.5 + 1.5 * r.unit(), energy: scale * r.unit())
             })

@@ -1,6 +1,9 @@
 import Foundation
+import Refinement
 
-/// Number and text formatting for the dashboard: short, aligned, and never wider than asked.
+/// Number, size, time and text formats for everything that shows a run: the dashboard, the
+/// progress lines and summary, the exports. One family, so that the same quantity reads the same
+/// everywhere (sizes in decimal units, 1 kB = 1000 B).
 public enum Format {
     /// 1240 → "1,240".
     public static func grouped(_ n: Int) -> String {
@@ -26,7 +29,7 @@ public enum Format {
         Swift.abs(v) >= 100 ? "\(Int(v.rounded()))\(unit)" : fixed(v, 1) + unit
     }
 
-    /// Fixed decimals ("%.2f").
+    /// Fixed decimals ("%.2f"); "nan" / "inf" / "-inf" spelled out.
     public static func fixed(_ v: Double, _ digits: Int) -> String {
         guard v.isFinite else { return v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf") }
         return String(format: "%.\(digits)f", v)
@@ -48,7 +51,7 @@ public enum Format {
         return String(format: "%.1e", v)
     }
 
-    /// 121 → "2m01s"; 45 → "45s"; 3720 → "1h02m".
+    /// 121 → "2m01s"; 45 → "45s"; 3720 → "1h02m" (the dashboard; `clock` for progress lines).
     public static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return "–" }
         let s = Int(seconds.rounded())
@@ -57,7 +60,7 @@ public enum Format {
         return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
     }
 
-    /// 1 048 576 → "1.0 MB"; 3 400 → "3.4 kB".
+    /// Decimal units: 1 048 576 → "1.0 MB"; 3 400 → "3.4 kB".
     public static func bytes(_ n: Int) -> String {
         let v = Double(n)
         if v >= 1e9 { return fixed(v / 1e9, 1) + " GB" }
@@ -108,4 +111,47 @@ public enum Format {
 
     /// Display width (every scalar the dashboard uses is one column).
     public static func width(_ text: String) -> Int { text.unicodeScalars.count }
+
+    /// A weight in at most four characters where possible: ".80", "1.20", "12.0".
+    public static func weight(_ v: Double) -> String {
+        guard v.isFinite else { return fixed(v, 2) }
+        if v >= 0 && v < 1 { return String(String(format: "%.2f", v).dropFirst()) }
+        return v < 10 ? String(format: "%.2f", v) : String(format: "%.1f", v)
+    }
+
+    /// Seconds as a clock, "m:ss" or "h:mm:ss" (progress lines); "--:--" when unknown.
+    public static func clock(_ seconds: Double) -> String {
+        guard seconds.isFinite && seconds >= 0 else { return "--:--" }
+        let s = Int(seconds.rounded())
+        if s >= 3600 { return String(format: "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60) }
+        return String(format: "%d:%02d", s / 60, s % 60)
+    }
+
+    /// Nats to bits.
+    public static func bitsPerByte(_ nats: Double) -> Double { nats / 0.6931471805599453 }
+}
+
+/// Band names from the header for an axis, falling back to numbers.
+func bandName(_ header: RunHeader?, _ axis: ScaleAxis, _ band: Int) -> String {
+    if let info = header?.axes.first(where: { $0.axis == axis }), band >= 0, band < info.bands.count {
+        return info.bands[band].name
+    }
+    return "band \(band)"
+}
+
+/// One line describing an event, without the step: "weight context/long (all layers) 1.00 -> 1.50 [key]".
+func describeEvent(_ e: EventRecord, header: RunHeader?) -> String {
+    var parts = [e.kind.rawValue]
+    if let axis = e.axis {
+        var target = axis.rawValue
+        if let band = e.band { target += "/" + bandName(header, axis, band) }
+        if axis == .context && e.kind == .weight { target += e.layer.map { " (layer \($0))" } ?? " (all layers)" }
+        parts.append(target)
+    }
+    if e.oldValue != nil || e.newValue != nil {
+        parts.append("\(e.oldValue.map { Format.fixed($0, 2) } ?? "?") -> \(e.newValue.map { Format.fixed($0, 2) } ?? "?")")
+    }
+    if !e.source.isEmpty { parts.append("[\(e.source)]") }
+    if !e.message.isEmpty { parts.append(e.message) }
+    return parts.joined(separator: " ")
 }

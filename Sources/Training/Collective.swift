@@ -1,0 +1,47 @@
+import Telemetry
+
+/// What a data-parallel run needs from its ranks, called by the trainer at fixed points of a step
+/// (DESIGN §2.1): average the gradient after the backward pass, sum the step's statistics, hand
+/// rank 0's commands to every rank at the step boundary, and agree to stop. Every rank calls the
+/// same methods in the same order, so an implementation may block until all ranks have arrived.
+///
+/// `SingleProcess` is the identity (one rank, no cost); the MPI implementation lives in the
+/// Distributed target, which the executable picks when it was started by `mpirun`.
+public protocol Collective: AnyObject {
+    /// This process's rank, 0 ..< size; rank 0 owns the display, the run file and the checkpoints.
+    var rank: Int { get }
+    /// Number of ranks.
+    var size: Int { get }
+    /// Replaces `values` on every rank by their mean over the ranks (in place, the same bits on
+    /// every rank).
+    func average(_ values: UnsafeMutablePointer<Float>, count: Int)
+    /// Replaces `values` on every rank by their sum over the ranks (in place, the same bits on
+    /// every rank).
+    func sum(_ values: UnsafeMutablePointer<Double>, count: Int)
+    /// Rank 0's commands for the step boundary `step`, on every rank (other ranks' arguments are
+    /// ignored).
+    func broadcast(_ commands: [Command], step: Int) -> [Command]
+    /// True on every rank when any rank asks to stop.
+    func agreeToStop(_ stop: Bool) -> Bool
+}
+
+extension Collective {
+    /// Sums an array over the ranks.
+    public func sum(_ values: [Double]) -> [Double] {
+        guard !values.isEmpty else { return values }
+        var v = values
+        v.withUnsafeMutableBufferPointer { sum($0.baseAddress!, count: $0.count) }
+        return v
+    }
+}
+
+/// One process: every collective operation is the identity.
+public final class SingleProcess: Collective {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public func average(_ values: UnsafeMutablePointer<Float>, count: Int) {}
+    public func sum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
+    public func broadcast(_ commands: [Command], step: Int) -> [Command] { commands }
+    public func agreeToStop(_ stop: Bool) -> Bool { stop }
+}

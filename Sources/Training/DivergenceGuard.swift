@@ -1,0 +1,83 @@
+import Foundation
+import Telemetry
+
+/// What the trainer does when a step diverges (`--on-divergence`).
+public enum DivergencePolicy: String, Sendable, CaseIterable {
+    /// Restore the rolling snapshot, skip the batches since it, undo changes made since it.
+    case rollback
+    /// Drop the bad batch: its backward pass and update are not taken (detected on the loss,
+    /// before backward); a non-finite gradient with a finite loss, or 3 bad batches in a row,
+    /// are rolled back.
+    case skip
+    /// End the run as failed.
+    case stop
+    /// No guard and no rolling snapshot; a non-finite loss still ends the run.
+    case off
+}
+
+/// The divergence rule and the rolling snapshot's interval (docs/METHOD.md, "Divergence guard").
+public struct DivergenceSettings: Sendable, Equatable {
+    public var policy: DivergencePolicy = .rollback
+    /// Steps between rolling snapshots.
+    public var snapshotEvery = 100
+    /// A loss is a spike when it exceeds the median of the last `window` losses by `mads`
+    /// median absolute deviations (the deviation floored at 1 % of the median).
+    public var window = 50
+    public var mads = 10.0
+    /// Rollbacks to the same snapshot before the run gives up (and, with `skip`, batches
+    /// dropped in a row before the guard rolls back).
+    public var maxRollbacksPerSnapshot = 3
+
+    public init() {}
+}
+
+/// The guard's state: recent losses, the last good snapshot and the changes made since it.
+struct DivergenceGuard {
+    let settings: DivergenceSettings
+    private var losses: [Double] = []
+    private var next = 0
+    var snapshot: TrainingState?
+    /// Accepted changes since the snapshot, as "context.long 1 → 4 (step 200)".
+    var changesSinceSnapshot: [String] = []
+    /// Rollbacks to the current snapshot.
+    var rollbacksToSnapshot = 0
+    /// Batches dropped in a row by `--on-divergence skip`.
+    var consecutiveSkips = 0
+
+    init(settings: DivergenceSettings) { self.settings = settings }
+
+    var active: Bool { settings.policy != .off }
+
+    /// Why this step diverged, or nil when it is healthy. A healthy loss joins the window.
+    mutating func check(loss: Double, gradNorm: Double) -> String? {
+        if let reason = verdict(loss: loss, gradNorm: gradNorm) { return reason }
+        if losses.count < settings.window { losses.append(loss) } else { losses[next] = loss }
+        next = (next + 1) % settings.window
+        return nil
+    }
+
+    /// The rule without recording the loss.
+    func verdict(loss: Double, gradNorm: Double) -> String? {
+        if !loss.isFinite { return "loss is \(loss)" }
+        if !gradNorm.isFinite { return "gradient norm is \(gradNorm)" }
+        guard losses.count >= settings.window, let limit = threshold else { return nil }
+        if loss > limit {
+            return String(format: "loss %.4f > %.4f (median of the last %d + %g MAD)", loss, limit, settings.window, settings.mads)
+        }
+        return nil
+    }
+
+    /// median + k · max(MAD, 0.01 · median) of the window.
+    var threshold: Double? {
+        guard !losses.isEmpty else { return nil }
+        let median = Self.median(losses)
+        let mad = Self.median(losses.map { abs($0 - median) })
+        return median + settings.mads * max(mad, 0.01 * abs(median))
+    }
+
+    static func median(_ x: [Double]) -> Double {
+        let s = x.sorted()
+        let m = s.count / 2
+        return s.count % 2 == 1 ? s[m] : (s[m - 1] + s[m]) / 2
+    }
+}

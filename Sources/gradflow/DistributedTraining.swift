@@ -1,0 +1,93 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Training
+
+/// `gradflow train` started by `mpirun`: MPI starts, every rank checks its flags and loads its
+/// data (each node reads the data files at the same path), rank 0 reads a --resume checkpoint
+/// and sends it to the others, and the ranks agree that all of them are ready before anything is
+/// written. Then each rank runs a `TrainingSession` on the MPI collective.
+struct DistributedTraining {
+    let command: TrainCommand
+
+    func run() throws {
+        let mpi = MPICollective.start()
+        var setup: TrainingSetup?
+        var failure: String?
+        do {
+            let checkpoint = command.resume.map { sharedCheckpoint($0, mpi) }
+            setup = try command.prepare(readCheckpoint: { path in
+                guard let checkpoint else { throw CheckpointError("\(path): not read") }
+                return try checkpoint.get()
+            })
+        } catch {
+            failure = "\(error)"
+        }
+        // Every rank takes part in each collective call, whether or not it is ready itself.
+        let mismatch = dataMismatch(setup, mpi)
+        if let setup, failure == nil {
+            failure = Trainer.batchSplitError(batch: setup.config.batch, ranks: mpi.size) ?? mismatch
+        }
+        try agree(failure, mpi)
+        var session = TrainingSession(setup: setup!, display: command.display, interventions: command.interventions,
+                                      debug: command.debug)
+        session.collective = mpi
+        let code: Int32
+        do {
+            code = try session.run()
+        } catch {
+            // A rank that cannot start ends the job (the others would wait for it).
+            FileHandle.standardError.write(Data("gradflow: \(mpi.error("\(error)"))\n".utf8))
+            mpi.abort(code: 1)
+        }
+        // Every rank stops at the same step for the same reason, except when rank 0 alone failed
+        // (a checkpoint it could not write): then the job ends at once.
+        if code != 0 && code != 130 { mpi.abort(code: code) }
+        mpi.finish()
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    /// Rank 0 reads the checkpoint file and sends its bytes; every rank decodes them (no shared
+    /// filesystem needed). An error reading it is rank 0's, reported by every rank alike.
+    func sharedCheckpoint(_ path: String, _ mpi: MPICollective) -> Result<Checkpoint, Error> {
+        var bytes: [UInt8] = [], problem = ""
+        if mpi.rank == 0 {
+            do { bytes = try Checkpoint.fileBytes(path) } catch { problem = "\(error)" }
+        }
+        bytes = mpi.broadcast(bytes)
+        problem = mpi.broadcast(problem)
+        if !problem.isEmpty { return .failure(CheckpointError(problem)) }
+        return Result { try Checkpoint.decode(bytes, path: path) }
+    }
+
+    /// The first data source whose bytes differ from rank 0's copy (nil when all agree, or when
+    /// this rank or rank 0 has no setup).
+    func dataMismatch(_ setup: TrainingSetup?, _ mpi: MPICollective) -> String? {
+        let sources = setup.map { [$0.train] + $0.evalDomains } ?? []
+        let mine = sources.map(\.hash).joined(separator: ",")
+        let lead = mpi.broadcast(mine).split(separator: ",").map(String.init)
+        guard lead.count == sources.count else { return nil }
+        for (d, hash) in zip(sources, lead) where d.hash != hash {
+            return "\(d.path): differs from rank 0's copy (fingerprint \(d.hash), rank 0 has \(hash)); every node needs the same data files"
+        }
+        return nil
+    }
+
+    /// Every rank learns whether all are ready. When some are not, the job ends with exit status
+    /// 1: an error that every rank hit alike (a bad flag) is printed once by rank 0; one that only
+    /// some ranks hit (a data file missing on a node) by each of them, with its rank and host.
+    func agree(_ failure: String?, _ mpi: MPICollective) throws {
+        let leadFailure = mpi.broadcast(failure ?? "")
+        let counts = mpi.sum([failure == nil ? 0 : 1, failure != nil && failure == leadFailure ? 1 : 0])
+        guard counts[0] > 0 else { return }
+        if let failure {
+            if Int(counts[1]) == mpi.size {
+                if mpi.rank == 0 { FileHandle.standardError.write(Data("gradflow: \(failure)\n".utf8)) }
+            } else {
+                FileHandle.standardError.write(Data("gradflow: \(mpi.error(failure))\n".utf8))
+            }
+        }
+        mpi.finish()
+        throw ExitCode(1)
+    }
+}

@@ -1,0 +1,284 @@
+import Foundation
+import Telemetry
+import Testing
+
+/// `mpirun -np 2 gradflow train` end to end, with a tiny model: the same losses as one process,
+/// bit-identical repeats, a weight change from rank 0 applied on every rank at the same step, a
+/// rank killed with kill -9 ending the job, and the checkpoint resumed at another rank count.
+/// Skipped only when mpirun is not installed.
+@Suite(.serialized) struct MPIRunTests {
+    static let model = ["--layers", "2", "--heads", "2", "--dim", "32", "--context", "32", "--batch", "8",
+                        "--threads", "1", "--eval-windows", "8", "--no-tui"]
+
+    @Test(.enabled(if: MPIRun.mpirun != nil, "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"),
+          .timeLimit(.minutes(2)))
+    func twoRanksMatchOneProcessAndApplyRankZerosCommandsEverywhere() throws {
+        let binary = try #require(MPIRun.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let dir = try MPIRun.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A scripted weight change (rank 0's, broadcast) before step 10, with its twin window, and
+        // each rank's state at the end.
+        let args = ["train"] + Self.model + ["--steps", "40", "--eval-every", "20", "--change", "10:context.0=3",
+                                             "--debug-fingerprint"]
+        let one = MPIRun.run(binary, args + ["--out", dir + "/one"], timeout: 60)
+        #expect(one.status == 0, "single process failed:\n\(one.output)")
+        var twoRuns: [(status: Int32, output: String)] = []
+        for name in ["twoA", "twoB"] {
+            twoRuns.append(MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 2) + [binary] + args + ["--out", dir + "/" + name],
+                                      timeout: 60))
+        }
+        for r in twoRuns { #expect(r.status == 0, "mpirun -np 2 failed:\n\(r.output)") }
+
+        let single = try MPIRun.records(dir + "/one/run.jsonl")
+        let a = try MPIRun.records(dir + "/twoA/run.jsonl")
+        let b = try MPIRun.records(dir + "/twoB/run.jsonl")
+        #expect(a.header.ranks == 2 && a.header.threads == 1, "the header records 2 ranks × 1 thread")
+        #expect(single.header.ranks == 1)
+        #expect(a.losses.count == 40 && single.losses.count == 40)
+        // Same rank count, threads and seed: the same bits.
+        #expect(a.losses == b.losses, "two runs with 2 ranks differ")
+        // Against one process: float rounding only (the sums run in another order); measured 2.4e-7.
+        let worst = zip(a.losses, single.losses).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst < 1e-5, "2 ranks vs 1 process: largest loss difference \(worst)")
+        let lastEval = zip(a.evalLosses, single.evalLosses).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(!a.evalLosses.isEmpty && lastEval < 1e-5, "validation losses differ by \(lastEval)")
+        // The change took effect at step 10 (the run file's event) on every rank (the ranks' states agree).
+        #expect(a.weightEventSteps == [10], "weight events at \(a.weightEventSteps)")
+        let prints = MPIRun.fingerprints(twoRuns[0].output)
+        #expect(prints.keys.sorted() == [0, 1], "each rank reports its state:\n\(twoRuns[0].output)")
+        #expect(Set(prints.values).count == 1, "the ranks' states differ: \(prints)")
+        // Only rank 0 prints progress.
+        #expect(twoRuns[0].output.components(separatedBy: "run file:").count == 2, "one rank prints the summary:\n\(twoRuns[0].output)")
+    }
+
+    @Test(.enabled(if: MPIRun.mpirun != nil, "mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)"),
+          .timeLimit(.minutes(2)))
+    func aKilledRankEndsTheJobAndTheCheckpointResumesAtAnotherRankCount() throws {
+        let binary = try #require(MPIRun.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let dir = try MPIRun.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/run", runFile = out + "/run.jsonl"
+        let args = ["train"] + Self.model + ["--steps", "3000", "--eval-every", "1000", "--checkpoint-every", "50", "--out", out]
+        let job = try MPIRun.start(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 2) + [binary] + args)
+        defer { job.kill() }
+        // Wait for a checkpoint and a few steps after it, then kill rank 1.
+        let deadline = Date().addingTimeInterval(60)
+        var checkpointStep: Int?
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: runFile, encoding: .utf8)) ?? ""
+            #expect(!text.contains("\"type\":\"end\""), "the run ended before the kill; make it longer")
+            if let c = MPIRun.lastCheckpoint(text), let s = MPIRun.lastStep(text), s >= c + 5 { checkpointStep = c; break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let ckpt = try #require(checkpointStep, "no checkpoint within 60 s")
+        let victim = try #require(MPIRun.rankProcess(rank: 1, argument: out), "rank 1's process not found")
+        let killed = Date()
+        Foundation.kill(victim, SIGKILL)
+        let status = job.wait(timeout: 30)
+        let seconds = Date().timeIntervalSince(killed)
+        #expect(status != nil, "the job still runs 30 s after rank 1 was killed")
+        #expect(status != 0, "mpirun reports the failure")
+        #expect(seconds < 15, "the job took \(seconds) s to end")
+
+        // The run file reads back to its last whole line.
+        let before = try MPIRun.records(runFile)
+        #expect(before.losses.count >= ckpt + 5)
+        #expect(before.issues.allSatisfy { $0.kind == .tornLastLine }, "unexpected damage: \(before.issues)")
+
+        // Resume the last checkpoint with 4 ranks (rank 0 reads it and sends it to the others).
+        let path = out + String(format: "/ckpt-%06d.gfck", ckpt)
+        let resumed = MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 4) + [binary, "train", "--resume", path, "--no-tui"],
+                                 timeout: 90)
+        #expect(resumed.status == 0, "resume failed:\n\(resumed.output)")
+        let after = try MPIRun.records(runFile)
+        #expect(after.endReasons.last == "completed", "the resumed run completes: \(after.endReasons)")
+        #expect(after.resumeMessages.last?.contains("4 ranks × 1 threads") == true,
+                "the resume event names this session's ranks (the header keeps the first's): \(after.resumeMessages)")
+        // The steps the killed run did after its checkpoint are done again at 4 ranks: same
+        // losses up to float rounding.
+        let redone = after.stepLosses.suffix(from: before.stepLosses.count).prefix { $0.step < before.stepLosses.last!.step }
+        #expect(redone.first?.step == ckpt, "the resumed run starts at its checkpoint's step")
+        var compared = 0
+        for r in redone {
+            guard let old = before.stepLosses.last(where: { $0.step == r.step }) else { continue }
+            #expect(abs(old.loss - r.loss) < 1e-4, "step \(r.step): \(old.loss) before the kill, \(r.loss) resumed at 4 ranks")
+            compared += 1
+        }
+        #expect(compared >= 5)
+        #expect(after.stepLosses.last?.step == 2999)
+    }
+}
+
+/// Where the pieces are and how to run them.
+enum MPIRun {
+    static let mpirun: String? = which("mpirun")
+
+    static let binary: String? = {
+        if let p = ProcessInfo.processInfo.environment["GRADFLOW_BINARY"] { return p }
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent("gradflow")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url.path }
+        }
+        return nil
+    }()
+
+    /// mpirun on one machine, as root if need be, shared memory only (docs: README, MPI).
+    static func mpirunArguments(ranks: Int) -> [String] {
+        ["-np", "\(ranks)", "--oversubscribe"]
+    }
+
+    static let environment: [String] = {
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_btl"] = "self,vader"
+        env["OMPI_MCA_oob_tcp_if_include"] = "lo"
+        return env.map { "\($0.key)=\($0.value)" }
+    }()
+
+    static func which(_ name: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    static func temporaryDirectory() throws -> String {
+        let dir = NSTemporaryDirectory() + "gradflow-mpi-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// A started program whose output goes to a temporary file.
+    final class Job {
+        let pid: pid_t
+        let outPath: String
+        private var status: Int32?
+
+        init(pid: pid_t, outPath: String) {
+            self.pid = pid
+            self.outPath = outPath
+        }
+
+        /// The exit status (-1 for a signal), or nil when it still runs after `timeout` seconds.
+        func wait(timeout: Double) -> Int32? {
+            if let status { return status }
+            let deadline = Date().addingTimeInterval(timeout)
+            var raw: Int32 = 0
+            while Date() < deadline {
+                let r = waitpid(pid, &raw, WNOHANG)
+                if r == pid {
+                    status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : -1
+                    return status
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return nil
+        }
+
+        var output: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+
+        /// Ends the program if it still runs (mpirun takes its ranks with it).
+        func kill() {
+            if wait(timeout: 0) == nil {
+                Foundation.kill(pid, SIGTERM)
+                if wait(timeout: 5) == nil { Foundation.kill(pid, SIGKILL); _ = wait(timeout: 5) }
+            }
+            try? FileManager.default.removeItem(atPath: outPath)
+        }
+    }
+
+    static func start(_ executable: String, _ arguments: [String]) throws -> Job {
+        let outPath = NSTemporaryDirectory() + "gradflow-mpi-out-\(UUID().uuidString)"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer { for a in argv + envp { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL) }
+        return Job(pid: pid, outPath: outPath)
+    }
+
+    /// Runs a program to its end (killed after `timeout` seconds: status -2).
+    static func run(_ executable: String, _ arguments: [String], timeout: Double) -> (status: Int32, output: String) {
+        guard let job = try? start(executable, arguments) else { return (-3, "cannot start \(executable)") }
+        let status = job.wait(timeout: timeout)
+        let output = job.output
+        job.kill()
+        return (status ?? -2, status == nil ? output + "\n(timed out after \(timeout) s)" : output)
+    }
+
+    /// The process of `rank` whose command line contains `argument` (found through /proc).
+    static func rankProcess(rank: Int, argument: String) -> pid_t? {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for name in entries {
+            guard let pid = pid_t(name),
+                  let cmd = FileManager.default.contents(atPath: "/proc/\(name)/cmdline"),
+                  let env = FileManager.default.contents(atPath: "/proc/\(name)/environ") else { continue }
+            let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            let vars = env.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if args.first?.hasSuffix("gradflow") == true, args.contains(argument),
+               vars.contains("OMPI_COMM_WORLD_RANK=\(rank)") { return pid }
+        }
+        return nil
+    }
+
+    static func lastCheckpoint(_ text: String) -> Int? {
+        text.split(separator: "\n").last { $0.hasPrefix("{\"type\":\"checkpoint\"") }.flatMap(step)
+    }
+
+    static func lastStep(_ text: String) -> Int? {
+        text.split(separator: "\n").dropLast().last { $0.hasPrefix("{\"type\":\"step\"") }.flatMap(step)
+    }
+
+    static func step(_ line: Substring) -> Int? {
+        guard let r = line.range(of: "\"step\":") else { return nil }
+        return Int(line[r.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// "gradflow: rank R step S state HASH" lines → rank: hash.
+    static func fingerprints(_ output: String) -> [Int: String] {
+        var result: [Int: String] = [:]
+        for line in output.split(separator: "\n") where line.hasPrefix("gradflow: rank ") && line.contains(" state ") {
+            let parts = line.split(separator: " ")
+            if parts.count >= 7, let rank = Int(parts[2]) { result[rank] = String(parts[6]) }
+        }
+        return result
+    }
+
+    struct Records {
+        var header: RunHeader
+        var stepLosses: [(step: Int, loss: Double)] = []
+        var evalLosses: [Double] = []
+        var weightEventSteps: [Int] = []
+        var resumeMessages: [String] = []
+        var endReasons: [String] = []
+        var issues: [ReadIssue] = []
+        var losses: [Double] { stepLosses.map(\.loss) }
+    }
+
+    static func records(_ path: String) throws -> Records {
+        let reader = try RunFileReader(path: path)
+        var r = Records(header: reader.header)
+        try reader.forEachRecord { record in
+            switch record {
+            case let .step(s): r.stepLosses.append((s.step, s.loss))
+            case let .eval(e): r.evalLosses.append(e.domains.first?.loss ?? .nan)
+            case let .event(e) where e.kind == .weight: r.weightEventSteps.append(e.step)
+            case let .event(e) where e.kind == .resume_run: r.resumeMessages.append(e.message)
+            case let .end(e): r.endReasons.append(e.reason.rawValue)
+            default: break
+            }
+        }
+        r.issues = reader.issues
+        return r
+    }
+}
