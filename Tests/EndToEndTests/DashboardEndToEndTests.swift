@@ -52,7 +52,6 @@ import Testing
     /// Replay with --compare, f forks at the replay position into a new live run, + changes a
     /// weight there, q stops it; the new run folder's header names the parent.
     @Test(.enabled(if: EndToEnd.tmux != nil, "tmux is not installed: the dashboard end-to-end test needs it"),
-          .enabled(if: EndToEnd.dashboardWired, "gradflow train has no --theme option yet: the dashboard is not wired into the executable"),
           .timeLimit(.minutes(4)))
     func replayWithCompareForksIntoALiveRun() throws {
         let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
