@@ -53,3 +53,21 @@ import Testing
         #expect(live.status?.isError == true, "live, the refusal answers the viewer's own key")
     }
 }
+
+@Suite struct ReplayForkKeyTests {
+    @Test func fForksFromTheLatestCheckpointAtOrBeforeThePosition() {
+        var state = makeState(mode: .replay)   // position: 1,241 steps done
+        state.forkSteps = [500, 1000, 1500]
+        #expect(press(&state, .character("f")) == [.fork(step: 1000)])
+        state.forkSteps = [1500]
+        #expect(press(&state, .character("f")).isEmpty)
+        #expect(state.status?.text == "fork: no checkpoint at or before step 1,241 (the first is at 1,500)")
+        state.forkSteps = []
+        #expect(press(&state, .character("f")).isEmpty)
+        #expect(state.status?.isError == true)
+        var live = makeState()
+        live.forkSteps = [500]
+        #expect(!press(&live, .character("f")).contains(.fork(step: 500)), "f forks only a replay")
+        #expect(screen(state, 150, 44).text.contains("f fork"), "the replay footer shows the key")
+    }
+}

@@ -48,6 +48,61 @@ import Testing
         // The terminal was given back: the shell's output follows the dashboard.
         #expect(tmux.capture().contains("run file:"), "after q the terminal shows the program's last output")
     }
+
+    /// Replay with --compare, f forks at the replay position into a new live run, + changes a
+    /// weight there, q stops it; the new run folder's header names the parent.
+    @Test(.enabled(if: EndToEnd.tmux != nil, "tmux is not installed: the dashboard end-to-end test needs it"),
+          .timeLimit(.minutes(4)))
+    func replayWithCompareForksIntoALiveRun() throws {
+        let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-e2e-fork-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The parent: planned for 100,000 steps with a checkpoint every 100, stopped by SIGINT after
+        // 4 s (a clean stop, with a last checkpoint), so that its fork keeps training until q; and a
+        // reference run.
+        let tiny = ["--layers", "2", "--heads", "2", "--dim", "64", "--context", "64", "--batch", "4", "--eval-windows", "2",
+                    "--threads", "1", "--no-tui"]
+        let parent = dir.appendingPathComponent("parent").path, other = dir.appendingPathComponent("other").path
+        let timeout = try #require(EndToEnd.which("timeout"), "the fork test needs timeout(1)")
+        let stopped = EndToEnd.run(timeout, ["-s", "INT", "4", binary.path, "train", "--steps", "100000", "--eval-every", "500",
+                                             "--checkpoint-every", "100", "--out", parent] + tiny)
+        #expect(stopped.status == 124 && FileManager.default.fileExists(atPath: parent + "/ckpt-000100.gfck"), "\(stopped.output)")
+        #expect(EndToEnd.run(binary.path, ["train", "--steps", "100", "--eval-every", "50", "--lr", "3e-3", "--out", other] + tiny).status == 0)
+
+        let tmux = Tmux(socket: "gradflow-e2e-fork-\(getpid())")
+        defer { tmux.killServer() }
+        let exitFile = dir.appendingPathComponent("exit").path
+        // A slow replay, so that f comes in the middle of the recording.
+        try tmux.newSession(width: 150, height: 44, command: "cd '\(dir.path)' && TERM=xterm-256color '\(binary.path)' replay parent --speed 0.5 --compare other; echo $? > '\(exitFile)'; sleep 60")
+        // f once the replay has passed the first checkpoint.
+        let replay = try #require(tmux.waitFor(timeout: 60) { $0.contains("REPLAY ×0.5") && $0.contains("■ checkpoint") },
+                                  "no replay past a checkpoint within 60 s:\n\(tmux.capture())")
+        #expect(replay.contains("┄ other"), "the reference run's legend:\n\(replay)")
+
+        tmux.sendKeys("f")
+        _ = try #require(tmux.waitFor(timeout: 60) { $0.contains("RUNNING") && $0.contains("┄ parent") },
+                         "f did not switch to a live run with the original as a ghost:\n\(tmux.capture())")
+        tmux.sendKeys("+")
+        let changed = tmux.waitFor(timeout: 30) { $0.contains("context.local 1.00 → 1.10") }
+        #expect(changed != nil, "a weight change in the fork:\n\(tmux.capture())")
+        let runsDir = dir.appendingPathComponent("runs").path
+        let forkName = (try? FileManager.default.contentsOfDirectory(atPath: runsDir))?.first ?? "none"
+        let weightLine = EndToEnd.waitForLine(in: "\(runsDir)/\(forkName)/run.jsonl", timeout: 30) { $0.contains(#""kind":"weight""#) }
+        #expect(weightLine?.contains(#""source":"key""#) == true, "the fork's run file records the key's weight change")
+
+        tmux.sendKeys("q")
+        let status = EndToEnd.waitForFile(exitFile, timeout: 60)
+        #expect(status?.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        let runs = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("runs").path)) ?? []
+        #expect(runs.count == 1, "the fork went to a new run folder under runs/: \(runs)")
+        let forkFile = dir.appendingPathComponent("runs").appendingPathComponent(runs.first ?? "none").appendingPathComponent("run.jsonl").path
+        let lines = (try? String(contentsOfFile: forkFile, encoding: .utf8))?.split(separator: "\n") ?? []
+        #expect(lines.first?.contains(#""parent":{"run":"parent","step":"#) == true, "the header names the parent:\n\(lines.first ?? "")")
+        #expect(lines.contains { $0.contains("fork of parent at step") }, "the fork's first event names its parent")
+        #expect(lines.last?.contains(#""reason":"interrupted""#) == true)
+        #expect(tmux.capture().contains("summary  run"), "leaving prints the run summary")
+    }
 }
 
 /// Where the pieces are, and small waiting helpers.

@@ -5,7 +5,7 @@ import Terminal
 enum FooterView {
     static func keyHints(_ state: DashboardState) -> [(String, String)] {
         if state.mode == .replay {
-            return [("q", "quit"), ("space", "pause"), ("←→", "seek"), ("[ ]", "speed"), (".", "step"), ("?", "help"),
+            return [("q", "quit"), ("space", "pause"), ("←→", "seek"), ("[ ]", "speed"), (".", "step"), ("f", "fork"), ("?", "help"),
                     ("Tab", "panel"), ("↑↓", "select"), ("l", "log"), ("s", "smooth"), ("z", "zoom"), ("t", "theme"),
                     ("e", "expand"), ("1-6", "panels")]
         }

@@ -31,6 +31,7 @@ enum HelpOverlay {
                 ("← →", "seek back / forward (⇧ for ten times as far)"),
                 ("[ ]", "replay slower / faster"),
                 (".", "while paused: one record"),
+                ("f", "fork: continue training from here as a new live run"),
             ]
         }
         out += [
