@@ -51,8 +51,8 @@ public struct SyntheticTask: Sendable, Equatable {
         self.span = span
     }
 
-    /// Parses `synthetic:recall`, `synthetic:copy` or `synthetic:induction[:N]` (N: span letters,
-    /// 1–26); nil when `spec` is not a synthetic spec.
+    /// Parses `synthetic:recall`, `synthetic:copy`, `synthetic:induction[:N]` (N: span letters,
+    /// 1–26) or `synthetic:repeat`; nil when `spec` is not a synthetic spec.
     public static func parse(_ spec: String) throws -> SyntheticTask? {
         guard spec.hasPrefix("synthetic:") else { return nil }
         let parts = spec.dropFirst("synthetic:".count).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
