@@ -18,7 +18,9 @@ import Model
 /// - `repeat` (dense periodic induction): P distinct bytes (drawn from 128…255, so no two are
 ///   alike) repeated with period P to the end of the window; every input position from P on is an
 ///   answer (T − P per window, at least 8): its byte occurred P back (and every P before that), and
-///   the byte that followed it there is the answer.
+///   the byte that followed it there is the answer. `synthetic:repeat:D` draws only distances of
+///   at least D (e.g. 65: the long band alone, so that position offsets learned for near distances
+///   cannot stand in for a content match).
 ///
 /// The distance of an answer is the attention distance it needs (answer position − position of
 /// the byte to retrieve); items are placed so that every context band (local/phrase/long, the
@@ -40,35 +42,43 @@ public struct SyntheticTask: Sendable, Equatable {
     public static let defaultSpan = 16
     /// Length of the copied run (copy task).
     public static let copyLength = 4
+    /// Shortest distance a `repeat` window draws (`synthetic:repeat:D`; default 1).
+    public var minimumDistance: Int
     /// Fewest answers of a `repeat` window (so its longest distance is T − 1 − this).
     public static let repeatMinimumAnswers = 8
     /// Seed of the generated validation windows (fixed, so every run sees the same ones).
     public static let validationSeed: UInt64 = 0x5EED_0F_7A5C
 
-    public init(kind: Kind, edges: [Int] = [8, 64], span: Int = SyntheticTask.defaultSpan) {
+    public init(kind: Kind, edges: [Int] = [8, 64], span: Int = SyntheticTask.defaultSpan, minimumDistance: Int = 1) {
         self.kind = kind
         self.edges = edges
         self.span = span
+        self.minimumDistance = minimumDistance
     }
 
-    /// Parses `synthetic:recall`, `synthetic:copy` or `synthetic:induction[:N]` (N: span letters,
-    /// 1–26); nil when `spec` is not a synthetic spec.
+    /// Parses `synthetic:recall`, `synthetic:copy`, `synthetic:induction[:N]` (N: span letters,
+    /// 1–26) or `synthetic:repeat[:D]` (D: shortest distance, 1–119); nil when `spec` is not a synthetic spec.
     public static func parse(_ spec: String) throws -> SyntheticTask? {
         guard spec.hasPrefix("synthetic:") else { return nil }
         let parts = spec.dropFirst("synthetic:".count).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard let kind = Kind(rawValue: parts[0]) else {
-            throw DataError("--data \(spec): unknown synthetic task '\(parts[0])'; expected one of \(Kind.allCases.map { "synthetic:" + $0.rawValue }.joined(separator: ", ")) (synthetic:induction:N sets its span)")
+            throw DataError("--data \(spec): unknown synthetic task '\(parts[0])'; expected one of \(Kind.allCases.map { "synthetic:" + $0.rawValue }.joined(separator: ", ")) (synthetic:induction:N sets its span, synthetic:repeat:D its shortest distance)")
         }
         guard parts.count > 1 else { return SyntheticTask(kind: kind) }
+        if kind == .repeat, parts.count == 2, let n = Int(parts[1]), (1...119).contains(n) {
+            return SyntheticTask(kind: kind, minimumDistance: n)
+        }
         guard kind == .induction, parts.count == 2, let n = Int(parts[1]), (1...26).contains(n) else {
-            throw DataError("--data \(spec): expected synthetic:induction:N with a span of N letters, 1...26; only the induction task takes a parameter")
+            throw DataError("--data \(spec): expected synthetic:induction:N with a span of N letters, 1...26, or synthetic:repeat:D with a shortest distance D, 1...119; recall and copy take no parameter")
         }
         return SyntheticTask(kind: kind, span: n)
     }
 
     /// The spec that names this task (`synthetic:induction:N` when the span is not the default).
     public var name: String {
-        kind == .induction && span != Self.defaultSpan ? "\(kind.rawValue):\(span)" : kind.rawValue
+        if kind == .induction && span != Self.defaultSpan { return "\(kind.rawValue):\(span)" }
+        if kind == .repeat && minimumDistance != 1 { return "\(kind.rawValue):\(minimumDistance)" }
+        return kind.rawValue
     }
 
     /// The data set that generates this task's windows.
@@ -193,9 +203,10 @@ public struct SyntheticTask: Sendable, Equatable {
             // Period P = distance + 1: bytes[i] = bytes[i − P] from P on. Input position t ≥ P holds
             // a repeat of bytes[t − P]; its target bytes[t + 1] sits at t + 1 − P, distance P − 1.
             let maxDistance = min(T - 1 - Self.repeatMinimumAnswers, 127)
-            let usable = ranges.enumerated().filter { max($0.element.lowerBound, 1) <= min($0.element.upperBound, maxDistance) }
+            let shortest = min(minimumDistance, maxDistance)
+            let usable = ranges.enumerated().filter { max($0.element.lowerBound, shortest) <= min($0.element.upperBound, maxDistance) }
             if let pick = usable.isEmpty ? nil : usable[rng.below(usable.count)] {
-                let lo = max(pick.element.lowerBound, 1), hi = min(pick.element.upperBound, maxDistance)
+                let lo = max(pick.element.lowerBound, shortest), hi = min(pick.element.upperBound, maxDistance)
                 let dist = lo + rng.below(hi - lo + 1)
                 let P = dist + 1
                 var symbols = Array(UInt8(128)...UInt8(255))

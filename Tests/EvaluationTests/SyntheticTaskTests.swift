@@ -106,7 +106,16 @@ import Testing
             }
         }
         #expect(perBand.allSatisfy { $0 > 200 })
-        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:repeat:4") }
+        // synthetic:repeat:D draws only distances of at least D: here the long band alone.
+        let long = try #require(try SyntheticTask.parse("synthetic:repeat:65"))
+        #expect(long.minimumDistance == 65 && long.name == "repeat:65" && long.dataset.hash != task.dataset.hash)
+        for _ in 0..<30 {
+            let w = long.window(T: 128, rng: &rng)
+            #expect(!w.answers.isEmpty && w.answers.allSatisfy { $0.band == 2 && $0.distance >= 65 })
+        }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:repeat:0") }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:repeat:x") }
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:recall:4") }
     }
 
     @Test func validationWindowsAreFixed() {
