@@ -87,6 +87,9 @@ final class RefinementEngine {
         return true
     }
 
+    /// Forgets the time axis' EMAs (restoring a state taken while the axis was off).
+    func dropTimeFilter() { timeFilter = nil }
+
     /// The note an event carries when a change turned the time axis on.
     static let timeAxisStarted = "time axis on from this step: its EMAs start from the next gradient"
 

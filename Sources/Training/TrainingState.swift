@@ -78,7 +78,13 @@ extension Trainer {
         optimizer.stepCount = s.adamSteps
         // Same run, same layout: these cannot fail.
         try! engine.restore(s.refinement)
-        if let time = s.time { try! engine.timeFilter?.restore(time) }
+        if let time = s.time {
+            try! engine.startTimeFilter()
+            try! engine.timeFilter!.restore(time)
+        } else {
+            // A state from before the time axis was turned on: the axis starts afresh if turned on again.
+            engine.dropTimeFilter()
+        }
         if !keepDataOrder { rng = s.rng }
         if !keepStep {
             // Going back in time (not a rollback, which keeps the run's history of evals).

@@ -164,6 +164,27 @@ func temporaryDirectory() -> String {
         #expect(time.message.contains("time axis on"))
     }
 
+    /// A training state taken while the time axis was off, restored after a change turned it on,
+    /// leaves the axis off with no EMAs: turned on again, it starts afresh as the first time, and
+    /// the steps after the restore repeat the losses of the steps after the capture.
+    @Test func restoringAStateFromBeforeTheTimeAxisDropsItsEMAs() throws {
+        let trainer = try Trainer(config: tinyConfig(steps: 20), refinement: RefinementConfig(), train: try ByteDataset.embedded(),
+                                  evalDomains: [], bus: RecordBus(), runDirectory: nil)
+        let state = trainer.captureState()
+        func steps(_ n: Int) -> [Double] { (0..<n).map { _ in let r = trainer.trainStep(); trainer.advance(); return r.loss } }
+        #expect(trainer.engine.timeFilter == nil)
+        let first = steps(3)
+        trainer.restore(state: state)
+        #expect(steps(3) == first, "restore, the same steps: the same losses")
+        _ = trainer.engine.apply(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: "key"), step: trainer.step, t: 0)
+        #expect(trainer.engine.timeFilter != nil)
+        _ = steps(2)
+        trainer.restore(state: state)
+        #expect(trainer.engine.timeFilter == nil, "the restored state had the time axis off")
+        #expect(!trainer.engine.weights.isOn(.time))
+        #expect(steps(3) == first, "after the restore the same steps give the same losses")
+    }
+
     /// Bug: `a` (or a weight) on the time axis of a plain run was refused ("the time axis is off").
     /// Turning it on mid-run starts its EMAs from the next gradient, is recorded, and a checkpoint
     /// taken after it resumes to exactly the losses of the uninterrupted run.
