@@ -57,6 +57,8 @@ public struct RunMetrics: Sendable {
     public var contextGain: [Int: Double]
     public var lossByPosition: [Double]
     public var extras: RunExtras?
+    /// The verdicts of the run's twin windows, in order (scripted changes of a calibration study).
+    public var verdicts: [VerdictInfo] = []
     /// Fine-tunes of this run by domain name: held-out loss before (zero-shot) and after.
     public var fineTunes: [String: FineTuneResult] = [:]
 
@@ -98,6 +100,7 @@ public struct RunMetrics: Sendable {
         var updateCosines: [Double] = []
         var spikeCount = 0
         var evals: [EvalRecord] = []
+        var verdictList: [VerdictInfo] = []
         try reader.forEachRecord { r in
             switch r {
             case let .step(s):
@@ -112,6 +115,7 @@ public struct RunMetrics: Sendable {
                 updateCosines.append(updates.count == s.oscillation.count && !updates.isEmpty
                                      ? updates.reduce(0, +) / g : .nan)
             case let .eval(e): evals.append(e)
+            case let .event(e) where e.kind == .verdict: if let v = e.verdict { verdictList.append(v) }
             default: break
             }
         }
@@ -119,6 +123,7 @@ public struct RunMetrics: Sendable {
             if let primary { return e.domains.first { $0.name == primary }?.loss ?? .nan }
             return e.domains.first?.loss ?? .nan
         }
+        verdicts = verdictList
         validationCurve = evals.map { ($0.step, primaryLoss($0)) }
         finalValidation = validationCurve.last?.loss ?? .nan
         minValidation = validationCurve.map(\.loss).min() ?? .nan

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 import Model
 import Refinement
 
@@ -93,11 +94,17 @@ public struct StudyConfig: Sendable, Equatable {
         /// Fixed seeds (the study's seed then varies only the other one).
         public var initSeed: UInt64?
         public var dataSeed: UInt64?
+        /// Scripted changes (`--change STEP:AXIS.BAND=VALUE`, as `gradflow train` takes them).
+        public var changes: [String] = []
+        /// The twin window after each change (`--twin-steps`); nil: no twins (the study's runs
+        /// pay for none unless an arm asks).
+        public var twinSteps: Int?
 
         /// The refinement flags alone (arms that differ only in learning rate share this).
         public var refinementKey: String {
             RefinementFlags.table.map { refinement[keyPath: $0.value] ?? "-" }.joined(separator: "|")
                 + "|init \(initSeed.map(String.init) ?? "-")|data \(dataSeed.map(String.init) ?? "-")"
+                + "|changes \(changes.joined(separator: ";"))|twin \(twinSteps.map(String.init) ?? "-")"
         }
     }
 
@@ -221,6 +228,14 @@ public struct StudyConfig: Sendable, Equatable {
                 continue
             }
             switch flag {
+            case "--change":
+                do { _ = try ChangeSpec.parse(v, place: "arm \(arm.name): --change") } catch {
+                    throw ParseError(description: "\(error)")
+                }
+                arm.changes.append(v)
+            case "--twin-steps":
+                guard let n = Int(v), n >= 0 else { throw ParseError(description: "arm \(arm.name): --twin-steps expects a whole number ≥ 0 (got '\(v)')") }
+                arm.twinSteps = n
             case "--lr":
                 guard let x = Double(v) else { throw ParseError(description: "arm \(arm.name): --lr expects a number (got '\(v)')") }
                 arm.learningRate = x
@@ -228,7 +243,7 @@ public struct StudyConfig: Sendable, Equatable {
                 guard let x = UInt64(v) else { throw ParseError(description: "arm \(arm.name): \(flag) expects an integer (got '\(v)')") }
                 if flag == "--init-seed" { arm.initSeed = x } else { arm.dataSeed = x }
             default:
-                throw ParseError(description: "arm \(arm.name): unknown flag '\(flag)'; expected a refinement flag, --lr, --init-seed or --data-seed")
+                throw ParseError(description: "arm \(arm.name): unknown flag '\(flag)'; expected a refinement flag, --lr, --init-seed, --data-seed, --change or --twin-steps")
             }
             i += 2
         }

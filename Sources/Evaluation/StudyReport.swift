@@ -362,12 +362,50 @@ public struct StudyReport {
                 s += "\n"
             }
             s += learningRateSection(d)
+            s += twinCalibrationTable(d, arms: arms)
             s += "Plots: `\(d.name)-val.svg` (validation loss), `\(d.name)-train.svg` (training loss), mean over seeds.\n\n"
         }
         s += "Memory: `processPeakRSSBytes` in each run's summary.json is the eval process's running peak (getrusage), so it is not a per-arm figure; "
         let peak = runs.compactMap { $0.extras?.processPeakRSSBytes }.max()
         s += "the peak over the whole study was \(peak.map { String(format: "%.1f MB", Double($0) / 1e6) } ?? "—").\n"
         return s
+    }
+
+    /// For arms with a scripted change and a twin window: per seed, the twin's verdict (paired Δ of
+    /// the training loss over the window, main − twin, and the validation Δ at its end) beside the
+    /// final paired Δ validation of two full runs (this arm − the baseline, same seed), and how often
+    /// their signs agree. Empty when no arm has a change.
+    func twinCalibrationTable(_ d: StudyConfig.DataSpec, arms: [StudyConfig.Arm]) -> String {
+        let changed = arms.filter { !$0.changes.isEmpty && ($0.twinSteps ?? 0) > 0 }
+        guard !changed.isEmpty else { return "" }
+        var s = "Twin calibration: each change's twin verdict against the final paired Δ validation of the full runs "
+        s += "(arm − `\(study.baseline)`, same seed, primary domain, nats). Signs agree when both are negative or both positive.\n\n"
+        s += "| arm | seed | verdict | twin Δ train [95 % CI] | twin Δ val | final Δ val | signs agree |\n| --- | --- | --- | --- | --- | --- | --- |\n"
+        for arm in changed {
+            var agree = 0, compared = 0
+            var twinDeltas: [Double] = [], finals: [Double] = []
+            for k in study.seeds.indices {
+                guard let r = run(d.name, arm.name, seedIndex: k), let v = r.verdicts.first(where: { !$0.partial }) ?? r.verdicts.first else { continue }
+                let base = run(d.name, study.baseline, seedIndex: k)
+                let final = base.map { r.finalValidation - $0.finalValidation } ?? .nan
+                let twinVal = v.validation.first { $0.name == study.primary }?.delta ?? v.validation.first?.delta ?? .nan
+                let ci = v.low.flatMap { lo in v.high.map { "[\(Self.g(lo)), \(Self.g($0))]" } } ?? "—"
+                var signs = "—"
+                if final.isFinite && v.delta.isFinite {
+                    compared += 1
+                    let same = (final < 0) == (v.delta < 0)
+                    if same { agree += 1 }
+                    signs = same ? "yes" : "no"
+                    twinDeltas.append(v.delta)
+                    finals.append(final)
+                }
+                s += "| \(arm.name) | \(study.seeds[k]) | \(v.word.rawValue)\(v.partial ? " (partial)" : "") | \(Self.g(v.delta)) \(ci) | \(Self.g(twinVal)) | \(Self.g(final)) | \(signs) |\n"
+            }
+            if compared > 0 {
+                s += "| \(arm.name) | all | | mean \(Self.g(PairedStatistics.mean(twinDeltas))) | | mean \(Self.g(PairedStatistics.mean(finals))) | \(agree)/\(compared) |\n"
+            }
+        }
+        return s + "\n"
     }
 
     /// The claims and the metric that decides each (the others in the tables are supporting).

@@ -172,6 +172,19 @@ public final class StudyRunner {
         let bus = RecordBus()
         let trainer = try Trainer(config: config, refinement: refinement, train: try dataset(spec.data),
                                   evalDomains: try evalDomains(for: spec.data), bus: bus, runDirectory: directory)
+        var interventions = InterventionSettings()
+        interventions.twinSteps = spec.arm.twinSteps ?? 0
+        for text in spec.arm.changes {
+            let place = "arm \(spec.arm.name): --change \(text)"
+            do {
+                let change = try ChangeSpec.parse(text, place: place)
+                interventions.scheduled.append(ScheduledCommand(
+                    step: change.step, command: try change.command(bandNames: trainer.bandNames(change.axis), place: place, source: "flag")))
+            } catch {
+                throw StudyConfig.ParseError(description: "\(error)")
+            }
+        }
+        trainer.interventions = interventions
         let t0 = Date()
         var synthetic: [BandScore]?
         var curve: [SyntheticPoint] = []
