@@ -126,7 +126,7 @@ final class RefinementEngine {
     }
 
     /// Folds one step's measurements into the policies and meters; returns the record fields.
-    func finishStep(step: Int, loss: Double, gradNorm: Double, perTensor: [TensorUpdateStats],
+    func finishStep(step: Int, loss: Double, perTensor: [TensorUpdateStats],
                     time: TimeBandStats?, tokensPerBatch: Int) -> StepMeasurements {
         let nb = bands.count, G = setup.depthGroupCount
         let energyByLayer = (0..<layers).map { l in (0..<nb).map { energy[l * nb + $0] } }

@@ -220,7 +220,7 @@ public final class Trainer: @unchecked Sendable {
         }
         loss = reduceStatistics(loss: loss, share: share)
         let fields = timed(profiler, "statistics") {
-            engine.finishStep(step: step, loss: loss, gradNorm: norm, perTensor: perTensor,
+            engine.finishStep(step: step, loss: loss, perTensor: perTensor,
                               time: timeStats, tokensPerBatch: B * T)
         }
         let seconds = Date().timeIntervalSince(t0)
