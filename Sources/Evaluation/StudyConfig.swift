@@ -78,7 +78,7 @@ public struct StudyConfig: Sendable, Equatable {
     /// One training data set of the study.
     public struct DataSpec: Sendable, Equatable {
         public var name: String
-        /// A file or folder, `embedded`, or `synthetic:recall` / `synthetic:copy`.
+        /// A file or folder, `embedded`, or a synthetic task (`synthetic:NAME`, see `SyntheticTask`).
         public var source: String
         /// Use only the first `limit` bytes of the training split (overfitting studies).
         public var limit: Int?

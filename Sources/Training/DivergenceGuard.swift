@@ -21,9 +21,12 @@ public struct DivergenceSettings: Sendable, Equatable {
     /// Steps between rolling snapshots.
     public var snapshotEvery = 100
     /// A loss is a spike when it exceeds the median of the last `window` losses by `mads`
-    /// median absolute deviations (the deviation floored at 1 % of the median).
+    /// median absolute deviations (the deviation floored at 1 % of the median and at
+    /// `minimumDeviation` nats, so that a task learned to a loss near zero does not call a
+    /// 0.1-nat bump a divergence).
     public var window = 50
     public var mads = 10.0
+    public var minimumDeviation = 0.02
     /// Rollbacks to the same snapshot before the run gives up (and, with `skip`, batches
     /// dropped in a row before the guard rolls back).
     public var maxRollbacksPerSnapshot = 3
@@ -67,12 +70,12 @@ struct DivergenceGuard {
         return nil
     }
 
-    /// median + k · max(MAD, 0.01 · median) of the window.
+    /// median + k · max(MAD, 0.01 · median, minimumDeviation) of the window.
     var threshold: Double? {
         guard !losses.isEmpty else { return nil }
         let median = Self.median(losses)
         let mad = Self.median(losses.map { abs($0 - median) })
-        return median + settings.mads * max(mad, 0.01 * abs(median))
+        return median + settings.mads * max(mad, 0.01 * abs(median), settings.minimumDeviation)
     }
 
     static func median(_ x: [Double]) -> Double {

@@ -21,6 +21,12 @@ import Model
 ///   the byte that followed it there is the answer. `synthetic:repeat:D` draws only distances of
 ///   at least D (e.g. 65: the long band alone, so that position offsets learned for near distances
 ///   cannot stand in for a content match).
+/// - `lookup` (class-keyed lookup): lowercase filler with 8 needles, one byte from each of 8
+///   disjoint classes of 16 bytes (class c is 128 + 16c … 128 + 16c + 15), and later, for each
+///   class, a query digit `c` whose next byte is that class's needle. The answer is scored at the
+///   query digit and must attend back to the only byte of its class: one content match (the
+///   query's class against the needle's), no composition of heads, so a two-layer model can learn
+///   it at any distance. The distance is query position − needle position.
 ///
 /// The distance of an answer is the attention distance it needs (answer position − position of
 /// the byte to retrieve); items are placed so that every context band (local/phrase/long, the
@@ -31,6 +37,7 @@ public struct SyntheticTask: Sendable, Equatable {
         case copy
         case induction
         case `repeat`
+        case lookup
     }
 
     public var kind: Kind
@@ -44,6 +51,8 @@ public struct SyntheticTask: Sendable, Equatable {
     public static let copyLength = 4
     /// Shortest distance a `repeat` window draws (`synthetic:repeat:D`; default 1).
     public var minimumDistance: Int
+    /// Needle classes of a `lookup` window (one needle and one query each), and the bytes per class.
+    public static let lookupClasses = 8, lookupClassSize = 16
     /// Fewest answers of a `repeat` window (so its longest distance is T − 1 − this).
     public static let repeatMinimumAnswers = 8
     /// Seed of the generated validation windows (fixed, so every run sees the same ones).
@@ -56,8 +65,8 @@ public struct SyntheticTask: Sendable, Equatable {
         self.minimumDistance = minimumDistance
     }
 
-    /// Parses `synthetic:recall`, `synthetic:copy`, `synthetic:induction[:N]` (N: span letters,
-    /// 1–26) or `synthetic:repeat[:D]` (D: shortest distance, 1–119); nil when `spec` is not a synthetic spec.
+    /// Parses `synthetic:recall`, `synthetic:copy`, `synthetic:lookup`, `synthetic:induction[:N]`
+    /// (N: span letters, 1–26) or `synthetic:repeat[:D]` (D: shortest distance, 1–119); nil when `spec` is not a synthetic spec.
     public static func parse(_ spec: String) throws -> SyntheticTask? {
         guard spec.hasPrefix("synthetic:") else { return nil }
         let parts = spec.dropFirst("synthetic:".count).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
@@ -69,7 +78,7 @@ public struct SyntheticTask: Sendable, Equatable {
             return SyntheticTask(kind: kind, minimumDistance: n)
         }
         guard kind == .induction, parts.count == 2, let n = Int(parts[1]), (1...26).contains(n) else {
-            throw DataError("--data \(spec): expected synthetic:induction:N with a span of N letters, 1...26, or synthetic:repeat:D with a shortest distance D, 1...119; recall and copy take no parameter")
+            throw DataError("--data \(spec): expected synthetic:induction:N with a span of N letters, 1...26, or synthetic:repeat:D with a shortest distance D, 1...119; recall, copy and lookup take no parameter")
         }
         return SyntheticTask(kind: kind, span: n)
     }
@@ -214,6 +223,31 @@ public struct SyntheticTask: Sendable, Equatable {
                     bytes[i] = i < P ? symbols.remove(at: rng.below(symbols.count)) : bytes[i - P]
                 }
                 for t in P..<T { answers.append(Answer(position: t, distance: dist, band: pick.offset)) }
+            }
+        case .lookup:
+            // Needle of class c at p; query digit c at q, its answer byte (the needle) at q + 1.
+            // Input position q predicts the needle at p: distance q − p. Class c's band is
+            // (c + shift) mod the band count, with a shift drawn per window, so every band gets
+            // answers and no class is tied to one band.
+            let shift = rng.below(ranges.count)
+            for c in 0..<Self.lookupClasses {
+                let band = (c + shift) % ranges.count
+                let r = ranges[band]
+                let lo = max(r.lowerBound, 1), hi = min(r.upperBound, T - 1)
+                guard lo <= hi else { continue }
+                for _ in 0..<50 {
+                    let d = lo + rng.below(hi - lo + 1)
+                    let q = d + rng.below(T - d)          // q ≤ T − 1, so the answer q + 1 ≤ T
+                    let p = q - d
+                    guard free([p, q, q + 1]) else { continue }
+                    let needle = UInt8(128 + Self.lookupClassSize * c + rng.below(Self.lookupClassSize))
+                    bytes[p] = needle
+                    bytes[q] = UInt8(ascii: "0") + UInt8(c)
+                    bytes[q + 1] = needle
+                    for x in [p, q, q + 1] { used[x] = true }
+                    answers.append(Answer(position: q, distance: d, band: band))
+                    break
+                }
             }
         }
         return Window(bytes: bytes, answers: answers)

@@ -118,6 +118,39 @@ import Testing
         #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:recall:4") }
     }
 
+    @Test func lookupQueriesFindTheOnlyEarlierByteOfTheirClass() throws {
+        let task = try #require(try SyntheticTask.parse("synthetic:lookup"))
+        #expect(task.kind == .lookup && task.name == "lookup")
+        let classOf = { (b: UInt8) -> Int? in b >= 128 ? (Int(b) - 128) / SyntheticTask.lookupClassSize : nil }
+        var rng = Xoshiro256(seed: 5)
+        var perBand = [0, 0, 0]
+        var classBands = Set<[Int]>()
+        for _ in 0..<60 {
+            let w = task.window(T: 128, rng: &rng)
+            #expect(w.bytes.count == 129)
+            #expect(w.answers.count == SyntheticTask.lookupClasses)
+            classBands.insert(w.answers.map(\.band))
+            for a in w.answers {
+                // The query digit names the class; the target is the needle, distance back.
+                let c = Int(w.bytes[a.position]) - Int(UInt8(ascii: "0"))
+                #expect((0..<SyntheticTask.lookupClasses).contains(c))
+                let needle = w.bytes[a.position + 1]
+                #expect(classOf(needle) == c && w.bytes[a.position - a.distance] == needle)
+                // The needle is the only byte of its class before the query.
+                #expect(w.bytes[..<a.position].filter { classOf($0) == c }.count == 1)
+                #expect(task.bandRanges(T: 128)[a.band].contains(a.distance) && a.distance >= 1)
+                perBand[a.band] += 1
+            }
+            // Everything else is lowercase filler.
+            let marked = Set(w.answers.flatMap { [$0.position, $0.position + 1, $0.position - $0.distance] })
+            for (i, b) in w.bytes.enumerated() where !marked.contains(i) { #expect((97...122).contains(b)) }
+        }
+        // 8 answers per window over 3 bands, the classes' bands shifted per window.
+        #expect(perBand.reduce(0, +) == 480 && perBand.allSatisfy { $0 >= 120 })
+        #expect(classBands.count == 3)
+        #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:lookup:4") }
+    }
+
     @Test func validationWindowsAreFixed() {
         let task = SyntheticTask(kind: .recall)
         #expect(task.validationWindow(3, T: 64).bytes == task.validationWindow(3, T: 64).bytes)

@@ -260,4 +260,16 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
         few.append(1); few.append(1); few.append(1)
         #expect(few.interval == nil && few.word == .noEffect)
     }
+
+    @Test func spikeRuleHasAnAbsoluteFloor() {
+        // A task learned to a loss near zero: a 0.15-nat bump is no divergence, a 0.3-nat one is.
+        var nearZero = DivergenceGuard(settings: DivergenceSettings())
+        for i in 0..<50 { #expect(nearZero.check(loss: 0.001 + 0.0001 * Double(i % 5), gradNorm: 0.1) == nil) }
+        #expect(nearZero.verdict(loss: 0.15, gradNorm: 0.1) == nil)
+        #expect(nearZero.verdict(loss: 0.3, gradNorm: 0.1) != nil)
+        // At a language model's loss the MAD rule is unchanged: median 1.5, MAD 0.05, limit 2.0.
+        var text = DivergenceGuard(settings: DivergenceSettings())
+        for i in 0..<50 { _ = text.check(loss: 1.5 + (i % 2 == 0 ? 0.05 : -0.05), gradNorm: 1) }
+        #expect(abs(text.threshold! - 2.0) < 1e-9)
+    }
 }
