@@ -8,6 +8,9 @@ public struct StudyReport {
     public let study: StudyConfig
     public let runs: [RunMetrics]
     public var resamples = 10_000
+    /// Runs that failed ("data/arm/seed-N: reason", from `StudyRunner.failures`): listed, and
+    /// absent from every statistic (a pair with a failed side drops out).
+    public var failures: [String] = []
 
     public init(study: StudyConfig, runs: [RunMetrics]) {
         self.study = study
@@ -315,6 +318,10 @@ public struct StudyReport {
         s += "**mixed** = interval includes 0 but most pairs point the good way; **not supported** otherwise; **insufficient data** with fewer than \(PairedStatistics.minimumPairs) seed pairs.\n\n"
         let rows = comparisons()
         s += glance(rows)
+        if !failures.isEmpty {
+            s += "**Runs that failed** (left out of every table and statistic; a pair with a failed side drops out):\n\n"
+            s += failures.map { "- `\($0)`\n" }.joined() + "\n"
+        }
         for d in study.data {
             let arms = study.arms(for: d)
             s += "## Data set `\(d.name)` (\(d.source)\(d.limit.map { ", first \($0) bytes" } ?? ""))\n\n"

@@ -19,17 +19,28 @@ public final class StudyRunner {
         self.log = log
     }
 
+    /// The end record of the run in `runDirectory` (nil when it has none yet).
+    public static func endRecord(_ runDirectory: String) -> EndRecord? {
+        let file = (runDirectory as NSString).appendingPathComponent("run.jsonl")
+        guard FileManager.default.fileExists(atPath: file), let reader = try? RunFileReader(path: file) else { return nil }
+        var last: Record?
+        try? reader.forEachRecord { last = $0 }
+        if case let .end(e)? = last { return e }
+        return nil
+    }
+
     /// Whether `runDirectory` holds a run that completed (its last record is a completed `end`)
     /// and whose summary.json was written.
     public static func isComplete(_ runDirectory: String) -> Bool {
-        let file = (runDirectory as NSString).appendingPathComponent("run.jsonl")
         let summary = (runDirectory as NSString).appendingPathComponent("summary.json")
-        guard FileManager.default.fileExists(atPath: file), FileManager.default.fileExists(atPath: summary),
-              let reader = try? RunFileReader(path: file) else { return false }
-        var last: Record?
-        try? reader.forEachRecord { last = $0 }
-        if case let .end(e)? = last { return e.reason == .completed }
-        return false
+        return FileManager.default.fileExists(atPath: summary) && endRecord(runDirectory)?.reason == .completed
+    }
+
+    /// The end record of a run that failed (diverged, or a non-finite loss). A failed run is an
+    /// outcome, like a completed one: it is kept, not re-run (it is seeded, so it would fail
+    /// again), left out of the statistics and listed in the report.
+    public static func failure(_ runDirectory: String) -> EndRecord? {
+        endRecord(runDirectory).flatMap { $0.reason == .failed ? $0 : nil }
     }
 
     /// Runs (or skips) every run, then reads all of them back.
@@ -42,6 +53,10 @@ public final class StudyRunner {
                 log("\(label): already complete, skipped")
                 continue
             }
+            if let failed = Self.failure(dir) {
+                log("\(label): failed earlier (\(failed.message)), kept")
+                continue
+            }
             if FileManager.default.fileExists(atPath: dir) {
                 // An interrupted run: keep it for inspection and start this one afresh.
                 var n = 1
@@ -51,6 +66,10 @@ public final class StudyRunner {
             }
             let t0 = Date()
             let end = try execute(spec, directory: dir)
+            if end.reason == .failed {
+                log("\(label): FAILED at step \(end.step): \(end.message); left out of the statistics")
+                continue
+            }
             guard end.reason == .completed else {
                 throw StudyConfig.ParseError(description: "\(dir): run ended \(end.reason.rawValue): \(end.message)")
             }
@@ -68,6 +87,13 @@ public final class StudyRunner {
         return try done.map { spec in
             try RunMetrics(runDirectory: spec.directory(in: out), data: spec.data.name, arm: spec.arm.name,
                            seed: spec.seed, primary: spec.data.isSynthetic ? nil : study.primary)
+        }
+    }
+
+    /// The runs that failed, as "data/arm/seed-N: message", in study order.
+    public func failures() -> [String] {
+        study.runs.compactMap { spec in
+            Self.failure(spec.directory(in: out)).map { "\(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed): \($0.message)" }
         }
     }
 

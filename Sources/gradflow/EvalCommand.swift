@@ -55,9 +55,11 @@ struct EvalCommand: ParsableCommand {
         }
         var report = StudyReport(study: config, runs: metrics)
         report.resamples = resamples
+        report.failures = runner.failures()
         let command = "gradflow " + CommandLine.arguments.dropFirst().joined(separator: " ")
         let paths = try report.write(to: out, command: command)
         print(String(format: "study %@: %d runs in %.1f s; report:", config.name, metrics.count, Date().timeIntervalSince(t0)))
+        if !report.failures.isEmpty { print("\(report.failures.count) run(s) failed and are left out: see the report") }
         for p in paths { print("  " + p) }
     }
 }

@@ -151,3 +151,52 @@ import Testing
         #expect(StudyRunner.spread(all, windows: 200, T: 10) == nil)
     }
 }
+
+/// A study run that fails (diverges) is an outcome of the study, not the end of it.
+@Suite struct FailedRunTests {
+    @Test func aFailedRunIsKeptListedAndLeftOut() throws {
+        let out = NSTemporaryDirectory() + "gradflow-eval-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let study = try StudyConfig(text: """
+            name = failing
+            layers = 1
+            heads = 2
+            dim = 16
+            context = 32
+            batch = 2
+            steps = 12
+            threads = 1
+            eval_every = 6
+            eval_windows = 2
+            seeds = 1,2
+            data text = embedded
+            arm baseline =
+            arm hot = --lr 1e-2
+            """, origin: "failing")
+        var lines: [String] = []
+        let runner = StudyRunner(study: study, out: out, log: { lines.append($0) })
+        #expect(try runner.run().count == 4 && runner.failures().isEmpty)
+        // Make hot/seed-2 a run that diverged: its end record says failed, it has no summary.
+        let dir = out + "/text/hot/seed-2"
+        let file = dir + "/run.jsonl"
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"reason\":\"completed\"", with: "\"reason\":\"failed\"")
+            .replacingOccurrences(of: "\"message\":\"\"", with: "\"message\":\"diverged at step 9\"")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: dir + "/summary.json")
+        #expect(StudyRunner.failure(dir)?.message == "diverged at step 9" && !StudyRunner.isComplete(dir))
+        // A failed run is an outcome: resuming keeps it instead of training it again, and the
+        // statistics hold the completed runs only.
+        lines = []
+        let metrics = try runner.run()
+        #expect(lines.filter { $0.contains("failed earlier (diverged at step 9), kept") }.count == 1)
+        #expect(!lines.contains { $0.contains("done in") })
+        #expect(metrics.count == 3 && !metrics.contains { $0.arm == "hot" && $0.seed == 2 })
+        #expect(runner.failures() == ["text/hot/seed-2: diverged at step 9"])
+        var report = StudyReport(study: study, runs: metrics)
+        report.failures = runner.failures()
+        #expect(report.markdown(command: "x").contains("Runs that failed"))
+        #expect(report.markdown(command: "x").contains("- `text/hot/seed-2: diverged at step 9`"))
+        #expect(!StudyReport(study: study, runs: metrics).markdown(command: "x").contains("Runs that failed"))
+    }
+}
