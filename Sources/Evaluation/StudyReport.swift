@@ -68,7 +68,7 @@ public struct StudyReport {
         }
         if let long = syntheticBands(data.name).last {
             // A run that never gets there counts as its whole budget (which understates differences).
-            m.append(Metric(name: "emergence step (\(long) accuracy ≥ 50 %)", better: .lower) { r in
+            m.append(Metric(name: Self.emergenceMetric(long), better: .lower) { r in
                 r.extras?.syntheticCurve == nil ? nil : Double(r.emergenceStep(band: long, accuracy: Self.emergenceAccuracy) ?? r.steps)
             })
         }
@@ -80,6 +80,8 @@ public struct StudyReport {
 
     /// The long-band accuracy that marks a synthetic task as learned (the emergence step).
     public static let emergenceAccuracy = 0.5
+    /// The name of the emergence-step metric of a band.
+    static func emergenceMetric(_ band: String) -> String { "emergence step (\(band) accuracy ≥ \(Int(emergenceAccuracy * 100)) %)" }
 
     func gainWindows(_ data: String) -> [Int] {
         Array(Set(runs.filter { $0.data == data }.flatMap { $0.contextGain.keys })).sorted()
@@ -425,6 +427,7 @@ public struct StudyReport {
         ("more use of long context (text)", "context gain ΔL(64)", { !$0.isSynthetic && $0.limit == nil }),
         ("long-range recall/copy", "answer loss long", { $0.isSynthetic }),
         ("long-range recall/copy", "accuracy long", { $0.isSynthetic }),
+        ("long range learned sooner", emergenceMetric("long"), { $0.isSynthetic }),
         ("near-domain transfer", "sonnets bpb (zero-shot)", { !$0.isSynthetic && $0.limit == nil }),
         ("far-domain transfer", "fortunes bpb (zero-shot)", { !$0.isSynthetic && $0.limit == nil }),
         ("far-domain adaptation", "fortunes held-out bpb after fine-tune", { !$0.isSynthetic && $0.limit == nil }),

@@ -108,6 +108,8 @@ import Testing
         #expect(md.contains("| time-adaptive, time-hot | "))
         #expect(md.contains("acc long"))
         #expect(md.contains("| time-adaptive | emergence step (long accuracy ≥ 50 %) | lower |"))
+        // The glance decides "learned sooner" on the emergence step (recall has no hot arms: empty cells).
+        #expect(md.contains("| long range learned sooner | emergence step (long accuracy ≥ 50 %) | recall | "))
         #expect(md.contains("Band `long` at each validation pass") && md.contains("| step 8 | step 16 | step 24 | emergence step per seed |"))
         #expect(md.contains("| time-adaptive | far held-out bpb after fine-tune | lower |"))
         let csv = try String(contentsOfFile: out + "/runs.csv", encoding: .utf8).split(separator: "\n")
