@@ -362,7 +362,7 @@ public struct StudyReport {
                 s += "\n"
             }
             s += learningRateSection(d)
-            s += twinCalibrationTable(d, arms: arms)
+            s += twinCalibrationTable(d, arms: arms, command: command)
             s += "Plots: `\(d.name)-val.svg` (validation loss), `\(d.name)-train.svg` (training loss), mean over seeds.\n\n"
         }
         s += "Memory: `processPeakRSSBytes` in each run's summary.json is the eval process's running peak (getrusage), so it is not a per-arm figure; "
@@ -403,7 +403,7 @@ public struct StudyReport {
     /// the training loss over the window, main − twin, and the validation Δ at its end) beside the
     /// final paired Δ validation of two full runs (this arm − the baseline, same seed), and how often
     /// their signs agree. Empty when no arm has a change.
-    func twinCalibrationTable(_ d: StudyConfig.DataSpec, arms: [StudyConfig.Arm]) -> String {
+    func twinCalibrationTable(_ d: StudyConfig.DataSpec, arms: [StudyConfig.Arm], command: String) -> String {
         let changed = calibratedArms(arms)
         guard !changed.isEmpty else { return "" }
         var s = "Twin calibration: each change's twin verdict against the final paired Δ validation of the full runs "
@@ -432,7 +432,7 @@ public struct StudyReport {
                 s += "| \(arm.name) | all | | mean \(Self.g(PairedStatistics.mean(twinDeltas))) | | mean \(Self.g(PairedStatistics.mean(finals))) | \(agree)/\(compared) |\n"
             }
         }
-        return s + "\n" + windowLengthTable(d, arms: arms)
+        return s + "\n" + windowLengthTable(d, arms: arms, command: command)
     }
 
     // MARK: - Window length
@@ -499,8 +499,9 @@ public struct StudyReport {
     }
 
     /// The window-length table: how the paired Δ train of a twin window of each length compares,
-    /// in sign and size, with the final paired Δ validation. Empty when no arm qualifies.
-    func windowLengthTable(_ d: StudyConfig.DataSpec, arms: [StudyConfig.Arm]) -> String {
+    /// in sign and size, with the final paired Δ validation. `command` made the report: the text
+    /// says how to regenerate the table from the runs alone. Empty when no arm qualifies.
+    func windowLengthTable(_ d: StudyConfig.DataSpec, arms: [StudyConfig.Arm], command: String) -> String {
         let rows = windowRows(d, arms: arms)
         guard !rows.isEmpty else { return "" }
         var s = "Window length: what a twin window of W steps after the change would have said, read from the full runs. "
@@ -510,7 +511,9 @@ public struct StudyReport {
         s += "the mean final Δ val of the same seeds, how many seeds' Δ train has the sign of their final Δ val, how many seeds' "
         s += "word (helped / hurt / no detectable effect, by the twin's batch-means interval over the W steps) points the way of "
         s += "their final Δ val (no detectable effect never does), and mean Δ train / mean final Δ val (1: the window's size is "
-        s += "the final size). Arms with one change; windows that do not fit in the run are left out.\n\n"
+        s += "the final size). Arms with one change; windows that do not fit in the run are left out. Every seed and window at full "
+        s += "precision, with its interval: `twin-windows.csv`. Regenerate from the runs alone (reads them, trains nothing): "
+        s += "`\(command.contains("--report-only") ? command : command + " --report-only")`.\n\n"
         s += "| arm | W (steps) | Δ train per seed | mean Δ train | mean final Δ val | signs agree | words agree (words) | Δ train / final Δ val |\n"
         s += "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
         for row in rows {
