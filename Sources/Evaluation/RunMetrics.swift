@@ -59,6 +59,9 @@ public struct RunMetrics: Sendable {
     public var extras: RunExtras?
     /// The verdicts of the run's twin windows, in order (scripted changes of a calibration study).
     public var verdicts: [VerdictInfo] = []
+    /// The training loss of every step by step number (a step recorded twice keeps its last
+    /// record): the report measures twin windows of any length from these (paired with the baseline).
+    public var stepLosses: [Int: Double] = [:]
     /// Fine-tunes of this run by domain name: held-out loss before (zero-shot) and after.
     public var fineTunes: [String: FineTuneResult] = [:]
 
@@ -101,10 +104,12 @@ public struct RunMetrics: Sendable {
         var spikeCount = 0
         var evals: [EvalRecord] = []
         var verdictList: [VerdictInfo] = []
+        var stepLoss: [Int: Double] = [:]
         try reader.forEachRecord { r in
             switch r {
             case let .step(s):
                 losses.append(s.loss)
+                stepLoss[s.step] = s.loss
                 norms.append(s.gradNorm)
                 speeds.append(s.tokensPerSecond)
                 if s.spike { spikeCount += 1 }
@@ -124,6 +129,7 @@ public struct RunMetrics: Sendable {
             return e.domains.first?.loss ?? .nan
         }
         verdicts = verdictList
+        stepLosses = stepLoss
         validationCurve = evals.map { ($0.step, primaryLoss($0)) }
         finalValidation = validationCurve.last?.loss ?? .nan
         minValidation = validationCurve.map(\.loss).min() ?? .nan

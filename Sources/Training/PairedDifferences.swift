@@ -8,26 +8,29 @@ import Telemetry
 /// contiguous batches; the batch means are close to independent when a batch is longer than the
 /// correlation, and mean ± t(0.975, k − 1) · sd(batch means)/√k is the interval. A trend inside
 /// the window (the effect growing as the runs drift apart) widens the interval: the verdict errs
-/// towards "no detectable effect".
-struct PairedDifferences: Sendable {
-    private(set) var values: [Double] = []
+/// towards "no detectable effect". Public so that the study report can measure windows of other
+/// lengths from two runs' step losses with the same rule.
+public struct PairedDifferences: Sendable {
+    public private(set) var values: [Double] = []
+
+    public init() {}
 
     /// The most batches; with fewer than 2 values per batch, fewer batches are used.
-    static let batches = 10
+    public static let batches = 10
     /// Fewest paired steps for an interval (two batches of two).
-    static let minimumSteps = 4
+    public static let minimumSteps = 4
     /// t quantiles (0.975) for 1…9 degrees of freedom.
     static let tQuantiles: [Double] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262]
 
-    mutating func append(_ d: Double) { values.append(d) }
+    public mutating func append(_ d: Double) { values.append(d) }
 
-    var count: Int { values.count }
+    public var count: Int { values.count }
 
     /// Paired mean (0 with no steps).
-    var mean: Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+    public var mean: Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
 
     /// The 95 % batch-means interval of the mean, or nil below `minimumSteps`.
-    var interval: (low: Double, high: Double)? {
+    public var interval: (low: Double, high: Double)? {
         let n = values.count
         guard n >= Self.minimumSteps else { return nil }
         let k = min(Self.batches, n / 2)
@@ -44,7 +47,7 @@ struct PairedDifferences: Sendable {
     }
 
     /// helped when the whole interval is below zero, hurt when above, otherwise no detectable effect.
-    var word: VerdictInfo.Word {
+    public var word: VerdictInfo.Word {
         guard let ci = interval, ci.low.isFinite, ci.high.isFinite else { return .noEffect }
         if ci.high < 0 { return .helped }
         if ci.low > 0 { return .hurt }

@@ -48,6 +48,45 @@ import Testing
         #expect(report.contains("/2 |"), "two seeds compared")
     }
 
+    /// The baseline of the same seed is the twin (same batches, same state, never changed), so the
+    /// window-length row of the twin's own length repeats each recorded verdict bit for bit, and
+    /// windows that end past the run are absent.
+    @Test func windowLengthRowsRepeatTheVerdictAtTheTwinLengthAndStopAtTheRunsEnd() throws {
+        let study = try StudyConfig(text: Self.text, origin: "calibration")
+        let out = NSTemporaryDirectory() + "gradflow-windows-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let metrics = try StudyRunner(study: study, out: out, log: { _ in }).run()
+        let report = StudyReport(study: study, runs: metrics)
+        let rows = report.windowRows(study.data[0], arms: study.arms)
+        // Change at step 10 of 30: the twin's 12 steps and the rest of the run (20) fit; 50 … 800 do not.
+        #expect(rows.map(\.length) == [12, 20])
+        #expect(rows.map(\.isTwinWindow) == [true, false] && rows.map(\.isRestOfRun) == [false, true])
+        let twinRow = try #require(rows.first)
+        #expect(twinRow.seeds.count == 2)
+        for seed in twinRow.seeds {
+            let r = try #require(metrics.first { $0.arm == "depth-x2" && $0.seed == seed.seed })
+            let base = try #require(metrics.first { $0.arm == "baseline" && $0.seed == seed.seed })
+            let v = try #require(r.verdicts.first)
+            #expect(seed.change == v.changeStep)
+            #expect(seed.window.count == v.steps)
+            #expect(seed.window.mean == v.delta, "seed \(seed.seed): \(seed.window.mean) vs the verdict's \(v.delta)")
+            let ci = try #require(seed.window.interval)
+            #expect(ci.low == v.low && ci.high == v.high)
+            #expect(seed.window.word == v.word)
+            #expect(seed.final == r.finalValidation - base.finalValidation)
+            #expect(StudyReport.windowDifferences(r, baseline: base, change: v.changeStep, length: 21) == nil,
+                    "a window past the last step is not measured")
+        }
+        let markdown = report.markdown(command: "test")
+        #expect(markdown.contains("Window length"))
+        #expect(markdown.contains("| depth-x2 | 12 (twin) | " + twinRow.seeds.map { StudyReport.g($0.window.mean) }.joined(separator: ", ") + " |"))
+        #expect(markdown.contains("| depth-x2 | 20 (rest of run) |"))
+        #expect(!markdown.contains("| depth-x2 | 50 "), "a window longer than the run has no row")
+        let csv = report.twinWindowsCSV().split(separator: "\n")
+        #expect(csv.count == 1 + 2 * 2, "a header and one line per seed and window")
+        #expect(csv.dropFirst().allSatisfy { $0.hasPrefix("text,depth-x2,") })
+    }
+
     @Test func badChangesInAStudyNameTheArm() {
         #expect(throws: (any Error).self) {
             _ = try StudyConfig(text: Self.text.replacingOccurrences(of: "10:depth.upper=2", with: "ten:depth"), origin: "c")
