@@ -50,6 +50,10 @@ public struct StudyConfig: Sendable, Equatable {
     public var armsForData: [String: [String]] = [:]
     /// A short fine-tune after every run on a full text data set (nil: none).
     public var fineTune: FineTune?
+    /// What every run does on a divergence (`on_divergence`, as `gradflow train --on-divergence`;
+    /// default rollback). A study of how fast a task is learned may want `off`: the guard's
+    /// rollbacks change a run's path, and a transient bump is not a blow-up.
+    public var onDivergence = DivergencePolicy.rollback
 
     /// Cross-domain adaptation: the trained model, with fresh optimizer state and the arm's
     /// refinement, trains `steps` steps on the first 90 % of `path` and is scored on the last 10 %
@@ -149,6 +153,11 @@ public struct StudyConfig: Sendable, Equatable {
             case "eval_spread":
                 guard let v = Bool(value) else { throw fail("eval_spread expects true or false (got '\(value)')") }
                 spreadEvalWindows = v
+            case "on_divergence":
+                guard let v = DivergencePolicy(rawValue: value) else {
+                    throw fail("on_divergence expects one of \(DivergencePolicy.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(value)')")
+                }
+                onDivergence = v
             case "baseline": baseline = value
             case "primary": primary = value
             case "lr":

@@ -314,7 +314,7 @@ public struct StudyReport {
         let model = (try? study.model()).map { "\($0.layers) layers, \($0.heads) heads, C \($0.channels), T \(study.context ?? $0.context)" } ?? "?"
         s += "Command: `\(command)`\n\n"
         s += "Model: \(model), batch \(study.batch), \(study.steps) steps (\(study.steps * study.batch * (study.context ?? ((try? study.model())?.context ?? 0))) tokens per run, the same for every arm), "
-        s += "base lr \(study.learningRate), seeds \(study.seeds.map(String.init).joined(separator: ", ")) (paired: seed i of an arm is compared with seed i of `\(study.baseline)`), \(study.threads) thread(s).\n\n"
+        s += "base lr \(study.learningRate), seeds \(study.seeds.map(String.init).joined(separator: ", ")) (paired: seed i of an arm is compared with seed i of `\(study.baseline)`), \(study.threads) thread(s), divergence guard `\(study.onDivergence.rawValue)`.\n\n"
         s += "Statistics: differences arm − baseline per seed; mean with a percentile bootstrap 95 % interval (\(resamples) resamples, fixed seed); "
         s += "**supported** = interval excludes 0 in the good direction and more than half of the pairs agree; **not supported (worse)** = interval excludes 0 in the bad direction; "
         s += "**mixed** = interval includes 0 but most pairs point the good way; **not supported** otherwise; **insufficient data** with fewer than \(PairedStatistics.minimumPairs) seed pairs.\n\n"

@@ -199,6 +199,7 @@ public final class StudyRunner {
         let trainer = try Trainer(config: config, refinement: refinement, train: try dataset(spec.data),
                                   evalDomains: try evalDomains(for: spec.data), bus: bus, runDirectory: directory)
         var interventions = InterventionSettings()
+        interventions.divergence.policy = study.onDivergence
         interventions.twinSteps = spec.arm.twinSteps ?? 0
         for text in spec.arm.changes {
             let place = "arm \(spec.arm.name): --change \(text)"

@@ -39,6 +39,11 @@ import Testing
         #expect(!s.fineTunes(s.data[0]) && s.fineTunes(s.data[1]), "only full text data sets are fine-tuned")
     }
 
+    @Test func divergencePolicyIsAStudySetting() throws {
+        #expect(try StudyConfig(text: "data t = x\narm baseline =", origin: "f").onDivergence == .rollback)
+        #expect(try StudyConfig(text: "data t = x\narm baseline =\non_divergence = off", origin: "f").onDivergence == .off)
+    }
+
     @Test func errorsNameTheLine() {
         func message(_ text: String) -> String {
             do { _ = try StudyConfig(text: text, origin: "f.study"); return "" } catch { return "\(error)" }
@@ -51,5 +56,6 @@ import Testing
         #expect(message("data t = x\narm baseline =\nfinetune far = f.txt").contains("f.study:3: finetune far needs steps=N"))
         #expect(message("data t = x\narm baseline =\nfinetune far = f.txt steps=0").contains("f.study:3: finetune option 'steps=0'"))
         #expect(message("data t = x\narm baseline =\nfinetune far = f.txt steps=9 lr=-1").contains("expected steps=N (N ≥ 1) or lr=X (X > 0)"))
+        #expect(message("data t = x\narm baseline =\non_divergence = sometimes").hasPrefix("f.study:3: on_divergence expects one of rollback, skip, stop, off (got 'sometimes')"))
     }
 }
