@@ -39,6 +39,11 @@ struct DivergenceGuard {
     let settings: DivergenceSettings
     private var losses: [Double] = []
     private var next = 0
+    /// The loss window when the snapshot was taken: a rollback restores it with the state, so the
+    /// restored model is judged against the losses of its own time, not those of the later steps
+    /// it undid (after a task's loss fell from 2 to 0.03, the state from before the fall would
+    /// otherwise "diverge" at once, every time).
+    private var windowAtSnapshot: (losses: [Double], next: Int) = ([], 0)
     var snapshot: TrainingState?
     /// Accepted changes since the snapshot, as "context.long 1 → 4 (step 200)".
     var changesSinceSnapshot: [String] = []
@@ -58,6 +63,12 @@ struct DivergenceGuard {
         next = (next + 1) % settings.window
         return nil
     }
+
+    /// Keeps the loss window with a new snapshot.
+    mutating func snapshotTaken() { windowAtSnapshot = (losses, next) }
+
+    /// Puts back the loss window of the snapshot a rollback restores.
+    mutating func rolledBack() { (losses, next) = windowAtSnapshot }
 
     /// The rule without recording the loss.
     func verdict(loss: Double, gradNorm: Double) -> String? {

@@ -214,6 +214,7 @@ extension Trainer {
         }
         divergence.changesSinceSnapshot = []
         divergence.rollbacksToSnapshot = 0
+        divergence.snapshotTaken()
         return true
     }
 
@@ -254,6 +255,7 @@ extension Trainer {
         divergence.consecutiveSkips = 0
         let reverted = divergence.changesSinceSnapshot
         restore(state: snap, keepDataOrder: true, keepStep: true)
+        divergence.rolledBack()
         divergence.changesSinceSnapshot = []
         let lost = badStep + 1 - snap.step
         var e = EventRecord(step: badStep, t: elapsed, kind: .rollback, source: "guard",

@@ -272,4 +272,17 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
         for i in 0..<50 { _ = text.check(loss: 1.5 + (i % 2 == 0 ? 0.05 : -0.05), gradNorm: 1) }
         #expect(abs(text.threshold! - 2.0) < 1e-9)
     }
+
+    @Test func rollbackRestoresTheLossWindowOfItsSnapshot() {
+        // Before the snapshot the loss is about 2; after it, the task is learned (0.03). The state
+        // a rollback restores is judged against the window of its own time, not the later one.
+        var g = DivergenceGuard(settings: DivergenceSettings())
+        for i in 0..<50 { _ = g.check(loss: 2 + 0.01 * Double(i % 3), gradNorm: 1) }
+        g.snapshotTaken()
+        for i in 0..<50 { _ = g.check(loss: 0.03 + 0.001 * Double(i % 3), gradNorm: 1) }
+        #expect(g.verdict(loss: 1.9, gradNorm: 1) != nil)
+        g.rolledBack()
+        #expect(g.verdict(loss: 1.9, gradNorm: 1) == nil)
+        #expect(g.verdict(loss: 2.5, gradNorm: 1) != nil)
+    }
 }
