@@ -64,6 +64,8 @@ let package = Package(
             ]
         ),
 
+        // Helpers shared by the test targets (child processes); not a test target itself.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
@@ -71,8 +73,8 @@ let package = Package(
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Refinement"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Telemetry"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement", "TestSupport"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Telemetry", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Telemetry
+import TestSupport
 import Testing
 
 /// `mpirun -np 2 gradflow train` end to end, with a tiny model: the same losses as one process,
@@ -111,39 +112,22 @@ import Testing
 
 /// Where the pieces are and how to run them.
 enum MPIRun {
-    static let mpirun: String? = which("mpirun")
-
-    static let binary: String? = {
-        if let p = ProcessInfo.processInfo.environment["GRADFLOW_BINARY"] { return p }
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir, dir.deletingLastPathComponent()] {
-            let url = candidate.appendingPathComponent("gradflow")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url.path }
-        }
-        return nil
-    }()
+    static let mpirun: String? = ChildProcess.which("mpirun")
+    static let binary: String? = ChildProcess.gradflow
 
     /// mpirun on one machine, as root if need be, shared memory only (docs: README, MPI).
     static func mpirunArguments(ranks: Int) -> [String] {
         ["-np", "\(ranks)", "--oversubscribe"]
     }
 
-    static let environment: [String] = {
+    static let environment: [String: String] = {
         var env = ProcessInfo.processInfo.environment
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         env["OMPI_MCA_btl"] = "self,vader"
         env["OMPI_MCA_oob_tcp_if_include"] = "lo"
-        return env.map { "\($0.key)=\($0.value)" }
+        return env
     }()
-
-    static func which(_ name: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let path = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
 
     static func temporaryDirectory() throws -> String {
         let dir = NSTemporaryDirectory() + "gradflow-mpi-\(UUID().uuidString)"
@@ -151,69 +135,14 @@ enum MPIRun {
         return dir
     }
 
-    /// A started program whose output goes to a temporary file.
-    final class Job {
-        let pid: pid_t
-        let outPath: String
-        private var status: Int32?
-
-        init(pid: pid_t, outPath: String) {
-            self.pid = pid
-            self.outPath = outPath
-        }
-
-        /// The exit status (-1 for a signal), or nil when it still runs after `timeout` seconds.
-        func wait(timeout: Double) -> Int32? {
-            if let status { return status }
-            let deadline = Date().addingTimeInterval(timeout)
-            var raw: Int32 = 0
-            while Date() < deadline {
-                let r = waitpid(pid, &raw, WNOHANG)
-                if r == pid {
-                    status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : -1
-                    return status
-                }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
-            return nil
-        }
-
-        var output: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
-
-        /// Ends the program if it still runs (mpirun takes its ranks with it).
-        func kill() {
-            if wait(timeout: 0) == nil {
-                Foundation.kill(pid, SIGTERM)
-                if wait(timeout: 5) == nil { Foundation.kill(pid, SIGKILL); _ = wait(timeout: 5) }
-            }
-            try? FileManager.default.removeItem(atPath: outPath)
-        }
+    /// Starts a program with the MPI environment; `kill()` ends it (mpirun takes its ranks with it).
+    static func start(_ executable: String, _ arguments: [String]) throws -> ChildProcess {
+        try ChildProcess.start(executable, arguments, environment: environment)
     }
 
-    static func start(_ executable: String, _ arguments: [String]) throws -> Job {
-        let outPath = NSTemporaryDirectory() + "gradflow-mpi-out-\(UUID().uuidString)"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup($0) } + [nil]
-        defer { for a in argv + envp { free(a) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL) }
-        return Job(pid: pid, outPath: outPath)
-    }
-
-    /// Runs a program to its end (killed after `timeout` seconds: status -2).
+    /// Runs a program with the MPI environment to its end (killed after `timeout` seconds).
     static func run(_ executable: String, _ arguments: [String], timeout: Double) -> (status: Int32, output: String) {
-        guard let job = try? start(executable, arguments) else { return (-3, "cannot start \(executable)") }
-        let status = job.wait(timeout: timeout)
-        let output = job.output
-        job.kill()
-        return (status ?? -2, status == nil ? output + "\n(timed out after \(timeout) s)" : output)
+        ChildProcess.run(executable, arguments, environment: environment, timeout: timeout)
     }
 
     /// The process of `rank` whose command line contains `argument` (found through /proc).

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs the built `gradflow` under tmux with a tiny model: the dashboard opens, a key changes a
@@ -64,11 +65,11 @@ import Testing
         let tiny = ["--layers", "2", "--heads", "2", "--dim", "64", "--context", "64", "--batch", "4", "--eval-windows", "2",
                     "--threads", "1", "--no-tui"]
         let parent = dir.appendingPathComponent("parent").path, other = dir.appendingPathComponent("other").path
-        let timeout = try #require(EndToEnd.which("timeout"), "the fork test needs timeout(1)")
-        let stopped = EndToEnd.run(timeout, ["-s", "INT", "4", binary.path, "train", "--steps", "100000", "--eval-every", "500",
-                                             "--checkpoint-every", "100", "--out", parent] + tiny)
+        let timeout = try #require(ChildProcess.which("timeout"), "the fork test needs timeout(1)")
+        let stopped = ChildProcess.run(timeout, ["-s", "INT", "4", binary.path, "train", "--steps", "100000", "--eval-every", "500",
+                                                 "--checkpoint-every", "100", "--out", parent] + tiny)
         #expect(stopped.status == 124 && FileManager.default.fileExists(atPath: parent + "/ckpt-000100.gfck"), "\(stopped.output)")
-        #expect(EndToEnd.run(binary.path, ["train", "--steps", "100", "--eval-every", "50", "--lr", "3e-3", "--out", other] + tiny).status == 0)
+        #expect(ChildProcess.run(binary.path, ["train", "--steps", "100", "--eval-every", "50", "--lr", "3e-3", "--out", other] + tiny).status == 0)
 
         let tmux = Tmux(socket: "gradflow-e2e-fork-\(getpid())")
         defer { tmux.killServer() }
@@ -105,54 +106,12 @@ import Testing
     }
 }
 
-/// Where the pieces are, and small waiting helpers.
+/// Where the pieces are, and small waiting helpers (programs run through TestSupport's ChildProcess).
 enum EndToEnd {
-    static let tmux: String? = which("tmux")
+    static let tmux: String? = ChildProcess.which("tmux")
 
     /// The `gradflow` built next to this test bundle (or $GRADFLOW_BINARY).
-    static let binary: URL? = {
-        if let p = ProcessInfo.processInfo.environment["GRADFLOW_BINARY"] { return URL(fileURLWithPath: p) }
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir, dir.deletingLastPathComponent()] {
-            let url = candidate.appendingPathComponent("gradflow")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        return nil
-    }()
-
-    static func which(_ name: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let path = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
-
-    /// Runs a program to its end with posix_spawn and waitpid (Foundation's Process could hang
-    /// here once tmux's server daemonised); its output goes through a temporary file, never a pipe
-    /// a forked server could keep open. With `capture: false` the output is discarded.
-    @discardableResult
-    static func run(_ executable: String, _ arguments: [String], capture: Bool = true) -> (status: Int32, output: String) {
-        let outPath = capture ? NSTemporaryDirectory() + "gradflow-e2e-out-\(UUID().uuidString)" : "/dev/null"
-        defer { if capture { try? FileManager.default.removeItem(atPath: outPath) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for a in argv { free(a) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        guard rc == 0 else { return (-1, "posix_spawn \(executable): error \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // Lossy: a program may print bytes that are not UTF-8 (`gradflow sample` of an untrained model).
-        let output = capture ? (FileManager.default.contents(atPath: outPath).map { String(decoding: $0, as: UTF8.self) } ?? "") : ""
-        let exited = (status & 0x7f) == 0
-        return (exited ? (status >> 8) & 0xff : -1, output)
-    }
+    static let binary: URL? = ChildProcess.gradflow.map { URL(fileURLWithPath: $0) }
 
     static func waitForFile(_ path: String, timeout: Double) -> String? {
         let deadline = Date().addingTimeInterval(timeout)
@@ -182,7 +141,7 @@ struct Tmux {
 
     @discardableResult
     func tmux(_ args: [String], capture: Bool = true) -> (status: Int32, output: String) {
-        EndToEnd.run(EndToEnd.tmux ?? "/usr/bin/tmux", ["-L", socket] + args, capture: capture)
+        ChildProcess.run(EndToEnd.tmux ?? "/usr/bin/tmux", ["-L", socket] + args, capture: capture)
     }
 
     func newSession(width: Int, height: Int, command: String) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The default corpus is part of the executable: a copy of the binary elsewhere trains on it with
@@ -27,12 +28,12 @@ import Testing
         let runDir = dir.appendingPathComponent("run").path
         let arguments = ["train", "--no-tui", "--layers", "1", "--heads", "2", "--dim", "16", "--context", "32",
                          "--batch", "2", "--steps", "3", "--eval-windows", "2", "--threads", "1", "--out", runDir]
-        var result = EndToEnd.run(copy.path, arguments)
+        var result = ChildProcess.run(copy.path, arguments)
         // ETXTBSY (26): a process another test spawned meanwhile inherited the copy's write descriptor
         // for a moment; the copy is complete, so try again.
-        for _ in 0..<50 where result.status == -1 && result.output.hasSuffix("error 26") {
+        for _ in 0..<50 where result.status == ChildProcess.notStarted && result.output.hasSuffix("error \(ETXTBSY)") {
             usleep(100_000)
-            result = EndToEnd.run(copy.path, arguments)
+            result = ChildProcess.run(copy.path, arguments)
         }
         #expect(result.status == 0, "gradflow train exited with \(result.status):\n\(result.output)")
         let lines = (try? String(contentsOfFile: runDir + "/run.jsonl", encoding: .utf8))?.split(separator: "\n") ?? []

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `gradflow train --fork RUN@STEP` on a tiny run trained here.
@@ -23,14 +24,14 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let parent = dir.appendingPathComponent("parent").path
-        let trained = EndToEnd.run(binary.path, ["train", "--layers", "2", "--heads", "2", "--dim", "16", "--context", "32",
-                                                 "--batch", "2", "--steps", "40", "--eval-every", "10", "--eval-windows", "2",
-                                                 "--checkpoint-every", "20", "--threads", "2", "--lr", "3e-3",
-                                                 "--time-weights", "0.8,1,1.2", "--no-tui", "--out", parent])
+        let trained = ChildProcess.run(binary.path, ["train", "--layers", "2", "--heads", "2", "--dim", "16", "--context", "32",
+                                                     "--batch", "2", "--steps", "40", "--eval-every", "10", "--eval-windows", "2",
+                                                     "--checkpoint-every", "20", "--threads", "2", "--lr", "3e-3",
+                                                     "--time-weights", "0.8,1,1.2", "--no-tui", "--out", parent])
         #expect(trained.status == 0, "training failed:\n\(trained.output)")
         // @25 takes the checkpoint at step 20, the latest at or before it.
         let child = dir.appendingPathComponent("child").path
-        let forked = EndToEnd.run(binary.path, ["train", "--fork", parent + "@25", "--no-tui", "--out", child])
+        let forked = ChildProcess.run(binary.path, ["train", "--fork", parent + "@25", "--no-tui", "--out", child])
         #expect(forked.status == 0, "fork failed:\n\(forked.output)")
         let header = try String(contentsOfFile: child + "/run.jsonl", encoding: .utf8).split(separator: "\n").first ?? ""
         #expect(header.contains(#""parent":{"run":"parent","step":20,"checkpoint":""#), "\(header)")
@@ -42,13 +43,13 @@ import Testing
         #expect(shared.count == 20 + 2, "20 steps and evals at 30 and 40: \(shared)")
         for key in shared { #expect(a[key] == b[key], "\(key): parent \(a[key] ?? "none"), fork \(b[key] ?? "none")") }
 
-        let listed = EndToEnd.run(binary.path, ["runs", dir.path]).output
+        let listed = ChildProcess.run(binary.path, ["runs", dir.path]).output
         #expect(listed.split(separator: "\n").contains { $0.hasPrefix("child ") && $0.hasSuffix("parent@20") }, "\(listed)")
 
-        let refused = EndToEnd.run(binary.path, ["train", "--fork", parent + "@5", "--no-tui", "--out", dir.appendingPathComponent("x").path])
+        let refused = ChildProcess.run(binary.path, ["train", "--fork", parent + "@5", "--no-tui", "--out", dir.appendingPathComponent("x").path])
         #expect(refused.status != 0)
         #expect(refused.output.contains("no checkpoint at or before step 5 (the first is at step 20)"), "\(refused.output)")
-        let again = EndToEnd.run(binary.path, ["train", "--fork", parent, "--no-tui", "--out", child])
+        let again = ChildProcess.run(binary.path, ["train", "--fork", parent, "--no-tui", "--out", child])
         #expect(again.status != 0 && again.output.contains("already holds a run"), "a fork never overwrites a run")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `gradflow sample` and `gradflow runs` on a tiny run trained here.
@@ -10,15 +11,15 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let run = dir.appendingPathComponent("tiny").path
-        let trained = EndToEnd.run(binary.path, ["train", "--layers", "2", "--heads", "2", "--dim", "16", "--context", "32",
-                                                 "--batch", "2", "--steps", "30", "--eval-every", "15", "--eval-windows", "2",
-                                                 "--threads", "1", "--no-tui", "--out", run])
+        let trained = ChildProcess.run(binary.path, ["train", "--layers", "2", "--heads", "2", "--dim", "16", "--context", "32",
+                                                     "--batch", "2", "--steps", "30", "--eval-every", "15", "--eval-windows", "2",
+                                                     "--threads", "1", "--no-tui", "--out", run])
         #expect(trained.status == 0, "training failed:\n\(trained.output)")
         let runFile = try String(contentsOfFile: run + "/run.jsonl", encoding: .utf8)
         #expect(runFile.contains(#""sample_prompt":"\n","sample":""#), "each eval record carries the sample")
 
         func sample(_ args: [String]) -> (status: Int32, text: String, output: String) {
-            let r = EndToEnd.run(binary.path, ["sample"] + args)
+            let r = ChildProcess.run(binary.path, ["sample"] + args)
             let text = r.output.components(separatedBy: "gradflow sample:").first ?? ""
             return (r.status, text, r.output)
         }
@@ -44,23 +45,23 @@ import Testing
         #expect(sample([run, "--temperature", "-1"]).status != 0)
 
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("other"), withIntermediateDirectories: true)
-        let listed = EndToEnd.run(binary.path, ["runs", dir.path])
+        let listed = ChildProcess.run(binary.path, ["runs", dir.path])
         #expect(listed.status == 0)
         let lines = listed.output.split(separator: "\n")
         #expect(lines.first?.hasPrefix("NAME") == true)
         #expect(lines.contains { $0.hasPrefix("tiny ") && $0.contains("30/30") && $0.contains("finished") }, "\(listed.output)")
         #expect(lines.contains { $0.hasPrefix("other ") && $0.contains("not a run") }, "\(listed.output)")
-        let json = EndToEnd.run(binary.path, ["runs", dir.path, "--json"])
+        let json = ChildProcess.run(binary.path, ["runs", dir.path, "--json"])
         let parsed = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]]
         #expect(parsed?.first { $0["name"] as? String == "tiny" }?["state"] as? String == "finished")
-        #expect(EndToEnd.run(binary.path, ["runs", dir.appendingPathComponent("nope").path]).status != 0)
+        #expect(ChildProcess.run(binary.path, ["runs", dir.appendingPathComponent("nope").path]).status != 0)
 
         // --compare: an unreadable reference is an error naming the file (checked before any output).
-        let badRef = EndToEnd.run(binary.path, ["replay", run, "--no-tui", "--compare", run + "/ckpt-000030.gfck"])
+        let badRef = ChildProcess.run(binary.path, ["replay", run, "--no-tui", "--compare", run + "/ckpt-000030.gfck"])
         #expect(badRef.status != 0)
         #expect(badRef.output.contains("--compare: \(run)/ckpt-000030.gfck:1: not a gradflow run file"), "\(badRef.output)")
-        #expect(EndToEnd.run(binary.path, ["replay", run, "--no-tui", "--summary-only", "--compare", run]).status == 0)
-        let four = EndToEnd.run(binary.path, ["replay", run, "--no-tui"] + Array(repeating: ["--compare", run], count: 4).flatMap { $0 })
+        #expect(ChildProcess.run(binary.path, ["replay", run, "--no-tui", "--summary-only", "--compare", run]).status == 0)
+        let four = ChildProcess.run(binary.path, ["replay", run, "--no-tui"] + Array(repeating: ["--compare", run], count: 4).flatMap { $0 })
         #expect(four.status != 0 && four.output.contains("at most 3 reference runs"), "\(four.output)")
     }
 }

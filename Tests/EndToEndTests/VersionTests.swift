@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `gradflow --version` and the build information behind it (issue 13, bug 6).
@@ -10,13 +11,13 @@ import Testing
     @Test("--version prints the version and, in a git checkout, the commit the binary was built from")
     func versionLine() throws {
         let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
-        let result = EndToEnd.run(binary.path, ["--version"])
+        let result = ChildProcess.run(binary.path, ["--version"])
         #expect(result.status == 0)
         let line = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(line.range(of: #"^\d+\.\d+\.\d+( \(commit [0-9a-f]{7,40}(-dirty)?\))?$"#, options: .regularExpression) != nil,
                 "unexpected --version output: \(line)")
-        if let git = EndToEnd.which("git"), ProcessInfo.processInfo.environment["GRADFLOW_COMMIT"] == nil {
-            let head = EndToEnd.run(git, ["-C", Self.package.path, "rev-parse", "--short=12", "HEAD"])
+        if let git = ChildProcess.which("git"), ProcessInfo.processInfo.environment["GRADFLOW_COMMIT"] == nil {
+            let head = ChildProcess.run(git, ["-C", Self.package.path, "rev-parse", "--short=12", "HEAD"])
             if head.status == 0 {
                 let commit = head.output.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(line.contains("(commit \(commit)"), "built from \(commit): \(line)")
@@ -34,11 +35,11 @@ import Testing
         // A folder that is no git checkout, as a source tarball unpacks.
         let tarball = dir.appendingPathComponent("src").path, out = dir.appendingPathComponent("out").path
         try fm.createDirectory(atPath: tarball, withIntermediateDirectories: true)
-        var result = EndToEnd.run("/bin/sh", [script, "build-info", tarball, out])
+        var result = ChildProcess.run("/bin/sh", [script, "build-info", tarball, out])
         #expect(result.status == 0, "\(result.output)")
         let generated = try String(contentsOfFile: out + "/BuildInfo.swift", encoding: .utf8)
         #expect(generated.contains("public static let commit: String? = nil"), "\(generated)")
-        result = EndToEnd.run("/usr/bin/env", ["GRADFLOW_COMMIT=0123abc", "/bin/sh", script, "build-info", tarball, out])
+        result = ChildProcess.run("/usr/bin/env", ["GRADFLOW_COMMIT=0123abc", "/bin/sh", script, "build-info", tarball, out])
         #expect(result.status == 0, "\(result.output)")
         let injected = try String(contentsOfFile: out + "/BuildInfo.swift", encoding: .utf8)
         #expect(injected.contains("public static let commit: String? = \"0123abc\""), "\(injected)")
