@@ -89,7 +89,7 @@ import Testing
         // Resume the last checkpoint with 4 ranks (rank 0 reads it and sends it to the others).
         let path = out + String(format: "/ckpt-%06d.gfck", ckpt)
         let resumed = MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 4) + [binary, "train", "--resume", path, "--no-tui"],
-                                 timeout: 90)
+                                 timeout: 300)   // about 30 s on a quiet 2-core machine; 4 ranks oversubscribe it
         #expect(resumed.status == 0, "resume failed:\n\(resumed.output)")
         let after = try MPIRun.records(runFile)
         #expect(after.endReasons.last == "completed", "the resumed run completes: \(after.endReasons)")
