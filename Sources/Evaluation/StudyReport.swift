@@ -157,9 +157,9 @@ public struct StudyReport {
     }
 
     /// Per-seed range (max − min) of final val bpb over a group's learning rates.
-    func lrRange(_ data: String, _ arms: [StudyConfig.Arm]) -> [Double] {
+    func lrRange(_ data: String, _ arms: [StudyConfig.Arm], _ metric: Metric) -> [Double] {
         study.seeds.indices.map { k in
-            let v = arms.compactMap { run(data, $0.name, seedIndex: k)?.finalValidationBitsPerByte }.filter(\.isFinite)
+            let v = arms.compactMap { run(data, $0.name, seedIndex: k).flatMap(metric.value) }.filter(\.isFinite)
             return v.count == arms.count ? (v.max()! - v.min()!) : .nan
         }
     }
@@ -224,8 +224,14 @@ public struct StudyReport {
     /// The rate of an arm.
     func rate(_ arm: StudyConfig.Arm) -> Double { arm.learningRate ?? study.learningRate }
 
-    /// Per-seed final val bpb of an arm.
-    func finalBPB(_ data: String, _ arm: String) -> [Double] { values(data, arm) { $0.finalValidationBitsPerByte } }
+    /// The metric a data set's learning-rate section decides on: the final val bpb, or for a
+    /// synthetic task (which every arm may learn to a loss near zero, so that final losses tie)
+    /// the emergence step of its last band, when the runs recorded one.
+    func rateMetric(_ d: StudyConfig.DataSpec) -> Metric {
+        let all = metrics(for: d)
+        if d.isSynthetic, let long = syntheticBands(d.name).last, let m = all.first(where: { $0.name == Self.emergenceMetric(long) }) { return m }
+        return all.first { $0.name == "final val bpb" } ?? Metric(name: "final val bpb", better: .lower) { $0.finalValidationBitsPerByte }
+    }
 
     /// Learning-rate sensitivity of a data set in Markdown: each group's range over its rates
     /// (compared with the baseline group's range over the same rates), each arm against the
@@ -237,16 +243,19 @@ public struct StudyReport {
             a.refinementKey == study.arms.first { $0.name == study.baseline }?.refinementKey
         }
         guard !groups.isEmpty, baseGroup.count >= 2 else { return "" }
+        let m = rateMetric(d)
+        func perSeed(_ arm: String) -> [Double] { values(d.name, arm, m.value) }
+        func mean(_ arm: String) -> Double { PairedStatistics.mean(perSeed(arm).filter(\.isFinite)) }
         func cell(_ c: PairedStatistics.Comparison, better: String) -> String {
             let ci = c.interval.map { "[\(Self.g($0.low)), \(Self.g($0.high))]" } ?? "—"
             return "\(Self.g(c.mean)) | \(ci) | \(Int((c.agreement * Double(c.differences.count)).rounded()))/\(c.differences.count) \(better) | \(c.verdict.rawValue)"
         }
-        var s = "Learning-rate sensitivity (range of final val bpb over the learning rates, per seed; a group is "
+        var s = "Learning-rate sensitivity (range of \(m.name) over the learning rates, per seed; a group is "
         s += "compared with the baseline's range over the same rates):\n\n"
         s += "| arms | learning rates | mean range | per-seed ranges | baseline's range at these rates: Δ | 95 % CI | pairs | verdict |\n"
         s += "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
         for (_, arms) in groups {
-            let r = lrRange(d.name, arms)
+            let r = lrRange(d.name, arms, m)
             let lrs = arms.map { Self.g(rate($0)) }.joined(separator: ", ")
             var line = "| \(arms.map(\.name).joined(separator: ", ")) | \(lrs) | \(Self.f(PairedStatistics.mean(r.filter(\.isFinite)))) | \(r.map { Self.f($0) }.joined(separator: ", ")) | "
             let matching = Set(arms.map(rate))
@@ -254,7 +263,7 @@ public struct StudyReport {
             if arms.contains(where: { $0.name == study.baseline }) || baseSame.count != matching.count {
                 line += "— | — | — | — |"
             } else {
-                let c = PairedStatistics.compare(arm: r, baseline: lrRange(d.name, baseSame), better: .lower, resamples: resamples)
+                let c = PairedStatistics.compare(arm: r, baseline: lrRange(d.name, baseSame, m), better: .lower, resamples: resamples)
                 line += cell(c, better: "smaller") + " |"
             }
             s += line + "\n"
@@ -264,32 +273,29 @@ public struct StudyReport {
         for (_, arms) in groups where !arms.contains(where: { $0.name == study.baseline }) {
             for arm in arms {
                 guard let base = baseGroup.first(where: { rate($0) == rate(arm) }) else { continue }
-                let c = PairedStatistics.compare(arm: finalBPB(d.name, arm.name), baseline: finalBPB(d.name, base.name),
-                                                 better: .lower, resamples: resamples)
-                rows.append("| \(arm.name) | \(Self.g(rate(arm))) | \(base.name) | " + cell(c, better: "lower") + " |")
+                let c = PairedStatistics.compare(arm: perSeed(arm.name), baseline: perSeed(base.name), better: m.better, resamples: resamples)
+                rows.append("| \(arm.name) | \(Self.g(rate(arm))) | \(base.name) | " + cell(c, better: m.better.rawValue) + " |")
             }
         }
         if !rows.isEmpty {
-            s += "\nAt the same learning rate (Δ final val bpb = arm − the baseline at that rate):\n\n"
+            s += "\nAt the same learning rate (Δ \(m.name) = arm − the baseline at that rate):\n\n"
             s += "| arm | lr | baseline | Δ mean | 95 % CI | pairs | verdict |\n| --- | --- | --- | --- | --- | --- | --- |\n"
             s += rows.joined(separator: "\n") + "\n"
         }
-        // Each group at its best rate (lowest mean final val bpb) against the baseline at its best.
+        // Each group at its best rate (best mean of the metric) against the baseline at its best.
         func best(_ arms: [StudyConfig.Arm]) -> StudyConfig.Arm? {
-            arms.min { PairedStatistics.mean(finalBPB(d.name, $0.name).filter(\.isFinite)) < PairedStatistics.mean(finalBPB(d.name, $1.name).filter(\.isFinite)) }
+            arms.min { m.better == .lower ? mean($0.name) < mean($1.name) : mean($0.name) > mean($1.name) }
         }
         let others = groups.filter { !$0.arms.contains(where: { $0.name == study.baseline }) }
         if let baseBest = best(baseGroup), !others.isEmpty {
             let top = baseGroup.map(rate).max() ?? 0
-            s += "\nAt each group's best learning rate of the grid (lowest mean final val bpb; the baseline's is \(baseBest.name)"
+            s += "\nAt each group's best learning rate of the grid (\(m.better == .lower ? "lowest" : "highest") mean \(m.name); the baseline's is \(baseBest.name)"
             s += rate(baseBest) == top ? ", the top of its grid: a higher rate might be better still" : ""
-            s += "):\n\n| group | best arm | lr | mean final val bpb | Δ vs \(baseBest.name) | 95 % CI | pairs | verdict |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            s += "):\n\n| group | best arm | lr | mean \(m.name) | Δ vs \(baseBest.name) | 95 % CI | pairs | verdict |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"
             for (_, arms) in others {
                 guard let b = best(arms) else { continue }
-                let c = PairedStatistics.compare(arm: finalBPB(d.name, b.name), baseline: finalBPB(d.name, baseBest.name),
-                                                 better: .lower, resamples: resamples)
-                let mean = PairedStatistics.mean(finalBPB(d.name, b.name).filter(\.isFinite))
-                s += "| \(arms.map(\.name).joined(separator: ", ")) | \(b.name) | \(Self.g(rate(b))) | \(Self.f(mean)) | " + cell(c, better: "lower") + " |\n"
+                let c = PairedStatistics.compare(arm: perSeed(b.name), baseline: perSeed(baseBest.name), better: m.better, resamples: resamples)
+                s += "| \(arms.map(\.name).joined(separator: ", ")) | \(b.name) | \(Self.g(rate(b))) | \(Self.f(mean(b.name))) | " + cell(c, better: m.better.rawValue) + " |\n"
             }
         }
         return s + "\n"
