@@ -18,7 +18,7 @@ public struct ContextPolicy: Equatable, Sendable, Codable {
         public var rho = 0.99
         /// Full exponent γ after the ramp.
         public var gamma = 0.5
-        public var schedule = WarmupRamp(warmupSteps: 200, rampSteps: 200)
+        public var schedule = WarmupRamp.policyDefault
         /// Tilt of the measured targets toward the longer bands (0: hold the measured shares).
         public var targetTilt = 0.5
 

@@ -11,7 +11,7 @@ public struct DepthPolicy: Equatable, Sendable, Codable {
     public struct Parameters: Equatable, Sendable, Codable {
         public var rho = 0.95
         public var gamma = 0.5
-        public var schedule = WarmupRamp(warmupSteps: 200, rampSteps: 200)
+        public var schedule = WarmupRamp.policyDefault
 
         public init() {}
     }

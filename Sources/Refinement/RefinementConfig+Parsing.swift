@@ -22,11 +22,14 @@ public struct RefinementFlags: Equatable, Sendable {
     public var grokfast: String?
     /// `--time-lambda 0.5`: the adaptive time policy's final low-band boost (w_L ramps to 1 + λ).
     public var timeLambda: String?
+    /// `--policy-warmup 50`: steps the adaptive context and depth policies hold their weights at 1
+    /// (and then ramp in over as many).
+    public var policyWarmup: String?
 
     public init(
         contextBands: String? = nil, contextWeights: String? = nil, timeWeights: String? = nil,
         timeBetas: String? = nil, depthGroups: String? = nil, depthWeights: String? = nil,
-        adaptive: String? = nil, grokfast: String? = nil, timeLambda: String? = nil
+        adaptive: String? = nil, grokfast: String? = nil, timeLambda: String? = nil, policyWarmup: String? = nil
     ) {
         self.contextBands = contextBands
         self.contextWeights = contextWeights
@@ -37,6 +40,7 @@ public struct RefinementFlags: Equatable, Sendable {
         self.adaptive = adaptive
         self.grokfast = grokfast
         self.timeLambda = timeLambda
+        self.policyWarmup = policyWarmup
     }
 
     /// One refinement flag: its name, where its value goes and its help line.
@@ -66,6 +70,8 @@ public struct RefinementFlags: Equatable, Sendable {
         Flag(name: "--grokfast", value: \.grokfast, help: "Grokfast-EMA shorthand ALPHA,LAMBDA, e.g. 0.98,2: time betas α,α and weights 1,1,1+λ."),
         Flag(name: "--time-lambda", value: \.timeLambda,
              help: "Low-band boost of the adaptive time policy: w_L ramps from 1 to 1+λ over the first 10 % of steps (default 0, range 0–\(formatNumber(AxisBounds.timeLowAdaptive.ceiling - 1)))."),
+        Flag(name: "--policy-warmup", value: \.policyWarmup,
+             help: "Steps the adaptive context and depth policies hold their weights at 1 before ramping in over as many steps (default \(WarmupRamp.policyDefault.warmupSteps)); their targets are the shares measured when it ends."),
     ]
 
     /// The table entry of a flag ("--adaptive"), or nil for a flag that is not a refinement flag.
@@ -172,6 +178,15 @@ extension RefinementConfig {
                     "--time-lambda: expected one number λ with 1 + λ in the adaptive low band's range \(range.text) (λ from 0 to 3), got \"\(text)\"")
             }
             timeLambda = values[0]
+        }
+        if let text = flags.policyWarmup {
+            guard adaptive.contains(.context) || adaptive.contains(.depth) else {
+                throw RefinementError("--policy-warmup: sets the adaptive context and depth policies; add --adaptive context, depth (or all)")
+            }
+            guard let steps = Int(text.trimmingSpaces), steps >= 0 else {
+                throw RefinementError("--policy-warmup: expected a whole number of steps ≥ 0 (e.g. 50), got \"\(text)\"")
+            }
+            policyWarmup = steps
         }
         if flags.timeBetas != nil && mode(.time) == .off {
             throw RefinementError(

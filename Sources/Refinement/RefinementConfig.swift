@@ -22,6 +22,14 @@ public struct RefinementConfig: Equatable, Sendable, Codable {
     public var grokfast: Grokfast?
     /// The adaptive time policy's λ (nil: `TimePolicy.Parameters`' default).
     public var timeLambda: Double?
+    /// Warm-up (and ramp) steps of the adaptive context and depth policies (nil: the default,
+    /// `WarmupRamp.policyDefault`).
+    public var policyWarmup: Int?
+
+    /// The warm-up and ramp of the adaptive context and depth policies.
+    public var policySchedule: WarmupRamp {
+        policyWarmup.map { WarmupRamp(warmupSteps: $0, rampSteps: $0) } ?? .policyDefault
+    }
 
     /// Grokfast-EMA's parameters: EMA coefficient α and amplification λ.
     public struct Grokfast: Equatable, Sendable, Codable {

@@ -7,6 +7,9 @@ public struct WarmupRamp: Equatable, Sendable, Codable {
     public var warmupSteps: Int
     public var rampSteps: Int
 
+    /// The context and depth policies' default: 200 steps at 1, then 200 steps of ramp.
+    public static let policyDefault = WarmupRamp(warmupSteps: 200, rampSteps: 200)
+
     public init(warmupSteps: Int, rampSteps: Int) {
         self.warmupSteps = max(0, warmupSteps)
         self.rampSteps = max(0, rampSteps)

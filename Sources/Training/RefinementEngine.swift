@@ -53,7 +53,11 @@ final class RefinementEngine {
         self.setup = setup
         var timeParameters = TimePolicy.Parameters()
         if let lambda = setup.config.timeLambda { timeParameters.lambda = lambda }
-        scales = ScaleController(setup: setup, totalSteps: totalSteps, timeParameters: timeParameters)
+        var contextParameters = ContextPolicy.Parameters(), depthParameters = DepthPolicy.Parameters()
+        contextParameters.schedule = setup.config.policySchedule
+        depthParameters.schedule = setup.config.policySchedule
+        scales = ScaleController(setup: setup, totalSteps: totalSteps, contextParameters: contextParameters,
+                                 timeParameters: timeParameters, depthParameters: depthParameters)
         layers = setup.layers
         self.heads = heads
         bands = Attention.Bands(upperEdges: setup.contextBands.edges, T: context)

@@ -216,11 +216,13 @@ struct RefinementOptions: ParsableArguments {
     var grokfast: String?
     @Option(help: ArgumentHelp(RefinementFlags.help(for: "--time-lambda")))
     var timeLambda: String?
+    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--policy-warmup")))
+    var policyWarmup: String?
 
     var flags: RefinementFlags {
         RefinementFlags(contextBands: contextBands, contextWeights: contextWeights, timeWeights: timeWeights,
                         timeBetas: timeBetas, depthGroups: depthGroups, depthWeights: depthWeights,
-                        adaptive: adaptive, grokfast: grokfast, timeLambda: timeLambda)
+                        adaptive: adaptive, grokfast: grokfast, timeLambda: timeLambda, policyWarmup: policyWarmup)
     }
 }
 

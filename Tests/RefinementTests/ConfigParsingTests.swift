@@ -85,6 +85,9 @@ struct ConfigParsingTests {
             (RefinementFlags(adaptive: "time", timeLambda: "4"), ["--time-lambda", "[1, 4]", "λ from 0 to 3"]),
             (RefinementFlags(adaptive: "time", timeLambda: "-0.5"), ["--time-lambda", "[1, 4]"]),
             (RefinementFlags(adaptive: "time", timeLambda: "1,2"), ["--time-lambda", "one number"]),
+            (RefinementFlags(policyWarmup: "50"), ["--policy-warmup", "--adaptive context, depth"]),
+            (RefinementFlags(adaptive: "time", policyWarmup: "50"), ["--policy-warmup", "--adaptive context, depth"]),
+            (RefinementFlags(adaptive: "context", policyWarmup: "-1"), ["--policy-warmup", "whole number", "\"-1\""]),
         ]
         for (flags, expected) in cases {
             let message = error(flags)
@@ -147,7 +150,7 @@ struct ConfigParsingTests {
     func flagTable() {
         let table = RefinementFlags.table
         #expect(table.map(\.name) == ["--context-bands", "--context-weights", "--time-weights", "--time-betas",
-                                       "--depth-groups", "--depth-weights", "--adaptive", "--grokfast", "--time-lambda"])
+                                       "--depth-groups", "--depth-weights", "--adaptive", "--grokfast", "--time-lambda", "--policy-warmup"])
         #expect(table.allSatisfy { !$0.help.isEmpty })
         // Setting each flag through the table fills exactly one field, a different one each time,
         // and together they fill every stored field of RefinementFlags.

@@ -46,6 +46,22 @@ func temporaryDirectory() -> String {
         #expect(late < early - 0.3)
     }
 
+    @Test func policyWarmupSetsWhenTheAdaptiveContextPolicyActs() throws {
+        func contextWeights(_ flags: RefinementFlags) throws -> [[Double]] {
+            try losses(tinyConfig(steps: 30), refinement: try RefinementConfig(flags: flags)).records.compactMap { r in
+                if case let .step(s) = r { return s.axes.first { $0.axis == .context }?.bands.map(\.weight) }
+                return nil
+            }
+        }
+        // Default: 200 steps at 1, so a 30-step run never moves them.
+        let standard = try contextWeights(RefinementFlags(adaptive: "context"))
+        #expect(standard.count == 30 && standard.allSatisfy { $0.allSatisfy { $0 == 1 } })
+        // --policy-warmup 5: at 1 through step 4, then the policy ramps in.
+        let early = try contextWeights(RefinementFlags(adaptive: "context", policyWarmup: "5"))
+        #expect(early.prefix(5).allSatisfy { $0.allSatisfy { $0 == 1 } })
+        #expect(early.suffix(10).contains { $0.contains { $0 != 1 } })
+    }
+
     @Test func allWeightsOneReproducesPlainTrainingBitForBit() throws {
         let plain = try losses(tinyConfig(steps: 50)).losses
         let flags = RefinementFlags(contextBands: "3,7", contextWeights: "1,1,1", timeWeights: "1,1,1",
