@@ -302,9 +302,11 @@ extension RefinementConfig {
             case .time:
                 if let w = timeWeights { s += " w \(w.high),\(w.mid),\(w.low)" }
                 s += " β \(timeBetaFast),\(timeBetaSlow)"
+                if let l = timeLambda, mode(.time) == .adaptive { s += " λ \(l)" }
             case .depth:
                 if let w = depthWeights { s += " w \(w.map { String($0) }.joined(separator: ","))" }
             }
+            if axis != .time, mode(axis) == .adaptive, let w = policyWarmup { s += " warm-up \(w)" }
             parts.append(s)
         }
         return parts.joined(separator: "; ")

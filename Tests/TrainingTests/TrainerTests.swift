@@ -60,6 +60,9 @@ func temporaryDirectory() -> String {
         let early = try contextWeights(RefinementFlags(adaptive: "context", policyWarmup: "5"))
         #expect(early.prefix(5).allSatisfy { $0.allSatisfy { $0 == 1 } })
         #expect(early.suffix(10).contains { $0.contains { $0 != 1 } })
+        // The run header's refinement summary names it.
+        #expect(try RefinementConfig(flags: RefinementFlags(adaptive: "context,time", timeLambda: "0.5", policyWarmup: "5")).summary
+                == "context=adaptive warm-up 5; time=adaptive β 0.9,0.99 λ 0.5")
     }
 
     @Test func allWeightsOneReproducesPlainTrainingBitForBit() throws {
