@@ -320,6 +320,9 @@ public struct RunSpec: Sendable, Equatable {
     public var initSeed: UInt64 { arm.initSeed ?? seed }
     public var dataSeed: UInt64 { arm.dataSeed ?? seed }
 
+    /// "data/arm/seed-N", as logs and the report name a run.
+    public var label: String { "\(data.name)/\(arm.name)/seed-\(seed)" }
+
     /// DIR/data/arm/seed-N.
     public func directory(in out: String) -> String {
         [out, data.name, arm.name, "seed-\(seed)"].reduce("") { $0.isEmpty ? $1 : ($0 as NSString).appendingPathComponent($1) }

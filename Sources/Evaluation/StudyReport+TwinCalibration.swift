@@ -106,15 +106,24 @@ extension StudyReport {
     /// the run after the change: each seed's window against the baseline of the same seed. The
     /// change step is the one the run's verdict recorded. A seed without a verdict or a baseline,
     /// or whose runs end before the window does, is left out of the row; a row with no seed is.
+    /// Only arms that are the baseline plus their change qualify (same refinement, rate and
+    /// seeds): for any other, the baseline is not the arm's twin.
     func windowRows(_ d: StudyConfig.DataSpec, arms: [StudyConfig.Arm]) -> [WindowRow] {
+        guard let baselineArm = study.arms.first(where: { $0.name == study.baseline }) else { return [] }
+        func sameBut(change arm: StudyConfig.Arm) -> Bool {
+            arm.refinement == baselineArm.refinement && rate(arm) == rate(baselineArm)
+                && arm.initSeed == baselineArm.initSeed && arm.dataSeed == baselineArm.dataSeed
+        }
         var rows: [WindowRow] = []
-        for arm in calibratedArms(arms) where arm.changes.count == 1 {
+        for arm in calibratedArms(arms) where arm.changes.count == 1 && sameBut(change: arm) {
             let twinSteps = arm.twinSteps ?? 0
             var pairs: [(seed: UInt64, run: RunMetrics, baseline: RunMetrics, change: Int)] = []
+            var allWindowsWhole = true
             for k in study.seeds.indices {
                 guard let r = run(d.name, arm.name, seedIndex: k), let v = Self.calibrationVerdict(r),
                       let base = run(d.name, study.baseline, seedIndex: k) else { continue }
                 pairs.append((study.seeds[k], r, base, v.changeStep))
+                if v.partial { allWindowsWhole = false }
             }
             let rest = pairs.map { min($0.run.steps, $0.baseline.steps) - $0.change }.max() ?? 0
             let lengths = Set(Self.windowLengths + [twinSteps, rest])
@@ -126,7 +135,8 @@ extension StudyReport {
                     }
                 }
                 guard !seeds.isEmpty else { continue }
-                rows.append(WindowRow(data: d.name, arm: arm.name, length: length, isTwinWindow: length == twinSteps,
+                // The twin's own row repeats its verdicts only when every window closed whole.
+                rows.append(WindowRow(data: d.name, arm: arm.name, length: length, isTwinWindow: length == twinSteps && allWindowsWhole,
                                       isRestOfRun: length == rest, seeds: seeds))
             }
         }

@@ -229,7 +229,8 @@ public struct StudyReport {
     /// the emergence step of its last band, when the runs recorded one.
     func rateMetric(_ d: StudyConfig.DataSpec) -> Metric {
         let all = metrics(for: d)
-        if d.isSynthetic, let long = syntheticBands(d.name).last, let m = all.first(where: { $0.name == Self.emergenceMetric(long) }) { return m }
+        if d.isSynthetic, let long = syntheticBands(d.name).last, let m = all.first(where: { $0.name == Self.emergenceMetric(long) }),
+           runs.contains(where: { $0.data == d.name && (m.value($0)?.isFinite ?? false) }) { return m }
         return all.first { $0.name == "final val bpb" } ?? Metric(name: "final val bpb", better: .lower) { $0.finalValidationBitsPerByte }
     }
 
@@ -284,7 +285,8 @@ public struct StudyReport {
         }
         // Each group at its best rate (best mean of the metric) against the baseline at its best.
         func best(_ arms: [StudyConfig.Arm]) -> StudyConfig.Arm? {
-            arms.min { m.better == .lower ? mean($0.name) < mean($1.name) : mean($0.name) > mean($1.name) }
+            // Arms without a finite mean (every run failed or missing) cannot be the best.
+            arms.filter { mean($0.name).isFinite }.min { m.better == .lower ? mean($0.name) < mean($1.name) : mean($0.name) > mean($1.name) }
         }
         let others = groups.filter { !$0.arms.contains(where: { $0.name == study.baseline }) }
         if let baseBest = best(baseGroup), !others.isEmpty {

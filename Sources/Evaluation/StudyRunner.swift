@@ -36,11 +36,13 @@ public final class StudyRunner {
         return FileManager.default.fileExists(atPath: summary) && endRecord(runDirectory)?.reason == .completed
     }
 
-    /// The end record of a run that failed (diverged, or a non-finite loss). A failed run is an
-    /// outcome, like a completed one: it is kept, not re-run (it is seeded, so it would fail
-    /// again), left out of the statistics and listed in the report.
+    /// The end record of a run whose training failed (it diverged, or its loss stopped being
+    /// finite: `TrainingFailure`). Such a run is an outcome, like a completed one: it is kept, not
+    /// re-run (it is seeded, so it would fail again), left out of the statistics and listed in the
+    /// report. A run that failed for another reason (a checkpoint it could not write) is not: it
+    /// is moved aside and run again, like an interrupted one.
     public static func failure(_ runDirectory: String) -> EndRecord? {
-        endRecord(runDirectory).flatMap { $0.reason == .failed ? $0 : nil }
+        endRecord(runDirectory).flatMap { TrainingFailure.isTraining($0) ? $0 : nil }
     }
 
     /// Runs (or skips) every run, then reads all of them back.
@@ -48,7 +50,7 @@ public final class StudyRunner {
         let runs = study.runs
         for (i, spec) in runs.enumerated() {
             let dir = spec.directory(in: out)
-            let label = "[\(i + 1)/\(runs.count)] \(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed)"
+            let label = "[\(i + 1)/\(runs.count)] \(spec.label)"
             if Self.isComplete(dir) {
                 log("\(label): already complete, skipped")
                 continue
@@ -66,7 +68,7 @@ public final class StudyRunner {
             }
             let t0 = Date()
             let end = try execute(spec, directory: dir)
-            if end.reason == .failed {
+            if TrainingFailure.isTraining(end) {
                 log("\(label): FAILED at step \(end.step): \(end.message); left out of the statistics")
                 continue
             }
@@ -83,7 +85,11 @@ public final class StudyRunner {
     /// are left out, so a report can be written from a study in progress).
     public func metrics() throws -> [RunMetrics] {
         let done = study.runs.filter { Self.isComplete($0.directory(in: out)) }
-        if done.count < study.runs.count { log("\(study.runs.count - done.count) of \(study.runs.count) runs are not complete; the report leaves them out") }
+        let failed = study.runs.filter { Self.failure($0.directory(in: out)) != nil }.count
+        if done.count + failed < study.runs.count {
+            log("\(study.runs.count - done.count - failed) of \(study.runs.count) runs are not complete; the report leaves them out")
+        }
+        if failed > 0 { log("\(failed) of \(study.runs.count) runs failed; the report lists them and leaves them out") }
         return try done.map { spec in
             try RunMetrics(runDirectory: spec.directory(in: out), data: spec.data.name, arm: spec.arm.name,
                            seed: spec.seed, primary: spec.data.isSynthetic ? nil : study.primary)
@@ -93,7 +99,7 @@ public final class StudyRunner {
     /// The runs that failed, as "data/arm/seed-N: message", in study order.
     public func failures() -> [String] {
         study.runs.compactMap { spec in
-            Self.failure(spec.directory(in: out)).map { "\(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed): \($0.message)" }
+            Self.failure(spec.directory(in: out)).map { "\(spec.label): \($0.message)" }
         }
     }
 
@@ -221,7 +227,7 @@ public final class StudyRunner {
                 if let bands = t.syntheticScores(windows: windows) { curve.append(SyntheticPoint(step: t.step, bands: bands)) }
             }
         }
-        let end = try record(trainer, bus: bus, runName: "\(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed)",
+        let end = try record(trainer, bus: bus, runName: spec.label,
                              directory: directory) {
             let end = trainer.run()
             synthetic = trainer.syntheticScores(windows: self.study.syntheticWindows)
@@ -230,7 +236,7 @@ public final class StudyRunner {
         guard end.reason == .completed else { return end }
         if let ft = study.fineTune, study.fineTunes(spec.data) {
             let ftEnd = try fineTune(ft, from: trainer, config: config, refinement: refinement,
-                                     directory: ft.directory(in: directory), runName: "\(spec.data.name)/\(spec.arm.name)/seed-\(spec.seed)")
+                                     directory: ft.directory(in: directory), runName: spec.label)
             guard ftEnd.reason == .completed else {
                 throw StudyConfig.ParseError(description: "\(ft.directory(in: directory)): fine-tune ended \(ftEnd.reason.rawValue): \(ftEnd.message)")
             }

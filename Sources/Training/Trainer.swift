@@ -144,7 +144,7 @@ public final class Trainer: @unchecked Sendable {
                 step += 1
                 if healthy && !record.loss.isFinite {
                     reason = .failed
-                    message = "loss became \(record.loss) at step \(record.step)"
+                    message = "\(TrainingFailure.nonFinite)\(record.loss) at step \(record.step)"
                     break
                 }
                 closeTwinIfDone()

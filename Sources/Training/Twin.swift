@@ -229,7 +229,7 @@ extension Trainer {
         }
         switch divergence.settings.policy {
         case .off: return true
-        case .stop: throw DivergenceStop(message: "diverged at step \(record.step): \(reason) (--on-divergence stop)")
+        case .stop: throw DivergenceStop(message: "\(TrainingFailure.diverged)\(record.step): \(reason) (--on-divergence stop)")
         case .skip where skippedBatch && divergence.consecutiveSkips < divergence.settings.maxRollbacksPerSnapshot:
             // Isolated bad batches are dropped; a run of them means the state is bad: roll back.
             divergence.consecutiveSkips += 1
@@ -244,10 +244,10 @@ extension Trainer {
 
     private func rollback(reason: String, badStep: Int) throws {
         guard let snap = divergence.snapshot else {
-            throw DivergenceStop(message: "diverged at step \(badStep) before the first snapshot: \(reason)")
+            throw DivergenceStop(message: "\(TrainingFailure.diverged)\(badStep) before the first snapshot: \(reason)")
         }
         guard divergence.rollbacksToSnapshot < divergence.settings.maxRollbacksPerSnapshot else {
-            throw DivergenceStop(message: "diverged at step \(badStep) (\(reason)) after \(divergence.rollbacksToSnapshot) rollbacks to the snapshot of step \(snap.step); stopping")
+            throw DivergenceStop(message: "\(TrainingFailure.diverged)\(badStep) (\(reason)) after \(divergence.rollbacksToSnapshot) rollbacks to the snapshot of step \(snap.step); stopping")
         }
         closeTwin(partial: true)
         twin = nil
@@ -277,4 +277,19 @@ extension Trainer {
 struct DivergenceStop: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
+}
+
+/// How the end message of a run that failed because training itself went wrong (it diverged, or
+/// its loss stopped being finite) begins, as opposed to a failure of the machine (a checkpoint
+/// that could not be written). A study keeps the first kind as an outcome and reruns the second.
+public enum TrainingFailure {
+    /// "diverged at step N …" (the divergence guard ended the run).
+    static let diverged = "diverged at step "
+    /// "loss became nan at step N" (a non-finite loss with the guard off).
+    static let nonFinite = "loss became "
+
+    /// Whether `end` is a failed run whose training went wrong.
+    public static func isTraining(_ end: EndRecord) -> Bool {
+        end.reason == .failed && (end.message.hasPrefix(diverged) || end.message.hasPrefix(nonFinite))
+    }
 }

@@ -13,7 +13,15 @@ import Testing
         try fm.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? fm.removeItem(at: dir) }
         let copy = dir.appendingPathComponent("gradflow")
-        try fm.copyItem(at: binary, to: copy)
+        // Written through a close-on-exec descriptor: a program another test spawns meanwhile
+        // (mpirun, a tmux server) must not inherit it, or exec of the copy fails with ETXTBSY for
+        // as long as that program lives.
+        let bytes = try Data(contentsOf: binary)
+        let fd = open(copy.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        try #require(fd >= 0, "cannot create \(copy.path)")
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        try #require(written == bytes.count, "short write of \(copy.path)")
         // As if the build folder were gone: hide any resource bundle beside the original binary (a
         // bundle lookup would find it there by its absolute path), and put it back afterwards.
         let buildDir = binary.deletingLastPathComponent()
@@ -29,8 +37,8 @@ import Testing
         let arguments = ["train", "--no-tui", "--layers", "1", "--heads", "2", "--dim", "16", "--context", "32",
                          "--batch", "2", "--steps", "3", "--eval-windows", "2", "--threads", "1", "--out", runDir]
         var result = ChildProcess.run(copy.path, arguments)
-        // ETXTBSY (26): a process another test spawned meanwhile inherited the copy's write descriptor
-        // for a moment; the copy is complete, so try again.
+        // ETXTBSY (26): a process forked by another test between the open and its exec can still
+        // hold the descriptor for a moment; the copy is complete, so try again.
         for _ in 0..<50 where result.status == ChildProcess.notStarted && result.output.hasSuffix("error \(ETXTBSY)") {
             usleep(100_000)
             result = ChildProcess.run(copy.path, arguments)

@@ -200,5 +200,19 @@ import Testing
         #expect(report.markdown(command: "x").contains("Runs that failed"))
         #expect(report.markdown(command: "x").contains("- `text/hot/seed-2: diverged at step 9`"))
         #expect(!StudyReport(study: study, runs: metrics).markdown(command: "x").contains("Runs that failed"))
+        // A run that failed for another reason (the machine's, not training's) is not an outcome:
+        // a resume moves it aside and trains it again.
+        let other = out + "/text/hot/seed-1"
+        let otherFile = other + "/run.jsonl"
+        try String(contentsOfFile: otherFile, encoding: .utf8)
+            .replacingOccurrences(of: "\"reason\":\"completed\"", with: "\"reason\":\"failed\"")
+            .replacingOccurrences(of: "\"message\":\"\"", with: "\"message\":\"cannot write checkpoint: disk full\"")
+            .write(toFile: otherFile, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: other + "/summary.json")
+        #expect(StudyRunner.failure(other) == nil)
+        lines = []
+        #expect(try runner.run().count == 3)   // the two baselines and hot/seed-1, trained again
+        #expect(lines.contains { $0.contains("text/hot/seed-1: incomplete run moved to") })
+        #expect(runner.failures() == ["text/hot/seed-2: diverged at step 9"])
     }
 }

@@ -61,8 +61,10 @@ public final class ChildProcess {
     public func wait() -> Int32 {
         if let status { return status }
         var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-        return record(raw)
+        while true {
+            if waitpid(pid, &raw, 0) == pid { return record(raw) }
+            if errno != EINTR { return lost() }
+        }
     }
 
     /// The exit status (-1 for a signal), or nil when the program still runs after `timeout`
@@ -72,10 +74,19 @@ public final class ChildProcess {
         let deadline = Date().addingTimeInterval(timeout)
         var raw: Int32 = 0
         while true {
-            if waitpid(pid, &raw, WNOHANG) == pid { return record(raw) }
+            let r = waitpid(pid, &raw, WNOHANG)
+            if r == pid { return record(raw) }
+            if r < 0 && errno != EINTR { return lost() }
             if Date() >= deadline { return nil }
             Thread.sleep(forTimeInterval: 0.05)
         }
+    }
+
+    /// waitpid failed for good (the child is not ours to wait for any more): report -1, as for a
+    /// signal, and never signal that pid again.
+    private func lost() -> Int32 {
+        status = -1
+        return -1
     }
 
     private func record(_ raw: Int32) -> Int32 {
