@@ -60,8 +60,9 @@ public struct ScaleController: Equatable, Sendable, Codable {
     /// Whether warm-up of the context and depth policies ends with `step` (for the "adaptive
     /// policies in force" event).
     public func warmupEnds(atStep step: Int) -> Bool {
-        let context = self.context.parameters.schedule.warmupSteps
-        let depth = self.depth.parameters.schedule.warmupSteps
+        // A warm-up of 0 steps ends with the first step.
+        let context = max(1, self.context.parameters.schedule.warmupSteps)
+        let depth = max(1, self.depth.parameters.schedule.warmupSteps)
         return (weights.mode(.context) == .adaptive && step + 1 == context)
             || (weights.mode(.depth) == .adaptive && step + 1 == depth && depth != context)
     }

@@ -60,6 +60,15 @@ func temporaryDirectory() -> String {
         let early = try contextWeights(RefinementFlags(adaptive: "context", policyWarmup: "5"))
         #expect(early.prefix(5).allSatisfy { $0.allSatisfy { $0 == 1 } })
         #expect(early.suffix(10).contains { $0.contains { $0 != 1 } })
+        // The event that the adaptive weights are in force comes when the warm-up ends, also for 0.
+        for (warmup, step) in [("5", 5), ("0", 1)] {
+            let records = try losses(tinyConfig(steps: 10), refinement: try RefinementConfig(flags: RefinementFlags(adaptive: "context", policyWarmup: warmup))).records
+            let inForce = records.compactMap { r -> Int? in
+                if case let .event(e) = r, e.message.contains("adaptive weights in force") { return e.step }
+                return nil
+            }
+            #expect(inForce == [step], "warm-up \(warmup)")
+        }
         // The run header's refinement summary names it.
         #expect(try RefinementConfig(flags: RefinementFlags(adaptive: "context,time", timeLambda: "0.5", policyWarmup: "5")).summary
                 == "context=adaptive warm-up 5; time=adaptive β 0.9,0.99 λ 0.5")
