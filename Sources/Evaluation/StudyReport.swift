@@ -37,7 +37,7 @@ public struct StudyReport {
 
     func metrics(for data: StudyConfig.DataSpec) -> [Metric] {
         var m: [Metric] = [
-            Metric(name: "final val bpb", better: .lower) { $0.finalValidationBitsPerByte },
+            Self.finalBPB,
             Metric(name: "min val bpb", better: .lower) { $0.minValidation / log(2.0) },
             Metric(name: "val − train gap (nats)", better: .lower) { $0.generalisationGap },
             Metric(name: "update sign-flip rate", better: .lower) { $0.flipRate },
@@ -224,14 +224,17 @@ public struct StudyReport {
     /// The rate of an arm.
     func rate(_ arm: StudyConfig.Arm) -> Double { arm.learningRate ?? study.learningRate }
 
+    /// The final validation loss in bits per byte: the text data sets' deciding metric.
+    static let finalBPB = Metric(name: "final val bpb", better: .lower) { $0.finalValidationBitsPerByte }
+
     /// The metric a data set's learning-rate section decides on: the final val bpb, or for a
     /// synthetic task (which every arm may learn to a loss near zero, so that final losses tie)
-    /// the emergence step of its last band, when the runs recorded one.
+    /// the emergence step of its last band, when the runs recorded one (`metrics(for:)` leaves
+    /// out a metric no run recorded).
     func rateMetric(_ d: StudyConfig.DataSpec) -> Metric {
-        let all = metrics(for: d)
-        if d.isSynthetic, let long = syntheticBands(d.name).last, let m = all.first(where: { $0.name == Self.emergenceMetric(long) }),
-           runs.contains(where: { $0.data == d.name && (m.value($0)?.isFinite ?? false) }) { return m }
-        return all.first { $0.name == "final val bpb" } ?? Metric(name: "final val bpb", better: .lower) { $0.finalValidationBitsPerByte }
+        if d.isSynthetic, let long = syntheticBands(d.name).last,
+           let m = metrics(for: d).first(where: { $0.name == Self.emergenceMetric(long) }) { return m }
+        return Self.finalBPB
     }
 
     /// Learning-rate sensitivity of a data set in Markdown: each group's range over its rates
@@ -393,7 +396,7 @@ public struct StudyReport {
         ("less oscillation", "update sign-flip rate", { !$0.isSynthetic && $0.limit == nil }),
         ("smoother gradients", "cos(g_t, g_t−1)", { !$0.isSynthetic && $0.limit == nil }),
         ("smoother updates", "cos(u_t, u_t−1)", { !$0.isSynthetic && $0.limit == nil }),
-        ("better final validation loss", "final val bpb", { !$0.isSynthetic && $0.limit == nil }),
+        ("better final validation loss", finalBPB.name, { !$0.isSynthetic && $0.limit == nil }),
         ("faster convergence", "tokens to baseline's final val", { !$0.isSynthetic && $0.limit == nil }),
         ("more use of long context (text)", "context gain ΔL(64)", { !$0.isSynthetic && $0.limit == nil }),
         ("long-range recall/copy", "answer loss long", { $0.isSynthetic }),
