@@ -41,12 +41,19 @@ public struct AxisInfo: Sendable, Equatable, Codable {
 
 /// One data source of a run, with enough to tell whether a replay used the same bytes.
 public struct DataSourceInfo: Sendable, Equatable, Codable {
-    /// "train" for the training data, otherwise the validation domain's name.
+    /// "train:NAME" for the training data ("train" in older files), otherwise the validation
+    /// domain's name.
     public var name: String
     public var path: String
     public var bytes: Int
     /// Hex FNV-1a 64 of the file's bytes.
     public var hash: String
+
+    /// How the training data's name begins.
+    public static let trainingPrefix = "train:"
+
+    /// NAME of a "train:NAME" entry (empty for "train" and for validation domains).
+    public var trainingName: String { name.hasPrefix(Self.trainingPrefix) ? String(name.dropFirst(Self.trainingPrefix.count)) : "" }
 
     public init(name: String, path: String, bytes: Int, hash: String) {
         self.name = name
@@ -128,6 +135,11 @@ public struct RunHeader: Sendable, Equatable {
         self.parameters = parameters
         self.totalSteps = totalSteps
         self.preset = preset
+    }
+
+    /// The training data's entry: named "train:NAME" ("train" in older files).
+    public var trainingData: DataSourceInfo? {
+        data.first { $0.name == DataSourceInfo.trainingPrefix.dropLast() || $0.name.hasPrefix(DataSourceInfo.trainingPrefix) }
     }
 
     /// How the run was spread over processes: "2 ranks × 1 threads", or "2 threads" for one process.

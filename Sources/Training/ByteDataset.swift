@@ -63,8 +63,11 @@ public struct ByteDataset: Sendable {
     /// The corpus compiled into the binary (about 1 MB of Shakespeare plays; `DefaultCorpus`).
     /// It needs no file at run time, so a copied binary trains without its build folder.
     public static func embedded() throws -> ByteDataset {
-        ByteDataset(name: "shakespeare", path: "(embedded)", files: [DefaultCorpus.bytes])
+        ByteDataset(name: "shakespeare", path: embeddedPath, files: [DefaultCorpus.bytes])
     }
+
+    /// The `path` of the embedded corpus.
+    public static let embeddedPath = "(embedded)"
 
     static func readBytes(_ path: String) throws -> [UInt8] {
         guard FileManager.default.isReadableFile(atPath: path) else {

@@ -92,12 +92,22 @@ public struct SyntheticTask: Sendable, Equatable {
 
     /// The data set that generates this task's windows.
     public var dataset: ByteDataset {
+        // `spec(datasetName:)` inverts this name.
         var d = ByteDataset(name: "synthetic-" + name.replacingOccurrences(of: ":", with: "-"), path: "(generated)", files: [])
         var h = FNV1a()
         h.add(Array("synthetic:\(name):\(edges)".utf8))
         d.hash = h.hex
         d.task = self
         return d
+    }
+
+    /// The spec of the task whose `dataset` is named `datasetName` ("synthetic-induction-12" →
+    /// "synthetic:induction:12"); nil for a name no synthetic task gives.
+    public static func spec(datasetName: String) -> String? {
+        let prefix = "synthetic-"
+        guard datasetName.hasPrefix(prefix) else { return nil }
+        let spec = "synthetic:" + datasetName.dropFirst(prefix.count).replacingOccurrences(of: "-", with: ":")
+        return (try? parse(spec)) != nil ? spec : nil
     }
 
     /// The bands (inclusive distance ranges) usable in a window of T bytes, in order.

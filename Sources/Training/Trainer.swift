@@ -115,7 +115,7 @@ public final class Trainer: @unchecked Sendable {
 
     /// The run header this trainer describes itself with.
     public func header(runName: String) -> RunHeader {
-        var data = [DataSourceInfo(name: "train:" + train.name, path: train.path, bytes: train.totalBytes, hash: train.hash)]
+        var data = [DataSourceInfo(name: DataSourceInfo.trainingPrefix + train.name, path: train.path, bytes: train.totalBytes, hash: train.hash)]
         for d in evalDomains { data.append(DataSourceInfo(name: d.name, path: d.path, bytes: d.totalBytes, hash: d.hash)) }
         return RunHeader(runName: runName, config: configJSON(), axes: engine.axisInfo(), seed: config.initSeed,
                          data: data, startTime: startTime.timeIntervalSince1970 - timeOffset,

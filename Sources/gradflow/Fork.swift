@@ -18,14 +18,16 @@ enum Fork {
         return (spec, nil)
     }
 
-    /// The parent's training data as its header names it (nil: the embedded corpus, or unknown).
-    static func trainingDataPath(_ spec: String) -> String? {
-        guard let header = try? RunFileReader(path: parse(spec).run).header,
-              let train = header.data.first(where: { $0.name == "train" || $0.name.hasPrefix("train:") }) else { return nil }
-        if FileManager.default.fileExists(atPath: train.path) { return train.path }
-        // A synthetic task is named "train:synthetic-KIND" (path "(generated)").
-        if let r = train.name.range(of: "synthetic-") { return "synthetic:" + train.name[r.upperBound...] }
-        return nil
+    /// The parent's training data as its header names it: a file or folder, a synthetic task's
+    /// spec, or nil for the embedded corpus. Throws when the parent's data is gone.
+    static func trainingDataPath(_ spec: String) throws -> String? {
+        guard let header = try? RunFileReader(path: parse(spec).run).header, let train = header.trainingData else { return nil }
+        if let synthetic = SyntheticTask.spec(datasetName: train.trainingName) { return synthetic }
+        if train.path == ByteDataset.embeddedPath { return nil }
+        guard FileManager.default.fileExists(atPath: train.path) else {
+            throw ValidationError("--fork \(spec): the parent's training data \(train.path) is not there any more; give it with --data PATH")
+        }
+        return train.path
     }
 
     /// The checkpoint to start from and the parent record for the new run's header.

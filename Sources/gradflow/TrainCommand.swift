@@ -119,7 +119,7 @@ struct TrainCommand: ParsableCommand {
                 throw ValidationError("--fork continues the parent's refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
             }
             // The parent's training data unless --data says otherwise (the data order is the checkpoint's).
-            let trainPath = data ?? Fork.trainingDataPath(fork)
+            let trainPath = try data ?? Fork.trainingDataPath(fork)
             let train = try trainPath.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
             let runDirectory = try newRunDirectory()
             return TrainingSetup(config: ckpt.metadata.config, refinement: ckpt.metadata.refinement ?? RefinementConfig(),

@@ -52,4 +52,31 @@ import Testing
         let again = ChildProcess.run(binary.path, ["train", "--fork", parent, "--no-tui", "--out", child])
         #expect(again.status != 0 && again.output.contains("already holds a run"), "a fork never overwrites a run")
     }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aForkFindsItsParentsDataOrSaysItIsGone() throws {
+        let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-forkdata-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = ["--layers", "1", "--heads", "2", "--dim", "16", "--context", "32", "--batch", "2", "--steps", "20",
+                     "--eval-windows", "2", "--checkpoint-every", "10", "--threads", "1", "--no-tui"]
+        // A synthetic task with a parameter: the fork trains on the same task.
+        let synthetic = dir.appendingPathComponent("synthetic").path
+        let trained = ChildProcess.run(binary.path, ["train", "--data", "synthetic:repeat:9"] + model + ["--out", synthetic])
+        #expect(trained.status == 0, "training failed:\n\(trained.output)")
+        let forked = ChildProcess.run(binary.path, ["train", "--fork", synthetic + "@10", "--no-tui", "--out", dir.appendingPathComponent("f1").path])
+        #expect(forked.status == 0, "fork failed:\n\(forked.output)")
+        let header = try String(contentsOfFile: dir.appendingPathComponent("f1/run.jsonl").path, encoding: .utf8).split(separator: "\n").first ?? ""
+        #expect(header.contains(#""name":"train:synthetic-repeat-9""#), "\(header)")
+        // A data file that is gone: the fork says so instead of training on something else.
+        let file = dir.appendingPathComponent("text.txt")
+        try String(repeating: "to be or not to be, that is the question. ", count: 200).write(to: file, atomically: true, encoding: .utf8)
+        let onFile = dir.appendingPathComponent("file").path
+        #expect(ChildProcess.run(binary.path, ["train", "--data", file.path] + model + ["--out", onFile]).status == 0)
+        try FileManager.default.removeItem(at: file)
+        let gone = ChildProcess.run(binary.path, ["train", "--fork", onFile, "--no-tui", "--out", dir.appendingPathComponent("f2").path])
+        #expect(gone.status != 0)
+        #expect(gone.output.contains("the parent's training data \(file.path) is not there any more; give it with --data PATH"), "\(gone.output)")
+    }
 }

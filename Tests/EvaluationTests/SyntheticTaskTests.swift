@@ -151,6 +151,16 @@ import Testing
         #expect(throws: DataError.self) { try SyntheticTask.parse("synthetic:lookup:4") }
     }
 
+    @Test func aDatasetNameGivesBackItsSpec() throws {
+        for spec in ["synthetic:recall", "synthetic:copy", "synthetic:lookup", "synthetic:induction", "synthetic:induction:8",
+                     "synthetic:repeat", "synthetic:repeat:65"] {
+            let task = try #require(try SyntheticTask.parse(spec))
+            #expect(SyntheticTask.spec(datasetName: task.dataset.name) == spec)
+        }
+        #expect(SyntheticTask.spec(datasetName: "shakespeare") == nil)
+        #expect(SyntheticTask.spec(datasetName: "synthetic-nope") == nil)
+    }
+
     @Test func validationWindowsAreFixed() {
         let task = SyntheticTask(kind: .recall)
         #expect(task.validationWindow(3, T: 64).bytes == task.validationWindow(3, T: 64).bytes)

@@ -58,8 +58,7 @@ public struct ReferenceRun: Sendable, Equatable {
                 notes.append("by tokens")
             }
             if header.preset != main.preset { notes.append("preset \(header.preset)") }
-            let dataHash = { (h: RunHeader) in h.data.first { $0.name == "train" || $0.name.hasPrefix("train:") }?.hash }
-            if dataHash(header) != dataHash(main) { notes.append("other data") }
+            if header.trainingData?.hash != main.trainingData?.hash { notes.append("other data") }
         }
         return (scale, byTokens, notes.joined(separator: ", "))
     }

@@ -17,9 +17,9 @@ enum HeaderView {
         }
         // Pieces in order of importance; the least important go first when the line is short.
         let dataText: String = {
-            if let train = header.data.first(where: { $0.name == "train" || $0.name.hasPrefix("train:") }) ?? header.data.first {
+            if let train = header.trainingData ?? header.data.first {
                 // "train:shakespeare" names the data; otherwise the file's name without extension.
-                var name = train.name.hasPrefix("train:") ? String(train.name.dropFirst(6)) : ""
+                var name = train.trainingName
                 if name.isEmpty {
                     let base = (train.path as NSString).lastPathComponent
                     name = base.contains(".") ? String(base[..<base.lastIndex(of: ".")!]) : base
