@@ -45,10 +45,16 @@ extension Checkpoint {
         let config = metadata.config.model
         if let e = config.validationError() { throw CheckpointError("checkpoint model is unusable: \(e)") }
         let gpt = GPT(config: config, batch: batch, seed: 0, parallel: Parallel(threads: threads))
-        guard let params = sections["params"], params.count == gpt.layout.count else {
-            throw CheckpointError("checkpoint section params is missing or has the wrong size (expected \(gpt.layout.count) values)")
-        }
-        params.withUnsafeBufferPointer { gpt.params.update(from: $0.baseAddress!, count: params.count) }
+        try load("params", into: gpt.params, count: gpt.layout.count)
         return gpt
+    }
+
+    /// Copies section `name` into `p`; it must hold exactly `count` values.
+    func load(_ name: String, into p: UnsafeMutablePointer<Float>, count: Int) throws {
+        guard let v = sections[name] else { throw CheckpointError("checkpoint has no section \(name)") }
+        guard v.count == count else {
+            throw CheckpointError("checkpoint section \(name) has \(v.count) values; this model needs \(count)")
+        }
+        v.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: count) }
     }
 }

@@ -57,17 +57,11 @@ extension Trainer {
             throw CheckpointError("checkpoint is for a different model (\(m.config.model.layers) layers, \(m.config.model.channels) channels, context \(m.config.model.context)); this run has \(config.model.layers) layers, \(config.model.channels) channels, context \(config.model.context)")
         }
         let count = model.layout.count
-        func load(_ name: String, into p: UnsafeMutablePointer<Float>, count n: Int) throws {
-            guard let v = ckpt.sections[name], v.count == n else {
-                throw CheckpointError("checkpoint section \(name) is missing or has the wrong size (expected \(n) values)")
-            }
-            v.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: n) }
-        }
-        try load("params", into: model.params, count: count)
-        try load("adam.m", into: optimizer.m, count: count)
-        try load("adam.v", into: optimizer.v, count: count)
-        try load("adam.previousGrad", into: optimizer.previousGrad, count: count)
-        try load("adam.previousUpdate", into: optimizer.previousUpdate, count: count)
+        try ckpt.load("params", into: model.params, count: count)
+        try ckpt.load("adam.m", into: optimizer.m, count: count)
+        try ckpt.load("adam.v", into: optimizer.v, count: count)
+        try ckpt.load("adam.previousGrad", into: optimizer.previousGrad, count: count)
+        try ckpt.load("adam.previousUpdate", into: optimizer.previousUpdate, count: count)
         optimizer.stepCount = m.adamSteps
         guard m.rngState.count == 4 else { throw CheckpointError("checkpoint RNG state is malformed") }
         rng = Xoshiro256(state: (m.rngState[0], m.rngState[1], m.rngState[2], m.rngState[3]))

@@ -48,12 +48,13 @@ struct SampleCommand: ParsableCommand {
 
     func run() throws {
         let file: String, checkpoint: Checkpoint, model: GPT
+        do { file = try CheckpointFiles.resolve(path) } catch let e as CheckpointError { throw CLIError(e.description) }
         do {
-            file = try CheckpointFiles.resolve(path)
             checkpoint = try Checkpoint.read(path: file)
             model = try checkpoint.model(threads: 1)   // generation is one position at a time
         } catch let e as CheckpointError {
-            throw CLIError(e.description)
+            // Name the file: a folder argument resolves to its latest checkpoint.
+            throw CLIError(e.description.hasPrefix(file) ? e.description : "\(file): \(e.description)")
         }
         let generator = Generator(model: model)
         let out = FileHandle.standardOutput

@@ -117,6 +117,23 @@ func temporaryDirectory() -> String {
         #expect(resumed == Array(full[12...]))
     }
 
+    @Test func aCheckpointSectionOfTheWrongSizeIsNamedWithItsCount() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try losses(tinyConfig(steps: 4, checkpointEvery: 4), runDirectory: dir)
+        var ckpt = try Checkpoint.read(path: Trainer.checkpointPath(runDirectory: dir, step: 4))
+        let count = try #require(ckpt.sections["params"]).count
+        ckpt.sections["params"]?.removeLast()
+        #expect(throws: CheckpointError.self) { try ckpt.model() }
+        do { _ = try ckpt.model() } catch let e as CheckpointError {
+            #expect(e.description == "checkpoint section params has \(count - 1) values; this model needs \(count)")
+        }
+        ckpt.sections["adam.m"] = nil
+        do { _ = try losses(tinyConfig(steps: 8), resume: ckpt); Issue.record("a resume without adam.m must fail") } catch let e as CheckpointError {
+            #expect(e.description.contains("checkpoint section params has") || e.description == "checkpoint has no section adam.m")
+        }
+    }
+
     @Test func depthWeightsScaleEachGroupsUpdate() throws {
         // One step from the same state: the update of every tensor in group k is φ_k times the
         // plain update (weight decay included), to float rounding.
