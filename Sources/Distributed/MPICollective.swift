@@ -95,7 +95,7 @@ public final class MPICollective: Collective {
         MPI_Allreduce(gf_mpi_in_place(), values, Int32(count), gf_mpi_double(), gf_mpi_sum(), gf_mpi_comm_world())
     }
 
-    public func broadcast(_ commands: [Command], step: Int) -> [Command] {
+    public func broadcast(_ commands: [Command]) -> [Command] {
         let bytes = broadcast(rank == 0 ? CommandCoding.encode(commands) : [])
         if rank == 0 { return commands }
         do {

@@ -266,13 +266,10 @@ final class Activations {
     let layers: [Layer]
     var encoded, lnf, lnfMean, lnfRstd, probs, losses, rowScale, ones: UnsafeMutablePointer<Float>
     var dres, dln, datty, dqkv, dfch, dAtt, lnScratch: UnsafeMutablePointer<Float>
-    /// Workers the scratch buffers were sized for.
-    let workers: Int
 
     init(config: GPTConfig, batch: Int, workers: Int) {
         let B = batch, T = config.context, C = config.channels, NH = config.heads, V = config.vocab
         let BT = B * T
-        self.workers = workers
         var sizes: [Int] = []
         let perLayer = [BT * C, BT, BT, BT * 3 * C, BT * C, B * NH * T * T, BT * C,
                         BT * C, BT, BT, BT * 4 * C, BT * 4 * C, BT * C]

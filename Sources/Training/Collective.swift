@@ -18,9 +18,9 @@ public protocol Collective: AnyObject {
     /// Replaces `values` on every rank by their sum over the ranks (in place, the same bits on
     /// every rank).
     func sum(_ values: UnsafeMutablePointer<Double>, count: Int)
-    /// Rank 0's commands for the step boundary `step`, on every rank (other ranks' arguments are
+    /// Rank 0's commands for the coming step boundary, on every rank (other ranks' arguments are
     /// ignored).
-    func broadcast(_ commands: [Command], step: Int) -> [Command]
+    func broadcast(_ commands: [Command]) -> [Command]
     /// True on every rank when any rank asks to stop.
     func agreeToStop(_ stop: Bool) -> Bool
 }
@@ -42,6 +42,6 @@ public final class SingleProcess: Collective {
     public var size: Int { 1 }
     public func average(_ values: UnsafeMutablePointer<Float>, count: Int) {}
     public func sum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
-    public func broadcast(_ commands: [Command], step: Int) -> [Command] { commands }
+    public func broadcast(_ commands: [Command]) -> [Command] { commands }
     public func agreeToStop(_ stop: Bool) -> Bool { stop }
 }

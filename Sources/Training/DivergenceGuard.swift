@@ -32,6 +32,11 @@ public struct DivergenceSettings: Sendable, Equatable {
     public var maxRollbacksPerSnapshot = 3
 
     public init() {}
+
+    /// What is wrong with `--snapshot-every n`, worded for the flag (nil when it is fine).
+    public static func snapshotEveryProblem(_ n: Int) -> String? {
+        n >= 1 ? nil : "--snapshot-every must be at least 1, got \(n)"
+    }
 }
 
 /// The guard's state: recent losses, the last good snapshot and the changes made since it.

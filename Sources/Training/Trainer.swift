@@ -238,8 +238,7 @@ public final class Trainer: @unchecked Sendable {
     /// Applies queued commands; returns true when the run should stop.
     private func handleCommands() throws -> Bool {
         // Scheduled changes (--change, --schedule) are rank 0's commands like any other.
-        var pending = collective.broadcast(interventions.scheduled.filter { $0.step == step }.map(\.command) + commands.drain(),
-                                           step: step)
+        var pending = collective.broadcast(interventions.scheduled.filter { $0.step == step }.map(\.command) + commands.drain())
         while true {
             for c in pending {
                 switch c {
@@ -268,7 +267,7 @@ public final class Trainer: @unchecked Sendable {
             }
             guard paused else { return false }
             if collective.agreeToStop(shouldStop) { return true }
-            pending = collective.broadcast(commands.wait(timeout: 0.1), step: step)
+            pending = collective.broadcast(commands.wait(timeout: 0.1))
         }
     }
 

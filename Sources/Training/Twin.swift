@@ -266,10 +266,10 @@ extension Trainer {
     }
 
     /// With `--on-divergence skip`: whether this loss means the step's backward and update are
-    /// dropped (called by `trainStep` right after the forward pass).
+    /// dropped (called by `trainStep` right after the forward pass, only under that policy, so
+    /// that other policies pay no collective vote per step).
     func skipsBatch(loss: Double) -> Bool {
-        guard divergence.settings.policy == .skip else { return false }
-        return divergence.verdict(loss: loss, gradNorm: 0) != nil
+        divergence.verdict(loss: loss, gradNorm: 0) != nil
     }
 }
 

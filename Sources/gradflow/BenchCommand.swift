@@ -46,7 +46,7 @@ struct BenchCommand: ParsableCommand {
     var refine: String = "off"
 
     @Option(help: "Steps between rolling snapshots in the MODE+snapshot modes.")
-    var snapshotEvery: Int = 100
+    var snapshotEvery: Int = DivergenceSettings().snapshotEvery
 
     @Option(help: "Rounds of timed blocks per refinement mode (interleaved when --refine lists several).")
     var rounds: Int = 1
@@ -92,7 +92,7 @@ struct BenchCommand: ParsableCommand {
         let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: warmup + steps * rounds,
                                     learningRate: 1e-3, seed: 1, threads: threads, evalEvery: 0,
                                     checkpointEvery: 0)
-        guard snapshotEvery >= 1 else { throw ValidationError("--snapshot-every must be at least 1") }
+        if let e = DivergenceSettings.snapshotEveryProblem(snapshotEvery) { throw ValidationError(e) }
         let snapshots = modes.map { $0.hasSuffix("+snapshot") }
         let trainers = try modes.map { mode in
             let base = mode.hasSuffix("+snapshot") ? String(mode.dropLast("+snapshot".count)) : mode

@@ -7,7 +7,7 @@ import Training
 /// Twins, scripted changes and the divergence guard (docs/METHOD.md, "Did a change help?").
 struct InterventionOptions: ParsableArguments {
     @Option(help: "Paired twin window after every weight or mode change, in steps (0: no twins).")
-    var twinSteps: Int = 200
+    var twinSteps: Int = InterventionSettings().twinSteps
 
     @Option(help: ArgumentHelp("Open a twin window with no change at STEP (A/A check: d_t must be 0).", valueName: "STEP"))
     var twinAt: [Int] = []
@@ -18,22 +18,23 @@ struct InterventionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Apply the changes of a recorded run (its run.jsonl or folder) at the same steps, or of a text file with one --change per line.", valueName: "FILE|RUNDIR"))
     var schedule: String?
 
-    @Option(help: ArgumentHelp("On a non-finite loss or gradient or a loss spike: rollback (to the last snapshot), skip (the batch), stop, or off.", valueName: "rollback|skip|stop|off"))
-    var onDivergence: String = "rollback"
+    @Option(help: ArgumentHelp("On a non-finite loss or gradient or a loss spike: rollback (to the last snapshot), skip (the batch), stop, or off.",
+                               valueName: DivergencePolicy.allCases.map(\.rawValue).joined(separator: "|")))
+    var onDivergence: String = DivergenceSettings().policy.rawValue
 
     @Option(help: "Steps between the divergence guard's in-memory snapshots.")
-    var snapshotEvery: Int = 100
+    var snapshotEvery: Int = DivergenceSettings().snapshotEvery
 
-    @Option(help: "A loss spike is a loss above the median of the last 50 steps by this many median absolute deviations.")
-    var spikeMads: Double = 10
+    @Option(help: "A loss spike is a loss above the median of the last \(DivergenceSettings().window) steps by this many median absolute deviations.")
+    var spikeMads: Double = DivergenceSettings().mads
 
     /// Checks the flags that need no trainer.
     func validate() throws {
         if twinSteps < 0 { throw ValidationError("--twin-steps must be 0 (off) or a positive number of steps, got \(twinSteps)") }
-        if snapshotEvery < 1 { throw ValidationError("--snapshot-every must be at least 1, got \(snapshotEvery)") }
+        if let e = DivergenceSettings.snapshotEveryProblem(snapshotEvery) { throw ValidationError(e) }
         if !(spikeMads > 0) { throw ValidationError("--spike-mads must be positive, got \(spikeMads)") }
         if DivergencePolicy(rawValue: onDivergence) == nil {
-            throw ValidationError("--on-divergence must be rollback, skip, stop or off (got '\(onDivergence)')")
+            throw ValidationError("--on-divergence must be one of \(DivergencePolicy.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(onDivergence)')")
         }
         for s in twinAt where s < 0 { throw ValidationError("--twin-at must be a step ≥ 0, got \(s)") }
         if !twinAt.isEmpty && twinSteps == 0 { throw ValidationError("--twin-at needs twins: drop --twin-steps 0") }

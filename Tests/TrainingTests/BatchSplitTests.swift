@@ -66,7 +66,7 @@ import Testing
         var size: Int { 3 }
         func average(_ values: UnsafeMutablePointer<Float>, count: Int) {}
         func sum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
-        func broadcast(_ commands: [Command], step: Int) -> [Command] { commands }
+        func broadcast(_ commands: [Command]) -> [Command] { commands }
         func agreeToStop(_ stop: Bool) -> Bool { stop }
     }
 }

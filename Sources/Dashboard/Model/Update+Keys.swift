@@ -141,7 +141,7 @@ extension DashboardState {
 
     /// f in a replay: fork from the latest checkpoint at or before the replay position.
     private mutating func forkHere() -> [DashboardEffect] {
-        let position = data.lastStep.map { $0.step + 1 } ?? 0
+        let position = data.stepsDone
         guard !forkSteps.isEmpty else {
             setStatus("fork: this recording has no checkpoints (forking needs its run folder's ckpt-NNNNNN.gfck)", error: true)
             return []
