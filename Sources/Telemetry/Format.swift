@@ -40,6 +40,17 @@ public enum Format {
         (v >= 0 ? "+" : "") + fixed(v, digits)
     }
 
+    /// A difference in nats with its sign (a true minus): 3 decimals ("−0.012", "+0.004"), two
+    /// significant digits below 0.0005 ("+0.00021"), "0" for exactly zero, "n/a" when not finite.
+    /// Verdicts, the Events panel and the `--compare` legend all word differences so.
+    public static func delta(_ v: Double) -> String {
+        guard v.isFinite else { return "n/a" }
+        if v == 0 { return "0" }
+        let a = Swift.abs(v)
+        let text = a >= 0.0005 ? String(format: "%.3f", a) : String(format: "%.2g", a)
+        return (v < 0 ? "−" : "+") + text
+    }
+
     /// A value that may be large or small, in about four significant digits.
     public static func value(_ v: Double) -> String {
         let a = Swift.abs(v)

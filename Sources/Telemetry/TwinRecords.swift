@@ -31,8 +31,8 @@ public struct TwinSample: Sendable, Equatable {
 
     /// "paired Δ −0.012 [−0.018, −0.006] 120/200", as the Loss panel and progress lines show it.
     public var summary: String {
-        var s = "paired Δ " + VerdictInfo.signed(delta)
-        if let low, let high { s += " [" + VerdictInfo.signed(low) + ", " + VerdictInfo.signed(high) + "]" }
+        var s = "paired Δ " + Format.delta(delta)
+        if let low, let high { s += " [" + Format.delta(low) + ", " + Format.delta(high) + "]" }
         return s + " \(pairedSteps)/\(windowSteps)"
     }
 }
@@ -85,22 +85,12 @@ public struct VerdictInfo: Sendable, Equatable {
 
     /// "helped · train −0.012 nats [−0.018, −0.006] over 200 paired steps · val:shakespeare −0.010"
     public var summary: String {
-        var s = word.rawValue + " · train " + Self.signed(delta) + " nats"
-        if let low, let high { s += " [" + Self.signed(low) + ", " + Self.signed(high) + "]" }
+        var s = word.rawValue + " · train " + Format.delta(delta) + " nats"
+        if let low, let high { s += " [" + Format.delta(low) + ", " + Format.delta(high) + "]" }
         s += " over \(steps) paired step\(steps == 1 ? "" : "s")"
         if partial { s += " (partial)" }
-        for d in validation { s += " · " + d.name + " " + Self.signed(d.delta) }
+        for d in validation { s += " · " + d.name + " " + Format.delta(d.delta) }
         return s
-    }
-
-    /// A difference in nats with its sign: 3 decimals ("−0.012", "+0.004"), two significant digits
-    /// below 0.0005 ("+0.00021"), "0" for exactly zero.
-    public static func signed(_ v: Double) -> String {
-        guard v.isFinite else { return "n/a" }
-        if v == 0 { return "0" }
-        let a = abs(v)
-        let text = a >= 0.0005 ? String(format: "%.3f", a) : String(format: "%.2g", a)
-        return (v < 0 ? "−" : "+") + text
     }
 }
 

@@ -61,7 +61,7 @@ struct TwinRecordTests {
         let v = VerdictInfo(changeStep: 100, word: .helped, delta: -0.012, low: -0.018, high: -0.006, steps: 200,
                             partial: false, validation: [.init(name: "val:shakespeare", delta: -0.0101)])
         #expect(v.summary == "helped · train −0.012 nats [−0.018, −0.006] over 200 paired steps · val:shakespeare −0.010")
-        #expect(VerdictInfo.signed(0) == "0" && VerdictInfo.signed(0.00021) == "+0.00021" && VerdictInfo.signed(-0.0123) == "−0.012")
+        #expect(Format.delta(0) == "0" && Format.delta(0.00021) == "+0.00021" && Format.delta(-0.0123) == "−0.012" && Format.delta(.nan) == "n/a")
         #expect(TwinSample(loss: 2, pairedSteps: 3, windowSteps: 200, changeStep: 5, delta: 0).summary == "paired Δ 0 3/200")
     }
 }

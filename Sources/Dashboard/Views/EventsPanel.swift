@@ -65,8 +65,7 @@ enum EventsPanel {
         if let a = e.shareBefore, let b = e.shareAfter { parts.append("\(e.bandName) share \(Format.percent(a)) → \(Format.percent(b))") }
         if let a = e.flipBefore, let b = e.flipAfter { parts.append("flip(\(e.flipGroupName)) \(Format.fixed(a, 2)) → \(Format.fixed(b, 2))") }
         if let a = e.valBefore, let b = e.valAfter {
-            let delta = b - a
-            parts.append("val Δ \(delta < 0 ? "−" : "+")\(Format.fixed(Swift.abs(delta), 3))")
+            parts.append("val Δ \(Format.delta(b - a))")
         }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }

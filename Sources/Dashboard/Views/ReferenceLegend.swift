@@ -46,7 +46,7 @@ enum ReferenceLegend {
         spans.append(Span(" Δ", theme.style(.dim)))
         for (name, delta) in row.differences {
             spans.append(Span(" \(name) ", theme.style(.dim)))
-            spans.append(Span(delta.map { ($0 < 0 ? "−" : "+") + Format.fixed(Swift.abs($0), 3) } ?? "–", theme.style(.fg)))
+            spans.append(Span(delta.map(Format.delta) ?? "–", theme.style(.fg)))
         }
         return spans
     }
