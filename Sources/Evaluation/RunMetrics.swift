@@ -95,9 +95,7 @@ public struct RunMetrics: Sendable {
         self.arm = arm
         self.seed = seed
         learningRate = h.config["lr"].flatMap { if case let .number(x) = $0 { return x }; return nil } ?? .nan
-        let batch = h.config["batch"].flatMap { if case let .number(x) = $0 { return Int(x) }; return nil } ?? 0
-        let context = h.config["context"].flatMap { if case let .number(x) = $0 { return Int(x) }; return nil } ?? 0
-        tokensPerStep = batch * context
+        tokensPerStep = h.tokensPerStep ?? 0
         steps = h.totalSteps
         var losses: [Double] = [], norms: [Double] = [], flips: [Double] = [], cosines: [Double] = [], speeds: [Double] = []
         var updateCosines: [Double] = []

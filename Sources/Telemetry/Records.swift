@@ -137,6 +137,12 @@ public struct RunHeader: Sendable, Equatable {
         self.preset = preset
     }
 
+    /// Tokens one step trains on (batch × context from the config), when the config has both.
+    public var tokensPerStep: Int? {
+        guard case let .number(b)? = config["batch"], case let .number(t)? = config["context"], b > 0, t > 0 else { return nil }
+        return Int(b) * Int(t)
+    }
+
     /// The training data's entry: named "train:NAME" ("train" in older files).
     public var trainingData: DataSourceInfo? {
         data.first { $0.name == DataSourceInfo.trainingPrefix.dropLast() || $0.name.hasPrefix(DataSourceInfo.trainingPrefix) }

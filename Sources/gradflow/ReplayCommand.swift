@@ -92,16 +92,16 @@ struct ReplayCommand: ParsableCommand {
     func tryDashboard() throws -> Bool {
         guard let (screen, launched) = try DashboardLauncher.open(display, runFile: runPath) else { return false }
         var options = launched
-        let runDirectory = Self.runDirectory(runPath)
-        options.forkSteps = CheckpointFiles.list(runDirectory: runDirectory).map(\.step)
         let bus = RecordBus()
-        let replayer: Replayer
+        let replayer: Replayer, runDirectory: String
         do {
             replayer = try Replayer(path: runPath, bus: bus, speed: speed, follow: follow)
+            runDirectory = try RunFileLocation.directory(runPath)
         } catch {
             screen.close()
             throw error
         }
+        options.forkSteps = CheckpointFiles.list(runDirectory: runDirectory).map(\.step)
         let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
         let signals = SignalHandling(onStop: {}, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
         replayer.start()
@@ -117,14 +117,6 @@ struct ReplayCommand: ParsableCommand {
         }
         ExitSummary.print(runFile: replayer.path)
         return true
-    }
-
-    /// The folder of a run given as its folder or its run.jsonl.
-    static func runDirectory(_ path: String) -> String {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return path }
-        let dir = (path as NSString).deletingLastPathComponent
-        return dir.isEmpty ? "." : dir
     }
 
     /// Key f: `gradflow train --fork RUN@STEP` in this process, into a new run folder, with the

@@ -39,12 +39,6 @@ public struct ReferenceRun: Sendable, Equatable {
         }
     }
 
-    /// Tokens a step of a run trains on (batch × context from the header's config), if known.
-    public static func tokensPerStep(_ h: RunHeader) -> Int? {
-        guard case let .number(b)? = h.config["batch"], case let .number(t)? = h.config["context"], b > 0, t > 0 else { return nil }
-        return Int(b) * Int(t)
-    }
-
     /// How this reference lines up with `main`: the factor from its steps to the main run's steps
     /// (1 by step; tokens_ref / tokens_main when batch or context differ), and a label of what
     /// differs (preset, data), empty when nothing does.
@@ -52,7 +46,7 @@ public struct ReferenceRun: Sendable, Equatable {
         var notes: [String] = []
         var scale = 1.0, byTokens = false
         if let main {
-            if let a = Self.tokensPerStep(header), let b = Self.tokensPerStep(main), a != b {
+            if let a = header.tokensPerStep, let b = main.tokensPerStep, a != b {
                 scale = Double(a) / Double(b)
                 byTokens = true
                 notes.append("by tokens")

@@ -34,8 +34,10 @@ public enum TensorBoardExporter {
         let handle = try OutputFile.create(path, force: force)
         defer { try? handle.close() }
         var out = ChunkedWriter(handle)
+        // (column, tag, is a twin column), worked out once for every step record.
+        let twinColumns = Set(ColumnLayout.twinNames)
         let stepTags = layout.stepNames.enumerated().filter { !$0.element.hasPrefix("attention_mass.") && !$0.element.hasPrefix("context_energy.") }
-            .map { ($0.offset, tag($0.element)) }
+            .map { ($0.offset, tag($0.element), twinColumns.contains($0.element)) }
         let evalTags = layout.evalNames.map(tag)
         let start = header.startTime.isFinite ? header.startTime : 0
 
@@ -46,7 +48,7 @@ public enum TensorBoardExporter {
             case let .step(s):
                 let v = layout.values(s)
                 // Twin columns only exist inside twin windows: no NaN points outside them.
-                let values = stepTags.filter { !($0.1.hasPrefix("twin/") && v[$0.0].isNaN) }.map { ($0.1, v[$0.0]) }
+                let values = stepTags.filter { !($0.2 && v[$0.0].isNaN) }.map { ($0.1, v[$0.0]) }
                 out.write(bytes: frame(event(wallTime: start + s.t, step: Int64(s.step), values: values)))
             case let .eval(e):
                 let v = layout.values(e)

@@ -66,6 +66,12 @@ public enum RunFileLocation {
         }
         return file
     }
+    /// The run directory for a path that names either the run file or the directory.
+    public static func directory(_ path: String) throws -> String {
+        let dir = (try resolve(path) as NSString).deletingLastPathComponent
+        return dir.isEmpty ? "." : dir
+    }
+
 }
 
 /// A flag another thread sets to ask a blocking loop (a following reader, a replay) to stop.
