@@ -62,12 +62,7 @@ public struct SpikeDetector: Equatable, Sendable, Codable {
     public var window: Int { history.capacity }
 
     /// The median of the losses in the window, or nil when it is empty.
-    public var median: Double? {
-        guard history.count > 0 else { return nil }
-        let sorted = history.unordered.sorted()
-        let middle = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-    }
+    public var median: Double? { history.median }
 
     /// Records the loss of `step` and says whether it is a spike. A non-finite loss is a spike
     /// and does not enter the window.

@@ -2,19 +2,19 @@
 // variation.
 
 /// The last `capacity` values appended, oldest first when read as `values`.
-struct RingBuffer: Equatable, Sendable, Codable {
-    let capacity: Int
+public struct RingBuffer: Equatable, Sendable, Codable {
+    public let capacity: Int
     private var storage: [Double] = []
     private var next = 0
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         self.capacity = max(capacity, 1)
         storage.reserveCapacity(self.capacity)
     }
 
-    var count: Int { storage.count }
+    public var count: Int { storage.count }
 
-    mutating func append(_ value: Double) {
+    public mutating func append(_ value: Double) {
         if storage.count < capacity {
             storage.append(value)
         } else {
@@ -24,10 +24,21 @@ struct RingBuffer: Equatable, Sendable, Codable {
     }
 
     /// The values, oldest first.
-    var values: [Double] {
+    public var values: [Double] {
         storage.count < capacity ? storage : Array(storage[next...] + storage[..<next])
     }
 
     /// Unordered view of the values (for order-free statistics).
-    var unordered: [Double] { storage }
+    public var unordered: [Double] { storage }
+
+    /// The median of the values, or nil when there are none.
+    public var median: Double? { Self.median(storage) }
+
+    /// The median of `x` (the mean of the middle two for an even count), or nil when it is empty.
+    public static func median(_ x: [Double]) -> Double? {
+        guard !x.isEmpty else { return nil }
+        let sorted = x.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Refinement
 import Telemetry
 
 /// What the trainer does when a step diverges (`--on-divergence`).
@@ -42,13 +43,12 @@ public struct DivergenceSettings: Sendable, Equatable {
 /// The guard's state: recent losses, the last good snapshot and the changes made since it.
 struct DivergenceGuard {
     let settings: DivergenceSettings
-    private var losses: [Double] = []
-    private var next = 0
+    private var losses: RingBuffer
     /// The loss window when the snapshot was taken: a rollback restores it with the state, so the
     /// restored model is judged against the losses of its own time, not those of the later steps
     /// it undid (after a task's loss fell from 2 to 0.03, the state from before the fall would
     /// otherwise "diverge" at once, every time).
-    private var windowAtSnapshot: (losses: [Double], next: Int) = ([], 0)
+    private var windowAtSnapshot: RingBuffer
     var snapshot: TrainingState?
     /// Accepted changes since the snapshot, as "context.long 1 → 4 (step 200)".
     var changesSinceSnapshot: [String] = []
@@ -57,23 +57,26 @@ struct DivergenceGuard {
     /// Batches dropped in a row by `--on-divergence skip`.
     var consecutiveSkips = 0
 
-    init(settings: DivergenceSettings) { self.settings = settings }
+    init(settings: DivergenceSettings) {
+        self.settings = settings
+        losses = RingBuffer(capacity: settings.window)
+        windowAtSnapshot = losses
+    }
 
     var active: Bool { settings.policy != .off }
 
     /// Why this step diverged, or nil when it is healthy. A healthy loss joins the window.
     mutating func check(loss: Double, gradNorm: Double) -> String? {
         if let reason = verdict(loss: loss, gradNorm: gradNorm) { return reason }
-        if losses.count < settings.window { losses.append(loss) } else { losses[next] = loss }
-        next = (next + 1) % settings.window
+        losses.append(loss)
         return nil
     }
 
     /// Keeps the loss window with a new snapshot.
-    mutating func snapshotTaken() { windowAtSnapshot = (losses, next) }
+    mutating func snapshotTaken() { windowAtSnapshot = losses }
 
     /// Puts back the loss window of the snapshot a rollback restores.
-    mutating func rolledBack() { (losses, next) = windowAtSnapshot }
+    mutating func rolledBack() { losses = windowAtSnapshot }
 
     /// The rule without recording the loss.
     func verdict(loss: Double, gradNorm: Double) -> String? {
@@ -88,15 +91,7 @@ struct DivergenceGuard {
 
     /// median + k · max(MAD, 0.01 · median, minimumDeviation) of the window.
     var threshold: Double? {
-        guard !losses.isEmpty else { return nil }
-        let median = Self.median(losses)
-        let mad = Self.median(losses.map { abs($0 - median) })
+        guard let median = losses.median, let mad = RingBuffer.median(losses.unordered.map({ abs($0 - median) })) else { return nil }
         return median + settings.mads * max(mad, 0.01 * abs(median), settings.minimumDeviation)
-    }
-
-    static func median(_ x: [Double]) -> Double {
-        let s = x.sorted()
-        let m = s.count / 2
-        return s.count % 2 == 1 ? s[m] : (s[m - 1] + s[m]) / 2
     }
 }
