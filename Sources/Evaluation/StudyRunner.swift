@@ -19,13 +19,10 @@ public final class StudyRunner {
         self.log = log
     }
 
-    /// The end record of the run in `runDirectory` (nil when it has none yet).
+    /// The end record of the run in `runDirectory` (nil when it has none yet), read from the end
+    /// of its run file.
     public static func endRecord(_ runDirectory: String) -> EndRecord? {
-        let file = (runDirectory as NSString).appendingPathComponent("run.jsonl")
-        guard FileManager.default.fileExists(atPath: file), let reader = try? RunFileReader(path: file) else { return nil }
-        var last: Record?
-        try? reader.forEachRecord { last = $0 }
-        if case let .end(e)? = last { return e }
+        if case let .end(e)? = RecordingExtent.lastRecord(path: runDirectory) { return e }
         return nil
     }
 

@@ -9,6 +9,15 @@ public enum RecordingExtent {
     /// The step of the last complete record of the run file at `path` (a file or run folder), or
     /// nil when none can be read. A torn last line is skipped like the reader skips it.
     public static func lastStep(path: String) -> Int? {
+        guard let record = lastRecord(path: path) else { return nil }
+        // A step record's `step` is its index; an eval or end record's is steps done.
+        if case .step = record { return record.step + 1 }
+        return record.step
+    }
+
+    /// The last complete record of the run file at `path` (a file or run folder), read from the
+    /// end of the file at scalar detail; nil when none can be read.
+    public static func lastRecord(path: String) -> Record? {
         guard let file = try? RunFileLocation.resolve(path), let handle = FileHandle(forReadingAtPath: file) else { return nil }
         defer { try? handle.close() }
         guard let size = try? handle.seekToEnd() else { return nil }
@@ -18,9 +27,7 @@ public enum RecordingExtent {
         if start > 0, !lines.isEmpty { lines.removeFirst() }  // may begin mid-line
         for line in lines.reversed() {
             if let record = try? Array(line).withUnsafeBufferPointer({ try RecordDecoder.record($0, stepDetail: .scalars) }) {
-                // A step record's `step` is its index; an eval or end record's is steps done.
-                if case .step = record { return record.step + 1 }
-                return record.step
+                return record
             }
         }
         return nil
