@@ -279,4 +279,11 @@ import Testing
         #expect(s.status?.text.contains("read-only") == true)
         #expect(press(&s, .character("q")) == [.quit])
     }
+
+    @Test func panelDigitsComeFromThePanelList() {
+        #expect(Panel.keyRange == "1-6")
+        #expect(Panel.keyList == "¹loss ²scales ³oscillation ⁴attention ⁵events ⁶samples")
+        #expect(Panel(key: "5") == .events && Panel(key: "6") == .samples)
+        #expect(Panel(key: "0") == nil && Panel(key: "7") == nil && Panel(key: "x") == nil)
+    }
 }

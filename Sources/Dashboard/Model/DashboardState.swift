@@ -17,6 +17,23 @@ public enum Panel: Int, CaseIterable, Sendable {
         case .samples: return "Samples"
         }
     }
+
+    /// The panel a digit key toggles ("1" … the last panel's number).
+    public init?(key: Character) {
+        guard let n = key.wholeNumberValue, let panel = Panel(rawValue: n) else { return nil }
+        self = panel
+    }
+
+    /// "1-6": the digit keys that toggle panels.
+    public static var keyRange: String { "1-\(allCases.count)" }
+
+    /// The panel's toggle digit as a superscript ("¹"), for its title.
+    public var superscript: String { ["⁰", "¹", "²", "³", "⁴", "⁵", "⁶", "⁷", "⁸", "⁹"][rawValue] }
+
+    /// "¹loss ²scales …": every panel by its digit, for the help.
+    public static var keyList: String {
+        allCases.sorted { $0.rawValue < $1.rawValue }.map { $0.superscript + $0.title.lowercased().split(separator: " ").last! }.joined(separator: " ")
+    }
 }
 
 /// How line charts are drawn (`--graph`).

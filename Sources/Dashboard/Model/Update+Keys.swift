@@ -45,8 +45,8 @@ extension DashboardState {
         case .character("v"):
             perHead.toggle()
             setStatus("attention: per \(perHead ? "head" : "layer")")
-        case let .character(c) where ("1"..."6").contains(c):
-            togglePanel(Panel(rawValue: Int(String(c))!)!)
+        case let .character(c) where Panel(key: c) != nil:
+            togglePanel(Panel(key: c)!)
         case .up, .character("k"):
             if focus == .events { eventsScroll = Swift.max(0, eventsScroll - 1) } else { moveSelection(-1) }
         case .down, .character("j"):
@@ -113,7 +113,7 @@ extension DashboardState {
             setStatus("checkpoint requested")
             return [.command(.checkpointNow)]
         case .character("["), .character("]"), .character("."):
-            setStatus("[ ] . set the replay speed; use 1–6 to hide or show panels")
+            setStatus("[ ] . set the replay speed; use \(Panel.keyRange) to hide or show panels")
         default: break
         }
         return []

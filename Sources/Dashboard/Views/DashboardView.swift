@@ -116,8 +116,7 @@ struct Layout {
 enum PanelText {
     /// "¹Loss" style title start: the panel's toggle digit, then the name.
     static func title(_ panel: Panel, _ text: String, theme: Theme) -> [Span] {
-        let superscripts = ["¹", "²", "³", "⁴", "⁵", "⁶"]
-        return [Span(superscripts[panel.rawValue - 1], theme.style(.dim)), Span(text, theme.style(.title, .bold))]
+        return [Span(panel.superscript, theme.style(.dim)), Span(text, theme.style(.title, .bold))]
     }
 
     /// Zone of an oscillation value (flip rate): calm < 0.45 ≤ watch < 0.55 ≤ oscillating.

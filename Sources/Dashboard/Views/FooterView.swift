@@ -7,7 +7,7 @@ enum FooterView {
         if state.mode == .replay {
             return [("q", "quit"), ("space", "pause"), ("←→", "seek"), ("[ ]", "speed"), (".", "step"), ("f", "fork"), ("?", "help"),
                     ("Tab", "panel"), ("↑↓", "select"), ("l", "log"), ("s", "smooth"), ("z", "zoom"), ("t", "theme"),
-                    ("e", "expand"), ("1-6", "panels")]
+                    ("e", "expand"), (Panel.keyRange, "panels")]
         }
         return [("q", "quit"), ("space", state.data.paused ? "resume" : "pause"), ("?", "help"), ("Tab", "panel"),
                 ("↑↓", "select"), ("+ -", "weight"), ("* /", "×2 ÷2"), ("a", "adaptive"), ("u", "undo"), ("l", "log"),

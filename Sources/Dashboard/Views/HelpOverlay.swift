@@ -9,7 +9,7 @@ enum HelpOverlay {
             ("? h", "this help (any key closes it)"),
             ("Tab ⇧Tab", "focus the next / previous panel"),
             ("e Enter", "expand the focused panel to the whole screen (Esc or e returns)"),
-            ("1-6", "hide or show a panel: ¹loss ²scales ³oscillation ⁴attention ⁵events ⁶samples"),
+            (Panel.keyRange, "hide or show a panel: " + Panel.keyList),
             ("↑↓ j k", "select a band (Events panel focused: scroll, PgUp PgDn Home)"),
             ("/", "Events panel focused: filter events by kind or text (Enter keeps, Esc clears)"),
         ]
