@@ -39,11 +39,15 @@ enum SamplesPanel {
 
     /// One line of text: newline as ⏎, tab as a space, other control bytes as ·.
     static func visible(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.map { s -> Unicode.Scalar in
-            if s == "\n" { return "⏎" }
-            if s == "\t" { return " " }
-            return s.value < 0x20 || s.value == 0x7F ? "·" : s
-        }))
+        String(String.UnicodeScalarView(text.unicodeScalars.map(visible)))
+    }
+
+    /// One character as the panel draws it: a newline as ⏎, a tab as a space, other control
+    /// characters as ·.
+    static func visible(_ s: Unicode.Scalar) -> Unicode.Scalar {
+        if s == "\n" { return "⏎" }
+        if s == "\t" { return " " }
+        return s.value < 0x20 || s.value == 0x7F ? "·" : s
     }
 
     /// Prompt then text, broken at newlines and at `width` columns; each line a list of
@@ -67,7 +71,7 @@ enum SamplesPanel {
             for s in part.unicodeScalars {
                 if s == "\n" { newLine(); continue }
                 if column == width { newLine() }
-                run.unicodeScalars.append(visible(String(s)).unicodeScalars.first!)
+                run.unicodeScalars.append(visible(s))
                 column += 1
             }
         }
