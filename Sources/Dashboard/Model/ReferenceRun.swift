@@ -42,19 +42,18 @@ public struct ReferenceRun: Sendable, Equatable {
     /// How this reference lines up with `main`: the factor from its steps to the main run's steps
     /// (1 by step; tokens_ref / tokens_main when batch or context differ), and a label of what
     /// differs (preset, data), empty when nothing does.
-    public func alignment(to main: RunHeader?) -> (scale: Double, byTokens: Bool, label: String) {
+    public func alignment(to main: RunHeader?) -> (scale: Double, label: String) {
         var notes: [String] = []
-        var scale = 1.0, byTokens = false
+        var scale = 1.0
         if let main {
             if let a = header.tokensPerStep, let b = main.tokensPerStep, a != b {
                 scale = Double(a) / Double(b)
-                byTokens = true
                 notes.append("by tokens")
             }
             if header.preset != main.preset { notes.append("preset \(header.preset)") }
             if header.trainingData?.hash != main.trainingData?.hash { notes.append("other data") }
         }
-        return (scale, byTokens, notes.joined(separator: ", "))
+        return (scale, notes.joined(separator: ", "))
     }
 
     /// A series moved onto the main run's step axis.
