@@ -67,16 +67,7 @@ struct TrainingSession {
             // the dashboard leaves at once, so the terminal is given back before that.
             if underMPIRun, let viewer { bus.unsubscribe(viewer) }
         }, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
-        let done = DispatchSemaphore(value: 0)
-        let outcome = Outcome()
-        let thread = Thread {
-            outcome.end = trainer.run()
-            bus.close()
-            done.signal()
-        }
-        thread.name = "gradflow.trainer"
-        thread.stackSize = 8 << 20
-        thread.start()
+        let (outcome, done) = Self.start(trainer, then: { bus.close() })
         if let (screen, options) = dashboard, let viewer {
             let runner = DashboardRunner(screen: screen, subscription: viewer, commands: trainer.commands,
                                          replay: nil, options: options)
@@ -96,35 +87,44 @@ struct TrainingSession {
         do { try recorder.finish() } catch { FileHandle.standardError.write(Data("gradflow: run file: \(error)\n".utf8)) }
         if dashboard != nil { ExitSummary.print(runFile: runFile) }
         print("run file: \(runFile)")
-        let end = outcome.end
-        switch end?.reason {
-        case .completed?: return 0
-        case .interrupted?: return signals.stopRequested ? 130 : 0  // q in the dashboard is a normal exit
-        default:
-            FileHandle.standardError.write(Data("gradflow: training failed: \(end?.message ?? "unknown error")\n".utf8))
-            return 1
-        }
+        let code = Self.exitCode(outcome.end, stopRequested: signals.stopRequested)
+        if code == 1 { FileHandle.standardError.write(Data("gradflow: training failed: \(outcome.end?.message ?? "unknown error")\n".utf8)) }
+        return code
     }
 
     /// A rank other than 0: the trainer alone, stopped with the others (it returns what rank 0
     /// returns, since every rank ends at the same step for the same reason).
     func quietRank(_ trainer: Trainer) -> Int32 {
         let signals = SignalHandling(onStop: { trainer.requestStop() }, quiet: true)
+        let (outcome, done) = Self.start(trainer)
+        done.wait()
+        signals.cancel()
+        debug.report(trainer)
+        return Self.exitCode(outcome.end, stopRequested: signals.stopRequested)
+    }
+
+    /// Runs the trainer on its own thread (named, with an 8 MiB stack), then `then`; the
+    /// semaphore is signalled when both are done and `outcome` holds the end record.
+    static func start(_ trainer: Trainer, then: @escaping () -> Void = {}) -> (Outcome, DispatchSemaphore) {
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
         let thread = Thread {
             outcome.end = trainer.run()
+            then()
             done.signal()
         }
         thread.name = "gradflow.trainer"
         thread.stackSize = 8 << 20
         thread.start()
-        done.wait()
-        signals.cancel()
-        debug.report(trainer)
-        switch outcome.end?.reason {
+        return (outcome, done)
+    }
+
+    /// The exit status of a run that ended so: 0 when completed or left with q, 130 when stopped
+    /// by a signal, 1 when it failed.
+    static func exitCode(_ end: EndRecord?, stopRequested: Bool) -> Int32 {
+        switch end?.reason {
         case .completed?: return 0
-        case .interrupted?: return signals.stopRequested ? 130 : 0
+        case .interrupted?: return stopRequested ? 130 : 0  // q in the dashboard is a normal exit
         default: return 1
         }
     }
