@@ -106,6 +106,9 @@ class Run:
       elsewhere, returning that path); default: ``torch.save`` of the model, optimizer, step, lr
       scale and refiner state into ``OUT/ckpt-NNNNNN.pt``.
     - ``checkpoint_at_end``: write a checkpoint when the run closes (as the Swift trainer does).
+    - ``checkpoint_request``: a function ``f(run)`` called for a ``checkpoint`` command instead of
+      writing one at once, for a framework that saves later (the Hugging Face callback); it then
+      calls :meth:`record_checkpoint`.
     - ``resume``: continue the run in ``OUT``: its file is appended to (a ``resume-run`` event),
       its ``run_id`` and clock are kept, and commands it already answered are never applied again.
       With the default checkpoint, the latest ``ckpt-*.pt`` is loaded into the model and optimizer;
@@ -118,8 +121,8 @@ class Run:
 
     def __init__(self, out, *, total_steps, model=None, optimizer=None, config=None, data=(), refine=None,
                  run_name=None, preset="custom", seed=0, threads=None, parameters=None, checkpoint=None,
-                 checkpoint_at_end=True, resume=False, start_step=None, system_every=5.0,
-                 handle_signals=True, pause_poll=0.2, parent=None):
+                 checkpoint_at_end=True, checkpoint_request=None, resume=False, start_step=None,
+                 system_every=5.0, handle_signals=True, pause_poll=0.2, parent=None):
         self.out = str(out)
         self.model = model
         self.optimizer = optimizer
@@ -128,6 +131,7 @@ class Run:
         self.pause_poll = float(pause_poll)
         self._checkpoint_fn = checkpoint
         self._checkpoint_at_end = checkpoint_at_end
+        self._checkpoint_request = checkpoint_request
         self._closed = False
         self._lock = threading.RLock()
         self.should_stop = False
@@ -419,13 +423,17 @@ class Run:
                 path = str(written) if written else path
             else:
                 self._save_default(path)
-            ms = (time.perf_counter() - t0) * 1000.0
-            size = _size(path)
-            self.writer.write(runfile.checkpoint_record(step=self.steps_done, t=self.elapsed, path=path,
-                                                        bytes=size, ms=ms))
+            self.record_checkpoint(path, (time.perf_counter() - t0) * 1000.0)
+            return path
+
+    def record_checkpoint(self, path, ms=0.0):
+        """Writes the ``checkpoint`` record of a checkpoint saved by someone else (a file, or a
+        folder whose files are counted): its path and the milliseconds it took."""
+        with self._lock:
+            self.writer.write(runfile.checkpoint_record(step=self.steps_done, t=self.elapsed, path=str(path),
+                                                        bytes=_size(str(path)), ms=ms))
             self._last_checkpoint_step = self.steps_done
             self._step_clock = time.perf_counter()
-            return path
 
     def _save_default(self, path):
         state = {"format": "gradflow.torch-checkpoint/1", "run_id": self.run_id, "step": self.steps_done,
@@ -529,11 +537,14 @@ class Run:
             self.paused = False
             self._answer(cmd, "stop", "stopping at step %d" % self.steps_done)
         elif name == "checkpoint":
-            if self._checkpoint_fn is None and self.model is None:
+            if self._checkpoint_request is not None:
+                self._answer(cmd, "command", "checkpoint requested")
+                self._checkpoint_request(self)
+            elif self._checkpoint_fn is None and self.model is None:
                 self._answer(cmd, "refused", "%s: checkpoint refused: no model and no checkpoint function" % cmd.where())
-                return
-            self._answer(cmd, "command", "checkpoint")
-            self.checkpoint()
+            else:
+                self._answer(cmd, "command", "checkpoint")
+                self.checkpoint()
         elif name in ("open_twin", "revert"):
             self._answer(cmd, "refused", "%s: %s refused: twins are not available in the Python package"
                          % (cmd.where(), name))
