@@ -43,7 +43,9 @@ def _model_blocks(model: nn.Module):
                 best = (name, module, count)
     if best is not None:
         return best[0] + ".", list(best[1])
-    return None, [c for c in model.children() if any(True for _ in c.parameters())]
+    children = [c for c in model.children() if any(True for _ in c.parameters())]
+    # A model with no sub-modules holding parameters is one block.
+    return None, children or [model]
 
 
 def tensor_layers(model: nn.Module, params: Sequence[nn.Parameter]):
@@ -51,19 +53,11 @@ def tensor_layers(model: nn.Module, params: Sequence[nn.Parameter]):
     the blocks (embeddings), 0..L−1 for the blocks, L for what comes after (final norm, head).
     Returns (layers per param, L)."""
     prefix, blocks = _model_blocks(model)
-    if not blocks:
-        raise RefineError("depth groups: found no blocks in the model (no ModuleList and no child module "
-                          "with parameters); pass groups= explicitly")
     ids = {id(p): i for i, p in enumerate(params)}
     layer_of = {}
-    if prefix is not None:
-        for i, block in enumerate(blocks):
-            for p in block.parameters():
-                layer_of.setdefault(id(p), i)
-    else:
-        for i, child in enumerate(blocks):
-            for p in child.parameters():
-                layer_of.setdefault(id(p), i)
+    for i, block in enumerate(blocks):
+        for p in block.parameters():
+            layer_of.setdefault(id(p), i)
     L = len(blocks)
     seen_block = False
     out = [None] * len(params)
