@@ -226,6 +226,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's choice)")
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--sample-bytes", type=int, default=160, help="bytes sampled at each evaluation (0: none)")
@@ -238,6 +239,8 @@ def main(argv=None):
     a = p.parse_args(argv)
 
     device = torch.device(a.device)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     model = GPT(a.layers, a.heads, a.dim, a.context).to(device)
     optimizer = model.optimizer(a.lr)

@@ -7,6 +7,9 @@ import subprocess
 import pytest
 import torch
 
+# One thread: on a shared machine, torch's intra-op threads spin and a tiny step costs 20× more.
+torch.set_num_threads(1)
+
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
@@ -50,7 +53,7 @@ def tiny_step(model, opt, run, seed):
     run.clip_grad(1.0)
     opt.step()
     run.step(loss=loss, tokens=x.numel())
-    return float(loss)
+    return loss.item()
 
 
 @pytest.fixture
