@@ -92,14 +92,6 @@ class GPT(nn.Module):
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
         return logits, loss
 
-    def optimizer(self, lr, weight_decay=0.1):
-        """AdamW with weight decay on the matrices and the token embedding (as the Swift trainer)."""
-        decay, plain = [], []
-        for name, p in self.named_parameters():
-            (decay if p.dim() == 2 and name != "wpe.weight" else plain).append(p)
-        return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                  {"params": plain, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8)
-
 
 def schedule(step, peak, warmup, total, min_fraction=0.1):
     """Linear warm-up, then cosine to ``min_fraction`` of the peak at the last step (LearningRateSchedule)."""
@@ -172,9 +164,9 @@ class AttentionWindow:
 
 
 @torch.no_grad()
-def evaluate(model, val, T, B, device, positions=False):
-    """(mean loss, loss by position in at most 32 buckets)."""
-    x, y = windows(val, T)
+def evaluate(model, val, T, B, device, limit=64, positions=False):
+    """(mean loss, loss by position in at most 32 buckets) over ``limit`` windows."""
+    x, y = windows(val, T, limit)
     total = torch.zeros(T, dtype=torch.float64)
     for i in range(0, len(x), B):
         _, loss = model(x[i:i + B].to(device), y[i:i + B].to(device), reduction="none")
@@ -228,12 +220,14 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's choice)")
     p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--eval-windows", type=int, default=64, help="validation windows per evaluation")
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--sample-bytes", type=int, default=160, help="bytes sampled at each evaluation (0: none)")
     p.add_argument("--context-bands", default="8,64", help="context band edges")
     p.add_argument("--context-weights", help="manual context weights, one per band")
     p.add_argument("--time-weights", help="manual time weights high,mid,low")
     p.add_argument("--depth-weights", help="manual depth weights, one per group")
+    p.add_argument("--axes", default="", help="axes on with unit weights (steerable by command): context,time,depth or all")
     p.add_argument("--adaptive", default="", help="axes under their adaptive policy: context,time,depth or all")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     a = p.parse_args(argv)
@@ -243,7 +237,7 @@ def main(argv=None):
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     model = GPT(a.layers, a.heads, a.dim, a.context).to(device)
-    optimizer = model.optimizer(a.lr)
+    axes = ("context", "time", "depth") if a.axes == "all" else tuple(x for x in a.axes.split(",") if x)
     adaptive = ("context", "time", "depth") if a.adaptive == "all" else tuple(x for x in a.adaptive.split(",") if x)
     weights = {}
     if a.context_weights:
@@ -252,8 +246,12 @@ def main(argv=None):
         weights["time"] = parse_floats(a.time_weights, 3)
     if a.depth_weights:
         weights["depth"] = parse_floats(a.depth_weights)
-    refiner = Refiner(model, context_bands=tuple(int(e) for e in a.context_bands.split(",") if e),
-                      adaptive=adaptive, weights=weights)
+    refiner = Refiner(model, axes=axes, context_bands=tuple(int(e) for e in a.context_bands.split(",") if e),
+                      adaptive=adaptive, weights=weights, total_steps=a.steps)
+    # AdamW with weight decay on the matrices and the token embedding (as the Swift trainer), one
+    # parameter group per depth group so the depth axis can scale each group's rate.
+    groups = refiner.param_groups(weight_decay=0.1, no_decay=lambda name, p: p.dim() < 2 or name == "wpe.weight")
+    optimizer = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
 
     default = os.path.abspath(a.data) == DEFAULT_CORPUS
     name = "shakespeare" if default else None
@@ -266,7 +264,7 @@ def main(argv=None):
               "context": a.context, "vocab": 256, "batch": a.batch, "steps": a.steps, "lr": a.lr,
               "warmup_steps": warmup, "min_lr_fraction": 0.1, "beta1": 0.9, "beta2": 0.95, "epsilon": 1e-8,
               "weight_decay": 0.1, "clip": a.clip, "init_seed": a.seed, "data_seed": a.seed,
-              "eval_every": a.eval_every, "eval_windows": 64, "checkpoint_every": a.checkpoint_every,
+              "eval_every": a.eval_every, "eval_windows": a.eval_windows, "checkpoint_every": a.checkpoint_every,
               "device": str(device)}
 
     run = gradflow.Run(a.out, model=model, optimizer=optimizer, total_steps=a.steps, config=config,
@@ -290,16 +288,16 @@ def main(argv=None):
             done = step + 1
             if (a.eval_every > 0 and done % a.eval_every == 0) or done == a.steps:
                 model.eval()
-                full, by_position = evaluate(model, val, T, B, device, positions=True)
+                full, by_position = evaluate(model, val, T, B, device, a.eval_windows, positions=True)
                 gains = {}
                 for c in CONTEXT_GAIN_WINDOWS:
                     if c < T:
                         with AttentionWindow(model, c):
-                            gains[c] = evaluate(model, val, T, B, device)[0] - full
+                            gains[c] = evaluate(model, val, T, B, device, a.eval_windows)[0] - full
                 text = sample(model, "\n", a.sample_bytes, 0.8, 1, device) if a.sample_bytes > 0 else None
                 run.eval({val_name: full}, loss_by_position=by_position, context_gain=gains,
                          sample=text, sample_prompt="\n" if text is not None else None)
-                print("step %d/%d  loss %.4f  val %.4f (%.3f bpb)" % (done, a.steps, float(loss), full,
+                print("step %d/%d  loss %.4f  val %.4f (%.3f bpb)" % (done, a.steps, loss.item(), full,
                                                                    full / math.log(2)), flush=True)
             if a.checkpoint_every > 0 and done % a.checkpoint_every == 0 and done != a.steps:
                 run.checkpoint()

@@ -279,7 +279,7 @@ class Run:
 
     def _install_optimizer_hooks(self, optimizer):
         opt = _inner_optimizer(optimizer)
-        saved = []
+        saved, applied = [], []
 
         def pre(o, args, kwargs):
             self._time_axis()
@@ -292,10 +292,12 @@ class Run:
                     g["lr"] = g["lr"] * self.lr_scale
             self._lr_used = float(o.param_groups[0]["lr"]) if o.param_groups else None
             apply_depth = getattr(self.refiner, "apply_depth", None)
-            if apply_depth is not None:
-                apply_depth(o)
+            applied[:] = [apply_depth(o)] if apply_depth is not None else []
 
         def post(o, args, kwargs):
+            for a in applied:  # the depth axis' rates first, then the schedule's own
+                a.restore()
+            applied.clear()
             for g, lr in zip(o.param_groups, saved):
                 g["lr"] = lr
             saved.clear()
@@ -334,6 +336,8 @@ class Run:
             if self.refiner is not None:
                 extra = dict(self.refiner.finish_step(index, loss) or {})
             spike = self._spike(loss)
+            if "spike" in extra:
+                spike = bool(extra["spike"])
             record = runfile.step_record(
                 step=index, t=self.elapsed, loss=loss, lr=lr, grad_norm=_scalar(grad_norm),
                 clip_scale=_scalar(clip_scale), tokens_per_s=tokens_per_s, step_ms=ms,
