@@ -162,11 +162,10 @@ class Run:
             self.best_val_loss = state.best_val_loss
             self.last_loss = state.final_loss
             self._clock0 = time.monotonic() - state.last_t
-            loaded = self._load_latest_checkpoint() if checkpoint is None and model is not None else None
             if start_step is not None:
                 self.steps_done = int(start_step)
-            elif loaded is not None:
-                self.steps_done = loaded
+            elif checkpoint is None and model is not None and self._has_checkpoint():
+                self.steps_done = self._load_latest_checkpoint()
             else:
                 raise RunError("%s: resume=True found no ckpt-*.pt to load; pass start_step (steps already done)"
                                % self.out)
@@ -454,10 +453,15 @@ class Run:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
+    def _checkpoints(self):
+        return sorted(n for n in os.listdir(self.out) if n.startswith("ckpt-") and n.endswith(".pt"))
+
+    def _has_checkpoint(self):
+        return bool(self._checkpoints())
+
     def _load_latest_checkpoint(self):
-        names = sorted(n for n in os.listdir(self.out) if n.startswith("ckpt-") and n.endswith(".pt"))
-        if not names:
-            return None
+        """Loads the latest ``ckpt-*.pt`` of the run folder; returns its step."""
+        names = self._checkpoints()
         path = os.path.join(self.out, names[-1])
         try:
             state = self._torch.load(path, map_location="cpu", weights_only=False)
