@@ -224,7 +224,9 @@ class CommandChannel:
     def poll(self):
         """The commands and refusals of the whole lines added since the last call."""
         with self._lock:
-            if self._refused is None and self._fd is not None:
+            if self._refused is None and self._fd is None:
+                return []  # closed
+            if self._refused is None:
                 self._check_mode(os.fstat(self._fd))
             if self._refused is not None:
                 if self._reported:

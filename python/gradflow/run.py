@@ -162,16 +162,18 @@ class Run:
             self.best_val_loss = state.best_val_loss
             self.last_loss = state.final_loss
             self._clock0 = time.monotonic() - state.last_t
+            held = None  # ids whose effect the loaded checkpoint holds
             if start_step is not None:
                 self.steps_done = int(start_step)
             elif checkpoint is None and model is not None and self._has_checkpoint():
-                self.steps_done = self._load_latest_checkpoint()
+                self.steps_done, held = self._load_latest_checkpoint()
             else:
                 raise RunError("%s: resume=True found no ckpt-*.pt to load; pass start_step (steps already done)"
                                % self.out)
             self._last_checkpoint_step = self.steps_done
             self.writer = runfile.RunFileWriter.resume(path)
             answered_ids, answered_lines = state.answered_ids, state.answered_lines
+            self._lost = self._lost_commands(state, held) if held is not None else {}
             self.writer.write(runfile.event_record(
                 step=self.steps_done, t=self.elapsed, kind="resume-run", source="trainer",
                 message="resumed from step %d with %s" % (self.steps_done, _process_summary(threads))))
@@ -198,6 +200,7 @@ class Run:
             except runfile.RunFileError as e:
                 raise RunError(str(e)) from None
             answered_ids, answered_lines = (), ()
+            self._lost = {}
         self.channel = CommandChannel(self.out, self.run_id, answered_ids, answered_lines)
         self.system = SystemSampler(system_every)
         self._write_system()
@@ -208,6 +211,7 @@ class Run:
         _install_exit_hooks()
         _open_runs.add(self)
         self._start_step = self.steps_done
+        self._apply_lost()
         self._step_clock = time.perf_counter()
 
     # MARK: - Properties
@@ -375,6 +379,7 @@ class Run:
         self._take_signal()
         if self.system.due():
             self._write_system()
+        self._apply_lost()
         self.poll_commands()
         while self.paused and not self.should_stop and not self._closed:
             time.sleep(self.pause_poll)
@@ -476,9 +481,44 @@ class Run:
         if callable(load) and "refiner" in state:
             load(state["refiner"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
-        return int(state["step"])
+        return int(state["step"]), set(state.get("commands", ()))
 
     # MARK: - Commands
+
+    #: The commands whose effect is state a checkpoint holds (and a resume must restore).
+    _STATEFUL = {"weight", "mode", "target", "lr"}
+
+    def _lost_commands(self, state, held):
+        """Commands applied after the loaded checkpoint was written (the run file answers them,
+        the checkpoint does not hold them), by the step they were applied at: applied again at that
+        step, so the resumed run goes through the states of the uninterrupted one."""
+        lost_ids = {cid: step for cid, (step, kind) in state.answers.items()
+                    if cid not in held and kind in self._STATEFUL and isinstance(step, int)}
+        if not lost_ids:
+            return {}
+        from .commands import COMMANDS_FILE, parse_line
+        out = {}
+        try:
+            with open(os.path.join(self.out, COMMANDS_FILE), "rb") as f:
+                data = f.read()
+        except OSError:
+            return {}
+        for n, raw in enumerate(data.split(b"\n")[:-1], start=1):
+            item = parse_line(raw, n, self.run_id)
+            if item.id in lost_ids and not isinstance(item, Refusal):
+                out.setdefault(lost_ids.pop(item.id), []).append(item)
+        return out
+
+    def _apply_lost(self):
+        for step in sorted(s for s in self._lost if s <= self.steps_done):
+            for cmd in self._lost.pop(step):
+                self._again = "applied again after a resume: its effect came after the checkpoint"
+                try:
+                    self._apply(cmd)
+                except Exception as e:
+                    self._answer(cmd, "refused", "%s: %s refused: %s" % (cmd.where(), cmd.name, e))
+                finally:
+                    self._again = None
 
     def poll_commands(self):
         """Reads and applies the commands added to ``commands.jsonl`` since the last look (done by
@@ -498,7 +538,11 @@ class Run:
                     reason = str(e) if error is not None and isinstance(e, error) else _describe(type(e), e)
                     self._answer(item, "refused", "%s: %s refused: %s" % (item.where(), item.name, reason))
 
+    _again = None
+
     def _answer(self, cmd, kind, message="", **members):
+        if self._again:
+            message = "%s (%s)" % (message, self._again) if message else self._again
         self.event(kind, message, source="attach", command_id=cmd.id, **members)
 
     def _apply(self, cmd):

@@ -366,6 +366,8 @@ class RunFileState:
         self.last_t = 0.0
         #: ``command_id`` of every event answering a command-channel line.
         self.answered_ids = set()
+        #: For each answered id, the (step, kind) of its first answer.
+        self.answers = {}
         #: Lines of commands.jsonl answered without an id (``refused`` events naming the line).
         self.answered_lines = set()
         #: (step, path) of the last checkpoint record, or None.
@@ -420,6 +422,7 @@ def read_state(path):
                 cid = r.get("command_id")
                 if isinstance(cid, str):
                     state.answered_ids.add(cid)
+                    state.answers.setdefault(cid, (step, r.get("kind")))
                 else:
                     line = _named_line(r.get("message"))
                     if line is not None:

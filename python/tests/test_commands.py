@@ -126,11 +126,14 @@ def test_commands_applied_exactly_once_also_across_resume(tmp_path, tiny):
     assert [g["lr"] for g in opt.param_groups] == lr  # the schedule's rate is restored after each step
     steps = [json.loads(l) for l in open(os.path.join(rundir, "run.jsonl")) if '"type":"step"' in l]
     assert steps[0]["lr"] == 0.01 and steps[1]["lr"] == 0.005
-    ckpt = run.checkpoint()
+    ckpt = run.checkpoint()  # at step 2: holds `first`
     wrong = commands.send(rundir, "stop", run="another-run")
     tiny_step(model, opt, run, 2)
     assert not run.should_stop
-    # Simulated kill -9: no end record, the file and commands stay.
+    mid = commands.send(rundir, "lr_scale", value=0.75)
+    tiny_step(model, opt, run, 3)  # applied at step 4, after the checkpoint
+    assert run.lr_scale == 0.75
+    # Simulated kill -9: no end record; the run file and the commands stay.
     run.writer.close()
     run.channel.close()
     for h in run._hook_handles:
@@ -143,14 +146,20 @@ def test_commands_applied_exactly_once_also_across_resume(tmp_path, tiny):
     run2 = gradflow.Run(rundir, model=model2, optimizer=opt2, total_steps=10, resume=True, handle_signals=False)
     assert run2.run_id == run.run_id and run2.start_step == 2 and os.path.basename(ckpt) == "ckpt-000002.pt"
     assert run2.lr_scale == 0.5  # restored from the checkpoint
-    tiny_step(model2, opt2, run2, 3)
+    saved = torch.load(ckpt, weights_only=False)["model"]
+    assert all(torch.equal(saved[k], v) for k, v in model2.state_dict().items())  # the checkpoint's weights
+    tiny_step(model2, opt2, run2, 2)  # boundary 3: `later` is new
+    assert run2.lr_scale == 0.25
+    tiny_step(model2, opt2, run2, 3)  # boundary 4: `mid`'s effect was lost with the kill: applied again
+    assert run2.lr_scale == 0.75
     run2.close()
     answers = attach_events(rundir)
     by_id = {}
     for e in answers:
-        by_id.setdefault(e.get("command_id"), []).append(e["kind"])
-    assert by_id == {first: ["lr"], wrong: ["refused"], later: ["lr"]}
-    assert run2.lr_scale == 0.25
+        by_id.setdefault(e.get("command_id"), []).append((e["kind"], e["step"]))
+    assert by_id == {first: [("lr", 1)], wrong: [("refused", 3)], mid: [("lr", 4), ("lr", 4)], later: [("lr", 3)]}
+    again = [e for e in answers if e.get("command_id") == mid][1]
+    assert "applied again after a resume" in again["message"]
     kinds = [e["kind"] for e in events(rundir)]
     assert kinds.count("resume-run") == 1
     r = gradflow.wait_for_answer(rundir, later, timeout=1)
