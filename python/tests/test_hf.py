@@ -40,13 +40,15 @@ def test_trainer_callback(tmp_path):
         output_dir=str(tmp_path / "out"), max_steps=4, per_device_train_batch_size=2, learning_rate=1e-3,
         lr_scheduler_type="constant", logging_steps=1, eval_strategy="steps", eval_steps=1, save_strategy="no",
         report_to=[], use_cpu=True, disable_tqdm=True, seed=3, max_grad_norm=1.0)
-    callback = GradflowCallback(rundir, handle_signals=False)
+    from gradflow.refine import Refiner
+    refiner = Refiner(model, axes=("time",))  # the time axis acts in on_pre_optimizer_step, before clipping
+    callback = GradflowCallback(rundir, refine=refiner, handle_signals=False)
     os.makedirs(rundir)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data, eval_dataset=data[:4],
                                    callbacks=[SendAt(rundir, 1, "lr_scale", value=0.5),
+                                              SendAt(rundir, 1, "set_weight", axis="time", band=0, value=0.5),
                                               SendAt(rundir, 2, "checkpoint"),
                                               SendAt(rundir, 3, "stop"), callback])
-    commands.send  # the file exists once training starts; SendAt writes after that
     trainer.train()
 
     rs = records(rundir)
@@ -59,7 +61,9 @@ def test_trainer_callback(tmp_path):
     evals = [r for r in rs if r["type"] == "eval"]
     assert [e["step"] for e in evals] == [1, 2, 3] and evals[0]["domains"][0]["name"] == "val"
     answers = [(r["kind"], r["step"]) for r in rs if r.get("source") == "attach"]
-    assert answers == [("lr", 1), ("command", 2), ("stop", 3)]
+    assert answers == [("lr", 1), ("weight", 1), ("command", 2), ("stop", 3)]
+    assert [s["axes"]["time"]["weight"][0] for s in steps] == [1, 0.5, 0.5]
+    assert [a["axis"] for a in rs[0]["axes"]] == ["time", "depth"]
     checkpoints = [r for r in rs if r["type"] == "checkpoint"]
     assert len(checkpoints) == 1 and checkpoints[0]["path"].endswith("checkpoint-2") and checkpoints[0]["bytes"] > 0
     assert rs[-1]["type"] == "end" and rs[-1]["reason"] == "interrupted" and rs[-1]["step"] == 3
