@@ -70,6 +70,7 @@ class GradflowCallback(TrainerCallback):
         self._save_requested = False
         self._save_started = None
         self._saw_forward_loss = False
+        self._loss_is_share = False
 
     # MARK: - Start
 
@@ -100,6 +101,10 @@ class GradflowCallback(TrainerCallback):
     def _count_tokens(self, module, args, kwargs):
         if not module.training:
             return
+        if kwargs.get("num_items_in_batch") is not None:
+            # The Trainer passes the whole step's token count: each micro-batch's loss is its share
+            # of the step's mean, so the step's loss is their sum.
+            self._loss_is_share = True
         ids = kwargs.get("input_ids")
         if ids is None and args:
             ids = args[0]
@@ -129,7 +134,8 @@ class GradflowCallback(TrainerCallback):
             return
         if self._losses:
             import torch
-            loss = float(torch.stack([l.float() for l in self._losses]).mean())
+            losses = torch.stack([l.float() for l in self._losses])
+            loss = float(losses.sum() if self._loss_is_share else losses.mean())
             clip_scale = None
             if self._clip is None and args.max_grad_norm and args.max_grad_norm > 0:
                 norm = run._grad_norm
@@ -144,6 +150,7 @@ class GradflowCallback(TrainerCallback):
             run._boundary()
         self._losses = []
         self._tokens = 0
+        self._loss_is_share = False
         self._control(control)
 
     def on_log(self, args, state, control, logs=None, **kwargs):

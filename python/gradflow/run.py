@@ -154,7 +154,10 @@ class Run:
         if resume:
             if not os.path.exists(path):
                 raise RunError("%s: no run to resume (resume=True needs an existing run file)" % path)
-            state = runfile.read_state(path)
+            try:
+                state = runfile.read_state(path)
+            except runfile.RunFileError as e:
+                raise RunError(str(e)) from None
             self.run_id = state.header.get("run_id") or ""
             if not self.run_id:
                 raise RunError("%s:1: the header has no run_id (schema before 1.3); it cannot be continued "
@@ -171,7 +174,10 @@ class Run:
                 raise RunError("%s: resume=True found no ckpt-*.pt to load; pass start_step (steps already done)"
                                % self.out)
             self._last_checkpoint_step = self.steps_done
-            self.writer = runfile.RunFileWriter.resume(path)
+            try:
+                self.writer = runfile.RunFileWriter.resume(path)
+            except runfile.RunFileError as e:
+                raise RunError(str(e)) from None
             answered_ids, answered_lines = state.answered_ids, state.answered_lines
             self._lost = self._lost_commands(state, held) if held is not None else {}
             self.writer.write(runfile.event_record(
