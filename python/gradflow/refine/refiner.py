@@ -72,9 +72,36 @@ def tensor_layers(model: nn.Module, params: Sequence[nn.Parameter]):
     return out, L
 
 
+class _Chunk:
+    """A slice [lo, hi) of the arena holding whole tensors (``indices``), within one depth group
+    or the whole arena. Target views into a buffer row are made once per row and kept."""
+
+    __slots__ = ("lo", "hi", "group", "indices", "lengths", "_targets")
+
+    def __init__(self, lo, hi, group, indices):
+        self.lo, self.hi, self.group, self.indices = lo, hi, group, indices
+        self.lengths = None
+        self._targets = {}
+
+    def sources(self, tensors) -> List[torch.Tensor]:
+        return [tensors[i] for i in self.indices]
+
+    def targets(self, arena, row: torch.Tensor) -> List[torch.Tensor]:
+        key = (row.data_ptr(), row.numel())
+        views = self._targets.get(key)
+        if views is None:
+            views = [row[arena.offsets[i]:arena.offsets[i] + arena.counts[i]].view(arena.params[i].shape)
+                     for i in self.indices]
+            self._targets[key] = views
+        return views
+
+
 class _Arena:
     """One flat layout of the trainable parameters, ordered by depth group, so that each group is
-    a contiguous slice. Buffers are float32 (or the parameters' dtype when it is wider)."""
+    a contiguous slice. Buffers are float32 (float64 for float64 models). Each statistic is a few
+    whole-slice torch operations (``groups``: one chunk per depth group; ``whole``: the arena).
+    Cutting the slices into cache-sized chunks was measured and gained nothing on the CPU, while
+    each extra operation costs several microseconds of dispatch."""
 
     def __init__(self, params: List[nn.Parameter], group_of: List[int], groups: int):
         order = sorted(range(len(params)), key=lambda i: group_of[i])
@@ -101,6 +128,9 @@ class _Arena:
             hi = self.offsets[idx[-1]] + self.counts[idx[-1]] if idx else 0
             self.group_ranges.append((lo, hi))
         self.group_sizes = [hi - lo for lo, hi in self.group_ranges]
+        self.chunks = [_Chunk(lo, hi, g, [i for i, k in enumerate(self.group_of) if k == g])
+                       for g, (lo, hi) in enumerate(self.group_ranges) if hi > lo]
+        self.whole = [_Chunk(0, n, None, list(range(len(self.params))))]
 
     def buffer(self, rows: int) -> torch.Tensor:
         return torch.zeros(rows, max(self.size, 1), dtype=self.dtype, device=self.device)
@@ -121,6 +151,14 @@ class _Arena:
         return missing
 
 
+def _total(sums: List[torch.Tensor], width: int) -> List[List[float]]:
+    """Chunk sums (``width`` per chunk, 0-d tensors) as Python floats, one list per chunk."""
+    if not sums:
+        return []
+    values = torch.stack(sums).to(torch.float64).tolist()
+    return [values[i:i + width] for i in range(0, len(values), width)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Time axis
 
@@ -137,56 +175,49 @@ class TimeFilter:
         if beta_fast > beta_slow:
             raise RefineError(f"time bands: the fast beta ({beta_fast}) must not exceed the slow beta ({beta_slow})")
         self.arena, self.beta_fast, self.beta_slow = arena, beta_fast, beta_slow
-        # Rows: g (gathered), m_f, m_s, h, mid.
+        # Rows: g (gathered), m_f, m_s, h (then d = ĝ − g), mid (then scratch).
         self.buf = arena.buffer(5)
         self.views = [arena.views(self.buf[r]) for r in range(5)]
         self.started = [False] * len(arena.params)
         self.all_started = False
         self.guard_fallbacks = 0
-        self._lengths = None
 
     def step(self, weights: Sequence[float]) -> dict:
+        """Updates the EMAs with the current .grad, measures the bands and (for non-unit weights)
+        writes ĝ into .grad. Returns the band norms, cos(g_t, m_f,t−1) and this step's fallbacks."""
         a = self.arena
-        g, f, s, h, mid = self.buf
         grads = [p.grad for p in a.params]
-        missing = a.gather(self.views[0], grads, g)
-        # cos(g_t, m_f,t−1): the terms before the EMA update (m_f is 0 for tensors not started).
-        gg = torch.dot(g, g)
-        gf = torch.dot(g, f)
-        ff = torch.dot(f, f)
-        saved = [(i, self.views[1][i].clone(), self.views[2][i].clone()) for i in missing if self.started[i]]
-        for i, fi, _ in saved:
-            ff = ff - torch.dot(fi.view(-1), fi.view(-1))
-        f.lerp_(g, 1 - self.beta_fast)
-        s.lerp_(g, 1 - self.beta_slow)
-        if not self.all_started:
-            for i, started in enumerate(self.started):
-                if not started and grads[i] is not None:
-                    self.views[1][i].copy_(self.views[0][i])
-                    self.views[2][i].copy_(self.views[0][i])
-                    self.started[i] = True
-            self.all_started = all(self.started)
-        for i, fi, si in saved:
-            self.views[1][i].copy_(fi)
-            self.views[2][i].copy_(si)
-        for i in missing:
-            if not self.started[i]:
-                self.views[1][i].zero_()
-                self.views[2][i].zero_()
-        torch.sub(g, f, out=h)
-        torch.sub(f, s, out=mid)
-        for i in missing:          # a tensor without a gradient has no bands this step
-            self.views[3][i].zero_()
-            self.views[4][i].zero_()
-        hh, mm, ll = torch.dot(h, h), torch.dot(mid, mid), torch.dot(s, s)
-        for i in missing:
-            if self.started[i]:
-                ll = ll - torch.dot(self.views[2][i].view(-1), self.views[2][i].view(-1))
         cH, cM, cL = (float(w) - 1 for w in weights)
-        fallbacks = 0
-        if not (cH == 0 and cM == 0 and cL == 0):
-            fallbacks = self._refine(cH, cM, cL, grads, missing)
-        gg, gf, ff, hh, mm, ll = torch.stack([gg, gf, ff, hh, mm, ll]).tolist()
+        refines = not (cH == 0 and cM == 0 and cL == 0)
+        bf, bs = 1 - self.beta_fast, 1 - self.beta_slow
+        general = not self.all_started or any(g is None for g in grads)
+        missing = [i for i, g in enumerate(grads) if g is None]
+        saved = []
+        if general:
+            # First steps (EMAs start at a tensor's first gradient) and tensors without a gradient.
+            a.gather(self.views[0], grads, self.buf[0])
+            saved = [(i, self.views[1][i].clone(), self.views[2][i].clone()) for i in missing if self.started[i]]
+        sums, piece_sums = [], []
+        for chunk in a.whole:
+            g, f, s, h, mid = (self.buf[r, chunk.lo:chunk.hi] for r in range(5))
+            if not general:
+                torch._foreach_copy_(chunk.targets(a, self.buf[0]), chunk.sources(grads))
+            sums += [torch.dot(g, g), torch.dot(g, f), torch.dot(f, f)]
+            f.lerp_(g, bf)
+            s.lerp_(g, bs)
+            if general:
+                continue
+            torch.sub(g, f, out=h)
+            torch.sub(f, s, out=mid)
+            sums += [torch.dot(h, h), torch.dot(mid, mid), torch.dot(s, s)]
+            if refines:
+                self._change(h, mid, s, cH, cM, cL)
+                piece_sums += self._piece_sums(chunk, g, h, mid)
+        if general:
+            sums = self._finish_general(grads, missing, saved, sums, refines, cH, cM, cL, piece_sums)
+        totals = [sum(column) for column in zip(*_total(sums, 6))]
+        gg, gf, ff, hh, mm, ll = totals
+        fallbacks = self._apply(grads, missing, piece_sums) if refines else 0
         denominator = math.sqrt(gg * ff) if gg * ff > 0 else 0.0
         cosine = None
         if denominator > 0 and math.isfinite(denominator) and math.isfinite(gf):
@@ -194,10 +225,47 @@ class TimeFilter:
         return {"band_norms": [math.sqrt(max(hh, 0)), math.sqrt(max(mm, 0)), math.sqrt(max(ll, 0))],
                 "momentum_cosine": cosine, "guard_fallbacks": fallbacks}
 
-    def _refine(self, cH, cM, cL, grads, missing) -> int:
+    def _finish_general(self, grads, missing, saved, sums, refines, cH, cM, cL, piece_sums):
+        """The rest of a step on the whole arena: start the EMAs of new tensors, leave those of
+        tensors without a gradient as they were, and measure (bands of missing tensors are 0)."""
         a = self.arena
         g, f, s, h, mid = self.buf
-        # d = c_H·h + c_M·mid + c_L·low, in the h row.
+        # cos terms: a tensor without gradient contributes nothing; one not started has m_f = 0.
+        ff_missing = [torch.dot(fi.view(-1), fi.view(-1)) for _, fi, _ in saved]
+        for i, started in enumerate(self.started):
+            if not started and grads[i] is not None:
+                self.views[1][i].copy_(self.views[0][i])
+                self.views[2][i].copy_(self.views[0][i])
+                self.started[i] = True
+        self.all_started = all(self.started)
+        for i, fi, si in saved:
+            self.views[1][i].copy_(fi)
+            self.views[2][i].copy_(si)
+        for i in missing:
+            if not any(i == j for j, _, _ in saved):
+                self.views[1][i].zero_()
+                self.views[2][i].zero_()
+        torch.sub(g, f, out=h)
+        torch.sub(f, s, out=mid)
+        for i in missing:
+            self.views[3][i].zero_()
+            self.views[4][i].zero_()
+        ss = torch.dot(s, s)
+        for i in missing:
+            ss = ss - torch.dot(self.views[2][i].reshape(-1), self.views[2][i].reshape(-1))
+        ff = torch.stack(sums[2::3]).sum() - (torch.stack(ff_missing).sum() if ff_missing else 0)
+        out = [torch.stack(sums[0::3]).sum(), torch.stack(sums[1::3]).sum(), ff,
+               torch.dot(h, h), torch.dot(mid, mid), ss]
+        if refines:
+            self._change(h, mid, s, cH, cM, cL)
+            for chunk in a.whole:
+                lo, hi = chunk.lo, chunk.hi
+                piece_sums += self._piece_sums(chunk, g[lo:hi], h[lo:hi], mid[lo:hi])
+        return out
+
+    @staticmethod
+    def _change(h, mid, s, cH, cM, cL) -> None:
+        """d = c_H·h + c_M·mid + c_L·low, written over h."""
         if cH != 0:
             h.mul_(cH)
         else:
@@ -206,18 +274,31 @@ class TimeFilter:
             h.add_(mid, alpha=cM)
         if cL != 0:
             h.add_(s, alpha=cL)
-        # Per tensor ⟨d, g⟩ and ‖g‖² (for the guard ⟨ĝ, g⟩ = ‖g‖² + ⟨d, g⟩).
-        if self._lengths is None:
-            self._lengths = torch.tensor(a.counts, device=a.device)
-        torch.mul(h, g, out=mid)
-        n = a.size
-        dg = torch.segment_reduce(mid[:n], "sum", lengths=self._lengths)
-        torch.mul(g, g, out=mid)
-        gg = torch.segment_reduce(mid[:n], "sum", lengths=self._lengths)
-        dg, gg = dg.tolist(), gg.tolist()
+
+    def _piece_sums(self, chunk, g, d, scratch) -> List[torch.Tensor]:
+        """⟨d, g⟩ and ‖g‖² of every piece of the chunk (for the guard of each tensor)."""
+        if chunk.lengths is None:
+            chunk.lengths = torch.tensor([self.arena.counts[i] for i in chunk.indices], device=g.device)
+        torch.mul(d, g, out=scratch)
+        dg = torch.segment_reduce(scratch, "sum", lengths=chunk.lengths)
+        torch.mul(g, g, out=scratch)
+        gg = torch.segment_reduce(scratch, "sum", lengths=chunk.lengths)
+        return [dg, gg]
+
+    def _apply(self, grads, missing, piece_sums) -> int:
+        """The guard per tensor (⟨ĝ, g⟩ = ‖g‖² + ⟨d, g⟩ ≤ 0 for a non-zero g: keep g, count it),
+        then ĝ = g + d for the others."""
+        a = self.arena
+        n = len(a.params)
+        dg, gg = [0.0] * n, [0.0] * n
+        values = [t.to(torch.float64).tolist() for t in piece_sums]
+        for chunk, k in zip(a.whole, range(0, len(values), 2)):
+            for i, x, y in zip(chunk.indices, values[k], values[k + 1]):
+                dg[i] += x
+                gg[i] += y
         skip = set(missing)
         targets, changes, fallbacks = [], [], 0
-        for i in range(len(a.params)):
+        for i in range(n):
             if i in skip or a.counts[i] == 0:
                 continue
             if gg[i] > 0 and gg[i] + dg[i] <= 0:
@@ -253,56 +334,65 @@ class TimeFilter:
 
 
 class DepthMeter:
-    """Per depth group: ‖g_k‖, ⟨g_t, g_t−1⟩, ‖Δθ_k‖, ⟨Δθ_t, Δθ_t−1⟩, ‖θ_k‖ and sign flips of the
-    update. Rows: g_a, g_b (current and previous gradient, alternating), u_a, u_b (updates), θ
-    before the step (then scratch)."""
+    """Per depth group: ‖g_k‖², ⟨g_t, g_t−1⟩, ‖Δθ_k‖², ⟨Δθ_t, Δθ_t−1⟩, ‖θ_k‖² and the sign flips
+    of the update. Rows: g_a, g_b (the newest and the previous gradient, alternating), u_a, u_b
+    (θ before the step, then the update, alternating), scratch. The update is kept as
+    θ_before − θ_after = −Δθ: its norms, products and sign flips are those of Δθ."""
 
     def __init__(self, arena: _Arena):
         self.arena = arena
         self.buf = arena.buffer(5)
-        self.views = [arena.views(self.buf[r]) for r in range(5)]
-        self.current = 0          # which of the two rows holds the newest g (and u)
-        self.prev_sq = [[0.0, 0.0] for _ in range(arena.groups)]   # ‖g_t−1‖², ‖u_t−1‖² per group
+        self.current = 0          # which of the two rows holds the newest g (and update)
+        self.prev_sq = [[0.0, 0.0] for _ in range(arena.groups)]   # ‖g_t−1‖², ‖Δθ_t−1‖² per group
         self.snapshot_taken = False
 
     def snapshot(self) -> None:
-        """θ before the optimizer step."""
-        torch._foreach_copy_(self.views[4], [p.detach() for p in self.arena.params])
+        """θ before the optimizer step, into the row the update will take."""
+        row = self.buf[2 + (self.current ^ 1)]
+        params = [p.detach() for p in self.arena.params]
+        for chunk in self.arena.whole:
+            torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(params))
         self.snapshot_taken = True
 
     def measure(self) -> List[dict]:
         a = self.arena
-        cur, prev = self.current ^ 1, self.current      # write the new values over the older row
-        g, gp = self.buf[cur], self.buf[prev]
-        u, up = self.buf[2 + cur], self.buf[2 + prev]
-        theta = self.buf[4]
-        a.gather(self.views[cur], [p.grad for p in a.params], g)
-        torch._foreach_copy_(self.views[2 + cur], [p.detach() for p in a.params])
-        u.sub_(theta)
+        cur, prev = self.current ^ 1, self.current
+        grads = [p.grad for p in a.params]
+        params = [p.detach() for p in a.params]
+        missing = any(g is None for g in grads)
         sums = []
-        for lo, hi in a.group_ranges:
-            sums += [torch.dot(g[lo:hi], g[lo:hi]), torch.dot(g[lo:hi], gp[lo:hi]),
-                     torch.dot(u[lo:hi], u[lo:hi]), torch.dot(u[lo:hi], up[lo:hi]),
-                     torch.dot(theta[lo:hi], theta[lo:hi])]
-        # Sign flips: updates whose product with the previous update is negative.
-        torch.mul(u, up, out=theta)
-        theta.clamp_(max=0).sign_()
-        for lo, hi in a.group_ranges:
-            sums.append(theta[lo:hi].sum(dtype=torch.float64))
-        values = torch.stack([x.to(torch.float64) for x in sums]).tolist()
-        G = len(a.group_ranges)
+        for chunk in a.chunks:
+            lo, hi = chunk.lo, chunk.hi
+            g, gp = self.buf[cur, lo:hi], self.buf[prev, lo:hi]
+            u, up, scratch = self.buf[2 + cur, lo:hi], self.buf[2 + prev, lo:hi], self.buf[4, lo:hi]
+            if missing:
+                for i, t in zip(chunk.indices, chunk.targets(a, self.buf[cur])):
+                    if grads[i] is None:
+                        t.zero_()
+                    else:
+                        t.copy_(grads[i])
+            else:
+                torch._foreach_copy_(chunk.targets(a, self.buf[cur]), chunk.sources(grads))
+            sums += [torch.dot(g, g), torch.dot(g, gp), torch.dot(u, u)]       # u holds θ before
+            torch._foreach_sub_(chunk.targets(a, self.buf[2 + cur]), chunk.sources(params))
+            sums += [torch.dot(u, u), torch.dot(u, up)]
+            torch.mul(u, up, out=scratch)
+            torch.lt(scratch, 0, out=scratch)
+            # Counts are exact in float32 up to 2^24 per chunk.
+            sums.append(scratch.sum() if hi - lo <= 1 << 24 else scratch.sum(dtype=torch.float64))
+        per_group = [[0.0] * 6 for _ in range(a.groups)]
+        for chunk, values in zip(a.chunks, _total(sums, 6)):
+            for j, v in enumerate(values):
+                per_group[chunk.group][j] += v
         out = []
-        for k in range(G):
-            gg, gdot, uu, udot, tt = values[5 * k:5 * k + 5]
-            flips = int(round(-values[5 * G + k]))
+        for k, (gg, gdot, tt, uu, udot, flips) in enumerate(per_group):
             out.append({"grad_sq": gg, "grad_dot_prev": gdot, "prev_grad_sq": self.prev_sq[k][0],
                         "update_sq": uu, "update_dot_prev": udot, "prev_update_sq": self.prev_sq[k][1],
-                        "param_sq": tt, "flips": flips})
+                        "param_sq": tt, "flips": int(round(flips))})
             self.prev_sq[k] = [gg, uu]
         self.current = cur
         self.snapshot_taken = False
         return out
-
 
 # ---------------------------------------------------------------------------------------------
 # The refiner
