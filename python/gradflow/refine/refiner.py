@@ -200,23 +200,31 @@ class TimeFilter:
         sums, piece_sums = [], []
         for chunk in a.whole:
             g, f, s, h, mid = (self.buf[r, chunk.lo:chunk.hi] for r in range(5))
-            if not general:
-                torch._foreach_copy_(chunk.targets(a, self.buf[0]), chunk.sources(grads))
-            sums += [torch.dot(g, g), torch.dot(g, f), torch.dot(f, f)]
-            f.lerp_(g, bf)
-            s.lerp_(g, bs)
             if general:
+                sums += [torch.dot(g, g), torch.dot(g, f), torch.dot(f, f)]
+                f.lerp_(g, bf)
+                s.lerp_(g, bs)
                 continue
+            torch._foreach_copy_(chunk.targets(a, self.buf[0]), chunk.sources(grads))
+            # h = g − m_f,new = β_f·(g − m_f,prev): the row keeps r = g − m_f,prev, which also gives
+            # ⟨g, m_f,prev⟩ = (‖g‖² + ‖m_f,prev‖² − ‖r‖²) / 2 without another pass.
+            sums += [torch.dot(g, g), torch.dot(f, f)]
             torch.sub(g, f, out=h)
+            f.add_(h, alpha=bf)
+            sums.append(torch.dot(h, h))
+            s.lerp_(g, bs)
             torch.sub(f, s, out=mid)
-            sums += [torch.dot(h, h), torch.dot(mid, mid), torch.dot(s, s)]
+            sums += [torch.dot(mid, mid), torch.dot(s, s)]
             if refines:
-                self._change(h, mid, s, cH, cM, cL)
+                self._change(h, mid, s, cH * self.beta_fast, cM, cL)
                 piece_sums += self._piece_sums(chunk, g, h, mid)
         if general:
             sums = self._finish_general(grads, missing, saved, sums, refines, cH, cM, cL, piece_sums)
-        totals = [sum(column) for column in zip(*_total(sums, 6))]
-        gg, gf, ff, hh, mm, ll = totals
+            gg, gf, ff, hh, mm, ll = (sum(column) for column in zip(*_total(sums, 6)))
+        else:
+            gg, ff, rr, mm, ll = (sum(column) for column in zip(*_total(sums, 5)))
+            gf = (gg + ff - rr) / 2
+            hh = self.beta_fast ** 2 * rr
         fallbacks = self._apply(grads, missing, piece_sums) if refines else 0
         denominator = math.sqrt(gg * ff) if gg * ff > 0 else 0.0
         cosine = None
@@ -373,9 +381,12 @@ class DepthMeter:
                         t.copy_(grads[i])
             else:
                 torch._foreach_copy_(chunk.targets(a, self.buf[cur]), chunk.sources(grads))
-            sums += [torch.dot(g, g), torch.dot(g, gp), torch.dot(u, u)]       # u holds θ before
+            # One pass each for (⟨g_a, g⟩, ⟨g_b, g⟩) and (⟨u_a, u⟩, ⟨u_b, u⟩).
+            gdots = torch.mv(self.buf[0:2, lo:hi], g)
+            sums += [gdots[cur], gdots[prev], torch.dot(u, u)]       # u holds θ before the step
             torch._foreach_sub_(chunk.targets(a, self.buf[2 + cur]), chunk.sources(params))
-            sums += [torch.dot(u, u), torch.dot(u, up)]
+            udots = torch.mv(self.buf[2:4, lo:hi], u)
+            sums += [udots[cur], udots[prev]]
             torch.mul(u, up, out=scratch)
             torch.lt(scratch, 0, out=scratch)
             # Counts are exact in float32 up to 2^24 per chunk.
