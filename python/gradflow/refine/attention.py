@@ -111,6 +111,7 @@ class ContextState:
         self.weights = [[1.0] * bands.count for _ in range(layers)]
         self._weight_mats = {}        # (layer, T) → [T, T] tensor, or None for unit weights
         self._tables = {}             # T → (band index [T, T] long, indicator [T·T, nb] float)
+        self._buffers = {}            # scratch for the statistics, reused
         self.reset_statistics()
 
     # -- weights ---------------------------------------------------------------------------
@@ -152,19 +153,34 @@ class ContextState:
 
     def reset_statistics(self) -> None:
         nb = self.bands.count
-        self.energy = torch.zeros(self.layers, nb, dtype=torch.float64, device=self.device)
-        self.mass = torch.zeros(self.layers, self.heads, nb, dtype=torch.float64, device=self.device)
+        if getattr(self, "energy", None) is None:
+            self.energy = torch.zeros(self.layers, nb, dtype=torch.float64, device=self.device)
+            self.mass = torch.zeros(self.layers, self.heads, nb, dtype=torch.float64, device=self.device)
+        else:
+            self.energy.zero_()
+            self.mass.zero_()
         self.queries = [0] * self.layers
+
+    def _scratch(self, name: str, like: torch.Tensor, shape=None) -> torch.Tensor:
+        """A buffer reused from layer to layer and step to step (no allocation per call)."""
+        shape = tuple(like.shape if shape is None else shape)
+        buf = self._buffers.get(name)
+        if buf is None or tuple(buf.shape) != shape or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(shape, dtype=like.dtype, device=like.device)
+            self._buffers[name] = buf
+        return buf
 
     def _energy_sink(self, layer: int, T: int):
         def sink(p: torch.Tensor, dp: torch.Tensor) -> None:
             with torch.no_grad():
-                x = p * dp
+                x = self._scratch("product", p)
+                torch.mul(p, dp, out=x)
                 x.square_()
                 # Σ over batch and heads, then Σ over the (i, j) of each band.
-                per_pair = x.sum(dim=tuple(range(x.dim() - 2))).reshape(1, T * T)
+                per_pair = self._scratch("pairs", p, (T, T))
+                torch.sum(x, dim=tuple(range(x.dim() - 2)), out=per_pair)
                 _, indicator = self._table(T, x.device, x.dtype)
-                self.energy[layer] += (per_pair @ indicator).view(-1).to(torch.float64)
+                self.energy[layer] += (per_pair.view(1, T * T) @ indicator).view(-1)
         return sink
 
     def attend(self, layer: int, att: torch.Tensor, v: torch.Tensor, dropout: nn.Module, training: bool):
@@ -172,10 +188,11 @@ class ContextState:
         measuring = self.measure and training and torch.is_grad_enabled()
         if measuring:
             with torch.no_grad():
-                B = att.size(0)
+                B, H = att.size(0), att.size(1)
                 _, indicator = self._table(T, att.device, att.dtype)
-                per_head = att.detach().sum(dim=0).reshape(att.size(1), T * T)
-                self.mass[layer] += (per_head @ indicator).to(torch.float64)
+                per_head = self._scratch("heads", att, (H, T, T))
+                torch.sum(att.detach(), dim=0, out=per_head)
+                self.mass[layer] += per_head.view(H, T * T) @ indicator
                 self.queries[layer] += B * T
         att = dropout(att)
         w = self.weight_matrix(layer, T, att.device, att.dtype) if att.requires_grad or v.requires_grad else None
