@@ -1,23 +1,26 @@
 #!/usr/bin/env python3
-"""Overhead of gradflow.refine on a torch training step (docs/PERFORMANCE.md, "PyTorch refinement").
+"""Overhead of gradflow.refine on a torch training step (docs/PERFORMANCE.md, "PyTorch: cost of
+the refinement").
 
 The preset-S GPT (4 layers, 4 heads, C 128, T 128, batch 8, byte vocabulary, 842,496 parameters)
-on the CPU. Two trainers from the same initial weights, each on its own copy of the batches:
+on the CPU, trained from the same initial weights on the same batches by several trainers:
 
-  plain    the GPT with plain explicit attention, AdamW (β 0.9/0.95, weight decay 0.1 on
-           matrices), global norm clip 1.0
-  refined  the same GPT with BandedCausalSelfAttention and a Refiner with every axis on at unit
-           weights (context + time + depth, manual), so every statistic is measured every step
+  plain    the GPT with plain explicit attention, torch.optim.AdamW (β 0.9/0.95, weight decay 0.1
+           on matrices), global norm clip 1.0 — the baseline
+  all      the same GPT with BandedCausalSelfAttention and Refiner(axes="all"): context, time and
+           depth on at unit weights (manual), every statistic measured every step
+  off      Refiner(measure=False): attached, every axis off (should cost nothing)
+  time     Refiner(axes="time", measure=False): the time filter alone
+  measure  Refiner(): every axis off, the context and depth statistics measured
 
-They run interleaved, ``--steps`` steps each per round (the order alternating between rounds), for
-``--rounds`` rounds after ``--warmup`` steps each, so load that drifts on a shared machine hits both
-alike. Printed, for wall time and for the CPU time of the training thread (``time.thread_time``;
-with one torch thread all the step's work runs there, and time the process spends descheduled on
-a loaded machine is not counted): the median step time of each, their ratio (the overhead), the
-quartiles of the per-round ratios, and the refiner's own phases (before_optimizer, apply_depth,
-finish_step) in CPU time.
+They run interleaved, ``--steps`` steps each per round (the order reversed every other round), for
+``--rounds`` rounds after ``--warmup`` steps each, so load that drifts on a shared machine hits all
+alike. Printed for wall time and for the CPU time of the training thread (``time.thread_time``:
+with one torch thread all the step's work runs there, and time spent descheduled on a loaded
+machine is not counted): each trainer's median step time, its overhead against ``plain`` and the
+quartiles of the per-round ratios; and the refiner's own phases in CPU time.
 
-    PYTHONPATH=python python bench/python_overhead.py --rounds 20 --steps 5 --threads 1 [--json]
+    PYTHONPATH=python python bench/python_overhead.py --rounds 20 --steps 4 [--variants plain,all,time,measure] [--json]
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ from gradflow.refine import Refiner  # noqa: E402
 from gradflow.refine.gpt import GPT  # noqa: E402
 
 LAYERS, HEADS, CHANNELS, CONTEXT, BATCH = 4, 4, 128, 128, 8
+VARIANTS = {
+    "plain": None,
+    "all": dict(axes=("context", "time", "depth")),
+    "off": dict(measure=False),
+    "time": dict(axes=("time",), measure=False),
+    "measure": dict(),
+}
 
 
 def byte_batches(count, seed):
@@ -62,15 +72,22 @@ def decay_groups(model):
 
 
 class Trainer:
-    def __init__(self, refined, state):
+    def __init__(self, variant, state):
+        options = VARIANTS[variant]
         self.model = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS,
-                         attention="banded" if refined else "plain")
+                         attention="plain" if options is None else "banded")
         self.model.load_state_dict(state)
-        self.refiner = Refiner(self.model, axes=("context", "time", "depth")) if refined else None
-        groups = self.refiner.param_groups(weight_decay=0.1) if refined else decay_groups(self.model)
+        self.refiner = None if options is None else Refiner(self.model, **options)
+        groups = decay_groups(self.model) if self.refiner is None else self.refiner.param_groups(weight_decay=0.1)
         self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
         self.step_index = 0
         self.phases = {"before_optimizer": [], "apply_depth": [], "finish_step": []}
+
+    def _phase(self, name, fn, *args):
+        a = time.thread_time()
+        out = fn(*args)
+        self.phases[name].append(time.thread_time() - a)
+        return out
 
     def step(self, batch):
         """One training step; returns (wall seconds, CPU seconds of this thread)."""
@@ -81,19 +98,13 @@ class Trainer:
         loss.backward()
         r = self.refiner
         if r is not None:
-            a = time.thread_time()
-            r.before_optimizer(self.step_index)
-            self.phases["before_optimizer"].append(time.thread_time() - a)
+            self._phase("before_optimizer", r.before_optimizer, self.step_index)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         if r is not None:
-            a = time.thread_time()
-            r.apply_depth(self.opt)
-            self.phases["apply_depth"].append(time.thread_time() - a)
+            self._phase("apply_depth", r.apply_depth, self.opt)
         self.opt.step()
         if r is not None:
-            a = time.thread_time()
-            r.finish_step(self.step_index, loss.item())
-            self.phases["finish_step"].append(time.thread_time() - a)
+            self._phase("finish_step", r.finish_step, self.step_index, loss.item())
         else:
             loss.item()
         self.step_index += 1
@@ -103,66 +114,76 @@ class Trainer:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=5, help="steps per trainer per round")
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=4, help="steps per trainer per round")
+    parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--variants", default="plain,all", help="comma-separated: " + ",".join(VARIANTS))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    if "plain" not in variants:
+        variants.insert(0, "plain")
+    for v in variants:
+        if v not in VARIANTS:
+            parser.error(f"unknown variant {v!r}; known: {', '.join(VARIANTS)}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     state = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS, attention="plain").state_dict()
-    plain, refined = Trainer(False, state), Trainer(True, state)
-    params = sum(p.numel() for p in plain.model.parameters())
+    trainers = {v: Trainer(v, state) for v in variants}
+    params = sum(p.numel() for p in trainers["plain"].model.parameters())
     batches = byte_batches(args.warmup + args.rounds * args.steps, args.seed)
     for b in batches[:args.warmup]:
-        plain.step(b)
-        refined.step(b)
-    for t in (plain, refined):
+        for t in trainers.values():
+            t.step(b)
+    for t in trainers.values():
         for v in t.phases.values():
             v.clear()
-    wall = {"plain": [], "refined": []}
-    cpu = {"plain": [], "refined": []}
-    round_ratios = {"wall": [], "cpu": []}
+    times = {k: {v: [] for v in variants} for k in ("wall", "cpu")}
+    ratios = {k: {v: [] for v in variants} for k in ("wall", "cpu")}
     load_before = os.getloadavg()[0]
     for r in range(args.rounds):
         chunk = batches[args.warmup + r * args.steps: args.warmup + (r + 1) * args.steps]
-        order = [("plain", plain), ("refined", refined)]
-        if r % 2:
-            order.reverse()
+        order = variants if r % 2 == 0 else variants[::-1]
         this = {}
-        for name, trainer in order:
-            this[name] = [trainer.step(b) for b in chunk]
-            wall[name] += [w for w, _ in this[name]]
-            cpu[name] += [c for _, c in this[name]]
+        for v in order:
+            this[v] = [trainers[v].step(b) for b in chunk]
         for k, j in (("wall", 0), ("cpu", 1)):
-            round_ratios[k].append(statistics.median(x[j] for x in this["refined"])
-                                   / statistics.median(x[j] for x in this["plain"]))
+            base = statistics.median(x[j] for x in this["plain"])
+            for v in variants:
+                times[k][v] += [x[j] for x in this[v]]
+                ratios[k][v].append(statistics.median(x[j] for x in this[v]) / base)
     load_after = os.getloadavg()[0]
 
-    def summary(times, ratios):
-        mp, mr = statistics.median(times["plain"]), statistics.median(times["refined"])
-        q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratios[0]] * 3
-        return {"plain_ms": mp * 1000, "refined_ms": mr * 1000, "overhead": mr / mp - 1, "round_ratio_quartiles": q}
-
-    phases = {k: statistics.median(v) * 1000 for k, v in refined.phases.items() if v}
     result = {"parameters": params, "threads": args.threads, "rounds": args.rounds, "steps": args.steps,
-              "wall": summary(wall, round_ratios["wall"]), "cpu": summary(cpu, round_ratios["cpu"]),
-              "refiner_phases_cpu_ms": phases, "load_average": [load_before, load_after],
-              "torch": torch.__version__}
+              "load_average": [load_before, load_after], "torch": torch.__version__, "variants": {}}
+    for v in variants:
+        entry = {}
+        for k in ("wall", "cpu"):
+            med = statistics.median(times[k][v])
+            q = statistics.quantiles(ratios[k][v], n=4) if len(ratios[k][v]) >= 2 else [ratios[k][v][0]] * 3
+            entry[k] = {"ms": med * 1000, "overhead": med / statistics.median(times[k]["plain"]) - 1,
+                        "round_ratio_quartiles": q}
+        entry["refiner_phases_cpu_ms"] = {n: statistics.median(x) * 1000 for n, x in trainers[v].phases.items() if x}
+        result["variants"][v] = entry
     if args.json:
         print(json.dumps(result))
         return
     print(f"preset S GPT, {params:,} parameters, batch {BATCH}×{CONTEXT}, {args.threads} thread(s), torch {torch.__version__}")
-    print(f"{args.rounds} rounds × {args.steps} steps each, interleaved; load average {load_before:.1f} → {load_after:.1f}")
-    print("refined = context + time + depth on at unit weights, every statistic measured")
-    for kind in ("wall", "cpu"):
-        s = result[kind]
-        q = s["round_ratio_quartiles"]
-        label = "wall time" if kind == "wall" else "CPU time of the training thread"
-        print(f"{label:32s} plain {s['plain_ms']:8.2f} ms  refined {s['refined_ms']:8.2f} ms  "
-              f"overhead {100 * s['overhead']:+5.1f} %  (per-round ratio quartiles {q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f})")
-    print("refiner phases, CPU ms (median): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
+    print(f"{args.rounds} rounds × {args.steps} steps per trainer, interleaved; load average {load_before:.1f} → {load_after:.1f}")
+    for k, label in (("wall", "wall time"), ("cpu", "CPU time of the training thread")):
+        print(label)
+        for v in variants:
+            e = result["variants"][v][k]
+            q = e["round_ratio_quartiles"]
+            extra = "" if v == "plain" else (f"  overhead {100 * e['overhead']:+5.1f} %  per-round ratio quartiles "
+                                             f"{q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f}")
+            print(f"  {v:8s} {e['ms']:8.2f} ms/step{extra}")
+    for v in variants:
+        phases = result["variants"][v]["refiner_phases_cpu_ms"]
+        if phases:
+            print(f"refiner phases of {v!r}, CPU ms (median): " + ", ".join(f"{n} {x:.2f}" for n, x in phases.items()))
+
 
 if __name__ == "__main__":
     main()
