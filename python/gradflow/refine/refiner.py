@@ -18,6 +18,7 @@ depth axes work for any model.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
@@ -545,8 +546,7 @@ class Refiner:
                                   f"got block sizes {sorted(windows)} and heads {sorted(heads)}")
             window = windows.pop()
             if context_bands is None or tuple(context_bands) == core.DEFAULT_CONTEXT_EDGES:
-                bands = core.ContextBands.standard(window) if context_bands is None or \
-                    any(e >= window - 1 for e in core.DEFAULT_CONTEXT_EDGES) else core.ContextBands(context_bands, window)
+                bands = core.ContextBands.standard(window)     # the default edges that fit T
             else:
                 try:
                     bands = core.ContextBands(context_bands, window)
@@ -677,6 +677,15 @@ class Refiner:
             self.context.set_weights(self._weights["context"])
 
     # -- read-outs ---------------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        """The refinement's settings, for the run header's ``config``."""
+        out = {"modes": dict(self._modes), "time_betas": list(self.time_betas),
+               "depth_groups": self.depth_count, "policy_warmup": self.policy_warmup,
+               "time_lambda": self.time_policy.lam, "measure": self.measure}
+        if self.context_bands is not None:
+            out["context_edges"] = list(self.context_bands.edges)
+        return out
 
     def mode(self, axis: str) -> str:
         return self._modes[axis]
@@ -874,7 +883,11 @@ class Refiner:
         None) and makes the axis manual. Returns (old, new); raises RefineError when refused."""
         self._require_on(axis)
         names = self._band_names(axis)
-        if not isinstance(band, int) or not 0 <= band < len(names):
+        try:
+            band = operator.index(band)
+        except TypeError:
+            raise RefineError(f"{axis}: a band is an integer index, got {band!r}") from None
+        if not 0 <= band < len(names):
             plural = "" if len(names) == 1 else "s"
             raise RefineError(f"{axis} has {len(names)} band{plural} (0–{len(names) - 1}: {', '.join(names)}); "
                               f"there is no band {band}")
@@ -884,7 +897,10 @@ class Refiner:
                 raise RefineError(f"{label}: only the context axis has weights per layer; got layer {layer}")
             if not 0 <= layer < self.context_layers:
                 raise RefineError(f"{label}: the model has layers 0–{self.context_layers - 1}; there is no layer {layer}")
-        value = float(value)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise RefineError(f"{label}: a weight must be a number, got {value!r}") from None
         self._check_manual(axis, band, value)
         if axis == "context":
             old = self._weights["context"][layer or 0][band]
@@ -914,8 +930,12 @@ class Refiner:
         """Sets the context policy's target share of one band (the others rescaled to sum 1).
         Returns (old, new)."""
         self._require_on("context")
-        old = self.context_policy.set_target(int(band), float(share))
-        return old, float(share)
+        try:
+            band, share = operator.index(band), float(share)
+        except (TypeError, ValueError):
+            raise RefineError(f"a target needs an integer band and a number, got {band!r} and {share!r}") from None
+        old = self.context_policy.set_target(band, share)
+        return old, share
 
     # -- state -------------------------------------------------------------------------------
 
