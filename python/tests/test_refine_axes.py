@@ -399,6 +399,10 @@ def test_commands_and_refusals():
         r.set_weight("time", 0, 0.5)
     with pytest.raises(RefineError, match="finite"):
         r.set_weight("context", 0, float("nan"))
+    with pytest.raises(RefineError, match="must be a number"):
+        r.set_weight("context", 0, "high")
+    with pytest.raises(RefineError, match="integer index"):
+        r.set_weight("context", 0.5, 1.0)
     assert r.set_adaptive("depth", True) == (0, 1)
     assert r.mode("depth") == "adaptive" and r.weights("depth") == [1.0, 1.0, 0.5]   # clamped to [0.5, 2]
     assert r.set_adaptive("depth", False) == (1, 0)
@@ -415,6 +419,13 @@ def test_commands_and_refusals():
         Refiner(make(), weights={"depth": [1, 1]})
     with pytest.raises(RefineError, match="edge 40 leaves the last band empty"):
         Refiner(make(), axes="context", context_bands=(4, 40))
+
+
+def test_describe():
+    r = Refiner(make(), axes="time", adaptive="depth", policy_warmup=50)
+    d = r.describe()
+    assert d["modes"] == {"context": "off", "time": "manual", "depth": "adaptive"}
+    assert d["context_edges"] == [8] and d["time_betas"] == [0.9, 0.99] and d["policy_warmup"] == 50
 
 
 def test_state_dict_continues_exactly():
