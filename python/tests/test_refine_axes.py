@@ -452,3 +452,57 @@ def test_state_dict_continues_exactly():
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
     assert ra.weights("context") == rc.weights("context") and ra.weights("depth") == rc.weights("depth")
+
+
+def test_parameters_without_gradient_in_the_depth_statistics():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 1)])
+            self.unused = nn.Linear(4, 4)
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x.sum()
+
+    net = Net()
+    r = Refiner(net, axes=("time", "depth"), weights={"time": [0.5, 1.0, 2.0]})
+    opt = torch.optim.AdamW(r.param_groups(), lr=1e-2)
+    for step in range(3):
+        net(torch.randn(5, 4)).backward()
+        r.before_optimizer(step)
+        r.apply_depth(opt)
+        opt.step()
+        rec = r.finish_step(step, 1.0)
+        opt.zero_grad(set_to_none=True)
+        assert net.unused.weight.grad is None
+    assert all(math.isfinite(x) for x in rec["axes"]["depth"]["energy"])
+    assert len(rec["oscillation"]["flip_rate"]) == 3
+
+
+def test_attention_dropout_with_weights_trains():
+    torch.manual_seed(3)
+    model = GPT(block_size=T, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
+    r = Refiner(model, weights={"context": [0.5, 2.0]})
+    records = train(model, batches(2), r)
+    assert all(math.isfinite(x) for x in records[-1]["axes"]["context"]["energy"])
+    assert records[-1]["attention_mass"][0] == pytest.approx([records[-1]["attention_mass"][0][0],
+                                                               1 - records[-1]["attention_mass"][0][0]])
+
+
+def test_gradient_accumulation_adds_micro_batches():
+    torch.manual_seed(4)
+    model = make()
+    r = Refiner(model)
+    opt = torch.optim.AdamW(r.param_groups(), lr=1e-3)
+    (x1, y1), (x2, y2) = batches(2)
+    (model(x1, y1)[1] / 2).backward()
+    (model(x2, y2)[1] / 2).backward()
+    assert r.context.queries == [2 * 4 * T] * 3
+    r.before_optimizer(0)
+    r.apply_depth(opt)
+    opt.step()
+    rec = r.finish_step(0, 1.0)
+    for layer in rec["attention_mass"]:
+        assert sum(layer) == pytest.approx(1.0, rel=1e-5)
