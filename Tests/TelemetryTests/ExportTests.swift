@@ -37,6 +37,18 @@ struct ExportTests {
         #expect(Double(r20["val.train-val.loss"]!) == 2.3)
         #expect(row(21)["val.train-val.loss"] == "")
         #expect(row(30)["events"]!.contains("weight context/long (all layers) 1.00 -> 1.50 [key]"))
+        // The trainer's own numbering: an eval carries the steps completed (the index of the step
+        // record it follows + 1), and lands on that row.
+        let trainerStyle = records.map { r -> Record in
+            guard case var .eval(e) = r else { return r }
+            e.step += 1
+            return .eval(e)
+        }
+        let dir2 = Fixtures.tempDirectory("csv-trainer-style")
+        defer { Fixtures.cleanup(dir2) }
+        try CSVExporter.export(run: try Fixtures.writeRun(in: dir2, records: trainerStyle), to: dir2 + "/out.csv")
+        let row20 = try String(contentsOfFile: dir2 + "/out.csv", encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("20,") }!
+        #expect(row20.split(separator: ",", omittingEmptySubsequences: false)[columns.firstIndex(of: "val.train-val.loss")!] == "2.3")
         // No overwrite without force.
         #expect(throws: RunFileError.self) { try CSVExporter.export(run: run, to: out) }
         #expect(try CSVExporter.export(run: run, to: out, force: true) == 40)
