@@ -66,7 +66,7 @@ enum HeaderView {
         if let s = d.system {
             var text = " · CPU \(Format.fixed(s.cpuPercent, 0))% · \(Format.bytes(s.residentBytes)) · \(s.threads) thr"
             if let g = s.gpuMemoryBytes { text += " · GPU \(Format.bytes(g))" + (s.gpuUtilPercent.map { " \(Format.fixed($0, 0))%" } ?? "") }
-            pieces.append(Piece(spans: [Span(text, dim)], priority: 2))
+            pieces.append(Piece(spans: [Span(text, dim)], priority: 3))
         }
         // After the step: "twin 120/200" while a twin window is open.
         if let t = d.twinWindow?.sample {
