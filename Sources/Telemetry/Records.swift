@@ -357,6 +357,9 @@ public struct EventRecord: Sendable, Equatable {
         case revert
         /// The divergence guard restored its last snapshot: `rollback` says what was lost.
         case rollback
+        /// The learning-rate scale changed (1.3): `old` and `new` are the scales, `message` says
+        /// the rates and why (the guard lowered it on repeated divergence).
+        case lr
     }
 
     public var step: Int

@@ -28,13 +28,23 @@ public final class Trainer: @unchecked Sendable {
     var rng: Xoshiro256
     /// Twin windows, scripted changes and the divergence guard (set before `run()`).
     public var interventions = InterventionSettings() {
-        didSet { divergence = DivergenceGuard(settings: interventions.divergence) }
+        didSet {
+            divergence = DivergenceGuard(settings: interventions.divergence)
+            if let restoredGuard { divergence.restore(restoredGuard) }
+        }
     }
+    /// The guard's state a resumed run's checkpoint held (kept when the settings are set).
+    var restoredGuard: DivergenceGuard.Persistent?
     /// The twin of the last change (open window, or frozen after its verdict for a revert).
     var twin: Twin?
     var divergence = DivergenceGuard(settings: DivergenceSettings())
     /// Set by `trainStep` when `--on-divergence skip` dropped the batch after the forward pass.
     var skippedBatch = false
+    /// The learning-rate schedule is multiplied by this (the guard lowers it on repeated
+    /// divergence; an `lr` event records each change; checkpoints keep it).
+    public internal(set) var learningRateScale = 1.0
+    /// A fault injected on purpose (`gradflow train --debug-fault`, tests of the guard).
+    public var fault: FaultInjection?
     /// Tests only: called before each step of `run()` (fault injection).
     var beforeStep: ((Trainer) -> Void)?
     /// Steps completed.
@@ -136,10 +146,13 @@ public final class Trainer: @unchecked Sendable {
                 snapshotIfDue()
                 beforeStep?(self)
                 var record = trainStep()
-                let healthy = try guardStep(record)
+                let (healthy, warning) = try guardStep(record)
                 if healthy {
                     stepTwin(&record)
                     bus.publish(.step(record))
+                }
+                if let warning {
+                    bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: "guard", message: warning)))
                 }
                 step += 1
                 if healthy && !record.loss.isFinite {
@@ -151,10 +164,6 @@ public final class Trainer: @unchecked Sendable {
                 if healthy && engine.adaptiveWarmupEnds(at: step - 1) {
                     bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .adaptive, source: "policy",
                                                    message: "adaptive weights in force (warm-up done)")))
-                }
-                if healthy && record.spike {
-                    bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: "trainer",
-                                                   message: String(format: "loss spike %.3f > 1.2 × median of the previous 50", record.loss))))
                 }
                 let last = step == config.steps
                 if (config.evalEvery > 0 && step % config.evalEvery == 0) || last {
@@ -187,13 +196,15 @@ public final class Trainer: @unchecked Sendable {
     func trainStep(freshBatch: Bool) -> StepRecord {
         let t0 = Date()
         let B = config.batch, T = config.context
-        let lr = config.schedule.rate(at: step)
+        var lr = learningRate(at: step)
+        if let fault, fault.kind == .learningRate, step >= fault.step { lr *= fault.factor }
         engine.beginStep()
         if freshBatch {
             timed(profiler, "data") {
                 train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T,
                                         rows: batchRows, rng: &rng)
             }
+            if let fault, fault.kind == .randomBatch, fault.step == step { fault.randomize(model.inputs, model.targets, count: localBatch * T, step: step) }
         }
         var loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
                                         attentionMass: engine.mass))
@@ -204,6 +215,7 @@ public final class Trainer: @unchecked Sendable {
                               tokensPerSecond: 0, stepMilliseconds: Date().timeIntervalSince(t0) * 1000)
         }
         model.backward(context: engine.contextRefinement)
+        if freshBatch, let fault, fault.kind == .nanGradient, fault.step == step { model.grads[0] = .nan }
         // Data-parallel: the gradient averaged over the ranks (one process: no phase at all).
         let share = collective.size > 1 ? timed(profiler, "allreduce") { averageGradient() } : 1
         let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, workers: model.parallel.workers) }

@@ -170,6 +170,8 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .mode, text: "adaptive \(bandLabel.isEmpty ? "policies" : bandLabel) on\(suffix)"))
         case .stop:
             addEvent(EventEntry(step: e.step, kind: .info, text: "stop requested (\(e.source))\(suffix)"))
+        case .lr:
+            addEvent(EventEntry(step: e.step, kind: .warning, text: e.message + "  (\(e.source))"))
         case .twin, .verdict, .revert, .rollback:
             apply(twinEvent: e)
         }
