@@ -60,6 +60,7 @@ struct GuardEvalCommand: ParsableCommand {
         settings.climbFactor = climbFactor
         settings.warningFloor = warningFloor
         let files = try runs.flatMap(Self.runFiles)
+        let names = Dictionary(files.map { ($0, Self.name($0)) }, uniquingKeysWith: { a, _ in a })
         guard !files.isEmpty else { throw CLIError("no run files in \(runs.joined(separator: ", "))") }
         var flagged = 0, caught = 0, latencies: [Int] = []
         for file in files {
@@ -76,7 +77,7 @@ struct GuardEvalCommand: ParsableCommand {
                 }
             }
             let replay = DivergenceRule.replay(steps, settings: settings)
-            let name = Self.name(file)
+            let name = names[file] ?? file
             var line = "\(name): \(replay.steps) steps, "
             if let first = replay.detections.first {
                 flagged += 1
@@ -127,9 +128,13 @@ struct GuardEvalCommand: ParsableCommand {
         }
     }
 
-    /// The run's folder name (or the file's name when it is not called run.jsonl).
+    /// The run's name: its folder and the folder above it ("baseline/seed-1"), or the file's name
+    /// when it is not called run.jsonl.
     static func name(_ file: String) -> String {
         let base = (file as NSString).lastPathComponent
-        return base == RunFileLocation.fileName ? ((file as NSString).deletingLastPathComponent as NSString).lastPathComponent : base
+        guard base == RunFileLocation.fileName else { return base }
+        let folder = (file as NSString).deletingLastPathComponent
+        let parent = ((folder as NSString).deletingLastPathComponent as NSString).lastPathComponent
+        return (parent.isEmpty || parent == "/" ? "" : parent + "/") + (folder as NSString).lastPathComponent
     }
 }
