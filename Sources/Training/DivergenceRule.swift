@@ -98,8 +98,8 @@ public struct DivergenceRule: Codable, Equatable, Sendable {
         if !loss.isFinite { return Divergence(kind: .nonFinite, message: "loss is \(loss)") }
         if !gradNorm.isFinite { return Divergence(kind: .nonFinite, message: "gradient norm is \(gradNorm)") }
         if let limit = outlierLimit, loss > limit {
-            return Divergence(kind: .outlier, message: String(format: "loss outlier %.4f > %.4f (median of the last %d + max(%g MAD, %g nats))",
-                                                              loss, limit, recent.count, settings.mads, settings.outlierFloor))
+            return Divergence(kind: .outlier, message: String(format: "loss outlier %.4f > %.4f (median of the last %d + max(%g MAD, ", loss, limit, recent.count, settings.mads)
+                                                + Self.nats(settings.outlierFloor) + "))")
         }
         if let (limit, basis) = climbLimit {
             let s = nextSmoothed(loss)
@@ -125,20 +125,23 @@ public struct DivergenceRule: Codable, Equatable, Sendable {
         let fromStart = start + settings.climbFloor
         let fromBest = max(settings.climbFactor * best, best + settings.climbFloor)
         if fromStart <= fromBest {
-            return (fromStart, String(format: "starting loss %.4f + %g nats", start, settings.climbFloor))
+            return (fromStart, String(format: "starting loss %.4f + ", start) + Self.nats(settings.climbFloor))
         }
         return settings.climbFactor * best >= best + settings.climbFloor
             ? (fromBest, String(format: "%g × best smoothed loss %.4f", settings.climbFactor, best))
-            : (fromBest, String(format: "best smoothed loss %.4f + %g nats", best, settings.climbFloor))
+            : (fromBest, String(format: "best smoothed loss %.4f + ", best) + Self.nats(settings.climbFloor))
     }
 
     /// The warning a healthy loss gives against the window as it is, or nil.
     public func warning(loss: Double) -> String? {
         guard recent.count >= settings.minimumWindow, let median = recent.median else { return nil }
         guard loss > settings.bumpRatio * median, loss - median >= settings.warningFloor else { return nil }
-        return String(format: "loss bump %.3f > %g × median %.3f of the last %d (and %g nats or more above it)",
-                      loss, settings.bumpRatio, median, recent.count, settings.warningFloor)
+        return String(format: "loss bump %.3f > %g × median %.3f of the last %d (and ", loss, settings.bumpRatio, median, recent.count)
+            + Self.nats(settings.warningFloor) + " or more above it)"
     }
+
+    /// "1 nat", "0.5 nat", "2 nats".
+    static func nats(_ x: Double) -> String { String(format: "%g nat", x) + (x > 1 ? "s" : "") }
 
     private func nextSmoothed(_ loss: Double) -> Double {
         smoothed.map { settings.smoothing * $0 + (1 - settings.smoothing) * loss } ?? loss

@@ -37,12 +37,23 @@ public struct FaultInjection: Sendable, Equatable {
 
     public static let syntax = "lr×F@STEP (or lrxF@STEP), nan-grad@STEP or random-bytes@STEP"
 
-    /// Fills a batch's inputs and targets with uniformly random bytes (a fixed stream per step).
-    func randomize(_ inputs: UnsafeMutablePointer<Int32>, _ targets: UnsafeMutablePointer<Int32>, count: Int, step: Int) {
+    /// The learning rate of the step at `step` with the fault in force.
+    func learningRate(_ lr: Double, step: Int) -> Double {
+        kind == .learningRate && step >= self.step ? lr * factor : lr
+    }
+
+    /// After the batch is drawn: a random batch at the fault's step.
+    func corruptBatch(_ inputs: UnsafeMutablePointer<Int32>, _ targets: UnsafeMutablePointer<Int32>, count: Int, step: Int) {
+        guard kind == .randomBatch, step == self.step else { return }
         var rng = Xoshiro256(seed: 0xFA17 &+ UInt64(step))
         for i in 0..<count {
             inputs[i] = Int32(rng.next() & 0xFF)
             targets[i] = Int32(rng.next() & 0xFF)
         }
+    }
+
+    /// After the backward pass: a NaN in the gradient at the fault's step.
+    func corruptGradient(_ grads: UnsafeMutablePointer<Float>, step: Int) {
+        if kind == .nanGradient, step == self.step { grads[0] = .nan }
     }
 }

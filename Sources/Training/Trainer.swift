@@ -196,15 +196,14 @@ public final class Trainer: @unchecked Sendable {
     func trainStep(freshBatch: Bool) -> StepRecord {
         let t0 = Date()
         let B = config.batch, T = config.context
-        var lr = learningRate(at: step)
-        if let fault, fault.kind == .learningRate, step >= fault.step { lr *= fault.factor }
+        let lr = fault?.learningRate(learningRate(at: step), step: step) ?? learningRate(at: step)
         engine.beginStep()
         if freshBatch {
             timed(profiler, "data") {
                 train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T,
                                         rows: batchRows, rng: &rng)
             }
-            if let fault, fault.kind == .randomBatch, fault.step == step { fault.randomize(model.inputs, model.targets, count: localBatch * T, step: step) }
+            fault?.corruptBatch(model.inputs, model.targets, count: localBatch * T, step: step)
         }
         var loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
                                         attentionMass: engine.mass))
@@ -215,7 +214,7 @@ public final class Trainer: @unchecked Sendable {
                               tokensPerSecond: 0, stepMilliseconds: Date().timeIntervalSince(t0) * 1000)
         }
         model.backward(context: engine.contextRefinement)
-        if freshBatch, let fault, fault.kind == .nanGradient, fault.step == step { model.grads[0] = .nan }
+        if freshBatch { fault?.corruptGradient(model.grads, step: step) }
         // Data-parallel: the gradient averaged over the ranks (one process: no phase at all).
         let share = collective.size > 1 ? timed(profiler, "allreduce") { averageGradient() } : 1
         let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, workers: model.parallel.workers) }
