@@ -366,7 +366,8 @@ public struct EventRecord: Sendable, Equatable {
         case revert
         /// The divergence guard restored its last snapshot: `rollback` says what was lost.
         case rollback
-        /// The learning-rate scale changed (`old`, `new`) (1.3).
+        /// The learning-rate scale changed (1.3): `old` and `new` are the scales, `message` says
+        /// the rates and why (a command, or the guard lowering it on repeated divergence).
         case lr
         /// A command-channel command carried out without an event of its own (1.3).
         case command

@@ -14,6 +14,13 @@ public struct CheckpointError: Error, CustomStringConvertible {
 /// metadata JSON · for each section in the metadata's order, its Float32 values · UInt64 FNV-1a
 /// of every preceding byte. Written to a temporary file, fsynced and renamed into place, so a
 /// crash leaves either the old file or the new one, never a torn one.
+///
+/// Versions: 1 holds the main run (parameters, AdamW, time-band EMAs, refinement, data order).
+/// 2 adds what makes a resumed run take the same decisions as the uninterrupted one: the
+/// divergence guard's state and the learning-rate scale (metadata `extra` "guard", "lr.scale"),
+/// and the twin of the last change, open window or kept for a revert ("twin" in `extra`, sections
+/// `twin.*`). A version-1 file still loads (as a run with no twin and a fresh guard); a file of a
+/// version this gradflow does not know is refused by name, so a newer file is never half read.
 public struct Checkpoint {
     public struct Metadata: Codable, Equatable {
         public var config: TrainingConfig
@@ -36,29 +43,35 @@ public struct Checkpoint {
     }
 
     public static let magic: [UInt8] = Array("GFCKPT\r\n".utf8)
-    public static let formatVersion: UInt32 = 1
+    /// The version written.
+    public static let formatVersion: UInt32 = 2
+    /// The versions read.
+    public static let readableVersions: ClosedRange<UInt32> = 1...formatVersion
 
     public var metadata: Metadata
     /// Section name → values.
     public var sections: [String: [Float]]
+    /// The format version the file was written in.
+    public var version: UInt32
 
-    public init(metadata: Metadata, sections: [String: [Float]]) {
+    public init(metadata: Metadata, sections: [String: [Float]], version: UInt32 = formatVersion) {
         self.metadata = metadata
         self.sections = sections
+        self.version = version
     }
 
     /// Writes atomically to `path`; refuses to replace a file that is not a checkpoint.
     /// Returns the number of bytes written.
     @discardableResult
     public static func write(path: String, metadata: Metadata,
-                             sections: [(String, UnsafePointer<Float>, Int)]) throws -> Int {
+                             sections: [(String, UnsafePointer<Float>, Int)], version: UInt32 = formatVersion) throws -> Int {
         var meta = metadata
         meta.sections = sections.map { Metadata.Section(name: $0.0, count: $0.2) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = try encoder.encode(meta)
         var head = Data(magic)
-        withUnsafeBytes(of: formatVersion.littleEndian) { head.append(contentsOf: $0) }
+        withUnsafeBytes(of: version.littleEndian) { head.append(contentsOf: $0) }
         withUnsafeBytes(of: UInt32(json.count).littleEndian) { head.append(contentsOf: $0) }
         head.append(json)
 
@@ -152,8 +165,8 @@ public struct Checkpoint {
             UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
         }
         let version = u32(8)
-        guard version == formatVersion else {
-            throw CheckpointError("\(path): checkpoint format version \(version); this gradflow reads version \(formatVersion)")
+        guard readableVersions.contains(version) else {
+            throw CheckpointError("\(path): checkpoint format version \(version); this gradflow reads versions \(readableVersions.lowerBound)–\(readableVersions.upperBound)")
         }
         let metaLength = Int(u32(12))
         guard 16 + metaLength + 8 <= bytes.count else {
@@ -189,6 +202,6 @@ public struct Checkpoint {
                 at += s.count * 4
             }
         }
-        return Checkpoint(metadata: meta, sections: sections)
+        return Checkpoint(metadata: meta, sections: sections, version: version)
     }
 }

@@ -4,7 +4,7 @@ import Telemetry
 
 /// How a run pairs its interventions with twins, which changes it makes by script, and how it
 /// guards against divergence (`gradflow train --twin-steps --twin-at --change --schedule
-/// --on-divergence --snapshot-every --spike-mads`).
+/// --on-divergence --on-repeated-divergence --lr-backoff --snapshot-every --outlier-mads`).
 public struct InterventionSettings: Sendable, Equatable {
     /// Length of a twin window in paired steps; 0 turns twins off.
     public var twinSteps = 200

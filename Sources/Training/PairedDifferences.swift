@@ -15,6 +15,9 @@ public struct PairedDifferences: Sendable {
 
     public init() {}
 
+    /// Differences already taken (a twin restored from a checkpoint).
+    public init(values: [Double]) { self.values = values }
+
     /// The most batches; with fewer than 2 values per batch, fewer batches are used.
     public static let batches = 10
     /// Fewest paired steps for an interval (two batches of two).

@@ -43,8 +43,6 @@ struct ChannelState {
 extension Trainer {
     /// Checkpoint `extra` key of the ids whose effect the checkpoint holds.
     static let appliedCommandsKey = "channel.applied"
-    /// Checkpoint `extra` key of the learning-rate scale.
-    static let learningRateScaleKey = "lr.scale"
 
     /// Starts reading the run's command channel (rank 0; call before `run()`). `history` is what the
     /// run file already answers (a resumed run), `runId` the header's.
@@ -129,10 +127,6 @@ extension Trainer {
                                                     message: "the learning-rate scale must be a positive number, not \(factor)"))
             return
         }
-        let old = learningRateScale
-        learningRateScale = factor
-        publish(answering: command, EventRecord(step: step, t: elapsed, kind: .lr, oldValue: old, newValue: factor,
-                                                source: command.source,
-                                                message: "learning rate \(config.schedule.rate(at: step) * old) → \(config.schedule.rate(at: step) * factor) at this step"))
+        publish(answering: command, changeLearningRateScale(to: factor, step: step, source: command.source, why: "lr_scale command"))
     }
 }

@@ -18,8 +18,9 @@ extension Trainer {
         if !channel.applied.isEmpty {
             extra[Self.appliedCommandsKey] = String(decoding: try JSONEncoder().encode(channel.applied), as: UTF8.self)
         }
-        if learningRateScale != 1 { extra[Self.learningRateScaleKey] = "\(learningRateScale)" }
         extra["refinement"] = String(decoding: try JSONEncoder().encode(engine.snapshot()), as: UTF8.self)
+        extra["guard"] = String(decoding: try JSONEncoder().encode(divergence.persistent), as: UTF8.self)
+        extra["lr.scale"] = String(learningRateScale.bitPattern)
         let count = model.layout.count
         var sections: [(String, UnsafePointer<Float>, Int)] = [
             ("params", UnsafePointer(model.params), count),
@@ -28,28 +29,23 @@ extension Trainer {
             ("adam.previousGrad", UnsafePointer(optimizer.previousGrad), count),
             ("adam.previousUpdate", UnsafePointer(optimizer.previousUpdate), count),
         ]
-        var timeState: TimeBandFilter.State?
+        var arrays: [(String, [Float])] = []
         if let filter = engine.timeFilter {
             let s = filter.saveState()
-            timeState = s
             extra["time.started"] = s.started.map { $0 ? "1" : "0" }.joined()
             extra["time.guardFallbacks"] = String(s.guardFallbacks)
+            arrays += [("time.fast", s.fast), ("time.slow", s.slow)]
+        }
+        if let twin {
+            let saved = try twin.checkpointSections(count: count)
+            extra[Twin.checkpointKey] = saved.metadata
+            sections += saved.pointers
+            arrays += saved.arrays
         }
         let meta = Checkpoint.Metadata(
             config: config, refinement: engine.setup.config, step: step, rngState: [rng.state.0, rng.state.1, rng.state.2, rng.state.3],
             adamSteps: optimizer.stepCount, bestValidationLoss: bestValidation, sections: [], extra: extra)
-        let bytes: Int
-        if let timeState {
-            bytes = try timeState.fast.withUnsafeBufferPointer { fast in
-                try timeState.slow.withUnsafeBufferPointer { slow in
-                    sections.append(("time.fast", fast.baseAddress!, fast.count))
-                    sections.append(("time.slow", slow.baseAddress!, slow.count))
-                    return try Checkpoint.write(path: path, metadata: meta, sections: sections)
-                }
-            }
-        } else {
-            bytes = try Checkpoint.write(path: path, metadata: meta, sections: sections)
-        }
+        let bytes = try withPointers(arrays) { try Checkpoint.write(path: path, metadata: meta, sections: sections + $0) }
         bus.publish(.checkpoint(CheckpointRecord(step: step, t: elapsed, path: path, bytes: bytes,
                                                  milliseconds: Date().timeIntervalSince(t0) * 1000)))
     }
@@ -77,10 +73,6 @@ extension Trainer {
             }
             channel.applied = ids
         }
-        if let text = m.extra[Self.learningRateScaleKey] {
-            guard let scale = Double(text), scale > 0 else { throw CheckpointError("checkpoint's learning-rate scale '\(text)' is malformed") }
-            learningRateScale = scale
-        }
         if let fast = ckpt.sections["time.fast"], let slow = ckpt.sections["time.slow"],
            let started = m.extra["time.started"] {
             // A run that turned the time axis on mid-run has its EMAs in the checkpoint although
@@ -96,6 +88,22 @@ extension Trainer {
                 throw CheckpointError("checkpoint's refinement state does not fit this run (\(error))")
             }
         }
+        // Version 2: the learning-rate scale, the guard's state and the twin (absent in version 1).
+        if let text = m.extra["lr.scale"] {
+            guard let bits = UInt64(text), Double(bitPattern: bits) > 0 else {
+                throw CheckpointError("checkpoint's learning-rate scale is malformed ('\(text)')")
+            }
+            learningRateScale = Double(bitPattern: bits)
+        }
+        if let text = m.extra["guard"] {
+            do {
+                restoredGuard = try JSONDecoder().decode(DivergenceGuard.Persistent.self, from: Data(text.utf8))
+            } catch {
+                throw CheckpointError("checkpoint's divergence guard state is unreadable (\(error))")
+            }
+            divergence.restore(restoredGuard!)
+        }
+        twin = try Twin.restore(from: ckpt, trainer: self)
     }
 
     /// The configuration as JSON for the run header.
@@ -127,5 +135,17 @@ extension Trainer {
             ("checkpoint_every", .number(Double(c.checkpointEvery))),
             ("refinement", .string(engine.setup.config.summary)),
         ])
+    }
+}
+
+/// Calls `body` with pointers to the arrays' values (alive for the call), in order.
+func withPointers<R>(_ arrays: [(String, [Float])], _ body: ([(String, UnsafePointer<Float>, Int)]) throws -> R) rethrows -> R {
+    guard let (name, first) = arrays.first else { return try body([]) }
+    return try first.withUnsafeBufferPointer { p in
+        try withPointers(Array(arrays.dropFirst())) { rest in
+            // An empty array may have no base address; a section of 0 values reads nothing.
+            let base = p.baseAddress ?? UnsafePointer(bitPattern: MemoryLayout<Float>.alignment)!
+            return try body([(name, base, p.count)] + rest)
+        }
     }
 }

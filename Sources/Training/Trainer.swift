@@ -28,8 +28,13 @@ public final class Trainer: @unchecked Sendable {
     var rng: Xoshiro256
     /// Twin windows, scripted changes and the divergence guard (set before `run()`).
     public var interventions = InterventionSettings() {
-        didSet { divergence = DivergenceGuard(settings: interventions.divergence) }
+        didSet {
+            divergence = DivergenceGuard(settings: interventions.divergence)
+            if let restoredGuard { divergence.restore(restoredGuard) }
+        }
     }
+    /// The guard's state a resumed run's checkpoint held (kept when the settings are set).
+    var restoredGuard: DivergenceGuard.Persistent?
     /// The twin of the last change (open window, or frozen after its verdict for a revert).
     var twin: Twin?
     var divergence = DivergenceGuard(settings: DivergenceSettings())
@@ -39,10 +44,13 @@ public final class Trainer: @unchecked Sendable {
     var channel = ChannelState()
     /// Lines read while attaching that are answered at the first step boundary.
     var pendingChannelReadings: [ChannelReading] = []
-    /// The learning-rate schedule's factor (`lr_scale` commands; 1 unless one was sent).
-    var learningRateScale = 1.0
     /// Figures of this process for the `system` records (rank 0; nil: none are written).
     var systemMonitor: SystemMonitor?
+    /// The learning-rate schedule is multiplied by this (the guard lowers it on repeated
+    /// divergence; an `lr` event records each change; checkpoints keep it).
+    public internal(set) var learningRateScale = 1.0
+    /// A fault injected on purpose (`gradflow train --debug-fault`, tests of the guard).
+    public var fault: FaultInjection?
     /// Tests only: called before each step of `run()` (fault injection).
     var beforeStep: ((Trainer) -> Void)?
     /// Steps completed.
@@ -144,10 +152,13 @@ public final class Trainer: @unchecked Sendable {
                 snapshotIfDue()
                 beforeStep?(self)
                 var record = trainStep()
-                let healthy = try guardStep(record)
+                let (healthy, warning) = try guardStep(record)
                 if healthy {
                     stepTwin(&record)
                     bus.publish(.step(record))
+                }
+                if let warning {
+                    bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: .divergenceGuard, message: warning)))
                 }
                 step += 1
                 if healthy && !record.loss.isFinite {
@@ -159,10 +170,6 @@ public final class Trainer: @unchecked Sendable {
                 if healthy && engine.adaptiveWarmupEnds(at: step - 1) {
                     bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .adaptive, source: .policy,
                                                    message: "adaptive weights in force (warm-up done)")))
-                }
-                if healthy && record.spike {
-                    bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: .trainer,
-                                                   message: String(format: "loss spike %.3f > 1.2 × median of the previous 50", record.loss))))
                 }
                 let last = step == config.steps
                 if (config.evalEvery > 0 && step % config.evalEvery == 0) || last {
@@ -195,13 +202,14 @@ public final class Trainer: @unchecked Sendable {
     func trainStep(freshBatch: Bool) -> StepRecord {
         let t0 = Date()
         let B = config.batch, T = config.context
-        let lr = config.schedule.rate(at: step) * learningRateScale
+        let lr = fault?.learningRate(learningRate(at: step), step: step) ?? learningRate(at: step)
         engine.beginStep()
         if freshBatch {
             timed(profiler, "data") {
                 train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T,
                                         rows: batchRows, rng: &rng)
             }
+            fault?.corruptBatch(model.inputs, model.targets, count: localBatch * T, step: step)
         }
         var loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
                                         attentionMass: engine.mass))
@@ -212,6 +220,7 @@ public final class Trainer: @unchecked Sendable {
                               tokensPerSecond: 0, stepMilliseconds: Date().timeIntervalSince(t0) * 1000)
         }
         model.backward(context: engine.contextRefinement)
+        if freshBatch { fault?.corruptGradient(model.grads, step: step) }
         // Data-parallel: the gradient averaged over the ranks (one process: no phase at all).
         let share = collective.size > 1 ? timed(profiler, "allreduce") { averageGradient() } : 1
         let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, workers: model.parallel.workers) }

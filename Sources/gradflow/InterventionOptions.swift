@@ -18,23 +18,30 @@ struct InterventionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Apply the changes of a recorded run (its run.jsonl or folder) at the same steps, or of a text file with one --change per line.", valueName: "FILE|RUNDIR"))
     var schedule: String?
 
-    @Option(help: ArgumentHelp("On a non-finite loss or gradient or a loss spike: rollback (to the last snapshot), skip (the batch), stop, or off.",
-                               valueName: DivergencePolicy.allCases.map(\.rawValue).joined(separator: "|")))
+    @Option(help: ArgumentHelp(DivergenceSettings.policyHelp, valueName: DivergencePolicy.allCases.map(\.rawValue).joined(separator: "|")))
     var onDivergence: String = DivergenceSettings().policy.rawValue
 
-    @Option(help: "Steps between the divergence guard's in-memory snapshots.")
+    @Option(help: ArgumentHelp(DivergenceSettings.repeatHelp, valueName: RepeatedDivergencePolicy.allCases.map(\.rawValue).joined(separator: "|")))
+    var onRepeatedDivergence: String = DivergenceSettings().onRepeat.rawValue
+
+    @Option(help: ArgumentHelp(DivergenceSettings.lrBackoffHelp, valueName: "X"))
+    var lrBackoff: Double = DivergenceSettings().lrBackoff
+
+    @Option(help: ArgumentHelp(DivergenceSettings.snapshotEveryHelp))
     var snapshotEvery: Int = DivergenceSettings().snapshotEvery
 
-    @Option(help: "A loss spike is a loss above the median of the last \(DivergenceSettings().window) steps by this many median absolute deviations.")
-    var spikeMads: Double = DivergenceSettings().mads
+    // --spike-mads was its name before the rule was called an outlier (the dashboard's spikes are
+    // another statistic); still read.
+    @Option(name: [.customLong("outlier-mads"), .customLong("spike-mads")], help: ArgumentHelp(DivergenceSettings.outlierMadsHelp, valueName: "K"))
+    var outlierMads: Double = DivergenceSettings().rule.mads
 
     /// Checks the flags that need no trainer.
     func validate() throws {
         if twinSteps < 0 { throw ValidationError("--twin-steps must be 0 (off) or a positive number of steps, got \(twinSteps)") }
-        if let e = DivergenceSettings.snapshotEveryProblem(snapshotEvery) { throw ValidationError(e) }
-        if !(spikeMads > 0) { throw ValidationError("--spike-mads must be positive, got \(spikeMads)") }
-        if DivergencePolicy(rawValue: onDivergence) == nil {
-            throw ValidationError("--on-divergence must be one of \(DivergencePolicy.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(onDivergence)')")
+        for problem in [DivergenceSettings.snapshotEveryProblem(snapshotEvery), DivergenceSettings.outlierMadsProblem(outlierMads),
+                        DivergenceSettings.lrBackoffProblem(lrBackoff), DivergenceSettings.policyProblem(onDivergence),
+                        DivergenceSettings.repeatProblem(onRepeatedDivergence)] {
+            if let problem { throw ValidationError(problem) }
         }
         for s in twinAt where s < 0 { throw ValidationError("--twin-at must be a step ≥ 0, got \(s)") }
         if !twinAt.isEmpty && twinSteps == 0 { throw ValidationError("--twin-at needs twins: drop --twin-steps 0") }
@@ -48,8 +55,10 @@ struct InterventionOptions: ParsableArguments {
         var s = InterventionSettings()
         s.twinSteps = twinSteps
         s.divergence.policy = DivergencePolicy(rawValue: onDivergence) ?? .rollback
+        s.divergence.onRepeat = RepeatedDivergencePolicy(rawValue: onRepeatedDivergence) ?? .lowerLR
+        s.divergence.lrBackoff = lrBackoff
         s.divergence.snapshotEvery = snapshotEvery
-        s.divergence.mads = spikeMads
+        s.divergence.rule.mads = outlierMads
         do {
             if let schedule { s.scheduled += try Schedule.read(path: schedule, bandNames: bandNames) }
             for c in change {

@@ -40,6 +40,7 @@ struct TrainingSession {
             throw CLIError("\(error)")
         }
         trainer.interventions = try interventions.settings(bandNames: trainer.bandNames)
+        debug.apply(to: trainer)
         guard lead else { return quietRank(trainer) }
         let runName = (setup.runDirectory as NSString).lastPathComponent
         var header = trainer.header(runName: runName)
