@@ -139,10 +139,10 @@ public final class StudyRunner {
         }
         if d.task == nil, study.spreadEvalWindows, let v = Self.spread(d.validation, windows: study.evalWindows, T: try trainingContext()) {
             // The held-out split is sampled the same way as the extra domains.
-            d.validation = v
+            d.validation = ByteView(v)
         }
         if let limit = spec.limit {
-            d.train = Array(d.train.prefix(limit))
+            d.train = d.train.prefix(limit)
             d.name += "-first\(limit)"
         }
         datasets[spec.name] = d
@@ -170,7 +170,7 @@ public final class StudyRunner {
         let all = d.train + d.validation
         guard let bytes = spread(all, windows: n, T: T) else { return d }
         var out = ByteDataset(name: d.name, path: d.path, files: [])
-        out.validation = bytes
+        out.validation = ByteView(bytes)
         var h = FNV1a()
         h.add(bytes)
         out.hash = h.hex
@@ -178,13 +178,13 @@ public final class StudyRunner {
     }
 
     /// `n` excerpts of T bytes evenly spaced over `all`, plus one closing byte (nil when too short).
-    static func spread(_ all: [UInt8], windows n: Int, T: Int) -> [UInt8]? {
+    static func spread(_ all: ByteView, windows n: Int, T: Int) -> [UInt8]? {
         guard n > 1, all.count > (n + 1) * T else { return nil }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(n * T + 1)
         for w in 0..<n {
             let off = w * (all.count - T - 1) / (n - 1)
-            bytes += all[off..<(off + T)]
+            all.withBytes(from: off, count: T) { bytes += $0 }
         }
         bytes.append(all[(n - 1) * (all.count - T - 1) / (n - 1) + T])
         return bytes

@@ -395,7 +395,7 @@ extension ByteDataset {
     func asEvaluationDomain() -> ByteDataset {
         var d = self
         d.validation = train + validation
-        d.train = []
+        d.train = ByteView()
         return d
     }
 }

@@ -53,7 +53,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Worker threads (results are bit-identical for the same seed and thread count).")
     var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
 
-    @Option(help: "Training text: a file, a folder of .txt files, or synthetic:recall / synthetic:copy / synthetic:lookup / synthetic:induction[:N] / synthetic:repeat[:D] (default: the embedded corpus).")
+    @Option(help: "Training text: a file, a folder of shards (its regular files by name; last 10 % of each is validation), or synthetic:recall / synthetic:copy / synthetic:lookup / synthetic:induction[:N] / synthetic:repeat[:D] (default: the embedded corpus).")
     var data: String?
 
     @Option(name: .customLong("eval-data"), help: ArgumentHelp("Extra validation domain NAME=PATH (repeatable).", valueName: "NAME=PATH"))

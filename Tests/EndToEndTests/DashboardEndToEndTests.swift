@@ -6,7 +6,7 @@ import Testing
 /// weight (seen on screen and as an event in the run file), and q stops the run with an end record.
 @Suite(.serialized) struct DashboardEndToEndTests {
     @Test(.enabled(if: EndToEnd.tmux != nil, "tmux is not installed: the dashboard end-to-end test needs it"),
-          .timeLimit(.minutes(4)))
+          .timeLimit(.minutes(10)))
     func plusChangesAWeightAndQStopsTheRun() throws {
         let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-e2e-\(UUID().uuidString)")
@@ -22,8 +22,8 @@ import Testing
         try tmux.newSession(width: 150, height: 44, command: command)
 
         // The dashboard comes up with every panel.
-        let first = try #require(tmux.waitFor(timeout: 90, { $0.contains("²Scales") && $0.contains("step ") }),
-                                 "no dashboard within 90 s; screen:\n\(tmux.capture())")
+        let first = try #require(tmux.waitFor(timeout: 180, { $0.contains("²Scales") && $0.contains("step ") }),
+                                 "no dashboard within 180 s; screen:\n\(tmux.capture())")
         for title in ["¹Loss", "²Scales", "³Oscillation", "⁴Long-range attention", "⁵Events", "RUNNING", "q quit"] {
             #expect(first.contains(title), "\(title) missing from the dashboard:\n\(first)")
         }
@@ -31,17 +31,17 @@ import Testing
 
         // + on the selected band: the status line, then the trainer's event on screen and on disk.
         tmux.sendKeys("+")
-        let changed = tmux.waitFor(timeout: 60) { $0.contains("▲ weight") }
+        let changed = tmux.waitFor(timeout: 120) { $0.contains("▲ weight") }
         #expect(changed != nil, "no weight event on screen after +:\n\(tmux.capture())")
         #expect(changed?.contains("context.local 1.00 → 1.10") == true, "the event shows the change:\n\(changed ?? "")")
         let runFile = runDir + "/run.jsonl"
-        let weightLine = EndToEnd.waitForLine(in: runFile, timeout: 30) { $0.contains("\"kind\":\"weight\"") }
+        let weightLine = EndToEnd.waitForLine(in: runFile, timeout: 120) { $0.contains("\"kind\":\"weight\"") }
         #expect(weightLine?.contains("\"source\":\"key\"") == true)
         #expect(weightLine?.contains("\"axis\":\"context\"") == true)
 
         // q: the dashboard asks the trainer to stop and leaves once the end record is written.
         tmux.sendKeys("q")
-        let status = EndToEnd.waitForFile(exitFile, timeout: 60)
+        let status = EndToEnd.waitForFile(exitFile, timeout: 180)
         #expect(status?.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "q is a normal exit (130 is for signals)")
         let lines = (try? String(contentsOfFile: runFile, encoding: .utf8))?.split(separator: "\n") ?? []
         #expect(lines.last?.contains("\"type\":\"end\"") == true, "the run file ends with an end record")
@@ -53,47 +53,66 @@ import Testing
     /// Replay with --compare, f forks at the replay position into a new live run, + changes a
     /// weight there, q stops it; the new run folder's header names the parent.
     @Test(.enabled(if: EndToEnd.tmux != nil, "tmux is not installed: the dashboard end-to-end test needs it"),
-          .timeLimit(.minutes(4)))
+          .timeLimit(.minutes(10)))
     func replayWithCompareForksIntoALiveRun() throws {
         let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-e2e-fork-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        // The parent: planned for 100,000 steps with a checkpoint every 100, stopped by SIGINT after
-        // 4 s (a clean stop, with a last checkpoint), so that its fork keeps training until q; and a
-        // reference run.
+        // The parent: planned for 100,000 steps with a checkpoint every 100, stopped by SIGINT once
+        // its second checkpoint is on disk (a clean stop, with a last checkpoint), so that its fork
+        // keeps training until q; and a reference run. Nothing here depends on how fast the machine
+        // is: every wait is for a file, a record or a screen, with a generous backstop.
         let tiny = ["--layers", "2", "--heads", "2", "--dim", "64", "--context", "64", "--batch", "4", "--eval-windows", "2",
                     "--threads", "1", "--no-tui"]
         let parent = dir.appendingPathComponent("parent").path, other = dir.appendingPathComponent("other").path
-        let timeout = try #require(ChildProcess.which("timeout"), "the fork test needs timeout(1)")
-        let stopped = ChildProcess.run(timeout, ["-s", "INT", "4", binary.path, "train", "--steps", "100000", "--eval-every", "500",
-                                                 "--checkpoint-every", "100", "--out", parent] + tiny)
-        #expect(stopped.status == 124 && FileManager.default.fileExists(atPath: parent + "/ckpt-000100.gfck"), "\(stopped.output)")
+        let training = try ChildProcess.start(binary.path, ["train", "--steps", "100000", "--eval-every", "500",
+                                                            "--checkpoint-every", "100", "--out", parent] + tiny)
+        defer { training.kill() }
+        let second = EndToEnd.waitForExistence(parent + "/ckpt-000200.gfck", timeout: 300)
+        training.signal(SIGINT)
+        let stoppedStatus = training.wait(timeout: 120)
+        try #require(second, "no second checkpoint within 300 s:\n\(training.output)")
+        #expect(stoppedStatus == 130, "SIGINT stops the parent cleanly (status 130):\n\(training.output)")
         #expect(ChildProcess.run(binary.path, ["train", "--steps", "100", "--eval-every", "50", "--lr", "3e-3", "--out", other] + tiny).status == 0)
 
         let tmux = Tmux(socket: "gradflow-e2e-fork-\(getpid())")
         defer { tmux.killServer() }
         let exitFile = dir.appendingPathComponent("exit").path
-        // A slow replay, so that f comes in the middle of the recording.
-        try tmux.newSession(width: 150, height: 44, command: "cd '\(dir.path)' && TERM=xterm-256color '\(binary.path)' replay parent --speed 0.5 --compare other; echo $? > '\(exitFile)'; sleep 60")
-        // f once the replay has passed the first checkpoint.
-        let replay = try #require(tmux.waitFor(timeout: 60) { $0.contains("REPLAY ×0.5") && $0.contains("■ checkpoint") },
-                                  "no replay past a checkpoint within 60 s:\n\(tmux.capture())")
+        // A replay slow enough to stand still (the recording lasts seconds; ×0.01 makes it minutes):
+        // the test pauses it, seeks forward past a checkpoint itself, and only then presses f.
+        try tmux.newSession(width: 150, height: 44, command: "cd '\(dir.path)' && TERM=xterm-256color '\(binary.path)' replay parent --speed 0.01 --compare other; echo $? > '\(exitFile)'; sleep 60")
+        let shown = try #require(tmux.waitFor(timeout: 180) { $0.contains("REPLAY") && $0.contains("┄ other") },
+                                 "no replay dashboard within 180 s:\n\(tmux.capture())")
+        #expect(shown.contains("┄ other"), "the reference run's legend:\n\(shown)")
+        tmux.sendKeys("Space")
+        _ = try #require(tmux.waitFor(timeout: 60) { $0.contains("REPLAY PAUSED") || $0.contains("REPLAY END") },
+                         "space did not pause the replay:\n\(tmux.capture())")
+        // Seek forward (⇧→, 20 % of the recording) until a checkpoint has been replayed. Each press
+        // moves only forward, so pressing again before the screen caught up is harmless, and f works
+        // at any position at or after the first checkpoint, the end included.
+        var atCheckpoint: String?
+        for _ in 0..<40 where atCheckpoint == nil {
+            if let screen = tmux.waitFor(timeout: 3, { $0.contains("■ checkpoint") }) { atCheckpoint = screen; break }
+            tmux.sendKeys("S-Right")
+        }
+        let replay = try #require(atCheckpoint ?? tmux.waitFor(timeout: 60) { $0.contains("■ checkpoint") },
+                                  "no checkpoint replayed after seeking forward:\n\(tmux.capture())")
         #expect(replay.contains("┄ other"), "the reference run's legend:\n\(replay)")
 
         tmux.sendKeys("f")
-        _ = try #require(tmux.waitFor(timeout: 60) { $0.contains("RUNNING") && $0.contains("┄ parent") },
+        _ = try #require(tmux.waitFor(timeout: 180) { $0.contains("RUNNING") && $0.contains("┄ parent") },
                          "f did not switch to a live run with the original as a ghost:\n\(tmux.capture())")
         tmux.sendKeys("+")
-        let changed = tmux.waitFor(timeout: 30) { $0.contains("context.local 1.00 → 1.10") }
+        let changed = tmux.waitFor(timeout: 120) { $0.contains("context.local 1.00 → 1.10") }
         #expect(changed != nil, "a weight change in the fork:\n\(tmux.capture())")
         let runsDir = dir.appendingPathComponent("runs").path
         let forkName = (try? FileManager.default.contentsOfDirectory(atPath: runsDir))?.first ?? "none"
-        let weightLine = EndToEnd.waitForLine(in: "\(runsDir)/\(forkName)/run.jsonl", timeout: 30) { $0.contains(#""kind":"weight""#) }
+        let weightLine = EndToEnd.waitForLine(in: "\(runsDir)/\(forkName)/run.jsonl", timeout: 120) { $0.contains(#""kind":"weight""#) }
         #expect(weightLine?.contains(#""source":"key""#) == true, "the fork's run file records the key's weight change")
 
         tmux.sendKeys("q")
-        let status = EndToEnd.waitForFile(exitFile, timeout: 60)
+        let status = EndToEnd.waitForFile(exitFile, timeout: 180)
         #expect(status?.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
         let runs = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("runs").path)) ?? []
         #expect(runs.count == 1, "the fork went to a new run folder under runs/: \(runs)")
@@ -113,6 +132,8 @@ enum EndToEnd {
     /// The `gradflow` built next to this test bundle (or $GRADFLOW_BINARY).
     static let binary: URL? = ChildProcess.gradflow.map { URL(fileURLWithPath: $0) }
 
+    /// The file's text once it holds something; nil after `timeout` seconds, a backstop for a test
+    /// that fails, never a window the test relies on.
     static func waitForFile(_ path: String, timeout: Double) -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -120,6 +141,16 @@ enum EndToEnd {
             Thread.sleep(forTimeInterval: 0.2)
         }
         return nil
+    }
+
+    /// Whether a file (of any contents) exists within `timeout` seconds (a backstop, as above).
+    static func waitForExistence(_ path: String, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: path) { return true }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return false
     }
 
     static func waitForLine(in path: String, timeout: Double, _ match: (Substring) -> Bool) -> Substring? {
@@ -134,7 +165,9 @@ enum EndToEnd {
     }
 }
 
-/// A tmux server on its own socket, so the test never touches the user's sessions.
+/// A tmux server on its own socket, so the test never touches the user's sessions. The test kills
+/// it in a `defer`; and in case the test process itself dies first (a crash, a CI timeout), every
+/// session also runs a watchdog that kills the server once the test process is gone.
 struct Tmux {
     let socket: String
     let session = "gradflow"
@@ -145,7 +178,9 @@ struct Tmux {
     }
 
     func newSession(width: Int, height: Int, command: String) throws {
-        let r = tmux(["new-session", "-d", "-s", session, "-x", "\(width)", "-y", "\(height)", command], capture: false)
+        let watchdog = "(while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; '\(EndToEnd.tmux ?? "tmux")' -L '\(socket)' kill-server)"
+            + " </dev/null >/dev/null 2>&1 &"
+        let r = tmux(["new-session", "-d", "-s", session, "-x", "\(width)", "-y", "\(height)", watchdog + " " + command], capture: false)
         if r.status != 0 { throw TmuxError(message: "tmux new-session failed with status \(r.status)") }
     }
 

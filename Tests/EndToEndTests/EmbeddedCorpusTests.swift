@@ -38,8 +38,9 @@ import Testing
                          "--batch", "2", "--steps", "3", "--eval-windows", "2", "--threads", "1", "--out", runDir]
         var result = ChildProcess.run(copy.path, arguments)
         // ETXTBSY (26): a process forked by another test between the open and its exec can still
-        // hold the descriptor for a moment; the copy is complete, so try again.
-        for _ in 0..<50 where result.status == ChildProcess.notStarted && result.output.hasSuffix("error \(ETXTBSY)") {
+        // hold the descriptor for a moment (longer on a busy machine); the copy is complete, so try
+        // again, for up to a minute.
+        for _ in 0..<600 where result.status == ChildProcess.notStarted && result.output.hasSuffix("error \(ETXTBSY)") {
             usleep(100_000)
             result = ChildProcess.run(copy.path, arguments)
         }

@@ -17,7 +17,7 @@ import Testing
         return out
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func aForkWithoutChangesReproducesTheParentFromItsCheckpoint() throws {
         let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-fork-\(UUID().uuidString)")
@@ -53,7 +53,7 @@ import Testing
         #expect(again.status != 0 && again.output.contains("already holds a run"), "a fork never overwrites a run")
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func aForkFindsItsParentsDataOrSaysItIsGone() throws {
         let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-forkdata-\(UUID().uuidString)")

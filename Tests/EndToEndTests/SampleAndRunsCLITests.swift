@@ -4,7 +4,7 @@ import Testing
 
 /// `gradflow sample` and `gradflow runs` on a tiny run trained here.
 @Suite(.serialized) struct SampleAndRunsCLITests {
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func sampleIsDeterministicRefusesBadPathsAndRunsListsTheRun() throws {
         let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-cli-\(UUID().uuidString)")

@@ -1,6 +1,7 @@
 import Foundation
 import Telemetry
 import Testing
+import Training
 @testable import Evaluation
 
 /// Runs a very small study through the same code path as `gradflow eval` into a temporary folder.
@@ -142,7 +143,7 @@ import Testing
 @Suite struct SpreadTests {
     @Test func excerptsAreEvenlySpacedOverTheWholeDomain() throws {
         let all = (0..<1000).map { UInt8($0 % 251) }
-        let b = try #require(StudyRunner.spread(all, windows: 5, T: 10))
+        let b = try #require(StudyRunner.spread(ByteView(all), windows: 5, T: 10))
         #expect(b.count == 51)
         // Excerpt w starts at w × (1000 − 11) / 4.
         for w in 0..<5 {
@@ -150,7 +151,7 @@ import Testing
             #expect(Array(b[(w * 10)..<(w * 10 + 10)]) == Array(all[off..<(off + 10)]))
         }
         #expect(b.last == all[989 + 10])
-        #expect(StudyRunner.spread(all, windows: 200, T: 10) == nil)
+        #expect(StudyRunner.spread(ByteView(all), windows: 200, T: 10) == nil)
     }
 }
 

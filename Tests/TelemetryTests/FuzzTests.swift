@@ -72,9 +72,10 @@ struct FuzzTests {
                 #expect(error.line == 1, "file \(i): \(error)")
                 #expect(error.description.hasPrefix(path + ":1: "))
             }
-            #expect(Date().timeIntervalSince(t0) < 2, "file \(i) took too long")
+            // Backstops against a reader that loops on a mutation, loose enough for a busy machine.
+            #expect(Date().timeIntervalSince(t0) < 20, "file \(i) took too long")
         }
-        #expect(Date().timeIntervalSince(start) < 120)
+        #expect(Date().timeIntervalSince(start) < 600)
         // The mutations must exercise all paths.
         #expect(fatal > 50 && issues > 500 && records > 1000, "fatal \(fatal) issues \(issues) records \(records)")
     }

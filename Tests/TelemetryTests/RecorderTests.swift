@@ -26,8 +26,10 @@ struct RecorderTests {
         let recorder = try RunRecorder.create(runDirectory: dir, header: Fixtures.header(), bus: bus)
         let records = Fixtures.records(steps: 5)
         for r in records.prefix(3) { bus.publish(r) }
+        // Wait for the records, not for a window of time (60 s only ends a failing test).
         var seen = 0
-        for _ in 0..<100 where seen < 3 {
+        let deadline = Date().addingTimeInterval(60)
+        while seen < 3 && Date() < deadline {
             Thread.sleep(forTimeInterval: 0.02)
             seen = (try? Fixtures.readAll(dir).records.count) ?? 0
         }

@@ -90,8 +90,14 @@ struct RunFileTests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
         p.arguments = ["-c", "while IFS= read -r l; do printf '%s\\n' \"$l\" >> '\(path)'; done < '\(linesFile)'"]
+        let headerBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         try p.run()
-        Thread.sleep(forTimeInterval: 0.3)
+        // Kill it once it has appended a few lines (whatever the machine's speed; 60 s is a backstop).
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline,
+              ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) < headerBytes + 2_000 {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))

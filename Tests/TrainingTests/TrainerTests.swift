@@ -320,7 +320,7 @@ func temporaryDirectory() -> String {
         let a = [UInt8](repeating: 1, count: 100), b = [UInt8](repeating: 2, count: 50)
         let d = ByteDataset(name: "x", path: "x", files: [a, b])
         #expect(d.train.count == 90 + 45)
-        #expect(d.validation == [UInt8](repeating: 1, count: 10) + [UInt8](repeating: 2, count: 5))
+        #expect(d.validation.array == [UInt8](repeating: 1, count: 10) + [UInt8](repeating: 2, count: 5))
     }
 
     @Test func badDataGivesClearErrors() throws {
