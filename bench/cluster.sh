@@ -68,9 +68,14 @@ teardown() {
     rm -rf "$tmp"
     exit $status
 }
+job=""
+interrupted() {   # a signal: mpirun passes it to the ranks; whatever is left dies with the namespaces
+    [ -n "$job" ] && kill -TERM "$job" 2>/dev/null
+    exit "$1"
+}
 trap teardown EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'interrupted 130' INT
+trap 'interrupted 143' TERM
 
 fail() { echo "cluster.sh: $*" >&2; exit 1; }
 
@@ -137,4 +142,6 @@ echo "cluster.sh: $ranks ranks in namespaces gfc$id-1…$ranks, $net.0/24, links
 mpirun --hostfile "$hostfile" -np "$ranks" --map-by node --stdin none \
     --mca plm_rsh_agent "$agent" --mca routed direct \
     --mca btl self,tcp --mca btl_tcp_if_include "$net.0/24" --mca oob_tcp_if_include "$net.0/24" \
-    ${extra[@]+"${extra[@]}"} "$@"
+    ${extra[@]+"${extra[@]}"} "$@" &
+job=$!
+wait "$job"   # in the background, so that a signal reaches the trap at once

@@ -184,7 +184,12 @@ public final class GPT {
 
     /// Gradients of the last forward pass's mean loss into `grads`, with the context axis'
     /// weights applied inside attention when `context` carries them.
-    public func backward(context: ContextRefinement? = nil) {
+    ///
+    /// `gradientsReady(offset)` is called as soon as every gradient at `offset` and above is final
+    /// (after each block, last block first, and with 0 at the end), so that a data-parallel run can
+    /// reduce those while the rest of the backward pass runs; the pass writes no gradient at or
+    /// above an offset it has announced.
+    public func backward(context: ContextRefinement? = nil, gradientsReady: ((Int) -> Void)? = nil) {
         precondition(lastT > 0, "backward needs a forward pass first")
         precondition(lastWindow == nil, "backward is for full-context forward passes only")
         let T = lastT
@@ -245,11 +250,14 @@ public final class GPT {
                                    inp: residualIn, weight: p + w.ln1w, mean: la.ln1Mean, rstd: la.ln1Rstd,
                                    rows: BT, C: C, accumulate: true, scratch: a.lnScratch, parallel: parallel)
             }
+            // Block l and everything above it in the layout (later blocks, the final LayerNorm) are done.
+            gradientsReady?(w.ln1w)
         }
         timed(profiler, "embedding.bwd") {
             Embedding.backward(dwte: g + layout.wte, dwpe: g + layout.wpe, dout: a.dres, tokens: inputs,
                                B: B, T: T, C: C, maxT: config.context)
         }
+        gradientsReady?(0)
         lastT = 0
     }
 }
