@@ -30,7 +30,7 @@ extension Trainer {
     ///
     /// With `collective.bucketBytes` > 0 the gradient is reduced in buckets as the backward pass
     /// finishes them (last layers first: the layout puts the blocks in order and the pass runs
-    /// them backwards), each a contiguous run of whole blocks of at least that many bytes, so the
+    /// them backwards), each a contiguous run of whole tensors of at least that many bytes, so the
     /// transfers hide behind the rest of the pass; "allreduce" then times only the wait for the
     /// last ones. The buckets depend on the layout and the bucket size alone, so the same rank
     /// count, bucket size and seed give the same bits run after run, over any transport.
