@@ -9,9 +9,11 @@
 #   RANKS       ranks, one per namespace (1–50)
 #   BANDWIDTH   each link's rate in tc's units: 1gbit, 10gbit, 500mbit, … (or `none`: no limit)
 #   --latency   one-way delay added on each namespace's outgoing link, in ms (netem): a message
-#               from one rank to another takes MS more, a round trip 2·MS more
+#               from one rank to another takes MS more, a round trip 2·MS more (needs the
+#               sch_netem kernel module; the machines this was measured on lack it)
 #   --burst     the token-bucket burst (default: 1 ms at BANDWIDTH, at least 64 KB)
-#   --mpirun-arg  one more argument for mpirun (repeatable), e.g. --mpirun-arg --mca ...
+#   --mca NAME VALUE  an MCA setting for mpirun (repeatable)
+#   --mpirun-arg  one more argument for mpirun (repeatable), e.g. --mpirun-arg -x --mpirun-arg VAR
 #
 # Everything it creates carries this process's id in its name (namespaces gfcPID-N, bridge gfbPID,
 # links gfvPIDnN, a private subnet 10.A.B.0/24 picked from the id, a temporary folder) and is
@@ -22,7 +24,7 @@
 #   bench/cluster.sh 2 1gbit -- .build/release/gradflow bench --preset S --threads 1
 set -u
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
 ranks=$1; bandwidth=$2; shift 2
@@ -103,6 +105,11 @@ limit() {   # limit DEVICE [in NAMESPACE]: tbf at BANDWIDTH, netem delay before 
 }
 
 ip link add "$bridge" type bridge || fail "cannot create bridge $bridge"
+if [ -n "$latency" ]; then   # netem is a kernel module that some kernels (containers) lack
+    tc qdisc add dev "$bridge" root netem delay 1ms 2>/dev/null \
+        || fail "--latency needs tc's netem (kernel module sch_netem), which this kernel does not offer"
+    tc qdisc del dev "$bridge" root 2>/dev/null
+fi
 ip addr add "$net.1/24" dev "$bridge"
 ip link set "$bridge" up
 hostfile="$tmp/hosts"; : > "$hostfile"

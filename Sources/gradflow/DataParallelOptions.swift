@@ -4,9 +4,9 @@ import Distributed
 /// Flags of a data-parallel run under mpirun (train and bench).
 struct DataParallelOptions: ParsableArguments {
     @Option(name: .customLong("bucket-mb"), help: ArgumentHelp("""
-        Under mpirun: the gradient is averaged in buckets of at least this many MB (whole blocks, \
+        Under mpirun: the gradient is averaged in buckets of at least this many MB (whole tensors, \
         last layers first) while the backward pass runs; 0: one allreduce after it \
-        (default \(Double(MPICollective.defaultBucketBytes) / 1_048_576); docs/SCALING.md).
+        (docs/SCALING.md).
         """, valueName: "MB"))
     var bucketMB: Double = Double(MPICollective.defaultBucketBytes) / 1_048_576
 
