@@ -36,14 +36,31 @@ public final class MPICollective: Collective {
 
     /// The MCA settings `start()` applies when the environment has not set them: the tuned
     /// collective component with allreduce algorithm 4 (ring), reproducible bit for bit.
+    /// The non-blocking allreduce (libnbc, which the gradient buckets and the per-step
+    /// reductions use) is pinned to its ring algorithm likewise.
     public static let pinnedParameters: [(String, String)] = [
         ("OMPI_MCA_coll_tuned_use_dynamic_rules", "1"),
         ("OMPI_MCA_coll_tuned_allreduce_algorithm", "4"),
+        ("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1"),
     ]
+
+    /// The gradient bucket size when `--bucket-mb` is not given: 1 MB. Measured on the emulated
+    /// cluster at S over 1 Gb/s (docs/SCALING.md): 0.25 MB waited less after the backward pass but
+    /// made more calls, 4 MB (one bucket at S) did not overlap; at M every matrix is a bucket.
+    public static let defaultBucketBytes = 1 << 20
+
+    /// Microseconds a waiting rank sleeps between tests of a pending operation
+    /// (`GRADFLOW_MPI_POLL_US`, default 50).
+    static let pollMicroseconds: Int32 = {
+        if let v = ProcessInfo.processInfo.environment["GRADFLOW_MPI_POLL_US"], let n = Int32(v), n >= 0 { return n }
+        return 50
+    }()
 
     /// Initialises MPI (once per process; serialized threading, as the trainer thread makes the
     /// collective calls while the main thread draws the dashboard).
-    public static func start() -> MPICollective {
+    /// `bucketBytes`: the size of the gradient buckets reduced while the backward pass runs (0:
+    /// one blocking allreduce of the whole gradient after it).
+    public static func start(bucketBytes: Int = defaultBucketBytes) -> MPICollective {
         for (name, value) in pinnedParameters where getenv(name) == nil { setenv(name, value, 0) }
         var provided: Int32 = 0
         MPI_Init_thread(nil, nil, gf_mpi_thread_serialized(), &provided)
@@ -53,19 +70,23 @@ public final class MPICollective: Collective {
         var name = [CChar](repeating: 0, count: Int(gf_mpi_max_processor_name()) + 1)
         var length: Int32 = 0
         MPI_Get_processor_name(&name, &length)
-        return MPICollective(rank: Int(r), size: Int(n), host: String(cString: name))
+        return MPICollective(rank: Int(r), size: Int(n), host: String(cString: name), bucketBytes: bucketBytes)
     }
 
-    private init(rank: Int, size: Int, host: String) {
+    private init(rank: Int, size: Int, host: String, bucketBytes: Int) {
         self.rank = rank
         self.size = size
         self.host = host
+        self.bucketBytes = max(0, bucketBytes)
     }
+
+    public let bucketBytes: Int
 
     /// Ends MPI; call on every rank on a normal exit (all ranks must get here).
     public func finish() {
         guard !finalized else { return }
         finalized = true
+        communication?.stop()
         MPI_Finalize()
     }
 
@@ -80,19 +101,49 @@ public final class MPICollective: Collective {
 
     // MARK: - Collective
 
-    public func average(_ values: UnsafeMutablePointer<Float>, count: Int) {
+    /// Every wait sleeps between tests instead of spinning (`gf_mpi_wait_sleeping`); an error
+    /// ends the job (Open MPI's default handler aborts before that).
+    private func check(_ rc: Int32, _ what: String) {
+        guard rc != gf_mpi_success() else { return }
+        FileHandle.standardError.write(Data("gradflow: \(error("\(what) failed (MPI error \(rc))"))\n".utf8))
+        abort(code: 1)
+    }
+
+    private func allreduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: OpaquePointer?, op: OpaquePointer?,
+                           stride: Int) {
         var done = 0
         while done < count {
             let n = min(count - done, Int(Int32.max))
-            MPI_Allreduce(gf_mpi_in_place(), values + done, Int32(n), gf_mpi_float(), gf_mpi_sum(), gf_mpi_comm_world())
+            check(gf_mpi_allreduce_sleeping(buffer + done * stride, Int32(n), type, op, Self.pollMicroseconds), "allreduce")
             done += n
         }
+    }
+
+    public func average(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        allreduce(values, count: count, type: gf_mpi_float(), op: gf_mpi_sum(), stride: MemoryLayout<Float>.stride)
         let inverse = 1 / Float(size)
         for i in 0..<count { values[i] *= inverse }
     }
 
     public func sum(_ values: UnsafeMutablePointer<Double>, count: Int) {
-        MPI_Allreduce(gf_mpi_in_place(), values, Int32(count), gf_mpi_double(), gf_mpi_sum(), gf_mpi_comm_world())
+        allreduce(values, count: count, type: gf_mpi_double(), op: gf_mpi_sum(), stride: MemoryLayout<Double>.stride)
+    }
+
+    // Gradient buckets: a communication thread averages each one while the trainer thread goes on
+    // with the backward pass. The trainer thread makes no MPI call between `beginAverage` and
+    // `finishAverages`, so MPI's serialized threading holds (one thread in MPI at a time).
+
+    private var communication: CommunicationThread?
+
+    public func beginAverage(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        if communication == nil {
+            communication = CommunicationThread { [unowned self] pointer, count in self.average(pointer, count: count) }
+        }
+        communication!.submit(values, count: count)
+    }
+
+    public func finishAverages() {
+        communication?.waitUntilIdle()
     }
 
     public func broadcast(_ commands: [Command]) -> [Command] {
@@ -109,7 +160,7 @@ public final class MPICollective: Collective {
 
     public func agreeToStop(_ stop: Bool) -> Bool {
         var flag: Int64 = stop ? 1 : 0
-        MPI_Allreduce(gf_mpi_in_place(), &flag, 1, gf_mpi_int64(), gf_mpi_max(), gf_mpi_comm_world())
+        check(gf_mpi_allreduce_sleeping(&flag, 1, gf_mpi_int64(), gf_mpi_max(), Self.pollMicroseconds), "allreduce")
         return flag != 0
     }
 
@@ -118,13 +169,13 @@ public final class MPICollective: Collective {
     /// Rank 0's `bytes` on every rank (other ranks' arguments are ignored).
     public func broadcast(_ bytes: [UInt8]) -> [UInt8] {
         var length = Int64(rank == 0 ? bytes.count : 0)
-        MPI_Bcast(&length, 1, gf_mpi_int64(), 0, gf_mpi_comm_world())
+        check(gf_mpi_bcast_sleeping(&length, 1, gf_mpi_int64(), Self.pollMicroseconds), "broadcast")
         var buffer = rank == 0 ? bytes : [UInt8](repeating: 0, count: Int(length))
         var done = 0
         buffer.withUnsafeMutableBytes { raw in
             while done < Int(length) {
                 let n = min(Int(length) - done, Int(Int32.max))
-                MPI_Bcast(raw.baseAddress! + done, Int32(n), gf_mpi_byte(), 0, gf_mpi_comm_world())
+                check(gf_mpi_bcast_sleeping(raw.baseAddress! + done, Int32(n), gf_mpi_byte(), Self.pollMicroseconds), "broadcast")
                 done += n
             }
         }
@@ -134,5 +185,58 @@ public final class MPICollective: Collective {
     /// Rank 0's text on every rank.
     public func broadcast(_ text: String) -> String {
         String(decoding: broadcast(Array(text.utf8)), as: UTF8.self)
+    }
+}
+
+/// One thread that runs submitted reductions in order, each to its end, while the submitting
+/// thread goes on; `waitUntilIdle` returns when all submitted ones are done.
+final class CommunicationThread: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queue: [(UnsafeMutablePointer<Float>, Int)] = []
+    private var busy = false
+    private var stopping = false
+    private let work: (UnsafeMutablePointer<Float>, Int) -> Void
+
+    init(_ work: @escaping (UnsafeMutablePointer<Float>, Int) -> Void) {
+        self.work = work
+        let thread = Thread { [self] in loop() }
+        thread.name = "gradflow-allreduce"
+        thread.start()
+    }
+
+    func submit(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        condition.lock()
+        queue.append((values, count))
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func waitUntilIdle() {
+        condition.lock()
+        while busy || !queue.isEmpty { condition.wait() }
+        condition.unlock()
+    }
+
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty { condition.unlock(); return }
+            let (values, count) = queue.removeFirst()
+            busy = true
+            condition.unlock()
+            work(values, count)
+            condition.lock()
+            busy = false
+            condition.broadcast()
+            condition.unlock()
+        }
     }
 }

@@ -184,7 +184,13 @@ public final class GPT {
 
     /// Gradients of the last forward pass's mean loss into `grads`, with the context axis'
     /// weights applied inside attention when `context` carries them.
-    public func backward(context: ContextRefinement? = nil) {
+    ///
+    /// `gradientsReady(offset)` is called as soon as every gradient at `offset` and above is final
+    /// (after each weight's gradient within a block, last block first — a block's tensors lie in
+    /// the layout in the opposite order of its backward pass — and with 0 at the end), so that a
+    /// data-parallel run can reduce those while the rest of the backward pass runs; the pass
+    /// writes no gradient at or above an offset it has announced.
+    public func backward(context: ContextRefinement? = nil, gradientsReady: ((Int) -> Void)? = nil) {
         precondition(lastT > 0, "backward needs a forward pass first")
         precondition(lastWindow == nil, "backward is for full-context forward passes only")
         let T = lastT
@@ -214,6 +220,7 @@ public final class GPT {
                 Matmul.backward(dinp: a.dfch, dweight: g + w.fcprojw, dbias: g + w.fcprojb, dout: a.dres,
                                 inp: la.fchGelu, weight: p + w.fcprojw, ones: a.ones, rows: BT, inC: 4 * C, outC: C, parallel: parallel)
             }
+            gradientsReady?(w.fcprojw)
             timed(profiler, "gelu.bwd") {
                 GELU.backward(dinp: a.dfch, inp: la.fch, dout: a.dfch, count: BT * 4 * C, parallel: parallel)
             }
@@ -221,15 +228,18 @@ public final class GPT {
                 Matmul.backward(dinp: a.dln, dweight: g + w.fcw, dbias: g + w.fcb, dout: a.dfch,
                                 inp: la.ln2, weight: p + w.fcw, ones: a.ones, rows: BT, inC: C, outC: 4 * C, parallel: parallel)
             }
+            gradientsReady?(w.fcw)
             timed(profiler, "layernorm.bwd") {
                 LayerNorm.backward(dinp: a.dres, dweight: g + w.ln2w, dbias: g + w.ln2b, dout: a.dln,
                                    inp: la.residual2, weight: p + w.ln2w, mean: la.ln2Mean, rstd: la.ln2Rstd,
                                    rows: BT, C: C, accumulate: true, scratch: a.lnScratch, parallel: parallel)
             }
+            gradientsReady?(w.ln2w)
             timed(profiler, "matmul.bwd") {
                 Matmul.backward(dinp: a.datty, dweight: g + w.attprojw, dbias: g + w.attprojb, dout: a.dres,
                                 inp: la.atty, weight: p + w.attprojw, ones: a.ones, rows: BT, inC: C, outC: C, parallel: parallel)
             }
+            gradientsReady?(w.attprojw)
             timed(profiler, "attention.bwd") {
                 attention.backward(dqkv: a.dqkv, dout: a.datty, qkv: la.qkv, att: la.att, scratch: a.dAtt,
                                    bands: context?.bands,
@@ -240,16 +250,20 @@ public final class GPT {
                 Matmul.backward(dinp: a.dln, dweight: g + w.qkvw, dbias: g + w.qkvb, dout: a.dqkv,
                                 inp: la.ln1, weight: p + w.qkvw, ones: a.ones, rows: BT, inC: C, outC: 3 * C, parallel: parallel)
             }
+            gradientsReady?(w.qkvw)
             timed(profiler, "layernorm.bwd") {
                 LayerNorm.backward(dinp: a.dres, dweight: g + w.ln1w, dbias: g + w.ln1b, dout: a.dln,
                                    inp: residualIn, weight: p + w.ln1w, mean: la.ln1Mean, rstd: la.ln1Rstd,
                                    rows: BT, C: C, accumulate: true, scratch: a.lnScratch, parallel: parallel)
             }
+            // Block l and everything above it in the layout (later blocks, the final LayerNorm) are done.
+            gradientsReady?(w.ln1w)
         }
         timed(profiler, "embedding.bwd") {
             Embedding.backward(dwte: g + layout.wte, dwpe: g + layout.wpe, dout: a.dres, tokens: inputs,
                                B: B, T: T, C: C, maxT: config.context)
         }
+        gradientsReady?(0)
         lastT = 0
     }
 }

@@ -23,9 +23,22 @@ public protocol Collective: AnyObject {
     func broadcast(_ commands: [Command]) -> [Command]
     /// True on every rank when any rank asks to stop.
     func agreeToStop(_ stop: Bool) -> Bool
+    /// The size of the gradient buckets the trainer hands to `beginAverage` while the backward
+    /// pass runs; 0: one `average` of the whole gradient after it.
+    var bucketBytes: Int { get }
+    /// Starts `average(values, count:)` and may return before it is done (a bucket of the
+    /// gradient that the backward pass has finished, reduced while it goes on). Until
+    /// `finishAverages()` the caller makes no other collective call and leaves `values` alone.
+    func beginAverage(_ values: UnsafeMutablePointer<Float>, count: Int)
+    /// Returns when every average begun since the last call is done.
+    func finishAverages()
 }
 
 extension Collective {
+    public var bucketBytes: Int { 0 }
+    public func beginAverage(_ values: UnsafeMutablePointer<Float>, count: Int) { average(values, count: count) }
+    public func finishAverages() {}
+
     /// Sums an array over the ranks.
     public func sum(_ values: [Double]) -> [Double] {
         guard !values.isEmpty else { return values }

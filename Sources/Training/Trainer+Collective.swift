@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Model
 import Refinement
 
@@ -19,15 +20,26 @@ extension Trainer {
         return (r * localBatch)..<((r + 1) * localBatch)
     }
 
-    /// Averages the gradient over the ranks; returns this rank's share of the batch's loss weight
-    /// (1 / ranks, or its share of the loss mask's weight for a synthetic task).
+    /// The backward pass, with the gradient averaged over the ranks; returns this rank's share of
+    /// the batch's loss weight (1 / ranks, or its share of the loss mask's weight for a synthetic
+    /// task).
     ///
     /// Each rank's gradient is that of its own mean loss; the batch's loss is the weighted mean
     /// Σ share_r · loss_r, so a rank whose share is not 1 / ranks scales its gradient by
     /// share · ranks before the average.
-    func averageGradient() -> Double {
+    ///
+    /// With `collective.bucketBytes` > 0 the gradient is reduced in buckets as the backward pass
+    /// finishes them (last layers first: the layout puts the blocks in order and the pass runs
+    /// them backwards), each a contiguous run of whole tensors of at least that many bytes, so the
+    /// transfers hide behind the rest of the pass; "allreduce" then times only the wait for the
+    /// last ones. The buckets depend on the layout and the bucket size alone, so the same rank
+    /// count, bucket size and seed give the same bits run after run, over any transport.
+    func backwardAveragingGradient() -> Double {
         let n = collective.size
-        guard n > 1 else { return 1 }
+        guard n > 1 else {
+            model.backward(context: engine.contextRefinement)
+            return 1
+        }
         let rows = localBatch * config.context
         var share = 1 / Double(n)
         if let lossMask {
@@ -35,13 +47,31 @@ extension Trainer {
             for i in 0..<rows { local += Double(lossMask[i]) }
             let total = collective.sum([local])[0]
             share = total > 0 ? local / total : 1 / Double(n)
-            let scale = Float(share * Double(n))
-            if scale != 1 {
-                let g = model.grads
-                for i in 0..<model.layout.count { g[i] *= scale }
-            }
         }
-        collective.average(model.grads, count: model.layout.count)
+        let scale = Float(share * Double(n))
+        let g = model.grads
+        let bucket = collective.bucketBytes / MemoryLayout<Float>.stride
+        guard bucket > 0 else {
+            model.backward(context: engine.contextRefinement)
+            timed(profiler, "allreduce") {
+                if scale != 1 { for i in 0..<model.layout.count { g[i] *= scale } }
+                collective.average(g, count: model.layout.count)
+            }
+            return share
+        }
+        // Final gradients not yet handed over: lo ..< hi (the pass announces decreasing offsets).
+        var hi = model.layout.count
+        let ranks = collective
+        func send(_ lo: Int) {
+            guard hi > lo else { return }
+            if scale != 1 { for i in lo..<hi { g[i] *= scale } }
+            ranks.beginAverage(g + lo, count: hi - lo)
+            hi = lo
+        }
+        model.backward(context: engine.contextRefinement) { lo in
+            if hi - lo >= bucket || lo == 0 { send(lo) }
+        }
+        timed(profiler, "allreduce") { ranks.finishAverages() }
         return share
     }
 

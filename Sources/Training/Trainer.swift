@@ -219,10 +219,11 @@ public final class Trainer: @unchecked Sendable {
             return StepRecord(step: step, t: elapsed, loss: loss, learningRate: lr, gradNorm: 0, clipScale: 1,
                               tokensPerSecond: 0, stepMilliseconds: Date().timeIntervalSince(t0) * 1000)
         }
-        model.backward(context: engine.contextRefinement)
+        // Data-parallel: the gradient averaged over the ranks, in buckets during the backward pass
+        // (one process: the plain backward pass).
+        let share = backwardAveragingGradient()
+        // A fault injected on purpose (guard tests) corrupts the gradient the update will use.
         if freshBatch { fault?.corruptGradient(model.grads, step: step) }
-        // Data-parallel: the gradient averaged over the ranks (one process: no phase at all).
-        let share = collective.size > 1 ? timed(profiler, "allreduce") { averageGradient() } : 1
         let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, workers: model.parallel.workers) }
         // Global norm of the gradient that reaches the optimizer, and the clip factor.
         let norm = timed(profiler, "grad-norm") { VectorOps.norm(model.grads, count: model.layout.count) }

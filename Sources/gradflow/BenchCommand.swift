@@ -26,6 +26,8 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
+    @OptionGroup(title: "Data-parallel (mpirun)") var dataParallel: DataParallelOptions
+
     @Option(help: "Timed steps (after warm-up).")
     var steps: Int = 20
 
@@ -84,7 +86,7 @@ struct BenchCommand: ParsableCommand {
         let bytes = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let data = ByteDataset(name: "random", path: "(random bytes)", files: [bytes])
         // Started by mpirun: the ranks share each step, and only rank 0 prints.
-        let mpi = MPICollective.launchedByMPIRun ? MPICollective.start() : nil
+        let mpi = MPICollective.launchedByMPIRun ? MPICollective.start(bucketBytes: dataParallel.bucketBytes) : nil
         defer { mpi?.finish() }
         let collective: Collective = mpi ?? SingleProcess()
         if let e = Trainer.batchSplitError(batch: model.batch, ranks: collective.size) { throw ValidationError(e) }

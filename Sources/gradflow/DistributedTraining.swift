@@ -11,7 +11,7 @@ struct DistributedTraining {
     let command: TrainCommand
 
     func run() throws {
-        let mpi = MPICollective.start()
+        let mpi = MPICollective.start(bucketBytes: command.dataParallel.bucketBytes)
         var setup: TrainingSetup?
         var failure: String?
         do {

@@ -83,6 +83,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup(title: "Display") var display: DisplayOptions
 
+    @OptionGroup(title: "Data-parallel (mpirun)") var dataParallel: DataParallelOptions
+
     @OptionGroup var debug: DebugHooks
 
     func run() throws {

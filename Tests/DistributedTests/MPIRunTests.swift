@@ -24,9 +24,11 @@ import Testing
         // Timeouts here are backstops for a hung job (each run takes seconds on a quiet machine).
         let one = MPIRun.run(binary, args + ["--out", dir + "/one"], timeout: 300)
         #expect(one.status == 0, "single process failed:\n\(one.output)")
+        // A and B: the default bucket (the whole tiny gradient is one bucket); C: a bucket per
+        // block, reduced while the backward pass runs; D: one allreduce after it.
         var twoRuns: [(status: Int32, output: String)] = []
-        for name in ["twoA", "twoB"] {
-            twoRuns.append(MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 2) + [binary] + args + ["--out", dir + "/" + name],
+        for (name, extra) in [("twoA", []), ("twoB", []), ("twoC", ["--bucket-mb", "0.01"]), ("twoD", ["--bucket-mb", "0"])] {
+            twoRuns.append(MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 2) + [binary] + args + extra + ["--out", dir + "/" + name],
                                       timeout: 300))
         }
         for r in twoRuns { #expect(r.status == 0, "mpirun -np 2 failed:\n\(r.output)") }
@@ -34,11 +36,21 @@ import Testing
         let single = try MPIRun.records(dir + "/one/run.jsonl")
         let a = try MPIRun.records(dir + "/twoA/run.jsonl")
         let b = try MPIRun.records(dir + "/twoB/run.jsonl")
+        let c = try MPIRun.records(dir + "/twoC/run.jsonl")
+        let d = try MPIRun.records(dir + "/twoD/run.jsonl")
         #expect(a.header.ranks == 2 && a.header.threads == 1, "the header records 2 ranks × 1 thread")
         #expect(single.header.ranks == 1)
         #expect(a.losses.count == 40 && single.losses.count == 40)
         // Same rank count, threads and seed: the same bits.
         #expect(a.losses == b.losses, "two runs with 2 ranks differ")
+        // Two ranks add two numbers per element, in either order the same bits: the buckets
+        // (overlapped or not) change nothing.
+        #expect(c.losses == a.losses, "per-block buckets during the backward pass change the losses")
+        #expect(d.losses == a.losses, "one allreduce after the backward pass changes the losses")
+        for r in [c, d] {
+            let worst = zip(r.losses, single.losses).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst < 1e-5, "2 ranks (buckets) vs 1 process: largest loss difference \(worst)")
+        }
         // Against one process: float rounding only (the sums run in another order); measured 2.4e-7.
         let worst = zip(a.losses, single.losses).map { abs($0 - $1) }.max() ?? .infinity
         #expect(worst < 1e-5, "2 ranks vs 1 process: largest loss difference \(worst)")
@@ -114,8 +126,49 @@ import Testing
     }
 }
 
+/// Two ranks in two network namespaces (bench/cluster.sh), over TCP through a 1 Gb/s emulated
+/// link: the same losses, bit for bit, as two ranks over shared memory, with the gradient reduced
+/// in buckets during the backward pass. Needs root (namespaces, tc); skipped otherwise.
+@Suite(.serialized) struct ClusterTests {
+    @Test(.enabled(if: MPIRun.mpirun != nil && MPIRun.canEmulateCluster,
+                   "needs root with network namespaces and tc, and mpirun (bench/cluster.sh); skipped"),
+          .timeLimit(.minutes(1)))
+    func twoRanksOverTCPBetweenNamespacesMatchSharedMemory() throws {
+        let binary = try #require(MPIRun.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let dir = try MPIRun.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = ["train"] + MPIRunTests.model + ["--steps", "20", "--eval-every", "10", "--bucket-mb", "0.01"]
+        let shm = MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 2) + [binary] + args + ["--out", dir + "/shm"], timeout: 40)
+        #expect(shm.status == 0, "mpirun -np 2 over shared memory failed:\n\(shm.output)")
+        let tcp = MPIRun.run(ChildProcess.which("timeout") ?? "/usr/bin/timeout",
+                             ["35", "/bin/bash", MPIRun.clusterScript, "2", "1gbit", "--", binary] + args + ["--out", dir + "/tcp"],
+                             timeout: 45)   // timeout(1) sends SIGTERM: cluster.sh tears its namespaces down
+        #expect(tcp.status == 0, "bench/cluster.sh 2 1gbit failed:\n\(tcp.output)")
+        let a = try MPIRun.records(dir + "/shm/run.jsonl")
+        let b = try MPIRun.records(dir + "/tcp/run.jsonl")
+        #expect(a.losses.count == 20 && b.header.ranks == 2)
+        #expect(a.losses == b.losses, "TCP between namespaces and shared memory give different losses")
+        #expect(a.evalLosses == b.evalLosses, "validation losses differ")
+    }
+}
+
 /// Where the pieces are and how to run them.
 enum MPIRun {
+    /// bench/cluster.sh in this checkout.
+    static let clusterScript: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("bench/cluster.sh").path
+
+    /// Root, the tools, and the right to create a network namespace (a container may deny it even
+    /// to root).
+    static let canEmulateCluster: Bool = {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: clusterScript),
+              let ip = ChildProcess.which("ip"), ChildProcess.which("tc") != nil else { return false }
+        let name = "gfprobe\(getpid())"
+        guard ChildProcess.run(ip, ["netns", "add", name], timeout: 10).status == 0 else { return false }
+        _ = ChildProcess.run(ip, ["netns", "del", name], timeout: 10)
+        return true
+    }()
+
     static let mpirun: String? = ChildProcess.which("mpirun")
     static let binary: String? = ChildProcess.gradflow
 
