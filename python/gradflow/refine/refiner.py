@@ -199,33 +199,16 @@ class TimeFilter:
             a.gather(self.views[0], grads, self.buf[0])
             saved = [(i, self.views[1][i].clone(), self.views[2][i].clone()) for i in missing if self.started[i]]
         sums, piece_sums = [], []
-        for chunk in a.whole:
-            g, f, s, h, mid = (self.buf[r, chunk.lo:chunk.hi] for r in range(5))
-            if general:
+        if general:
+            for chunk in a.whole:
+                g, f, s = (self.buf[r, chunk.lo:chunk.hi] for r in range(3))
                 sums += [torch.dot(g, g), torch.dot(g, f), torch.dot(f, f)]
                 f.lerp_(g, bf)
                 s.lerp_(g, bs)
-                continue
-            torch._foreach_copy_(chunk.targets(a, self.buf[0]), chunk.sources(grads))
-            # h = g − m_f,new = β_f·(g − m_f,prev): the row keeps r = g − m_f,prev, which also gives
-            # ⟨g, m_f,prev⟩ = (‖g‖² + ‖m_f,prev‖² − ‖r‖²) / 2 without another pass.
-            sums += [torch.dot(g, g), torch.dot(f, f)]
-            torch.sub(g, f, out=h)
-            f.add_(h, alpha=bf)
-            sums.append(torch.dot(h, h))
-            s.lerp_(g, bs)
-            torch.sub(f, s, out=mid)
-            sums += [torch.dot(mid, mid), torch.dot(s, s)]
-            if refines:
-                self._change(h, mid, s, cH * self.beta_fast, cM, cL)
-                piece_sums += self._piece_sums(chunk, g, h, mid)
-        if general:
             sums = self._finish_general(grads, missing, saved, sums, refines, cH, cM, cL, piece_sums)
             gg, gf, ff, hh, mm, ll = (sum(column) for column in zip(*_total(sums, 6)))
         else:
-            gg, ff, rr, mm, ll = (sum(column) for column in zip(*_total(sums, 5)))
-            gf = (gg + ff - rr) / 2
-            hh = self.beta_fast ** 2 * rr
+            gg, gf, ff, hh, mm, ll = self._steady(grads, refines, cH, cM, cL, piece_sums)
         fallbacks = self._apply(grads, missing, piece_sums) if refines else 0
         denominator = math.sqrt(gg * ff) if gg * ff > 0 else 0.0
         cosine = None
@@ -233,6 +216,49 @@ class TimeFilter:
             cosine = max(-1.0, min(1.0, gf / denominator))
         return {"band_norms": [math.sqrt(max(hh, 0)), math.sqrt(max(mm, 0)), math.sqrt(max(ll, 0))],
                 "momentum_cosine": cosine, "guard_fallbacks": fallbacks}
+
+    def _steady(self, grads, refines, cH, cM, cL, piece_sums):
+        """A step with every EMA started and every gradient present, in six whole-arena
+        operations: gather g; the six products of g, m_f and m_s (before the update) as two
+        matrix–vector products and a dot; the two EMA updates. h = g − m_f,new, mid and low are
+        linear in (g, m_f, m_s), so their squared norms are quadratic forms of those products,
+        evaluated in float64 here; they are not written out unless the weights refine .grad.
+        (This replaces five subtractions and norms over the arena: each is a pass over memory
+        that, in a training step, mostly comes from DRAM.)"""
+        a = self.arena
+        gsum = fsum = None
+        for chunk in a.whole:
+            lo, hi = chunk.lo, chunk.hi
+            g, f, s = (self.buf[r, lo:hi] for r in range(3))
+            torch._foreach_copy_(chunk.targets(a, self.buf[0]), chunk.sources(grads))
+            products = torch.cat([torch.mv(self.buf[0:3, lo:hi], g),      # ⟨g,g⟩ ⟨m_f,g⟩ ⟨m_s,g⟩
+                                  torch.mv(self.buf[1:3, lo:hi], f),      # ⟨m_f,m_f⟩ ⟨m_s,m_f⟩
+                                  torch.dot(s, s).view(1)])               # ⟨m_s,m_s⟩
+            f.lerp_(g, 1 - self.beta_fast)
+            s.lerp_(g, 1 - self.beta_slow)
+            if refines:
+                # d = c_H·h + c_M·mid + c_L·low = c_H·g + (c_M − c_H)·m_f + (c_L − c_M)·m_s (new EMAs).
+                d, scratch = self.buf[3, lo:hi], self.buf[4, lo:hi]
+                torch.mul(g, cH, out=d)
+                if cM != cH:
+                    d.add_(f, alpha=cM - cH)
+                if cL != cM:
+                    d.add_(s, alpha=cL - cM)
+                piece_sums += self._piece_sums(chunk, g, d, scratch)
+            gsum = products if gsum is None else gsum + products
+        gg, fg, sg, ff, sf, ss = gsum.to(torch.float64).tolist()
+        af, as_ = self.beta_fast, self.beta_slow
+        bf, bs = 1 - af, 1 - as_
+        # h = β_f·(g − m_f); mid = (b_f − b_s)·g + β_f·m_f − β_s·m_s; low = β_s·m_s + b_s·g.
+        hh = af * af * (gg - 2 * fg + ff)
+        if af == as_:
+            mm = 0.0          # equal betas: the two EMA rows are the same numbers, mid is exactly 0
+        else:
+            cg, cf, cs = bf - bs, af, -as_
+            mm = (cg * cg * gg + cf * cf * ff + cs * cs * ss
+                  + 2 * (cg * cf * fg + cg * cs * sg + cf * cs * sf))
+        ll = as_ * as_ * ss + bs * bs * gg + 2 * as_ * bs * sg
+        return gg, fg, ff, max(hh, 0.0), max(mm, 0.0), max(ll, 0.0)
 
     def _finish_general(self, grads, missing, saved, sums, refines, cH, cM, cL, piece_sums):
         """The rest of a step on the whole arena: start the EMAs of new tensors, leave those of
