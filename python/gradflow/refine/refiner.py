@@ -380,6 +380,7 @@ class DepthMeter:
         self.current = 0          # which of the two rows holds the newest g (and update)
         self.prev_sq = [[0.0, 0.0] for _ in range(arena.groups)]   # ‖g_t−1‖², ‖Δθ_t−1‖² per group
         self.snapshot_taken = False
+        self._views = None
 
     def snapshot(self) -> None:
         """θ before the optimizer step, into the row the update will take."""
@@ -389,37 +390,57 @@ class DepthMeter:
             torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(params))
         self.snapshot_taken = True
 
+    def _chunk_views(self):
+        """Per depth chunk: its slices of the rows and a slot of 6 results, made once (slicing a
+        tensor costs microseconds of Python each time)."""
+        if self._views is None:
+            b, lo_hi = self.buf, [(c.lo, c.hi) for c in self.arena.chunks]
+            self._results = torch.zeros(len(lo_hi), 6, dtype=b.dtype, device=b.device)
+            self._views = [([b[r, lo:hi] for r in range(5)], b[0:2, lo:hi], b[2:4, lo:hi], self._results[k])
+                           for k, (lo, hi) in enumerate(lo_hi)]
+        return self._views
+
     def measure(self) -> List[dict]:
+        """Copies g into its row, forms the update, and measures per chunk into one small tensor
+        read back once: ⟨g_a, g⟩ ⟨g_b, g⟩ ‖θ‖² ⟨u_a, u⟩ ⟨u_b, u⟩ flips (a and b the two rows, in
+        row order; which is current is sorted out in Python)."""
         a = self.arena
         cur, prev = self.current ^ 1, self.current
         grads = [p.grad for p in a.params]
         params = [p.detach() for p in a.params]
-        missing = any(g is None for g in grads)
-        sums = []
-        for chunk in a.chunks:
-            lo, hi = chunk.lo, chunk.hi
-            g, gp = self.buf[cur, lo:hi], self.buf[prev, lo:hi]
-            u, up, scratch = self.buf[2 + cur, lo:hi], self.buf[2 + prev, lo:hi], self.buf[4, lo:hi]
-            if missing:
-                for i, t in zip(chunk.indices, chunk.targets(a, self.buf[cur])):
-                    if grads[i] is None:
-                        t.zero_()
-                    else:
-                        t.copy_(grads[i])
-            else:
-                torch._foreach_copy_(chunk.targets(a, self.buf[cur]), chunk.sources(grads))
-            # One pass each for (⟨g_a, g⟩, ⟨g_b, g⟩) and (⟨u_a, u⟩, ⟨u_b, u⟩).
-            gdots = torch.mv(self.buf[0:2, lo:hi], g)
-            sums += [gdots[cur], gdots[prev], torch.dot(u, u)]       # u holds θ before the step
-            torch._foreach_sub_(chunk.targets(a, self.buf[2 + cur]), chunk.sources(params))
-            udots = torch.mv(self.buf[2:4, lo:hi], u)
-            sums += [udots[cur], udots[prev]]
-            torch.mul(u, up, out=scratch)
-            torch.lt(scratch, 0, out=scratch)
+        whole = a.whole[0]
+        if any(g is None for g in grads):
+            for t, g in zip(whole.targets(a, self.buf[cur]), grads):
+                if g is None:
+                    t.zero_()
+                else:
+                    t.copy_(g)
+        else:
+            torch._foreach_copy_(whole.targets(a, self.buf[cur]), grads)
+        views = self._chunk_views()
+        for rows, g2, _, res in views:
+            # One pass for (⟨g_a, g⟩, ⟨g_b, g⟩); ‖θ‖² while the update row still holds θ.
+            torch.mv(g2, rows[cur], out=res[0:2])
+            torch.dot(rows[2 + cur], rows[2 + cur], out=res[2])
+        torch._foreach_sub_(whole.targets(a, self.buf[2 + cur]), params)
+        u, up, scratch = self.buf[2 + cur], self.buf[2 + prev], self.buf[4]
+        torch.mul(u, up, out=scratch)
+        torch.lt(scratch, 0, out=scratch)
+        big = {}
+        for k, (rows, _, u2, res) in enumerate(views):
+            torch.mv(u2, rows[2 + cur], out=res[3:5])
             # Counts are exact in float32 up to 2^24 per chunk.
-            sums.append(scratch.sum() if hi - lo <= 1 << 24 else scratch.sum(dtype=torch.float64))
+            if rows[4].numel() <= 1 << 24:
+                torch.sum(rows[4], dim=0, out=res[5])
+            else:
+                big[k] = rows[4].sum(dtype=torch.float64).item()
+        values = self._results.tolist()
+        sums = []
+        for k, (gd0, gd1, tt, ud0, ud1, flips) in enumerate(values):
+            gdots, udots = (gd0, gd1), (ud0, ud1)
+            sums.append([gdots[cur], gdots[prev], tt, udots[cur], udots[prev], big.get(k, flips)])
         per_group = [[0.0] * 6 for _ in range(a.groups)]
-        for chunk, values in zip(a.chunks, _total(sums, 6)):
+        for chunk, values in zip(a.chunks, sums):
             for j, v in enumerate(values):
                 per_group[chunk.group][j] += v
         out = []
