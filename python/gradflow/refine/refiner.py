@@ -182,6 +182,7 @@ class TimeFilter:
         self.started = [False] * len(arena.params)
         self.all_started = False
         self.guard_fallbacks = 0
+        self._steady_views = None
 
     def step(self, weights: Sequence[float]) -> dict:
         """Updates the EMAs with the current .grad, measures the bands and (for non-unit weights)
@@ -226,27 +227,28 @@ class TimeFilter:
         (This replaces five subtractions and norms over the arena: each is a pass over memory
         that, in a training step, mostly comes from DRAM.)"""
         a = self.arena
-        gsum = fsum = None
-        for chunk in a.whole:
-            lo, hi = chunk.lo, chunk.hi
-            g, f, s = (self.buf[r, lo:hi] for r in range(3))
-            torch._foreach_copy_(chunk.targets(a, self.buf[0]), chunk.sources(grads))
-            products = torch.cat([torch.mv(self.buf[0:3, lo:hi], g),      # ⟨g,g⟩ ⟨m_f,g⟩ ⟨m_s,g⟩
-                                  torch.mv(self.buf[1:3, lo:hi], f),      # ⟨m_f,m_f⟩ ⟨m_s,m_f⟩
-                                  torch.dot(s, s).view(1)])               # ⟨m_s,m_s⟩
-            f.lerp_(g, 1 - self.beta_fast)
-            s.lerp_(g, 1 - self.beta_slow)
-            if refines:
-                # d = c_H·h + c_M·mid + c_L·low = c_H·g + (c_M − c_H)·m_f + (c_L − c_M)·m_s (new EMAs).
-                d, scratch = self.buf[3, lo:hi], self.buf[4, lo:hi]
-                torch.mul(g, cH, out=d)
-                if cM != cH:
-                    d.add_(f, alpha=cM - cH)
-                if cL != cM:
-                    d.add_(s, alpha=cL - cM)
-                piece_sums += self._piece_sums(chunk, g, d, scratch)
-            gsum = products if gsum is None else gsum + products
-        gg, fg, sg, ff, sf, ss = gsum.to(torch.float64).tolist()
+        if self._steady_views is None:
+            # Slices made once (each slicing costs microseconds of Python); one result tensor.
+            self._products = torch.zeros(6, dtype=self.buf.dtype, device=self.buf.device)
+            self._steady_views = (tuple(self.buf[r] for r in range(5)), self.buf[0:3], self.buf[1:3],
+                                  self._products[0:3], self._products[3:5], self._products[5],
+                                  a.whole[0].targets(a, self.buf[0]))
+        (g, f, s, d, scratch), gfs, fs, out_g, out_f, out_s, targets = self._steady_views
+        torch._foreach_copy_(targets, grads)
+        torch.mv(gfs, g, out=out_g)          # ⟨g,g⟩ ⟨m_f,g⟩ ⟨m_s,g⟩
+        torch.mv(fs, f, out=out_f)           # ⟨m_f,m_f⟩ ⟨m_s,m_f⟩
+        torch.dot(s, s, out=out_s)           # ⟨m_s,m_s⟩
+        f.lerp_(g, 1 - self.beta_fast)
+        s.lerp_(g, 1 - self.beta_slow)
+        if refines:
+            # d = c_H·h + c_M·mid + c_L·low = c_H·g + (c_M − c_H)·m_f + (c_L − c_M)·m_s (new EMAs).
+            torch.mul(g, cH, out=d)
+            if cM != cH:
+                d.add_(f, alpha=cM - cH)
+            if cL != cM:
+                d.add_(s, alpha=cL - cM)
+            piece_sums += self._piece_sums(a.whole[0], g, d, scratch)
+        gg, fg, sg, ff, sf, ss = self._products.tolist()
         af, as_ = self.beta_fast, self.beta_slow
         bf, bs = 1 - af, 1 - as_
         # h = β_f·(g − m_f); mid = (b_f − b_s)·g + β_f·m_f − β_s·m_s; low = β_s·m_s + b_s·g.
