@@ -219,27 +219,31 @@ class TimeFilter:
                 "momentum_cosine": cosine, "guard_fallbacks": fallbacks}
 
     def _steady(self, grads, refines, cH, cM, cL, piece_sums):
-        """A step with every EMA started and every gradient present, in six whole-arena
-        operations: gather g; the six products of g, m_f and m_s (before the update) as two
-        matrix–vector products and a dot; the two EMA updates. h = g − m_f,new, mid and low are
-        linear in (g, m_f, m_s), so their squared norms are quadratic forms of those products,
-        evaluated in float64 here; they are not written out unless the weights refine .grad.
-        (This replaces five subtractions and norms over the arena: each is a pass over memory
-        that, in a training step, mostly comes from DRAM.)"""
+        """A step with every EMA started and every gradient present, in eight whole-arena
+        operations: gather g; ⟨g, g⟩ and ⟨m_f, g⟩ in one matrix–vector product and ⟨m_f, m_f⟩
+        (m_f before the update); the two EMA updates; mid = m_f − m_s, ‖mid‖² and ‖m_s‖² (new EMAs).
+        h = g − m_f,new = β_f·(g − m_f,old) is not written out: ‖h‖² = β_f²(‖g‖² − 2⟨m_f, g⟩ +
+        ‖m_f‖²) in float64 from the float32 products (h is the noisy band, rarely small next to g,
+        so little cancels). ‖mid‖ is measured directly: as a quadratic form of the products of
+        (g, m_f, m_s) it would lose about two digits (m_f and m_s are close), with float32 dot
+        products already good to about 1e-4. Each operation is a pass over memory that in a
+        training step mostly comes from DRAM; the former path made ten."""
         a = self.arena
         if self._steady_views is None:
             # Slices made once (each slicing costs microseconds of Python); one result tensor.
-            self._products = torch.zeros(6, dtype=self.buf.dtype, device=self.buf.device)
-            self._steady_views = (tuple(self.buf[r] for r in range(5)), self.buf[0:3], self.buf[1:3],
-                                  self._products[0:3], self._products[3:5], self._products[5],
-                                  a.whole[0].targets(a, self.buf[0]))
-        (g, f, s, d, scratch), gfs, fs, out_g, out_f, out_s, targets = self._steady_views
+            p = torch.zeros(5, dtype=self.buf.dtype, device=self.buf.device)
+            self._products = p
+            self._steady_views = (tuple(self.buf[r] for r in range(5)), self.buf[0:2],
+                                  p[0:2], p[2], p[3], p[4], a.whole[0].targets(a, self.buf[0]))
+        (g, f, s, d, mid), gf, out_g, out_ff, out_mm, out_ss, targets = self._steady_views
         torch._foreach_copy_(targets, grads)
-        torch.mv(gfs, g, out=out_g)          # ⟨g,g⟩ ⟨m_f,g⟩ ⟨m_s,g⟩
-        torch.mv(fs, f, out=out_f)           # ⟨m_f,m_f⟩ ⟨m_s,m_f⟩
-        torch.dot(s, s, out=out_s)           # ⟨m_s,m_s⟩
+        torch.mv(gf, g, out=out_g)           # ⟨g,g⟩ ⟨m_f,g⟩
+        torch.dot(f, f, out=out_ff)          # ⟨m_f,m_f⟩
         f.lerp_(g, 1 - self.beta_fast)
         s.lerp_(g, 1 - self.beta_slow)
+        torch.sub(f, s, out=mid)
+        torch.dot(mid, mid, out=out_mm)
+        torch.dot(s, s, out=out_ss)
         if refines:
             # d = c_H·h + c_M·mid + c_L·low = c_H·g + (c_M − c_H)·m_f + (c_L − c_M)·m_s (new EMAs).
             torch.mul(g, cH, out=d)
@@ -247,20 +251,10 @@ class TimeFilter:
                 d.add_(f, alpha=cM - cH)
             if cL != cM:
                 d.add_(s, alpha=cL - cM)
-            piece_sums += self._piece_sums(a.whole[0], g, d, scratch)
-        gg, fg, sg, ff, sf, ss = self._products.tolist()
-        af, as_ = self.beta_fast, self.beta_slow
-        bf, bs = 1 - af, 1 - as_
-        # h = β_f·(g − m_f); mid = (b_f − b_s)·g + β_f·m_f − β_s·m_s; low = β_s·m_s + b_s·g.
-        hh = af * af * (gg - 2 * fg + ff)
-        if af == as_:
-            mm = 0.0          # equal betas: the two EMA rows are the same numbers, mid is exactly 0
-        else:
-            cg, cf, cs = bf - bs, af, -as_
-            mm = (cg * cg * gg + cf * cf * ff + cs * cs * ss
-                  + 2 * (cg * cf * fg + cg * cs * sg + cf * cs * sf))
-        ll = as_ * as_ * ss + bs * bs * gg + 2 * as_ * bs * sg
-        return gg, fg, ff, max(hh, 0.0), max(mm, 0.0), max(ll, 0.0)
+            piece_sums += self._piece_sums(a.whole[0], g, d, mid)
+        gg, fg, ff, mm, ll = self._products.tolist()
+        hh = self.beta_fast ** 2 * (gg - 2 * fg + ff)
+        return gg, fg, ff, max(hh, 0.0), mm, ll
 
     def _finish_general(self, grads, missing, saved, sums, refines, cH, cM, cL, piece_sums):
         """The rest of a step on the whole arena: start the EMAs of new tensors, leave those of
