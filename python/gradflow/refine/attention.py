@@ -170,17 +170,25 @@ class ContextState:
             self._buffers[name] = buf
         return buf
 
+    def _ones(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        ones = self._buffers.get("ones")
+        if ones is None or ones.size(1) != n or ones.dtype != like.dtype or ones.device != like.device:
+            ones = torch.ones(1, n, dtype=like.dtype, device=like.device)
+            self._buffers["ones"] = ones
+        return ones
+
     def _energy_sink(self, layer: int, T: int):
         def sink(p: torch.Tensor, dp: torch.Tensor) -> None:
             with torch.no_grad():
                 x = self._scratch("product", p)
                 torch.mul(p, dp, out=x)
-                x.square_()
-                # Σ over batch and heads, then Σ over the (i, j) of each band.
-                per_pair = self._scratch("pairs", p, (T, T))
-                torch.sum(x, dim=tuple(range(x.dim() - 2)), out=per_pair)
+                rows = x.view(-1, T * T)
+                rows.square_()
+                # Σ over batch and heads (a row of ones times the squares: a little cheaper than
+                # torch.sum over the leading dims), then Σ over the (i, j) of each band.
+                ones = self._ones(rows.size(0), x)
                 _, indicator = self._table(T, x.device, x.dtype)
-                self.energy[layer] += (per_pair.view(1, T * T) @ indicator).view(-1)
+                self.energy[layer] += ((ones @ rows) @ indicator).view(-1)
         return sink
 
     def attend(self, layer: int, att: torch.Tensor, v: torch.Tensor, dropout: nn.Module, training: bool):

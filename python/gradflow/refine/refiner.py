@@ -182,6 +182,7 @@ class TimeFilter:
         self.started = [False] * len(arena.params)
         self.all_started = False
         self.guard_fallbacks = 0
+        self._steady_views = None
 
     def step(self, weights: Sequence[float]) -> dict:
         """Updates the EMAs with the current .grad, measures the bands and (for non-unit weights)
@@ -199,33 +200,16 @@ class TimeFilter:
             a.gather(self.views[0], grads, self.buf[0])
             saved = [(i, self.views[1][i].clone(), self.views[2][i].clone()) for i in missing if self.started[i]]
         sums, piece_sums = [], []
-        for chunk in a.whole:
-            g, f, s, h, mid = (self.buf[r, chunk.lo:chunk.hi] for r in range(5))
-            if general:
+        if general:
+            for chunk in a.whole:
+                g, f, s = (self.buf[r, chunk.lo:chunk.hi] for r in range(3))
                 sums += [torch.dot(g, g), torch.dot(g, f), torch.dot(f, f)]
                 f.lerp_(g, bf)
                 s.lerp_(g, bs)
-                continue
-            torch._foreach_copy_(chunk.targets(a, self.buf[0]), chunk.sources(grads))
-            # h = g − m_f,new = β_f·(g − m_f,prev): the row keeps r = g − m_f,prev, which also gives
-            # ⟨g, m_f,prev⟩ = (‖g‖² + ‖m_f,prev‖² − ‖r‖²) / 2 without another pass.
-            sums += [torch.dot(g, g), torch.dot(f, f)]
-            torch.sub(g, f, out=h)
-            f.add_(h, alpha=bf)
-            sums.append(torch.dot(h, h))
-            s.lerp_(g, bs)
-            torch.sub(f, s, out=mid)
-            sums += [torch.dot(mid, mid), torch.dot(s, s)]
-            if refines:
-                self._change(h, mid, s, cH * self.beta_fast, cM, cL)
-                piece_sums += self._piece_sums(chunk, g, h, mid)
-        if general:
             sums = self._finish_general(grads, missing, saved, sums, refines, cH, cM, cL, piece_sums)
             gg, gf, ff, hh, mm, ll = (sum(column) for column in zip(*_total(sums, 6)))
         else:
-            gg, ff, rr, mm, ll = (sum(column) for column in zip(*_total(sums, 5)))
-            gf = (gg + ff - rr) / 2
-            hh = self.beta_fast ** 2 * rr
+            gg, gf, ff, hh, mm, ll = self._steady(grads, refines, cH, cM, cL, piece_sums)
         fallbacks = self._apply(grads, missing, piece_sums) if refines else 0
         denominator = math.sqrt(gg * ff) if gg * ff > 0 else 0.0
         cosine = None
@@ -233,6 +217,44 @@ class TimeFilter:
             cosine = max(-1.0, min(1.0, gf / denominator))
         return {"band_norms": [math.sqrt(max(hh, 0)), math.sqrt(max(mm, 0)), math.sqrt(max(ll, 0))],
                 "momentum_cosine": cosine, "guard_fallbacks": fallbacks}
+
+    def _steady(self, grads, refines, cH, cM, cL, piece_sums):
+        """A step with every EMA started and every gradient present, in eight whole-arena
+        operations: gather g; ⟨g, g⟩ and ⟨m_f, g⟩ in one matrix–vector product and ⟨m_f, m_f⟩
+        (m_f before the update); the two EMA updates; mid = m_f − m_s, ‖mid‖² and ‖m_s‖² (new EMAs).
+        h = g − m_f,new = β_f·(g − m_f,old) is not written out: ‖h‖² = β_f²(‖g‖² − 2⟨m_f, g⟩ +
+        ‖m_f‖²) in float64 from the float32 products (h is the noisy band, rarely small next to g,
+        so little cancels). ‖mid‖ is measured directly: as a quadratic form of the products of
+        (g, m_f, m_s) it would lose about two digits (m_f and m_s are close), with float32 dot
+        products already good to about 1e-4. Each operation is a pass over memory that in a
+        training step mostly comes from DRAM; the former path made ten."""
+        a = self.arena
+        if self._steady_views is None:
+            # Slices made once (each slicing costs microseconds of Python); one result tensor.
+            p = torch.zeros(5, dtype=self.buf.dtype, device=self.buf.device)
+            self._products = p
+            self._steady_views = (tuple(self.buf[r] for r in range(5)), self.buf[0:2],
+                                  p[0:2], p[2], p[3], p[4], a.whole[0].targets(a, self.buf[0]))
+        (g, f, s, d, mid), gf, out_g, out_ff, out_mm, out_ss, targets = self._steady_views
+        torch._foreach_copy_(targets, grads)
+        torch.mv(gf, g, out=out_g)           # ⟨g,g⟩ ⟨m_f,g⟩
+        torch.dot(f, f, out=out_ff)          # ⟨m_f,m_f⟩
+        f.lerp_(g, 1 - self.beta_fast)
+        s.lerp_(g, 1 - self.beta_slow)
+        torch.sub(f, s, out=mid)
+        torch.dot(mid, mid, out=out_mm)
+        torch.dot(s, s, out=out_ss)
+        if refines:
+            # d = c_H·h + c_M·mid + c_L·low = c_H·g + (c_M − c_H)·m_f + (c_L − c_M)·m_s (new EMAs).
+            torch.mul(g, cH, out=d)
+            if cM != cH:
+                d.add_(f, alpha=cM - cH)
+            if cL != cM:
+                d.add_(s, alpha=cL - cM)
+            piece_sums += self._piece_sums(a.whole[0], g, d, mid)
+        gg, fg, ff, mm, ll = self._products.tolist()
+        hh = self.beta_fast ** 2 * (gg - 2 * fg + ff)
+        return gg, fg, ff, max(hh, 0.0), mm, ll
 
     def _finish_general(self, grads, missing, saved, sums, refines, cH, cM, cL, piece_sums):
         """The rest of a step on the whole arena: start the EMAs of new tensors, leave those of
@@ -354,6 +376,7 @@ class DepthMeter:
         self.current = 0          # which of the two rows holds the newest g (and update)
         self.prev_sq = [[0.0, 0.0] for _ in range(arena.groups)]   # ‖g_t−1‖², ‖Δθ_t−1‖² per group
         self.snapshot_taken = False
+        self._views = None
 
     def snapshot(self) -> None:
         """θ before the optimizer step, into the row the update will take."""
@@ -363,37 +386,57 @@ class DepthMeter:
             torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(params))
         self.snapshot_taken = True
 
+    def _chunk_views(self):
+        """Per depth chunk: its slices of the rows and a slot of 6 results, made once (slicing a
+        tensor costs microseconds of Python each time)."""
+        if self._views is None:
+            b, lo_hi = self.buf, [(c.lo, c.hi) for c in self.arena.chunks]
+            self._results = torch.zeros(len(lo_hi), 6, dtype=b.dtype, device=b.device)
+            self._views = [([b[r, lo:hi] for r in range(5)], b[0:2, lo:hi], b[2:4, lo:hi], self._results[k])
+                           for k, (lo, hi) in enumerate(lo_hi)]
+        return self._views
+
     def measure(self) -> List[dict]:
+        """Copies g into its row, forms the update, and measures per chunk into one small tensor
+        read back once: ⟨g_a, g⟩ ⟨g_b, g⟩ ‖θ‖² ⟨u_a, u⟩ ⟨u_b, u⟩ flips (a and b the two rows, in
+        row order; which is current is sorted out in Python)."""
         a = self.arena
         cur, prev = self.current ^ 1, self.current
         grads = [p.grad for p in a.params]
         params = [p.detach() for p in a.params]
-        missing = any(g is None for g in grads)
-        sums = []
-        for chunk in a.chunks:
-            lo, hi = chunk.lo, chunk.hi
-            g, gp = self.buf[cur, lo:hi], self.buf[prev, lo:hi]
-            u, up, scratch = self.buf[2 + cur, lo:hi], self.buf[2 + prev, lo:hi], self.buf[4, lo:hi]
-            if missing:
-                for i, t in zip(chunk.indices, chunk.targets(a, self.buf[cur])):
-                    if grads[i] is None:
-                        t.zero_()
-                    else:
-                        t.copy_(grads[i])
-            else:
-                torch._foreach_copy_(chunk.targets(a, self.buf[cur]), chunk.sources(grads))
-            # One pass each for (⟨g_a, g⟩, ⟨g_b, g⟩) and (⟨u_a, u⟩, ⟨u_b, u⟩).
-            gdots = torch.mv(self.buf[0:2, lo:hi], g)
-            sums += [gdots[cur], gdots[prev], torch.dot(u, u)]       # u holds θ before the step
-            torch._foreach_sub_(chunk.targets(a, self.buf[2 + cur]), chunk.sources(params))
-            udots = torch.mv(self.buf[2:4, lo:hi], u)
-            sums += [udots[cur], udots[prev]]
-            torch.mul(u, up, out=scratch)
-            torch.lt(scratch, 0, out=scratch)
+        whole = a.whole[0]
+        if any(g is None for g in grads):
+            for t, g in zip(whole.targets(a, self.buf[cur]), grads):
+                if g is None:
+                    t.zero_()
+                else:
+                    t.copy_(g)
+        else:
+            torch._foreach_copy_(whole.targets(a, self.buf[cur]), grads)
+        views = self._chunk_views()
+        for rows, g2, _, res in views:
+            # One pass for (⟨g_a, g⟩, ⟨g_b, g⟩); ‖θ‖² while the update row still holds θ.
+            torch.mv(g2, rows[cur], out=res[0:2])
+            torch.dot(rows[2 + cur], rows[2 + cur], out=res[2])
+        torch._foreach_sub_(whole.targets(a, self.buf[2 + cur]), params)
+        u, up, scratch = self.buf[2 + cur], self.buf[2 + prev], self.buf[4]
+        torch.mul(u, up, out=scratch)
+        torch.lt(scratch, 0, out=scratch)
+        big = {}
+        for k, (rows, _, u2, res) in enumerate(views):
+            torch.mv(u2, rows[2 + cur], out=res[3:5])
             # Counts are exact in float32 up to 2^24 per chunk.
-            sums.append(scratch.sum() if hi - lo <= 1 << 24 else scratch.sum(dtype=torch.float64))
+            if rows[4].numel() <= 1 << 24:
+                torch.sum(rows[4], dim=0, out=res[5])
+            else:
+                big[k] = rows[4].sum(dtype=torch.float64).item()
+        values = self._results.tolist()
+        sums = []
+        for k, (gd0, gd1, tt, ud0, ud1, flips) in enumerate(values):
+            gdots, udots = (gd0, gd1), (ud0, ud1)
+            sums.append([gdots[cur], gdots[prev], tt, udots[cur], udots[prev], big.get(k, flips)])
         per_group = [[0.0] * 6 for _ in range(a.groups)]
-        for chunk, values in zip(a.chunks, _total(sums, 6)):
+        for chunk, values in zip(a.chunks, sums):
             for j, v in enumerate(values):
                 per_group[chunk.group][j] += v
         out = []
