@@ -7,9 +7,8 @@ enum ScalesPanel {
     static func render(_ state: DashboardState, into canvas: inout Canvas, _ rect: Rect, theme: Theme, focused: Bool) {
         let d = state.data
         let title = PanelText.title(.scales, "Scales · weight · share · trend", theme: theme)
-        let keyHints = KeyBindings.panelHints(.scales, mode: state.mode)
         let hints: [Span] = state.mode.steers && state.canControl
-            ? keyHints.compactMap(\.title).flatMap { [Span($0.keys, theme.style(.title)), Span(" \($0.text) ", theme.style(.dim))] }
+            ? KeyBindings.panelHints(.scales, mode: state.mode).compactMap(\.title).flatMap { [Span($0.keys, theme.style(.title)), Span(" \($0.text) ", theme.style(.dim))] }
             : [Span("read-only", theme.style(.dim))]
         let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
         guard inner.height >= 1, inner.width >= 20 else { return }
@@ -126,7 +125,7 @@ enum ScalesPanel {
         }
         fy += 1
         let keys: [Span] = state.mode.steers
-            ? [Span(" ", theme.style(.dim))] + keyHints.flatMap { [Span($0.hint.keys, theme.style(.title)), Span(" \($0.hint.text)  ", theme.style(.dim))] }
+            ? [Span(" ", theme.style(.dim))] + KeyBindings.panelHints(.scales, mode: state.mode).flatMap { [Span($0.hint.keys, theme.style(.title)), Span(" \($0.hint.text)  ", theme.style(.dim))] }
             : [Span(" replay: weights are read-only", theme.style(.dim))]
         canvas.put(keys, x: inner.x, y: fy, maxX: inner.maxX)
     }
