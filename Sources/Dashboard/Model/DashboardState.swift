@@ -43,7 +43,7 @@ public enum GraphStyle: String, CaseIterable, Sendable {
 
 /// Whether the dashboard watches a trainer in this process, a run another process writes
 /// (`gradflow attach`: commands go through the run's command channel), or a replay.
-public enum DashboardMode: Sendable, Equatable {
+public enum DashboardMode: Sendable, Hashable {
     case live
     case attached
     case replay

@@ -13,58 +13,115 @@ extension DashboardState {
         }
         if editingEventFilter { return editFilter(key) }
         if confirmingStop { return confirmStop(key) }
-        switch key {
-        case .character("q"), .control("c"): return requestQuit()
-        case .character("/") where focus == .events:
+        guard let binding = keyBinding(for: key) else { return unbound(key) }
+        return perform(binding.action, key: key, label: binding.label)
+    }
+
+    /// The row of the key table a key means now (this mode, this panel focused).
+    func keyBinding(for key: Key) -> KeyBinding? {
+        KeyBindings.binding(for: key, mode: mode, focus: focus)
+    }
+
+    /// What an action does (`KeyBindings.table` says which key means which action). `label` names
+    /// the key in status messages.
+    private mutating func perform(_ action: KeyAction, key: Key, label: String) -> [DashboardEffect] {
+        switch action {
+        case .quit: return requestQuit()
+        case .help: showHelp = true
+        case .focusNext: cycleFocus(by: 1)
+        case .focusPrevious: cycleFocus(by: -1)
+        case .expand: expanded = expanded == nil ? focus : nil
+        case .collapse: expanded = nil
+        case .togglePanel:
+            if case let .character(c) = key, let panel = Panel(key: c) { togglePanel(panel) }
+        case .selectUp: moveSelection(-1)
+        case .selectDown: moveSelection(1)
+        case .scrollUp: eventsScroll = Swift.max(0, eventsScroll - 1)
+        case .scrollDown: eventsScroll = Swift.min(Swift.max(0, filteredEvents.count - 1), eventsScroll + 1)
+        case .scrollPageUp: eventsScroll = Swift.max(0, eventsScroll - 10)
+        case .scrollPageDown: eventsScroll = Swift.min(Swift.max(0, filteredEvents.count - 1), eventsScroll + 10)
+        case .scrollTop: eventsScroll = 0
+        case .editEventFilter:
             editingEventFilter = true
             setStatus("filter events: type, Enter keeps, Esc clears")
-        case .escape where focus == .events && !eventFilter.isEmpty && expanded == nil:
+        case .clearEventFilter:
+            // Esc clears the filter; with none (or a panel expanded) it returns from the expanded panel.
+            guard !eventFilter.isEmpty, expanded == nil else { expanded = nil; return [] }
             eventFilter = ""
             eventsScroll = 0
             setStatus("events: filter cleared")
-        case .character("?"), .character("h"): showHelp = true
-        case .escape: expanded = nil
-        case .tab: cycleFocus(by: 1)
-        case .backTab: cycleFocus(by: -1)
-        case .character("e"), .enter: expanded = expanded == nil ? focus : nil
-        case .character("l"):
-            logY.toggle()
-            setStatus("log-y \(logY ? "on" : "off")")
-        case .character("s"):
-            smoothingIndex = (smoothingIndex + 1) % Self.smoothingLevels.count
-            setStatus(smoothing == 0 ? "smoothing off" : "smoothing EMA \(smoothing)")
-        case .character("z"):
-            zoomIndex = (zoomIndex + 1) % Self.zoomLevels.count
-            setStatus(zoom.map { "zoom: last \(Format.grouped($0)) steps" } ?? "zoom: all steps")
-        case .character("g"):
-            let all = GraphStyle.allCases
-            graphStyle = all[(all.firstIndex(of: graphStyle)! + 1) % all.count]
-            setStatus("graph: \(graphStyle.rawValue)")
-        case .character("t"):
-            themeIndex = (themeIndex + 1) % Swift.max(1, themeNames.count)
-            setStatus("theme: \(themeNames.isEmpty ? "default" : themeNames[themeIndex])")
-        case .character("v"):
-            perHead.toggle()
-            setStatus("attention: per \(perHead ? "head" : "layer")")
-        case let .character(c) where Panel(key: c) != nil:
-            togglePanel(Panel(key: c)!)
-        case .up, .character("k"):
-            if focus == .events { eventsScroll = Swift.max(0, eventsScroll - 1) } else { moveSelection(-1) }
-        case .down, .character("j"):
-            if focus == .events { eventsScroll = Swift.min(Swift.max(0, filteredEvents.count - 1), eventsScroll + 1) } else { moveSelection(1) }
-        case .pageUp where focus == .events: eventsScroll = Swift.max(0, eventsScroll - 10)
-        case .pageDown where focus == .events: eventsScroll = Swift.min(Swift.max(0, filteredEvents.count - 1), eventsScroll + 10)
-        case .home where focus == .events: eventsScroll = 0
-        case .character(" "): return togglePause()
-        case .character("x") where mode.steers:
+        case .stop:
             guard controlAllowed() else { return [] }
             confirmingStop = true
             setStatus("stop the run? it writes a checkpoint and its end record. y stops it, any other key cancels", error: true)
-        default:
-            return mode == .replay ? replayKey(key) : liveKey(key)
+        case .togglePause: return togglePause()
+        case .weightUp: return scaleWeight(by: 1.1, keyName: label)
+        case .weightDown: return scaleWeight(by: 1 / 1.1, keyName: label)
+        case .weightDouble: return scaleWeight(by: 2, keyName: label)
+        case .weightHalve: return scaleWeight(by: 0.5, keyName: label)
+        case .weightReset: return setWeight(1, keyName: label)
+        case .toggleAdaptive: return toggleAdaptive()
+        case .undo: return undoLast()
+        case .checkpoint:
+            guard controlAllowed() else { return [] }
+            setStatus("checkpoint requested")
+            return [.command(.checkpointNow(source: Self.keySource))]
+        case .revert:
+            guard controlAllowed() else { return [] }
+            setStatus("revert requested: the twin becomes the main run")
+            return [.command(.revert(source: .key))]
+        case .twinCheck:
+            guard controlAllowed() else { return [] }
+            setStatus("A/A check requested: a twin window with no change (d_t must stay 0)")
+            return [.command(.openTwin(source: .key))]
+        case .seekBack: return [.replay(.seek(steps: -seekStride))]
+        case .seekForward: return [.replay(.seek(steps: seekStride))]
+        case .seekFarBack: return [.replay(.seek(steps: -seekStride * 10))]
+        case .seekFarForward: return [.replay(.seek(steps: seekStride * 10))]
+        case .slower: return [.replay(.slower)]
+        case .faster: return [.replay(.faster)]
+        case .stepOnce: return [.replay(.stepOnce)]
+        case .fork: return forkHere()
+        case .logY:
+            logY.toggle()
+            setStatus("log-y \(logY ? "on" : "off")")
+        case .smoothing:
+            smoothingIndex = (smoothingIndex + 1) % Self.smoothingLevels.count
+            setStatus(smoothing == 0 ? "smoothing off" : "smoothing EMA \(smoothing)")
+        case .zoom:
+            zoomIndex = (zoomIndex + 1) % Self.zoomLevels.count
+            setStatus(zoom.map { "zoom: last \(Format.grouped($0)) steps" } ?? "zoom: all steps")
+        case .graphStyle:
+            let all = GraphStyle.allCases
+            graphStyle = all[(all.firstIndex(of: graphStyle)! + 1) % all.count]
+            setStatus("graph: \(graphStyle.rawValue)")
+        case .perHead:
+            perHead.toggle()
+            setStatus("attention: per \(perHead ? "head" : "layer")")
+        case .theme:
+            themeIndex = (themeIndex + 1) % Swift.max(1, themeNames.count)
+            setStatus("theme: \(themeNames.isEmpty ? "default" : themeNames[themeIndex])")
         }
         return []
     }
+
+    /// A key with no meaning here: one that changes the run says a replay is read-only; one that
+    /// drives a replay says so in a live run.
+    private mutating func unbound(_ key: Key) -> [DashboardEffect] {
+        if mode == .replay {
+            if KeyBindings.action(for: key, mode: .live, focus: focus)?.changesRun == true {
+                setStatus("replay is read-only: weights and checkpoints belong to a live run", error: true)
+            }
+        } else if let row = KeyBindings.binding(for: key, mode: .replay, focus: focus), row.action.drivesReplay,
+                  !KeyBindings.table.contains(where: { $0.modes.contains(mode) && $0.keys.contains(key) }),
+                  let line = KeyBindings.helpLine(of: row, mode: .replay) {
+            setStatus("\(line.keys) is a replay key (\(line.text)); use \(Panel.keyRange) to hide or show panels")
+        }
+        return []
+    }
+
+    /// How far ← → seek in a replay: 2 % of the run, at least 10 steps.
+    private var seekStride: Int { Swift.max(10, (data.header?.totalSteps ?? 1000) / 50) }
 
     /// After x: y stops the run, any other key cancels.
     private mutating func confirmStop(_ key: Key) -> [DashboardEffect] {
@@ -99,59 +156,6 @@ extension DashboardState {
             break
         }
         eventsScroll = 0
-        return []
-    }
-
-    private mutating func liveKey(_ key: Key) -> [DashboardEffect] {
-        let scalesFocused = focus == .scales
-        switch key {
-        case .character("+"), .character("="): return scaleWeight(by: 1.1, keyName: "+")
-        case .character("-"), .character("_"): return scaleWeight(by: 1 / 1.1, keyName: "-")
-        case .character("*"): return scaleWeight(by: 2, keyName: "*")
-        case .character("/"): return scaleWeight(by: 0.5, keyName: "/")
-        case .right where scalesFocused: return scaleWeight(by: 1.1, keyName: "→")
-        case .left where scalesFocused: return scaleWeight(by: 1 / 1.1, keyName: "←")
-        case .shiftRight where scalesFocused: return scaleWeight(by: 2, keyName: "⇧→")
-        case .shiftLeft where scalesFocused: return scaleWeight(by: 0.5, keyName: "⇧←")
-        case .character("0"): return setWeight(1, keyName: "0")
-        case .character("a"): return toggleAdaptive()
-        case .character("u"): return undoLast()
-        case .character("b"):
-            guard controlAllowed() else { return [] }
-            setStatus("A/A check requested: a twin window with no change (d_t must stay 0)")
-            return [.command(.openTwin(source: .key))]
-        case .character("r"):
-            guard controlAllowed() else { return [] }
-            setStatus("revert requested: the twin becomes the main run")
-            return [.command(.revert(source: .key))]
-        case .character("c"):
-            guard controlAllowed() else { return [] }
-            setStatus("checkpoint requested")
-            return [.command(.checkpointNow(source: Self.keySource))]
-        case .character("["), .character("]"), .character("."):
-            setStatus("[ ] . set the replay speed; use \(Panel.keyRange) to hide or show panels")
-        default: break
-        }
-        return []
-    }
-
-    private mutating func replayKey(_ key: Key) -> [DashboardEffect] {
-        let total = data.header?.totalSteps ?? 1000
-        let stride = Swift.max(10, total / 50)
-        switch key {
-        case .right: return [.replay(.seek(steps: stride))]
-        case .left: return [.replay(.seek(steps: -stride))]
-        case .shiftRight: return [.replay(.seek(steps: stride * 10))]
-        case .shiftLeft: return [.replay(.seek(steps: -stride * 10))]
-        case .character("]"): return [.replay(.faster)]
-        case .character("["): return [.replay(.slower)]
-        case .character("."): return [.replay(.stepOnce)]
-        case .character("f"): return forkHere()
-        case .character("+"), .character("="), .character("-"), .character("*"), .character("/"),
-             .character("0"), .character("a"), .character("u"), .character("c"), .character("b"), .character("r"):
-            setStatus("replay is read-only: weights and checkpoints belong to a live run", error: true)
-        default: break
-        }
         return []
     }
 

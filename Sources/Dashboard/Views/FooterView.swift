@@ -3,15 +3,12 @@ import Terminal
 
 /// The bottom lines: key hints, then facts about the run and the latest status message.
 enum FooterView {
+    /// The key table's footer hints for the mode; space says "resume" while a steered run is paused.
     static func keyHints(_ state: DashboardState) -> [(String, String)] {
-        if state.mode == .replay {
-            return [("q", "quit"), ("space", "pause"), ("←→", "seek"), ("[ ]", "speed"), (".", "step"), ("f", "fork"), ("?", "help"),
-                    ("Tab", "panel"), ("↑↓", "select"), ("l", "log"), ("s", "smooth"), ("z", "zoom"), ("t", "theme"),
-                    ("e", "expand"), (Panel.keyRange, "panels")]
+        KeyBindings.footerHints(mode: state.mode).map { action, hint in
+            if action == .togglePause && state.mode.steers && state.data.paused { return (hint.keys, "resume") }
+            return (hint.keys, hint.text)
         }
-        return [("q", state.mode == .attached ? "detach" : "quit"), ("x", "stop"), ("space", state.data.paused ? "resume" : "pause"), ("?", "help"), ("Tab", "panel"),
-                ("↑↓", "select"), ("+ -", "weight"), ("* /", "×2 ÷2"), ("a", "adaptive"), ("u", "undo"), ("l", "log"),
-                ("s", "smooth"), ("t", "theme"), ("c", "checkpoint"), ("e", "expand")]
     }
 
     static func render(_ state: DashboardState, into canvas: inout Canvas, _ rect: Rect, theme: Theme) {

@@ -8,7 +8,7 @@ enum ScalesPanel {
         let d = state.data
         let title = PanelText.title(.scales, "Scales · weight · share · trend", theme: theme)
         let hints: [Span] = state.mode.steers && state.canControl
-            ? [Span("+", theme.style(.title)), Span(" ×1.1 ", theme.style(.dim)), Span("*", theme.style(.title)), Span(" ×2", theme.style(.dim))]
+            ? KeyBindings.panelHints(.scales, mode: state.mode).compactMap(\.title).flatMap { [Span($0.keys, theme.style(.title)), Span(" \($0.text) ", theme.style(.dim))] }
             : [Span("read-only", theme.style(.dim))]
         let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
         guard inner.height >= 1, inner.width >= 20 else { return }
@@ -125,10 +125,7 @@ enum ScalesPanel {
         }
         fy += 1
         let keys: [Span] = state.mode.steers
-            ? [(" ↑↓", "band"), ("+/-", "×1.1"), ("* /", "×2 ÷2"), ("0", "reset"), ("a", "auto"), ("u", "undo"), ("r", "revert"),
-               ("b", "A/A")].flatMap {
-                [Span($0.0, theme.style(.title)), Span(" \($0.1)  ", theme.style(.dim))]
-            }
+            ? [Span(" ", theme.style(.dim))] + KeyBindings.panelHints(.scales, mode: state.mode).flatMap { [Span($0.hint.keys, theme.style(.title)), Span(" \($0.hint.text)  ", theme.style(.dim))] }
             : [Span(" replay: weights are read-only", theme.style(.dim))]
         canvas.put(keys, x: inner.x, y: fy, maxX: inner.maxX)
     }
