@@ -1,4 +1,4 @@
-// Oscillation statistics per depth group and of the run (DESIGN §1.5).
+// Oscillation statistics per depth group and of the run (docs/ARCHITECTURE.md §7.5).
 
 /// EMAs of one depth group's update sign-flip rate, cos(g_t, g_{t−1}) and cos(Δθ_t, Δθ_{t−1}).
 ///

@@ -201,7 +201,7 @@ public struct AxisSample: Sendable, Equatable {
     }
 }
 
-/// Oscillation of one depth group's updates at one step (DESIGN §1.5).
+/// Oscillation of one depth group's updates at one step (docs/ARCHITECTURE.md §7.5).
 public struct OscillationSample: Sendable, Equatable {
     /// Fraction of parameters whose update changed sign since the previous step (EMA).
     public var flipRate: Double
@@ -290,7 +290,7 @@ public struct DomainEval: Sendable, Equatable {
     }
 }
 
-/// Validation results at an eval interval (DESIGN §1.5).
+/// Validation results at an eval interval (docs/ARCHITECTURE.md §7.5).
 public struct EvalRecord: Sendable, Equatable {
     public var step: Int
     public var t: Double

@@ -1,7 +1,7 @@
 import Telemetry
 
 /// What a data-parallel run needs from its ranks, called by the trainer at fixed points of a step
-/// (DESIGN §2.1): average the gradient after the backward pass, sum the step's statistics, hand
+/// (docs/ARCHITECTURE.md §2): average the gradient after the backward pass, sum the step's statistics, hand
 /// rank 0's commands to every rank at the step boundary, and agree to stop. Every rank calls the
 /// same methods in the same order, so an implementation may block until all ranks have arrived.
 ///
