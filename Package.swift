@@ -51,7 +51,7 @@ let package = Package(
             plugins: ["Embed"]
         ),
         .target(name: "Distributed", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
-        .target(name: "Evaluation", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
+        .target(name: "Evaluation", dependencies: ["Training", "Model", "Kernels", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
         .target(name: "BuildInfo", plugins: ["Embed"]),   // the commit for --version
         .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal", "Refinement"]),

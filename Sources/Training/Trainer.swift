@@ -128,6 +128,7 @@ public final class Trainer: @unchecked Sendable {
     @discardableResult
     public func run() -> EndRecord {
         var reason = EndRecord.Reason.completed
+        var failure: EndRecord.Failure?
         var message = ""
         do {
             while step < config.steps {
@@ -144,6 +145,7 @@ public final class Trainer: @unchecked Sendable {
                 step += 1
                 if healthy && !record.loss.isFinite {
                     reason = .failed
+                    failure = .nonFinite
                     message = "\(TrainingFailure.nonFinite)\(record.loss) at step \(record.step)"
                     break
                 }
@@ -154,7 +156,7 @@ public final class Trainer: @unchecked Sendable {
                 }
                 if healthy && record.spike {
                     bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: "trainer",
-                                                   message: String(format: "loss spike %.3f > 1.2 × median of the previous 50", record.loss))))
+                                                   message: SpikeRule.warning(loss: record.loss))))
                 }
                 let last = step == config.steps
                 if (config.evalEvery > 0 && step % config.evalEvery == 0) || last {
@@ -169,10 +171,11 @@ public final class Trainer: @unchecked Sendable {
             if runDirectory != nil { try saveCheckpoint() }
         } catch {
             reason = .failed
+            failure = error is DivergenceStop ? .diverged : .error
             message = "\(error)"
         }
         let end = EndRecord(step: step, t: elapsed, reason: reason, finalLoss: lastLoss,
-                            bestValidationLoss: bestValidation, message: message)
+                            bestValidationLoss: bestValidation, message: message, failure: failure)
         bus.publish(.end(end))
         return end
     }

@@ -25,7 +25,7 @@ struct TrainingSession {
         var timeOffset = 0.0
         if setup.resume != nil && setup.parent == nil && lead {
             // A resumed run's clock continues from its run file's last record.
-            let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
+            let runFile = RunFileLocation.file(in: setup.runDirectory)
             timeOffset = (try? lastRecordTime(runFile)) ?? 0
         }
         let trainer: Trainer
@@ -42,7 +42,7 @@ struct TrainingSession {
         var header = trainer.header(runName: runName)
         header.parent = setup.parent
         bus.publishHeader(header)
-        let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
+        let runFile = RunFileLocation.file(in: setup.runDirectory)
         let underMPIRun = MPICollective.launchedByMPIRun
         let dashboard = try DashboardLauncher.open(display, runFile: runFile, underMPIRun: underMPIRun)
         let viewer = dashboard == nil ? nil : bus.subscribe(name: "dashboard", capacity: 1 << 16)
