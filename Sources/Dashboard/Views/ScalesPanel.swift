@@ -38,18 +38,12 @@ enum ScalesPanel {
         let inner: Rect
         /// What fits, in order of value: the band rows, the footer (bounds and keys), blank lines
         /// between axes, a blank line on top.
-        let footer: Bool
-        let separators: Bool
-        let leadingBlank: Bool
+        let footer: Bool, separators: Bool, leadingBlank: Bool
         /// Expanded (or very wide): the bounds and a weight trend as well.
         let extra: Bool
-        let axisWidth: Int
-        let nameWidth: Int
-        let extentWidth: Int
-        let rangeWidth: Int
-        let barWidth: Int
-        let sparkWidth: Int
-        let weightTrendWidth: Int
+        /// Column widths (0: the column is left out).
+        let axisWidth: Int, nameWidth: Int, extentWidth: Int, rangeWidth: Int
+        let barWidth: Int, sparkWidth: Int, weightTrendWidth: Int
 
         init(_ d: RunData, inner: Rect) {
             self.inner = inner
