@@ -216,7 +216,7 @@ public final class StudyRunner {
             do {
                 let change = try ChangeSpec.parse(text, place: place)
                 interventions.scheduled.append(ScheduledCommand(
-                    step: change.step, command: try change.command(bandNames: trainer.bandNames(change.axis), place: place, source: "flag")))
+                    step: change.step, command: try change.command(bandNames: trainer.bandNames(change.axis), place: place, source: .study)))
             } catch {
                 throw StudyConfig.ParseError(description: "\(error)")
             }

@@ -162,7 +162,7 @@ func describeEvent(_ e: EventRecord, header: RunHeader?) -> String {
     if e.oldValue != nil || e.newValue != nil {
         parts.append("\(e.oldValue.map { Format.fixed($0, 2) } ?? "?") -> \(e.newValue.map { Format.fixed($0, 2) } ?? "?")")
     }
-    if !e.source.isEmpty { parts.append("[\(e.source)]") }
+    if !e.source.rawValue.isEmpty { parts.append("[\(e.source)]") }
     if !e.message.isEmpty { parts.append(e.message) }
     return parts.joined(separator: " ")
 }

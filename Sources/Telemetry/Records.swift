@@ -4,6 +4,7 @@
 // them, the reader rebuilds them and the dashboard folds them into its state. Nothing here knows
 // about the model or the terminal. The axis vocabulary (ScaleAxis, AxisMode) is Refinement's.
 
+import Foundation
 import Refinement
 
 /// Static description of one band of one axis, written once in the run header.
@@ -117,6 +118,14 @@ public struct RunHeader: Sendable, Equatable {
     public var preset: String
     /// For a fork: the run it continues (absent in other runs and in older files).
     public var parent: RunParent?
+    /// A random id made when the run was created (1.3; "" in older files): the command channel's
+    /// lines name it, so a command meant for another run is refused. A resume keeps it.
+    public var runId: String = ""
+
+    /// A new run id: 32 random hex digits.
+    public static func newRunId() -> String {
+        UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    }
 
     public init(
         schema: String = RunHeader.currentSchema, runName: String, config: JSONValue, axes: [AxisInfo],
@@ -156,7 +165,7 @@ public struct RunHeader: Sendable, Equatable {
     /// 1.1 added `oscillation.update_cos` to step records; 1.2 added `twin` to step records, the
     /// `twin`, `verdict`, `revert` and `rollback` events, the eval record's `sample` and the
     /// header's `parent` (docs/FORMAT.md, "Versioning").
-    public static let currentSchema = "gradflow.run/1.2"
+    public static let currentSchema = "gradflow.run/1.3"
 }
 
 /// Where a forked run comes from: the parent run, the step it continued from and the checkpoint.
@@ -357,6 +366,10 @@ public struct EventRecord: Sendable, Equatable {
         case revert
         /// The divergence guard restored its last snapshot: `rollback` says what was lost.
         case rollback
+        /// The learning-rate scale changed (`old`, `new`) (1.3).
+        case lr
+        /// A command-channel command carried out without an event of its own (1.3).
+        case command
     }
 
     public var step: Int
@@ -368,8 +381,10 @@ public struct EventRecord: Sendable, Equatable {
     public var layer: Int?
     public var oldValue: Double?
     public var newValue: Double?
-    /// Who caused it: "key", "flag", "policy", "api", "trainer".
-    public var source: String
+    /// Who caused it (`EventSource`); kept as text so a file from a newer writer still reads.
+    public var source: EventSource
+    /// The id of the command-channel line this event answers (1.3; nil otherwise).
+    public var commandId: String? = nil
     public var message: String
     /// Kind `verdict` only.
     public var verdict: VerdictInfo? = nil
@@ -378,7 +393,7 @@ public struct EventRecord: Sendable, Equatable {
 
     public init(step: Int, t: Double, kind: Kind, axis: ScaleAxis? = nil, band: Int? = nil,
                 layer: Int? = nil, oldValue: Double? = nil, newValue: Double? = nil,
-                source: String, message: String = "") {
+                source: EventSource, message: String = "") {
         self.step = step
         self.t = t
         self.kind = kind
@@ -456,6 +471,34 @@ public struct EndRecord: Sendable, Equatable {
     }
 }
 
+/// Figures of the writing process, recorded at a low rate (1.3): what a user checks first when a
+/// run is slow or a machine is full.
+public struct SystemRecord: Sendable, Equatable {
+    public var step: Int
+    public var t: Double
+    /// CPU time over the interval since the previous record, in % of one core.
+    public var cpuPercent: Double
+    /// Resident memory of the writing process, bytes.
+    public var residentBytes: Int
+    public var threads: Int
+    public var ranks: Int
+    /// A PyTorch run on a GPU: memory allocated there, and its utilisation where torch reports it.
+    public var gpuMemoryBytes: Int?
+    public var gpuUtilPercent: Double?
+
+    public init(step: Int, t: Double, cpuPercent: Double, residentBytes: Int, threads: Int, ranks: Int,
+                gpuMemoryBytes: Int? = nil, gpuUtilPercent: Double? = nil) {
+        self.step = step
+        self.t = t
+        self.cpuPercent = cpuPercent
+        self.residentBytes = residentBytes
+        self.threads = threads
+        self.ranks = ranks
+        self.gpuMemoryBytes = gpuMemoryBytes
+        self.gpuUtilPercent = gpuUtilPercent
+    }
+}
+
 /// Any record after the header.
 public enum Record: Sendable, Equatable {
     case step(StepRecord)
@@ -463,6 +506,7 @@ public enum Record: Sendable, Equatable {
     case event(EventRecord)
     case checkpoint(CheckpointRecord)
     case end(EndRecord)
+    case system(SystemRecord)
 
     public var step: Int {
         switch self {
@@ -471,6 +515,7 @@ public enum Record: Sendable, Equatable {
         case let .event(r): return r.step
         case let .checkpoint(r): return r.step
         case let .end(r): return r.step
+        case let .system(r): return r.step
         }
     }
 
@@ -482,6 +527,7 @@ public enum Record: Sendable, Equatable {
         case let .event(r): return r.t
         case let .checkpoint(r): return r.t
         case let .end(r): return r.t
+        case let .system(r): return r.t
         }
     }
 }

@@ -70,7 +70,7 @@ public struct ChangeSpec: Sendable, Equatable {
     }
 
     /// The command, with the band name looked up among `bandNames` (or taken as an index).
-    public func command(bandNames: [String], place: String, source: String) throws -> Command {
+    public func command(bandNames: [String], place: String, source: EventSource) throws -> Command {
         if let adaptive { return .setAdaptive(axis, adaptive, source: source) }
         let name = band ?? ""
         guard let index = bandNames.firstIndex(of: name) ?? Int(name).flatMap({ $0 >= 0 && $0 < bandNames.count ? $0 : nil }) else {
@@ -97,7 +97,7 @@ public enum Schedule {
                 if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
                 let place = "--schedule \(path):\(i + 1)"
                 let spec = try ChangeSpec.parse(line, place: place)
-                out.append(ScheduledCommand(step: spec.step, command: try spec.command(bandNames: bandNames(spec.axis), place: place, source: "schedule")))
+                out.append(ScheduledCommand(step: spec.step, command: try spec.command(bandNames: bandNames(spec.axis), place: place, source: .schedule)))
             }
             return out
         }
@@ -113,7 +113,7 @@ public enum Schedule {
 
     /// The command that made a recorded event, or nil for events no command makes.
     static func command(replaying e: EventRecord) -> Command? {
-        let source = "schedule"
+        let source = EventSource.schedule
         switch e.kind {
         case .weight:
             guard let axis = e.axis, let band = e.band, let v = e.newValue else { return nil }

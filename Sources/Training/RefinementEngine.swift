@@ -210,39 +210,43 @@ final class RefinementEngine {
 
     /// Applies a weight, mode or target command; returns the event that records it.
     func apply(_ command: Command, step: Int, t: Double) -> EventRecord? {
-        switch command {
-        case let .setWeight(target, value, source):
+        let source = command.source
+        var event: EventRecord
+        switch command.action {
+        case let .setWeight(target, value):
             let axis = target.axis
             switch scales.setWeight(axis, band: target.band, layer: target.layer, to: value) {
             case let .success(old):
                 if axis == .context { syncContextWeights() }
                 let started = axis == .time && startTimeFilterOrFail()
-                return EventRecord(step: step, t: t, kind: .weight, axis: target.axis, band: target.band,
-                                   layer: target.layer, oldValue: old, newValue: value, source: source,
-                                   message: started ? Self.timeAxisStarted : "")
+                event = EventRecord(step: step, t: t, kind: .weight, axis: target.axis, band: target.band,
+                                    layer: target.layer, oldValue: old, newValue: value, source: source,
+                                    message: started ? Self.timeAxisStarted : "")
             case let .failure(reason):
-                return EventRecord(step: step, t: t, kind: .refused, axis: target.axis, band: target.band,
-                                   layer: target.layer, newValue: value, source: source, message: reason.message)
+                event = EventRecord(step: step, t: t, kind: .refused, axis: target.axis, band: target.band,
+                                    layer: target.layer, newValue: value, source: source, message: reason.message)
             }
-        case let .setAdaptive(axis, on, source):
+        case let .setAdaptive(axis, on):
             let old = scales.setAdaptive(axis, on)
             if axis == .context { syncContextWeights() }
             let started = axis == .time && startTimeFilterOrFail()
-            return EventRecord(step: step, t: t, kind: .mode, axis: axis, oldValue: old == .adaptive ? 1 : 0,
-                               newValue: on ? 1 : 0, source: source,
-                               message: "\(axis.rawValue) \(on ? "adaptive" : "manual")" + (started ? "; " + Self.timeAxisStarted : ""))
-        case let .setTarget(band, share, source):
+            event = EventRecord(step: step, t: t, kind: .mode, axis: axis, oldValue: old == .adaptive ? 1 : 0,
+                                newValue: on ? 1 : 0, source: source,
+                                message: "\(axis.rawValue) \(on ? "adaptive" : "manual")" + (started ? "; " + Self.timeAxisStarted : ""))
+        case let .setTarget(band, share):
             switch scales.setTarget(band: band, share: share) {
             case let .success(old):
-                return EventRecord(step: step, t: t, kind: .target, axis: .context, band: band,
-                                   oldValue: old, newValue: share, source: source)
+                event = EventRecord(step: step, t: t, kind: .target, axis: .context, band: band,
+                                    oldValue: old, newValue: share, source: source)
             case let .failure(reason):
-                return EventRecord(step: step, t: t, kind: .refused, axis: .context, band: band,
-                                   newValue: share, source: source, message: reason.message)
+                event = EventRecord(step: step, t: t, kind: .refused, axis: .context, band: band,
+                                    newValue: share, source: source, message: reason.message)
             }
         default:
             return nil
         }
+        event.commandId = command.id
+        return event
     }
 
     /// `startTimeFilter()` for a command: the filter's shapes were checked when the run started, so

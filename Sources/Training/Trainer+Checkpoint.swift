@@ -15,6 +15,10 @@ extension Trainer {
         let t0 = Date()
         let path = Self.checkpointPath(runDirectory: runDirectory, step: step)
         var extra: [String: String] = [:]
+        if !channel.applied.isEmpty {
+            extra[Self.appliedCommandsKey] = String(decoding: try JSONEncoder().encode(channel.applied), as: UTF8.self)
+        }
+        if learningRateScale != 1 { extra[Self.learningRateScaleKey] = "\(learningRateScale)" }
         extra["refinement"] = String(decoding: try JSONEncoder().encode(engine.snapshot()), as: UTF8.self)
         let count = model.layout.count
         var sections: [(String, UnsafePointer<Float>, Int)] = [
@@ -67,6 +71,16 @@ extension Trainer {
         rng = Xoshiro256(state: (m.rngState[0], m.rngState[1], m.rngState[2], m.rngState[3]))
         step = m.step
         bestValidation = m.bestValidationLoss
+        if let text = m.extra[Self.appliedCommandsKey] {
+            guard let ids = try? JSONDecoder().decode([String].self, from: Data(text.utf8)) else {
+                throw CheckpointError("checkpoint's list of applied commands is malformed")
+            }
+            channel.applied = ids
+        }
+        if let text = m.extra[Self.learningRateScaleKey] {
+            guard let scale = Double(text), scale > 0 else { throw CheckpointError("checkpoint's learning-rate scale '\(text)' is malformed") }
+            learningRateScale = scale
+        }
         if let fast = ckpt.sections["time.fast"], let slow = ckpt.sections["time.slow"],
            let started = m.extra["time.started"] {
             // A run that turned the time axis on mid-run has its EMAs in the checkpoint although

@@ -35,6 +35,14 @@ public final class Trainer: @unchecked Sendable {
     var divergence = DivergenceGuard(settings: DivergenceSettings())
     /// Set by `trainStep` when `--on-divergence skip` dropped the batch after the forward pass.
     var skippedBatch = false
+    /// The command channel (rank 0 of a run with a folder; `attachChannel`).
+    var channel = ChannelState()
+    /// Lines read while attaching that are answered at the first step boundary.
+    var pendingChannelReadings: [ChannelReading] = []
+    /// The learning-rate schedule's factor (`lr_scale` commands; 1 unless one was sent).
+    var learningRateScale = 1.0
+    /// Figures of this process for the `system` records (rank 0; nil: none are written).
+    var systemMonitor: SystemMonitor?
     /// Tests only: called before each step of `run()` (fault injection).
     var beforeStep: ((Trainer) -> Void)?
     /// Steps completed.
@@ -99,11 +107,11 @@ public final class Trainer: @unchecked Sendable {
 
     /// Asks the loop to stop at the end of the current step (safe from any thread or a signal
     /// handler's polling thread).
-    public func requestStop() {
+    public func requestStop(source: EventSource = .signal) {
         stopLock.lock()
         stopRequested = true
         stopLock.unlock()
-        commands.send(.stop)
+        commands.send(.stop(source: source))
     }
 
     var shouldStop: Bool {
@@ -151,11 +159,11 @@ public final class Trainer: @unchecked Sendable {
                 }
                 closeTwinIfDone()
                 if healthy && engine.adaptiveWarmupEnds(at: step - 1) {
-                    bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .adaptive, source: "policy",
+                    bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .adaptive, source: .policy,
                                                    message: "adaptive weights in force (warm-up done)")))
                 }
                 if healthy && record.spike {
-                    bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: "trainer",
+                    bus.publish(.event(EventRecord(step: record.step, t: record.t, kind: .warning, source: .trainer,
                                                    message: SpikeRule.warning(loss: record.loss))))
                 }
                 let last = step == config.steps
@@ -190,7 +198,7 @@ public final class Trainer: @unchecked Sendable {
     func trainStep(freshBatch: Bool) -> StepRecord {
         let t0 = Date()
         let B = config.batch, T = config.context
-        let lr = config.schedule.rate(at: step)
+        let lr = config.schedule.rate(at: step) * learningRateScale
         engine.beginStep()
         if freshBatch {
             timed(profiler, "data") {
@@ -241,36 +249,44 @@ public final class Trainer: @unchecked Sendable {
     /// Applies queued commands; returns true when the run should stop.
     private func handleCommands() throws -> Bool {
         // Scheduled changes (--change, --schedule) are rank 0's commands like any other.
-        var pending = collective.broadcast(interventions.scheduled.filter { $0.step == step }.map(\.command) + commands.drain())
+        publishSystemFigures()
+        var pending = collective.broadcast(interventions.scheduled.filter { $0.step == step }.map(\.command) + commands.drain()
+                                           + channelCommands())
         while true {
             for c in pending {
-                switch c {
+                switch c.action {
                 case .stop:
-                    bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .stop, source: "key", message: "stop requested")))
+                    publish(answering: c, EventRecord(step: step, t: elapsed, kind: .stop, source: c.source, message: "stop requested"))
                     return true
                 case .pause:
-                    if !paused {
-                        paused = true
-                        bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .pause, source: "key")))
-                    }
+                    publish(answering: c, EventRecord(step: step, t: elapsed, kind: paused ? .command : .pause, source: c.source,
+                                                      message: paused ? "already paused" : ""))
+                    paused = true
                 case .resume:
-                    if paused {
-                        paused = false
-                        bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .resume, source: "key")))
-                    }
+                    publish(answering: c, EventRecord(step: step, t: elapsed, kind: paused ? .resume : .command, source: c.source,
+                                                      message: paused ? "" : "not paused"))
+                    paused = false
                 case .checkpointNow:
-                    if runDirectory != nil { try saveCheckpoint() }
-                case let .openTwin(source):
-                    openAATwin(source: source)
-                case let .revert(source):
-                    revertToTwin(source: source)
+                    if runDirectory != nil {
+                        try saveCheckpoint()
+                        publish(answering: c, EventRecord(step: step, t: elapsed, kind: .command, source: c.source, message: "checkpoint written"))
+                    } else {
+                        publish(answering: c, EventRecord(step: step, t: elapsed, kind: .refused, source: c.source, message: "this run writes no checkpoints"))
+                    }
+                case let .scaleLearningRate(factor):
+                    scaleLearningRate(factor, answering: c)
+                case .openTwin:
+                    openAATwin(answering: c)
+                case .revert:
+                    revertToTwin(answering: c)
                 default:
                     applyChange(c)
                 }
             }
             guard paused else { return false }
             if collective.agreeToStop(shouldStop) { return true }
-            pending = collective.broadcast(commands.wait(timeout: 0.1))
+            publishSystemFigures()
+            pending = collective.broadcast(commands.wait(timeout: 0.1) + channelCommands())
         }
     }
 

@@ -75,15 +75,16 @@ extension Trainer {
     }
 
     /// A/A check: a window with no change.
-    func openAATwin(source: String) {
+    func openAATwin(answering command: Command) {
         guard interventions.twinSteps > 0 else {
-            bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .refused, source: source,
-                                           message: "twins are off in this run (--twin-steps 0)")))
+            publish(answering: command, EventRecord(step: step, t: elapsed, kind: .refused, source: command.source,
+                                                    message: "twins are off in this run (--twin-steps 0)"))
             return
         }
         closeTwin(partial: true)
-        let e = EventRecord(step: step, t: elapsed, kind: .twin, source: source,
+        var e = EventRecord(step: step, t: elapsed, kind: .twin, source: command.source,
                             message: "A/A check: twin window of \(interventions.twinSteps) steps with no change")
+        e.commandId = command.id
         bus.publish(.event(e))
         openTwin(before: engine.snapshot(), change: e)
     }
@@ -149,7 +150,7 @@ extension Trainer {
                                steps: d.count, partial: partial, validation: validation)
         twin.closedAtStep = step
         var e = EventRecord(step: step, t: elapsed, kind: .verdict, axis: twin.change.axis, band: twin.change.band,
-                            layer: twin.change.layer, source: "twin",
+                            layer: twin.change.layer, source: .twin,
                             message: "\(twin.changeDescription) at step \(twin.changeStep): \(info.summary)")
         e.verdict = info
         bus.publish(.event(e))
@@ -158,10 +159,11 @@ extension Trainer {
     /// Makes the twin the main run. While its window is open the verdict so far goes out first
     /// (partial); after the verdict the twin's state at the window's end is taken and the main
     /// run's steps since are lost (the data order moves on).
-    func revertToTwin(source: String) {
+    func revertToTwin(answering command: Command) {
+        let source = command.source
         guard let twin else {
-            bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .refused, source: source,
-                                           message: "nothing to revert: no twin window since the last change (twins: --twin-steps)")))
+            publish(answering: command, EventRecord(step: step, t: elapsed, kind: .refused, source: source,
+                                                    message: "nothing to revert: no twin window since the last change (twins: --twin-steps)"))
             return
         }
         closeTwin(partial: true)
@@ -173,8 +175,8 @@ extension Trainer {
         divergence.changesSinceSnapshot.append("revert of \(twin.changeDescription) (step \(step))")
         var message = "reverted \(twin.changeDescription) of step \(twin.changeStep): the twin is the main run"
         if lost > 0 { message += "; the main run's \(lost) steps since the verdict are discarded" }
-        bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .revert, axis: twin.change.axis, band: twin.change.band,
-                                       layer: twin.change.layer, source: source, message: message)))
+        publish(answering: command, EventRecord(step: step, t: elapsed, kind: .revert, axis: twin.change.axis, band: twin.change.band,
+                                                layer: twin.change.layer, source: source, message: message))
     }
 
     /// Validation loss per domain, the same windows as `evaluate()`, without the extras.
@@ -233,7 +235,7 @@ extension Trainer {
         case .skip where skippedBatch && divergence.consecutiveSkips < divergence.settings.maxRollbacksPerSnapshot:
             // Isolated bad batches are dropped; a run of them means the state is bad: roll back.
             divergence.consecutiveSkips += 1
-            bus.publish(.event(EventRecord(step: record.step, t: elapsed, kind: .warning, source: "guard",
+            bus.publish(.event(EventRecord(step: record.step, t: elapsed, kind: .warning, source: .divergenceGuard,
                                            message: "batch skipped: \(reason) (no backward pass, no update)")))
             return false
         case .skip, .rollback:
@@ -258,7 +260,7 @@ extension Trainer {
         divergence.rolledBack()
         divergence.changesSinceSnapshot = []
         let lost = badStep + 1 - snap.step
-        var e = EventRecord(step: badStep, t: elapsed, kind: .rollback, source: "guard",
+        var e = EventRecord(step: badStep, t: elapsed, kind: .rollback, source: .divergenceGuard,
                             message: "\(reason): back to the snapshot of step \(snap.step), \(lost) steps lost, \(lost) batches skipped"
                                 + (reverted.isEmpty ? "" : "; reverted " + reverted.joined(separator: ", ")))
         e.rollback = RollbackInfo(restoredStep: snap.step, stepsLost: lost, batchesSkipped: lost, reverted: reverted)

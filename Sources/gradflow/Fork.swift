@@ -49,7 +49,7 @@ enum Fork {
 
     /// The event that opens a fork's run file.
     static func event(_ parent: RunParent) -> EventRecord {
-        EventRecord(step: parent.step, t: 0, kind: .resume_run, source: "trainer",
+        EventRecord(step: parent.step, t: 0, kind: .resume_run, source: .trainer,
                     message: "fork of \(parent.run) at step \(parent.step) (\(parent.checkpoint))")
     }
 }

@@ -13,7 +13,7 @@ struct Gradflow: ParsableCommand {
         RUNDIR/run.jsonl and can be replayed with `gradflow replay RUNDIR`.
         """,
         version: versionLine,
-        subcommands: [TrainCommand.self, ReplayCommand.self, SampleCommand.self, RunsCommand.self, ExportCommand.self, BenchCommand.self, EvalCommand.self],
+        subcommands: [TrainCommand.self, AttachCommand.self, ReplayCommand.self, SampleCommand.self, RunsCommand.self, ExportCommand.self, BenchCommand.self, EvalCommand.self],
         defaultSubcommand: nil
     )
 

@@ -54,12 +54,12 @@ struct InterventionOptions: ParsableArguments {
             if let schedule { s.scheduled += try Schedule.read(path: schedule, bandNames: bandNames) }
             for c in change {
                 let spec = try ChangeSpec.parse(c, place: "--change")
-                s.scheduled.append(ScheduledCommand(step: spec.step, command: try spec.command(bandNames: bandNames(spec.axis), place: "--change \(c)", source: "flag")))
+                s.scheduled.append(ScheduledCommand(step: spec.step, command: try spec.command(bandNames: bandNames(spec.axis), place: "--change \(c)", source: .flag)))
             }
         } catch let e as InterventionError {
             throw CLIError(e.description)
         }
-        for step in twinAt { s.scheduled.append(ScheduledCommand(step: step, command: .openTwin(source: "flag"))) }
+        for step in twinAt { s.scheduled.append(ScheduledCommand(step: step, command: .openTwin(source: .flag))) }
         // Same-step changes keep their order.
         s.scheduled = s.scheduled.enumerated().sorted { ($0.element.step, $0.offset) < ($1.element.step, $1.offset) }.map(\.element)
         return s

@@ -37,7 +37,7 @@ public enum RunFileBenchmark {
             }
             if done % 100_000 == 0 {
                 try writer.append(.event(EventRecord(step: done, t: t, kind: .weight, axis: .context, band: 2,
-                                                     oldValue: 1, newValue: 1.5, source: "key", message: "")))
+                                                     oldValue: 1, newValue: 1.5, source: .key, message: "")))
                 try writer.append(.checkpoint(CheckpointRecord(step: done, t: t, path: "ckpt-\(done).bin",
                                                                bytes: 3_400_000, milliseconds: 12.5)))
             }

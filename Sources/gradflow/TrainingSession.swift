@@ -23,10 +23,13 @@ struct TrainingSession {
         let bus = RecordBus()
         let lead = collective.rank == 0
         var timeOffset = 0.0
+        var past = PastRun()
         if setup.resume != nil && setup.parent == nil && lead {
-            // A resumed run's clock continues from its run file's last record.
+            // A resumed run's clock continues from its run file's last record; its id and the
+            // commands the file already answers carry over.
             let runFile = RunFileLocation.file(in: setup.runDirectory)
-            timeOffset = (try? lastRecordTime(runFile)) ?? 0
+            past = (try? PastRun.read(runFile)) ?? PastRun()
+            timeOffset = past.lastT
         }
         let trainer: Trainer
         do {
@@ -41,6 +44,7 @@ struct TrainingSession {
         let runName = (setup.runDirectory as NSString).lastPathComponent
         var header = trainer.header(runName: runName)
         header.parent = setup.parent
+        header.runId = past.runId ?? RunHeader.newRunId()
         bus.publishHeader(header)
         let runFile = RunFileLocation.file(in: setup.runDirectory)
         let underMPIRun = MPICollective.launchedByMPIRun
@@ -61,8 +65,14 @@ struct TrainingSession {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
             if let parent = setup.parent { bus.publish(.event(Fork.event(parent))) }
         }
+        do {
+            try trainer.attachChannel(runDirectory: setup.runDirectory, runId: header.runId, history: past.channel)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        trainer.recordSystemFigures()
         let signals = SignalHandling(onStop: {
-            trainer.requestStop()
+            trainer.requestStop(source: .signal)
             // mpirun follows its SIGTERM with SIGKILL a second later (odls_base_sigkill_timeout):
             // the dashboard leaves at once, so the terminal is given back before that.
             if underMPIRun, let viewer { bus.unsubscribe(viewer) }
@@ -76,7 +86,7 @@ struct TrainingSession {
             DashboardLauncher.giveBackTerminal()
             if case .ended = exit {} else {
                 // The dashboard was left while training runs: stop cleanly all the same.
-                trainer.requestStop()
+                trainer.requestStop(source: .key)
                 print("gradflow: waiting for the trainer to finish its step…")
             }
         }
@@ -95,7 +105,7 @@ struct TrainingSession {
     /// A rank other than 0: the trainer alone, stopped with the others (it returns what rank 0
     /// returns, since every rank ends at the same step for the same reason).
     func quietRank(_ trainer: Trainer) -> Int32 {
-        let signals = SignalHandling(onStop: { trainer.requestStop() }, quiet: true)
+        let signals = SignalHandling(onStop: { trainer.requestStop(source: .signal) }, quiet: true)
         let (outcome, done) = Self.start(trainer)
         done.wait()
         signals.cancel()
@@ -129,13 +139,25 @@ struct TrainingSession {
         }
     }
 
-    /// Seconds since start of the last record in an existing run file, so a resumed run's clock
-    /// continues from there.
-    func lastRecordTime(_ path: String) throws -> Double {
+}
+
+/// What a resumed run takes from its run file: the clock, the run id, and the commands the file
+/// already answers (so none is applied twice).
+struct PastRun {
+    var lastT = 0.0
+    var runId: String?
+    var channel = ChannelHistory()
+
+    static func read(_ path: String) throws -> PastRun {
         let reader = try RunFileReader(path: path)
-        var t = 0.0
-        try reader.forEachRecord { t = max(t, $0.t) }
-        return t
+        reader.stepDetail = .scalars
+        var past = PastRun()
+        past.runId = reader.header.runId.isEmpty ? nil : reader.header.runId
+        try reader.forEachRecord { record in
+            past.lastT = max(past.lastT, record.t)
+            past.channel.add(record)
+        }
+        return past
     }
 }
 

@@ -41,7 +41,7 @@ import Testing
     }
 
     @Test func aRecordedRefusalGoesToEventsNotTheStatusLine() {
-        let refusal = Record.event(EventRecord(step: 1241, t: 122, kind: .refused, axis: .context, band: 2, source: "key",
+        let refusal = Record.event(EventRecord(step: 1241, t: 122, kind: .refused, axis: .context, band: 2, source: .key,
                                                message: "weight 9 is above the ceiling 4"))
         var replayed = replay()
         _ = replayed.apply(.records([refusal]))

@@ -25,7 +25,7 @@ final class FakeReplay: ReplayControl, @unchecked Sendable {
             frames += 1
             if frames == 3 { s.pendingKeys = [.down, .down, .character("+"), .character("q")] }
             // The trainer answers .stop with an end record a few reads later.
-            if stopSeenAt == nil, sink.commands.contains(.stop) { stopSeenAt = frames }
+            if stopSeenAt == nil, sink.commands.contains(.stop(source: .key)) { stopSeenAt = frames }
             if let at = stopSeenAt, frames == at + 3 {
                 bus.publish(.end(EndRecord(step: 50, t: 5, reason: .interrupted, finalLoss: 2, bestValidationLoss: nil)))
             }
@@ -36,9 +36,9 @@ final class FakeReplay: ReplayControl, @unchecked Sendable {
         guard case let .ended(end) = exit else { Issue.record("expected .ended, got \(exit)"); return }
         #expect(end.reason == .interrupted)
         #expect(sink.commands.count == 2)
-        #expect(sink.commands.last == .stop)
-        if case let .setWeight(t, v, source)? = sink.commands.first {
-            #expect(t == WeightTarget(axis: .context, band: 2) && abs(v - 1.36 * 1.1) < 1e-12 && source == "key")
+        #expect(sink.commands.last == .stop(source: .key))
+        if let first = sink.commands.first, case let .setWeight(t, v) = first.action {
+            #expect(t == WeightTarget(axis: .context, band: 2) && abs(v - 1.36 * 1.1) < 1e-12 && first.source == .key)
         } else { Issue.record("expected a weight command first") }
         #expect(screen.text.contains("Scales"))
         #expect(screen.presentCount >= 6)
@@ -59,7 +59,7 @@ final class FakeReplay: ReplayControl, @unchecked Sendable {
             return polls >= 2
         })
         #expect(exit == .quit)
-        #expect(sink.commands == [.stop])
+        #expect(sink.commands == [.stop(source: .key)])
     }
 
     @Test func replayGenerationResetsRecordsAndKeysGoToTheReplay() {

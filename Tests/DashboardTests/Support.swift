@@ -36,7 +36,7 @@ func press(_ state: inout DashboardState, _ keys: Key...) -> [DashboardEffect] {
 /// The weight commands among effects.
 func weightCommands(_ effects: [DashboardEffect]) -> [(WeightTarget, Double)] {
     effects.compactMap {
-        if case let .command(.setWeight(t, v, _)) = $0 { return (t, v) }
+        if case let .command(c) = $0, case let .setWeight(t, v) = c.action { return (t, v) }
         return nil
     }
 }

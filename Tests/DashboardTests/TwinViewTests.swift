@@ -9,7 +9,7 @@ import Testing
         var state = makeState()
         let last = state.data.lastStep!
         var records: [Record] = [.event(EventRecord(step: 1240, t: 100, kind: .weight, axis: .context, band: 2,
-                                                    oldValue: 1.36, newValue: 1.5, source: "key"))]
+                                                    oldValue: 1.36, newValue: 1.5, source: .key))]
         for k in 0..<paired {
             var s = last
             s.step = 1240 + k
@@ -35,7 +35,7 @@ import Testing
 
     @Test func verdictClosesTheWindowAndShowsOnTheChange() {
         var state = stateWithWindow(paired: 200)
-        var e = EventRecord(step: 1440, t: 120, kind: .verdict, axis: .context, band: 2, source: "twin",
+        var e = EventRecord(step: 1440, t: 120, kind: .verdict, axis: .context, band: 2, source: .twin,
                             message: "context.long 1.36 → 1.5 at step 1240: helped")
         e.verdict = VerdictInfo(changeStep: 1240, word: .helped, delta: -0.012, low: -0.018, high: -0.006, steps: 200,
                                 partial: false, validation: [.init(name: "val:shakespeare", delta: -0.01)])
@@ -55,8 +55,8 @@ import Testing
     @Test func keysOpenAnAACheckAndRevert() {
         var state = makeState()
         let effects = press(&state, .character("b"), .character("r"))
-        #expect(effects.contains { if case .command(.openTwin(source: "key")) = $0 { return true }; return false })
-        #expect(effects.contains { if case .command(.revert(source: "key")) = $0 { return true }; return false })
+        #expect(effects.contains { if case .command(.openTwin(source: .key)) = $0 { return true }; return false })
+        #expect(effects.contains { if case .command(.revert(source: .key)) = $0 { return true }; return false })
         var replay = makeState(mode: .replay)
         #expect(press(&replay, .character("r")).isEmpty)
         #expect(replay.status?.text.contains("read-only") == true)

@@ -83,7 +83,7 @@ import Testing
         var s = onLong()
         func event(_ old: Double, _ new: Double) -> Record {
             .event(EventRecord(step: 1240, t: 1, kind: .weight, axis: .context, band: 2,
-                               oldValue: old, newValue: new, source: "key"))
+                               oldValue: old, newValue: new, source: .key))
         }
         let a = weightCommands(press(&s, .character("+")))[0].1
         _ = s.apply(.records([event(1.36, a)]))            // answered before any step record
@@ -104,7 +104,7 @@ import Testing
         let reset = weightCommands(press(&s, .character("0")))
         #expect(reset[0].1 == 1)
         let undo = press(&s, .character("u"))
-        #expect(undo == [.command(.setWeight(long, 1.36, source: "key"))])
+        #expect(undo == [.command(.setWeight(long, 1.36, source: .key))])
         #expect(press(&s, .character("u")).isEmpty)
         #expect(s.status?.text == "nothing to undo")
     }
@@ -114,15 +114,15 @@ import Testing
         _ = press(&s, .character("+"))
         #expect(s.pendingWeights[long] != nil)
         _ = s.apply(.records([.event(EventRecord(step: 1241, t: 1, kind: .weight, axis: .context, band: 2,
-                                                  oldValue: 1.36, newValue: 1.496, source: "key"))]))
+                                                  oldValue: 1.36, newValue: 1.496, source: .key))]))
         #expect(s.pendingWeights[long] == nil)
         #expect(s.data.markers.last?.step == 1241)
     }
 
     @Test func adaptiveToggleAndItsUndo() {
         var s = onLong()
-        #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, false, source: "key"))])
-        #expect(press(&s, .character("u")) == [.command(.setAdaptive(.context, true, source: "key"))])
+        #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, false, source: .key))])
+        #expect(press(&s, .character("u")) == [.command(.setAdaptive(.context, true, source: .key))])
     }
 
     @Test func focusCyclesForwardAndBack() {
@@ -209,15 +209,15 @@ import Testing
 
     @Test func pauseAndCheckpointSendCommands() {
         var s = makeState()
-        #expect(press(&s, .character(" ")) == [.command(.pause)])
-        #expect(press(&s, .character(" ")) == [.command(.resume)])
-        #expect(press(&s, .character("c")) == [.command(.checkpointNow)])
+        #expect(press(&s, .character(" ")) == [.command(.pause(source: .key))])
+        #expect(press(&s, .character(" ")) == [.command(.resume(source: .key))])
+        #expect(press(&s, .character("c")) == [.command(.checkpointNow(source: .key))])
     }
 
     @Test func quitInLiveModeSendsStopAndWaitsForEnd() {
         var s = makeState()
         _ = s.apply(.tick(now: 10))
-        #expect(press(&s, .character("q")) == [.command(.stop)])
+        #expect(press(&s, .character("q")) == [.command(.stop(source: .key))])
         #expect(s.quitting)
         #expect(s.apply(.tick(now: 11)).isEmpty)
         let end = Record.end(EndRecord(step: 1241, t: 130, reason: .interrupted, finalLoss: 1.4, bestValidationLoss: 1.5))
@@ -239,7 +239,7 @@ import Testing
 
     @Test func interruptActsLikeQ() {
         var s = makeState()
-        #expect(s.apply(.interrupt) == [.command(.stop)])
+        #expect(s.apply(.interrupt) == [.command(.stop(source: .key))])
     }
 
     @Test func replayKeysDriveTheReplay() {

@@ -181,7 +181,7 @@ import Testing
     @Test func refusalShowsInStatusLine() {
         var state = makeState()
         _ = state.apply(.records([.event(EventRecord(step: 1241, t: 1, kind: .refused, axis: .context, band: 2,
-                                                      source: "trainer", message: "context.long above ceiling 4.00"))]))
+                                                      source: .trainer, message: "context.long above ceiling 4.00"))]))
         let text = screen(state, 150, 44).text
         #expect(text.contains("refused: context.long above ceiling 4.00"))
         #expect(text.contains("✗ refused"))

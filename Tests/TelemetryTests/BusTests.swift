@@ -7,7 +7,7 @@ private func stepRecord(_ i: Int) -> Record {
 }
 
 private func eventRecord(_ i: Int) -> Record {
-    .event(EventRecord(step: i, t: Double(i), kind: .weight, source: "test"))
+    .event(EventRecord(step: i, t: Double(i), kind: .weight, source: .api))
 }
 
 @Suite("Record bus")

@@ -78,7 +78,7 @@ enum Fixtures {
             out.append(.step(s))
             if i == 30 {
                 out.append(.event(EventRecord(step: i, t: s.t, kind: .weight, axis: .context, band: 2, layer: nil,
-                                              oldValue: 1, newValue: 1.5, source: "key", message: "long ×1.5")))
+                                              oldValue: 1, newValue: 1.5, source: .key, message: "long ×1.5")))
             }
             if i % 20 == 0 {
                 out.append(.eval(EvalRecord(step: i, t: s.t + 0.01, domains: [

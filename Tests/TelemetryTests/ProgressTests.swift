@@ -12,7 +12,7 @@ private func trainerLikeRun(steps: Int = 40) -> [Record] {
         s.guardFallbacks = i / 10
         out.append(.step(s))
         if i == 14 {
-            out.append(.event(EventRecord(step: 15, t: s.t, kind: .weight, axis: .context, band: 2, oldValue: 1, newValue: 1.5, source: "key")))
+            out.append(.event(EventRecord(step: 15, t: s.t, kind: .weight, axis: .context, band: 2, oldValue: 1, newValue: 1.5, source: .key)))
         }
         if (i + 1) % 20 == 0 {
             out.append(.eval(EvalRecord(step: i + 1, t: s.t, domains: [DomainEval(name: "train-val", loss: 3 - Double(i) / 100),

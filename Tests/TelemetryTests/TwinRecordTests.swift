@@ -23,7 +23,7 @@ struct TwinRecordTests {
         step.twin = TwinSample(loss: 2.3, pairedSteps: 2, windowSteps: 200, changeStep: 100, delta: 0)
         #expect(try roundTrip(.step(step)).0 == .step(step))
 
-        var verdict = EventRecord(step: 300, t: 9, kind: .verdict, axis: .context, band: 2, source: "twin",
+        var verdict = EventRecord(step: 300, t: 9, kind: .verdict, axis: .context, band: 2, source: .twin,
                                   message: "context.long 1 → 4 at step 100: helped")
         verdict.verdict = VerdictInfo(changeStep: 100, word: .helped, delta: -0.012, low: -0.018, high: -0.006,
                                       steps: 200, partial: false,
@@ -37,11 +37,11 @@ struct TwinRecordTests {
         verdict.verdict?.partial = true
         #expect(try roundTrip(.event(verdict)).0 == .event(verdict))
 
-        var rollback = EventRecord(step: 350, t: 10, kind: .rollback, source: "guard", message: "loss is nan")
+        var rollback = EventRecord(step: 350, t: 10, kind: .rollback, source: .divergenceGuard, message: "loss is nan")
         rollback.rollback = RollbackInfo(restoredStep: 300, stepsLost: 51, batchesSkipped: 51, reverted: ["context.long 1 → 4 (step 320)"])
         #expect(try roundTrip(.event(rollback)).0 == .event(rollback))
         for kind in [EventRecord.Kind.twin, .revert] {
-            let e = EventRecord(step: 1, t: 0, kind: kind, source: "key", message: "m")
+            let e = EventRecord(step: 1, t: 0, kind: kind, source: .key, message: "m")
             #expect(try roundTrip(.event(e)).0 == .event(e))
         }
     }
@@ -80,7 +80,7 @@ struct TwinExportTests {
                 records.append(r)
             }
         }
-        var v = EventRecord(step: 20, t: 20, kind: .verdict, axis: .context, band: 2, source: "twin",
+        var v = EventRecord(step: 20, t: 20, kind: .verdict, axis: .context, band: 2, source: .twin,
                             message: "context.long 1 → 1.5 at step 10: helped · train −0.250 nats")
         v.verdict = VerdictInfo(changeStep: 10, word: .helped, delta: -0.25, low: -0.3, high: -0.2, steps: 10, partial: false,
                                 validation: [.init(name: "val:train-val", delta: -0.1)])
@@ -114,7 +114,7 @@ struct TwinExportTests {
 
     @Test("TensorBoard gets twin and verdict scalars")
     func tensorboardValues() throws {
-        let e = EventRecord(step: 1, t: 0, kind: .verdict, source: "twin")
+        let e = EventRecord(step: 1, t: 0, kind: .verdict, source: .twin)
         #expect(ColumnLayout.verdictValues(e).isEmpty)
         var v = e
         v.verdict = VerdictInfo(changeStep: 0, word: .hurt, delta: 0.1, low: 0.05, high: 0.15, steps: 20, partial: true,

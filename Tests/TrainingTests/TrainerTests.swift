@@ -186,9 +186,9 @@ func temporaryDirectory() -> String {
         let sub = bus.subscribe(name: "test", capacity: 1 << 20)
         let trainer = try Trainer(config: tinyConfig(steps: 3), refinement: RefinementConfig(), train: try ByteDataset.embedded(),
                                   evalDomains: [], bus: bus, runDirectory: nil)
-        trainer.commands.send(.setWeight(WeightTarget(axis: .context, band: 1), 1.5, source: "api"))
-        trainer.commands.send(.setWeight(WeightTarget(axis: .depth, band: 0), 99, source: "api"))
-        trainer.commands.send(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: "api"))
+        trainer.commands.send(.setWeight(WeightTarget(axis: .context, band: 1), 1.5, source: .api))
+        trainer.commands.send(.setWeight(WeightTarget(axis: .depth, band: 0), 99, source: .api))
+        trainer.commands.send(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: .api))
         trainer.run()
         let events = sub.drain().compactMap { r -> EventRecord? in if case let .event(e) = r { return e }; return nil }
         let weight = events.first { $0.kind == .weight }
@@ -221,7 +221,7 @@ func temporaryDirectory() -> String {
         let first = steps(3)
         trainer.restore(state: state)
         #expect(steps(3) == first, "restore, the same steps: the same losses")
-        _ = trainer.engine.apply(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: "key"), step: trainer.step, t: 0)
+        _ = trainer.engine.apply(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: .key), step: trainer.step, t: 0)
         #expect(trainer.engine.timeFilter != nil)
         _ = steps(2)
         trainer.restore(state: state)
@@ -241,8 +241,8 @@ func temporaryDirectory() -> String {
                                       train: try ByteDataset.embedded(), evalDomains: [], bus: bus, runDirectory: dir, resume: resume)
             if resume == nil {
                 // Sent before the run: applied at step 0's boundary, like a key press.
-                trainer.commands.send(.setAdaptive(.time, true, source: "key"))
-                trainer.commands.send(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: "key"))
+                trainer.commands.send(.setAdaptive(.time, true, source: .key))
+                trainer.commands.send(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: .key))
             }
             trainer.run()
             let records = sub.drain()

@@ -44,7 +44,7 @@ private func settings(twinSteps: Int = 15, _ scheduled: [(Int, Command)] = []) -
 }
 
 /// The second context band (the tiny model's T = 32 has two: local and phrase).
-private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 4, source: "test")
+private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 4, source: .api)
 
 @Suite struct TwinTests {
     @Test func snapshotRoundTripIsBitForBit() throws {
@@ -76,7 +76,7 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
 
     @Test func aaWindowHasZeroDifferencesAndNoEffect() throws {
         let adaptive = try RefinementConfig(flags: RefinementFlags(contextBands: "3,7", adaptive: "all"))
-        let r = try run(tinyConfig(steps: 40), refinement: adaptive, interventions: settings([(10, .openTwin(source: "test"))]))
+        let r = try run(tinyConfig(steps: 40), refinement: adaptive, interventions: settings([(10, .openTwin(source: .api))]))
         let paired = r.steps.filter { $0.twin != nil }
         #expect(paired.count == 15)
         #expect(paired.first?.step == 10)
@@ -120,7 +120,7 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
     }
 
     @Test func newChangeClosesOpenWindowAsPartial() throws {
-        let other = Command.setWeight(WeightTarget(axis: .context, band: 0), 0.5, source: "test")
+        let other = Command.setWeight(WeightTarget(axis: .context, band: 0), 0.5, source: .api)
         let r = try run(tinyConfig(steps: 40), interventions: settings([(10, longBand), (16, other)]))
         let verdicts = r.events.compactMap(\.verdict)
         #expect(verdicts.count == 2)
@@ -130,7 +130,7 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
 
     @Test func revertMakesTheTwinTheMainRun() throws {
         let plain = try losses(tinyConfig(steps: 40)).losses
-        let r = try run(tinyConfig(steps: 40), interventions: settings(twinSteps: 20, [(10, longBand), (18, .revert(source: "test"))]))
+        let r = try run(tinyConfig(steps: 40), interventions: settings(twinSteps: 20, [(10, longBand), (18, .revert(source: .api))]))
         #expect(r.events.contains { $0.kind == .revert })
         let verdict = try #require(r.events.first { $0.kind == .verdict }?.verdict)
         #expect(verdict.partial && verdict.steps == 8)
@@ -140,7 +140,7 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
         // From the revert on, the run is the one that never had the change, bit for bit.
         #expect(Array(losses[18...]) == Array(plain[18...]))
         // A revert with no twin is refused.
-        let none = try run(tinyConfig(steps: 12), interventions: settings([(5, .revert(source: "test"))]))
+        let none = try run(tinyConfig(steps: 12), interventions: settings([(5, .revert(source: .api))]))
         #expect(none.events.contains { $0.kind == .refused && $0.message.contains("nothing to revert") })
     }
 
@@ -209,12 +209,12 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
     @Test func scheduleReplayReproducesLossesBitForBit() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let other = Command.setWeight(WeightTarget(axis: .depth, band: 1), 2, source: "test")
-        let first = try run(tinyConfig(steps: 40), interventions: settings([(8, longBand), (20, other), (30, .setAdaptive(.context, true, source: "test"))]),
+        let other = Command.setWeight(WeightTarget(axis: .depth, band: 1), 2, source: .api)
+        let first = try run(tinyConfig(steps: 40), interventions: settings([(8, longBand), (20, other), (30, .setAdaptive(.context, true, source: .api))]),
                             runDirectory: dir)
         let scheduled = try Schedule.read(path: dir) { _ in [] }
         #expect(scheduled.map(\.step) == [8, 20, 30])
-        #expect(scheduled.first?.command == .setWeight(WeightTarget(axis: .context, band: 1), 4, source: "schedule"))
+        #expect(scheduled.first?.command == .setWeight(WeightTarget(axis: .context, band: 1), 4, source: .schedule))
         var again = settings()
         again.scheduled = scheduled
         let second = try run(tinyConfig(steps: 40), interventions: again)

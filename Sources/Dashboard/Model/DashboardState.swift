@@ -41,10 +41,15 @@ public enum GraphStyle: String, CaseIterable, Sendable {
     case braille, block, ascii
 }
 
-/// Whether the dashboard watches a live trainer (commands allowed) or a replay.
+/// Whether the dashboard watches a trainer in this process, a run another process writes
+/// (`gradflow attach`: commands go through the run's command channel), or a replay.
 public enum DashboardMode: Sendable, Equatable {
     case live
+    case attached
     case replay
+
+    /// Whether keys can change the run (live or attached; a replay is read-only).
+    public var steers: Bool { self != .replay }
 }
 
 /// An own change the `u` key can take back.
@@ -109,6 +114,18 @@ public struct DashboardState: Sendable, Equatable {
     public var forkSteps: [Int] = []
     /// The runner's clock, from the latest tick.
     public var now: Double = 0
+    /// Attached: the prefix of this dashboard's command ids (unique per dashboard) and how many
+    /// it has sent.
+    public var commandIdPrefix = ""
+    public var commandsSent = 0
+    /// Attached: commands sent whose answering event has not come back, id → what was asked.
+    public var awaitingAnswer: [String: String] = [:]
+    /// Attached: the stop key was pressed once; the next `y` stops the run, any other key cancels.
+    public var confirmingStop = false
+    /// The runner's clock when the last record arrived (a run whose writer fell silent shows it).
+    public var lastRecordAt: Double?
+    /// Attached: seconds without a record after which the run is called silent.
+    public var silentAfter = 60.0
     /// Footer facts.
     public var runFile: String?
     public var colorModeLabel: String
@@ -177,6 +194,15 @@ public struct DashboardState: Sendable, Equatable {
         if let outcome { return outcome }
         if quitting { return "STOPPING" }
         if data.header == nil { return "WAITING" }
-        return data.paused ? "PAUSED" : "RUNNING"
+        if let silent = silentSeconds { return "SILENT \(Int(silent)) s" }
+        let state = data.paused ? "PAUSED" : "RUNNING"
+        return mode == .attached ? "ATTACHED · " + state : state
+    }
+
+    /// Attached to a run that has not ended: seconds since its last record, once past
+    /// `silentAfter` (its writer may have died); nil otherwise.
+    public var silentSeconds: Double? {
+        guard mode == .attached, data.end == nil, let last = lastRecordAt, now - last > silentAfter else { return nil }
+        return now - last
     }
 }

@@ -36,6 +36,8 @@ extension RunData {
             if let b = e.bestValidationLoss { text += " · best val \(Format.fixed(b, 3))" }
             if !e.message.isEmpty { text += " · \(e.message)" }
             addEvent(EventEntry(step: e.step, kind: .end, text: text))
+        case let .system(s):
+            system = s
         }
     }
 
@@ -170,6 +172,11 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .mode, text: "adaptive \(bandLabel.isEmpty ? "policies" : bandLabel) on\(suffix)"))
         case .stop:
             addEvent(EventEntry(step: e.step, kind: .info, text: "stop requested (\(e.source))\(suffix)"))
+        case .lr:
+            let old = e.oldValue.map { Format.value($0) } ?? "?", new = e.newValue.map { Format.value($0) } ?? "?"
+            addEvent(EventEntry(step: e.step, kind: .mode, text: "learning-rate scale \(old) → \(new)  (\(e.source))\(suffix)"))
+        case .command:
+            addEvent(EventEntry(step: e.step, kind: .info, text: "\(e.message.isEmpty ? "command carried out" : e.message)  (\(e.source))"))
         case .twin, .verdict, .revert, .rollback:
             apply(twinEvent: e)
         }

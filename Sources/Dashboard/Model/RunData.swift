@@ -99,6 +99,8 @@ public struct RunData: Sendable, Equatable {
     public var gradNorms = RecentWindow(capacity: GradNormCV.window)
     public var paused = false
     public var end: EndRecord?
+    /// The latest figures of the writing process (CPU, memory, threads, ranks), when recorded.
+    public var system: SystemRecord?
     /// Newest last.
     public var events: [EventEntry] = []
     public var markers: [WeightMarker] = []

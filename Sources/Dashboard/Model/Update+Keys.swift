@@ -12,6 +12,7 @@ extension DashboardState {
             }
         }
         if editingEventFilter { return editFilter(key) }
+        if confirmingStop { return confirmStop(key) }
         switch key {
         case .character("q"), .control("c"): return requestQuit()
         case .character("/") where focus == .events:
@@ -55,10 +56,25 @@ extension DashboardState {
         case .pageDown where focus == .events: eventsScroll = Swift.min(Swift.max(0, filteredEvents.count - 1), eventsScroll + 10)
         case .home where focus == .events: eventsScroll = 0
         case .character(" "): return togglePause()
+        case .character("x") where mode.steers:
+            guard controlAllowed() else { return [] }
+            confirmingStop = true
+            setStatus("stop the run? it writes a checkpoint and its end record. y stops it, any other key cancels", error: true)
         default:
             return mode == .replay ? replayKey(key) : liveKey(key)
         }
         return []
+    }
+
+    /// After x: y stops the run, any other key cancels.
+    private mutating func confirmStop(_ key: Key) -> [DashboardEffect] {
+        confirmingStop = false
+        guard key == .character("y") || key == .character("Y") else {
+            setStatus("stop cancelled: the run goes on")
+            return []
+        }
+        setStatus("stop requested: the run writes a checkpoint and its end record")
+        return [.command(.stop(source: Self.keySource))]
     }
 
     /// Typing into the Events filter: characters narrow it at once (the panel shows the match
@@ -103,15 +119,15 @@ extension DashboardState {
         case .character("b"):
             guard controlAllowed() else { return [] }
             setStatus("A/A check requested: a twin window with no change (d_t must stay 0)")
-            return [.command(.openTwin(source: "key"))]
+            return [.command(.openTwin(source: .key))]
         case .character("r"):
             guard controlAllowed() else { return [] }
             setStatus("revert requested: the twin becomes the main run")
-            return [.command(.revert(source: "key"))]
+            return [.command(.revert(source: .key))]
         case .character("c"):
             guard controlAllowed() else { return [] }
             setStatus("checkpoint requested")
-            return [.command(.checkpointNow)]
+            return [.command(.checkpointNow(source: Self.keySource))]
         case .character("["), .character("]"), .character("."):
             setStatus("[ ] . set the replay speed; use \(Panel.keyRange) to hide or show panels")
         default: break
@@ -159,7 +175,7 @@ extension DashboardState {
         let wasPaused = data.paused
         data.paused.toggle()
         setStatus(wasPaused ? "resume requested" : "pause requested (the trainer stops at the next step boundary)")
-        return [.command(wasPaused ? .resume : .pause)]
+        return [.command(wasPaused ? .resume(source: Self.keySource) : .pause(source: Self.keySource))]
     }
 
     private mutating func controlAllowed() -> Bool {

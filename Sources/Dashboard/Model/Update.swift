@@ -16,7 +16,7 @@ extension DashboardState {
     public mutating func apply(_ action: DashboardAction) -> [DashboardEffect] {
         switch action {
         case let .key(key):
-            return handle(key: key)
+            return stamp(handle(key: key))
         case let .tick(now):
             self.now = now
             if let st = status, now - st.since > StatusMessage.lifetime { status = nil }
@@ -33,6 +33,7 @@ extension DashboardState {
             }
             return []
         case let .records(records):
+            if !records.isEmpty { lastRecordAt = now }
             for r in records { fold(r) }
             if quitting && data.end != nil { return [.quit] }
             return []
@@ -51,6 +52,40 @@ extension DashboardState {
         }
     }
 
+    /// Attached: gives each command this dashboard's next id and the source `attach`, and
+    /// remembers it until the trainer's answer comes back through the run file.
+    private mutating func stamp(_ effects: [DashboardEffect]) -> [DashboardEffect] {
+        guard mode == .attached else { return effects }
+        return effects.map { effect in
+            guard case var .command(c) = effect else { return effect }
+            commandsSent += 1
+            c.id = "\(commandIdPrefix)-\(commandsSent)"
+            c.source = .attach
+            let what = describe(c.action)
+            awaitingAnswer[c.id!] = what
+            setStatus("\(what): sent")
+            return .command(c)
+        }
+    }
+
+    /// A command in a few words, for the status line.
+    func describe(_ action: Command.Action) -> String {
+        switch action {
+        case let .setWeight(t, v):
+            let label = data.rows.first { $0.target == t }?.label ?? "\(t.axis.rawValue) band \(t.band)"
+            return "\(label) → \(Format.fixed(v, 2))"
+        case let .setAdaptive(axis, on): return "\(axis.rawValue) \(on ? "adaptive" : "manual")"
+        case let .setTarget(band, share): return "context target share of band \(band) → \(Format.percent(share))"
+        case let .scaleLearningRate(v): return "learning-rate scale \(Format.value(v))"
+        case .pause: return "pause"
+        case .resume: return "resume"
+        case .checkpointNow: return "checkpoint"
+        case .stop: return "stop"
+        case .openTwin: return "A/A check"
+        case .revert: return "revert"
+        }
+    }
+
     private mutating func fold(_ record: Record) {
         data.apply(record)
         guard case let .event(e) = record else { return }
@@ -60,9 +95,18 @@ extension DashboardState {
             let what = e.axis.map { a in e.band.map { "\(a.rawValue) band \($0)" } ?? a.rawValue } ?? "command"
             setStatus("refused: \(e.message.isEmpty ? what : e.message)", error: true)
         }
-        // Only this dashboard's own commands (source "key") answer its pending presses.
-        guard e.kind == .weight || e.kind == .refused, e.source == Self.keySource,
-              let axis = e.axis, let band = e.band else { return }
+        // Attached: the answer to one of this dashboard's commands (another dashboard's are history).
+        var own = e.source == Self.keySource && mode == .live
+        if mode == .attached, let id = e.commandId, let what = awaitingAnswer.removeValue(forKey: id) {
+            own = true
+            if e.kind == .refused {
+                setStatus("\(what): refused at step \(Format.grouped(e.step)): \(e.message)", error: true)
+            } else {
+                setStatus("\(what): applied at step \(Format.grouped(e.step))")
+            }
+        }
+        // Only this dashboard's own commands answer its pending presses.
+        guard own, e.kind == .weight || e.kind == .refused, let axis = e.axis, let band = e.band else { return }
         let target = WeightTarget(axis: axis, band: band, layer: e.layer)
         let left = (unconfirmedWeights[target] ?? 1) - 1
         if left > 0 {
@@ -74,7 +118,7 @@ extension DashboardState {
     }
 
     /// The `source` of the commands this dashboard sends.
-    static let keySource = "key"
+    static let keySource = EventSource.key
 
     /// Records a weight command about to be sent: the next press builds on `value`.
     mutating func markPending(_ target: WeightTarget, _ value: Double) {
@@ -87,12 +131,13 @@ extension DashboardState {
     }
 
     mutating func requestQuit() -> [DashboardEffect] {
+        // Attached: q leaves the run going (x stops it).
         if mode == .live && canControl && data.end == nil && data.header != nil {
             if quitting { return [.quit] }
             quitting = true
             quitRequestedAt = now
             setStatus("stopping: waiting for the trainer to write its end record (q again to leave now)")
-            return [.command(.stop)]
+            return [.command(.stop(source: Self.keySource))]
         }
         return [.quit]
     }

@@ -65,6 +65,7 @@ public enum DashboardBenchmark {
         case var .event(e): e.step += offset; return .event(e)
         case var .checkpoint(c): c.step += offset; return .checkpoint(c)
         case var .end(e): e.step += offset; return .end(e)
+        case var .system(s): s.step += offset; return .system(s)
         }
     }
 }

@@ -19,6 +19,11 @@ public struct DashboardOptions: Sendable {
     public var references: [ReferenceRun] = []
     /// Replay: the steps of the run's checkpoints, which `f` can fork from.
     public var forkSteps: [Int] = []
+    /// `gradflow attach`: the records come from a run another process writes and the commands go
+    /// to its command channel (with ids starting with this prefix); q leaves the run going.
+    public var attachedCommandPrefix: String?
+    /// Attached: seconds without a record before the run is shown as silent.
+    public var silentAfter = 60.0
 
     public init(themes: [Theme] = [Theme.default], graphStyle: GraphStyle = .braille, runFile: String? = nil,
                 frameInterval: Double = 1.0 / 15.0, exitWhenFinished: Bool = false, maxRecordsPerFrame: Int = 20_000) {
@@ -63,9 +68,12 @@ public final class DashboardRunner {
         self.commands = commands
         self.replay = replay
         self.options = options
-        state = DashboardState(mode: replay == nil ? .live : .replay, canControl: replay == nil && commands != nil,
+        let mode: DashboardMode = options.attachedCommandPrefix != nil ? .attached : replay == nil ? .live : .replay
+        state = DashboardState(mode: mode, canControl: mode.steers && commands != nil,
                                graphStyle: options.graphStyle, themeNames: options.themes.map(\.name),
                                runFile: options.runFile, colorModeLabel: screen.colorMode.label)
+        state.commandIdPrefix = options.attachedCommandPrefix ?? ""
+        state.silentAfter = options.silentAfter
         state.references = options.references
         state.forkSteps = options.forkSteps
     }
@@ -77,9 +85,11 @@ public final class DashboardRunner {
     public func run(interrupted: () -> Bool = { false }) -> DashboardExit {
         var interruptSeen = false
         var exit: DashboardExit?
+        var catchingUp = false
         while exit == nil {
             var actions: [DashboardAction] = []
-            if let key = screen.readKey(timeout: options.frameInterval) {
+            // While records wait (a long run being read in), frames follow each other at once.
+            if let key = screen.readKey(timeout: catchingUp ? 0 : options.frameInterval) {
                 actions.append(.key(key))
                 var more = 0
                 while more < 32, let k = screen.readKey(timeout: 0) { actions.append(.key(k)); more += 1 }
@@ -87,7 +97,7 @@ public final class DashboardRunner {
             let size = screen.size
             if size != state.size { actions.append(.resize(size)) }
             if let header = subscription.header, header != state.data.header { actions.append(.header(header)) }
-            if let replay {
+            if let replay, state.mode == .replay {
                 let status = replay.status
                 if status != state.replayStatus { actions.append(.replayStatus(status)) }
             }
@@ -97,6 +107,7 @@ public final class DashboardRunner {
             if let g = generation, g != batch.generation { actions.append(.resetRecords) }
             generation = batch.generation
             if !batch.records.isEmpty { actions.append(.records(batch.records)) }
+            catchingUp = batch.records.count >= options.maxRecordsPerFrame
             if interrupted() && !interruptSeen {
                 interruptSeen = true
                 actions.append(.interrupt)

@@ -98,12 +98,12 @@ public enum SyntheticRun {
             // As the trainer orders them: a change made at the boundary before step i, then step i.
             if i == 610 || i == 1240 {
                 out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .weight, axis: .context, band: 2,
-                                              oldValue: i == 610 ? 1.0 : 1.36, newValue: i == 610 ? 1.36 : 1.5, source: "key")))
+                                              oldValue: i == 610 ? 1.0 : 1.36, newValue: i == 610 ? 1.36 : 1.5, source: .key)))
             }
             out.append(.step(step(i)))
-            if i == 200 { out.append(.event(EventRecord(step: i, t: 19.6, kind: .adaptive, source: "trainer", message: "warm-up done"))) }
+            if i == 200 { out.append(.event(EventRecord(step: i, t: 19.6, kind: .adaptive, source: .trainer, message: "warm-up done"))) }
             if i % 500 == 499 {
-                out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .warning, source: "trainer",
+                out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .warning, source: .trainer,
                                               message: SpikeRule.warning(loss: 2.224))))
             }
             if i % evalEvery == 0 { out.append(.eval(eval(i))) }

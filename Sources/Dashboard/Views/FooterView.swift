@@ -9,7 +9,7 @@ enum FooterView {
                     ("Tab", "panel"), ("↑↓", "select"), ("l", "log"), ("s", "smooth"), ("z", "zoom"), ("t", "theme"),
                     ("e", "expand"), (Panel.keyRange, "panels")]
         }
-        return [("q", "quit"), ("space", state.data.paused ? "resume" : "pause"), ("?", "help"), ("Tab", "panel"),
+        return [("q", state.mode == .attached ? "detach" : "quit"), ("x", "stop"), ("space", state.data.paused ? "resume" : "pause"), ("?", "help"), ("Tab", "panel"),
                 ("↑↓", "select"), ("+ -", "weight"), ("* /", "×2 ÷2"), ("a", "adaptive"), ("u", "undo"), ("l", "log"),
                 ("s", "smooth"), ("t", "theme"), ("c", "checkpoint"), ("e", "expand")]
     }

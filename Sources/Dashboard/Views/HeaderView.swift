@@ -62,6 +62,12 @@ enum HeaderView {
             Piece(spans: [Span("   \(Format.compact(d.lastStep?.tokensPerSecond ?? 0)) tok/s", fg)], priority: 5),
             Piece(spans: [Span("   \(Format.duration(elapsed))", fg)], priority: 7),
         ]
+        // The writing process's figures (system records, at a low rate): CPU, memory, threads.
+        if let s = d.system {
+            var text = " · CPU \(Format.fixed(s.cpuPercent, 0))% · \(Format.bytes(s.residentBytes)) · \(s.threads) thr"
+            if let g = s.gpuMemoryBytes { text += " · GPU \(Format.bytes(g))" + (s.gpuUtilPercent.map { " \(Format.fixed($0, 0))%" } ?? "") }
+            pieces.append(Piece(spans: [Span(text, dim)], priority: 2))
+        }
         // After the step: "twin 120/200" while a twin window is open.
         if let t = d.twinWindow?.sample {
             pieces.insert(Piece(spans: [Span("   twin ", dim), Span("\(t.pairedSteps)/\(t.windowSteps)", theme.style(.title, .bold))],

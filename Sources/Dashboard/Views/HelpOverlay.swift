@@ -5,7 +5,7 @@ import Terminal
 enum HelpOverlay {
     static func lines(_ state: DashboardState) -> [(String, String)] {
         var out: [(String, String)] = [
-            ("q", state.mode == .live ? "stop the run (checkpoint, end record) and leave; q again: leave now" : "quit"),
+            ("q", quitHelp(state.mode)),
             ("? h", "this help (any key closes it)"),
             ("Tab ⇧Tab", "focus the next / previous panel"),
             ("e Enter", "expand the focused panel to the whole screen (Esc or e returns)"),
@@ -13,8 +13,9 @@ enum HelpOverlay {
             ("↑↓ j k", "select a band (Events panel focused: scroll, PgUp PgDn Home)"),
             ("/", "Events panel focused: filter events by kind or text (Enter keeps, Esc clears)"),
         ]
-        if state.mode == .live {
+        if state.mode.steers {
             out += [
+                ("x", "stop the run: a checkpoint and its end record (y confirms)"),
                 ("space", "pause / resume training (at the next step boundary)"),
                 ("+ -", "selected weight ×1.1 / ÷1.1 (also → ← in the Scales panel)"),
                 ("* /", "selected weight ×2 / ÷2 (also ⇧→ ⇧← in the Scales panel; / filters when Events is focused)"),
@@ -43,6 +44,14 @@ enum HelpOverlay {
             ("t", "next theme"),
         ]
         return out
+    }
+
+    static func quitHelp(_ mode: DashboardMode) -> String {
+        switch mode {
+        case .live: return "stop the run (checkpoint, end record) and leave; q again: leave now"
+        case .attached: return "detach: leave the dashboard, the run goes on (gradflow attach to come back)"
+        case .replay: return "quit"
+        }
     }
 
     static func render(_ state: DashboardState, into canvas: inout Canvas, theme: Theme) {

@@ -7,7 +7,7 @@ enum ScalesPanel {
     static func render(_ state: DashboardState, into canvas: inout Canvas, _ rect: Rect, theme: Theme, focused: Bool) {
         let d = state.data
         let title = PanelText.title(.scales, "Scales · weight · share · trend", theme: theme)
-        let hints: [Span] = state.mode == .live && state.canControl
+        let hints: [Span] = state.mode.steers && state.canControl
             ? [Span("+", theme.style(.title)), Span(" ×1.1 ", theme.style(.dim)), Span("*", theme.style(.title)), Span(" ×2", theme.style(.dim))]
             : [Span("read-only", theme.style(.dim))]
         let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
@@ -154,7 +154,7 @@ enum ScalesPanel {
                              theme.style(.dim))], x: inner.x, y: fy, maxX: inner.maxX)
         }
         fy += 1
-        let keys: [Span] = state.mode == .live
+        let keys: [Span] = state.mode.steers
             ? [(" ↑↓", "band"), ("+/-", "×1.1"), ("* /", "×2 ÷2"), ("0", "reset"), ("a", "auto"), ("u", "undo"), ("r", "revert"),
                ("b", "A/A")].flatMap {
                 [Span($0.0, theme.style(.title)), Span(" \($0.1)  ", theme.style(.dim))]

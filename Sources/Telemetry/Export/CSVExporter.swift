@@ -37,6 +37,8 @@ public enum CSVExporter {
                 if pending != nil { pending?.events.append(describeEvent(e, header: header)) }
             case let .checkpoint(c):
                 if pending != nil { pending?.events.append("checkpoint \(c.path)") }
+            case .system:
+                break  // process figures are not per-step columns
             case let .end(e):
                 if pending != nil { pending?.events.append("end \(e.reason.rawValue)") }
             }

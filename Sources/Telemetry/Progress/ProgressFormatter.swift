@@ -53,6 +53,8 @@ public struct ProgressFormatter {
             return [evalLine(e)]
         case let .event(e):
             return [pad("event", e.step) + describeEvent(e, header: header)]
+        case .system:
+            return []  // the dashboard's header shows them; progress lines stay about training
         case let .checkpoint(c):
             return [pad("ckpt", c.step) + "\(c.path) (\(Format.bytes(c.bytes)), \(Format.fixed(c.milliseconds, 0)) ms)"]
         case let .end(e):

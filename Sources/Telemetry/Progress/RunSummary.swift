@@ -45,6 +45,8 @@ public struct RunSummary {
 
     public mutating func setHeader(_ h: RunHeader) { header = h }
 
+    /// The largest resident memory a system record reported (nil: the run has none).
+    public var peakResidentBytes: Int?
     public var meanTokensPerSecond: Double { stepRecords > 0 ? tokensPerSecondSum / Double(stepRecords) : 0 }
 
     public mutating func add(_ record: Record) {
@@ -70,6 +72,8 @@ public struct RunSummary {
             if events.count < RunSummary.maxListedEvents { events.append(e) }
         case .checkpoint:
             checkpoints += 1
+        case let .system(s):
+            peakResidentBytes = max(peakResidentBytes ?? 0, s.residentBytes)
         case let .end(e):
             stepsDone = max(stepsDone, e.step)
             end = e
@@ -99,6 +103,7 @@ public struct RunSummary {
         out.append("  spikes \(spikes), guard fallbacks \(guardFallbacks), checkpoints \(checkpoints)"
                    + (droppedRecords > 0 ? ", \(droppedRecords) step records not seen" : "")
                    + (skippedLines > 0 ? ", \(skippedLines) bad lines skipped" : ""))
+        if let peak = peakResidentBytes { out.append("  memory      peak resident \(Format.bytes(peak))") }
         out.append("  events      \(eventCount)")
         for e in events { out.append("    step \(e.step): " + describeEvent(e, header: header)) }
         if eventCount > events.count { out.append("    ... and \(eventCount - events.count) more") }

@@ -119,6 +119,7 @@ public enum HeaderDecoder {
             totalSteps: try int(header(.totalSteps)), preset: try string(header(.preset)),
             ranks: header(.ranks).value == nil ? 1 : try int(header(.ranks)))
         runHeader.parent = parent
+        if header(.runId).value != nil { runHeader.runId = try string(header(.runId)) }
         return runHeader
     }
 

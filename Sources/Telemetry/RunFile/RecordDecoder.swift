@@ -10,7 +10,7 @@ import Refinement
 public enum RecordDecoder {
     /// The record types of the format.
     public enum LineType: String, Sendable {
-        case header, step, eval, event, checkpoint, end
+        case header, step, eval, event, checkpoint, end, system
     }
 
     // MARK: - Records
@@ -38,6 +38,7 @@ public enum RecordDecoder {
         case .event: record = .event(try event(&s))
         case .checkpoint: record = .checkpoint(try checkpoint(&s))
         case .end: record = .end(try end(&s))
+        case .system: record = .system(try system(&s))
         case .header: throw JSONSyntaxError(offset: 0, message: "a second header line")
         }
         try s.expectEnd()
@@ -261,7 +262,7 @@ public enum RecordDecoder {
     }
 
     static func event(_ s: inout JSONScanner) throws -> EventRecord {
-        try record(&s, EventField.table, EventRecord(step: 0, t: 0, kind: .warning, source: "")) { field, r, s in
+        try record(&s, EventField.table, EventRecord(step: 0, t: 0, kind: .warning, source: EventSource(rawValue: ""))) { field, r, s in
             switch field {
             case .type, .step, .t: break
             case .kind: r.kind = try s.named(EventRecord.Kind.self, "event kind")
@@ -270,7 +271,8 @@ public enum RecordDecoder {
             case .layer: r.layer = try s.optionalInt()
             case .old: r.oldValue = try s.optionalDouble()
             case .new: r.newValue = try s.optionalDouble()
-            case .source: r.source = try s.string()
+            case .source: r.source = EventSource(rawValue: try s.string())
+            case .commandId: r.commandId = try s.string()
             case .message: r.message = try s.string()
             default: try TwinCoding.readEventMember(field, &s, &r)
             }
@@ -284,6 +286,20 @@ public enum RecordDecoder {
             case .path: r.path = try s.string()
             case .bytes: r.bytes = try s.int()
             case .ms: r.milliseconds = try s.float()
+            }
+        }
+    }
+
+    static func system(_ s: inout JSONScanner) throws -> SystemRecord {
+        try record(&s, SystemField.table, SystemRecord(step: 0, t: 0, cpuPercent: 0, residentBytes: 0, threads: 0, ranks: 1)) { field, r, s in
+            switch field {
+            case .type, .step, .t: break
+            case .cpuPercent: r.cpuPercent = try s.float()
+            case .rssBytes: r.residentBytes = try s.int()
+            case .threads: r.threads = try s.int()
+            case .ranks: r.ranks = try s.int()
+            case .gpuMemoryBytes: r.gpuMemoryBytes = try s.optionalInt()
+            case .gpuUtilPercent: r.gpuUtilPercent = try s.optionalDouble().map { Double(Float($0)) }
             }
         }
     }
@@ -313,6 +329,7 @@ extension EvalRecord: TimedRecord {}
 extension EventRecord: TimedRecord {}
 extension CheckpointRecord: TimedRecord {}
 extension EndRecord: TimedRecord {}
+extension SystemRecord: TimedRecord {}
 
 extension JSONScanner {
     /// A string naming a case of `T`; an unknown name is an error at the string's offset.

@@ -56,6 +56,7 @@ public struct RecordEncoder {
         }
         w.endArray()
         w.key(HeaderField.config); w.value(h.config)
+        if !h.runId.isEmpty { w.key(HeaderField.runId); w.string(h.runId) }
         if let p = h.parent {
             w.key(HeaderField.parent)
             w.beginObject()
@@ -77,6 +78,7 @@ public struct RecordEncoder {
         case let .event(r): event(r)
         case let .checkpoint(r): checkpoint(r)
         case let .end(r): end(r)
+        case let .system(r): system(r)
         }
         return line()
     }
@@ -177,7 +179,8 @@ public struct RecordEncoder {
         if let layer = r.layer { w.key(EventField.layer); w.int(layer) }
         if let v = r.oldValue { w.key(EventField.old); w.double(v) }
         if let v = r.newValue { w.key(EventField.new); w.double(v) }
-        w.key(EventField.source); w.string(r.source)
+        w.key(EventField.source); w.string(r.source.rawValue)
+        if let id = r.commandId { w.key(EventField.commandId); w.string(id) }
         w.key(EventField.message); w.string(r.message)
         TwinCoding.write(event: r, &w)
         w.endObject()
@@ -188,6 +191,17 @@ public struct RecordEncoder {
         w.key(CheckpointField.path); w.string(r.path)
         w.key(CheckpointField.bytes); w.int(r.bytes)
         w.key(CheckpointField.ms); w.float(r.milliseconds)
+        w.endObject()
+    }
+
+    private mutating func system(_ r: SystemRecord) {
+        start(SystemField.self, "system", r.step, r.t)
+        w.key(SystemField.cpuPercent); w.float(r.cpuPercent)
+        w.key(SystemField.rssBytes); w.int(r.residentBytes)
+        w.key(SystemField.threads); w.int(r.threads)
+        w.key(SystemField.ranks); w.int(r.ranks)
+        if let v = r.gpuMemoryBytes { w.key(SystemField.gpuMemoryBytes); w.int(v) }
+        if let v = r.gpuUtilPercent { w.key(SystemField.gpuUtilPercent); w.float(v) }
         w.endObject()
     }
 

@@ -69,8 +69,10 @@ enum HeaderField: String, CaseIterable {
     case seed, threads, ranks
     case startTime = "start_time"
     case startISO = "start_iso"
-    case data, axes, config, parent
-    static let table = FieldTable<Self>("header", required: allCases.filter { ![.startISO, .ranks, .parent].contains($0) })
+    case data, axes, config
+    case runId = "run_id"
+    case parent
+    static let table = FieldTable<Self>("header", required: allCases.filter { ![.startISO, .ranks, .runId, .parent].contains($0) })
 }
 
 /// A forked run's `parent` object in the header (1.2).
@@ -161,7 +163,9 @@ enum ContextGainField: String, CaseIterable {
 
 /// An event record's members.
 enum EventField: String, CaseIterable {
-    case type, step, t, kind, axis, band, layer, old, new, source, message
+    case type, step, t, kind, axis, band, layer, old, new, source
+    case commandId = "command_id"
+    case message
     // A verdict's members (1.2).
     case changeStep = "change_step"
     case verdict, delta, ci, steps, partial
@@ -186,6 +190,17 @@ enum TwinField: String, CaseIterable {
 enum DomainDeltaField: String, CaseIterable {
     case name, delta
     static let table = FieldTable<Self>("val_delta", required: allCases)
+}
+
+/// A system record's members (1.3).
+enum SystemField: String, CaseIterable {
+    case type, step, t
+    case cpuPercent = "cpu_percent"
+    case rssBytes = "rss_bytes"
+    case threads, ranks
+    case gpuMemoryBytes = "gpu_memory_bytes"
+    case gpuUtilPercent = "gpu_util_percent"
+    static let table = FieldTable<Self>("system record", required: [.type, .step, .t, .cpuPercent, .rssBytes, .threads, .ranks])
 }
 
 /// A checkpoint record's members.
@@ -246,3 +261,4 @@ extension EvalField: RecordHead {}
 extension EventField: RecordHead {}
 extension CheckpointField: RecordHead {}
 extension EndField: RecordHead {}
+extension SystemField: RecordHead {}

@@ -40,7 +40,7 @@ public final class RunRecorder: @unchecked Sendable {
         } catch {
             throw RunFileError(.io, path: runDirectory, "cannot create the run directory: \(error.localizedDescription)")
         }
-        let path = (runDirectory as NSString).appendingPathComponent(RunFileLocation.fileName)
+        let path = RunFileLocation.file(in: runDirectory)
         let recorder = RunRecorder(bus: bus, writer: try RunFileWriter.create(path: path, header: header))
         recorder.start()
         return recorder
@@ -56,7 +56,7 @@ public final class RunRecorder: @unchecked Sendable {
         let (writer, header) = try RunFileWriter.openForAppend(path: path)
         let recorder = RunRecorder(bus: bus, writer: writer)
         recorder.start()
-        bus.publish(.event(EventRecord(step: step, t: t, kind: .resume_run, source: "trainer",
+        bus.publish(.event(EventRecord(step: step, t: t, kind: .resume_run, source: .trainer,
                                        message: message.isEmpty ? "resumed from step \(step)" : message)))
         return (recorder, header)
     }
@@ -133,7 +133,7 @@ public final class RunRecorder: @unchecked Sendable {
         guard dropped > reportedDrops, failure == nil else { return }
         let step = record?.step ?? lastStep
         let t = record?.t ?? lastT
-        let event = EventRecord(step: step, t: t, kind: .warning, source: "recorder",
+        let event = EventRecord(step: step, t: t, kind: .warning, source: .recorder,
                                 message: "recorder fell behind: \(dropped - reportedDrops) step records dropped")
         reportedDrops = dropped
         do { try writer.append(.event(event)) } catch { fail(error) }

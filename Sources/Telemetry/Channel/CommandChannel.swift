@@ -1,0 +1,137 @@
+// The command channel's file, RUNDIR/commands.jsonl: the trainer's side (create it private, read
+// whole new lines) and the sender's side (append one line per command). docs/FORMAT.md, "The
+// command channel".
+
+import Foundation
+
+/// Where a run's command channel lives, and who may use it.
+public enum CommandChannel {
+    public static let fileName = "commands.jsonl"
+
+    /// The channel of the run in `runDirectory`.
+    public static func path(runDirectory: String) -> String {
+        (runDirectory as NSString).appendingPathComponent(fileName)
+    }
+
+    /// Why a file with these mode bits must not be read (nil when only its owner may write it).
+    public static func permissionProblem(mode: mode_t) -> String? {
+        guard mode & (S_IWGRP | S_IWOTH) != 0 else { return nil }
+        return String(format: "%@ is writable by %@ (mode %o): commands from it are not read; make it private (chmod 600) to steer the run",
+                      fileName, mode & S_IWOTH != 0 ? "others" : "its group", mode & 0o777)
+    }
+}
+
+/// One line read from the channel: its 1-based line number and what it said.
+public struct ChannelReading: Sendable, Equatable {
+    public var line: Int
+    public var result: Result<ChannelLine, ChannelLine.Problem>
+}
+
+/// The trainer's end of the channel: creates the file (mode 0600) if it is missing and returns, at
+/// each call of `poll()`, the lines completed since the last call. A last line without its newline
+/// is left for a later poll; nothing is ever written to the file.
+public final class CommandChannelReader {
+    public let path: String
+    private let fd: Int32
+    /// Bytes consumed: the start of the first line not yet returned.
+    private var offset: off_t = 0
+    private var lineNumber = 0
+    /// Set once the file was found writable by others; the reader then reads nothing more.
+    public private(set) var refusal: String?
+    /// The refusal not yet reported (the trainer turns it into one warning event).
+    private var unreportedRefusal: String?
+
+    /// Opens (creating it private when missing) the channel of `runDirectory`.
+    public init(runDirectory: String) throws {
+        path = CommandChannel.path(runDirectory: runDirectory)
+        var fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            fchmod(fd, 0o600)  // whatever the umask
+        } else if errno == EEXIST {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+        }
+        guard fd >= 0 else {
+            throw RunFileError(.io, path: path, "cannot open the command channel: \(String(cString: strerror(errno)))")
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    /// A refusal to read the file (it is writable by others) that was not reported yet; reported once.
+    public func takeRefusal() -> String? {
+        defer { unreportedRefusal = nil }
+        return unreportedRefusal
+    }
+
+    /// The lines completed since the last poll (an fstat and nothing else when there are none).
+    public func poll() -> [ChannelReading] {
+        guard refusal == nil else { return [] }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return [] }
+        if let problem = CommandChannel.permissionProblem(mode: st.st_mode) {
+            refusal = problem
+            unreportedRefusal = problem
+            return []
+        }
+        guard st.st_size > offset else { return [] }
+        let count = Int(st.st_size - offset)
+        var bytes = [UInt8](repeating: 0, count: count)
+        let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, offset) }
+        guard got > 0 else { return [] }
+        var out: [ChannelReading] = []
+        var start = 0
+        bytes.withUnsafeBufferPointer { buf in
+            for i in 0..<got where buf[i] == 0x0A {
+                lineNumber += 1
+                let line = UnsafeBufferPointer(rebasing: buf[start..<i])
+                start = i + 1
+                let result: Result<ChannelLine, ChannelLine.Problem>
+                do {
+                    result = .success(try ChannelLine.decode(line))
+                } catch let p as ChannelLine.Problem {
+                    result = .failure(p)
+                } catch {
+                    result = .failure(ChannelLine.Problem(id: nil, message: "\(error)"))
+                }
+                out.append(ChannelReading(line: lineNumber, result: result))
+            }
+        }
+        offset += off_t(start)
+        return out
+    }
+}
+
+/// The sender's end: appends one command per line, each with a single write(2) on an `O_APPEND`
+/// descriptor, so that several senders never interleave. Used by `gradflow attach`.
+public final class CommandChannelWriter: CommandSink, @unchecked Sendable {
+    public let path: String
+    public let runId: String
+    public let issuer: CommandIssuer
+    private let fd: Int32
+    private let lock = NSLock()
+    /// The last write's error, for the status line.
+    public private(set) var lastError: String?
+
+    public init(runDirectory: String, runId: String, issuer: CommandIssuer = .current) throws {
+        path = CommandChannel.path(runDirectory: runDirectory)
+        self.runId = runId
+        self.issuer = issuer
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw RunFileError(.io, path: path, "cannot open the command channel for writing: \(String(cString: strerror(errno)))")
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    /// Appends `command` (its id must be set) as one line.
+    public func send(_ command: Command) {
+        let line = ChannelLine(id: command.id ?? UUID().uuidString, run: runId, issuer: issuer,
+                               t: Date().timeIntervalSince1970, action: command.action).encoded()
+        lock.lock(); defer { lock.unlock() }
+        let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        lastError = n == line.count ? nil : "\(path): write failed (\(n < 0 ? String(cString: strerror(errno)) : "short write"))"
+    }
+}

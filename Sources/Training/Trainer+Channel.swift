@@ -1,0 +1,135 @@
+import Foundation
+import Telemetry
+
+// The trainer's side of the command channel (docs/FORMAT.md, "The command channel"): lines of
+// `commands.jsonl` become commands applied at the step boundary through the same path as the
+// dashboard's keys, each answered by one event that names its id.
+
+/// What the run file already says about the channel's commands, read before a resumed run starts.
+public struct ChannelHistory: Sendable, Equatable {
+    /// Every command id the run file answers, with the step of its answer and whether it was
+    /// carried out (not refused).
+    public var answered: [String: (step: Int, applied: Bool)]
+
+    public init(answered: [String: (step: Int, applied: Bool)] = [:]) { self.answered = answered }
+
+    public static func == (a: ChannelHistory, b: ChannelHistory) -> Bool {
+        a.answered.count == b.answered.count && a.answered.allSatisfy { k, v in b.answered[k].map { $0 == v } ?? false }
+    }
+
+    /// Folds one record of the run file.
+    public mutating func add(_ record: Record) {
+        guard case let .event(e) = record, let id = e.commandId else { return }
+        // A command applied again after a resume answers twice; the first answer decides.
+        if answered[id] == nil { answered[id] = (e.step, e.kind != .refused) }
+    }
+}
+
+/// The channel state a trainer keeps: the reader, the ids it has answered, and the ids whose
+/// effect the current state holds (what a checkpoint records).
+struct ChannelState {
+    var reader: CommandChannelReader?
+    /// The header's run id; a line naming another run is refused.
+    var runId = ""
+    /// Ids answered in this run (the run file's, and this session's): never applied again.
+    var answered: Set<String> = []
+    /// Ids applied (or refused) up to the current state, in order: saved with each checkpoint.
+    var applied: [String] = []
+    /// Lines held back until their step: commands whose first application was lost with the steps
+    /// after the checkpoint a run resumed from (applied again where they were first applied).
+    var replays: [(step: Int, command: Command)] = []
+}
+
+extension Trainer {
+    /// Checkpoint `extra` key of the ids whose effect the checkpoint holds.
+    static let appliedCommandsKey = "channel.applied"
+    /// Checkpoint `extra` key of the learning-rate scale.
+    static let learningRateScaleKey = "lr.scale"
+
+    /// Starts reading the run's command channel (rank 0; call before `run()`). `history` is what the
+    /// run file already answers (a resumed run), `runId` the header's.
+    public func attachChannel(runDirectory: String, runId: String, history: ChannelHistory = ChannelHistory()) throws {
+        channel.reader = try CommandChannelReader(runDirectory: runDirectory)
+        channel.runId = runId
+        channel.answered = Set(history.answered.keys)
+        let inState = Set(channel.applied)
+        // Read what the file holds now: commands the run file answered but whose effect the
+        // checkpoint lacks are applied again at their step; the others are passed.
+        for reading in channel.reader!.poll() {
+            guard case let .success(line) = reading.result, let past = history.answered[line.id] else {
+                pendingChannelReadings.append(reading)
+                continue
+            }
+            if past.applied && !inState.contains(line.id) && past.step >= step {
+                channel.replays.append((past.step, line.command))
+            }
+        }
+    }
+
+    /// The commands of the channel due at this step boundary; malformed lines, lines for another
+    /// run and a file others may write are answered at once with refusals or a warning.
+    func channelCommands() -> [Command] {
+        var out: [Command] = []
+        while let i = channel.replays.firstIndex(where: { $0.step <= step }) {
+            out.append(channel.replays.remove(at: i).command)
+        }
+        guard let reader = channel.reader else { return out }
+        let readings = pendingChannelReadings + reader.poll()
+        pendingChannelReadings = []
+        if let refusal = reader.takeRefusal() {
+            bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .warning, source: .attach, message: refusal)))
+        }
+        for reading in readings {
+            let place = "\(CommandChannel.fileName):\(reading.line)"
+            switch reading.result {
+            case let .success(line):
+                guard !channel.answered.contains(line.id) else { continue }
+                channel.answered.insert(line.id)
+                guard line.run == channel.runId else {
+                    refuse(id: line.id, "\(place): the command is for run \"\(line.run)\", this is run \"\(channel.runId)\"")
+                    continue
+                }
+                out.append(line.command)
+            case let .failure(problem):
+                if let id = problem.id {
+                    guard !channel.answered.contains(id) else { continue }
+                    channel.answered.insert(id)
+                }
+                refuse(id: problem.id, "\(place): \(problem.message)")
+            }
+        }
+        return out
+    }
+
+    private func refuse(id: String?, _ message: String) {
+        var e = EventRecord(step: step, t: elapsed, kind: .refused, source: .attach, message: message)
+        e.commandId = id
+        if let id { channel.applied.append(id) }
+        bus.publish(.event(e))
+    }
+
+    /// Publishes the event that answers `command` (naming its id, when it has one).
+    func publish(answering command: Command, _ event: EventRecord) {
+        var e = event
+        e.commandId = command.id
+        if let id = command.id {
+            channel.answered.insert(id)
+            channel.applied.append(id)
+        }
+        bus.publish(.event(e))
+    }
+
+    /// `lr_scale`: the schedule times `factor` from this step on.
+    func scaleLearningRate(_ factor: Double, answering command: Command) {
+        guard factor.isFinite, factor > 0 else {
+            publish(answering: command, EventRecord(step: step, t: elapsed, kind: .refused, source: command.source,
+                                                    message: "the learning-rate scale must be a positive number, not \(factor)"))
+            return
+        }
+        let old = learningRateScale
+        learningRateScale = factor
+        publish(answering: command, EventRecord(step: step, t: elapsed, kind: .lr, oldValue: old, newValue: factor,
+                                                source: command.source,
+                                                message: "learning rate \(config.schedule.rate(at: step) * old) → \(config.schedule.rate(at: step) * factor) at this step"))
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Dashboard
+import Foundation
+import Telemetry
+import Terminal
+import Training
+
+/// `gradflow attach RUNDIR`: the live dashboard on a run that another process writes (a headless
+/// `gradflow train`, an mpirun job, a PyTorch loop with the Python package). Keys become lines of
+/// the run's command channel; q leaves the run going.
+struct AttachCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attach",
+        abstract: "Open the live dashboard on a run another process is writing, and steer it.",
+        discussion: """
+        The dashboard reads RUNDIR/run.jsonl as it grows and sends every key that changes the run (weights, adaptive mode, pause, checkpoint, A/A check, revert, stop) as a line of RUNDIR/commands.jsonl, which the trainer applies at its next step boundary; the status line says "sent", then "applied at step N" (or why it was refused) when the trainer's event comes back. q leaves and the run goes on; x then y stops the run. Whoever can write the run folder can steer the run.
+
+        A run that has ended opens as a replay. A run with no end record whose file has not grown for --silent-after seconds is said to be silent (its writer may have died); commands sent to it are applied if it is resumed.
+
+        Examples:
+          gradflow train --no-tui --out runs/long &
+          gradflow attach runs/long
+        """
+    )
+
+    @Argument(help: ArgumentHelp("A run directory (or its run.jsonl) that another process writes.", valueName: "run"))
+    var runPath: String
+
+    @Option(help: "Seconds without a new record after which an unfinished run is called silent (its writer may have died).")
+    var silentAfter: Double = 60
+
+    @OptionGroup var display: DisplayOptions
+
+    func validate() throws {
+        guard silentAfter > 0, silentAfter.isFinite else { throw ValidationError("--silent-after must be a positive number of seconds, not \(silentAfter)") }
+    }
+
+    func run() throws {
+        let runFile: String, runDirectory: String, header: RunHeader
+        do {
+            runFile = try RunFileLocation.resolve(runPath)
+            runDirectory = try RunFileLocation.directory(runPath)
+            header = try RunFileReader(path: runFile).header
+        } catch {
+            throw CLIError("\(error)")
+        }
+        if case let .end(end)? = RecordingExtent.lastRecord(path: runFile) {
+            print("gradflow attach: \(header.runName) has ended (\(end.reason.rawValue) at step \(Format.grouped(end.step))): opening its replay")
+            var replay = try ReplayCommand.parse([runFile, "--speed", "0"])
+            replay.display = display
+            try replay.run()
+            return
+        }
+        guard !header.runId.isEmpty else {
+            throw CLIError("\(runFile): written before run ids (schema \(header.schema)), so it cannot be steered; `gradflow replay \(runPath) --follow` shows it")
+        }
+        if let age = Self.secondsSinceModified(runFile), age > silentAfter {
+            FileHandle.standardError.write(Data("gradflow attach: \(runFile) has no end record and has not grown for \(Format.clock(age)): its writer may have died (a running or paused trainer adds a record at least every few seconds). Commands sent now are applied if the run is resumed.\n".utf8))
+        }
+        let channel: CommandChannelWriter
+        do {
+            channel = try CommandChannelWriter(runDirectory: runDirectory, runId: header.runId)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        guard let (screen, launched) = try DashboardLauncher.open(display, runFile: runFile) else {
+            throw CLIError("attach needs a terminal for its dashboard; `gradflow replay \(runPath) --follow --no-tui` prints the run's progress instead")
+        }
+        var options = launched
+        options.attachedCommandPrefix = Self.commandIdPrefix()
+        options.silentAfter = silentAfter
+        let bus = RecordBus()
+        let replayer: Replayer
+        do {
+            replayer = try Replayer(path: runFile, bus: bus, speed: 0, follow: true)
+        } catch {
+            screen.close()
+            throw CLIError("\(error)")
+        }
+        replayer.onIssue = { _ in }  // a torn last line is the writer's line in progress
+        let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
+        let signals = SignalHandling(onStop: {}, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
+        replayer.start()
+        let runner = DashboardRunner(screen: screen, subscription: subscription, commands: channel, replay: replayer,
+                                     options: options)
+        let exit = runner.run(interrupted: { signals.stopRequested })
+        screen.close()
+        signals.cancel()
+        replayer.stop()
+        if case let .ended(end) = exit {
+            print("gradflow attach: \(header.runName) ended (\(end.reason.rawValue) at step \(Format.grouped(end.step)))")
+        } else if let end = runner.state.data.end {
+            print("gradflow attach: \(header.runName) ended (\(end.reason.rawValue) at step \(Format.grouped(end.step)))")
+        } else {
+            print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(runner.state.data.stepsDone)); it goes on (`gradflow attach \(runPath)` to come back)")
+        }
+    }
+
+    /// Seconds since the file was last written, or nil when it cannot be told.
+    static func secondsSinceModified(_ path: String) -> Double? {
+        guard let date = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date else { return nil }
+        return Date().timeIntervalSince(date)
+    }
+
+    /// A prefix no other dashboard uses: host, process and a random part.
+    static func commandIdPrefix() -> String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+        return "\(host)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+    }
+}

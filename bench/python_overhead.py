@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Overhead of gradflow.refine on a torch training step (docs/PERFORMANCE.md, "PyTorch: cost of
+the refinement").
+
+The preset-S GPT (4 layers, 4 heads, C 128, T 128, batch 8, byte vocabulary, 842,496 parameters)
+on the CPU, trained from the same initial weights on the same batches by several trainers:
+
+  plain    the GPT with plain explicit attention, torch.optim.AdamW (β 0.9/0.95, weight decay 0.1
+           on matrices), global norm clip 1.0 — the baseline
+  all      the same GPT with BandedCausalSelfAttention and Refiner(axes="all"): context, time and
+           depth on at unit weights (manual), every statistic measured every step
+  off      Refiner(measure=False): attached, every axis off (should cost nothing)
+  time     Refiner(axes="time", measure=False): the time filter alone
+  measure  Refiner(): every axis off, the context and depth statistics measured
+
+They run interleaved, ``--steps`` steps each per round (the order reversed every other round), for
+``--rounds`` rounds after ``--warmup`` steps each, so load that drifts on a shared machine hits all
+alike. Printed for wall time and for the CPU time of the training thread (``time.thread_time``:
+with one torch thread all the step's work runs there, and time spent descheduled on a loaded
+machine is not counted): each trainer's median step time, its overhead against ``plain`` and the
+quartiles of the per-round ratios; and the refiner's own phases in CPU time.
+
+    PYTHONPATH=python python bench/python_overhead.py --rounds 20 --steps 4 [--variants plain,all,time,measure] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+
+import torch  # noqa: E402
+
+from gradflow.refine import Refiner  # noqa: E402
+from gradflow.refine.gpt import GPT  # noqa: E402
+
+LAYERS, HEADS, CHANNELS, CONTEXT, BATCH = 4, 4, 128, 128, 8
+VARIANTS = {
+    "plain": None,
+    "all": dict(axes=("context", "time", "depth")),
+    "off": dict(measure=False),
+    "time": dict(axes=("time",), measure=False),
+    "measure": dict(),
+}
+
+
+def byte_batches(count, seed):
+    path = os.path.join(HERE, "..", "data", "study", "sonnets.txt")
+    g = torch.Generator().manual_seed(seed)
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            data = torch.tensor(list(f.read()), dtype=torch.long)
+    else:
+        data = torch.randint(0, 256, (200_000,), generator=g)
+    out = []
+    for _ in range(count):
+        starts = torch.randint(0, data.numel() - CONTEXT - 1, (BATCH,), generator=g)
+        windows = torch.stack([data[s:s + CONTEXT + 1] for s in starts.tolist()])
+        out.append((windows[:, :-1].contiguous(), windows[:, 1:].contiguous()))
+    return out
+
+
+def decay_groups(model):
+    return [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": 0.1},
+            {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+
+
+class Trainer:
+    def __init__(self, variant, state):
+        options = VARIANTS[variant]
+        self.model = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS,
+                         attention="plain" if options is None else "banded")
+        self.model.load_state_dict(state)
+        self.refiner = None if options is None else Refiner(self.model, **options)
+        groups = decay_groups(self.model) if self.refiner is None else self.refiner.param_groups(weight_decay=0.1)
+        self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+        self.step_index = 0
+        self.phases = {"before_optimizer": [], "apply_depth": [], "finish_step": []}
+
+    def _phase(self, name, fn, *args):
+        a = time.thread_time()
+        out = fn(*args)
+        self.phases[name].append(time.thread_time() - a)
+        return out
+
+    def step(self, batch):
+        """One training step; returns (wall seconds, CPU seconds of this thread)."""
+        x, y = batch
+        t0, c0 = time.perf_counter(), time.thread_time()
+        self.opt.zero_grad(set_to_none=True)
+        _, loss = self.model(x, y)
+        loss.backward()
+        r = self.refiner
+        if r is not None:
+            self._phase("before_optimizer", r.before_optimizer, self.step_index)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        if r is not None:
+            self._phase("apply_depth", r.apply_depth, self.opt)
+        self.opt.step()
+        if r is not None:
+            self._phase("finish_step", r.finish_step, self.step_index, loss.item())
+        else:
+            loss.item()
+        self.step_index += 1
+        return time.perf_counter() - t0, time.thread_time() - c0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=4, help="steps per trainer per round")
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--variants", default="plain,all", help="comma-separated: " + ",".join(VARIANTS))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    if "plain" not in variants:
+        variants.insert(0, "plain")
+    for v in variants:
+        if v not in VARIANTS:
+            parser.error(f"unknown variant {v!r}; known: {', '.join(VARIANTS)}")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    state = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS, attention="plain").state_dict()
+    trainers = {v: Trainer(v, state) for v in variants}
+    params = sum(p.numel() for p in trainers["plain"].model.parameters())
+    batches = byte_batches(args.warmup + args.rounds * args.steps, args.seed)
+    for b in batches[:args.warmup]:
+        for t in trainers.values():
+            t.step(b)
+    for t in trainers.values():
+        for v in t.phases.values():
+            v.clear()
+    times = {k: {v: [] for v in variants} for k in ("wall", "cpu")}
+    ratios = {k: {v: [] for v in variants} for k in ("wall", "cpu")}
+    load_before = os.getloadavg()[0]
+    for r in range(args.rounds):
+        chunk = batches[args.warmup + r * args.steps: args.warmup + (r + 1) * args.steps]
+        order = variants if r % 2 == 0 else variants[::-1]
+        this = {}
+        for v in order:
+            this[v] = [trainers[v].step(b) for b in chunk]
+        for k, j in (("wall", 0), ("cpu", 1)):
+            base = statistics.median(x[j] for x in this["plain"])
+            for v in variants:
+                times[k][v] += [x[j] for x in this[v]]
+                ratios[k][v].append(statistics.median(x[j] for x in this[v]) / base)
+    load_after = os.getloadavg()[0]
+
+    result = {"parameters": params, "threads": args.threads, "rounds": args.rounds, "steps": args.steps,
+              "load_average": [load_before, load_after], "torch": torch.__version__, "variants": {}}
+    for v in variants:
+        entry = {}
+        for k in ("wall", "cpu"):
+            med = statistics.median(times[k][v])
+            q = statistics.quantiles(ratios[k][v], n=4) if len(ratios[k][v]) >= 2 else [ratios[k][v][0]] * 3
+            entry[k] = {"ms": med * 1000, "overhead": med / statistics.median(times[k]["plain"]) - 1,
+                        "round_ratio_quartiles": q}
+        entry["refiner_phases_cpu_ms"] = {n: statistics.median(x) * 1000 for n, x in trainers[v].phases.items() if x}
+        result["variants"][v] = entry
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"preset S GPT, {params:,} parameters, batch {BATCH}×{CONTEXT}, {args.threads} thread(s), torch {torch.__version__}")
+    print(f"{args.rounds} rounds × {args.steps} steps per trainer, interleaved; load average {load_before:.1f} → {load_after:.1f}")
+    for k, label in (("wall", "wall time"), ("cpu", "CPU time of the training thread")):
+        print(label)
+        for v in variants:
+            e = result["variants"][v][k]
+            q = e["round_ratio_quartiles"]
+            extra = "" if v == "plain" else (f"  overhead {100 * e['overhead']:+5.1f} %  per-round ratio quartiles "
+                                             f"{q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f}")
+            print(f"  {v:8s} {e['ms']:8.2f} ms/step{extra}")
+    for v in variants:
+        phases = result["variants"][v]["refiner_phases_cpu_ms"]
+        if phases:
+            print(f"refiner phases of {v!r}, CPU ms (median): " + ", ".join(f"{n} {x:.2f}" for n, x in phases.items()))
+
+
+if __name__ == "__main__":
+    main()

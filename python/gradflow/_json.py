@@ -1,0 +1,152 @@
+"""The run file's JSON text (docs/FORMAT.md, "Values"), written by hand for two reasons:
+keys keep the order of the format's tables (a dict's insertion order), and numbers come in the
+format's two precisions.
+
+- A Python ``float`` is a **double**: ``repr`` is the shortest text that reads back bit for bit
+  (``0.1``, ``2.5e-05``, ``1e+20``), and an integral value drops its ``.0`` (``85``).
+- A :class:`F32` is a **measurement**: written as the shortest text that reads back as the same
+  float32 (at most 9 significant digits), as the Swift writer does.
+- NaN and infinities are written as ``null``.
+"""
+
+import math
+import re
+import struct
+
+__all__ = ["F32", "f32", "f32s", "encode", "escape_string"]
+
+
+class F32(float):
+    """A float written at single precision (a step record's measurements)."""
+
+    __slots__ = ()
+
+
+_pack_f = struct.Struct("<f")
+
+
+def _to_float32(x):
+    """``x`` rounded to float32 (inf when out of range)."""
+    try:
+        return _pack_f.unpack(_pack_f.pack(x))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def f32(x):
+    """``x`` as a measurement (an :class:`F32`); None stays None."""
+    if x is None:
+        return None
+    return F32(float(x))
+
+
+def f32s(values):
+    """A list (or nested lists) of measurements."""
+    out = []
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            out.append(f32s(v))
+        else:
+            out.append(F32(float(v)))
+    return out
+
+
+def _double_text(x):
+    if not math.isfinite(x):
+        return "null"
+    if x == int(x) and abs(x) < 1e16:
+        return str(int(x)) if x != 0 or math.copysign(1, x) > 0 else "-0"
+    return repr(x)
+
+
+def _float32_text(x):
+    v = _to_float32(x)
+    if not math.isfinite(v):
+        return "null"
+    if v == int(v) and abs(v) < 1e16:
+        return str(int(v))
+    for digits in range(1, 10):
+        s = "%.*g" % (digits, v)
+        if _to_float32(float(s)) == v:
+            return s
+    return repr(v)  # not reached: 9 digits always round-trip a float32
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_NEEDS_ESCAPE = re.compile('[\\x00-\\x1f"\\\\\\x7f\\ud800-\\udfff]')
+
+
+def _escape_char(m):
+    c = m.group(0)
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    if "\ud800" <= c <= "\udfff":
+        return "\ufffd"  # a lone surrogate cannot be UTF-8: the replacement character
+    return "\\u%04x" % ord(c)
+
+
+def escape_string(s):
+    """``s`` as a JSON string literal: ``"``, ``\\``, control characters and DEL escaped."""
+    return '"' + _NEEDS_ESCAPE.sub(_escape_char, s) + '"'
+
+
+def _encode(value, out):
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, F32):
+        out.append(_float32_text(value))
+    elif isinstance(value, float):
+        out.append(_double_text(value))
+    elif isinstance(value, int):
+        out.append(str(int(value)))
+    elif isinstance(value, str):
+        out.append(escape_string(value))
+    elif isinstance(value, dict):
+        out.append("{")
+        first = True
+        for k, v in value.items():
+            if not first:
+                out.append(",")
+            first = False
+            out.append(escape_string(str(k)))
+            out.append(":")
+            _encode(v, out)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for i, v in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(v, out)
+        out.append("]")
+    elif hasattr(value, "item") and callable(value.item):  # a 0-d tensor or numpy scalar
+        _encode(value.item(), out)
+    else:
+        raise TypeError("cannot write %s to a run file" % type(value).__name__)
+
+
+def encode(value):
+    """The compact JSON text of ``value`` (dict, list, str, int, float, F32, bool, None)."""
+    out = []
+    _encode(value, out)
+    return "".join(out)
+
+
+def jsonable(value):
+    """``value`` made JSON-shaped for a header's ``config``: unknown objects become their ``str``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return jsonable(value.item())
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    return str(value)

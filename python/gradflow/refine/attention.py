@@ -1,0 +1,205 @@
+"""Causal self-attention whose backward pass carries the context axis (docs/METHOD.md §1).
+
+``BandedCausalSelfAttention`` computes explicit attention, softmax(QKᵀ/√d + causal mask)·V, with
+the same operations as a minGPT/nanoGPT ``CausalSelfAttention``. Attached to a ``Refiner`` it
+
+* weights the backward pass along every edge j → i by W_ij = w[layer][band(i − j)]: the gradient
+  of the surrogate O_i = Σ_j [W_ij P_ij V_j + (1 − W_ij) stopgrad(P_ij V_j)], i.e.
+  dP' = W ⊙ dP and dV' = (W ⊙ P)ᵀ dO, while the forward value stays P·V exactly;
+* measures, per step, the attention mass per band and head (forward) and the band energy
+  e[b] = Σ_heads Σ_(i,j)∈b (P_ij·dP_ij)² with the plain dP (backward).
+
+A layer whose weights are all 1 (or a module with no refiner) runs the plain autograd path, so
+unit weights reproduce plain attention bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class EdgeWeightedMatmul(torch.autograd.Function):
+    """O = P @ V in the forward pass; the backward pass of the context surrogate.
+
+    Inputs ``p`` [..., T, T], ``v`` [..., T, d], ``w`` [T, T] (broadcast over the leading dims).
+    Backward: dP = W ⊙ (dO Vᵀ), dV = (W ⊙ P)ᵀ dO. ``sink(p, dp)`` (optional) receives the plain
+    dP = dO Vᵀ before weighting, for the band energy.
+    """
+
+    @staticmethod
+    def forward(ctx, p, v, w, sink=None):
+        ctx.save_for_backward(p, v, w)
+        ctx.sink = sink
+        return p @ v
+
+    @staticmethod
+    def backward(ctx, d_out):
+        p, v, w = ctx.saved_tensors
+        dp = dv = None
+        if ctx.needs_input_grad[0] or ctx.sink is not None:
+            dp = d_out @ v.transpose(-2, -1)
+            if ctx.sink is not None:
+                ctx.sink(p, dp)
+            dp = dp * w if ctx.needs_input_grad[0] else None
+        if ctx.needs_input_grad[1]:
+            dv = (p * w).transpose(-2, -1) @ d_out
+        return dp, dv, None, None
+
+
+class BandedCausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with the context axis' refined backward.
+
+    Same parameters and math as nanoGPT's ``CausalSelfAttention`` (``c_attn`` → q, k, v;
+    explicit softmax attention; ``c_proj``). ``layer``: this module's index in the model's
+    stack of attention layers (the context weights are per layer); ``None`` lets the ``Refiner``
+    number the modules in ``model.modules()`` order.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0,
+                 bias: bool = True, layer: Optional[int] = None):
+        super().__init__()
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+        self.n_embd, self.n_head, self.block_size, self.dropout = n_embd, n_head, block_size, dropout
+        self.layer = layer
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.attn_dropout = nn.Dropout(dropout)
+        self.resid_dropout = nn.Dropout(dropout)
+        self.register_buffer(
+            "mask", torch.tril(torch.ones(block_size, block_size, dtype=torch.bool)).view(1, 1, block_size, block_size),
+            persistent=False)
+        # Set by Refiner: (shared context state, this module's layer index).
+        self._gradflow = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.size()
+        hs = C // self.n_head
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
+        att = att.masked_fill(~self.mask[:, :, :T, :T], float("-inf"))
+        att = F.softmax(att, dim=-1)
+        hook = self._gradflow
+        if hook is None:
+            att = self.attn_dropout(att)
+            y = att @ v
+        else:
+            state, layer = hook
+            y = state.attend(layer, att, v, self.attn_dropout, self.training)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class ContextState:
+    """What the attention modules of one model share with their Refiner: the weights in force,
+    whether the axis is on, and the per-step statistics accumulators (on the model's device)."""
+
+    def __init__(self, bands, layers: int, heads: int, device, measure: bool = True):
+        self.bands = bands            # core.ContextBands for the window
+        self.layers, self.heads = layers, heads
+        self.device = device
+        self.on = False
+        self.measure = measure
+        self.weights = [[1.0] * bands.count for _ in range(layers)]
+        self._weight_mats = {}        # (layer, T) → [T, T] tensor, or None for unit weights
+        self._tables = {}             # T → (band index [T, T] long, indicator [T·T, nb] float)
+        self._buffers = {}            # scratch for the statistics, reused
+        self.reset_statistics()
+
+    # -- weights ---------------------------------------------------------------------------
+
+    def set_weights(self, weights) -> None:
+        self.weights = [list(row) for row in weights]
+        self._weight_mats.clear()
+
+    def _table(self, T: int, device, dtype):
+        key = (T, device, dtype)
+        table = self._tables.get(key)
+        if table is None:
+            i = torch.arange(T, device=device)
+            dist = (i.view(T, 1) - i.view(1, T)).clamp(min=0)
+            by_distance = torch.tensor(self.bands.band_index_by_distance(T), device=device)
+            band = by_distance[dist]
+            causal = (i.view(T, 1) >= i.view(1, T))
+            nb = self.bands.count
+            indicator = torch.zeros(T * T, nb, device=device, dtype=dtype)
+            indicator[torch.arange(T * T, device=device), band.view(-1)] = 1
+            indicator *= causal.view(-1, 1).to(dtype)
+            table = (band, indicator)
+            self._tables[key] = table
+        return table
+
+    def weight_matrix(self, layer: int, T: int, device, dtype) -> Optional[torch.Tensor]:
+        """W [T, T] with W_ij = w[layer][band(i − j)], or None when the layer's weights are all 1."""
+        if not self.on or all(w == 1.0 for w in self.weights[layer]):
+            return None
+        key = (layer, T, device, dtype)
+        mat = self._weight_mats.get(key)
+        if mat is None:
+            band, _ = self._table(T, device, dtype)
+            mat = torch.tensor(self.weights[layer], device=device, dtype=dtype)[band]
+            self._weight_mats[key] = mat
+        return mat
+
+    # -- statistics ------------------------------------------------------------------------
+
+    def reset_statistics(self) -> None:
+        nb = self.bands.count
+        if getattr(self, "energy", None) is None:
+            self.energy = torch.zeros(self.layers, nb, dtype=torch.float64, device=self.device)
+            self.mass = torch.zeros(self.layers, self.heads, nb, dtype=torch.float64, device=self.device)
+        else:
+            self.energy.zero_()
+            self.mass.zero_()
+        self.queries = [0] * self.layers
+
+    def _scratch(self, name: str, like: torch.Tensor, shape=None) -> torch.Tensor:
+        """A buffer reused from layer to layer and step to step (no allocation per call)."""
+        shape = tuple(like.shape if shape is None else shape)
+        buf = self._buffers.get(name)
+        if buf is None or tuple(buf.shape) != shape or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(shape, dtype=like.dtype, device=like.device)
+            self._buffers[name] = buf
+        return buf
+
+    def _energy_sink(self, layer: int, T: int):
+        def sink(p: torch.Tensor, dp: torch.Tensor) -> None:
+            with torch.no_grad():
+                x = self._scratch("product", p)
+                torch.mul(p, dp, out=x)
+                x.square_()
+                # Σ over batch and heads, then Σ over the (i, j) of each band.
+                per_pair = self._scratch("pairs", p, (T, T))
+                torch.sum(x, dim=tuple(range(x.dim() - 2)), out=per_pair)
+                _, indicator = self._table(T, x.device, x.dtype)
+                self.energy[layer] += (per_pair.view(1, T * T) @ indicator).view(-1)
+        return sink
+
+    def attend(self, layer: int, att: torch.Tensor, v: torch.Tensor, dropout: nn.Module, training: bool):
+        T = att.size(-1)
+        measuring = self.measure and training and torch.is_grad_enabled()
+        if measuring:
+            with torch.no_grad():
+                B, H = att.size(0), att.size(1)
+                _, indicator = self._table(T, att.device, att.dtype)
+                per_head = self._scratch("heads", att, (H, T, T))
+                torch.sum(att.detach(), dim=0, out=per_head)
+                self.mass[layer] += per_head.view(H, T * T) @ indicator
+                self.queries[layer] += B * T
+        att = dropout(att)
+        w = self.weight_matrix(layer, T, att.device, att.dtype) if att.requires_grad or v.requires_grad else None
+        sink = self._energy_sink(layer, T) if measuring and att.requires_grad else None
+        if w is None:
+            if sink is not None:
+                p = att.detach()
+                att.register_hook(lambda dp: sink(p, dp))
+            return att @ v
+        return EdgeWeightedMatmul.apply(att, v, w, sink)

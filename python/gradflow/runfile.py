@@ -1,0 +1,440 @@
+"""Writing the run file, ``RUNDIR/run.jsonl``, exactly as docs/FORMAT.md describes it
+(schema ``gradflow.run/1.3``).
+
+The record builders (:func:`header`, :func:`step_record`, …) return dicts whose keys are in the
+order of the format's tables (Sources/Telemetry/RunFile/RunFileFields.swift is the source of
+truth); :class:`RunFileWriter` turns each into one line and hands it to a single ``os.write`` on a
+descriptor opened with ``O_APPEND``. A new file is created with ``O_CREAT|O_EXCL`` (a run file is
+never overwritten); :meth:`RunFileWriter.resume` reopens an existing one.
+
+Example::
+
+    w = RunFileWriter.create("runs/a/run.jsonl", header(run_name="a", ...))
+    w.write(step_record(step=0, t=0.1, loss=5.5, lr=3e-5, grad_norm=4.1, clip_scale=1,
+                        tokens_per_s=9000, step_ms=110))
+    w.write(end_record(step=1, t=0.2, reason="completed", final_loss=5.5))
+    w.close()
+"""
+
+import json
+import math
+import os
+import threading
+import time
+import uuid
+
+from ._json import F32, encode, f32, f32s
+
+__all__ = [
+    "SCHEMA", "RunFileError", "RunFileWriter", "RunFileState", "read_state", "fnv1a64", "file_hash",
+    "data_source", "band_info", "axis_info", "header", "step_record", "eval_record", "event_record",
+    "checkpoint_record", "end_record", "system_record", "new_run_id", "TRAINING_PREFIX",
+    "VALIDATION_PREFIX",
+]
+
+SCHEMA = "gradflow.run/1.3"
+#: How the training data's ``data`` entry is named: ``train:NAME`` (DataSourceInfo.trainingPrefix).
+TRAINING_PREFIX = "train:"
+#: How the Swift trainer names the held-out split of the training data in eval records.
+VALIDATION_PREFIX = "val:"
+
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MASK = 0xFFFFFFFFFFFFFFFF
+
+
+class RunFileError(Exception):
+    """A run file that cannot be written or continued; the message names the file."""
+
+
+# MARK: - Data sources
+
+
+def fnv1a64(data, value=_FNV_OFFSET):
+    """FNV-1a 64 of ``data`` (bytes), continuing from ``value``."""
+    h, prime, mask = value, _FNV_PRIME, _MASK
+    for b in data:
+        h = ((h ^ b) * prime) & mask
+    return h
+
+
+def file_hash(path, chunk=1 << 20):
+    """Hex FNV-1a 64 of a file's bytes (or of every ``.txt`` file of a folder, sorted by name, as
+    the Swift trainer reads a folder), read in 1 MiB chunks; and the number of bytes.
+
+    Pure Python (FNV-1a is one multiply per byte, in order): about 0.3–0.8 s per MB here, so hash
+    a large corpus once and pass ``hash=`` and ``size=`` to :func:`data_source`."""
+    paths = _data_files(path)
+    h = _FNV_OFFSET
+    total = 0
+    for p in paths:
+        with open(p, "rb") as f:
+            while True:
+                block = f.read(chunk)
+                if not block:
+                    break
+                total += len(block)
+                h = fnv1a64(block, h)
+    return "%016x" % h, total
+
+
+def _data_files(path):
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.endswith(".txt"))
+        if not names:
+            raise RunFileError("%s: folder has no .txt files" % path)
+        return [os.path.join(path, n) for n in names]
+    if not os.path.exists(path):
+        raise RunFileError("%s: no such file or folder" % path)
+    return [path]
+
+
+def data_source(path, name=None, training=False, hash=None, size=None):
+    """A header ``data`` entry ``{"name","path","bytes","hash"}`` for a file or folder.
+
+    ``name`` defaults to the file name without its extension; the training data is named
+    ``train:NAME`` (``training=True``), a validation domain by its own name. Pass ``hash`` and
+    ``size`` to skip reading the file."""
+    if name is None:
+        name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+    if hash is None or size is None:
+        hash, size = file_hash(path)
+    return {"name": (TRAINING_PREFIX + name) if training else name, "path": str(path),
+            "bytes": int(size), "hash": str(hash)}
+
+
+# MARK: - Header
+
+
+def band_info(name, extent, floor, ceiling):
+    """A ``bands`` entry of a header axis."""
+    return {"name": str(name), "extent": str(extent), "floor": float(floor), "ceiling": float(ceiling)}
+
+
+def axis_info(axis, edges, bands):
+    """A header ``axes`` entry: ``bands`` are :func:`band_info` dicts."""
+    return {"axis": str(axis), "edges": [float(e) for e in edges], "bands": list(bands)}
+
+
+def new_run_id():
+    """A fresh ``run_id``: a random UUID's 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+def header(*, run_name, preset, parameters, total_steps, seed, threads, start_time, data, axes,
+           config, run_id, ranks=1, parent=None):
+    """The header line's object, keys in the format's order."""
+    h = {
+        "type": "header",
+        "schema": SCHEMA,
+        "run_name": str(run_name),
+        "preset": str(preset),
+        "parameters": int(parameters),
+        "total_steps": int(total_steps),
+        "seed": int(seed) & _MASK,
+        "threads": int(threads),
+    }
+    if int(ranks) > 1:
+        h["ranks"] = int(ranks)
+    h["start_time"] = float(start_time)
+    h["start_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start_time))
+    h["data"] = [dict(name=d["name"], path=d["path"], bytes=int(d["bytes"]), hash=d["hash"]) for d in data]
+    h["axes"] = list(axes)
+    h["config"] = config if config is not None else {}
+    h["run_id"] = str(run_id)
+    if parent is not None:
+        h["parent"] = {"run": str(parent["run"]), "step": int(parent["step"]),
+                       "checkpoint": str(parent["checkpoint"])}
+    return h
+
+
+# MARK: - Records
+
+
+def _num(x):
+    """A double member: None (unknown) becomes NaN, written as null."""
+    return math.nan if x is None else float(x)
+
+
+def step_record(*, step, t, loss, lr, grad_norm, clip_scale, tokens_per_s, step_ms, axes=None,
+                context_energy=(), attention_mass=(), attention_mass_by_head=(), oscillation=None,
+                spike=False, guard_fallbacks=0):
+    """A ``step`` record. ``axes`` maps an axis name to ``{"mode","weight","energy"}``;
+    ``oscillation`` holds ``flip_rate``, ``grad_cos``, optional ``update_cos``, ``rel_update``."""
+    r = {
+        "type": "step", "step": int(step), "t": float(t), "loss": _num(loss), "lr": _num(lr),
+        "grad_norm": f32(_num(grad_norm)), "clip_scale": f32(_num(clip_scale)),
+        "tokens_per_s": f32(_num(tokens_per_s)), "step_ms": f32(_num(step_ms)),
+    }
+    out_axes = {}
+    for name in ("context", "time", "depth"):
+        a = (axes or {}).get(name)
+        if a is None:
+            continue
+        out_axes[name] = {"mode": str(a["mode"]), "weight": f32s(a["weight"]), "energy": f32s(a["energy"])}
+    r["axes"] = out_axes
+    r["context_energy"] = f32s(context_energy)
+    r["attention_mass"] = f32s(attention_mass)
+    r["attention_mass_by_head"] = f32s(attention_mass_by_head)
+    o = oscillation or {}
+    osc = {"flip_rate": f32s(o.get("flip_rate", ())), "grad_cos": f32s(o.get("grad_cos", ()))}
+    if o.get("update_cos") is not None:
+        osc["update_cos"] = f32s(o["update_cos"])
+    osc["rel_update"] = f32s(o.get("rel_update", ()))
+    r["oscillation"] = osc
+    r["spike"] = bool(spike)
+    r["guard_fallbacks"] = int(guard_fallbacks)
+    return r
+
+
+def eval_record(*, step, t, domains, loss_by_position=(), context_gain=(), sample_prompt=None, sample=None):
+    """An ``eval`` record. ``domains``: ``(name, loss)`` pairs or a dict, the training data's
+    held-out split first; ``context_gain``: ``(window, delta)`` pairs or a dict."""
+    items = domains.items() if isinstance(domains, dict) else domains
+    ds = []
+    for name, loss in items:
+        loss = float(loss)
+        ds.append({"name": str(name), "loss": loss, "bpb": loss / math.log(2)})
+    gains = context_gain.items() if isinstance(context_gain, dict) else context_gain
+    r = {
+        "type": "eval", "step": int(step), "t": float(t), "domains": ds,
+        "loss_by_position": f32s(loss_by_position),
+        "context_gain": [{"window": int(w), "delta": F32(float(d))} for w, d in gains],
+    }
+    if sample is not None:
+        r["sample_prompt"] = "" if sample_prompt is None else str(sample_prompt)
+        r["sample"] = str(sample)
+    return r
+
+
+def event_record(*, step, t, kind, source, message="", axis=None, band=None, layer=None, old=None,
+                 new=None, command_id=None):
+    """An ``event`` record; the optional members are left out when None."""
+    r = {"type": "event", "step": int(step), "t": float(t), "kind": str(kind)}
+    if axis is not None:
+        r["axis"] = str(axis)
+    if band is not None:
+        r["band"] = int(band)
+    if layer is not None:
+        r["layer"] = int(layer)
+    if old is not None:
+        r["old"] = float(old)
+    if new is not None:
+        r["new"] = float(new)
+    r["source"] = str(source)
+    if command_id is not None:
+        r["command_id"] = str(command_id)
+    r["message"] = str(message)
+    return r
+
+
+def checkpoint_record(*, step, t, path, bytes, ms):
+    """A ``checkpoint`` record."""
+    return {"type": "checkpoint", "step": int(step), "t": float(t), "path": str(path), "bytes": int(bytes),
+            "ms": F32(float(ms))}
+
+
+def end_record(*, step, t, reason, final_loss=None, best_val_loss=None, message=""):
+    """An ``end`` record; ``reason`` is ``completed``, ``interrupted`` or ``failed``."""
+    if reason not in ("completed", "interrupted", "failed"):
+        raise ValueError("end reason must be completed, interrupted or failed (got %r)" % (reason,))
+    r = {"type": "end", "step": int(step), "t": float(t), "reason": reason}
+    if final_loss is not None:
+        r["final_loss"] = float(final_loss)
+    if best_val_loss is not None:
+        r["best_val_loss"] = float(best_val_loss)
+    r["message"] = str(message)
+    return r
+
+
+def system_record(*, step, t, cpu_percent, rss_bytes, threads, ranks=1, gpu_memory_bytes=None,
+                  gpu_util_percent=None):
+    """A ``system`` record (1.3): process figures."""
+    r = {"type": "system", "step": int(step), "t": float(t), "cpu_percent": float(cpu_percent),
+         "rss_bytes": int(rss_bytes), "threads": int(threads), "ranks": int(ranks)}
+    if gpu_memory_bytes is not None:
+        r["gpu_memory_bytes"] = int(gpu_memory_bytes)
+    if gpu_util_percent is not None:
+        r["gpu_util_percent"] = float(gpu_util_percent)
+    return r
+
+
+# MARK: - Writer
+
+
+class RunFileWriter:
+    """Appends lines to a run file: one ``os.write`` per line on an ``O_APPEND`` descriptor, no
+    user-space buffer; ``fsync`` at least once a second while records arrive (checked at each
+    write, and by :meth:`sync_if_due`), after every ``checkpoint`` and ``end`` record, and on
+    :meth:`close`. Safe to call from several threads."""
+
+    def __init__(self, fd, path):
+        self._fd = fd
+        self.path = path
+        self._lock = threading.Lock()
+        self._last_sync = time.monotonic()
+        self._dirty = False
+
+    @classmethod
+    def create(cls, path, header_object):
+        """Creates ``path`` (never overwriting it) and writes the header line."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileExistsError:
+            raise RunFileError("%s already exists; a recorder never overwrites a run file" % path) from None
+        except OSError as e:
+            raise RunFileError("%s: cannot create the run file: %s" % (path, e.strerror)) from None
+        w = cls(fd, path)
+        w.write(header_object)
+        w.sync()
+        return w
+
+    @classmethod
+    def resume(cls, path):
+        """Opens an existing run file to append; if it ends inside a line (a writer was killed
+        mid-write), writes ``\\n`` first so the torn fragment stays a line of its own."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise RunFileError("%s: no such run file to resume" % path) from None
+        except OSError as e:
+            raise RunFileError("%s: cannot open the run file: %s" % (path, e.strerror)) from None
+        size = os.fstat(fd).st_size
+        if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+            os.write(fd, b"\n")
+        return cls(fd, path)
+
+    def write(self, obj):
+        """Writes one record (a dict from the builders above) as one line."""
+        line = (encode(obj) + "\n").encode("utf-8")
+        kind = obj.get("type")
+        with self._lock:
+            if self._fd is None:
+                raise RunFileError("%s: the run file is closed" % self.path)
+            view = memoryview(line)
+            while view:  # one write(2) unless the kernel takes less (disk full, a signal)
+                n = os.write(self._fd, view)
+                view = view[n:]
+            self._dirty = True
+            now = time.monotonic()
+            if kind in ("checkpoint", "end") or now - self._last_sync >= 1.0:
+                self._sync_locked(now)
+
+    def sync_if_due(self):
+        """``fsync`` if records are waiting and the last one was a second ago or more."""
+        with self._lock:
+            now = time.monotonic()
+            if self._fd is not None and self._dirty and now - self._last_sync >= 1.0:
+                self._sync_locked(now)
+
+    def sync(self):
+        with self._lock:
+            if self._fd is not None:
+                self._sync_locked(time.monotonic())
+
+    def _sync_locked(self, now):
+        os.fsync(self._fd)
+        self._last_sync = now
+        self._dirty = False
+
+    @property
+    def closed(self):
+        return self._fd is None
+
+    def close(self):
+        with self._lock:
+            if self._fd is None:
+                return
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+# MARK: - Reading what a resume needs
+
+
+class RunFileState:
+    """What a resumed writer needs from an existing run file."""
+
+    def __init__(self):
+        self.header = None
+        #: Steps completed according to the file (the last record's step; a step record counts + 1).
+        self.last_step = 0
+        #: The largest ``t`` in the file: a resumed run continues this clock.
+        self.last_t = 0.0
+        #: ``command_id`` of every event answering a command-channel line.
+        self.answered_ids = set()
+        #: For each answered id, the (step, kind) of its first answer.
+        self.answers = {}
+        #: Lines of commands.jsonl answered without an id (``refused`` events naming the line).
+        self.answered_lines = set()
+        #: (step, path) of the last checkpoint record, or None.
+        self.last_checkpoint = None
+        #: The first domain's best validation loss and the last training loss, or None.
+        self.best_val_loss = None
+        self.final_loss = None
+
+
+def read_state(path):
+    """Reads ``path`` (a run file) for a resume: the header, the clock, the last step and the
+    command ids already answered. Bad lines are passed over as the Swift reader does."""
+    state = RunFileState()
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise RunFileError("%s: cannot read the run file: %s" % (path, e.strerror)) from None
+    with f:
+        first = f.readline()
+        try:
+            h = json.loads(first.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            h = None
+        if not isinstance(h, dict) or h.get("type") != "header":
+            raise RunFileError("%s:1: not a gradflow run file" % path)
+        state.header = h
+        for raw in f:
+            if b'"t"' not in raw:
+                continue
+            try:
+                r = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                continue
+            if not isinstance(r, dict):
+                continue
+            t, step, kind = r.get("t"), r.get("step"), r.get("type")
+            if isinstance(t, (int, float)) and math.isfinite(t):
+                state.last_t = max(state.last_t, float(t))
+            if isinstance(step, int):
+                state.last_step = max(state.last_step, step + 1 if kind == "step" else step)
+            if kind == "step" and isinstance(r.get("loss"), (int, float)):
+                state.final_loss = float(r["loss"])
+            elif kind == "eval":
+                ds = r.get("domains") or []
+                if ds and isinstance(ds[0], dict) and isinstance(ds[0].get("loss"), (int, float)):
+                    v = float(ds[0]["loss"])
+                    if state.best_val_loss is None or v < state.best_val_loss:
+                        state.best_val_loss = v
+            elif kind == "checkpoint":
+                state.last_checkpoint = (step, r.get("path"))
+            elif kind == "event" and r.get("source") == "attach":
+                cid = r.get("command_id")
+                if isinstance(cid, str):
+                    state.answered_ids.add(cid)
+                    state.answers.setdefault(cid, (step, r.get("kind")))
+                else:
+                    line = _named_line(r.get("message"))
+                    if line is not None:
+                        state.answered_lines.add(line)
+    return state
+
+
+def _named_line(message):
+    """N of a message ``commands.jsonl:N: …``, else None."""
+    if not isinstance(message, str) or not message.startswith("commands.jsonl:"):
+        return None
+    rest = message[len("commands.jsonl:"):]
+    digits = rest.split(":", 1)[0]
+    return int(digits) if digits.isdigit() else None

@@ -1,0 +1,224 @@
+"""The command channel: exactly once (also across a resume), torn lines, garbage, wrong run,
+permissions."""
+
+import json
+import os
+import random
+import stat
+import threading
+import time
+
+import pytest
+import torch
+
+import gradflow
+from gradflow import commands
+from gradflow.commands import CommandChannel, Command, Refusal, parse_line
+
+from conftest import TinyLM, tiny_step
+
+
+def events(rundir):
+    out = []
+    with open(os.path.join(rundir, "run.jsonl"), "rb") as f:
+        for raw in f:
+            try:
+                r = json.loads(raw)
+            except ValueError:
+                continue
+            if r.get("type") == "event":
+                out.append(r)
+    return out
+
+
+def attach_events(rundir):
+    return [e for e in events(rundir) if e["source"] == "attach"]
+
+
+def line(run_id, command, id="c-1", **members):
+    obj = {"id": id, "run": run_id, "issuer": {"user": "u", "host": "h", "pid": 1}, "t": 1.5, "command": command}
+    obj.update(members)
+    return (json.dumps(obj) + "\n").encode()
+
+
+def test_file_is_created_0600_and_read_whole_lines_only(tmp_path):
+    rundir = str(tmp_path)
+    old = os.umask(0)
+    try:
+        ch = CommandChannel(rundir, "rid")
+    finally:
+        os.umask(old)
+    path = os.path.join(rundir, "commands.jsonl")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert ch.poll() == []
+    whole = line("rid", "stop", id="a")
+    torn = line("rid", "pause", id="b")
+    with open(path, "ab") as f:
+        f.write(whole + torn[:10])
+    got = ch.poll()
+    assert [type(x) for x in got] == [Command] and got[0].name == "stop" and got[0].line == 1
+    assert ch.poll() == []  # the torn line waits
+    with open(path, "ab") as f:
+        f.write(torn[10:])
+    got = ch.poll()
+    assert len(got) == 1 and got[0].name == "pause" and got[0].line == 2
+    with open(path, "ab") as f:
+        f.write(whole)  # the same id again: never handed out twice
+    assert ch.poll() == []
+    ch.close()
+
+
+def test_parse_line_reasons():
+    ok = parse_line(line("rid", "set_weight", axis="context", band=2, value=1.5)[:-1], 3, "rid")
+    assert isinstance(ok, Command) and ok.members == {"axis": "context", "band": 2, "value": 1.5}
+    cases = {
+        b"not json": "commands.jsonl:3: not a JSON object",
+        b"[1,2]": "commands.jsonl:3: not a JSON object",
+        b"\xff\xfe": "commands.jsonl:3: not UTF-8",
+        b"": "commands.jsonl:3: empty line",
+        b'{"id":""}': "\"id\" must be a string of 1 to 128 bytes",
+        line("rid", "fly")[:-1]: "unknown command \"fly\"",
+        line("other", "stop")[:-1]: "command for run \"other\", but this run is \"rid\"",
+        line("rid", "set_weight", axis="context", band=1.5, value=1)[:-1]: "\"band\" must be an integer",
+        line("rid", "set_weight", axis="width", band=1, value=1)[:-1]: "unknown axis \"width\"",
+        line("rid", "set_weight", axis="context", band=1)[:-1]: "lacks member \"value\"",
+        line("rid", "lr_scale", value=0)[:-1]: "must be above 0",
+        line("rid", "set_adaptive", axis="time", adaptive=1)[:-1]: "\"adaptive\" must be a boolean",
+        b'{"id":"x","run":"rid","issuer":{"user":"u","host":"h","pid":1},"t":NaN,"command":"stop"}': "NaN is not JSON",
+        b'{"id":"x","run":"rid","issuer":{"user":"u","host":"h","pid":1},"t":1e999,"command":"stop"}': "\"t\" must be a number",
+        b'{"id":"x","id":"y"}': "duplicate member",
+    }
+    for raw, reason in cases.items():
+        r = parse_line(raw, 3, "rid")
+        assert isinstance(r, Refusal), raw
+        assert r.message.startswith("commands.jsonl:3: ") and reason in r.message, (raw, r.message)
+    assert parse_line(line("other", "stop", id="q")[:-1], 1, "rid").id == "q"
+    assert parse_line(b"garbage", 1, "rid").id is None
+
+
+def test_random_bytes_never_crash(tmp_path, tiny):
+    model, opt = tiny
+    rng = random.Random(7)
+    run = gradflow.Run(str(tmp_path), model=model, optimizer=opt, total_steps=2, handle_signals=False,
+                       checkpoint_at_end=False)
+    with open(os.path.join(str(tmp_path), "commands.jsonl"), "ab") as f:
+        for _ in range(40):
+            f.write(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 60))).replace(b"\n", b"") + b"\n")
+        f.write(b'{"id":"x","run":"' + run.run_id.encode() + b'","issuer":{},"t":1,"command":"stop"}\n')
+        f.write(bytes(b for b in range(256) if b != 10))  # a torn last line of junk
+    tiny_step(model, opt, run, 0)
+    got = attach_events(str(tmp_path))
+    assert len(got) == 41 and all(e["kind"] == "refused" for e in got)
+    assert all(e["message"].startswith("commands.jsonl:%d: " % (i + 1)) for i, e in enumerate(got))
+    assert not run.should_stop
+    run.close()
+
+
+def test_commands_applied_exactly_once_also_across_resume(tmp_path, tiny):
+    model, opt = tiny
+    rundir = str(tmp_path)
+    run = gradflow.Run(rundir, model=model, optimizer=opt, total_steps=10, handle_signals=False)
+    first = commands.send(rundir, "lr_scale", value=0.5)
+    tiny_step(model, opt, run, 0)
+    assert run.lr_scale == 0.5
+    lr = [g["lr"] for g in opt.param_groups]
+    tiny_step(model, opt, run, 1)
+    assert [g["lr"] for g in opt.param_groups] == lr  # the schedule's rate is restored after each step
+    steps = [json.loads(l) for l in open(os.path.join(rundir, "run.jsonl")) if '"type":"step"' in l]
+    assert steps[0]["lr"] == 0.01 and steps[1]["lr"] == 0.005
+    ckpt = run.checkpoint()  # at step 2: holds `first`
+    wrong = commands.send(rundir, "stop", run="another-run")
+    tiny_step(model, opt, run, 2)
+    assert not run.should_stop
+    mid = commands.send(rundir, "lr_scale", value=0.75)
+    tiny_step(model, opt, run, 3)  # applied at step 4, after the checkpoint
+    assert run.lr_scale == 0.75
+    # Simulated kill -9: no end record; the run file and the commands stay.
+    run.writer.close()
+    run.channel.close()
+    for h in run._hook_handles:
+        h.remove()
+    gradflow.run._open_runs.discard(run)
+    later = commands.send(rundir, "lr_scale", value=0.25)
+
+    model2 = TinyLM()
+    opt2 = torch.optim.AdamW(model2.parameters(), lr=1e-2)
+    run2 = gradflow.Run(rundir, model=model2, optimizer=opt2, total_steps=10, resume=True, handle_signals=False)
+    assert run2.run_id == run.run_id and run2.start_step == 2 and os.path.basename(ckpt) == "ckpt-000002.pt"
+    assert run2.lr_scale == 0.5  # restored from the checkpoint
+    saved = torch.load(ckpt, weights_only=False)["model"]
+    assert all(torch.equal(saved[k], v) for k, v in model2.state_dict().items())  # the checkpoint's weights
+    tiny_step(model2, opt2, run2, 2)  # boundary 3: `later` is new
+    assert run2.lr_scale == 0.25
+    tiny_step(model2, opt2, run2, 3)  # boundary 4: `mid`'s effect was lost with the kill: applied again
+    assert run2.lr_scale == 0.75
+    run2.close()
+    answers = attach_events(rundir)
+    by_id = {}
+    for e in answers:
+        by_id.setdefault(e.get("command_id"), []).append((e["kind"], e["step"]))
+    assert by_id == {first: [("lr", 1)], wrong: [("refused", 3)], mid: [("lr", 4), ("lr", 4)], later: [("lr", 3)]}
+    again = [e for e in answers if e.get("command_id") == mid][1]
+    assert "applied again after a resume" in again["message"]
+    kinds = [e["kind"] for e in events(rundir)]
+    assert kinds.count("resume-run") == 1
+    r = gradflow.wait_for_answer(rundir, later, timeout=1)
+    assert r["old"] == 0.5 and r["new"] == 0.25
+
+
+def test_group_writable_file_is_refused(tmp_path, tiny):
+    model, opt = tiny
+    path = tmp_path / "commands.jsonl"
+    path.write_bytes(b"")
+    os.chmod(str(path), 0o620)
+    run = gradflow.Run(str(tmp_path), model=model, optimizer=opt, total_steps=2, handle_signals=False,
+                       checkpoint_at_end=False)
+    commands.send(str(tmp_path), "stop")
+    tiny_step(model, opt, run, 0)
+    tiny_step(model, opt, run, 1)
+    warnings = [e for e in events(str(tmp_path)) if e["kind"] == "warning"]
+    assert len(warnings) == 1 and "writable by group" in warnings[0]["message"]
+    assert not run.should_stop and stat.S_IMODE(os.stat(str(path)).st_mode) == 0o620
+    run.close()
+
+
+def test_pause_holds_the_loop_until_resume(tmp_path, tiny):
+    model, opt = tiny
+    rundir = str(tmp_path)
+    run = gradflow.Run(rundir, model=model, optimizer=opt, total_steps=3, handle_signals=False,
+                       checkpoint_at_end=False, pause_poll=0.02)
+    p = commands.send(rundir, "pause")
+    c = commands.send(rundir, "checkpoint")
+
+    def later():
+        gradflow.wait_for_answer(rundir, c, timeout=20)
+        commands.send(rundir, "resume")
+
+    t = threading.Thread(target=later)
+    t.start()
+    tiny_step(model, opt, run, 0)  # returns only after the resume
+    t.join()
+    commands.send(rundir, "stop")
+    tiny_step(model, opt, run, 1)
+    assert run.should_stop and not run.paused
+    run.close()
+    kinds = [(e["kind"], e["source"]) for e in events(rundir)]
+    assert [k for k, s in kinds if s == "attach"] == ["pause", "command", "resume", "stop"]
+    recs = [json.loads(l)["type"] for l in open(os.path.join(rundir, "run.jsonl"))]
+    assert recs.count("checkpoint") == 1 and recs[-1] == "end"
+    assert json.loads(open(os.path.join(rundir, "run.jsonl")).readlines()[-1])["reason"] == "interrupted"
+
+
+def test_weight_commands_without_refiner_and_twins_are_refused(tmp_path, tiny):
+    model, opt = tiny
+    rundir = str(tmp_path)
+    run = gradflow.Run(rundir, model=model, optimizer=opt, total_steps=2, handle_signals=False,
+                       checkpoint_at_end=False)
+    commands.send(rundir, "set_weight", axis="context", band=0, value=2.0)
+    commands.send(rundir, "set_adaptive", axis="depth", adaptive=True)
+    commands.send(rundir, "open_twin")
+    tiny_step(model, opt, run, 0)
+    run.close()
+    got = attach_events(rundir)
+    assert [e["kind"] for e in got] == ["refused"] * 3
+    assert "no refiner" in got[0]["message"] and "twins" in got[2]["message"]

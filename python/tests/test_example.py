@@ -1,0 +1,30 @@
+"""examples/train_gpt.py trains preset S for 3 steps and writes a complete run file."""
+
+import json
+import os
+import subprocess
+import sys
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "train_gpt.py")
+
+
+def test_example_runs_three_steps(tmp_path):
+    out = str(tmp_path / "gpt")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, EXAMPLE, "--steps", "3", "--out", out, "--device", "cpu", "--threads", "1",
+                        "--eval-windows", "2", "--sample-bytes", "4", "--axes", "all", "--adaptive", "depth"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rs = [json.loads(l) for l in open(os.path.join(out, "run.jsonl"))]
+    h = rs[0]
+    assert h["preset"] == "S" and h["parameters"] == 842496 and h["total_steps"] == 3
+    assert h["data"][0]["name"] == "train:shakespeare" and [a["axis"] for a in h["axes"]] == ["context", "time", "depth"]
+    steps = [r for r in rs if r["type"] == "step"]
+    assert [s["step"] for s in steps] == [0, 1, 2]
+    assert list(steps[0]["axes"]) == ["context", "time", "depth"] and len(steps[0]["attention_mass"]) == 4
+    assert steps[-1]["loss"] < steps[0]["loss"]
+    evals = [r for r in rs if r["type"] == "eval"]
+    assert len(evals) == 1 and evals[0]["domains"][0]["name"] == "val:shakespeare"
+    assert [g["window"] for g in evals[0]["context_gain"]] == [8, 32, 64] and len(evals[0]["loss_by_position"]) == 32
+    assert [r["type"] for r in rs[-2:]] == ["checkpoint", "end"] and rs[-1]["reason"] == "completed"
+    assert os.path.exists(os.path.join(out, "ckpt-000003.pt"))

@@ -1,0 +1,70 @@
+"""GradflowCallback on a Hugging Face Trainer with a tiny GPT-2 built from a config (nothing is
+downloaded): step, eval, checkpoint, event and end records, and the commands."""
+
+import json
+import os
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+import gradflow
+from gradflow import commands
+
+
+def records(rundir):
+    return [json.loads(l) for l in open(os.path.join(rundir, "run.jsonl"))]
+
+
+class SendAt(transformers.TrainerCallback):
+    """Sends a command at the end of a given step (before GradflowCallback reads the file)."""
+
+    def __init__(self, rundir, step, command, **members):
+        self.rundir, self.step, self.command, self.members = rundir, step, command, members
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            commands.send(self.rundir, self.command, **self.members)
+
+
+def test_trainer_callback(tmp_path):
+    from gradflow.hf import GradflowCallback
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=256, n_positions=16, n_embd=32, n_layer=1, n_head=2)
+    model = transformers.GPT2LMHeadModel(config)
+    g = torch.Generator().manual_seed(0)
+    data = [{"input_ids": ids, "labels": ids} for ids in torch.randint(0, 256, (16, 16), generator=g)]
+    rundir = str(tmp_path / "hf-run")
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=4, per_device_train_batch_size=2, learning_rate=1e-3,
+        lr_scheduler_type="constant", logging_steps=1, eval_strategy="steps", eval_steps=1, save_strategy="no",
+        report_to=[], use_cpu=True, disable_tqdm=True, seed=3, max_grad_norm=1.0)
+    from gradflow.refine import Refiner
+    refiner = Refiner(model, axes=("time",))  # the time axis acts in on_pre_optimizer_step, before clipping
+    callback = GradflowCallback(rundir, refine=refiner, handle_signals=False)
+    os.makedirs(rundir)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=data, eval_dataset=data[:4],
+                                   callbacks=[SendAt(rundir, 1, "lr_scale", value=0.5),
+                                              SendAt(rundir, 1, "set_weight", axis="time", band=0, value=0.5),
+                                              SendAt(rundir, 2, "checkpoint"),
+                                              SendAt(rundir, 3, "stop"), callback])
+    trainer.train()
+
+    rs = records(rundir)
+    assert rs[0]["type"] == "header" and rs[0]["total_steps"] == 4 and rs[0]["config"]["trainer"]["seed"] == 3
+    steps = [r for r in rs if r["type"] == "step"]
+    assert [s["step"] for s in steps] == [0, 1, 2]
+    assert [s["lr"] for s in steps] == [1e-3, 5e-4, 5e-4]
+    assert all(s["loss"] > 4 and s["tokens_per_s"] > 0 and s["grad_norm"] > 0 for s in steps)
+    assert all(0 < s["clip_scale"] <= 1 for s in steps)
+    evals = [r for r in rs if r["type"] == "eval"]
+    assert [e["step"] for e in evals] == [1, 2, 3] and evals[0]["domains"][0]["name"] == "val"
+    answers = [(r["kind"], r["step"]) for r in rs if r.get("source") == "attach"]
+    assert answers == [("lr", 1), ("weight", 1), ("command", 2), ("stop", 3)]
+    assert [s["axes"]["time"]["weight"][0] for s in steps] == [1, 0.5, 0.5]
+    assert [a["axis"] for a in rs[0]["axes"]] == ["time", "depth"]
+    checkpoints = [r for r in rs if r["type"] == "checkpoint"]
+    assert len(checkpoints) == 1 and checkpoints[0]["path"].endswith("checkpoint-2") and checkpoints[0]["bytes"] > 0
+    assert rs[-1]["type"] == "end" and rs[-1]["reason"] == "interrupted" and rs[-1]["step"] == 3
+    assert args.max_grad_norm == 1.0  # the callback hands clipping back

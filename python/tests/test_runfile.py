@@ -1,0 +1,143 @@
+"""The run-file writer: values, key order (RunFileFields.swift), creation and resume rules."""
+
+import json
+import math
+import os
+import struct
+
+import pytest
+
+from gradflow import runfile
+from gradflow._json import F32, encode, escape_string
+
+# Writing order of every record's keys (Sources/Telemetry/RunFile/RunFileFields.swift and
+# docs/FORMAT.md 1.3: run_id after config, command_id after source).
+HEADER = ["type", "schema", "run_name", "preset", "parameters", "total_steps", "seed", "threads", "ranks",
+          "start_time", "start_iso", "data", "axes", "config", "run_id", "parent"]
+STEP = ["type", "step", "t", "loss", "lr", "grad_norm", "clip_scale", "tokens_per_s", "step_ms", "axes",
+        "context_energy", "attention_mass", "attention_mass_by_head", "oscillation", "spike", "guard_fallbacks", "twin"]
+EVAL = ["type", "step", "t", "domains", "loss_by_position", "context_gain", "sample_prompt", "sample"]
+EVENT = ["type", "step", "t", "kind", "axis", "band", "layer", "old", "new", "source", "command_id", "message"]
+CHECKPOINT = ["type", "step", "t", "path", "bytes", "ms"]
+END = ["type", "step", "t", "reason", "final_loss", "best_val_loss", "message"]
+SYSTEM = ["type", "step", "t", "cpu_percent", "rss_bytes", "threads", "ranks", "gpu_memory_bytes", "gpu_util_percent"]
+
+
+def keys_in_order(obj, table):
+    keys = list(json.loads(encode(obj)).keys())
+    assert keys == [k for k in table if k in keys], keys
+    return keys
+
+
+def test_numbers():
+    assert encode(0.1) == "0.1"
+    assert encode(2.5e-05) == "2.5e-05"
+    assert encode(1e20) == "1e+20"
+    assert encode(85.0) == "85"
+    assert encode(-3.0) == "-3"
+    assert encode(float("nan")) == "null" and encode(float("-inf")) == "null"
+    assert encode(F32(0.1)) == "0.1"
+    assert encode(F32(1e-9)) == "1e-09"
+    assert encode(F32(float("inf"))) == "null"
+    assert encode(F32(1e39)) == "null"  # beyond float32
+    for x in (0.2533421, 3.14159265358979, 1.0 / 3.0, 123456.789, 7e-42):
+        text = encode(F32(x))
+        f32 = struct.unpack("<f", struct.pack("<f", x))[0]
+        assert struct.unpack("<f", struct.pack("<f", float(text)))[0] == f32, (x, text)
+        assert len(text.replace("-", "").replace(".", "").split("e")[0]) <= 9
+
+
+def test_strings():
+    assert escape_string('a"b\\c\nd\te\r\x01\x7f') == '"a\\"b\\\\c\\nd\\te\\r\\u0001\\u007f"'
+    assert escape_string("β .90 – ok") == '"β .90 – ok"'
+    assert escape_string("\ud800x") == '"\ufffdx"'
+    assert json.loads(encode({"s": "\x00\x1f\x7f"})) == {"s": "\x00\x1f\x7f"}
+
+
+def test_key_order_of_every_record():
+    h = runfile.header(run_name="r", preset="custom", parameters=10, total_steps=5, seed=2**64 - 1, threads=2,
+                       start_time=1796600000.25, data=[runfile.data_source(__file__, training=True)],
+                       axes=[runfile.axis_info("context", [8], [runfile.band_info("local", "0–8", 0.05, 10),
+                                                                 runfile.band_info("long", "9–31", 0.05, 10)])],
+                       config={"lr": 0.003}, run_id="abc", ranks=2, parent={"run": "p", "step": 3, "checkpoint": "c"})
+    assert keys_in_order(h, HEADER) == HEADER
+    assert json.loads(encode(h))["seed"] == 2**64 - 1
+    assert json.loads(encode(h))["start_iso"] == "2026-12-06T23:33:20Z"
+    assert json.loads(encode(h))["data"][0]["name"] == "train:test_runfile"
+    s = runfile.step_record(step=0, t=0.5, loss=5.5, lr=3e-5, grad_norm=4.1, clip_scale=1, tokens_per_s=9000,
+                            step_ms=110, axes={"depth": {"mode": "manual", "weight": [1], "energy": [0.5]},
+                                               "context": {"mode": "off", "weight": [1, 1], "energy": [0, 0]}},
+                            oscillation={"rel_update": [0.1], "update_cos": [0.5], "flip_rate": [0], "grad_cos": [0]})
+    assert keys_in_order(s, STEP) == STEP[:-1]
+    line = json.loads(encode(s))
+    assert list(line["axes"]) == ["context", "depth"]
+    assert list(line["oscillation"]) == ["flip_rate", "grad_cos", "update_cos", "rel_update"]
+    e = runfile.eval_record(step=2, t=1, domains={"val:x": 2.0}, loss_by_position=[1, 2], context_gain={8: 0.1},
+                            sample="ab", sample_prompt="\n")
+    assert keys_in_order(e, EVAL) == EVAL
+    assert json.loads(encode(e))["domains"][0]["bpb"] == 2.0 / math.log(2)
+    ev = runfile.event_record(step=1, t=1, kind="weight", source="attach", axis="context", band=1, layer=0,
+                              old=1, new=2, command_id="c1", message="m")
+    assert keys_in_order(ev, EVENT) == EVENT
+    assert keys_in_order(runfile.checkpoint_record(step=1, t=1, path="p", bytes=3, ms=1.5), CHECKPOINT) == CHECKPOINT
+    assert keys_in_order(runfile.end_record(step=1, t=1, reason="failed", final_loss=1, best_val_loss=2,
+                                            message="x"), END) == END
+    sy = runfile.system_record(step=1, t=1, cpu_percent=150.5, rss_bytes=10, threads=4, ranks=1,
+                               gpu_memory_bytes=5, gpu_util_percent=30)
+    assert keys_in_order(sy, SYSTEM) == SYSTEM
+    with pytest.raises(ValueError):
+        runfile.end_record(step=1, t=1, reason="done")
+
+
+def test_fnv1a_vectors(tmp_path):
+    assert "%016x" % runfile.fnv1a64(b"") == "cbf29ce484222325"
+    assert "%016x" % runfile.fnv1a64(b"a") == "af63dc4c8601ec8c"
+    assert "%016x" % runfile.fnv1a64(b"foobar") == "85944171f73967e8"
+    p = tmp_path / "d.txt"
+    p.write_bytes(b"foo" + b"bar")
+    assert runfile.file_hash(str(p), chunk=2) == ("85944171f73967e8", 6)
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "b.txt").write_bytes(b"bar")
+    (folder / "a.txt").write_bytes(b"foo")
+    (folder / "skip.md").write_bytes(b"zzz")
+    assert runfile.file_hash(str(folder)) == ("85944171f73967e8", 6)
+
+
+def _header(run_id="rid"):
+    return runfile.header(run_name="r", preset="custom", parameters=1, total_steps=3, seed=1, threads=1,
+                          start_time=1.0, data=[], axes=[], config={}, run_id=run_id)
+
+
+def test_never_overwrites_and_one_line_per_record(tmp_path):
+    path = str(tmp_path / "run.jsonl")
+    w = runfile.RunFileWriter.create(path, _header())
+    w.write(runfile.event_record(step=0, t=0.1, kind="warning", source="api", message="x\ny"))
+    w.close()
+    with pytest.raises(runfile.RunFileError, match="already exists; a recorder never overwrites"):
+        runfile.RunFileWriter.create(path, _header())
+    lines = open(path, "rb").read().split(b"\n")
+    assert len(lines) == 3 and lines[-1] == b""
+
+
+def test_resume_after_torn_line(tmp_path):
+    path = str(tmp_path / "run.jsonl")
+    w = runfile.RunFileWriter.create(path, _header("keep"))
+    w.write(runfile.step_record(step=0, t=0.5, loss=5, lr=1e-3, grad_norm=1, clip_scale=1, tokens_per_s=1,
+                                step_ms=1))
+    w.write(runfile.event_record(step=1, t=0.7, kind="lr", source="attach", old=1, new=0.5, command_id="a-1"))
+    w.write(runfile.event_record(step=1, t=0.8, kind="refused", source="attach",
+                                 message="commands.jsonl:4: not a JSON object"))
+    w.close()
+    with open(path, "ab") as f:
+        f.write(b'{"type":"step","step":1,"t":0.9,"lo')  # killed mid-write
+    state = runfile.read_state(path)
+    assert state.header["run_id"] == "keep"
+    assert state.answered_ids == {"a-1"} and state.answered_lines == {4}
+    assert state.last_step == 1 and state.last_t == 0.8
+    w = runfile.RunFileWriter.resume(path)
+    w.write(runfile.event_record(step=1, t=1.0, kind="resume-run", source="trainer", message="resumed from step 1"))
+    w.close()
+    lines = open(path, "rb").read().split(b"\n")
+    assert lines[-3] == b'{"type":"step","step":1,"t":0.9,"lo'
+    assert json.loads(lines[-2])["kind"] == "resume-run"
