@@ -40,7 +40,10 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "Refinement", swiftSettings: fastMath),
         .target(name: "Model", dependencies: ["Kernels"], swiftSettings: fastMath),
-        .target(name: "Telemetry", dependencies: ["Refinement"]),
+        // The run format (docs/FORMAT.md): records, field tables, codec, JSON — the contract.
+        .target(name: "RunFormat", dependencies: ["Refinement"]),
+        // Records in motion: the bus, the recorder, replay, the catalog; it re-exports RunFormat.
+        .target(name: "Telemetry", dependencies: ["RunFormat", "Refinement"]),
         .target(
             name: "Training",
             dependencies: ["Kernels", "Model", "Refinement", "Telemetry"],
@@ -70,7 +73,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
-        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Refinement"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RunFormat", "Refinement"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement", "TestSupport"]),

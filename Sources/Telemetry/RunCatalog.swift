@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// The runs in a folder (`gradflow runs`): one entry per subfolder, read without ever failing on

@@ -1,6 +1,7 @@
 import Refinement
 import Foundation
 import Testing
+@testable import RunFormat
 @testable import Telemetry
 
 /// The codec's field tables (RunFileFields.swift) against docs/FORMAT.md: the same keys in the

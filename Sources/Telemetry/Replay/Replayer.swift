@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Plays a run file onto a `RecordBus` at the recorded pace times `speed` (0: as fast as possible).

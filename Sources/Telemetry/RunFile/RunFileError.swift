@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Why a run file could not be opened, created, read or written. The description names the file

@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Writes what the bus carries to the run file, on its own thread.
