@@ -53,7 +53,7 @@ let package = Package(
             swiftSettings: fastMath,
             plugins: ["Embed"]
         ),
-        .target(name: "Distributed", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
+        .target(name: "DataParallel", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
         .target(name: "Evaluation", dependencies: ["Training", "Model", "Kernels", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
         .target(name: "BuildInfo", plugins: ["Embed"]),   // the commit for --version
@@ -62,7 +62,7 @@ let package = Package(
             name: "gradflow",
             dependencies: [
                 "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
-                "Distributed", "BuildInfo",
+                "DataParallel", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement", "TestSupport"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Telemetry", "TestSupport"]),
+        .testTarget(name: "DataParallelTests", dependencies: ["DataParallel", "Telemetry", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

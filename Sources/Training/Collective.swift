@@ -6,7 +6,7 @@ import Telemetry
 /// same methods in the same order, so an implementation may block until all ranks have arrived.
 ///
 /// `SingleProcess` is the identity (one rank, no cost); the MPI implementation lives in the
-/// Distributed target, which the executable picks when it was started by `mpirun`.
+/// DataParallel target, which the executable picks when it was started by `mpirun`.
 public protocol Collective: AnyObject {
     /// This process's rank, 0 ..< size; rank 0 owns the display, the run file and the checkpoints.
     var rank: Int { get }

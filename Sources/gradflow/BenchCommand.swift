@@ -1,6 +1,6 @@
 import ArgumentParser
 import Dashboard
-import Distributed
+import DataParallel
 import Evaluation
 import Foundation
 import Kernels

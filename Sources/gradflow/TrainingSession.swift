@@ -1,5 +1,5 @@
 import Dispatch
-import Distributed
+import DataParallel
 import Foundation
 import Telemetry
 import Terminal
