@@ -83,7 +83,11 @@ extension Trainer {
             let place = "\(CommandChannel.fileName):\(reading.line)"
             switch reading.result {
             case let .success(line):
-                guard !channel.answered.contains(line.id) else { continue }
+                guard !channel.answered.contains(line.id) else {
+                    // Not answered under its id: that answer was given to the first line with it.
+                    refuse(id: nil, "\(place): id \"\(line.id)\" was answered already (an id is used once); not applied again")
+                    continue
+                }
                 channel.answered.insert(line.id)
                 guard line.run == channel.runId else {
                     refuse(id: line.id, "\(place): the command is for run \"\(line.run)\", this is run \"\(channel.runId)\"")
@@ -91,11 +95,10 @@ extension Trainer {
                 }
                 out.append(line.command)
             case let .failure(problem):
-                if let id = problem.id {
-                    guard !channel.answered.contains(id) else { continue }
-                    channel.answered.insert(id)
-                }
-                refuse(id: problem.id, "\(place): \(problem.message)")
+                // A bad line is answered under its id only when that id is still free.
+                let id = problem.id.flatMap { channel.answered.contains($0) ? nil : $0 }
+                if let id { channel.answered.insert(id) }
+                refuse(id: id, "\(place): \(problem.message)")
             }
         }
         return out

@@ -48,6 +48,7 @@ import Testing
         ("## `event` record", EventField.table.object),
         ("## `checkpoint` record", CheckpointField.table.object),
         ("## `end` record", EndField.table.object),
+        ("## `system` record", SystemField.table.object),
     ])
     func records(heading: String, object: String) throws {
         let lines = Self.section(heading)
@@ -57,6 +58,7 @@ import Testing
         case "eval record": (Self.keys(EvalField.table), EvalField.table.required)
         case "event record": (Self.keys(EventField.table), EventField.table.required)
         case "checkpoint record": (Self.keys(CheckpointField.table), CheckpointField.table.required)
+        case "system record": (Self.keys(SystemField.table), SystemField.table.required)
         default: (Self.keys(EndField.table), EndField.table.required)
         }
         let documented = Self.tableKeys(lines)

@@ -36,7 +36,7 @@ struct RecordCodingTests {
         #expect(back == h)
         #expect(back.seed == 0xFFFF_FFFF_FFFF_FFF1)
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(text.hasPrefix(#"{"type":"header","schema":"gradflow.run/1.2""#))
+        #expect(text.hasPrefix(#"{"type":"header","schema":"gradflow.run/1.3""#))
         #expect(text.contains(#""start_iso":"2025-11-29T13:55:49Z""#))
     }
 

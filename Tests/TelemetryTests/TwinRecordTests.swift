@@ -54,7 +54,7 @@ struct TwinRecordTests {
         #expect(s.twin == nil && s.loss == 2.5)
         let bad = #"{"type":"event","step":3,"t":0.5,"kind":"verdict","source":"twin","message":"","verdict":"great"}"#
         #expect(throws: JSONSyntaxError.self) { try RecordDecoder.record(Array(bad.utf8)) }
-        #expect(HeaderDecoder.version(of: RunHeader.currentSchema)! == (1, 2))
+        #expect(HeaderDecoder.version(of: RunHeader.currentSchema)! == (1, 3))
     }
 
     @Test("the verdict summary reads as the Events panel shows it")

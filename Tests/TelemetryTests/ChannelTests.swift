@@ -1,0 +1,83 @@
+import Foundation
+import Refinement
+import Testing
+@testable import Telemetry
+
+/// The command channel's lines (docs/FORMAT.md, "The command channel") and its reader.
+@Suite struct ChannelTests {
+    static let actions: [Command.Action] = [
+        .setWeight(WeightTarget(axis: .context, band: 2), 1.5),
+        .setWeight(WeightTarget(axis: .context, band: 0, layer: 3), 0.25),
+        .setAdaptive(.depth, true), .setAdaptive(.time, false),
+        .setTarget(band: 1, share: 0.3), .scaleLearningRate(0.5),
+        .pause, .resume, .checkpointNow, .stop, .openTwin, .revert,
+    ]
+
+    @Test func everyCommandRoundTrips() throws {
+        for (i, action) in Self.actions.enumerated() {
+            let line = ChannelLine(id: "id-\(i)", run: "abc", issuer: CommandIssuer(user: "ana", host: "h", pid: 42),
+                                   t: 1_796_600_000.25, action: action)
+            let bytes = line.encoded()
+            #expect(bytes.last == 0x0A && bytes.dropLast().allSatisfy { $0 != 0x0A })
+            #expect(try ChannelLine.decode(Array(bytes.dropLast())) == line)
+        }
+    }
+
+    @Test func problemsNameWhatIsWrongAndKeepTheId() {
+        func problem(_ text: String) -> ChannelLine.Problem? {
+            do { _ = try ChannelLine.decode(Array(text.utf8)); return nil } catch { return error as? ChannelLine.Problem }
+        }
+        #expect(problem("garbage")?.message.hasPrefix("not a command") == true)
+        #expect(problem(#"{"id":"a","run":"r","command":"warp"}"#)?.message.contains("unknown command \"warp\"") == true)
+        #expect(problem(#"{"id":"a","run":"r","command":"warp"}"#)?.id == "a")
+        #expect(problem(#"{"id":"a","run":"r","command":"set_weight","axis":"context","band":1}"#)?.message == "set_weight needs \"value\"")
+        #expect(problem(#"{"id":"a","run":"r","command":"lr_scale","value":-1}"#)?.message.contains("positive") == true)
+        #expect(problem(#"{"id":"","run":"r","command":"stop"}"#)?.id == nil)
+        #expect(problem(#"{"run":"r","command":"stop"}"#) != nil)
+        #expect(problem(#"{"id":"a","run":"r","command":"stop"} x"#) != nil)
+    }
+
+    /// Random bytes never trap the decoder: every line is a command or a problem.
+    @Test func randomBytesAreProblemsNotCrashes() {
+        var rng = SystemRandomNumberGenerator()
+        let pieces = Array(#"{"id":"run":"command":"set_weight""stop"[]{},:0.5e9-truenull\"#.utf8)
+        for _ in 0..<3000 {
+            let n = Int.random(in: 0..<80, using: &rng)
+            let bytes: [UInt8] = (0..<n).map { _ in
+                Bool.random(using: &rng) ? pieces.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)
+            }
+            _ = try? ChannelLine.decode(bytes)
+        }
+    }
+
+    @Test func readerTakesWholeLinesOnlyAndIsPrivate() throws {
+        let dir = NSTemporaryDirectory() + "gradflow-channel-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let reader = try CommandChannelReader(runDirectory: dir)
+        let mode = (try FileManager.default.attributesOfItem(atPath: reader.path)[.posixPermissions] as? Int) ?? 0
+        #expect(mode == 0o600)
+        #expect(reader.poll().isEmpty)
+        let writer = try CommandChannelWriter(runDirectory: dir, runId: "r1")
+        writer.send(Command(.pause, source: .attach, id: "c1"))
+        let handle = try #require(FileHandle(forWritingAtPath: reader.path))
+        handle.seekToEndOfFile()
+        handle.write(Data(#"{"id":"c2","run":"r1","comm"#.utf8))  // torn: waits
+        let first = reader.poll()
+        #expect(first.count == 1 && first[0].line == 1)
+        #expect(try first[0].result.get().action == .pause && first[0].result.get().run == "r1")
+        #expect(reader.poll().isEmpty)
+        handle.write(Data("and\":\"stop\"}\nnot json\n".utf8))
+        let second = reader.poll()
+        #expect(second.map(\.line) == [2, 3])
+        #expect(try second[0].result.get() == ChannelLine(id: "c2", run: "r1", action: .stop))
+        if case .success = second[1].result { Issue.record("a bad line decoded") }
+        try handle.close()
+        // A file others may write is not read, and the refusal is reported once.
+        chmod(reader.path, 0o666)
+        writer.send(Command(.stop, source: .attach, id: "c3"))
+        #expect(reader.poll().isEmpty)
+        #expect(reader.takeRefusal()?.contains("writable by others") == true)
+        #expect(reader.takeRefusal() == nil)
+    }
+}
