@@ -40,7 +40,10 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "Refinement", swiftSettings: fastMath),
         .target(name: "Model", dependencies: ["Kernels"], swiftSettings: fastMath),
-        .target(name: "Telemetry", dependencies: ["Refinement"]),
+        // The run format (docs/FORMAT.md): records, field tables, codec, JSON — the contract.
+        .target(name: "RunFormat", dependencies: ["Refinement"]),
+        // Records in motion: the bus, the recorder, replay, the catalog; it re-exports RunFormat.
+        .target(name: "Telemetry", dependencies: ["RunFormat", "Refinement"]),
         .target(
             name: "Training",
             dependencies: ["Kernels", "Model", "Refinement", "Telemetry"],
@@ -50,8 +53,8 @@ let package = Package(
             swiftSettings: fastMath,
             plugins: ["Embed"]
         ),
-        .target(name: "Distributed", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
-        .target(name: "Evaluation", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
+        .target(name: "DataParallel", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
+        .target(name: "Evaluation", dependencies: ["Training", "Model", "Kernels", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
         .target(name: "BuildInfo", plugins: ["Embed"]),   // the commit for --version
         .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal", "Refinement"]),
@@ -59,7 +62,7 @@ let package = Package(
             name: "gradflow",
             dependencies: [
                 "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
-                "Distributed", "BuildInfo",
+                "DataParallel", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -70,11 +73,11 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
-        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Refinement"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RunFormat", "Refinement"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement", "TestSupport"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Telemetry", "TestSupport"]),
+        .testTarget(name: "DataParallelTests", dependencies: ["DataParallel", "Telemetry", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

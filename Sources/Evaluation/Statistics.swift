@@ -1,26 +1,15 @@
 import Foundation
+import Kernels
 
 /// Paired statistics for "arm versus baseline" claims: per-seed differences, a seeded bootstrap
 /// interval of their mean, sign agreement, and the verdict rule (docs/RESULTS.md states it).
 public enum PairedStatistics {
-    /// A deterministic generator for the bootstrap (SplitMix64), so reports are reproducible.
-    struct SplitMix64 {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     /// Percentile bootstrap 95 % interval of `statistic` over resamples (with replacement) of the
     /// indices 0..<n. Returns nil for n < 2.
     public static func bootstrapInterval(count n: Int, resamples: Int = 10_000, seed: UInt64 = 20_250_204,
                                          level: Double = 0.95, statistic: ([Int]) -> Double) -> (low: Double, high: Double)? {
         guard n >= 2, resamples >= 1 else { return nil }
+        // A deterministic generator, so reports are reproducible.
         var rng = SplitMix64(state: seed)
         var values: [Double] = []
         values.reserveCapacity(resamples)

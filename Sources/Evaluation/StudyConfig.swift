@@ -171,37 +171,14 @@ public struct StudyConfig: Sendable, Equatable {
                 guard words.count == 2, !value.isEmpty else { throw fail("expected 'eval NAME = PATH'") }
                 evalDomains.append(NamedPath(name: words[1], path: value))
             case "data":
-                guard words.count == 2, !value.isEmpty else { throw fail("expected 'data NAME = PATH [limit=BYTES]'") }
-                let parts = value.split(separator: " ").map(String.init)
-                var spec = DataSpec(name: words[1], source: parts[0], limit: nil)
-                for p in parts.dropFirst() {
-                    guard p.hasPrefix("limit="), let n = Int(p.dropFirst(6)), n > 0 else {
-                        throw fail("data option '\(p)' not understood; expected limit=BYTES")
-                    }
-                    spec.limit = n
-                }
+                let spec = try Self.dataSpec(words, value, fail: fail)
                 if !sawData { data = []; sawData = true }
                 guard !data.contains(where: { $0.name == spec.name }) else { throw fail("data set '\(spec.name)' is defined twice") }
                 data.append(spec)
             case "finetune":
-                guard words.count == 2, !value.isEmpty else { throw fail("expected 'finetune NAME = PATH steps=N [lr=X]'") }
-                let parts = value.split(separator: " ").map(String.init)
-                var spec = FineTune(name: words[1], path: parts[0], steps: 0)
-                for p in parts.dropFirst() {
-                    if p.hasPrefix("steps="), let n = Int(p.dropFirst(6)), n > 0 {
-                        spec.steps = n
-                    } else if p.hasPrefix("lr="), let x = Double(p.dropFirst(3)), x > 0, x.isFinite {
-                        spec.learningRate = x
-                    } else {
-                        throw fail("finetune option '\(p)' not understood; expected steps=N (N ≥ 1) or lr=X (X > 0)")
-                    }
-                }
-                guard spec.steps > 0 else { throw fail("finetune \(spec.name) needs steps=N (the number of fine-tune steps)") }
-                fineTune = spec
+                fineTune = try Self.fineTuneSpec(words, value, fail: fail)
             case "arm":
-                guard words.count == 2 else { throw fail("expected 'arm NAME = FLAGS'") }
-                var arm = Arm(name: words[1], flags: value, refinement: RefinementFlags())
-                do { try Self.parseFlags(value, into: &arm) } catch let e as ParseError { throw fail(e.description) }
+                let arm = try Self.arm(words, value, fail: fail)
                 if !sawArm { arms = []; sawArm = true }
                 guard !arms.contains(where: { $0.name == arm.name }) else { throw fail("arm '\(arm.name)' is defined twice") }
                 arms.append(arm)
@@ -214,6 +191,46 @@ public struct StudyConfig: Sendable, Equatable {
             }
         }
         if let e = validationError() { throw ParseError(description: "\(origin): \(e)") }
+    }
+
+    /// `data NAME = PATH [limit=BYTES]`.
+    private static func dataSpec(_ words: [String], _ value: String, fail: (String) -> ParseError) throws -> DataSpec {
+        guard words.count == 2, !value.isEmpty else { throw fail("expected 'data NAME = PATH [limit=BYTES]'") }
+        let parts = value.split(separator: " ").map(String.init)
+        var spec = DataSpec(name: words[1], source: parts[0], limit: nil)
+        for p in parts.dropFirst() {
+            guard p.hasPrefix("limit="), let n = Int(p.dropFirst(6)), n > 0 else {
+                throw fail("data option '\(p)' not understood; expected limit=BYTES")
+            }
+            spec.limit = n
+        }
+        return spec
+    }
+
+    /// `finetune NAME = PATH steps=N [lr=X]`.
+    private static func fineTuneSpec(_ words: [String], _ value: String, fail: (String) -> ParseError) throws -> FineTune {
+        guard words.count == 2, !value.isEmpty else { throw fail("expected 'finetune NAME = PATH steps=N [lr=X]'") }
+        let parts = value.split(separator: " ").map(String.init)
+        var spec = FineTune(name: words[1], path: parts[0], steps: 0)
+        for p in parts.dropFirst() {
+            if p.hasPrefix("steps="), let n = Int(p.dropFirst(6)), n > 0 {
+                spec.steps = n
+            } else if p.hasPrefix("lr="), let x = Double(p.dropFirst(3)), x > 0, x.isFinite {
+                spec.learningRate = x
+            } else {
+                throw fail("finetune option '\(p)' not understood; expected steps=N (N ≥ 1) or lr=X (X > 0)")
+            }
+        }
+        guard spec.steps > 0 else { throw fail("finetune \(spec.name) needs steps=N (the number of fine-tune steps)") }
+        return spec
+    }
+
+    /// `arm NAME = FLAGS`.
+    private static func arm(_ words: [String], _ value: String, fail: (String) -> ParseError) throws -> Arm {
+        guard words.count == 2 else { throw fail("expected 'arm NAME = FLAGS'") }
+        var arm = Arm(name: words[1], flags: value, refinement: RefinementFlags())
+        do { try parseFlags(value, into: &arm) } catch let e as ParseError { throw fail(e.description) }
+        return arm
     }
 
     /// Reads and parses a study file.

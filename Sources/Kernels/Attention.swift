@@ -1,7 +1,7 @@
 import CBLAS
 
 /// Causal multi-head self-attention on a fused QKV buffer, with an optional weight per band of
-/// query–key distance in the backward pass (DESIGN §1.1).
+/// query–key distance in the backward pass (docs/ARCHITECTURE.md §7.1).
 ///
 /// Every (batch, head) pair is independent: its scores, softmax and products are small GEMMs on
 /// cblas_sgemm over strided views of the QKV buffer. Rows are processed in blocks so that only the
@@ -130,7 +130,7 @@ public struct Attention {
     /// dout [B, T, C] → dqkv [B, T, 3C] (overwritten). `att` holds P from the forward pass and is
     /// used as scratch (overwritten). `scratch` holds `backwardScratchCount(workers:)` floats. With `bands` and `weights`
     /// ([bands.count], one per band for this layer), the gradient along each edge j → i is scaled by
-    /// the weight of band(i − j) (DESIGN §1.1); with nil weights this is the plain backward.
+    /// the weight of band(i − j) (docs/ARCHITECTURE.md §7.1); with nil weights this is the plain backward.
     public func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                          qkv: UnsafePointer<Float>, att: UnsafeMutablePointer<Float>,
                          scratch: UnsafeMutablePointer<Float>, bands: Bands? = nil,

@@ -28,7 +28,7 @@ public final class GPT {
     private var lastT = 0
     private var lastWindow: Int?
 
-    /// Context-axis inputs and outputs of the backward pass (DESIGN §1.1).
+    /// Context-axis inputs and outputs of the backward pass (docs/ARCHITECTURE.md §7.1).
     public struct ContextRefinement {
         public var bands: Attention.Bands
         /// [layers × bands] weights, or nil for the plain gradient (statistics only).

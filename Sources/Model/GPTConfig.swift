@@ -1,4 +1,4 @@
-/// Shape of a byte-level GPT (the GPT-2 layout of llm.c, DESIGN §4).
+/// Shape of a byte-level GPT (the GPT-2 layout of llm.c, docs/ARCHITECTURE.md §7.6).
 public struct GPTConfig: Equatable, Sendable, Codable {
     public var vocab: Int = 256
     public var layers: Int

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// A small, fast, seedable generator (xoshiro256**) whose whole state fits in a checkpoint.
 public struct Xoshiro256: RandomNumberGenerator, Sendable, Equatable {
@@ -6,15 +7,8 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable, Equatable {
 
     public init(seed: UInt64) {
         // SplitMix64 expands the seed so that nearby seeds give unrelated streams.
-        var z = seed
-        func next() -> UInt64 {
-            z &+= 0x9E37_79B9_7F4A_7C15
-            var x = z
-            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
-            return x ^ (x >> 31)
-        }
-        state = (next(), next(), next(), next())
+        var z = SplitMix64(state: seed)
+        state = (z.next(), z.next(), z.next(), z.next())
     }
 
     public init(state: (UInt64, UInt64, UInt64, UInt64)) { self.state = state }

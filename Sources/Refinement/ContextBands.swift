@@ -1,4 +1,4 @@
-// Bands of causal attention distance d = i − j for the context axis (DESIGN §1.1).
+// Bands of causal attention distance d = i − j for the context axis (docs/ARCHITECTURE.md §7.1).
 
 /// The partition of attention distances 0…T−1 into consecutive bands.
 ///

@@ -1,4 +1,4 @@
-// The context axis' adaptive policy (DESIGN §1.4): pull each layer's shares of gradient energy
+// The context axis' adaptive policy (docs/ARCHITECTURE.md §7.4): pull each layer's shares of gradient energy
 // per distance band toward target shares.
 
 /// Adaptive context weights from the per-layer, per-band energies e[ℓ][b] = Σ (P ⊙ dP)².

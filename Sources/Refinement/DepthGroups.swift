@@ -1,4 +1,4 @@
-// Groups of layers for the depth axis (DESIGN §1.3).
+// Groups of layers for the depth axis (docs/ARCHITECTURE.md §7.3).
 
 /// Assigns tensors to depth groups by the layer they belong to.
 ///

@@ -1,4 +1,4 @@
-// The depth axis' adaptive policy (DESIGN §1.4): equalise how fast each group of layers moves.
+// The depth axis' adaptive policy (docs/ARCHITECTURE.md §7.4): equalise how fast each group of layers moves.
 
 /// Adaptive depth multipliers φ_k from each group's relative update ‖Δθ_k‖ / ‖θ_k‖.
 ///

@@ -1,4 +1,6 @@
-// Oscillation statistics per depth group and of the run (DESIGN §1.5).
+import Foundation
+
+// Oscillation statistics per depth group and of the run (docs/ARCHITECTURE.md §7.5).
 
 /// EMAs of one depth group's update sign-flip rate, cos(g_t, g_{t−1}) and cos(Δθ_t, Δθ_{t−1}).
 ///
@@ -43,7 +45,31 @@ public struct OscillationMeter: Equatable, Sendable, Codable {
     }
 }
 
-/// Flags loss spikes: L_t > factor × median of the previous `window` losses.
+/// The loss-spike rule of the step statistics, written once: a step's loss L_t is a spike when
+/// L_t > 1.2 × the median of the previous 50 losses (counted once 10 are known; a non-finite loss
+/// always is). The engine flags steps with it (`SpikeDetector`), the trainer's warning, the
+/// dashboard and the docs (METHOD.md §6) state it. Not the divergence guard's rule (median + k
+/// median absolute deviations, Training/DivergenceGuard.swift), which rolls a run back.
+public enum SpikeRule {
+    /// L_t is a spike above `factor` × the median.
+    public static let factor = 1.2
+    /// Previous losses the median is taken over.
+    public static let window = 50
+    /// The fewest previous losses needed before anything counts as a spike.
+    public static let minimumHistory = 10
+    /// "> 1.2 × median of the previous 50", for messages.
+    public static let text = "> \(factor) × median of the previous \(window)"
+    /// ">1.2× median50", for a narrow label.
+    public static let shortText = ">\(factor)× median\(window)"
+
+    /// The trainer's warning for a spike of `loss`: "loss spike 2.224 > 1.2 × median of the previous 50".
+    public static func warning(loss: Double) -> String {
+        "loss spike \(String(format: "%.3f", loss)) \(text)"
+    }
+}
+
+/// Flags loss spikes: L_t > factor × median of the previous `window` losses (by default the
+/// `SpikeRule`).
 public struct SpikeDetector: Equatable, Sendable, Codable {
     public let factor: Double
     /// The fewest previous losses needed before anything counts as a spike.
@@ -53,7 +79,8 @@ public struct SpikeDetector: Equatable, Sendable, Codable {
     public private(set) var count = 0
     public private(set) var lastSpikeStep: Int?
 
-    public init(window: Int = 50, factor: Double = 1.2, minimumHistory: Int = 10) {
+    public init(window: Int = SpikeRule.window, factor: Double = SpikeRule.factor,
+                minimumHistory: Int = SpikeRule.minimumHistory) {
         self.factor = factor
         self.minimumHistory = max(1, min(minimumHistory, window))
         history = RingBuffer(capacity: window)

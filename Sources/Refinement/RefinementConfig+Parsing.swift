@@ -91,6 +91,21 @@ extension RefinementConfig {
     /// - Throws: `RefinementError` whose message starts with the flag and says what was expected.
     public init(flags: RefinementFlags) throws {
         self.init()
+        try applyShape(flags)
+        try applyWeights(flags)
+        if let text = flags.adaptive {
+            adaptive = try Self.parseAxes(text)
+        }
+        if let text = flags.grokfast { try applyGrokfast(text, flags) }
+        try applyPolicies(flags)
+        if flags.timeBetas != nil && mode(.time) == .off {
+            throw RefinementError(
+                "--time-betas: the time axis is off, so the betas would have no effect; add --time-weights or --adaptive time")
+        }
+    }
+
+    /// `--context-bands` and `--depth-groups`: the bands the weights are counted against.
+    private mutating func applyShape(_ flags: RefinementFlags) throws {
         if let text = flags.contextBands {
             let edges = try parseIntegers(text, flag: "--context-bands", example: "8,64")
             do { try ContextBands.checkOrder(edges) } catch let e as RefinementError {
@@ -104,6 +119,11 @@ extension RefinementConfig {
             }
             depthGroups = groups
         }
+    }
+
+    /// Manual weights and the time betas: `--context-weights`, `--time-weights`, `--time-betas`,
+    /// `--depth-weights`.
+    private mutating func applyWeights(_ flags: RefinementFlags) throws {
         if let text = flags.contextWeights {
             let values = try parseWeights(text, flag: "--context-weights", axis: .context, example: "1,1,2")
             if let edges = contextEdges, values.count != edges.count + 1 {
@@ -139,34 +159,37 @@ extension RefinementConfig {
             }
             depthWeights = values
         }
-        if let text = flags.adaptive {
-            adaptive = try Self.parseAxes(text)
+    }
+
+    /// `--grokfast ALPHA,LAMBDA`: the time axis' betas and weights (after `--adaptive`).
+    private mutating func applyGrokfast(_ text: String, _ flags: RefinementFlags) throws {
+        for (other, given) in [("--time-weights", flags.timeWeights), ("--time-betas", flags.timeBetas)] where given != nil {
+            throw RefinementError("--grokfast: sets the time betas and weights itself; it cannot be combined with \(other)")
         }
-        if let text = flags.grokfast {
-            for (other, given) in [("--time-weights", flags.timeWeights), ("--time-betas", flags.timeBetas)] where given != nil {
-                throw RefinementError("--grokfast: sets the time betas and weights itself; it cannot be combined with \(other)")
-            }
-            if adaptive.contains(.time) {
-                throw RefinementError("--grokfast: makes the time axis manual; it cannot be combined with --adaptive time (or all)")
-            }
-            let values = try parseNumbers(text, flag: "--grokfast", example: "0.98,2")
-            guard values.count == 2 else {
-                throw RefinementError("--grokfast: expected ALPHA,LAMBDA (2 numbers, e.g. 0.98,2), got \(values.count)")
-            }
-            let (alpha, lambda) = (values[0], values[1])
-            guard alpha >= 0 && alpha < 1 else {
-                throw RefinementError("--grokfast: ALPHA is an EMA coefficient and must be in [0, 1), got \(formatNumber(alpha))")
-            }
-            let low = 1 + lambda
-            guard AxisBounds.timeManual.contains(low) else {
-                throw RefinementError(
-                    "--grokfast: LAMBDA \(formatNumber(lambda)) gives w_L = 1 + λ = \(formatNumber(low)), outside the time weights' range \(AxisBounds.timeManual.text); LAMBDA must be in [−1, 5]")
-            }
-            timeBetaFast = alpha
-            timeBetaSlow = alpha
-            timeWeights = TimeWeights(high: 1, mid: 1, low: low)
-            grokfast = Grokfast(alpha: alpha, lambda: lambda)
+        if adaptive.contains(.time) {
+            throw RefinementError("--grokfast: makes the time axis manual; it cannot be combined with --adaptive time (or all)")
         }
+        let values = try parseNumbers(text, flag: "--grokfast", example: "0.98,2")
+        guard values.count == 2 else {
+            throw RefinementError("--grokfast: expected ALPHA,LAMBDA (2 numbers, e.g. 0.98,2), got \(values.count)")
+        }
+        let (alpha, lambda) = (values[0], values[1])
+        guard alpha >= 0 && alpha < 1 else {
+            throw RefinementError("--grokfast: ALPHA is an EMA coefficient and must be in [0, 1), got \(formatNumber(alpha))")
+        }
+        let low = 1 + lambda
+        guard AxisBounds.timeManual.contains(low) else {
+            throw RefinementError(
+                "--grokfast: LAMBDA \(formatNumber(lambda)) gives w_L = 1 + λ = \(formatNumber(low)), outside the time weights' range \(AxisBounds.timeManual.text); LAMBDA must be in [−1, 5]")
+        }
+        timeBetaFast = alpha
+        timeBetaSlow = alpha
+        timeWeights = TimeWeights(high: 1, mid: 1, low: low)
+        grokfast = Grokfast(alpha: alpha, lambda: lambda)
+    }
+
+    /// The adaptive policies' settings: `--time-lambda`, `--policy-warmup` (after `--adaptive`).
+    private mutating func applyPolicies(_ flags: RefinementFlags) throws {
         if let text = flags.timeLambda {
             guard adaptive.contains(.time) else {
                 throw RefinementError("--time-lambda: sets the adaptive time policy; add --adaptive time (or all)")
@@ -187,10 +210,6 @@ extension RefinementConfig {
                 throw RefinementError("--policy-warmup: expected a whole number of steps ≥ 0 (e.g. 50), got \"\(text)\"")
             }
             policyWarmup = steps
-        }
-        if flags.timeBetas != nil && mode(.time) == .off {
-            throw RefinementError(
-                "--time-betas: the time axis is off, so the betas would have no effect; add --time-weights or --adaptive time")
         }
     }
 

@@ -1,4 +1,4 @@
-// The time axis (DESIGN §1.2): two EMAs of every tensor's gradient split it into frequency bands
+// The time axis (docs/ARCHITECTURE.md §7.2): two EMAs of every tensor's gradient split it into frequency bands
 // over steps, and band weights reshape it before the optimizer sees it.
 
 /// Weights of the three time bands: high h = g − m_f, mid = m_f − m_s, low = m_s.

@@ -1,4 +1,4 @@
-// The time axis' adaptive policy (DESIGN §1.4): damp the high band when gradients reverse against
+// The time axis' adaptive policy (docs/ARCHITECTURE.md §7.4): damp the high band when gradients reverse against
 // their momentum, and optionally bring in a Grokfast-like low-band boost (λ > 0) over the first
 // part of training.
 

@@ -1,3 +1,5 @@
+import RunFormat
+
 /// The grad-norm CV(100): how much the gradient norm varies over a window of 100 steps, as the
 /// standard deviation over the mean. The one definition that the dashboard (over the latest
 /// window) and the evaluation (averaged over a run's consecutive windows) share.

@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Carries records from one publisher (the trainer or a replay) to any number of observers.

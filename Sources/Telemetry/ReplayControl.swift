@@ -1,3 +1,5 @@
+import RunFormat
+
 /// What a replay is doing now, for the dashboard's header.
 public struct ReplayStatus: Sendable, Equatable {
     /// Playback rate relative to the recorded pace; 0 means as fast as possible.

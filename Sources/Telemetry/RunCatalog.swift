@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// The runs in a folder (`gradflow runs`): one entry per subfolder, read without ever failing on
@@ -63,7 +64,7 @@ public enum RunCatalog {
     /// One folder: reads its run file's header and records (scalars only).
     public static func entry(name: String, path: String, now: Date = Date()) -> Entry {
         var e = Entry(name: name, path: path, state: .notARun)
-        let file = (path as NSString).appendingPathComponent(RunFileLocation.fileName)
+        let file = RunFileLocation.file(in: path)
         guard FileManager.default.fileExists(atPath: file) else { return e }
         var badLines = 0
         let summary: RunSummary

@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Axis ticks at 1-2-5 steps (1, 2 or 5 × 10^k): the one rule behind the dashboard's charts, the

@@ -1,12 +1,12 @@
 import Telemetry
 
 /// What a data-parallel run needs from its ranks, called by the trainer at fixed points of a step
-/// (DESIGN §2.1): average the gradient after the backward pass, sum the step's statistics, hand
+/// (docs/ARCHITECTURE.md §2): average the gradient after the backward pass, sum the step's statistics, hand
 /// rank 0's commands to every rank at the step boundary, and agree to stop. Every rank calls the
 /// same methods in the same order, so an implementation may block until all ranks have arrived.
 ///
 /// `SingleProcess` is the identity (one rank, no cost); the MPI implementation lives in the
-/// Distributed target, which the executable picks when it was started by `mpirun`.
+/// DataParallel target, which the executable picks when it was started by `mpirun`.
 public protocol Collective: AnyObject {
     /// This process's rank, 0 ..< size; rank 0 owns the display, the run file and the checkpoints.
     var rank: Int { get }

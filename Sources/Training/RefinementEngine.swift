@@ -21,7 +21,7 @@ struct StepMeasurements {
     var massByHead: [[[Double]]]
     /// Per depth group.
     var oscillation: [OscillationSample]
-    /// Whether the loss spiked (DESIGN §1.5).
+    /// Whether the loss spiked (docs/ARCHITECTURE.md §7.5).
     var spike: Bool
 }
 

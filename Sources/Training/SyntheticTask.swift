@@ -142,15 +142,38 @@ public struct SyntheticTask: Sendable, Equatable {
         public var answers: [Answer]
     }
 
-    /// Draws one window of T + 1 bytes.
+    /// Draws one window of T + 1 bytes: lowercase filler, then the task's generator places its
+    /// items and answers.
     public func window(T: Int, rng: inout Xoshiro256) -> Window {
-        var bytes = (0...T).map { _ in UInt8(ascii: "a") + UInt8(rng.below(26)) }
-        var used = [Bool](repeating: false, count: T + 1)
-        let ranges = bandRanges(T: T)
-        var answers: [Answer] = []
-        func free(_ positions: [Int]) -> Bool { positions.allSatisfy { $0 >= 0 && $0 <= T && !used[$0] } }
+        var w = Draft(bytes: (0...T).map { _ in UInt8(ascii: "a") + UInt8(rng.below(26)) }, T: T, ranges: bandRanges(T: T))
         switch kind {
-        case .recall:
+        case .recall: w.recall(rng: &rng)
+        case .copy: w.copy(rng: &rng)
+        case .induction: w.induction(span: span, rng: &rng)
+        case .repeat: w.periodic(minimumDistance: minimumDistance, rng: &rng)
+        case .lookup: w.lookup(rng: &rng)
+        }
+        return Window(bytes: w.bytes, answers: w.answers)
+    }
+
+    /// A window being generated: its bytes, the positions items took, the answers so far.
+    private struct Draft {
+        var bytes: [UInt8]
+        let T: Int
+        let ranges: [ClosedRange<Int>]
+        var used: [Bool]
+        var answers: [Answer] = []
+
+        init(bytes: [UInt8], T: Int, ranges: [ClosedRange<Int>]) {
+            self.bytes = bytes
+            self.T = T
+            self.ranges = ranges
+            used = [Bool](repeating: false, count: T + 1)
+        }
+
+        func free(_ positions: [Int]) -> Bool { positions.allSatisfy { $0 >= 0 && $0 <= T && !used[$0] } }
+
+        mutating func recall(rng: inout Xoshiro256) {
             // Pair at p (key, value); query at q ('?', key) with the value at q + 2. The answer is
             // scored at input position q + 1 (the key) and must retrieve the value at p + 1.
             var keys = Array(0..<26).map { UInt8(ascii: "A") + UInt8($0) }
@@ -176,10 +199,12 @@ public struct SyntheticTask: Sendable, Equatable {
                 }
                 if keys.isEmpty { break }
             }
-        case .copy:
+        }
+
+        mutating func copy(rng: inout Xoshiro256) {
+            let L = SyntheticTask.copyLength
             // Run at p..p+L−1, '|' at q−1, copy at q..q+L−1. Input position q−1+i predicts copy
             // letter i and must retrieve p+i: distance d − 1 with d = q − p.
-            let L = Self.copyLength
             let usable = ranges.enumerated().filter { max($0.element.lowerBound, L) <= min($0.element.upperBound, T - L) }
             if let pick = usable.isEmpty ? nil : usable[rng.below(usable.count)] {
                 let lo = max(pick.element.lowerBound, L), hi = min(pick.element.upperBound, T - L)
@@ -195,12 +220,13 @@ public struct SyntheticTask: Sendable, Equatable {
                 }
                 bytes[q - 1] = UInt8(ascii: "|")
             }
-        case .induction:
+        }
+
+        mutating func induction(span N: Int, rng: inout Xoshiro256) {
             // '|' at p−1, span at p..<p+L, '|' at p−1+d, repeat at p+d..<p+d+L. Input position
             // p−1+d+i (the second '|' or span letter i−1) predicts span letter i, which follows the
             // same byte's first occurrence at p−1+i: distance d − 1. d ≤ T − N keeps a full span in
             // the window; a near span (d ≤ N) has L = d − 1 letters so the occurrences do not overlap.
-            let N = span
             let usable = ranges.enumerated().filter { max($0.element.lowerBound, 1) <= min($0.element.upperBound, T - N - 1) }
             if let pick = usable.isEmpty ? nil : usable[rng.below(usable.count)] {
                 let lo = max(pick.element.lowerBound, 1), hi = min(pick.element.upperBound, T - N - 1)
@@ -218,10 +244,13 @@ public struct SyntheticTask: Sendable, Equatable {
                     answers.append(Answer(position: p - 1 + d + i, distance: dist, band: pick.offset))
                 }
             }
-        case .repeat:
+        }
+
+        /// The `repeat` task.
+        mutating func periodic(minimumDistance: Int, rng: inout Xoshiro256) {
             // Period P = distance + 1: bytes[i] = bytes[i − P] from P on. Input position t ≥ P holds
             // a repeat of bytes[t − P]; its target bytes[t + 1] sits at t + 1 − P, distance P − 1.
-            let maxDistance = min(T - 1 - Self.repeatMinimumAnswers, 127)
+            let maxDistance = min(T - 1 - SyntheticTask.repeatMinimumAnswers, 127)
             let shortest = min(minimumDistance, maxDistance)
             let usable = ranges.enumerated().filter { max($0.element.lowerBound, shortest) <= min($0.element.upperBound, maxDistance) }
             if let pick = usable.isEmpty ? nil : usable[rng.below(usable.count)] {
@@ -234,13 +263,15 @@ public struct SyntheticTask: Sendable, Equatable {
                 }
                 for t in P..<T { answers.append(Answer(position: t, distance: dist, band: pick.offset)) }
             }
-        case .lookup:
+        }
+
+        mutating func lookup(rng: inout Xoshiro256) {
             // Needle of class c at p; query digit c at q, its answer byte (the needle) at q + 1.
             // Input position q predicts the needle at p: distance q − p. Class c's band is
             // (c + shift) mod the band count, with a shift drawn per window, so every band gets
             // answers and no class is tied to one band.
             let shift = rng.below(ranges.count)
-            for c in 0..<Self.lookupClasses {
+            for c in 0..<SyntheticTask.lookupClasses {
                 let band = (c + shift) % ranges.count
                 let r = ranges[band]
                 let lo = max(r.lowerBound, 1), hi = min(r.upperBound, T - 1)
@@ -250,7 +281,7 @@ public struct SyntheticTask: Sendable, Equatable {
                     let q = d + rng.below(T - d)          // q ≤ T − 1, so the answer q + 1 ≤ T
                     let p = q - d
                     guard free([p, q, q + 1]) else { continue }
-                    let needle = UInt8(128 + Self.lookupClassSize * c + rng.below(Self.lookupClassSize))
+                    let needle = UInt8(128 + SyntheticTask.lookupClassSize * c + rng.below(SyntheticTask.lookupClassSize))
                     bytes[p] = needle
                     bytes[q] = UInt8(ascii: "0") + UInt8(c)
                     bytes[q + 1] = needle
@@ -260,7 +291,6 @@ public struct SyntheticTask: Sendable, Equatable {
                 }
             }
         }
-        return Window(bytes: bytes, answers: answers)
     }
 
     /// The validation window number `index` (the same in every run).

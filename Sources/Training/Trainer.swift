@@ -144,6 +144,7 @@ public final class Trainer: @unchecked Sendable {
     @discardableResult
     public func run() -> EndRecord {
         var reason = EndRecord.Reason.completed
+        var failure: EndRecord.Failure?
         var message = ""
         do {
             while step < config.steps {
@@ -163,6 +164,7 @@ public final class Trainer: @unchecked Sendable {
                 step += 1
                 if healthy && !record.loss.isFinite {
                     reason = .failed
+                    failure = .nonFinite
                     message = "\(TrainingFailure.nonFinite)\(record.loss) at step \(record.step)"
                     break
                 }
@@ -184,10 +186,11 @@ public final class Trainer: @unchecked Sendable {
             if runDirectory != nil { try saveCheckpoint() }
         } catch {
             reason = .failed
+            failure = error is DivergenceStop ? .diverged : .error
             message = "\(error)"
         }
         let end = EndRecord(step: step, t: elapsed, reason: reason, finalLoss: lastLoss,
-                            bestValidationLoss: bestValidation, message: message)
+                            bestValidationLoss: bestValidation, message: message, failure: failure)
         bus.publish(.end(end))
         return end
     }

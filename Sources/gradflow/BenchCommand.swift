@@ -1,6 +1,6 @@
 import ArgumentParser
 import Dashboard
-import Distributed
+import DataParallel
 import Evaluation
 import Foundation
 import Kernels
@@ -9,10 +9,22 @@ import Refinement
 import Telemetry
 import Training
 
-/// `gradflow bench`: times full training steps after warm-up.
+/// `gradflow bench`: the benchmarks, one subcommand each — `steps` (the default: training steps),
+/// `dashboard` (one frame of the view) and `run-file` (reading a run file). The flags `--dashboard`
+/// and `--run-file` of `gradflow bench` still choose the last two.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
+        abstract: "Benchmarks: training steps (default), the dashboard's frame, the run-file reader.",
+        subcommands: [BenchSteps.self, BenchDashboard.self, BenchRunFile.self],
+        defaultSubcommand: BenchSteps.self
+    )
+}
+
+/// `gradflow bench [steps]`: times full training steps after warm-up.
+struct BenchSteps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "steps",
         abstract: "Time full training steps (forward, backward, AdamW) and print tokens/s.",
         discussion: """
         Reports the median, min and max over the timed steps after warm-up, and the achieved GFLOP/s \
@@ -56,124 +68,142 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print the time of each phase of the step (kernels, optimizer, statistics).")
     var profile = false
 
-    @Flag(help: "Time the dashboard instead: one frame at 200×60 with 1,000,000 steps of history.")
+    @Flag(help: .hidden)   // `gradflow bench --dashboard`: the `dashboard` subcommand, kept as a flag
     var dashboard = false
 
-    @Flag(help: """
-        Time the run-file reader instead: write --records step records shaped like a preset-S run \
-        (every statistic on) and read and summarise them --rounds times (as replay --summary-only).
-        """)
+    @Flag(help: .hidden)   // `gradflow bench --run-file`: the `run-file` subcommand, kept as a flag
     var runFile = false
 
-    @Option(help: "Step records in the --run-file benchmark.")
-    var records = 1_000_000
-
-    @Option(help: "Run file of the --run-file benchmark: made when missing, kept (default: a temporary file, deleted).")
-    var file: String?
+    @OptionGroup(visibility: .hidden) var runFileOptions: RunFileBenchOptions
 
     @Flag(help: "Print one JSON object per refinement mode instead of a table.")
     var json = false
 
     func run() throws {
-        if dashboard { return runDashboardBenchmark() }
-        if runFile { return try runFileBenchmark() }
+        if dashboard { return BenchDashboard.run(frames: max(steps, 5), json: json) }
+        if runFile { return try BenchRunFile.run(runFileOptions, rounds: rounds, json: json) }
         let (gpt, preset) = try model.resolve()
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         let modes = refine.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard !modes.isEmpty else { throw ValidationError("--refine needs at least one mode (off, manual or adaptive)") }
-        var rng = Xoshiro256(seed: 1)
-        let bytes = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let data = ByteDataset(name: "random", path: "(random bytes)", files: [bytes])
         // Started by mpirun: the ranks share each step, and only rank 0 prints.
         let mpi = MPICollective.launchedByMPIRun ? MPICollective.start(bucketBytes: dataParallel.bucketBytes) : nil
         defer { mpi?.finish() }
         let collective: Collective = mpi ?? SingleProcess()
         if let e = Trainer.batchSplitError(batch: model.batch, ranks: collective.size) { throw ValidationError(e) }
-        let ranks = collective.size
+        if let e = DivergenceSettings.snapshotEveryProblem(snapshotEvery) { throw ValidationError(e) }
+        let trainers = try makeTrainers(modes, gpt: gpt, preset: preset, collective: collective)
+        let result = timeInterleaved(trainers, snapshots: modes.map { $0.hasSuffix("+snapshot") })
+        guard collective.rank == 0 else { return }
+        for m in modes.indices {
+            try report(m, modes: modes, result, trainer: trainers[m], gpt: gpt, preset: preset, ranks: collective.size)
+        }
+    }
+
+    /// One trainer per mode on random bytes, each with the mode's refinement (and snapshot interval).
+    private func makeTrainers(_ modes: [String], gpt: GPTConfig, preset: String, collective: Collective) throws -> [Trainer] {
+        var rng = Xoshiro256(seed: 1)
+        let bytes = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let data = ByteDataset(name: "random", path: "(random bytes)", files: [bytes])
         let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: warmup + steps * rounds,
                                     learningRate: 1e-3, seed: 1, threads: threads, evalEvery: 0,
                                     checkpointEvery: 0)
-        if let e = DivergenceSettings.snapshotEveryProblem(snapshotEvery) { throw ValidationError(e) }
-        let snapshots = modes.map { $0.hasSuffix("+snapshot") }
-        let trainers = try modes.map { mode in
+        return try modes.map { mode in
             let base = mode.hasSuffix("+snapshot") ? String(mode.dropLast("+snapshot".count)) : mode
-            let t = try Trainer(config: config, refinement: try BenchCommand.refinement(base, model: gpt), train: data,
+            let t = try Trainer(config: config, refinement: try BenchSteps.refinement(base, model: gpt), train: data,
                                 evalDomains: [], bus: RecordBus(), runDirectory: nil, collective: collective)
             var s = InterventionSettings()
             s.divergence.snapshotEvery = snapshotEvery
             t.interventions = s
             return t
         }
-        var snapshotTimes = modes.map { _ in [Double]() }
-        let timers = modes.map { _ in PhaseTimer() }
+    }
+
+    /// The timings of every mode: each step's milliseconds, each block's median, the snapshots' times.
+    struct Timings {
+        var times: [[Double]]
+        var blockMedians: [[Double]]
+        var snapshotTimes: [[Double]]
+        var snapshots: [Bool]
+        var timers: [PhaseTimer]
+    }
+
+    /// Warm-up, then `rounds` interleaved blocks of `steps` steps per mode: machine load that
+    /// drifts during the run hits every mode alike.
+    private func timeInterleaved(_ trainers: [Trainer], snapshots: [Bool]) -> Timings {
+        var r = Timings(times: trainers.map { _ in [] }, blockMedians: trainers.map { _ in [] },
+                        snapshotTimes: trainers.map { _ in [] }, snapshots: snapshots, timers: trainers.map { _ in PhaseTimer() })
         var unused: [Double] = []
-        for trainer in trainers { _ = BenchCommand.time(trainer, steps: warmup, taken: &unused) }
-        if profile { for (trainer, timer) in zip(trainers, timers) { trainer.profiler = timer } }
-        // Interleaved blocks: machine load that drifts during the run hits every mode alike.
-        var times = modes.map { _ in [Double]() }
-        var blockMedians = modes.map { _ in [Double]() }
+        for trainer in trainers { _ = BenchSteps.time(trainer, steps: warmup, taken: &unused) }
+        if profile { for (trainer, timer) in zip(trainers, r.timers) { trainer.profiler = timer } }
         for _ in 0..<rounds {
             for (m, trainer) in trainers.enumerated() {
                 var taken: [Double] = []
-                let block = BenchCommand.time(trainer, steps: steps, snapshot: snapshots[m], taken: &taken)
-                snapshotTimes[m] += taken
-                times[m] += block
-                blockMedians[m].append(PairedStatistics.quantile(block.sorted(), 0.5))
+                let block = BenchSteps.time(trainer, steps: steps, snapshot: snapshots[m], taken: &taken)
+                r.snapshotTimes[m] += taken
+                r.times[m] += block
+                r.blockMedians[m].append(PairedStatistics.quantile(block.sorted(), 0.5))
             }
         }
+        return r
+    }
+
+    /// Prints mode `m`'s figures: a JSON object, or the table (with its cost against the first
+    /// mode, the snapshot's cost and the phase breakdown when asked).
+    private func report(_ m: Int, modes: [String], _ r: Timings, trainer: Trainer, gpt: GPTConfig, preset: String, ranks: Int) throws {
+        let mode = modes[m]
         let tokens = Double(model.batch * gpt.context)
         let flopsPerToken = 3 * Double(gpt.forwardFLOPsPerToken)
-        for (m, mode) in modes.enumerated() where collective.rank == 0 {
-            let sorted = times[m].sorted()
-            let med = PairedStatistics.quantile(sorted, 0.5)
-            // Cost against the first mode: the ratio of the medians over all interleaved steps, with
-            // the quartiles of the per-round ratios of block medians to show the noise.
-            let ratios = zip(blockMedians[m], blockMedians[0]).map { $0 / $1 }.sorted()
-            let cost = m > 0 ? (med / PairedStatistics.quantile(times[0].sorted(), 0.5) - 1) * 100 : nil
-            let quartiles = (ratios[ratios.count / 4], ratios[(3 * ratios.count) / 4])
-            if json {
-                var obj: [String: Any] = [
-                    "preset": preset, "params": gpt.parameterCount, "threads": threads, "ranks": ranks, "refine": mode,
-                    "batch": model.batch, "context": gpt.context, "steps": steps * rounds, "rounds": rounds,
-                    "tokens_per_second": tokens / med * 1000, "ms_per_step": med,
-                    "ms_per_step_min": sorted.first!, "ms_per_step_max": sorted.last!,
-                    "tokens_per_second_min": tokens / sorted.last! * 1000,
-                    "tokens_per_second_max": tokens / sorted.first! * 1000,
-                    "gflops": flopsPerToken * tokens / med / 1e6, "impl": "gradflow",
-                ]
-                if let cost {
-                    obj["cost_percent_vs_\(modes[0])"] = cost
-                    obj["round_cost_percent_quartiles"] = [(quartiles.0 - 1) * 100, (quartiles.1 - 1) * 100]
-                }
-                let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
-                continue
-            }
-            print("gradflow bench · preset \(preset) · \(gpt.parameterCount.formatted()) params · batch \(model.batch) × T \(gpt.context) · \(ranks > 1 ? "\(ranks) ranks × " : "")\(threads) thread(s) · refine \(mode)")
-            print(String(format: "  ms/step   median %8.2f   min %8.2f   max %8.2f", med, sorted.first!, sorted.last!))
-            print(String(format: "  tokens/s  median %8.0f   min %8.0f   max %8.0f", tokens / med * 1000,
-                         tokens / sorted.last! * 1000, tokens / sorted.first! * 1000))
-            print(String(format: "  achieved  %.1f GFLOP/s (%.1f MFLOP per token, forward+backward)",
-                         flopsPerToken * tokens / med / 1e6, flopsPerToken / 1e6))
+        let sorted = r.times[m].sorted()
+        let med = PairedStatistics.quantile(sorted, 0.5)
+        // Cost against the first mode: the ratio of the medians over all interleaved steps, with
+        // the quartiles of the per-round ratios of block medians to show the noise.
+        let ratios = zip(r.blockMedians[m], r.blockMedians[0]).map { $0 / $1 }.sorted()
+        let cost = m > 0 ? (med / PairedStatistics.quantile(r.times[0].sorted(), 0.5) - 1) * 100 : nil
+        let quartiles = (ratios[ratios.count / 4], ratios[(3 * ratios.count) / 4])
+        if json {
+            var obj: [String: Any] = [
+                "preset": preset, "params": gpt.parameterCount, "threads": threads, "ranks": ranks, "refine": mode,
+                "batch": model.batch, "context": gpt.context, "steps": steps * rounds, "rounds": rounds,
+                "tokens_per_second": tokens / med * 1000, "ms_per_step": med,
+                "ms_per_step_min": sorted.first!, "ms_per_step_max": sorted.last!,
+                "tokens_per_second_min": tokens / sorted.last! * 1000,
+                "tokens_per_second_max": tokens / sorted.first! * 1000,
+                "gflops": flopsPerToken * tokens / med / 1e6, "impl": "gradflow",
+            ]
             if let cost {
-                print(String(format: "  cost vs %@  %+.1f %% (ratio of medians over %d interleaved rounds; per-round quartiles %+.1f %% .. %+.1f %%)",
-                             modes[0] as NSString, cost, rounds, (quartiles.0 - 1) * 100, (quartiles.1 - 1) * 100))
+                obj["cost_percent_vs_\(modes[0])"] = cost
+                obj["round_cost_percent_quartiles"] = [(quartiles.0 - 1) * 100, (quartiles.1 - 1) * 100]
             }
-            if snapshots[m] {
-                let each = snapshotTimes[m].isEmpty ? 0 : snapshotTimes[m].reduce(0, +) / Double(snapshotTimes[m].count)
-                let perStep = snapshotTimes[m].reduce(0, +) / Double(steps * rounds)
-                print(String(format: "  rolling snapshot  %d copies of %.1f MB, %.2f ms each; every %d steps = %.3f ms per step = %.2f %% of the median step",
-                             snapshotTimes[m].count, Double(trainers[m].stateBytes) / 1e6, each, snapshotEvery, perStep,
-                             100 * perStep / med))
-            }
-            if profile {
-                let timer = timers[m]
-                let total = timer.seconds.reduce(0, +)
-                print("  phase breakdown (ms per step, share of the profiled time):")
-                for (name, s) in zip(timer.names, timer.seconds).sorted(by: { $0.1 > $1.1 }) {
-                    print(String(format: "    %-18@ %8.2f  %5.1f %%", name as NSString, s * 1000 / Double(steps * rounds), 100 * s / total))
-                }
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("gradflow bench · preset \(preset) · \(gpt.parameterCount.formatted()) params · batch \(model.batch) × T \(gpt.context) · \(ranks > 1 ? "\(ranks) ranks × " : "")\(threads) thread(s) · refine \(mode)")
+        print(String(format: "  ms/step   median %8.2f   min %8.2f   max %8.2f", med, sorted.first!, sorted.last!))
+        print(String(format: "  tokens/s  median %8.0f   min %8.0f   max %8.0f", tokens / med * 1000,
+                     tokens / sorted.last! * 1000, tokens / sorted.first! * 1000))
+        print(String(format: "  achieved  %.1f GFLOP/s (%.1f MFLOP per token, forward+backward)",
+                     flopsPerToken * tokens / med / 1e6, flopsPerToken / 1e6))
+        if let cost {
+            print(String(format: "  cost vs %@  %+.1f %% (ratio of medians over %d interleaved rounds; per-round quartiles %+.1f %% .. %+.1f %%)",
+                         modes[0] as NSString, cost, rounds, (quartiles.0 - 1) * 100, (quartiles.1 - 1) * 100))
+        }
+        if r.snapshots[m] {
+            let taken = r.snapshotTimes[m]
+            let each = taken.isEmpty ? 0 : taken.reduce(0, +) / Double(taken.count)
+            let perStep = taken.reduce(0, +) / Double(steps * rounds)
+            print(String(format: "  rolling snapshot  %d copies of %.1f MB, %.2f ms each; every %d steps = %.3f ms per step = %.2f %% of the median step",
+                         taken.count, Double(trainer.stateBytes) / 1e6, each, snapshotEvery, perStep,
+                         100 * perStep / med))
+        }
+        if profile {
+            let timer = r.timers[m]
+            let total = timer.seconds.reduce(0, +)
+            print("  phase breakdown (ms per step, share of the profiled time):")
+            for (name, s) in zip(timer.names, timer.seconds).sorted(by: { $0.1 > $1.1 }) {
+                print(String(format: "    %-18@ %8.2f  %5.1f %%", name as NSString, s * 1000 / Double(steps * rounds), 100 * s / total))
             }
         }
     }
@@ -211,51 +241,6 @@ struct BenchCommand: ParsableCommand {
             _ = trainer.trainStep()
             trainer.advance()
             return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-        }
-    }
-
-    /// Reading and summarising a run file of `records` step records.
-    func runFileBenchmark() throws {
-        guard records >= 1 else { throw ValidationError("--records must be at least 1") }
-        let path = file ?? NSTemporaryDirectory() + "gradflow-bench-\(records)-\(getpid()).jsonl"
-        defer { if file == nil { try? FileManager.default.removeItem(atPath: path) } }
-        if !FileManager.default.fileExists(atPath: path) {
-            let t0 = Date()
-            try RunFileBenchmark.write(to: path, records: records)
-            if !json { print(String(format: "wrote %@ in %.1f s", path as NSString, Date().timeIntervalSince(t0))) }
-        }
-        let bytes = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        _ = try RunFileBenchmark.time(path: path, rounds: 1)  // warm the page cache
-        let rounds = try RunFileBenchmark.time(path: path, rounds: rounds)
-        let wall = PairedStatistics.quantile(rounds.map(\.wallSeconds).sorted(), 0.5)
-        let cpu = PairedStatistics.quantile(rounds.map(\.cpuSeconds).sorted(), 0.5)
-        let stepRecords = rounds[0].summary.stepRecords
-        if json {
-            let obj: [String: Any] = [
-                "bench": "run-file", "step_records": stepRecords, "bytes": bytes, "rounds": rounds.count,
-                "wall_s_median": wall, "cpu_s_median": cpu, "wall_s": rounds.map(\.wallSeconds),
-                "mb_per_s": Double(bytes) / wall / 1e6,
-            ]
-            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-            return
-        }
-        print("gradflow bench --run-file · \(stepRecords.formatted()) step records · \(String(format: "%.0f", Double(bytes) / 1e6)) MB (\(bytes / max(1, stepRecords)) bytes per step record)")
-        print(String(format: "  read + summary  median wall %.2f s, CPU %.2f s over %d rounds (wall: %@) · %.0f MB/s · %.2f M records/s",
-                     wall, cpu, rounds.count, rounds.map { String(format: "%.2f", $0.wallSeconds) }.joined(separator: " ") as NSString,
-                     Double(bytes) / wall / 1e6, Double(stepRecords) / wall / 1e6))
-    }
-
-    /// Frame time of the dashboard's view at 200×60 over a million recorded steps.
-    func runDashboardBenchmark() {
-        let history = 1_000_000
-        let r = DashboardBenchmark.run(steps: history, width: 200, height: 60, frames: max(steps, 5))
-        if json {
-            print("{\"bench\":\"dashboard\",\"steps\":\(history),\"width\":200,\"height\":60,\"frame_ms_median\":\(r.medianMilliseconds),\"history_bytes\":\(r.historyBytes)}")
-        } else {
-            print("gradflow bench --dashboard · 200×60 · \(history.formatted()) steps of history")
-            print(String(format: "  frame (view + layout + widgets) median %.2f ms · history %@", r.medianMilliseconds,
-                         Format.bytes(r.historyBytes)))
         }
     }
 }

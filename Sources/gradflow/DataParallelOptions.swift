@@ -1,5 +1,5 @@
 import ArgumentParser
-import Distributed
+import DataParallel
 
 /// Flags of a data-parallel run under mpirun (train and bench).
 struct DataParallelOptions: ParsableArguments {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Distributed
+import DataParallel
 import Foundation
 import Refinement
 import Telemetry
@@ -156,7 +156,7 @@ struct TrainCommand: ParsableCommand {
     /// --out, or runs/DATE-TIME; refused when it already holds a run.
     func newRunDirectory() throws -> String {
         let runDirectory = out ?? Self.defaultRunDirectory()
-        let runFile = (runDirectory as NSString).appendingPathComponent("run.jsonl")
+        let runFile = RunFileLocation.file(in: runDirectory)
         if FileManager.default.fileExists(atPath: runFile) {
             throw ValidationError("--out: \(runDirectory) already holds a run (run.jsonl); choose another folder, or continue it with --resume \(runDirectory)/ckpt-NNNNNN.gfck")
         }

@@ -1,5 +1,5 @@
 import Dispatch
-import Distributed
+import DataParallel
 import Foundation
 import Telemetry
 import Terminal
@@ -27,7 +27,7 @@ struct TrainingSession {
         if setup.resume != nil && setup.parent == nil && lead {
             // A resumed run's clock continues from its run file's last record; its id and the
             // commands the file already answers carry over.
-            let runFile = (setup.runDirectory as NSString).appendingPathComponent(RunFileLocation.fileName)
+            let runFile = RunFileLocation.file(in: setup.runDirectory)
             past = (try? PastRun.read(runFile)) ?? PastRun()
             timeOffset = past.lastT
         }
@@ -47,7 +47,7 @@ struct TrainingSession {
         header.parent = setup.parent
         header.runId = past.runId ?? RunHeader.newRunId()
         bus.publishHeader(header)
-        let runFile = (setup.runDirectory as NSString).appendingPathComponent("run.jsonl")
+        let runFile = RunFileLocation.file(in: setup.runDirectory)
         let underMPIRun = MPICollective.launchedByMPIRun
         let dashboard = try DashboardLauncher.open(display, runFile: runFile, underMPIRun: underMPIRun)
         let viewer = dashboard == nil ? nil : bus.subscribe(name: "dashboard", capacity: 1 << 16)

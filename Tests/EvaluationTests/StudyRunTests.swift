@@ -87,7 +87,7 @@ import Training
         let metrics2 = try again.run()
         #expect(lines.filter { $0.contains("skipped") }.count == 17)
         #expect(lines.filter { $0.contains("done in") }.count == 1)
-        #expect(FileManager.default.fileExists(atPath: out + "/text/baseline/seed-3.incomplete-1/run.jsonl"))
+        #expect(FileManager.default.fileExists(atPath: RunFileLocation.file(in: out + "/text/baseline/seed-3.incomplete-1")))
         // Same seed, same threads: the redone run reproduces its losses exactly.
         let before = metrics.first { $0.data == "text" && $0.arm == "baseline" && $0.seed == 3 }!
         let after = metrics2.first { $0.data == "text" && $0.arm == "baseline" && $0.seed == 3 }!
@@ -181,7 +181,7 @@ import Training
         #expect(try runner.run().count == 4 && runner.failures().isEmpty)
         // Make hot/seed-2 a run that diverged: its end record says failed, it has no summary.
         let dir = out + "/text/hot/seed-2"
-        let file = dir + "/run.jsonl"
+        let file = RunFileLocation.file(in: dir)
         let text = try String(contentsOfFile: file, encoding: .utf8)
         try text.replacingOccurrences(of: "\"reason\":\"completed\"", with: "\"reason\":\"failed\"")
             .replacingOccurrences(of: "\"message\":\"\"", with: "\"message\":\"diverged at step 9\"")
@@ -204,7 +204,7 @@ import Training
         // A run that failed for another reason (the machine's, not training's) is not an outcome:
         // a resume moves it aside and trains it again.
         let other = out + "/text/hot/seed-1"
-        let otherFile = other + "/run.jsonl"
+        let otherFile = RunFileLocation.file(in: other)
         try String(contentsOfFile: otherFile, encoding: .utf8)
             .replacingOccurrences(of: "\"reason\":\"completed\"", with: "\"reason\":\"failed\"")
             .replacingOccurrences(of: "\"message\":\"\"", with: "\"message\":\"cannot write checkpoint: disk full\"")

@@ -3,7 +3,7 @@ import Testing
 @testable import Kernels
 
 /// Attention forward against a float64 reference, and its backward (plain and band-weighted)
-/// against central differences of the surrogate of DESIGN §1.1:
+/// against central differences of the surrogate of docs/METHOD.md §1 (docs/ARCHITECTURE.md §7.1):
 /// O_i = Σ_j [W_ij·P_ij·V_j + (1 − W_ij)·stopgrad(P_ij·V_j)].
 @Suite struct AttentionTests {
 

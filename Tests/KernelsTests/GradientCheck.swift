@@ -12,18 +12,12 @@ struct Buffer {
     init(zeros n: Int) { data = Array(repeating: 0, count: n) }
 }
 
-/// Tiny deterministic generator for test data.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Tiny deterministic generator for test data (Kernels' SplitMix64).
+typealias SplitMix = SplitMix64
+
+extension SplitMix64 {
     /// Uniform in [−1, 1).
-    mutating func float() -> Float { Float(Double(next() >> 11) * 0x1.0p-53 * 2 - 1) }
+    mutating func float() -> Float { Float(unit() * 2 - 1) }
 }
 
 /// Central-difference gradient of `f` at `x` (float64).

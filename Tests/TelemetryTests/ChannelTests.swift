@@ -1,6 +1,7 @@
 import Foundation
 import Refinement
 import Testing
+@testable import RunFormat
 @testable import Telemetry
 
 /// The command channel's lines (docs/FORMAT.md, "The command channel") and its reader.

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import Testing
+@testable import RunFormat
 @testable import Telemetry
 
 /// The package root, found from this file's path (Tests/TelemetryTests/ExportTests.swift).

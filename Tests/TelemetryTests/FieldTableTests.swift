@@ -1,6 +1,7 @@
 import Refinement
 import Foundation
 import Testing
+@testable import RunFormat
 @testable import Telemetry
 
 /// The codec's field tables (RunFileFields.swift) against docs/FORMAT.md: the same keys in the
@@ -119,8 +120,8 @@ import Testing
     @Test("the encoder writes every member of a full record in table order, and the decoder requires what the table says")
     func encoderOrder() throws {
         var e = RecordEncoder()
-        let line = String(decoding: e.encode(.end(EndRecord(step: 3, t: 1, reason: .completed, finalLoss: 2,
-                                                              bestValidationLoss: 1.5, message: "m"))), as: UTF8.self)
+        let line = String(decoding: e.encode(.end(EndRecord(step: 3, t: 1, reason: .failed, finalLoss: 2,
+                                                              bestValidationLoss: 1.5, message: "m", failure: .diverged))), as: UTF8.self)
         let order = EndField.table.fields.map { line.range(of: "\"\($0.rawValue)\":")?.lowerBound }
         #expect(!order.contains(nil) && order.map { $0! } == order.map { $0! }.sorted(), "\(line)")
         for field in EndField.table.required {

@@ -1,5 +1,6 @@
 import Refinement
 import Foundation
+@testable import RunFormat
 @testable import Telemetry
 
 /// Deterministic generator for test data (SplitMix64).

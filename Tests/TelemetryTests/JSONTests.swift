@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import RunFormat
 @testable import Telemetry
 
 private func parseNumber(_ text: String) throws -> Double {

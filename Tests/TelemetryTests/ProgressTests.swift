@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import RunFormat
 @testable import Telemetry
 
 /// Records numbered like the trainer's: step records 0..<n, evals and end at steps completed.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import RunFormat
 @testable import Telemetry
 
 /// The run header's `ranks`: written only for a data-parallel run, read as 1 when absent (files of

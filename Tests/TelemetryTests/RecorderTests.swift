@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import RunFormat
 @testable import Telemetry
 
 @Suite("Run recorder")

@@ -2,7 +2,7 @@ import Foundation
 import Telemetry
 import Terminal
 
-/// Measures how long one frame takes to render with a long history (`gradflow bench --dashboard`).
+/// Measures how long one frame takes to render with a long history (`gradflow bench dashboard`).
 public enum DashboardBenchmark {
     /// Folds `steps` synthetic steps (plus evals and events) into a state, then renders `frames`
     /// frames at width×height. Returns the median frame time and the bytes of bounded history.

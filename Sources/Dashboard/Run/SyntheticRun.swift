@@ -104,7 +104,7 @@ public enum SyntheticRun {
             if i == 200 { out.append(.event(EventRecord(step: i, t: 19.6, kind: .adaptive, source: .trainer, message: "warm-up done"))) }
             if i % 500 == 499 {
                 out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .warning, source: .trainer,
-                                              message: "loss spike 2.224 > 1.2 × median of the previous 50")))
+                                              message: SpikeRule.warning(loss: 2.224))))
             }
             if i % evalEvery == 0 { out.append(.eval(eval(i))) }
             if i == 1000 {

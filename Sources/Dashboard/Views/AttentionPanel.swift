@@ -67,6 +67,12 @@ enum AttentionPanel {
             y += 1
         }
         guard evalLines > 0, let e = d.lastEval else { return }
+        drawEval(e, header: d.header, lines: evalLines, inner: inner, into: &canvas, theme: theme)
+    }
+
+    /// The last eval's context gain ΔL(c) and loss by position, on the panel's bottom lines.
+    private static func drawEval(_ e: EvalRecord, header: RunHeader?, lines evalLines: Int, inner: Rect,
+                                 into canvas: inout Canvas, theme: Theme) {
         var ey = inner.maxY - evalLines + (evalLines == 3 ? 1 : 0)
         var gain: [Span] = [Span(" eval @\(Format.grouped(e.step)): context gain ", theme.style(.dim))]
         for g in e.contextGain {
@@ -81,7 +87,7 @@ enum AttentionPanel {
             let width = Swift.min(e.lossByPosition.count, Swift.max(0, inner.width - 40))
             let values = (0..<width).map { i in e.lossByPosition[i * e.lossByPosition.count / Swift.max(1, width)] as Double? }
             let spark = Meter.sparkline(values, lo: lo, hi: hi)
-            let positions = contextLength(d.header).map { "  (0 → \($0 - 1))" } ?? "  (first → last position)"
+            let positions = contextLength(header).map { "  (0 → \($0 - 1))" } ?? "  (first → last position)"
             canvas.put([Span(" loss by position: ", theme.style(.dim)), Span(spark, theme.style(.series_val_1)),
                         Span(positions, theme.style(.dim))], x: inner.x, y: ey, maxX: inner.maxX)
         }

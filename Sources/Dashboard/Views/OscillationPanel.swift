@@ -1,3 +1,4 @@
+import Refinement
 import Telemetry
 import Terminal
 
@@ -43,7 +44,7 @@ enum OscillationPanel {
             y += spaced ? 2 : 1
         }
         if extraLines >= 1 {
-            var spikes = " spikes (>1.2× median50): \(d.spikes)"
+            var spikes = " spikes (\(SpikeRule.shortText)): \(d.spikes)"
             if let s = d.lastSpikeStep { spikes += " · last at step \(Format.grouped(s))" }
             if let cv = d.gradNorms.coefficientOfVariation { spikes += " · grad-norm CV(100) \(Format.fixed(cv, 2))" }
             canvas.put(Format.truncateEnd(spikes, inner.width), x: inner.x, y: inner.maxY - extraLines,

@@ -52,19 +52,63 @@ struct LineChart {
         }
     }
 
+    /// Where everything goes: the value range (transformed for log-y), the ticks and their labels,
+    /// and the plot's cells and pixels. Computed once per frame by `layout(_:)`.
+    struct Layout {
+        var rect: Rect
+        var plot: Rect
+        var useLog: Bool
+        /// The transformed value range, padded.
+        var tlo: Double
+        var thi: Double
+        var yTicks: [(value: Double, position: Double)]
+        var labels: [String]
+        var labelWidth: Int
+        var rightMargin: Int
+        var sx: Int
+        var sy: Int
+        var pixelWidth: Int { plot.width * sx }
+        var pixelHeight: Int { plot.height * sy }
+
+        func transform(_ v: Double) -> Double { useLog ? log10(v) : v }
+
+        /// The pixel row of value `v`.
+        func pixelY(_ v: Double) -> Int {
+            let f = (transform(v) - tlo) / (thi - tlo)
+            return Swift.max(0, Swift.min(pixelHeight - 1, Int(((1 - f) * Double(pixelHeight - 1)).rounded())))
+        }
+    }
+
     mutating func render(into canvas: inout Canvas, _ rect: Rect) {
         guard rect.width >= 12, rect.height >= 3 else { return }
-        // Value range over what is visible.
+        guard let range = valueRange() else {
+            canvas.put("waiting for data…", x: rect.x + 2, y: rect.y + rect.height / 2, style: axisStyle)
+            return
+        }
+        logUnavailable = logY && !(range.lo > 0)
+        guard let layout = layout(rect, lo: range.lo, hi: range.hi) else { return }
+        var grid = PixelGrid(width: layout.plot.width, height: layout.plot.height, sx: layout.sx, sy: layout.sy, style: style)
+        let latest = plotSeries(into: &grid, layout)
+        let visibleMarkers = markers.filter { xRange.contains($0.x) }
+        drawMarkers(visibleMarkers, into: &canvas, grid: grid, layout)
+        drawData(grid, into: &canvas, layout)
+        drawYTicks(into: &canvas, layout)
+        drawXTicks(into: &canvas, layout)
+        drawLatest(latest, into: &canvas, layout)
+    }
+
+    /// The range of the values visible in `xRange`; nil when there are none.
+    private func valueRange() -> (lo: Double, hi: Double)? {
         var lo = Double.infinity, hi = -Double.infinity
         for s in series {
             if let e = s.data.extent(in: xRange) { lo = Swift.min(lo, e.min); hi = Swift.max(hi, e.max) }
         }
-        guard lo <= hi else {
-            canvas.put("waiting for data…", x: rect.x + 2, y: rect.y + rect.height / 2, style: axisStyle)
-            return
-        }
+        return lo <= hi ? (lo, hi) : nil
+    }
+
+    /// The layout for values in lo...hi; nil when the plot would be too narrow.
+    private func layout(_ rect: Rect, lo: Double, hi: Double) -> Layout? {
         let useLog = logY && lo > 0
-        logUnavailable = logY && !useLog
         func tf(_ v: Double) -> Double { useLog ? log10(v) : v }
         var tlo = tf(lo), thi = tf(hi)
         if thi - tlo < 1e-12 {
@@ -81,22 +125,22 @@ struct LineChart {
         let labelWidth = (labels.map(Format.width).max() ?? 3) + 1
         let rightMargin = rect.width >= 50 ? 7 : 0
         let plot = Rect(x: rect.x + labelWidth + 1, y: rect.y, width: rect.width - labelWidth - 1 - rightMargin, height: plotHeight)
-        guard plot.width >= 4 else { return }
+        guard plot.width >= 4 else { return nil }
         let (sx, sy) = resolution
-        let pw = plot.width * sx, ph = plot.height * sy
-        var grid = PixelGrid(width: plot.width, height: plot.height, sx: sx, sy: sy, style: style)
-        func py(_ v: Double) -> Int {
-            let f = (tf(v) - tlo) / (thi - tlo)
-            return Swift.max(0, Swift.min(ph - 1, Int(((1 - f) * Double(ph - 1)).rounded())))
-        }
+        return Layout(rect: rect, plot: plot, useLog: useLog, tlo: tlo, thi: thi, yTicks: yTicks, labels: labels,
+                      labelWidth: labelWidth, rightMargin: rightMargin, sx: sx, sy: sy)
+    }
+
+    /// Lights the series' pixels (with smoothing, the raw envelope goes underneath, dim, so spikes
+    /// stay visible); returns each series' latest value and its cell row.
+    private func plotSeries(into grid: inout PixelGrid, _ l: Layout) -> [(row: Int, value: Double, color: TerminalColor)] {
         var latest: [(row: Int, value: Double, color: TerminalColor)] = []
-        // With smoothing, the raw envelope goes underneath, dim, so spikes stay visible.
+        let pw = l.pixelWidth
         if smoothing > 0 {
             for (k, s) in series.enumerated() where s.smooth {
                 for (x, c) in s.data.columns(xRange: xRange, count: pw).enumerated() {
                     guard let c else { continue }
-                    let y0 = py(c.max), y1 = py(c.min)
-                    grid.span(x: x, from: y0, to: y1, series: k, strong: false)
+                    grid.span(x: x, from: l.pixelY(c.max), to: l.pixelY(c.min), series: k, strong: false)
                 }
             }
         }
@@ -106,30 +150,37 @@ struct LineChart {
             var last: Double?
             for (x, c) in cols.enumerated() {
                 guard let c else { continue }
-                let y0 = py(c.max), y1 = py(c.min)
-                grid.span(x: x, from: y0, to: y1, series: k, strong: true)
-                let y = py(c.last)
+                grid.span(x: x, from: l.pixelY(c.max), to: l.pixelY(c.min), series: k, strong: true)
+                let y = l.pixelY(c.last)
                 if let p = prev { grid.line(from: p, to: (x, y), series: k) }
                 prev = (x, y)
                 last = c.last
             }
-            if let v = last { latest.append((py(v) / sy, v, s.color)) }
+            if let v = last { latest.append((l.pixelY(v) / l.sy, v, s.color)) }
         }
-        // Markers under the data.
+        return latest
+    }
+
+    /// The cell column of step `x`.
+    private func cellX(_ x: Int, _ l: Layout) -> Int {
         let span = Double(Swift.max(1, xRange.upperBound - xRange.lowerBound))
-        func cellX(_ x: Int) -> Int { plot.x + Int((Double(x - xRange.lowerBound) / span * Double(plot.width - 1)).rounded()) }
+        return l.plot.x + Int((Double(x - xRange.lowerBound) / span * Double(l.plot.width - 1)).rounded())
+    }
+
+    /// Markers under the data; their labels after every line so none is cut by a later marker
+    /// (the newest wins a collision).
+    private func drawMarkers(_ visible: [Marker], into canvas: inout Canvas, grid: PixelGrid, _ l: Layout) {
+        let plot = l.plot
         let markerStyle = CellStyle(fg: markerColor)
-        let visibleMarkers = markers.filter { xRange.contains($0.x) }
-        for m in visibleMarkers {
-            let cx = cellX(m.x)
+        for m in visible {
+            let cx = cellX(m.x, l)
             for row in 0..<plot.height where grid.bits[row * plot.width + (cx - plot.x)] == 0 {
                 canvas.set(cx, plot.y + row, "┊", markerStyle)
             }
         }
-        // Labels after every line so none is cut by a later marker; the newest wins a collision.
         var labelStart = plot.maxX
-        for m in visibleMarkers.reversed() {
-            let cx = cellX(m.x)
+        for m in visible.reversed() {
+            let cx = cellX(m.x, l)
             let label = "▼ \(m.label) @\(m.x)"
             var lx = cx
             if lx + Format.width(label) > labelStart - 1 { lx = labelStart - 1 - Format.width(label) }
@@ -138,7 +189,11 @@ struct LineChart {
                 labelStart = lx
             }
         }
-        // Data on top.
+    }
+
+    /// The lit pixels, on top of the markers.
+    private func drawData(_ grid: PixelGrid, into canvas: inout Canvas, _ l: Layout) {
+        let plot = l.plot
         for row in 0..<plot.height {
             for col in 0..<plot.width {
                 let i = row * plot.width + col
@@ -148,37 +203,47 @@ struct LineChart {
                            CellStyle(fg: series[k].color, attributes: grid.strong[i] ? [] : .dim))
             }
         }
-        // Y ticks.
-        for (t, label) in zip(yTicks, labels) {
-            let f = (t.position - tlo) / (thi - tlo)
-            let row = plot.y + Int(((1 - f) * Double(plot.height - 1)).rounded())
-            guard row >= plot.y && row < plot.maxY else { continue }
-            canvas.put(Format.pad(label, labelWidth - 1, right: true), x: rect.x, y: row, style: axisStyle)
-            canvas.set(rect.x + labelWidth - 1, row, "┤", axisStyle)
+    }
+
+    private func drawYTicks(into canvas: inout Canvas, _ l: Layout) {
+        for (t, label) in zip(l.yTicks, l.labels) {
+            let f = (t.position - l.tlo) / (l.thi - l.tlo)
+            let row = l.plot.y + Int(((1 - f) * Double(l.plot.height - 1)).rounded())
+            guard row >= l.plot.y && row < l.plot.maxY else { continue }
+            canvas.put(Format.pad(label, l.labelWidth - 1, right: true), x: l.rect.x, y: row, style: axisStyle)
+            canvas.set(l.rect.x + l.labelWidth - 1, row, "┤", axisStyle)
         }
-        // X ticks at 1-2-5 steps.
+    }
+
+    /// X ticks at 1-2-5 steps.
+    private func drawXTicks(into canvas: inout Canvas, _ l: Layout) {
+        let rect = l.rect
+        let span = Double(Swift.max(1, xRange.upperBound - xRange.lowerBound))
         let xRow = rect.maxY - 1
-        let step = Ticks.step(atLeast: span / Double(Swift.max(1, plot.width / 12)))
+        let step = Ticks.step(atLeast: span / Double(Swift.max(1, l.plot.width / 12)))
         var tick = (Double(xRange.lowerBound) / step).rounded(.up) * step
         var freeFrom = rect.x
         while tick <= Double(xRange.upperBound) + 1e-9 {
-            let cx = cellX(Int(tick))
+            let cx = cellX(Int(tick), l)
             let text = tick >= 100_000 ? Format.compact(tick) : Format.grouped(Int(tick))
-            let start = Swift.max(plot.x, cx - Format.width(text) / 2)
+            let start = Swift.max(l.plot.x, cx - Format.width(text) / 2)
             if start >= freeFrom && start + Format.width(text) <= rect.maxX {
                 canvas.put(text, x: start, y: xRow, style: axisStyle)
                 freeFrom = start + Format.width(text) + 2
             }
             tick += step
         }
-        // Latest values at the right edge, nudged apart.
-        guard rightMargin > 0 else { return }
+    }
+
+    /// Latest values at the right edge, nudged apart.
+    private func drawLatest(_ latest: [(row: Int, value: Double, color: TerminalColor)], into canvas: inout Canvas, _ l: Layout) {
+        guard l.rightMargin > 0 else { return }
         var used = Set<Int>()
-        for l in latest.sorted(by: { $0.row < $1.row }) {
-            var row = l.row
-            while used.contains(row) && row < plot.height - 1 { row += 1 }
+        for v in latest.sorted(by: { $0.row < $1.row }) {
+            var row = v.row
+            while used.contains(row) && row < l.plot.height - 1 { row += 1 }
             used.insert(row)
-            canvas.put(Format.value(l.value), x: plot.maxX + 1, y: plot.y + row, style: CellStyle(fg: l.color, attributes: .bold))
+            canvas.put(Format.value(v.value), x: l.plot.maxX + 1, y: l.plot.y + row, style: CellStyle(fg: v.color, attributes: .bold))
         }
     }
 

@@ -2,6 +2,7 @@
 // whole new lines) and the sender's side (append one line per command). docs/FORMAT.md, "The
 // command channel".
 
+import RunFormat
 import Foundation
 
 /// Where a run's command channel lives, and who may use it.

@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Writes one CSV row per step record: `step`, `t`, every scalar of `ColumnLayout` (axes, bands,

@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Opens an export's output file, refusing to replace an existing one unless `force`.

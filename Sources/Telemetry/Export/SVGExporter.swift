@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Draws a run's loss curves as a standalone SVG: training loss (averaged into at most

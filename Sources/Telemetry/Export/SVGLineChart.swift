@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// A hand-written SVG line chart: named series over a shared x axis, axes with 1-2-5 ticks

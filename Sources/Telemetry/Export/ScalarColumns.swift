@@ -1,3 +1,4 @@
+import RunFormat
 import Refinement
 
 /// The scalars of a run flattened into named columns, shared by the CSV and TensorBoard exports.

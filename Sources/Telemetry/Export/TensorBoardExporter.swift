@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Writes a TensorBoard event file of scalar summaries, readable by TensorBoard's EventAccumulator.

@@ -1,3 +1,5 @@
+import RunFormat
+
 /// Turns records into the plain-text progress lines of `--no-tui` (live training and replay alike).
 ///
 /// Pure and deterministic: the lines depend only on the records, not on the wall clock, so a replay

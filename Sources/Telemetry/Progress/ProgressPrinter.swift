@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Prints progress lines for what a bus carries, on its own thread, then the run summary.

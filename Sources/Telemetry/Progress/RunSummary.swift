@@ -1,3 +1,5 @@
+import RunFormat
+
 /// What a run came to, folded from its records: printed at the end of `--no-tui` training and of
 /// `gradflow replay --no-tui`, and by `--summary-only`.
 public struct RunSummary {

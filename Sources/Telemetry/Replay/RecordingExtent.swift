@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// How far a recording goes, read from the end of its run file (cheap at any size): the replay

@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Plays a run file onto a `RecordBus` at the recorded pace times `speed` (0: as fast as possible).
@@ -147,20 +148,7 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
         while true {
             condition.lock()
             if stopped { condition.unlock(); return }
-            if restartRequested {
-                restartRequested = false
-                state.generation += 1
-                state.position = 0
-                state.finished = false
-                condition.unlock()
-                guard let fresh = try? openReader() else { finish(); return }
-                reader = fresh
-                pending = nil
-                lastT = 0
-                bus.restart(header: header)
-                condition.lock()
-                reanchor = true
-            }
+            if restartRequested && !startOver(&reader, &pending, &lastT) { return }
             let seeking = seekTarget.map { state.position < $0 } ?? false
             if !seeking { seekTarget = nil }
             if state.finished || (state.paused && !stepOnce && !seeking) {
@@ -186,20 +174,8 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
                 }
             }
             let record = pending!
-            if !seeking && !once && speed > 0 {
-                let gap = (record.t - anchorT) / speed
-                if gap > maxGap {
-                    // Cut long idle stretches of the recording.
-                    anchorT = record.t - maxGap * speed
-                }
-                let due = anchorWall.addingTimeInterval((record.t - anchorT) / speed)
-                let wait = due.timeIntervalSinceNow
-                if wait > 0 {
-                    condition.lock()
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: min(wait, 0.1)))
-                    condition.unlock()
-                    continue
-                }
+            if !seeking && !once && speed > 0 && !isDue(record, speed: speed, anchorWall: anchorWall, anchorT: &anchorT) {
+                continue
             }
             pending = nil
             bus.publish(record)
@@ -213,6 +189,41 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
             }
             condition.unlock()
         }
+    }
+
+    /// Starts the recording over (called with the lock held; it is held again on return true).
+    /// False when the file could not be opened again: the replay is finished, the lock released.
+    private func startOver(_ reader: inout RunFileReader, _ pending: inout Record?, _ lastT: inout Double) -> Bool {
+        restartRequested = false
+        state.generation += 1
+        state.position = 0
+        state.finished = false
+        condition.unlock()
+        guard let fresh = try? openReader() else { finish(); return false }
+        reader = fresh
+        pending = nil
+        lastT = 0
+        bus.restart(header: header)
+        condition.lock()
+        reanchor = true
+        return true
+    }
+
+    /// Whether `record` is due at `speed` after the anchor (long idle stretches of the recording
+    /// are cut to `maxGap`); when it is not, waits up to 0.1 s and returns false.
+    private func isDue(_ record: Record, speed: Double, anchorWall: Date, anchorT: inout Double) -> Bool {
+        let gap = (record.t - anchorT) / speed
+        if gap > maxGap {
+            // Cut long idle stretches of the recording.
+            anchorT = record.t - maxGap * speed
+        }
+        let due = anchorWall.addingTimeInterval((record.t - anchorT) / speed)
+        let wait = due.timeIntervalSinceNow
+        guard wait > 0 else { return true }
+        condition.lock()
+        _ = condition.wait(until: Date(timeIntervalSinceNow: min(wait, 0.1)))
+        condition.unlock()
+        return false
     }
 
     private func finish() {

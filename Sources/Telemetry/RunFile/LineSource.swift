@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Reads a file line by line in fixed-size chunks (constant memory however long the file is).

@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Why a run file could not be opened, created, read or written. The description names the file
@@ -53,6 +54,11 @@ public struct RunFileError: Error, Equatable, CustomStringConvertible {
 public enum RunFileLocation {
     public static let fileName = "run.jsonl"
 
+    /// The run file of the run directory `directory`: `directory/run.jsonl`.
+    public static func file(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent(fileName)
+    }
+
     /// The run file for a path that names either the file itself or its run directory.
     public static func resolve(_ path: String) throws -> String {
         var isDirectory: ObjCBool = false
@@ -60,7 +66,7 @@ public enum RunFileLocation {
             throw RunFileError(.notFound, path: path, "no such run file or run directory")
         }
         guard isDirectory.boolValue else { return path }
-        let file = (path as NSString).appendingPathComponent(fileName)
+        let file = self.file(in: path)
         guard FileManager.default.fileExists(atPath: file) else {
             throw RunFileError(.noRunFileInDirectory, path: path, "is a directory without \(fileName) (not a run directory?)")
         }

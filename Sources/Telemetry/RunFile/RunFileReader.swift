@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Something wrong with one line of a run file that the reader skipped.

@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Appends records to a run file, synchronously, one whole line per write(2).

@@ -1,3 +1,4 @@
+import RunFormat
 import Foundation
 
 /// Writes what the bus carries to the run file, on its own thread.
@@ -40,7 +41,7 @@ public final class RunRecorder: @unchecked Sendable {
         } catch {
             throw RunFileError(.io, path: runDirectory, "cannot create the run directory: \(error.localizedDescription)")
         }
-        let path = (runDirectory as NSString).appendingPathComponent(RunFileLocation.fileName)
+        let path = RunFileLocation.file(in: runDirectory)
         let recorder = RunRecorder(bus: bus, writer: try RunFileWriter.create(path: path, header: header))
         recorder.start()
         return recorder

@@ -1,7 +1,9 @@
+import Kernels
 import Refinement
+import Telemetry
 import Foundation
 
-/// `gradflow bench --run-file`: writes a run file of step records shaped like a preset-S run with
+/// `gradflow bench run-file` (or `bench --run-file`): writes a run file of step records shaped like a preset-S run with
 /// every statistic on (4 layers, 4 heads, 3 bands per axis, 3 depth groups; values at full
 /// precision, as the trainer computes them), then times reading it back and folding its summary,
 /// the work of `gradflow replay --summary-only`.
@@ -19,7 +21,7 @@ public enum RunFileBenchmark {
     @discardableResult
     public static func write(to path: String, records: Int) throws -> Int {
         let writer = try RunFileWriter.create(path: path, header: header(totalSteps: records))
-        var random = SplitMix(seed: 1)
+        var random = SplitMix64(state: 1)
         var t = 0.0
         var loss = 5.5
         for i in 0..<records {
@@ -83,7 +85,7 @@ public enum RunFileBenchmark {
                          startTime: 0, threads: 2, parameters: 842_496, totalSteps: totalSteps, preset: "S")
     }
 
-    static func step(_ i: Int, t: Double, loss: Double, random r: inout SplitMix) -> StepRecord {
+    static func step(_ i: Int, t: Double, loss: Double, random r: inout SplitMix64) -> StepRecord {
         func samples(_ axis: ScaleAxis, _ mode: AxisMode, _ scale: Double) -> AxisSample {
             AxisSample(axis: axis, mode: mode, bands: (0..<3).map { _ in
                 BandSample(weight: 0.5 + 1.5 * r.unit(), energy: scale * r.unit())
@@ -105,19 +107,5 @@ public enum RunFileBenchmark {
                 OscillationSample(flipRate: 0.01 * r.unit(), gradientCosine: r.unit(), relativeUpdate: 0.02 * r.unit())
             },
             spike: i % 997 == 996, guardFallbacks: i / 100)
-    }
-}
-
-/// A small deterministic generator of doubles in [0, 1) (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func unit() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Double(z >> 11) * 0x1p-53
     }
 }

@@ -211,7 +211,7 @@ enum CheckpointField: String, CaseIterable {
 
 /// An end record's members.
 enum EndField: String, CaseIterable {
-    case type, step, t, reason
+    case type, step, t, reason, failure
     case finalLoss = "final_loss"
     case bestValLoss = "best_val_loss"
     case message

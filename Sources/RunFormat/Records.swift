@@ -210,7 +210,7 @@ public struct AxisSample: Sendable, Equatable {
     }
 }
 
-/// Oscillation of one depth group's updates at one step (DESIGN §1.5).
+/// Oscillation of one depth group's updates at one step (docs/ARCHITECTURE.md §7.5).
 public struct OscillationSample: Sendable, Equatable {
     /// Fraction of parameters whose update changed sign since the previous step (EMA).
     public var flipRate: Double
@@ -254,7 +254,7 @@ public struct StepRecord: Sendable, Equatable {
     public var attentionMassByHead: [[[Double]]]
     /// One sample per depth group.
     public var oscillation: [OscillationSample]
-    /// Whether this step's loss was a spike (> 1.2 × median of the previous 50 steps).
+    /// Whether this step's loss was a spike (Refinement's `SpikeRule`).
     public var spike: Bool
     /// Cumulative number of tensor-steps where the time axis' guard fell back to the plain gradient.
     public var guardFallbacks: Int
@@ -299,7 +299,7 @@ public struct DomainEval: Sendable, Equatable {
     }
 }
 
-/// Validation results at an eval interval (DESIGN §1.5).
+/// Validation results at an eval interval (docs/ARCHITECTURE.md §7.5).
 public struct EvalRecord: Sendable, Equatable {
     public var step: Int
     public var t: Double
@@ -432,8 +432,23 @@ public struct EndRecord: Sendable, Equatable {
         case completed
         /// The user quit (key q) or sent Ctrl-C / SIGTERM.
         case interrupted
-        /// Training failed; `message` says why.
+        /// Training failed; `failure` says how, `message` why.
         case failed
+    }
+
+    /// How a failed run failed (schema 1.3, the member `failure`). A reader takes a kind it does
+    /// not know as `error`.
+    public enum Failure: String, Sendable, CaseIterable {
+        /// The divergence guard ended the run (`--on-divergence stop`, or too many rollbacks).
+        case diverged
+        /// The training loss stopped being finite (the guard off).
+        case nonFinite = "non_finite"
+        /// Anything else: the machine, not the training (a checkpoint that could not be written).
+        case error
+
+        /// Whether training itself went wrong, as opposed to the machine: a study keeps such a run
+        /// as an outcome and reruns the others.
+        public var isTraining: Bool { self != .error }
     }
 
     public var step: Int
@@ -442,15 +457,18 @@ public struct EndRecord: Sendable, Equatable {
     public var finalLoss: Double?
     public var bestValidationLoss: Double?
     public var message: String
+    /// Set when `reason` is `failed` (files before schema 1.3: nil; their `message` alone says).
+    public var failure: Failure?
 
     public init(step: Int, t: Double, reason: Reason, finalLoss: Double?, bestValidationLoss: Double?,
-                message: String = "") {
+                message: String = "", failure: Failure? = nil) {
         self.step = step
         self.t = t
         self.reason = reason
         self.finalLoss = finalLoss
         self.bestValidationLoss = bestValidationLoss
         self.message = message
+        self.failure = failure
     }
 }
 

@@ -310,6 +310,7 @@ public enum RecordDecoder {
             switch field {
             case .type, .step, .t: break
             case .reason: r.reason = try s.named(EndRecord.Reason.self, "end reason")
+            case .failure: r.failure = EndRecord.Failure(rawValue: try s.string()) ?? .error
             case .finalLoss: r.finalLoss = try s.optionalDouble()
             case .bestValLoss: r.bestValidationLoss = try s.optionalDouble()
             case .message: r.message = try s.string()

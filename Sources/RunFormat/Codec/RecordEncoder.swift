@@ -208,6 +208,7 @@ public struct RecordEncoder {
     private mutating func end(_ r: EndRecord) {
         start(EndField.self, "end", r.step, r.t)
         w.key(EndField.reason); w.string(r.reason.rawValue)
+        if let f = r.failure { w.key(EndField.failure); w.string(f.rawValue) }
         if let v = r.finalLoss { w.key(EndField.finalLoss); w.double(v) }
         if let v = r.bestValidationLoss { w.key(EndField.bestValLoss); w.double(v) }
         w.key(EndField.message); w.string(r.message)

@@ -28,13 +28,6 @@ public struct TwinSample: Sendable, Equatable {
         self.low = low
         self.high = high
     }
-
-    /// "paired Δ −0.012 [−0.018, −0.006] 120/200", as the Loss panel and progress lines show it.
-    public var summary: String {
-        var s = "paired Δ " + Format.delta(delta)
-        if let low, let high { s += " [" + Format.delta(low) + ", " + Format.delta(high) + "]" }
-        return s + " \(pairedSteps)/\(windowSteps)"
-    }
 }
 
 /// How a twin window ended: the paired estimate of the change's effect.
@@ -81,16 +74,6 @@ public struct VerdictInfo: Sendable, Equatable {
         self.steps = steps
         self.partial = partial
         self.validation = validation
-    }
-
-    /// "helped · train −0.012 nats [−0.018, −0.006] over 200 paired steps · val:shakespeare −0.010"
-    public var summary: String {
-        var s = word.rawValue + " · train " + Format.delta(delta) + " nats"
-        if let low, let high { s += " [" + Format.delta(low) + ", " + Format.delta(high) + "]" }
-        s += " over \(steps) paired step\(steps == 1 ? "" : "s")"
-        if partial { s += " (partial)" }
-        for d in validation { s += " · " + d.name + " " + Format.delta(d.delta) }
-        return s
     }
 }
 

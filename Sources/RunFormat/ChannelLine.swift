@@ -66,6 +66,11 @@ public struct ChannelLine: Sendable, Equatable {
         public var id: String?
         public var message: String
         public var description: String { message }
+
+        public init(id: String?, message: String) {
+            self.id = id
+            self.message = message
+        }
     }
 
     // MARK: - Names of the actions

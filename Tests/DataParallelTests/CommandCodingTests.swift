@@ -1,4 +1,4 @@
-import Distributed
+import DataParallel
 import Telemetry
 import Testing
 
