@@ -47,8 +47,9 @@ public struct OscillationMeter: Equatable, Sendable, Codable {
 
 /// The loss-spike rule of the step statistics, written once: a step's loss L_t is a spike when
 /// L_t > 1.2 × the median of the previous 50 losses (counted once 10 are known; a non-finite loss
-/// always is). The engine flags steps with it (`SpikeDetector`), the trainer's warning, the
-/// dashboard and the docs (METHOD.md §6) state it. Not the divergence guard's rule (median + k
+/// always is). The engine flags steps with it (`SpikeDetector`); the divergence guard's warning
+/// (a "loss bump") is such a spike at least 0.5 nat above the median; the dashboard and the docs
+/// (METHOD.md §6) state it. Not the divergence guard's rule (median + k
 /// median absolute deviations, Training/DivergenceGuard.swift), which rolls a run back.
 public enum SpikeRule {
     /// L_t is a spike above `factor` × the median.
@@ -62,10 +63,6 @@ public enum SpikeRule {
     /// ">1.2× median50", for a narrow label.
     public static let shortText = ">\(factor)× median\(window)"
 
-    /// The trainer's warning for a spike of `loss`: "loss spike 2.224 > 1.2 × median of the previous 50".
-    public static func warning(loss: Double) -> String {
-        "loss spike \(String(format: "%.3f", loss)) \(text)"
-    }
 }
 
 /// Flags loss spikes: L_t > factor × median of the previous `window` losses (by default the

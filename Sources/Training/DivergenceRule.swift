@@ -35,8 +35,9 @@ public struct DivergenceRule: Codable, Equatable, Sendable {
         public var climbFactor = 2.0
         /// … and so is one this many nats above the best, or above the starting loss.
         public var climbFloor = 1.0
-        /// A warning ("loss bump"): above this multiple of the median …
-        public var bumpRatio = 1.2
+        /// A warning ("loss bump"): a spike by the step statistics' rule (above `SpikeRule.factor`
+        /// × the median) …
+        public var bumpRatio = SpikeRule.factor
         /// … and at least this many nats above it.
         public var warningFloor = 0.5
 

@@ -103,8 +103,8 @@ public enum SyntheticRun {
             out.append(.step(step(i)))
             if i == 200 { out.append(.event(EventRecord(step: i, t: 19.6, kind: .adaptive, source: .trainer, message: "warm-up done"))) }
             if i % 500 == 499 {
-                out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .warning, source: .trainer,
-                                              message: SpikeRule.warning(loss: 2.224))))
+                out.append(.event(EventRecord(step: i, t: Double(i) * 0.098, kind: .warning, source: .divergenceGuard,
+                                              message: "loss bump 2.224 > 1.2 × median 1.651 of the last 50 (and 0.573 nat above it)")))
             }
             if i % evalEvery == 0 { out.append(.eval(eval(i))) }
             if i == 1000 {
