@@ -78,21 +78,12 @@ struct AttachCommand: ParsableCommand {
             throw CLIError("\(error)")
         }
         replayer.onIssue = { _ in }  // a torn last line is the writer's line in progress
-        let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
-        let signals = SignalHandling(onStop: {}, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
-        replayer.start()
-        let runner = DashboardRunner(screen: screen, subscription: subscription, commands: channel, replay: replayer,
-                                     options: options)
-        let exit = runner.run(interrupted: { signals.stopRequested })
-        screen.close()
-        signals.cancel()
-        replayer.stop()
-        if case let .ended(end) = exit {
-            print("gradflow attach: \(header.runName) ended (\(end.reason.rawValue) at step \(Format.grouped(end.step)))")
-        } else if let end = runner.state.data.end {
+        let (exit, state) = DashboardLauncher.run(screen: screen, options: options, replayer: replayer, bus: bus, commands: channel)
+        let ended: EndRecord? = { if case let .ended(end) = exit { return end }; return state.data.end }()
+        if let end = ended {
             print("gradflow attach: \(header.runName) ended (\(end.reason.rawValue) at step \(Format.grouped(end.step)))")
         } else {
-            print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(runner.state.data.stepsDone)); it goes on (`gradflow attach \(runPath)` to come back)")
+            print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(state.data.stepsDone)); it goes on (`gradflow attach \(runPath)` to come back)")
         }
     }
 

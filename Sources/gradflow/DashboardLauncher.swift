@@ -77,6 +77,23 @@ enum DashboardLauncher {
         close(b.fd)
     }
 
+    /// Runs the dashboard on the records a replayer reads from a file (a replay, or `attach` with
+    /// `commands` going to the run's channel) until the user leaves; the screen is closed and the
+    /// replayer stopped on return. A second Ctrl-C leaves at once.
+    static func run(screen: NCursesScreen, options: DashboardOptions, replayer: Replayer, bus: RecordBus,
+                    commands: CommandSink?) -> (DashboardExit, DashboardState) {
+        let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
+        let signals = SignalHandling(onStop: {}, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
+        replayer.start()
+        let runner = DashboardRunner(screen: screen, subscription: subscription, commands: commands, replay: replayer,
+                                     options: options)
+        let exit = runner.run(interrupted: { signals.stopRequested })
+        screen.close()
+        signals.cancel()
+        replayer.stop()
+        return (exit, runner.state)
+    }
+
     /// The `--compare` runs, read in full; a file that cannot be read is an error naming it.
     static func loadReferences(_ paths: [String]) throws -> [ReferenceRun] {
         guard paths.count <= ReferenceRun.maxCount else {

@@ -102,15 +102,7 @@ struct ReplayCommand: ParsableCommand {
             throw error
         }
         options.forkSteps = CheckpointFiles.list(runDirectory: runDirectory).map(\.step)
-        let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
-        let signals = SignalHandling(onStop: {}, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
-        replayer.start()
-        let runner = DashboardRunner(screen: screen, subscription: subscription, commands: nil, replay: replayer,
-                                     options: options)
-        let exit = runner.run(interrupted: { signals.stopRequested })
-        screen.close()
-        signals.cancel()
-        replayer.stop()
+        let (exit, _) = DashboardLauncher.run(screen: screen, options: options, replayer: replayer, bus: bus, commands: nil)
         if case let .fork(step) = exit {
             try forkLive(runDirectory: runDirectory, step: step)
             return true
