@@ -30,7 +30,7 @@ if [ ! -s "$live" ]; then
     sed -e '1s/^{/{"run_id":"bench-attach-open",/' -e '$d' "$base" > "$live.part"
     mv "$live.part" "$live"
 fi
-last=$(tail -n 1 "$live" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
+last=$(tail -n 5 "$live" | grep '^{"type":"step"' | tail -n 1 | sed -n 's/^{"type":"step","step":\([0-9]*\).*/\1/p')
 shown=$(python3 -c "print(f'{$last + 1:,}')")   # the header's step count after the last step record
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)  cores: $(nproc)  file: $live ($(du -h "$live" | cut -f1), last step $last; waiting for \"step $shown\")"
 cat "$live" > /dev/null   # into the page cache
