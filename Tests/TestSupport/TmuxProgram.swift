@@ -140,9 +140,12 @@ public enum TiedProcess {
     /// `ChildProcess.start(executable, arguments)`, but through `sh`, which starts a watchdog and then
     /// `exec`s the program (so the ChildProcess's pid is the program's). The watchdog polls once a
     /// second while the test process and the program live; if the test process goes first, it
-    /// SIGKILLs the program.
+    /// SIGKILLs the program (checking its start time, so never a process that reused its pid).
     public static func start(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ChildProcess {
-        let script = "(while kill -0 \(getpid()) && kill -0 $$; do sleep 1; done; kill -0 \(getpid()) || kill -9 $$) "
+        // $$'s start time (field 22 of /proc/PID/stat) tells the program from a later process that
+        // got its pid after it ended.
+        let script = "(t=$(cut -d' ' -f22 /proc/$$/stat); while kill -0 \(getpid()) && kill -0 $$; do sleep 1; done; "
+            + "kill -0 \(getpid()) || { [ \"$(cut -d' ' -f22 /proc/$$/stat 2>/dev/null)\" = \"$t\" ] && kill -9 $$; }) "
             + "</dev/null >/dev/null 2>&1 & exec \"$@\""
         return try ChildProcess.start("/bin/sh", ["-c", script, "sh", executable] + arguments, environment: environment)
     }
