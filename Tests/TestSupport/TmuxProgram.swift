@@ -112,8 +112,9 @@ public final class TmuxProgram {
         }
     }
 
-    /// Ends everything: the server (kill-server, then SIGKILL to its process), the program if it
-    /// still runs (SIGKILL); the watchdog sees the server gone within a second and leaves.
+    /// Ends everything: the server (kill-server, then SIGKILL to its process, and its socket file),
+    /// the program if it still runs (SIGKILL); the watchdog sees the server gone within a second
+    /// and leaves.
     public func stop() {
         guard !stopped else { return }
         stopped = true
@@ -121,6 +122,9 @@ public final class TmuxProgram {
         run(["kill-server"])
         if alive, let programPid { _ = Foundation.kill(programPid, SIGKILL) }
         if let serverPid, Foundation.kill(serverPid, 0) == 0 { _ = Foundation.kill(serverPid, SIGKILL) }
+        // A server killed by SIGKILL leaves its socket file behind.
+        let dir = ProcessInfo.processInfo.environment["TMUX_TMPDIR"].map { $0.isEmpty ? "/tmp" : $0 } ?? "/tmp"
+        try? FileManager.default.removeItem(atPath: "\(dir)/tmux-\(getuid())/\(socket)")
     }
 
     deinit { stop() }
