@@ -16,7 +16,11 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
-"${pip[@]}" install --quiet "torch==2.13.0" "pytest==9.2.0" "transformers==5.25.0" "accelerate==1.16.0"
+# A local folder of wheels (this machine kind has torch's CPU build in /opt/wheels) is used when it
+# exists, also without $PIP_FIND_LINKS: PyPI's own torch wheel is the much larger CUDA build.
+wheels=()
+if [ -d /opt/wheels ]; then wheels=(--find-links /opt/wheels); fi
+"${pip[@]}" install --quiet "${wheels[@]}" "torch==2.13.0" "pytest==9.2.0" "transformers==5.25.0" "accelerate==1.16.0"
 # --no-deps: torch is in place; --force-reinstall: the package as it is in this tree.
 "${pip[@]}" install --quiet --no-deps --force-reinstall ./python
 
