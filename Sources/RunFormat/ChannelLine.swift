@@ -75,24 +75,27 @@ public struct ChannelLine: Sendable, Equatable {
 
     // MARK: - Names of the actions
 
-    /// The `command` member for an action, and back.
-    static func name(_ action: Command.Action) -> String {
-        switch action {
-        case .setWeight: return "set_weight"
-        case .setAdaptive: return "set_adaptive"
-        case .setTarget: return "set_target"
-        case .scaleLearningRate: return "lr_scale"
-        case .pause: return "pause"
-        case .resume: return "resume"
-        case .checkpointNow: return "checkpoint"
-        case .stop: return "stop"
-        case .openTwin: return "open_twin"
-        case .revert: return "revert"
+    /// The `command` member's values, one per action (docs/FORMAT.md, "The command channel").
+    enum Name: String, CaseIterable {
+        case setWeight = "set_weight", setAdaptive = "set_adaptive", setTarget = "set_target"
+        case lrScale = "lr_scale", pause, resume, checkpoint, stop
+        case openTwin = "open_twin", revert
+
+        init(_ action: Command.Action) {
+            switch action {
+            case .setWeight: self = .setWeight
+            case .setAdaptive: self = .setAdaptive
+            case .setTarget: self = .setTarget
+            case .scaleLearningRate: self = .lrScale
+            case .pause: self = .pause
+            case .resume: self = .resume
+            case .checkpointNow: self = .checkpoint
+            case .stop: self = .stop
+            case .openTwin: self = .openTwin
+            case .revert: self = .revert
+            }
         }
     }
-
-    static let names = ["set_weight", "set_adaptive", "set_target", "lr_scale", "pause", "resume", "checkpoint", "stop",
-                        "open_twin", "revert"]
 
     // MARK: - Encoding
 
@@ -111,7 +114,7 @@ public struct ChannelLine: Sendable, Equatable {
             w.endObject()
         }
         if let t { w.key(ChannelField.t); w.double(t) }
-        w.key(ChannelField.command); w.string(Self.name(action))
+        w.key(ChannelField.command); w.string(Name(action).rawValue)
         switch action {
         case let .setWeight(target, value):
             w.key(ChannelField.axis); w.string(target.axis.rawValue)
@@ -178,29 +181,30 @@ public struct ChannelLine: Sendable, Equatable {
             guard let v else { throw Problem(id: id, message: "\(name) needs \"\(member)\"") }
             return v
         }
+        guard let known = Name(rawValue: name) else {
+            throw Problem(id: id, message: "unknown command \"\(name)\" (known: \(Name.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
         let action: Command.Action
-        switch name {
-        case "set_weight":
+        switch known {
+        case .setWeight:
             let a = try need(axis, "axis"), b = try need(band, "band"), v = try need(value, "value")
             guard v.isFinite else { throw Problem(id: id, message: "set_weight: \"value\" must be a finite number") }
             action = .setWeight(WeightTarget(axis: a, band: b, layer: layer), v)
-        case "set_adaptive": action = .setAdaptive(try need(axis, "axis"), try need(adaptive, "adaptive"))
-        case "set_target":
+        case .setAdaptive: action = .setAdaptive(try need(axis, "axis"), try need(adaptive, "adaptive"))
+        case .setTarget:
             let v = try need(share, "share")
             guard v.isFinite else { throw Problem(id: id, message: "set_target: \"share\" must be a finite number") }
             action = .setTarget(band: try need(band, "band"), share: v)
-        case "lr_scale":
+        case .lrScale:
             let v = try need(value, "value")
             guard v.isFinite, v > 0 else { throw Problem(id: id, message: "lr_scale: \"value\" must be a positive number, not \(v)") }
             action = .scaleLearningRate(v)
-        case "pause": action = .pause
-        case "resume": action = .resume
-        case "checkpoint": action = .checkpointNow
-        case "stop": action = .stop
-        case "open_twin": action = .openTwin
-        case "revert": action = .revert
-        default:
-            throw Problem(id: id, message: "unknown command \"\(name)\" (known: \(names.joined(separator: ", ")))")
+        case .pause: action = .pause
+        case .resume: action = .resume
+        case .checkpoint: action = .checkpointNow
+        case .stop: action = .stop
+        case .openTwin: action = .openTwin
+        case .revert: action = .revert
         }
         return ChannelLine(id: id, run: run, issuer: issuer, t: t, action: action)
     }

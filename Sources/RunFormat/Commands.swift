@@ -54,7 +54,7 @@ public struct WeightTarget: Sendable, Equatable, Hashable, Codable {
 
 /// A request to the running trainer: what to do, who asked, and (for a line of the command
 /// channel) the id its answering event names. Codable, so that a data-parallel run can carry rank
-/// 0's commands to the other ranks (Distributed's CommandCoding).
+/// 0's commands to the other ranks (DataParallel's CommandCoding).
 public struct Command: Sendable, Equatable, Codable {
     /// What a command asks for.
     public enum Action: Sendable, Equatable, Codable {
