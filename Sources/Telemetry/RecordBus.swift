@@ -54,6 +54,18 @@ public final class RecordBus: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Waits up to `timeout` seconds until every subscription has room for one more record, so
+    /// that publishing it drops nothing; true when they have (or are closed). A replay, which
+    /// reads a file and can wait, calls this before each record so that its observers see every
+    /// step of a long run; the trainer never does (it must not wait for a dashboard).
+    public func waitForRoom(timeout: Double) -> Bool {
+        lock.lock()
+        let subs = subscriptions
+        lock.unlock()
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        return subs.allSatisfy { $0.waitForRoom(until: deadline) }
+    }
+
     /// A new observer. `capacity` bounds how many records wait for it.
     public func subscribe(name: String, capacity: Int = 4096) -> BusSubscription {
         let sub = BusSubscription(name: name, capacity: capacity)
@@ -143,6 +155,14 @@ public final class BusSubscription: @unchecked Sendable {
         condition.unlock()
     }
 
+    func waitForRoom(until deadline: Date) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        while !closed && queue.count - head >= capacity {
+            if !condition.wait(until: deadline) { break }
+        }
+        return closed || queue.count - head < capacity
+    }
+
     func restart(header: RunHeader?) {
         condition.lock()
         queue.removeAll(keepingCapacity: true)
@@ -190,6 +210,7 @@ public final class BusSubscription: @unchecked Sendable {
         guard n > 0 else { return [] }
         let out = Array(queue[head..<(head + n)])
         head += n
+        condition.broadcast()  // a publisher may be waiting for room
         if head > 1024 && head * 2 > queue.count {
             queue.removeFirst(head)
             head = 0

@@ -72,7 +72,12 @@ struct AttachCommand: ParsableCommand {
         let bus = RecordBus()
         let replayer: Replayer
         do {
-            replayer = try Replayer(path: runFile, bus: bus, speed: 0, follow: true)
+            // The history already written is read in fast: every step's scalars, a sample of the
+            // steps for the sparklines, and the latest steps in full (docs/PERFORMANCE.md, Attach).
+            let steps = RecordingExtent.lastStep(path: runFile) ?? 0
+            let catchUp = RunFileReader.CatchUp(detail: .scalars, sampleEvery: RunData.historyStride(steps: steps),
+                                                sampleDetail: .history, checksSkippedNumbers: false)
+            replayer = try Replayer(path: runFile, bus: bus, speed: 0, follow: true, catchUp: catchUp)
         } catch {
             screen.close()
             throw CLIError("\(error)")

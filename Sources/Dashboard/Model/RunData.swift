@@ -66,6 +66,14 @@ public struct WeightMarker: Sendable, Equatable {
 public struct RunData: Sendable, Equatable {
     public static let historyCapacity = 1024
     public static let sparkCapacity = 256
+    /// Steps a sparkline's history is drawn from when a long run is read in at once (`gradflow
+    /// attach`): 64 per sparkline bucket. A longer run's per-band shares and weights, oscillation
+    /// and attention mass are taken from every `historyStride`-th step; the loss chart, tokens/s,
+    /// spikes and twin samples from every step.
+    public static let historySteps = sparkCapacity * 64
+
+    /// The stride that gives a run of `steps` steps about `historySteps` sampled steps.
+    public static func historyStride(steps: Int) -> Int { Swift.max(1, steps / historySteps) }
     public static let maxEvents = 200
     public static let maxMarkers = 64
 

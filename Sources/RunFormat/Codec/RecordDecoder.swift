@@ -19,6 +19,9 @@ public enum RecordDecoder {
     public enum StepDetail: Sendable {
         /// Every field.
         case full
+        /// Without `context_energy` and `attention_mass_by_head` (left empty): what a history of
+        /// the run needs (a dashboard reading in a long run keeps only `attention_mass` per layer).
+        case history
         /// Without the per-layer arrays (`context_energy`, `attention_mass`,
         /// `attention_mass_by_head`, left empty): enough for progress lines and study metrics.
         case noLayerArrays
@@ -28,9 +31,12 @@ public enum RecordDecoder {
 
     /// Decodes one record line (without its newline); `stepDetail` says how much of a step
     /// record to build.
-    public static func record(_ line: UnsafeBufferPointer<UInt8>, stepDetail: StepDetail = .full) throws -> Record {
+    /// `checksSkippedNumbers`: see `JSONScanner.checksSkippedNumbers`.
+    public static func record(_ line: UnsafeBufferPointer<UInt8>, stepDetail: StepDetail = .full,
+                              checksSkippedNumbers: Bool = true) throws -> Record {
         let type = try lineType(line)
         var s = JSONScanner(line)
+        s.checksSkippedNumbers = checksSkippedNumbers
         let record: Record
         switch type {
         case .step: record = .step(try step(&s, detail: stepDetail))
@@ -74,6 +80,7 @@ public enum RecordDecoder {
 
     static func step(_ s: inout JSONScanner, detail: StepDetail = .full) throws -> StepRecord {
         let layers = detail == .full, vectors = detail != .scalars
+        let mass = layers || detail == .history
         var r = StepRecord(step: 0, t: 0, loss: 0, learningRate: 0, gradNorm: 0, clipScale: 1,
                            tokensPerSecond: 0, stepMilliseconds: 0)
         try s.members(StepField.table, depth: 1) { field, s in
@@ -89,7 +96,7 @@ public enum RecordDecoder {
             case .stepMs: r.stepMilliseconds = try s.float()
             // What the detail leaves out is only checked for syntax.
             case .axes where !vectors, .oscillation where !vectors,
-                 .contextEnergy where !layers, .attentionMass where !layers, .attentionMassByHead where !layers:
+                 .contextEnergy where !layers, .attentionMass where !mass, .attentionMassByHead where !layers:
                 try s.skipValue(depth: 1)
             case .axes: r.axes = try axes(&s)
             case .contextEnergy: r.contextEnergyByLayer = try matrix(&s)

@@ -31,6 +31,11 @@ public struct JSONScanner {
     @usableFromInline let end: Int
     @usableFromInline var pos: Int
     public static let maxDepth = 64
+    /// When false, `skipValue` passes over an array of numbers by its brackets alone, without
+    /// checking each number's grammar: for a reader that builds nothing from those values and must
+    /// be fast (`gradflow attach` reading in a long run; `RunFileReader.CatchUp`). Strings and
+    /// objects are still checked, and so is everything a decoder builds.
+    public var checksSkippedNumbers = true
 
     /// `bytes` must stay valid while the scanner is used.
     public init(_ bytes: UnsafeBufferPointer<UInt8>) {
@@ -485,6 +490,7 @@ public struct JSONScanner {
         switch base[pos] {
         case 0x5B:
             pos += 1
+            if !checksSkippedNumbers && skipArrayByBrackets() { return }
             var took = false
             if skipNumbersToClose(took: &took) { return }
             // The general path, from the start of the element the fast loop did not take.
@@ -616,6 +622,38 @@ public struct JSONScanner {
             break
         }
         pos = p
+        return false
+    }
+
+    /// From just after an array's '[': passes its closing ']' by counting brackets, eight bytes at a
+    /// time (true). False, with the position unchanged, when a string or an object comes first or
+    /// the line ends: the checked path takes over and says what is wrong.
+    mutating func skipArrayByBrackets() -> Bool {
+        let b = base, e = end
+        var p = pos
+        var depth = 1
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        // High bit of the first byte of `v` that is zero (later bytes may be flagged wrongly).
+        @inline(__always) func zeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+        while p < e {
+            if p + 8 <= e {
+                let w = UInt64(littleEndian: UnsafeRawPointer(b + p).loadUnaligned(as: UInt64.self))
+                let folded = w | 0x2020_2020_2020_2020  // '[' and '{' → '{', ']' and '}' → '}'
+                let hits = zeroByte(folded ^ 0x7B7B_7B7B_7B7B_7B7B) | zeroByte(folded ^ 0x7D7D_7D7D_7D7D_7D7D)
+                    | zeroByte(w ^ 0x2222_2222_2222_2222)
+                if hits == 0 { p += 8; continue }
+                p += hits.trailingZeroBitCount >> 3
+            }
+            switch b[p] {
+            case 0x5B: depth += 1
+            case 0x5D:
+                depth -= 1
+                if depth == 0 { pos = p + 1; return true }
+            case 0x22, 0x7B, 0x7D: return false
+            default: break
+            }
+            p += 1
+        }
         return false
     }
 

@@ -10,7 +10,9 @@ import Foundation
 /// seek publishes the records up to the target at once; a backward seek reopens the file, calls
 /// `bus.restart` (observers' queues are emptied, their `generation` bumped) and fast-forwards to
 /// the target, so observers rebuild their state from the start. When the file ends the bus is
-/// closed and `status.finished` set; the replayer still answers seeks until `stop()`.
+/// closed and `status.finished` set; the replayer still answers seeks until `stop()`. It waits
+/// for its observers rather than let the bus drop step records, so a dashboard that reads a long
+/// run at full speed still folds every step into its history.
 public final class Replayer: ReplayControl, @unchecked Sendable {
     public static let speedLadder: [Double] = [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
@@ -38,14 +40,20 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
     }
     private var skipped = 0
 
+    /// How the step records read while catching up are built (`RunFileReader.catchUp`).
+    private let catchUp: RunFileReader.CatchUp?
+
     /// Opens `path` (a run file or run directory); throws what `RunFileReader` throws.
-    public init(path: String, bus: RecordBus, speed: Double = 1, follow: Bool = false, maxGap: Double = 2) throws {
+    /// `catchUp`: see `RunFileReader.catchUp` (`gradflow attach` reading a long run).
+    public init(path: String, bus: RecordBus, speed: Double = 1, follow: Bool = false, maxGap: Double = 2,
+                catchUp: RunFileReader.CatchUp? = nil) throws {
         let reader = try RunFileReader(path: path)
         self.path = reader.path
         self.header = reader.header
         self.bus = bus
         self.follow = follow
         self.maxGap = maxGap
+        self.catchUp = catchUp
         state = ReplayStatus(speed: max(0, speed), paused: false, position: 0, finished: false, generation: 0,
                              recordedSteps: RecordingExtent.lastStep(path: reader.path))
     }
@@ -121,6 +129,7 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
 
     private func openReader() throws -> RunFileReader {
         let reader = try RunFileReader(path: path, follow: follow ? .init(pollInterval: 0.05, stop: readerStop) : nil)
+        reader.catchUp = catchUp
         reader.onIssue = { [weak self] issue in
             guard let self else { return }
             self.condition.lock()
@@ -177,6 +186,8 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
             if !seeking && !once && speed > 0 && !isDue(record, speed: speed, anchorWall: anchorWall, anchorT: &anchorT) {
                 continue
             }
+            // Observers get every record: a file can wait for them, unlike a trainer.
+            if !bus.waitForRoom(timeout: 0.1) { continue }
             pending = nil
             bus.publish(record)
             lastT = record.t

@@ -96,6 +96,23 @@ final class LineSource {
         }
     }
 
+    /// The next complete line when it is already in the buffer, or nil (then `nextLine` reads on).
+    /// Unlike `nextLine`, it never moves the buffer, so the views it and the `nextLine` before it
+    /// handed out stay valid together: a batch of lines is decoded where it lies, without a copy.
+    func bufferedLine() -> UnsafeBufferPointer<UInt8>? {
+        guard discarding == 0, filled > start + scanned else { return nil }
+        guard let hit = memchr(buffer + start + scanned, 0x0A, filled - start - scanned) else {
+            scanned = filled - start
+            return nil
+        }
+        let nl = hit.assumingMemoryBound(to: UInt8.self) - buffer
+        let lineStart = start
+        start = nl + 1
+        scanned = 0
+        lineNumber += 1
+        return UnsafeBufferPointer(start: buffer + lineStart, count: nl - lineStart)
+    }
+
     /// Consumes the fragment last returned by `.endOfFile` (counting it as a line).
     func consumeFragment() {
         if filled > start || discarding > 0 { lineNumber += 1 }

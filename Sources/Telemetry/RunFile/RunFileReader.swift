@@ -29,8 +29,8 @@ public struct ReadIssue: Sendable, Equatable, CustomStringConvertible {
 
 /// Streams the records of a run file (docs/FORMAT.md), tolerating damage.
 ///
-/// Reads in 1 MiB chunks, so memory does not grow with the number of records. A torn last line is
-/// skipped with a notice; any other bad line is reported with its line number and reason, and
+/// Reads in 4 MiB chunks, so memory does not grow with the number of records. A torn last line
+/// is skipped with a notice; any other bad line is reported with its line number and reason, and
 /// reading continues. Fatal problems (no such file, a run directory without run.jsonl, no read
 /// permission, a first line that is not a run header, an unknown schema major version) throw a
 /// `RunFileError` from `init` naming the file and line.
@@ -65,7 +65,7 @@ public final class RunFileReader {
     public private(set) var recordCount = 0
 
     /// Opens `path` (a run file or a run directory) and reads its header.
-    public init(path: String, follow: Follow? = nil, chunkBytes: Int = 1 << 20, maxLineBytes: Int = 64 << 20) throws {
+    public init(path: String, follow: Follow? = nil, chunkBytes: Int = 4 << 20, maxLineBytes: Int = 64 << 20) throws {
         let file = try RunFileLocation.resolve(path)
         self.path = file
         self.follow = follow
@@ -147,8 +147,9 @@ public final class RunFileReader {
 
     private var queue: [Decoded] = []
     private var queueIndex = 0
-    private var batch: [UInt8] = []
-    private var batchLines: [(start: Int, count: Int, line: Int)] = []
+    /// The lines of the batch being decoded: views into the line source's buffer (nil for a line
+    /// over the length limit), valid until it reads again.
+    private var batchLines: [(bytes: UnsafeBufferPointer<UInt8>?, count: Int, line: Int)] = []
     /// Lines per batch; batches of `parallelThreshold` lines or more are decoded on two threads.
     static let batchLines = 2048
     static let batchBytes = 4 << 20
@@ -158,60 +159,105 @@ public final class RunFileReader {
     /// How much of each step record to build (the lines are always fully checked): less for
     /// readers that need less, such as a summary (`.scalars`) or progress lines (`.noLayerArrays`).
     public var stepDetail = RecordDecoder.StepDetail.full
+    /// When set, the step records of a batch that ends before the end of the file (the reader is
+    /// catching up with a long file) are built as it says, all but the batch's last step record;
+    /// at the end of the file, where a follower waits for the writer, every record gets `stepDetail`.
+    public var catchUp: CatchUp?
+
+    /// How a reader catching up with a long file builds its step records: most at `detail`, and
+    /// every `sampleEvery`-th line at `sampleDetail`. `gradflow attach` reads a long run's history
+    /// this way: the loss chart takes every step's scalars, the per-band sparklines a sample of
+    /// the steps, and the per-head values only the latest step has.
+    /// With `checksSkippedNumbers` false, the arrays of numbers that are not built are passed by
+    /// their brackets (`JSONScanner.checksSkippedNumbers`): a bad number there goes unnoticed
+    /// until a full read, such as `gradflow replay`.
+    public struct CatchUp: Sendable, Equatable {
+        public var detail: RecordDecoder.StepDetail
+        public var sampleEvery: Int
+        public var sampleDetail: RecordDecoder.StepDetail
+        public var checksSkippedNumbers: Bool
+
+        public init(detail: RecordDecoder.StepDetail, sampleEvery: Int = 1, sampleDetail: RecordDecoder.StepDetail = .full,
+                    checksSkippedNumbers: Bool = true) {
+            self.detail = detail
+            self.sampleEvery = Swift.max(1, sampleEvery)
+            self.sampleDetail = sampleDetail
+            self.checksSkippedNumbers = checksSkippedNumbers
+        }
+
+        /// The detail of the line with this (1-based) number.
+        func detail(line: Int) -> RecordDecoder.StepDetail {
+            line % sampleEvery == 0 ? sampleDetail : detail
+        }
+    }
 
     /// Reads the complete lines available now (up to a batch) and decodes them into `queue`.
     /// Returns the end-of-file fragment when the file has no complete line left.
     private func fillQueue() throws -> UnsafeBufferPointer<UInt8>? {
         queue.removeAll(keepingCapacity: true)
         queueIndex = 0
-        batch.removeAll(keepingCapacity: true)
         batchLines.removeAll(keepingCapacity: true)
         var fragment: UnsafeBufferPointer<UInt8>?
-        gather: while batchLines.count < RunFileReader.batchLines && batch.count < RunFileReader.batchBytes {
-            switch try source.nextLine() {
-            case let .line(bytes):
-                batchLines.append((batch.count, bytes.count, source.lineNumber))
-                batch.append(contentsOf: bytes)
-            case let .tooLong(n):
-                batchLines.append((-1, n, source.lineNumber))
-            case let .endOfFile(f):
-                fragment = f
-                break gather
-            }
+        var bytes = 0
+        // The first line may make the source read (moving its buffer); the rest of the batch is
+        // what the buffer already holds, decoded in place.
+        switch try source.nextLine() {
+        case let .line(view):
+            batchLines.append((view, view.count, source.lineNumber))
+            bytes = view.count
+        case let .tooLong(n):
+            batchLines.append((nil, n, source.lineNumber))
+        case let .endOfFile(f):
+            fragment = f
+        }
+        while fragment == nil && batchLines.count < RunFileReader.batchLines && bytes < RunFileReader.batchBytes,
+              let view = source.bufferedLine() {
+            batchLines.append((view, view.count, source.lineNumber))
+            bytes += view.count
         }
         guard !batchLines.isEmpty else { return fragment }
         let lines = batchLines
         let path = self.path
         let limit = source.maxLineBytes
         let detail = stepDetail
-        batch.withUnsafeBufferPointer { bytes in
-            func decodeRange(_ range: Range<Int>) -> [Decoded] {
-                var out: [Decoded] = []
-                out.reserveCapacity(range.count)
-                for i in range {
-                    let l = lines[i]
-                    if l.start < 0 {
-                        out.append(.issue(.badLine, line: l.line, column: nil, "line of \(l.count) bytes exceeds the \(limit)-byte limit"))
-                    } else {
-                        let view = UnsafeBufferPointer(rebasing: bytes[l.start..<(l.start + l.count)])
-                        out.append(RunFileReader.decode(view, path: path, line: l.line, torn: false, stepDetail: detail))
-                    }
-                }
-                return out
+        // A batch that ended before the end of the file is history, up to its last step record.
+        let catchUp = fragment == nil ? self.catchUp : nil
+        var historyLines = 0
+        if catchUp != nil {
+            historyLines = lines.count - 1
+            while historyLines > 0, let view = lines[historyLines].bytes,
+                  (try? RecordDecoder.lineType(view)) != .step {
+                historyLines -= 1
             }
-            if decodesInParallel && lines.count >= RunFileReader.parallelThreshold {
-                let half = lines.count / 2
-                var parts: [[Decoded]] = [[], []]
-                parts.withUnsafeMutableBufferPointer { slots in
-                    let slots = slots
-                    DispatchQueue.concurrentPerform(iterations: 2) { k in
-                        slots[k] = decodeRange(k == 0 ? 0..<half : half..<lines.count)
-                    }
+        }
+        func decodeRange(_ range: Range<Int>) -> [Decoded] {
+            var out: [Decoded] = []
+            out.reserveCapacity(range.count)
+            for i in range {
+                let l = lines[i]
+                if let view = l.bytes {
+                    let history = i < historyLines
+                    out.append(RunFileReader.decode(view, path: path, line: l.line, torn: false,
+                                                    stepDetail: history ? catchUp!.detail(line: l.line) : detail,
+                                                    checksSkippedNumbers: history ? catchUp!.checksSkippedNumbers : true))
+                } else {
+                    out.append(.issue(.badLine, line: l.line, column: nil, "line of \(l.count) bytes exceeds the \(limit)-byte limit"))
                 }
-                queue = parts[0] + parts[1]
-            } else {
-                queue = decodeRange(0..<lines.count)
             }
+            return out
+        }
+        if decodesInParallel && lines.count >= RunFileReader.parallelThreshold {
+            let half = lines.count / 2
+            var parts: [[Decoded]] = [[], []]
+            parts.withUnsafeMutableBufferPointer { slots in
+                let slots = slots
+                DispatchQueue.concurrentPerform(iterations: 2) { k in
+                    slots[k] = decodeRange(k == 0 ? 0..<half : half..<lines.count)
+                }
+            }
+            queue = parts[0] + parts[1]
+        } else {
+            queue = decodeRange(0..<lines.count)
         }
         return nil
     }
@@ -222,12 +268,13 @@ public final class RunFileReader {
         return record
     }
 
-    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, path: String, line: Int, torn: Bool, stepDetail: RecordDecoder.StepDetail = .full) -> Decoded {
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, path: String, line: Int, torn: Bool,
+                       stepDetail: RecordDecoder.StepDetail = .full, checksSkippedNumbers: Bool = true) -> Decoded {
         var content = bytes
         if let last = content.last, last == 0x0D { content = UnsafeBufferPointer(rebasing: content.dropLast()) }
         let kind: ReadIssue.Kind = torn ? .tornLastLine : .badLine
         do {
-            return .record(try RecordDecoder.record(content, stepDetail: stepDetail))
+            return .record(try RecordDecoder.record(content, stepDetail: stepDetail, checksSkippedNumbers: checksSkippedNumbers))
         } catch let e as JSONSyntaxError {
             let empty = content.allSatisfy { $0 == 0x20 || $0 == 0x09 }
             return .issue(kind, line: line, column: empty ? nil : e.offset + 1, empty ? "empty line" : e.message)
