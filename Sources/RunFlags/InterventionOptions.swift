@@ -52,8 +52,9 @@ public struct InterventionOptions: ParsableArguments {
         r.twinAt = twinAt
         r.changes = change
         r.schedule = schedule
-        r.divergence.policy = DivergencePolicy(rawValue: onDivergence) ?? .rollback
-        r.divergence.onRepeat = RepeatedDivergencePolicy(rawValue: onRepeatedDivergence) ?? .lowerLR
+        // `validate` has refused any other text.
+        r.divergence.policy = DivergencePolicy(rawValue: onDivergence) ?? r.divergence.policy
+        r.divergence.onRepeat = RepeatedDivergencePolicy(rawValue: onRepeatedDivergence) ?? r.divergence.onRepeat
         r.divergence.lrBackoff = lrBackoff
         r.divergence.snapshotEvery = snapshotEvery
         r.divergence.rule.mads = outlierMads

@@ -48,7 +48,8 @@ public struct RunOptions: ParsableArguments {
 
     public init() {}
 
-    /// The recipe the flags describe (checked: `validate` has run when the flags were parsed).
+    /// The recipe the flags describe. Parsing has checked the twin, change and divergence flags;
+    /// the recipe's `trainingConfig()` and `refinementConfig()` check the rest.
     public func recipe() -> RunRecipe {
         var r = RunRecipe()
         model.fill(&r)

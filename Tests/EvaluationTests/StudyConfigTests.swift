@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Evaluation
 
@@ -37,6 +38,21 @@ import Testing
         #expect(s.fineTune == StudyConfig.FineTune(name: "far", path: "far.txt", steps: 50, learningRate: 2e-4))
         #expect(s.fineTune?.directory(in: "out/text/hot/seed-4") == "out/text/hot/seed-4/finetune-far")
         #expect(!s.fineTunes(s.data[0]) && s.fineTunes(s.data[1]), "only full text data sets are fine-tuned")
+    }
+
+    /// Every study file in studies/ parses: each one speaks `gradflow train`'s flags.
+    @Test func shippedStudiesParse() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var parsed: [String] = []
+        for folder in ["studies", "studies/pilots"] {
+            let dir = root.appendingPathComponent(folder).path
+            for file in try FileManager.default.contentsOfDirectory(atPath: dir).sorted() where file.hasSuffix(".study") {
+                let study = try StudyConfig(path: dir + "/" + file)
+                #expect(!study.runs.isEmpty, "\(file)")
+                parsed.append(file)
+            }
+        }
+        #expect(parsed.count >= 19, "\(parsed)")
     }
 
     @Test func divergencePolicyIsAStudySetting() throws {
