@@ -134,6 +134,7 @@ public struct RefinementOptions: ParsableArguments {
 
     public init() {}
 
+    /// The flags' values, as given.
     public var flags: RefinementFlags {
         RefinementFlags(contextBands: contextBands, contextWeights: contextWeights, timeWeights: timeWeights,
                         timeBetas: timeBetas, depthGroups: depthGroups, depthWeights: depthWeights,

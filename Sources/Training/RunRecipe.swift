@@ -7,7 +7,7 @@ import Telemetry
 /// and its overrides), the schedule and the seeds, the data, the refinement, the changes and
 /// schedules sent as commands, the twins and the divergence guard. `train`, every run of a study
 /// and `bench` build their run from one; the flags that fill it are declared once (`RunOptions`),
-/// and the defaults here are the flags' defaults. docs/ARCHITECTURE.md, "One recipe".
+/// and the defaults here are the flags' defaults (docs/ARCHITECTURE.md §8).
 public struct RunRecipe: Sendable, Equatable {
     // Model (`--preset --layers --heads --dim --context --batch`).
     public var preset = "S"
