@@ -54,7 +54,11 @@ let package = Package(
             plugins: ["Embed"]
         ),
         .target(name: "DataParallel", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
-        .target(name: "Evaluation", dependencies: ["Training", "Model", "Kernels", "Refinement", "Telemetry"]),
+        // The flags of `gradflow train` that make a run, declared once: train, studies and bench parse them.
+        .target(name: "RunFlags", dependencies: [
+            "Training", "Refinement", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "Evaluation", dependencies: ["Training", "RunFlags", "Model", "Kernels", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
         .target(name: "BuildInfo", plugins: ["Embed"]),   // the commit for --version
         .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal", "Refinement"]),
@@ -62,7 +66,7 @@ let package = Package(
             name: "gradflow",
             dependencies: [
                 "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
-                "DataParallel", "BuildInfo",
+                "DataParallel", "BuildInfo", "RunFlags",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -78,6 +82,8 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement", "TestSupport"]),
         .testTarget(name: "DataParallelTests", dependencies: ["DataParallel", "Telemetry", "TestSupport"]),
+        // The executable's own definitions (train's flags) against the study file.
+        .testTarget(name: "GradflowTests", dependencies: ["gradflow", "Evaluation", "RunFlags", "Training"]),
     ],
     swiftLanguageModes: [.v5]
 )

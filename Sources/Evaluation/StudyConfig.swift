@@ -1,59 +1,83 @@
 import Foundation
-import Training
 import Model
 import Refinement
+import RunFlags
+import Training
 
 /// A study: arms × seeds × data sets on one model and one token budget, read from a small
-/// `key = value` file (docs/EVALUATION.md describes the format; studies/ has examples).
+/// `key = value` file whose run settings are `gradflow train`'s own flags (docs/EVALUATION.md
+/// describes the format; studies/ has examples).
 ///
 ///     name = reduced
-///     layers = 2            # model shape: preset, layers, heads, dim, context, batch
-///     steps = 400           # the same token budget for every arm: steps × batch × context
+///     train = --layers 2 --heads 2 --dim 64 --context 128   # gradflow train's flags, for every run
+///     train = --steps 1000 --lr 3e-3 --eval-every 100 --eval-windows 32
+///     train = --eval-data plays=data/study/plays-val         # an extra validation domain
 ///     seeds = 1,2,3         # paired: seed i of every arm is compared with seed i of the baseline
-///     eval plays = data/study/plays-val          # extra validation domain NAME = PATH
 ///     primary = plays                            # the domain whose loss is "validation loss"
 ///     data text = data/study/plays-train         # data set NAME = PATH | embedded | synthetic:TASK
 ///     data small = data/study/plays-train limit=32768   # only the first N training bytes
-///     arm baseline =                             # arm NAME = train flags (refinement, --lr, seeds)
+///     arm baseline =                             # arm NAME = more train flags (refinement, --lr, …)
 ///     arm all-adaptive = --adaptive all
+///     arm data-only = --seed 1                   # the init fixed: the study's seed varies the data order
 ///     arms.small = baseline, all-adaptive        # the arms run on one data set (default: all)
 ///     finetune fortunes = data/study/fortunes-computers.txt steps=100 lr=3e-4
 ///                           # after each full text run: fine-tune on the file's first 90 %, score its last 10 %
+///
+/// The run of an arm at seed N is `gradflow train` with, in order, `defaultFlags`,
+/// `--seed N --data-seed N`, the `train` lines and the arm's flags: a later value of a flag replaces
+/// an earlier one, and the repeatable flags (--change, --eval-data, --twin-at) add up.
 public struct StudyConfig: Sendable, Equatable {
     public var name = "study"
-    public var preset = "S"
-    public var layers: Int?
-    public var heads: Int?
-    public var dim: Int?
-    public var context: Int?
-    public var batch = 8
-    public var steps = 400
-    public var learningRate = 1e-3
-    public var warmup: Int?
+    /// The flags of the `train` lines, in order.
+    public var trainFlags: [String] = []
     public var seeds: [UInt64] = [1, 2, 3]
-    public var threads = 1
-    public var evalEvery = 50
-    public var evalWindows = 16
     /// Evaluate extra domains on excerpts spread over the whole domain (`eval_spread = false`: the
     /// trainer's default, consecutive windows from the start).
     public var spreadEvalWindows = true
     /// Windows scored per band for a synthetic task after training.
     public var syntheticWindows = 256
     public var baseline = "baseline"
-    /// Validation domain (an `eval` name) whose loss is a text data set's validation loss; nil: the
-    /// training data's own held-out split.
+    /// Validation domain (an `--eval-data` name) whose loss is a text data set's validation loss;
+    /// nil: the training data's own held-out split.
     public var primary: String?
-    public var evalDomains: [NamedPath] = []
     public var data: [DataSpec] = []
     public var arms: [Arm] = []
     /// Arms per data set (absent: every arm).
     public var armsForData: [String: [String]] = [:]
     /// A short fine-tune after every run on a full text data set (nil: none).
     public var fineTune: FineTune?
-    /// What every run does on a divergence (`on_divergence`, as `gradflow train --on-divergence`;
-    /// default rollback). A study of how fast a task is learned may want `off`: the guard's
-    /// rollbacks change a run's path, and a transient bump is not a blow-up.
-    public var onDivergence = DivergencePolicy.rollback
+    /// What every arm shares: `defaultFlags` and the `train` lines (the seed is train's default).
+    public private(set) var recipe = RunRecipe()
+    /// The extra validation domains (`--eval-data`), in order.
+    public private(set) var evalDomains: [NamedPath] = []
+
+    /// The flags every study run starts from, before its seed, the `train` lines and its arm's: one
+    /// thread (a study's figures do not depend on the machine's core count), no checkpoints but the
+    /// last, and no twins unless an arm asks. Everything else is `gradflow train`'s default.
+    public static let defaultFlags = ["--threads", "1", "--checkpoint-every", "0", "--twin-steps", "0"]
+
+    /// `gradflow train` flags a study does not take, with the reason.
+    public static let refusedFlags: [String: String] = [
+        "--out": "a study puts each run in DIR/DATA/ARM/seed-N of `gradflow eval --out DIR`",
+        "--resume": "a study's runs start from scratch; run the same `gradflow eval` again to continue an interrupted study",
+        "--fork": "a study's runs start from scratch; run the same `gradflow eval` again to continue an interrupted study",
+        "--data": "the study's `data NAME = PATH` lines give the training data",
+        "--no-tui": "a study shows no dashboard: it prints one line per run",
+        "--report-every": "a study shows no dashboard: it prints one line per run",
+        "--theme": "a study shows no dashboard: it prints one line per run",
+        "--graph": "a study shows no dashboard: it prints one line per run",
+        "--compare": "a study shows no dashboard: it prints one line per run",
+        "--bucket-mb": "a study runs each run in one process (not under mpirun)",
+        "--debug-fingerprint": "a test hook of `gradflow train`, not a setting of the run",
+        "--debug-fault": "a test hook of `gradflow train`, not a setting of the run",
+    ]
+
+    /// Flags that every arm shares (the model and the token budget, and what is measured): they go
+    /// on a `train` line, not in an arm.
+    public static let sharedFlags: Set<String> = [
+        "--preset", "--layers", "--heads", "--dim", "--context", "--batch", "--steps",
+        "--eval-data", "--eval-every", "--eval-windows",
+    ]
 
     /// Cross-domain adaptation: the trained model, with fresh optimizer state and the arm's
     /// refinement, trains `steps` steps on the first 90 % of `path` and is scored on the last 10 %
@@ -74,6 +98,7 @@ public struct StudyConfig: Sendable, Equatable {
     /// Whether runs on `data` are followed by the fine-tune.
     public func fineTunes(_ data: DataSpec) -> Bool { fineTune != nil && !data.isSynthetic && data.limit == nil }
 
+    /// A name and a path (an extra validation domain).
     public struct NamedPath: Sendable, Equatable {
         public var name: String
         public var path: String
@@ -89,26 +114,32 @@ public struct StudyConfig: Sendable, Equatable {
         public var isSynthetic: Bool { source.hasPrefix("synthetic:") }
     }
 
-    /// One arm: a name and the `gradflow train` flags that make it.
+    /// One arm: a name, the `gradflow train` flags it adds, and the recipe of its run at each seed.
     public struct Arm: Sendable, Equatable {
         public var name: String
+        /// The arm's flags as written.
         public var flags: String
-        public var refinement: RefinementFlags
-        public var learningRate: Double?
-        /// Fixed seeds (the study's seed then varies only the other one).
-        public var initSeed: UInt64?
-        public var dataSeed: UInt64?
-        /// Scripted changes (`--change STEP:AXIS.BAND=VALUE`, as `gradflow train` takes them).
-        public var changes: [String] = []
-        /// The twin window after each change (`--twin-steps`); nil: no twins (the study's runs
-        /// pay for none unless an arm asks).
-        public var twinSteps: Int?
+        /// The recipe of the arm's run at each of the study's seeds, in `seeds` order.
+        public var recipes: [RunRecipe]
 
-        /// The refinement flags alone (arms that differ only in learning rate share this).
-        public var refinementKey: String {
-            RefinementFlags.table.map { refinement[keyPath: $0.value] ?? "-" }.joined(separator: "|")
-                + "|init \(initSeed.map(String.init) ?? "-")|data \(dataSeed.map(String.init) ?? "-")"
-                + "|changes \(changes.joined(separator: ";"))|twin \(twinSteps.map(String.init) ?? "-")"
+        /// What the arm sets that does not depend on the seed (its rate, refinement and changes):
+        /// the recipe at the study's first seed.
+        public var recipe: RunRecipe { recipes[0] }
+        public var learningRate: Double { recipe.learningRate }
+
+        /// Whether this arm's runs equal `other`'s at every seed once `clear` has reset what may differ.
+        public func runsMatch(_ other: Arm, apartFrom clear: (inout RunRecipe) -> Void) -> Bool {
+            recipes.count == other.recipes.count && zip(recipes, other.recipes).allSatisfy { a, b in
+                var a = a, b = b
+                clear(&a)
+                clear(&b)
+                return a == b
+            }
+        }
+
+        /// Whether the two arms differ in their learning rate alone (or not at all).
+        public func differsOnlyInRate(from other: Arm) -> Bool {
+            runsMatch(other) { $0.learningRate = 0 }
         }
     }
 
@@ -119,10 +150,20 @@ public struct StudyConfig: Sendable, Equatable {
         public var description: String
     }
 
+    /// Study keys of older files that are `gradflow train` flags now.
+    static let formerKeys = [
+        "preset": "--preset", "layers": "--layers", "heads": "--heads", "dim": "--dim", "context": "--context",
+        "batch": "--batch", "steps": "--steps", "warmup": "--warmup", "threads": "--threads", "lr": "--lr",
+        "eval_every": "--eval-every", "eval_windows": "--eval-windows", "on_divergence": "--on-divergence",
+    ]
+
     /// Parses the text of a study file; `origin` names it in errors.
     public init(text: String, origin: String) throws {
         self.init()
         var sawArm = false, sawData = false
+        var trainLines: [(line: Int, flags: [String])] = []
+        var armLines: [(line: Int, name: String, flags: String)] = []
+        var primaryLine = 0
         for (i, raw) in text.components(separatedBy: "\n").enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
                 .map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
@@ -138,38 +179,23 @@ public struct StudyConfig: Sendable, Equatable {
             let words = key.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             switch words.first ?? "" {
             case "name": name = value
-            case "preset": preset = value
-            case "layers": layers = try int()
-            case "heads": heads = try int()
-            case "dim": dim = try int()
-            case "context": context = try int()
-            case "batch": batch = try int()
-            case "steps": steps = try int()
-            case "warmup": warmup = try int()
-            case "threads": threads = try int()
-            case "eval_every": evalEvery = try int()
-            case "eval_windows": evalWindows = try int()
+            case "train":
+                let flags = Self.tokens(value)
+                if let problem = Self.refusal(flags, inArm: false) { throw fail(problem) }
+                do { _ = try RunOptions.recipe(parsing: flags) } catch { throw fail("train: \(error)") }
+                trainLines.append((i + 1, flags))
             case "synthetic_windows": syntheticWindows = try int()
             case "eval_spread":
                 guard let v = Bool(value) else { throw fail("eval_spread expects true or false (got '\(value)')") }
                 spreadEvalWindows = v
-            case "on_divergence":
-                guard let v = DivergencePolicy(rawValue: value) else {
-                    throw fail("on_divergence expects one of \(DivergencePolicy.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(value)')")
-                }
-                onDivergence = v
             case "baseline": baseline = value
-            case "primary": primary = value
-            case "lr":
-                guard let v = Double(value) else { throw fail("lr expects a number (got '\(value)')") }
-                learningRate = v
+            case "primary":
+                primary = value
+                primaryLine = i + 1
             case "seeds":
                 let s = value.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
                 guard !s.isEmpty, s.allSatisfy({ $0 != nil }) else { throw fail("seeds expects a list like 1,2,3 (got '\(value)')") }
                 seeds = s.map { $0! }
-            case "eval":
-                guard words.count == 2, !value.isEmpty else { throw fail("expected 'eval NAME = PATH'") }
-                evalDomains.append(NamedPath(name: words[1], path: value))
             case "data":
                 let spec = try Self.dataSpec(words, value, fail: fail)
                 if !sawData { data = []; sawData = true }
@@ -178,10 +204,14 @@ public struct StudyConfig: Sendable, Equatable {
             case "finetune":
                 fineTune = try Self.fineTuneSpec(words, value, fail: fail)
             case "arm":
-                let arm = try Self.arm(words, value, fail: fail)
-                if !sawArm { arms = []; sawArm = true }
-                guard !arms.contains(where: { $0.name == arm.name }) else { throw fail("arm '\(arm.name)' is defined twice") }
-                arms.append(arm)
+                guard words.count == 2 else { throw fail("expected 'arm NAME = FLAGS'") }
+                if !sawArm { armLines = []; sawArm = true }
+                guard !armLines.contains(where: { $0.name == words[1] }) else { throw fail("arm '\(words[1])' is defined twice") }
+                armLines.append((i + 1, words[1], value))
+            case "eval":
+                throw fail("a validation domain is gradflow train's flag now: write 'train = --eval-data \(words.dropFirst().first ?? "NAME")=\(value)'")
+            case let k where Self.formerKeys[k] != nil:
+                throw fail("'\(k)' is gradflow train's flag now: write 'train = \(Self.formerKeys[k]!) \(value)'")
             default:
                 if key.hasPrefix("arms.") {
                     armsForData[String(key.dropFirst(5))] = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -190,7 +220,54 @@ public struct StudyConfig: Sendable, Equatable {
                 }
             }
         }
-        if let e = validationError() { throw ParseError(description: "\(origin): \(e)") }
+        trainFlags = trainLines.flatMap(\.flags)
+        do {
+            recipe = try RunOptions.recipe(parsing: Self.defaultFlags + trainFlags)
+            evalDomains = try recipe.evalDomainPaths().map { NamedPath(name: $0.name, path: $0.path) }
+        } catch {
+            throw ParseError(description: "\(origin):\(trainLines.last?.line ?? 0): train: \(error)")
+        }
+        arms = try armLines.map { a in
+            do { return try arm(a.name, flags: a.flags) } catch { throw ParseError(description: "\(origin):\(a.line): \(error)") }
+        }
+        if let e = validationError() { throw ParseError(description: "\(origin)\(primaryLine > 0 && e.hasPrefix("primary") ? ":\(primaryLine)" : ""): \(e)") }
+    }
+
+    /// The flags of a line, split at blanks.
+    static func tokens(_ text: String) -> [String] {
+        text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    }
+
+    /// Why `flags` cannot be in a study (or in an arm), or nil.
+    static func refusal(_ flags: [String], inArm: Bool) -> String? {
+        for token in flags where token.hasPrefix("--") {
+            let flag = String(token.prefix { $0 != "=" })
+            if flag == "--init-seed" { return "--init-seed is gradflow train's --seed now (the study's seed still sets --data-seed)" }
+            if let reason = refusedFlags[flag] { return "\(flag) is not a study setting: \(reason)" }
+            if inArm && sharedFlags.contains(flag) {
+                return "\(flag) is the same for every arm (the model, the token budget and the validation): set it on a 'train =' line"
+            }
+        }
+        return nil
+    }
+
+    /// The arm `NAME = FLAGS`, with its recipe at each seed, checked.
+    func arm(_ name: String, flags text: String) throws -> Arm {
+        func fail(_ m: String) -> ParseError { ParseError(description: "arm \(name): \(m)") }
+        let flags = Self.tokens(text)
+        if let problem = Self.refusal(flags, inArm: true) { throw fail(problem) }
+        let recipes = try seeds.map { seed in
+            let args = Self.defaultFlags + ["--seed", String(seed), "--data-seed", String(seed)] + trainFlags + flags
+            do {
+                let r = try RunOptions.recipe(parsing: args)
+                _ = try r.trainingConfig()
+                _ = try r.refinementConfig()
+                return r
+            } catch {
+                throw fail("\(error)")
+            }
+        }
+        return Arm(name: name, flags: text, recipes: recipes)
     }
 
     /// `data NAME = PATH [limit=BYTES]`.
@@ -225,14 +302,6 @@ public struct StudyConfig: Sendable, Equatable {
         return spec
     }
 
-    /// `arm NAME = FLAGS`.
-    private static func arm(_ words: [String], _ value: String, fail: (String) -> ParseError) throws -> Arm {
-        guard words.count == 2 else { throw fail("expected 'arm NAME = FLAGS'") }
-        var arm = Arm(name: words[1], flags: value, refinement: RefinementFlags())
-        do { try parseFlags(value, into: &arm) } catch let e as ParseError { throw fail(e.description) }
-        return arm
-    }
-
     /// Reads and parses a study file.
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
@@ -241,74 +310,18 @@ public struct StudyConfig: Sendable, Equatable {
         try self.init(text: text, origin: path)
     }
 
-    static func parseFlags(_ text: String, into arm: inout Arm) throws {
-        let tokens = text.split(separator: " ").map(String.init)
-        var i = 0
-        while i < tokens.count {
-            let flag = tokens[i]
-            guard i + 1 < tokens.count else { throw ParseError(description: "arm \(arm.name): \(flag) needs a value") }
-            let v = tokens[i + 1]
-            if let f = RefinementFlags.flag(named: flag) {
-                arm.refinement[keyPath: f.value] = v
-                i += 2
-                continue
-            }
-            switch flag {
-            case "--change":
-                do { _ = try ChangeSpec.parse(v, place: "arm \(arm.name): --change") } catch {
-                    throw ParseError(description: "\(error)")
-                }
-                arm.changes.append(v)
-            case "--twin-steps":
-                guard let n = Int(v), n >= 0 else { throw ParseError(description: "arm \(arm.name): --twin-steps expects a whole number ≥ 0 (got '\(v)')") }
-                arm.twinSteps = n
-            case "--lr":
-                guard let x = Double(v) else { throw ParseError(description: "arm \(arm.name): --lr expects a number (got '\(v)')") }
-                arm.learningRate = x
-            case "--init-seed", "--data-seed":
-                guard let x = UInt64(v) else { throw ParseError(description: "arm \(arm.name): \(flag) expects an integer (got '\(v)')") }
-                if flag == "--init-seed" { arm.initSeed = x } else { arm.dataSeed = x }
-            default:
-                throw ParseError(description: "arm \(arm.name): unknown flag '\(flag)'; expected a refinement flag, --lr, --init-seed, --data-seed, --change or --twin-steps")
-            }
-            i += 2
-        }
-        do { _ = try RefinementConfig(flags: arm.refinement) } catch let e as RefinementError {
-            throw ParseError(description: "arm \(arm.name): \(e.message)")
-        }
-    }
-
     /// Problems with the whole study, or nil.
     public func validationError() -> String? {
         if data.isEmpty { return "no data set; add a line 'data NAME = PATH'" }
         if arms.isEmpty { return "no arm; add a line 'arm baseline ='" }
         if !arms.contains(where: { $0.name == baseline }) { return "the baseline arm '\(baseline)' is not defined" }
-        if let primary, !evalDomains.contains(where: { $0.name == primary }) { return "primary = \(primary) names no 'eval' domain" }
+        if let primary, !evalDomains.contains(where: { $0.name == primary }) { return "primary = \(primary) names no --eval-data domain" }
         for (d, names) in armsForData {
             guard data.contains(where: { $0.name == d }) else { return "arms.\(d) names no data set" }
             for n in names where !arms.contains(where: { $0.name == n }) { return "arms.\(d): no arm called '\(n)'" }
         }
-        if steps < 1 || batch < 1 || evalWindows < 1 || threads < 1 { return "steps, batch, eval_windows and threads must be ≥ 1" }
         return nil
     }
-
-    /// The model shape.
-    public func model() throws -> GPTConfig {
-        var c: GPTConfig
-        switch preset.uppercased() {
-        case "S": c = .S
-        case "M": c = .M
-        default: throw ParseError(description: "preset must be S or M (got '\(preset)')")
-        }
-        if let layers { c.layers = layers }
-        if let heads { c.heads = heads }
-        if let dim { c.channels = dim }
-        if let context { c.context = context }
-        if let e = c.validationError() { throw ParseError(description: e) }
-        return c
-    }
-
-    public var isCustomModel: Bool { layers != nil || heads != nil || dim != nil || context != nil }
 
     /// The arms run on a data set, in study order.
     public func arms(for data: DataSpec) -> [Arm] {
@@ -334,8 +347,8 @@ public struct RunSpec: Sendable, Equatable {
     public var arm: StudyConfig.Arm
     public var seedIndex: Int
     public var seed: UInt64
-    public var initSeed: UInt64 { arm.initSeed ?? seed }
-    public var dataSeed: UInt64 { arm.dataSeed ?? seed }
+    /// The run's recipe: the arm's at this seed.
+    public var recipe: RunRecipe { arm.recipes[seedIndex] }
 
     /// "data/arm/seed-N", as logs and the report name a run.
     public var label: String { "\(data.name)/\(arm.name)/seed-\(seed)" }
@@ -351,16 +364,9 @@ extension StudyConfig {
     /// it proves the harness end to end on the embedded corpus and the recall task.
     public static let quickText = """
     name = quick
-    layers = 2
-    heads = 2
-    dim = 32
-    context = 64
-    batch = 4
-    steps = 60
-    lr = 3e-3
+    train = --layers 2 --heads 2 --dim 32 --context 64 --batch 4
+    train = --steps 60 --lr 3e-3 --eval-every 20 --eval-windows 8
     seeds = 1,2
-    eval_every = 20
-    eval_windows = 8
     synthetic_windows = 64
     data text = embedded
     data recall = synthetic:recall

@@ -10,7 +10,7 @@ extension StudyReport {
 
     /// Arms with a scripted change and a twin window (the interventions of a calibration study).
     func calibratedArms(_ arms: [StudyConfig.Arm]) -> [StudyConfig.Arm] {
-        arms.filter { !$0.changes.isEmpty && ($0.twinSteps ?? 0) > 0 }
+        arms.filter { !$0.recipe.changes.isEmpty && $0.recipe.twinSteps > 0 }
     }
 
     /// The verdict a calibration reads from a run: its first complete window, else its first.
@@ -111,12 +111,14 @@ extension StudyReport {
     func windowRows(_ d: StudyConfig.DataSpec, arms: [StudyConfig.Arm]) -> [WindowRow] {
         guard let baselineArm = study.arms.first(where: { $0.name == study.baseline }) else { return [] }
         func sameBut(change arm: StudyConfig.Arm) -> Bool {
-            arm.refinement == baselineArm.refinement && rate(arm) == rate(baselineArm)
-                && arm.initSeed == baselineArm.initSeed && arm.dataSeed == baselineArm.dataSeed
+            arm.runsMatch(baselineArm) { r in
+                r.changes = []
+                r.twinSteps = 0
+            }
         }
         var rows: [WindowRow] = []
-        for arm in calibratedArms(arms) where arm.changes.count == 1 && sameBut(change: arm) {
-            let twinSteps = arm.twinSteps ?? 0
+        for arm in calibratedArms(arms) where arm.recipe.changes.count == 1 && sameBut(change: arm) {
+            let twinSteps = arm.recipe.twinSteps
             var pairs: [(seed: UInt64, run: RunMetrics, baseline: RunMetrics, change: Int)] = []
             var allWindowsWhole = true
             for k in study.seeds.indices {

@@ -151,9 +151,9 @@ public struct StudyReport {
     func lrGroups(_ data: StudyConfig.DataSpec) -> [(key: String, arms: [StudyConfig.Arm])] {
         var groups: [(String, [StudyConfig.Arm])] = []
         for arm in study.arms(for: data) {
-            if let i = groups.firstIndex(where: { $0.0 == arm.refinementKey }) { groups[i].1.append(arm) } else { groups.append((arm.refinementKey, [arm])) }
+            if let i = groups.firstIndex(where: { $0.1[0].differsOnlyInRate(from: arm) }) { groups[i].1.append(arm) } else { groups.append((arm.name, [arm])) }
         }
-        return groups.filter { g in Set(g.1.map { $0.learningRate ?? study.learningRate }).count >= 2 }
+        return groups.filter { g in Set(g.1.map(\.learningRate)).count >= 2 }
     }
 
     /// Per-seed range (max − min) of final val bpb over a group's learning rates.
@@ -171,7 +171,7 @@ public struct StudyReport {
         guard !d.isSynthetic else { return "" }
         let curves = runs.filter { $0.data == d.name }.map(\.lossByPosition)
         guard let buckets = curves.map(\.count).max(), buckets >= 2,
-              let context = study.context ?? (try? study.model())?.context else { return "" }
+              let context = (try? study.recipe.model())?.config.context else { return "" }
         // With excerpts spread over the domain, the window's last target is the first byte of the
         // next excerpt (a seam), so the last bucket is left out.
         let last = study.spreadEvalWindows ? buckets - 2 : buckets - 1
@@ -204,7 +204,7 @@ public struct StudyReport {
         func score(_ r: RunMetrics, _ step: Int) -> BandScore? {
             r.extras?.syntheticCurve?.first { $0.step == step }?.bands.first { $0.band == band && $0.accuracy >= 0 }
         }
-        var s = "Band `\(band)` at each validation pass (\(study.evalWindows) windows; mean over seeds): accuracy / answer loss (nats). "
+        var s = "Band `\(band)` at each validation pass (\(study.recipe.evalWindows) windows; mean over seeds): accuracy / answer loss (nats). "
         s += "Emergence = first pass with accuracy ≥ \(Int(Self.emergenceAccuracy * 100)) % (per seed; – = not within the budget):\n\n"
         s += "| arm | " + shown.map { "step \($0)" }.joined(separator: " | ") + " | emergence step per seed |\n"
         s += "| --- | " + shown.map { _ in "---" }.joined(separator: " | ") + " | --- |\n"
@@ -222,7 +222,7 @@ public struct StudyReport {
     }
 
     /// The rate of an arm.
-    func rate(_ arm: StudyConfig.Arm) -> Double { arm.learningRate ?? study.learningRate }
+    func rate(_ arm: StudyConfig.Arm) -> Double { arm.learningRate }
 
     /// The final validation loss in bits per byte: the text data sets' deciding metric.
     static let finalBPB = Metric(name: "final val bpb", better: .lower) { $0.finalValidationBitsPerByte }
@@ -243,9 +243,8 @@ public struct StudyReport {
     /// best rate. Empty when no arm of the data set varies only in learning rate.
     func learningRateSection(_ d: StudyConfig.DataSpec) -> String {
         let groups = lrGroups(d)
-        let baseGroup = study.arms(for: d).filter { a in
-            a.refinementKey == study.arms.first { $0.name == study.baseline }?.refinementKey
-        }
+        let baselineArm = study.arms.first { $0.name == study.baseline }
+        let baseGroup = study.arms(for: d).filter { a in baselineArm.map(a.differsOnlyInRate) ?? false }
         guard !groups.isEmpty, baseGroup.count >= 2 else { return "" }
         let m = rateMetric(d)
         func perSeed(_ arm: String) -> [Double] { values(d.name, arm, m.value) }
@@ -322,10 +321,11 @@ public struct StudyReport {
     /// The Markdown report.
     public func markdown(command: String) -> String {
         var s = "# Study \(study.name)\n\n"
-        let model = (try? study.model()).map { "\($0.layers) layers, \($0.heads) heads, C \($0.channels), T \(study.context ?? $0.context)" } ?? "?"
+        let shape = try? study.recipe.model().config
+        let model = shape.map { "\($0.layers) layers, \($0.heads) heads, C \($0.channels), T \($0.context)" } ?? "?"
         s += "Command: `\(command)`\n\n"
-        s += "Model: \(model), batch \(study.batch), \(study.steps) steps (\(study.steps * study.batch * (study.context ?? ((try? study.model())?.context ?? 0))) tokens per run, the same for every arm), "
-        s += "base lr \(study.learningRate), seeds \(study.seeds.map(String.init).joined(separator: ", ")) (paired: seed i of an arm is compared with seed i of `\(study.baseline)`), \(study.threads) thread(s), divergence guard `\(study.onDivergence.rawValue)`.\n\n"
+        s += "Model: \(model), batch \(study.recipe.batch), \(study.recipe.steps) steps (\(study.recipe.steps * study.recipe.batch * (shape?.context ?? 0)) tokens per run, the same for every arm), "
+        s += "base lr \(study.recipe.learningRate), seeds \(study.seeds.map(String.init).joined(separator: ", ")) (paired: seed i of an arm is compared with seed i of `\(study.baseline)`), \(study.recipe.threads) thread(s), divergence guard `\(study.recipe.divergence.policy.rawValue)`.\n\n"
         s += "Statistics: differences arm − baseline per seed; mean with a percentile bootstrap 95 % interval (\(resamples) resamples, fixed seed); "
         s += "**supported** = interval excludes 0 in the good direction and more than half of the pairs agree; **not supported (worse)** = interval excludes 0 in the bad direction; "
         s += "**mixed** = interval includes 0 but most pairs point the good way; **not supported** otherwise; **insufficient data** with fewer than \(PairedStatistics.minimumPairs) seed pairs.\n\n"
@@ -354,7 +354,7 @@ public struct StudyReport {
                 let rs = runs.filter { $0.data == d.name && $0.arm == arm.name }
                 func col(_ f: (RunMetrics) -> Double?) -> Double { PairedStatistics.mean(rs.compactMap(f).filter(\.isFinite)) }
                 let v = rs.map(\.finalValidationBitsPerByte).filter(\.isFinite)
-                var line = "| \(arm.name) | \(rs.count) | \(Self.g(arm.learningRate ?? study.learningRate)) | "
+                var line = "| \(arm.name) | \(rs.count) | \(Self.g(arm.learningRate)) | "
                 line += "\(Self.f(PairedStatistics.mean(v))) ± \(Self.f(PairedStatistics.standardDeviation(v))) | "
                 line += "\(Self.f((v.max() ?? .nan) - (v.min() ?? .nan))) | \(Self.f(col { $0.minValidation / log(2.0) })) | "
                 line += "\(Self.f(col { $0.flipRate }, 3)) | \(Self.f(col { $0.gradientCosine }, 3)) | \(Self.f(col { $0.updateCosine }, 3)) | \(Self.f(col { Double($0.spikes) }, 1)) | "

@@ -109,29 +109,9 @@ public final class StudyRunner {
 
     /// The training configuration of one run.
     public func trainingConfig(_ spec: RunSpec) throws -> TrainingConfig {
-        let model = try study.model()
-        var c = TrainingConfig(model: model, preset: study.isCustomModel ? "custom" : study.preset.uppercased(),
-                               batch: study.batch, steps: study.steps,
-                               learningRate: spec.arm.learningRate ?? study.learningRate, warmupSteps: study.warmup,
-                               seed: spec.initSeed, dataSeed: spec.dataSeed, threads: study.threads,
-                               evalEvery: study.evalEvery, checkpointEvery: 0)
-        c.evalWindows = study.evalWindows
-        if let e = c.validationProblem() {
-            // A learning rate comes from the arm's --lr or the study's `lr` key.
-            let key: String
-            switch e.setting {
-            case .model: key = "model"
-            case .batch: key = "batch"
-            case .context: key = "context"
-            case .steps: key = "steps"
-            case .learningRate: key = spec.arm.learningRate != nil ? "arm \(spec.arm.name) --lr" : "lr"
-            case .threads: key = "threads"
-            case .evalEvery: key = "eval_every"
-            case .evalWindows: key = "eval_windows"
-            }
-            throw StudyConfig.ParseError(description: "study \(study.name): \(key) \(e.message)")
+        do { return try spec.recipe.trainingConfig() } catch {
+            throw StudyConfig.ParseError(description: "study \(study.name): arm \(spec.arm.name): \(error)")
         }
-        return c
     }
 
     func dataset(_ spec: StudyConfig.DataSpec) throws -> ByteDataset {
@@ -144,7 +124,7 @@ public final class StudyRunner {
         } else {
             d = try ByteDataset.load(name: spec.name, path: spec.source)
         }
-        if d.task == nil, study.spreadEvalWindows, let v = Self.spread(d.validation, windows: study.evalWindows, T: try trainingContext()) {
+        if d.task == nil, study.spreadEvalWindows, let v = Self.spread(d.validation, windows: study.recipe.evalWindows, T: try trainingContext()) {
             // The held-out split is sampled the same way as the extra domains.
             d.validation = ByteView(v)
         }
@@ -161,13 +141,13 @@ public final class StudyRunner {
         return try study.evalDomains.map { e in
             if let d = datasets["eval:" + e.name] { return d }
             let whole = try ByteDataset.load(name: e.name, path: e.path)
-            let d = study.spreadEvalWindows ? Self.spread(whole, windows: study.evalWindows, T: try trainingContext()) : whole
+            let d = study.spreadEvalWindows ? Self.spread(whole, windows: study.recipe.evalWindows, T: try trainingContext()) : whole
             datasets["eval:" + e.name] = d
             return d
         }
     }
 
-    func trainingContext() throws -> Int { try study.model().context }
+    func trainingContext() throws -> Int { try study.recipe.model().config.context }
 
     /// An evaluation domain made of `windows` excerpts of T bytes spread evenly over all of `d`
     /// (plus one closing byte), so that the trainer's windows — read with stride T from the start —
@@ -202,31 +182,22 @@ public final class StudyRunner {
     func execute(_ spec: RunSpec, directory: String) throws -> EndRecord {
         let config = try trainingConfig(spec)
         let refinement: RefinementConfig
-        do { refinement = try RefinementConfig(flags: spec.arm.refinement) } catch let e as RefinementError {
-            throw StudyConfig.ParseError(description: "arm \(spec.arm.name): \(e.message)")
+        do { refinement = try spec.recipe.refinementConfig() } catch {
+            throw StudyConfig.ParseError(description: "arm \(spec.arm.name): \(error)")
         }
         let bus = RecordBus()
         let trainer = try Trainer(config: config, refinement: refinement, train: try dataset(spec.data),
                                   evalDomains: try evalDomains(for: spec.data), bus: bus, runDirectory: directory)
-        var interventions = InterventionSettings()
-        interventions.divergence.policy = study.onDivergence
-        interventions.twinSteps = spec.arm.twinSteps ?? 0
-        for text in spec.arm.changes {
-            let place = "arm \(spec.arm.name): --change \(text)"
-            do {
-                let change = try ChangeSpec.parse(text, place: place)
-                interventions.scheduled.append(ScheduledCommand(
-                    step: change.step, command: try change.command(bandNames: trainer.bandNames(change.axis), place: place, source: .study)))
-            } catch {
-                throw StudyConfig.ParseError(description: "\(error)")
-            }
+        let interventions: InterventionSettings
+        do { interventions = try spec.recipe.interventionSettings(bandNames: trainer.bandNames, source: .study) } catch {
+            throw StudyConfig.ParseError(description: "arm \(spec.arm.name): \(error)")
         }
         trainer.interventions = interventions
         let t0 = Date()
         var synthetic: [BandScore]?
         var curve: [SyntheticPoint] = []
         if spec.data.isSynthetic {
-            let windows = study.evalWindows
+            let windows = study.recipe.evalWindows
             trainer.afterEvaluation = { t in
                 if let bands = t.syntheticScores(windows: windows) { curve.append(SyntheticPoint(step: t.step, bands: bands)) }
             }

@@ -52,8 +52,9 @@ public struct RefinementFlags: Equatable, Sendable {
         public let help: String
     }
 
-    /// Every refinement flag, in the order `--help` lists them. The one table that the command
-    /// line (help), study files (`arm NAME = FLAGS`) and the benchmark's modes go through.
+    /// Every refinement flag, in the order `--help` lists them: its name, its field and its help
+    /// line. `RefinementOptions` (RunFlags), the one parser of these flags for `train`, studies and
+    /// `bench`, reads its help lines from here.
     public static let table: [Flag] = [
         Flag(name: "--context-bands", value: \.contextBands,
              help: "Context band edges on attention distance, e.g. 8,64 (local 0–8, phrase 9–64, long 65–T−1; the default)."),

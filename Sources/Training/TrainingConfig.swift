@@ -49,8 +49,8 @@ public struct TrainingConfig: Equatable, Sendable, Codable {
         LearningRateSchedule(peak: learningRate, warmupSteps: warmupSteps, totalSteps: steps)
     }
 
-    /// The settings a problem can name. Training does not know how a front end spells them: the
-    /// command line says `--lr`, a study file `lr`; each maps `Setting` to its own word.
+    /// The settings a problem can name; `RunRecipe.describe` words a problem as the flag that
+    /// sets the value (`--lr`), for the command line and study files alike.
     public enum Setting: String, Sendable, CaseIterable {
         case model, batch, context, steps, learningRate, threads, evalEvery, evalWindows
     }

@@ -6,6 +6,7 @@ import Foundation
 import Kernels
 import Model
 import Refinement
+import RunFlags
 import Telemetry
 import Training
 
@@ -82,7 +83,10 @@ struct BenchSteps: ParsableCommand {
     func run() throws {
         if dashboard { return BenchDashboard.run(frames: max(steps, 5), json: json) }
         if runFile { return try BenchRunFile.run(runFileOptions, rounds: rounds, json: json) }
-        let (gpt, preset) = try model.resolve()
+        var base = RunRecipe()
+        model.fill(&base)
+        let (gpt, preset): (GPTConfig, String)
+        do { (gpt, preset) = try base.model() } catch { throw ValidationError("\(error)") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         let modes = refine.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -93,7 +97,7 @@ struct BenchSteps: ParsableCommand {
         let collective: Collective = mpi ?? SingleProcess()
         if let e = Trainer.batchSplitError(batch: model.batch, ranks: collective.size) { throw ValidationError(e) }
         if let e = DivergenceSettings.snapshotEveryProblem(snapshotEvery) { throw ValidationError(e) }
-        let trainers = try makeTrainers(modes, gpt: gpt, preset: preset, collective: collective)
+        let trainers = try makeTrainers(modes, gpt: gpt, collective: collective)
         let result = timeInterleaved(trainers, snapshots: modes.map { $0.hasSuffix("+snapshot") })
         guard collective.rank == 0 else { return }
         for m in modes.indices {
@@ -101,23 +105,41 @@ struct BenchSteps: ParsableCommand {
         }
     }
 
-    /// One trainer per mode on random bytes, each with the mode's refinement (and snapshot interval).
-    private func makeTrainers(_ modes: [String], gpt: GPTConfig, preset: String, collective: Collective) throws -> [Trainer] {
+    /// One trainer per mode on random bytes, each built from the mode's recipe.
+    private func makeTrainers(_ modes: [String], gpt: GPTConfig, collective: Collective) throws -> [Trainer] {
         var rng = Xoshiro256(seed: 1)
         let bytes = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let data = ByteDataset(name: "random", path: "(random bytes)", files: [bytes])
-        let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: warmup + steps * rounds,
-                                    learningRate: 1e-3, seed: 1, threads: threads, evalEvery: 0,
-                                    checkpointEvery: 0)
         return try modes.map { mode in
             let base = mode.hasSuffix("+snapshot") ? String(mode.dropLast("+snapshot".count)) : mode
-            let t = try Trainer(config: config, refinement: try BenchSteps.refinement(base, model: gpt), train: data,
-                                evalDomains: [], bus: RecordBus(), runDirectory: nil, collective: collective)
-            var s = InterventionSettings()
-            s.divergence.snapshotEvery = snapshotEvery
-            t.interventions = s
-            return t
+            let recipe = try self.recipe(mode: base, model: gpt)
+            do {
+                let t = try Trainer(config: try recipe.trainingConfig(), refinement: try recipe.refinementConfig(), train: data,
+                                    evalDomains: [], bus: RecordBus(), runDirectory: nil, collective: collective)
+                t.interventions = try recipe.interventionSettings(bandNames: t.bandNames, source: .flag)
+                return t
+            } catch let e as RecipeError {
+                throw ValidationError(e.description)
+            }
         }
+    }
+
+    /// The run a mode times: the model flags, every mode's steps, lr 1e-3, seed 1, no evaluation
+    /// and no checkpoints, the guard's snapshot interval, and the mode's refinement flags.
+    func recipe(mode: String, model gpt: GPTConfig) throws -> RunRecipe {
+        var r: RunRecipe
+        do { r = try RunOptions.recipe(parsing: try Self.refinementFlags(mode, model: gpt)) } catch let e as RecipeError {
+            throw ValidationError("--refine \(mode): \(e.description)")
+        }
+        model.fill(&r)
+        r.steps = warmup + steps * rounds
+        r.learningRate = 1e-3
+        r.seed = 1
+        r.threads = threads
+        r.evalEvery = 0
+        r.checkpointEvery = 0
+        r.divergence.snapshotEvery = snapshotEvery
+        return r
     }
 
     /// The timings of every mode: each step's milliseconds, each block's median, the snapshots' times.
@@ -208,28 +230,26 @@ struct BenchSteps: ParsableCommand {
         }
     }
 
-    /// The refinement of a `--refine` mode: off, manual, adaptive, or one of the evaluation's
-    /// single-axis arms (context-manual, context-adaptive, time-adaptive, depth-adaptive, grokfast).
-    static func refinement(_ mode: String, model gpt: GPTConfig) throws -> RefinementConfig {
-        var flags = RefinementFlags()
+    /// The `gradflow train` refinement flags of a `--refine` mode: off, manual, adaptive, or one
+    /// of the evaluation's single-axis arms (context-manual, context-adaptive, time-adaptive,
+    /// depth-adaptive, grokfast).
+    static func refinementFlags(_ mode: String, model gpt: GPTConfig) throws -> [String] {
         let contextBands = gpt.context > 65 ? 3 : 2
         switch mode {
-        case "off": break
+        case "off": return []
         case "manual":
-            flags.contextWeights = contextBands == 3 ? "0.8,1,1.5" : "0.8,1.5"
-            flags.timeWeights = "0.8,1,1.2"
-            // One weight per default depth group: min(3, layers).
-            flags.depthWeights = ["0.9", "1", "1.1"].prefix(min(3, gpt.layers)).joined(separator: ",")
-        case "adaptive": flags.adaptive = "all"
-        case "context-manual": flags.contextWeights = contextBands == 3 ? "1,1,2" : "1,2"
-        case "context-adaptive": flags.adaptive = "context"
-        case "time-adaptive": flags.adaptive = "time"
-        case "depth-adaptive": flags.adaptive = "depth"
-        case "grokfast": flags.grokfast = "0.98,2"
+            // One depth weight per default depth group: min(3, layers).
+            return ["--context-weights", contextBands == 3 ? "0.8,1,1.5" : "0.8,1.5", "--time-weights", "0.8,1,1.2",
+                    "--depth-weights", ["0.9", "1", "1.1"].prefix(min(3, gpt.layers)).joined(separator: ",")]
+        case "adaptive": return ["--adaptive", "all"]
+        case "context-manual": return ["--context-weights", contextBands == 3 ? "1,1,2" : "1,2"]
+        case "context-adaptive": return ["--adaptive", "context"]
+        case "time-adaptive": return ["--adaptive", "time"]
+        case "depth-adaptive": return ["--adaptive", "depth"]
+        case "grokfast": return ["--grokfast", "0.98,2"]
         default:
             throw ValidationError("--refine: each mode must be off, manual, adaptive, context-manual, context-adaptive, time-adaptive, depth-adaptive or grokfast (got '\(mode)')")
         }
-        return try RefinementConfig(flags: flags)
     }
 
     /// Milliseconds of each of `steps` training steps; with `snapshot`, the rolling snapshot is

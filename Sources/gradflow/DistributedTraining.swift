@@ -29,8 +29,7 @@ struct DistributedTraining {
             failure = Trainer.batchSplitError(batch: setup.config.batch, ranks: mpi.size) ?? mismatch
         }
         try agree(failure, mpi)
-        var session = TrainingSession(setup: setup!, display: command.display, interventions: command.interventions,
-                                      debug: command.debug)
+        var session = TrainingSession(setup: setup!, display: command.display, debug: command.debug)
         session.collective = mpi
         let code: Int32
         do {

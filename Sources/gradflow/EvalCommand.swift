@@ -9,7 +9,9 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Run an evaluation study and write its report (Markdown, CSV, SVG plots).",
         discussion: """
-        STUDY is a key = value file (docs/EVALUATION.md; examples in studies/). Every run goes to
+        STUDY is a key = value file whose run settings are `gradflow train`'s own flags: `train = FLAGS`
+        lines for every run, `arm NAME = FLAGS` for each arm (docs/EVALUATION.md; examples in studies/).
+        Every run goes to
         DIR/DATA/ARM/seed-N as an ordinary run directory (replay it with `gradflow replay DIR/DATA/ARM/seed-N`);
         runs that already completed are skipped, so an interrupted study continues where it stopped.
         The report goes to DIR/report.md, DIR/runs.csv, DIR/comparisons.csv and DIR/*.svg.

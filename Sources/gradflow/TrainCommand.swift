@@ -2,6 +2,7 @@ import ArgumentParser
 import DataParallel
 import Foundation
 import Refinement
+import RunFlags
 import Telemetry
 import Training
 
@@ -33,40 +34,8 @@ struct TrainCommand: ParsableCommand {
         """
     )
 
-    @OptionGroup(title: "Model") var model: ModelOptions
-
-    @Option(help: "Training steps.")
-    var steps: Int = 2000
-
-    @Option(help: "Peak learning rate (linear warm-up, then cosine decay to 0.1×).")
-    var lr: Double = 3e-3
-
-    @Option(help: "Warm-up steps (default min(100, steps/10)).")
-    var warmup: Int?
-
-    @Option(help: "Seed of the initialisation (and of the data order unless --data-seed is given).")
-    var seed: UInt64 = 1
-
-    @Option(help: "Seed of the order in which training windows are drawn.")
-    var dataSeed: UInt64?
-
-    @Option(help: "Worker threads (results are bit-identical for the same seed and thread count).")
-    var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
-
-    @Option(help: "Training text: a file, a folder of shards (its regular files by name; last 10 % of each is validation), or synthetic:recall / synthetic:copy / synthetic:lookup / synthetic:induction[:N] / synthetic:repeat[:D] (default: the embedded corpus).")
-    var data: String?
-
-    @Option(name: .customLong("eval-data"), help: ArgumentHelp("Extra validation domain NAME=PATH (repeatable).", valueName: "NAME=PATH"))
-    var evalData: [String] = []
-
-    @Option(help: "Steps between validation passes.")
-    var evalEvery: Int = 200
-
-    @Option(help: "Validation windows per domain.")
-    var evalWindows: Int = 64
-
-    @Option(help: "Steps between checkpoints (0: only at the end).")
-    var checkpointEvery: Int = 1000
+    /// The flags that make the run: model, schedule, seeds, data, refinement, twins, divergence.
+    @OptionGroup var options: RunOptions
 
     @Option(help: "Run folder (default runs/YYYY-MM-DD-HHMMSS); an existing run is never overwritten.")
     var out: String?
@@ -77,10 +46,6 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Continue RUN from its latest checkpoint at or before STEP (default: its latest) into a new run folder (--out) whose header names the parent; settings and data order come from the checkpoint, so without changes the losses equal the parent's.", valueName: "RUN[@STEP]"))
     var fork: String?
 
-    @OptionGroup(title: "Refinement") var refinement: RefinementOptions
-
-    @OptionGroup(title: "Twins and divergence") var interventions: InterventionOptions
-
     @OptionGroup(title: "Display") var display: DisplayOptions
 
     @OptionGroup(title: "Data-parallel (mpirun)") var dataParallel: DataParallelOptions
@@ -90,67 +55,51 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         if MPICollective.launchedByMPIRun { return try DistributedTraining(command: self).run() }
         let setup = try prepare()
-        let code = try TrainingSession(setup: setup, display: display, interventions: interventions, debug: debug).run()
+        let code = try TrainingSession(setup: setup, display: display, debug: debug).run()
         if code != 0 { throw ExitCode(code) }
     }
 
     /// Checks every flag and loads the data before anything is written. `readCheckpoint` reads
     /// the --resume file (under mpirun: the copy rank 0 read and sent).
     func prepare(readCheckpoint: (String) throws -> Checkpoint = { try Checkpoint.read(path: $0) }) throws -> TrainingSetup {
-        let refinementConfig: RefinementConfig
+        let recipe = options.recipe()
         do {
-            refinementConfig = try RefinementConfig(flags: refinement.flags)
-        } catch let e as RefinementError {
-            throw ValidationError(e.message)
-        }
-        var evalDomains: [ByteDataset] = []
-        var names = Set<String>()
-        for spec in evalData {
-            guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
-                throw ValidationError("--eval-data expects NAME=PATH (got '\(spec)')")
+            let evalDomains = try recipe.evalDomains()
+            if let fork {
+                if resume != nil { throw ValidationError("--fork and --resume exclude each other: --resume appends to a run, --fork starts a new one") }
+                let (ckpt, parent) = try Fork.locate(fork)
+                if recipe.refinement != RefinementFlags() {
+                    throw ValidationError("--fork continues the parent's refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
+                }
+                // The parent's training data unless --data says otherwise (the data order is the checkpoint's).
+                var source = recipe
+                source.data = try recipe.data ?? Fork.trainingDataPath(fork)
+                let runDirectory = try newRunDirectory()
+                return TrainingSetup(config: ckpt.metadata.config, refinement: ckpt.metadata.refinement ?? RefinementConfig(),
+                                     recipe: recipe, train: try source.trainingData(), evalDomains: evalDomains,
+                                     runDirectory: runDirectory, resume: ckpt, parent: parent)
             }
-            let name = String(spec[..<eq]), path = String(spec[spec.index(after: eq)...])
-            guard names.insert(name).inserted else { throw ValidationError("--eval-data: the name '\(name)' is used twice") }
-            if path.hasPrefix("synthetic:") { throw ValidationError("--eval-data \(spec): a synthetic task can only be training data (--data); its validation windows are evaluated automatically") }
-            evalDomains.append(try loadData(name: name, path: path))
-        }
-        if let fork {
-            if resume != nil { throw ValidationError("--fork and --resume exclude each other: --resume appends to a run, --fork starts a new one") }
-            let (ckpt, parent) = try Fork.locate(fork)
-            if refinement.flags != RefinementFlags() {
-                throw ValidationError("--fork continues the parent's refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
+            if let resume {
+                let ckpt: Checkpoint
+                do { ckpt = try readCheckpoint(resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
+                if recipe.refinement != RefinementFlags() {
+                    throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
+                }
+                let runDirectory = (resume as NSString).deletingLastPathComponent
+                return TrainingSetup(config: ckpt.metadata.config, refinement: ckpt.metadata.refinement ?? RefinementConfig(),
+                                     recipe: recipe, train: try recipe.trainingData(), evalDomains: evalDomains,
+                                     runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
             }
-            // The parent's training data unless --data says otherwise (the data order is the checkpoint's).
-            let trainPath = try data ?? Fork.trainingDataPath(fork)
-            let train = try trainPath.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
+            let refinement = try recipe.refinementConfig()
+            let config = try recipe.trainingConfig()
+            let train = try recipe.trainingData()
+            do { try train.check(context: config.context) } catch let e as DataError { throw ValidationError(e.description) }
             let runDirectory = try newRunDirectory()
-            return TrainingSetup(config: ckpt.metadata.config, refinement: ckpt.metadata.refinement ?? RefinementConfig(),
-                                 train: train, evalDomains: evalDomains, runDirectory: runDirectory, resume: ckpt, parent: parent)
+            return TrainingSetup(config: config, refinement: refinement, recipe: recipe, train: train, evalDomains: evalDomains,
+                                 runDirectory: runDirectory, resume: nil)
+        } catch let e as RecipeError {
+            throw ValidationError(e.description)
         }
-        if let resume {
-            let ckpt: Checkpoint
-            do { ckpt = try readCheckpoint(resume) } catch let e as CheckpointError { throw ValidationError(e.description) }
-            if refinement.flags != RefinementFlags() {
-                throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
-            }
-            let config = ckpt.metadata.config
-            let train = try data.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
-            let runDirectory = (resume as NSString).deletingLastPathComponent
-            return TrainingSetup(config: config, refinement: ckpt.metadata.refinement ?? RefinementConfig(), train: train,
-                                 evalDomains: evalDomains, runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
-        }
-        let (gpt, preset) = try model.resolve()
-        let config = TrainingConfig(model: gpt, preset: preset, batch: model.batch, steps: steps, learningRate: lr,
-                                    warmupSteps: warmup, seed: seed, dataSeed: dataSeed, threads: threads,
-                                    evalEvery: evalEvery, checkpointEvery: checkpointEvery)
-        var withWindows = config
-        withWindows.evalWindows = evalWindows
-        if let e = withWindows.validationProblem() { throw ValidationError(Self.describe(e)) }
-        let train = try data.map { try loadData(name: dataName($0), path: $0) } ?? ByteDataset.embedded()
-        do { try train.check(context: config.context) } catch let e as DataError { throw ValidationError(e.description) }
-        let runDirectory = try newRunDirectory()
-        return TrainingSetup(config: withWindows, refinement: refinementConfig, train: train, evalDomains: evalDomains,
-                             runDirectory: runDirectory, resume: nil)
     }
 
     /// --out, or runs/DATE-TIME; refused when it already holds a run.
@@ -163,68 +112,11 @@ struct TrainCommand: ParsableCommand {
         return runDirectory
     }
 
-    /// A configuration problem in the command line's words (the flag that sets the value).
-    static func describe(_ problem: TrainingConfig.Problem) -> String {
-        let flag: String
-        switch problem.setting {
-        case .model: return problem.message
-        case .batch: flag = "--batch"
-        case .context: flag = "--context"
-        case .steps: flag = "--steps"
-        case .learningRate: flag = "--lr"
-        case .threads: flag = "--threads"
-        case .evalEvery: flag = "--eval-every"
-        case .evalWindows: flag = "--eval-windows"
-        }
-        return "\(flag) \(problem.message)"
-    }
-
-    func loadData(name: String, path: String) throws -> ByteDataset {
-        do {
-            if let task = try SyntheticTask.parse(path) { return task.dataset }
-            return try ByteDataset.load(name: name, path: path)
-        } catch let e as DataError { throw ValidationError(e.description) }
-    }
-
-    func dataName(_ path: String) -> String {
-        ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-    }
-
     static func defaultRunDirectory() -> String {
         let f = DateFormatter()
         f.dateFormat = "yyyy-MM-dd-HHmmss"
         f.locale = Locale(identifier: "en_US_POSIX")
         return "runs/" + f.string(from: Date())
-    }
-}
-
-/// The refinement flags (names fixed by the project; see docs/METHOD.md).
-struct RefinementOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--context-bands")))
-    var contextBands: String?
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--context-weights")))
-    var contextWeights: String?
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--time-weights")))
-    var timeWeights: String?
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--time-betas")))
-    var timeBetas: String?
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--depth-groups")))
-    var depthGroups: String?
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--depth-weights")))
-    var depthWeights: String?
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--adaptive")))
-    var adaptive: String?
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--grokfast")))
-    var grokfast: String?
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--time-lambda")))
-    var timeLambda: String?
-    @Option(help: ArgumentHelp(RefinementFlags.help(for: "--policy-warmup")))
-    var policyWarmup: String?
-
-    var flags: RefinementFlags {
-        RefinementFlags(contextBands: contextBands, contextWeights: contextWeights, timeWeights: timeWeights,
-                        timeBetas: timeBetas, depthGroups: depthGroups, depthWeights: depthWeights,
-                        adaptive: adaptive, grokfast: grokfast, timeLambda: timeLambda, policyWarmup: policyWarmup)
     }
 }
 
@@ -250,6 +142,8 @@ struct DisplayOptions: ParsableArguments {
 struct TrainingSetup {
     var config: TrainingConfig
     var refinement: RefinementConfig
+    /// The flags as given: a resumed or forked run takes its twins, changes and guard from here.
+    var recipe: RunRecipe
     var train: ByteDataset
     var evalDomains: [ByteDataset]
     var runDirectory: String

@@ -14,7 +14,6 @@ import Training
 struct TrainingSession {
     let setup: TrainingSetup
     let display: DisplayOptions
-    let interventions: InterventionOptions
     var debug = DebugHooks()
     var collective: Collective = SingleProcess()
 
@@ -39,7 +38,11 @@ struct TrainingSession {
         } catch {
             throw CLIError("\(error)")
         }
-        trainer.interventions = try interventions.settings(bandNames: trainer.bandNames)
+        do {
+            trainer.interventions = try setup.recipe.interventionSettings(bandNames: trainer.bandNames, source: .flag)
+        } catch {
+            throw CLIError("\(error)")
+        }
         debug.apply(to: trainer)
         guard lead else { return quietRank(trainer) }
         let runName = (setup.runDirectory as NSString).lastPathComponent

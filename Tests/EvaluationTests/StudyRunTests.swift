@@ -8,17 +8,10 @@ import Training
 @Suite struct StudyRunTests {
     static let text = """
     name = tiny
-    layers = 2
-    heads = 2
-    dim = 16
-    context = 32
-    batch = 2
-    steps = 24
-    threads = 2   # as TrainingTests: the worker count is process-wide and tests run concurrently
-    lr = 3e-3
+    train = --layers 2 --heads 2 --dim 16 --context 32 --batch 2 --steps 24 --lr 3e-3
+    train = --threads 2   # as TrainingTests: the worker count is process-wide and tests run concurrently
     seeds = 1,2,3
-    eval_every = 8
-    eval_windows = 4
+    train = --eval-every 8 --eval-windows 4
     synthetic_windows = 16
     data text = embedded
     data recall = synthetic:recall
@@ -162,15 +155,8 @@ import Training
         defer { try? FileManager.default.removeItem(atPath: out) }
         let study = try StudyConfig(text: """
             name = failing
-            layers = 1
-            heads = 2
-            dim = 16
-            context = 32
-            batch = 2
-            steps = 12
-            threads = 1
-            eval_every = 6
-            eval_windows = 2
+            train = --layers 1 --heads 2 --dim 16 --context 32 --batch 2
+            train = --steps 12 --lr 1e-3 --threads 1 --eval-every 6 --eval-windows 2
             seeds = 1,2
             data text = embedded
             arm baseline =

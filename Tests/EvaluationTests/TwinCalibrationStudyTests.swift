@@ -7,17 +7,9 @@ import Testing
 @Suite struct TwinCalibrationStudyTests {
     static let text = """
     name = calibration
-    layers = 2
-    heads = 2
-    dim = 16
-    context = 32
-    batch = 2
-    steps = 30
-    threads = 2
-    lr = 3e-3
+    train = --layers 2 --heads 2 --dim 16 --context 32 --batch 2
+    train = --steps 30 --threads 2 --lr 3e-3 --eval-every 10 --eval-windows 4
     seeds = 1,2
-    eval_every = 10
-    eval_windows = 4
     data text = embedded
     arm baseline =
     arm depth-x2 = --change 10:depth.upper=2 --twin-steps 12
@@ -26,9 +18,9 @@ import Testing
     @Test func armsCarryTheChangeAndTheReportComparesVerdictsWithTheFinalDelta() throws {
         let study = try StudyConfig(text: Self.text, origin: "calibration")
         let arm = try #require(study.arms.first { $0.name == "depth-x2" })
-        #expect(arm.changes == ["10:depth.upper=2"])
-        #expect(arm.twinSteps == 12)
-        #expect(arm.refinementKey != study.arms[0].refinementKey, "a change makes another arm")
+        #expect(arm.recipe.changes == ["10:depth.upper=2"])
+        #expect(arm.recipe.twinSteps == 12)
+        #expect(!arm.differsOnlyInRate(from: study.arms[0]), "a change makes another arm")
         let out = NSTemporaryDirectory() + "gradflow-calibration-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: out) }
         let metrics = try StudyRunner(study: study, out: out, log: { _ in }).run()
