@@ -272,6 +272,7 @@ public final class GPT {
         }
         gradientsReady?(0)
         lastT = 0
+        lastParams = nil
     }
 }
 

@@ -8,13 +8,13 @@ import Refinement
 /// Activations and gradients are the model's scratch, shared by every state.
 ///
 /// A step is a function of a state and a batch (`Trainer.step(_:batch:)`): it changes the state
-/// it is given and nothing else. The trainer holds the main run's state and, during a twin
+/// it is given and the model's scratch, nothing else. The trainer holds the main run's state and, during a twin
 /// window, the twin's, and steps both through that one function; the guard's rolling snapshot,
 /// its rollback, a revert to the twin and a checkpoint take and give back this same value
-/// (docs/ARCHITECTURE.md, "The twin's lifecycle").
+/// (docs/ARCHITECTURE.md §3).
 ///
 /// The arenas are allocated once and held by reference; the main run's parameters are the
-/// model's own arena (what evaluation, sampling and `gradflow sample` read). So `copy()` makes an
+/// model's own arena (what evaluation and the evaluation's sample read). So `copy()` makes an
 /// independent state and `assign(from:)` overwrites one in place; a plain assignment hands the
 /// same arenas on. Restoring a copy and taking the same steps again gives the same losses bit for
 /// bit (same threads).

@@ -221,7 +221,7 @@ public final class Trainer: @unchecked Sendable {
     /// One training step of `s` on `batch`, at the run's step counter (its learning rate):
     /// forward, backward, refinement, AdamW. It writes `s` and the model's scratch (activations,
     /// gradients, inputs) and nothing else of the trainer, so the main run and its twin go through
-    /// it alike (docs/ARCHITECTURE.md, "The data flow of one step").
+    /// it alike (docs/ARCHITECTURE.md §2).
     func step(_ s: inout RunState, batch: Batch) -> StepResult {
         let t0 = Date()
         let B = config.batch, T = config.context

@@ -4,10 +4,9 @@ import Model
 import Refinement
 import Telemetry
 
-/// The paired twin of an intervention (docs/ARCHITECTURE.md, "The twin's lifecycle"; the
-/// statistics in docs/METHOD.md): a second run state forked just before the change, stepped on
-/// the same batches with the old settings, so that d_t = loss_main − loss_twin measures the
-/// change and nothing else. Its state is stepped by the same `Trainer.step(_:batch:)` as the main
+/// The paired twin of an intervention (docs/ARCHITECTURE.md §3; its statistics: docs/METHOD.md):
+/// a second run state forked just before the change, stepped on the same batches with the old
+/// settings, so that d_t = loss_main − loss_twin measures the change and nothing else. Its state is stepped by the same `Trainer.step(_:batch:)` as the main
 /// run's; activations and gradients are the model's scratch, shared with the main run.
 final class Twin {
     /// The twin's run state (its own parameters, optimizer and refinement).
