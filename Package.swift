@@ -75,6 +75,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
+        .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Model"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Corpus", "Model", "Refinement", "Telemetry"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RunFormat", "Refinement"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
