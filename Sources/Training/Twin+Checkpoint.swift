@@ -63,8 +63,8 @@ extension Twin {
         guard saved.version == Saved.currentVersion else {
             throw CheckpointError("checkpoint's twin has version \(saved.version); this gradflow reads version \(Saved.currentVersion)")
         }
-        // A fresh state of the run's shape (the main run's guard window, data cursor and last loss,
-        // which a twin carries but does not use), then the checkpoint's values.
+        // A copy of the main state gives the shape; the checkpoint's values replace its arenas and
+        // refinement (the guard window, data cursor and last loss a twin carries but does not use).
         let state = t.main.copy()
         try state.loadArenas(ckpt, prefix: Self.sectionPrefix, adamSteps: saved.adamSteps)
         do {
