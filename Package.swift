@@ -44,15 +44,18 @@ let package = Package(
         .target(name: "RunFormat", dependencies: ["Refinement"]),
         // Records in motion: the bus, the recorder, replay, the catalog; it re-exports RunFormat.
         .target(name: "Telemetry", dependencies: ["RunFormat", "Refinement"]),
+        // Byte data and synthetic tasks: what the trainer reads batches from (docs/ARCHITECTURE.md §6).
         .target(
-            name: "Training",
-            dependencies: ["Kernels", "Model", "Refinement", "Telemetry"],
+            name: "Corpus",
+            dependencies: ["Model"],
             // The corpus is compiled into the binary by the Embed plugin (DefaultCorpus.swift), not
             // copied into a resource bundle beside it.
             exclude: ["Resources/default-corpus.txt"],
             swiftSettings: fastMath,
             plugins: ["Embed"]
         ),
+        // The loop, the run state, AdamW, checkpoints, twins, the guard; it re-exports Corpus.
+        .target(name: "Training", dependencies: ["Kernels", "Model", "Refinement", "Telemetry", "Corpus"], swiftSettings: fastMath),
         .target(name: "DataParallel", dependencies: ["CMPI", "Training", "Telemetry", "Refinement"], swiftSettings: fastMath),
         // The flags of `gradflow train` that make a run, declared once: train, studies and bench parse them.
         .target(name: "RunFlags", dependencies: [
@@ -76,6 +79,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
+        .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Model"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RunFormat", "Refinement"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),

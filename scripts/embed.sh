@@ -2,7 +2,7 @@
 # Writes a Swift source that embeds data in the binary; run by the Embed build plugin
 # (Plugins/Embed) before every build, so there is nothing to regenerate by hand.
 #   embed.sh corpus PACKAGE_DIR OUT_DIR      OUT_DIR/DefaultCorpus.swift from
-#                                            Sources/Training/Resources/default-corpus.txt
+#                                            Sources/Corpus/Resources/default-corpus.txt
 #   embed.sh build-info PACKAGE_DIR OUT_DIR  OUT_DIR/BuildInfo.swift: the commit being built
 #                                            ($GRADFLOW_COMMIT, else git, else unknown)
 # A file is replaced only when its contents change, so an unchanged build compiles nothing again.
@@ -11,7 +11,7 @@ kind=$1 package=$2 out=$3
 mkdir -p "$out"
 case "$kind" in
 corpus)
-  source="$package/Sources/Training/Resources/default-corpus.txt"
+  source="$package/Sources/Corpus/Resources/default-corpus.txt"
   target="$out/DefaultCorpus.swift"
   # The text goes into a raw multi-line literal: it must not end the literal or open an escape.
   if grep -q '"""#\|\\#' "$source" || LC_ALL=C grep -q "$(printf '\r')" "$source"; then

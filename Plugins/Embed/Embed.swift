@@ -3,7 +3,7 @@ import PackagePlugin
 
 /// Generates, before each build, the Swift source that puts data into the binary itself
 /// (scripts/embed.sh does the work and rewrites a file only when its contents change):
-/// - target Training: `DefaultCorpus.swift`, the bytes of Sources/Training/Resources/default-corpus.txt
+/// - target Corpus: `DefaultCorpus.swift`, the bytes of Sources/Corpus/Resources/default-corpus.txt
 ///   (the one source of the corpus) as a string literal, so no resource bundle sits beside the binary;
 /// - target BuildInfo: `BuildInfo.swift`, the commit the binary is built from (`$GRADFLOW_COMMIT`, else
 ///   `git rev-parse` when the package is a git checkout, else unknown: a tarball builds too).
@@ -12,7 +12,7 @@ struct Embed: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let kind: String
         switch target.name {
-        case "Training": kind = "corpus"
+        case "Corpus": kind = "corpus"
         case "BuildInfo": kind = "build-info"
         default: return []
         }

@@ -27,6 +27,8 @@ public final class GPT {
     public var profiler: PhaseTimer?
     private var lastT = 0
     private var lastWindow: Int?
+    /// The parameters of the last forward pass, which its backward pass differentiates.
+    private var lastParams: UnsafePointer<Float>?
 
     /// Context-axis inputs and outputs of the backward pass (docs/ARCHITECTURE.md §7.1).
     public struct ContextRefinement {
@@ -90,14 +92,17 @@ public final class GPT {
 
     /// Runs the model on `inputs` [batch, T] and returns the mean loss against `targets`.
     /// - Parameters:
+    ///   - parameters: [layout.count] parameters to run with, laid out as `params` (nil: the
+    ///     model's own arena). A trainer's second training state (a twin) passes its own.
     ///   - window: attention sees only the last `window` keys (evaluation of context gain).
     ///   - lossMask: [batch · T] row weights (0 or 1); the loss is the mean over weighted rows.
     ///   - bands, attentionMass: with both, adds the attention mass per band to
     ///     attentionMass[layer × heads × bands] (summed over batch and queries).
     @discardableResult
-    public func forward(T: Int? = nil, window: Int? = nil, lossMask: UnsafePointer<Float>? = nil,
-                        bands: Attention.Bands? = nil,
+    public func forward(parameters: UnsafePointer<Float>? = nil, T: Int? = nil, window: Int? = nil,
+                        lossMask: UnsafePointer<Float>? = nil, bands: Attention.Bands? = nil,
                         attentionMass: UnsafeMutablePointer<Double>? = nil) -> Float {
+        let params = parameters ?? UnsafePointer(self.params)
         let T = T ?? config.context
         precondition(T >= 1 && T <= config.context, "T must be in 1...\(config.context)")
         let B = batch, C = config.channels, V = config.vocab, BT = B * T, NH = config.heads
@@ -177,13 +182,15 @@ public final class GPT {
         }
         lastT = T
         lastWindow = window
+        lastParams = params
         return Float(total)
     }
 
     // MARK: - Backward
 
-    /// Gradients of the last forward pass's mean loss into `grads`, with the context axis'
-    /// weights applied inside attention when `context` carries them.
+    /// Gradients of the last forward pass's mean loss into `grads` (with respect to the
+    /// parameters that pass ran with), with the context axis' weights applied inside attention
+    /// when `context` carries them.
     ///
     /// `gradientsReady(offset)` is called as soon as every gradient at `offset` and above is final
     /// (after each weight's gradient within a block, last block first — a block's tensors lie in
@@ -196,7 +203,7 @@ public final class GPT {
         let T = lastT
         let B = batch, C = config.channels, V = config.vocab, BT = B * T, NH = config.heads
         let attention = Attention(B: B, T: T, C: C, heads: NH)
-        let a = acts, g = grads, p = params
+        let a = acts, g = grads, p = lastParams ?? UnsafePointer(params)
         let nb = context?.bands.count ?? 0
         timed(profiler, "cross-entropy.bwd") {
             CrossEntropy.backward(dlogits: a.probs, probs: a.probs, targets: targets, rowScale: a.rowScale,
@@ -265,6 +272,7 @@ public final class GPT {
         }
         gradientsReady?(0)
         lastT = 0
+        lastParams = nil
     }
 }
 

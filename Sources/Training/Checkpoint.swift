@@ -22,12 +22,15 @@ public struct CheckpointError: Error, CustomStringConvertible {
 /// `twin.*`). A version-1 file still loads (as a run with no twin and a fresh guard); a file of a
 /// version this gradflow does not know is refused by name, so a newer file is never half read.
 public struct Checkpoint {
+    /// The JSON head of the file: the run's settings and the main run state's small parts (the
+    /// data cursor, AdamW's step, and in `extra` the refinement, guard and twin).
     public struct Metadata: Codable, Equatable {
         public var config: TrainingConfig
         /// The refinement the run was started with (a resumed run keeps it).
         public var refinement: RefinementConfig?
         /// Steps completed.
         public var step: Int
+        /// The data cursor (`RunState.data`), Xoshiro256's four words.
         public var rngState: [UInt64]
         public var adamSteps: Int
         public var bestValidationLoss: Double?
@@ -36,6 +39,7 @@ public struct Checkpoint {
         /// Small state of other components (refinement policies), as JSON text.
         public var extra: [String: String]
 
+        /// One section of Float32 values after the metadata.
         public struct Section: Codable, Equatable {
             public var name: String
             public var count: Int

@@ -85,17 +85,16 @@ public struct DivergenceSettings: Sendable, Equatable {
     }
 }
 
-/// The guard's state: the rule, the last good snapshot and the changes made since it, and the
-/// record of recent rollbacks that decides when a divergence is repeated.
+/// The guard's state: the last good snapshot of the run state and the changes made since it,
+/// and the record of recent rollbacks that decides when a divergence is repeated. The rule's
+/// window of recent losses is part of the run state (`RunState.guardWindow`), so a rollback
+/// restores it with the rest: the restored model is judged against the losses of its own time,
+/// not those of the later steps it undid (after a task's loss fell from 2 to 0.03, the state from
+/// before the fall would otherwise "diverge" at once, every time).
 struct DivergenceGuard {
     let settings: DivergenceSettings
-    var rule: DivergenceRule
-    /// The rule when the snapshot was taken: a rollback restores it with the state, so the
-    /// restored model is judged against the losses of its own time, not those of the later steps
-    /// it undid (after a task's loss fell from 2 to 0.03, the state from before the fall would
-    /// otherwise "diverge" at once, every time).
-    private var ruleAtSnapshot: DivergenceRule
-    var snapshot: TrainingState?
+    /// The rolling snapshot: the run state before the step at `step`.
+    var snapshot: (step: Int, state: RunState)?
     /// Accepted changes since the snapshot, as "context.long 1 → 4 (step 200)".
     var changesSinceSnapshot: [String] = []
     /// Batches dropped in a row by `--on-divergence skip`.
@@ -107,22 +106,31 @@ struct DivergenceGuard {
 
     init(settings: DivergenceSettings) {
         self.settings = settings
-        rule = DivergenceRule(settings: settings.rule)
-        ruleAtSnapshot = rule
     }
 
     var active: Bool { settings.policy != .off }
 
-    /// Checks a finished step; a healthy loss joins the rule's state.
-    mutating func check(loss: Double, gradNorm: Double) -> DivergenceRule.Observation {
-        rule.observe(loss: loss, gradNorm: gradNorm)
+    /// Takes the rolling snapshot of `state` before the step at `step` (reusing the last
+    /// snapshot's arenas); the changes since the snapshot start afresh.
+    mutating func takeSnapshot(of state: RunState, step: Int) {
+        if snapshot == nil {
+            snapshot = (step, state.copy())
+        } else {
+            snapshot!.step = step
+            snapshot!.state.assign(from: state)
+        }
+        changesSinceSnapshot = []
     }
 
-    /// Keeps the rule's state with a new snapshot.
-    mutating func snapshotTaken() { ruleAtSnapshot = rule }
-
-    /// Puts back the rule's state of the snapshot a rollback restores.
-    mutating func rolledBack() { rule = ruleAtSnapshot }
+    /// Puts the snapshot back into `state`, which keeps its data cursor: a rollback skips the
+    /// batches since the snapshot. Returns the snapshot's step.
+    mutating func rollBack(_ state: inout RunState) -> Int {
+        let snap = snapshot!
+        state.assign(from: snap.state, keepingData: true)
+        consecutiveSkips = 0
+        changesSinceSnapshot = []
+        return snap.step
+    }
 
     /// What a rollback at `step` means for the run.
     enum Repeat: Equatable {
@@ -150,15 +158,16 @@ struct DivergenceGuard {
         var lowerings: Int
     }
 
-    var persistent: Persistent { Persistent(rule: rule, recentRollbacks: recentRollbacks, lowerings: lowerings) }
+    /// The guard's part of a checkpoint, with the main run's `window`.
+    func persistent(window: DivergenceRule) -> Persistent {
+        Persistent(rule: window, recentRollbacks: recentRollbacks, lowerings: lowerings)
+    }
 
-    /// Takes up a checkpoint's state. A rule state made under other rule settings (a resume
-    /// with another --outlier-mads) is left out: the rule starts afresh under the new ones.
-    mutating func restore(_ p: Persistent) {
-        if p.rule.settings == settings.rule {
-            rule = p.rule
-            ruleAtSnapshot = p.rule
-        }
+    /// Takes up a checkpoint's state, its rule state into the main run's `window`. A rule state
+    /// made under other rule settings (a resume with another --outlier-mads) is left out: the
+    /// rule starts afresh under the new ones.
+    mutating func restore(_ p: Persistent, window: inout DivergenceRule) {
+        if p.rule.settings == settings.rule { window = p.rule }
         recentRollbacks = p.recentRollbacks
         lowerings = p.lowerings
     }
@@ -175,8 +184,8 @@ extension Trainer {
         return Date().timeIntervalSince(t0) * 1000
     }
 
-    /// Bytes of one copy of the training state (a twin or the rolling snapshot holds one).
-    public var stateBytes: Int { captureState().bytes }
+    /// Bytes of one copy of the run state (a twin or the rolling snapshot holds one).
+    public var stateBytes: Int { main.bytes }
 
     /// Takes the rolling snapshot when one is due (before the step at `step`: every
     /// `snapshotEvery` steps, and at the first step of a resumed run); true when it did.
@@ -185,13 +194,7 @@ extension Trainer {
         guard divergence.active, divergence.settings.snapshotEvery > 0,
               step % divergence.settings.snapshotEvery == 0 || divergence.snapshot == nil,
               divergence.snapshot?.step != step else { return false }
-        if divergence.snapshot == nil {
-            divergence.snapshot = captureState()
-        } else {
-            capture(into: &divergence.snapshot!)
-        }
-        divergence.changesSinceSnapshot = []
-        divergence.snapshotTaken()
+        divergence.takeSnapshot(of: main, step: step)
         return true
     }
 
@@ -203,8 +206,10 @@ extension Trainer {
     /// Checks a finished step (not yet published, step counter not yet moved). Returns false when
     /// the step must not be published: it was rolled back or skipped (its event went out).
     /// A healthy step's warning (a loss bump) goes out after its record. Throws to stop the run.
-    func guardStep(_ record: StepRecord) throws -> (healthy: Bool, warning: String?) {
-        let o = divergence.check(loss: record.loss, gradNorm: record.gradNorm)
+    func guardStep(_ result: StepResult) throws -> (healthy: Bool, warning: String?) {
+        let record = result.record
+        // A healthy loss joins the window.
+        let o = main.guardWindow.observe(loss: record.loss, gradNorm: record.gradNorm)
         guard divergence.active, let d = o.divergence else {
             divergence.consecutiveSkips = 0
             return (true, o.warning)
@@ -214,7 +219,7 @@ extension Trainer {
         case .off: return (true, nil)
         case .stop:
             throw DivergenceStop(message: "\(TrainingFailure.diverged)\(record.step) at learning rate \(rate): \(d) (--on-divergence stop)")
-        case .skip where skippedBatch && divergence.consecutiveSkips < divergence.settings.maxConsecutiveSkips:
+        case .skip where result.skipped && divergence.consecutiveSkips < divergence.settings.maxConsecutiveSkips:
             // Isolated bad batches are dropped; a run of them means the state is bad: roll back.
             divergence.consecutiveSkips += 1
             bus.publish(.event(EventRecord(step: record.step, t: elapsed, kind: .warning, source: .divergenceGuard,
@@ -229,7 +234,7 @@ extension Trainer {
     /// Restores the snapshot after a divergence at `badStep`; a repeated divergence then lowers
     /// the learning rate, or stops the run (`--on-repeated-divergence`).
     private func rollback(reason: String, badStep: Int, rate: Double) throws {
-        guard let snap = divergence.snapshot else {
+        guard divergence.snapshot != nil else {
             throw DivergenceStop(message: "\(TrainingFailure.diverged)\(badStep) before the first snapshot: \(reason)")
         }
         let repeated = divergence.countRollback(at: badStep)
@@ -243,16 +248,14 @@ extension Trainer {
         }
         closeTwin(partial: true)
         twin = nil
-        divergence.consecutiveSkips = 0
         let reverted = divergence.changesSinceSnapshot
-        restore(state: snap, keepDataOrder: true, keepStep: true)
-        divergence.rolledBack()
-        divergence.changesSinceSnapshot = []
-        let lost = badStep + 1 - snap.step
+        // The step counter and the best validation loss stay: steps never go back in the run file.
+        let restored = divergence.rollBack(&main)
+        let lost = badStep + 1 - restored
         var e = EventRecord(step: badStep, t: elapsed, kind: .rollback, source: .divergenceGuard,
-                            message: "\(reason): back to the snapshot of step \(snap.step), \(lost) steps lost, \(lost) batches skipped"
+                            message: "\(reason): back to the snapshot of step \(restored), \(lost) steps lost, \(lost) batches skipped"
                                 + (reverted.isEmpty ? "" : "; reverted " + reverted.joined(separator: ", ")))
-        e.rollback = RollbackInfo(restoredStep: snap.step, stepsLost: lost, batchesSkipped: lost, reverted: reverted)
+        e.rollback = RollbackInfo(restoredStep: restored, stepsLost: lost, batchesSkipped: lost, reverted: reverted)
         bus.publish(.event(e))
         if repeated == .lowerRate {
             divergence.lowerings += 1
@@ -270,13 +273,6 @@ extension Trainer {
         let message = String(format: "learning rate × %g: scale %g → %g (peak %g → %g)", scale / old, old, scale,
                              config.learningRate * old, config.learningRate * scale) + "; " + why
         return EventRecord(step: step, t: elapsed, kind: .lr, oldValue: old, newValue: scale, source: source, message: message)
-    }
-
-    /// With `--on-divergence skip`: whether this loss means the step's backward and update are
-    /// dropped (called by `trainStep` right after the forward pass, only under that policy, so
-    /// that other policies pay no collective vote per step).
-    func skipsBatch(loss: Double) -> Bool {
-        divergence.rule.divergence(loss: loss, gradNorm: 0) != nil
     }
 }
 

@@ -6,6 +6,7 @@ import Model
 /// rate far too high), a NaN in the gradient at `step`, or a batch of random bytes at `step`.
 /// Only the main run's fresh batches are touched (a twin's step is not).
 public struct FaultInjection: Sendable, Equatable {
+    /// What goes wrong (the name before `@` in `--debug-fault`).
     public enum Kind: String, Sendable, CaseIterable {
         case learningRate = "lr"
         case nanGradient = "nan-grad"

@@ -4,12 +4,6 @@ import Model
 import Refinement
 import Telemetry
 
-/// The refinement's per-step work inside the trainer: it holds the weights, the policies, the
-/// time-band filter and the statistics buffers, applies each axis at its place in the step, and
-/// turns what it measured into the step record's fields.
-///
-/// Statistics are gathered whether or not an axis is on, so the dashboard shows band shares and
-/// oscillation for a plain run too; only the weighting is skipped when an axis is off.
 /// What the refinement measured in one step: the step record's refinement fields.
 struct StepMeasurements {
     /// Per axis: mode and, per band, the weight in force and the band's energy.
@@ -25,6 +19,13 @@ struct StepMeasurements {
     var spike: Bool
 }
 
+/// The refinement's per-step work inside the trainer: it holds the weights, the policies, the
+/// time-band filter and the statistics buffers, applies each axis at its place in the step, and
+/// turns what it measured into the step record's fields. Each training state (`RunState`) has
+/// its own engine.
+///
+/// Statistics are gathered whether or not an axis is on, so the dashboard shows band shares and
+/// oscillation for a plain run too; only the weighting is skipped when an axis is off.
 final class RefinementEngine {
     let setup: RefinementSetup
     /// Weights, modes and the three adaptive policies.
@@ -42,6 +43,8 @@ final class RefinementEngine {
     /// it on mid-run (the EMAs then start from the next gradient, as they do at step 0).
     private(set) var timeFilter: TimeBandFilter?
     private let tensorOffsets: [Int], tensorCounts: [Int]
+    /// What the engine was built for (a copy is built the same way).
+    private let layout: ParameterLayout, totalSteps: Int, context: Int
 
     /// [layers × bands] Float weights for the attention kernel.
     let contextWeightBuffer: UnsafeMutablePointer<Float>
@@ -51,6 +54,9 @@ final class RefinementEngine {
 
     init(setup: RefinementSetup, layout: ParameterLayout, heads: Int, totalSteps: Int, context: Int) throws {
         self.setup = setup
+        self.layout = layout
+        self.totalSteps = totalSteps
+        self.context = context
         var timeParameters = TimePolicy.Parameters()
         if let lambda = setup.config.timeLambda { timeParameters.lambda = lambda }
         var contextParameters = ContextPolicy.Parameters(), depthParameters = DepthPolicy.Parameters()
@@ -278,6 +284,39 @@ extension RefinementEngine {
 
     func snapshot() -> Snapshot {
         Snapshot(scales: scales, oscillation: oscillation, spikes: spikes)
+    }
+
+    /// A second engine in this one's state: weights, policies, meters, and the time-band EMAs
+    /// (none when this engine has none).
+    func copy() -> RefinementEngine {
+        // Same setup as this engine, which was built from it: cannot fail.
+        let e = try! RefinementEngine(setup: setup, layout: layout, heads: heads, totalSteps: totalSteps, context: context)
+        e.assign(from: self)
+        return e
+    }
+
+    /// Takes `other`'s state (an engine of the same run).
+    func assign(from other: RefinementEngine) {
+        guard other !== self else { return }
+        // Same run, same layout: these cannot fail.
+        try! restore(other.snapshot())
+        if let time = other.timeFilter?.saveState() {
+            try! startTimeFilter()
+            try! timeFilter!.restore(time)
+        } else {
+            // A state from before the time axis was turned on: the axis starts afresh if turned on again.
+            dropTimeFilter()
+        }
+    }
+
+    /// A second engine in the state `snapshot` (weights, policies, meters) with a copy of this
+    /// engine's time-band EMAs where the run's settings have the time axis on: the refinement of
+    /// a twin, forked from the state just before a change.
+    func copy(as snapshot: Snapshot) -> RefinementEngine {
+        let e = try! RefinementEngine(setup: setup, layout: layout, heads: heads, totalSteps: totalSteps, context: context)
+        try! e.restore(snapshot)
+        if let time = timeFilter?.saveState() { try! e.timeFilter?.restore(time) }
+        return e
     }
 
     func restore(_ s: Snapshot) throws {

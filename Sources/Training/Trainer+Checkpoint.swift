@@ -18,33 +18,26 @@ extension Trainer {
         if !channel.applied.isEmpty {
             extra[Self.appliedCommandsKey] = String(decoding: try JSONEncoder().encode(channel.applied), as: UTF8.self)
         }
-        extra["refinement"] = String(decoding: try JSONEncoder().encode(engine.snapshot()), as: UTF8.self)
-        extra["guard"] = String(decoding: try JSONEncoder().encode(divergence.persistent), as: UTF8.self)
+        extra["refinement"] = String(decoding: try JSONEncoder().encode(main.refinement.snapshot()), as: UTF8.self)
+        extra["guard"] = String(decoding: try JSONEncoder().encode(divergence.persistent(window: main.guardWindow)), as: UTF8.self)
         extra["lr.scale"] = String(learningRateScale.bitPattern)
-        let count = model.layout.count
-        var sections: [(String, UnsafePointer<Float>, Int)] = [
-            ("params", UnsafePointer(model.params), count),
-            ("adam.m", UnsafePointer(optimizer.m), count),
-            ("adam.v", UnsafePointer(optimizer.v), count),
-            ("adam.previousGrad", UnsafePointer(optimizer.previousGrad), count),
-            ("adam.previousUpdate", UnsafePointer(optimizer.previousUpdate), count),
-        ]
+        var sections = [("params", UnsafePointer(main.params.pointer), main.params.count)] + main.optimizerSections(prefix: "")
         var arrays: [(String, [Float])] = []
-        if let filter = engine.timeFilter {
-            let s = filter.saveState()
-            extra["time.started"] = s.started.map { $0 ? "1" : "0" }.joined()
-            extra["time.guardFallbacks"] = String(s.guardFallbacks)
-            arrays += [("time.fast", s.fast), ("time.slow", s.slow)]
+        if let time = main.timeSections(prefix: "") {
+            extra["time.started"] = time.started
+            extra["time.guardFallbacks"] = String(time.guardFallbacks)
+            arrays += time.sections
         }
         if let twin {
-            let saved = try twin.checkpointSections(count: count)
+            let saved = try twin.checkpointSections()
             extra[Twin.checkpointKey] = saved.metadata
             sections += saved.pointers
             arrays += saved.arrays
         }
         let meta = Checkpoint.Metadata(
-            config: config, refinement: engine.setup.config, step: step, rngState: [rng.state.0, rng.state.1, rng.state.2, rng.state.3],
-            adamSteps: optimizer.stepCount, bestValidationLoss: bestValidation, sections: [], extra: extra)
+            config: config, refinement: main.refinement.setup.config, step: step,
+            rngState: [main.data.state.0, main.data.state.1, main.data.state.2, main.data.state.3],
+            adamSteps: main.optimizer.stepCount, bestValidationLoss: bestValidation, sections: [], extra: extra)
         let bytes = try withPointers(arrays) { try Checkpoint.write(path: path, metadata: meta, sections: sections + $0) }
         bus.publish(.checkpoint(CheckpointRecord(step: step, t: elapsed, path: path, bytes: bytes,
                                                  milliseconds: Date().timeIntervalSince(t0) * 1000)))
@@ -56,15 +49,9 @@ extension Trainer {
         guard m.config.model == config.model else {
             throw CheckpointError("checkpoint is for a different model (\(m.config.model.layers) layers, \(m.config.model.channels) channels, context \(m.config.model.context)); this run has \(config.model.layers) layers, \(config.model.channels) channels, context \(config.model.context)")
         }
-        let count = model.layout.count
-        try ckpt.load("params", into: model.params, count: count)
-        try ckpt.load("adam.m", into: optimizer.m, count: count)
-        try ckpt.load("adam.v", into: optimizer.v, count: count)
-        try ckpt.load("adam.previousGrad", into: optimizer.previousGrad, count: count)
-        try ckpt.load("adam.previousUpdate", into: optimizer.previousUpdate, count: count)
-        optimizer.stepCount = m.adamSteps
+        try main.loadArenas(ckpt, prefix: "", adamSteps: m.adamSteps)
         guard m.rngState.count == 4 else { throw CheckpointError("checkpoint RNG state is malformed") }
-        rng = Xoshiro256(state: (m.rngState[0], m.rngState[1], m.rngState[2], m.rngState[3]))
+        main.data = Xoshiro256(state: (m.rngState[0], m.rngState[1], m.rngState[2], m.rngState[3]))
         step = m.step
         bestValidation = m.bestValidationLoss
         if let text = m.extra[Self.appliedCommandsKey] {
@@ -77,13 +64,11 @@ extension Trainer {
            let started = m.extra["time.started"] {
             // A run that turned the time axis on mid-run has its EMAs in the checkpoint although
             // its starting settings have the axis off.
-            try engine.startTimeFilter()
-            try engine.timeFilter!.restore(TimeBandFilter.State(fast: fast, slow: slow, started: started.map { $0 == "1" },
-                                                    guardFallbacks: Int(m.extra["time.guardFallbacks"] ?? "0") ?? 0))
+            try main.loadTime(fast: fast, slow: slow, started: started, guardFallbacks: Int(m.extra["time.guardFallbacks"] ?? "0") ?? 0)
         }
         if let text = m.extra["refinement"] {
             do {
-                try engine.restore(try JSONDecoder().decode(RefinementEngine.Snapshot.self, from: Data(text.utf8)))
+                try main.refinement.restore(try JSONDecoder().decode(RefinementEngine.Snapshot.self, from: Data(text.utf8)))
             } catch {
                 throw CheckpointError("checkpoint's refinement state does not fit this run (\(error))")
             }
@@ -101,7 +86,7 @@ extension Trainer {
             } catch {
                 throw CheckpointError("checkpoint's divergence guard state is unreadable (\(error))")
             }
-            divergence.restore(restoredGuard!)
+            divergence.restore(restoredGuard!, window: &main.guardWindow)
         }
         twin = try Twin.restore(from: ckpt, trainer: self)
     }
@@ -133,8 +118,45 @@ extension Trainer {
             ("eval_every", .number(Double(c.evalEvery))),
             ("eval_windows", .number(Double(c.evalWindows))),
             ("checkpoint_every", .number(Double(c.checkpointEvery))),
-            ("refinement", .string(engine.setup.config.summary)),
+            ("refinement", .string(main.refinement.setup.config.summary)),
         ])
+    }
+}
+
+/// A run state in a checkpoint: the main run's sections have bare names, a twin's the prefix
+/// `twin.` (`Twin.sectionPrefix`). Its small state (AdamW's step, the refinement snapshot, the data
+/// cursor) goes into the metadata, where each owner puts it.
+extension RunState {
+    /// AdamW's arenas as sections `prefix`adam.m, .v, .previousGrad and .previousUpdate (the
+    /// pointers live as long as the state).
+    func optimizerSections(prefix: String) -> [(String, UnsafePointer<Float>, Int)] {
+        let o = optimizer, n = optimizer.count
+        return [(prefix + "adam.m", UnsafePointer(o.m), n), (prefix + "adam.v", UnsafePointer(o.v), n),
+                (prefix + "adam.previousGrad", UnsafePointer(o.previousGrad), n),
+                (prefix + "adam.previousUpdate", UnsafePointer(o.previousUpdate), n)]
+    }
+
+    /// The time-band EMAs as sections `prefix`time.fast and .slow, with the started flags as a
+    /// text of 0s and 1s and the fallback count (nil: the time axis is off).
+    func timeSections(prefix: String) -> (started: String, guardFallbacks: Int, sections: [(String, [Float])])? {
+        guard let s = refinement.timeFilter?.saveState() else { return nil }
+        return (s.started.map { $0 ? "1" : "0" }.joined(), s.guardFallbacks, [(prefix + "time.fast", s.fast), (prefix + "time.slow", s.slow)])
+    }
+
+    /// Loads sections `prefix`params and `prefix`adam.* into the arenas, and AdamW's step.
+    func loadArenas(_ ckpt: Checkpoint, prefix: String, adamSteps: Int) throws {
+        try ckpt.load(prefix + "params", into: params.pointer, count: params.count)
+        for (name, p, n) in optimizerSections(prefix: prefix) {
+            try ckpt.load(name, into: UnsafeMutablePointer(mutating: p), count: n)
+        }
+        optimizer.stepCount = adamSteps
+    }
+
+    /// Turns the time axis' EMAs on with a checkpoint's values (see `timeSections`).
+    func loadTime(fast: [Float], slow: [Float], started: String, guardFallbacks: Int) throws {
+        try refinement.startTimeFilter()
+        try refinement.timeFilter!.restore(TimeBandFilter.State(fast: fast, slow: slow, started: started.map { $0 == "1" },
+                                                                guardFallbacks: guardFallbacks))
     }
 }
 

@@ -20,7 +20,8 @@ extension Trainer {
         return (r * localBatch)..<((r + 1) * localBatch)
     }
 
-    /// The backward pass, with the gradient averaged over the ranks; returns this rank's share of
+    /// The backward pass (with `refinement`'s context weights, into its statistics buffers), with
+    /// the gradient averaged over the ranks; returns this rank's share of
     /// the batch's loss weight (1 / ranks, or its share of the loss mask's weight for a synthetic
     /// task).
     ///
@@ -34,10 +35,10 @@ extension Trainer {
     /// transfers hide behind the rest of the pass; "allreduce" then times only the wait for the
     /// last ones. The buckets depend on the layout and the bucket size alone, so the same rank
     /// count, bucket size and seed give the same bits run after run, over any transport.
-    func backwardAveragingGradient() -> Double {
+    func backwardAveragingGradient(_ refinement: RefinementEngine) -> Double {
         let n = collective.size
         guard n > 1 else {
-            model.backward(context: engine.contextRefinement)
+            model.backward(context: refinement.contextRefinement)
             return 1
         }
         let rows = localBatch * config.context
@@ -52,7 +53,7 @@ extension Trainer {
         let g = model.grads
         let bucket = collective.bucketBytes / MemoryLayout<Float>.stride
         guard bucket > 0 else {
-            model.backward(context: engine.contextRefinement)
+            model.backward(context: refinement.contextRefinement)
             timed(profiler, "allreduce") {
                 if scale != 1 { for i in 0..<model.layout.count { g[i] *= scale } }
                 collective.average(g, count: model.layout.count)
@@ -68,27 +69,28 @@ extension Trainer {
             ranks.beginAverage(g + lo, count: hi - lo)
             hi = lo
         }
-        model.backward(context: engine.contextRefinement) { lo in
+        model.backward(context: refinement.contextRefinement) { lo in
             if hi - lo >= bucket || lo == 0 { send(lo) }
         }
         timed(profiler, "allreduce") { ranks.finishAverages() }
         return share
     }
 
-    /// Sums the step's statistics over the ranks in place (context energies, attention mass) and
+    /// Sums the step's statistics over the ranks in place (`refinement`'s context energies and
+    /// attention mass) and
     /// returns the batch's loss. Energies are squares of the rank's loss gradient, which is
     /// 1 / share times the batch's: they are weighted by share² before the sum.
-    func reduceStatistics(loss: Double, share: Double) -> Double {
+    func reduceStatistics(loss: Double, share: Double, _ refinement: RefinementEngine) -> Double {
         guard collective.size > 1 else { return loss }
-        let e = engine.layers * engine.bands.count
-        let m = engine.layers * engine.heads * engine.bands.count
+        let e = refinement.layers * refinement.bands.count
+        let m = refinement.layers * refinement.heads * refinement.bands.count
         var buffer = [Double](repeating: 0, count: 1 + e + m)
         buffer[0] = loss * share
-        for i in 0..<e { buffer[1 + i] = engine.energy[i] * share * share }
-        for i in 0..<m { buffer[1 + e + i] = engine.mass[i] }
+        for i in 0..<e { buffer[1 + i] = refinement.energy[i] * share * share }
+        for i in 0..<m { buffer[1 + e + i] = refinement.mass[i] }
         buffer.withUnsafeMutableBufferPointer { collective.sum($0.baseAddress!, count: $0.count) }
-        for i in 0..<e { engine.energy[i] = buffer[1 + i] }
-        for i in 0..<m { engine.mass[i] = buffer[1 + e + i] }
+        for i in 0..<e { refinement.energy[i] = buffer[1 + i] }
+        for i in 0..<m { refinement.mass[i] = buffer[1 + e + i] }
         return buffer[0]
     }
 
@@ -99,9 +101,9 @@ extension Trainer {
         var h = FNV1a()
         let n = model.layout.count * MemoryLayout<Float>.size
         h.add(UnsafeRawBufferPointer(start: model.params, count: n))
-        h.add(UnsafeRawBufferPointer(start: optimizer.m, count: n))
-        h.add(UnsafeRawBufferPointer(start: optimizer.v, count: n))
-        withUnsafeBytes(of: rng.state) { h.add($0) }
+        h.add(UnsafeRawBufferPointer(start: main.optimizer.m, count: n))
+        h.add(UnsafeRawBufferPointer(start: main.optimizer.v, count: n))
+        withUnsafeBytes(of: main.data.state) { h.add($0) }
         // The weights and modes in force, and the meters (not the whole snapshot: its JSON holds
         // sets, whose order differs from process to process).
         let w = engine.weights

@@ -22,15 +22,16 @@ public final class Trainer: @unchecked Sendable {
     let evalDomains: [ByteDataset]
     /// The extra domains as evaluated: all of each is held out (see `asEvaluationDomain`).
     let heldOutDomains: [ByteDataset]
-    /// The live optimizer and refinement (a twin swaps its own in for its step; a revert keeps them).
-    var optimizer: AdamW
-    var engine: RefinementEngine
-    var rng: Xoshiro256
+    /// The main run's state (its parameters are the model's own arena). `step(_:batch:)` advances it.
+    var main: RunState
+    /// The main run's refinement.
+    var engine: RefinementEngine { main.refinement }
     /// Twin windows, scripted changes and the divergence guard (set before `run()`).
     public var interventions = InterventionSettings() {
         didSet {
             divergence = DivergenceGuard(settings: interventions.divergence)
-            if let restoredGuard { divergence.restore(restoredGuard) }
+            main.guardWindow = DivergenceRule(settings: interventions.divergence.rule)
+            if let restoredGuard { divergence.restore(restoredGuard, window: &main.guardWindow) }
         }
     }
     /// The guard's state a resumed run's checkpoint held (kept when the settings are set).
@@ -38,8 +39,6 @@ public final class Trainer: @unchecked Sendable {
     /// The twin of the last change (open window, or frozen after its verdict for a revert).
     var twin: Twin?
     var divergence = DivergenceGuard(settings: DivergenceSettings())
-    /// Set by `trainStep` when `--on-divergence skip` dropped the batch after the forward pass.
-    var skippedBatch = false
     /// The command channel (rank 0 of a run with a folder; `attachChannel`).
     var channel = ChannelState()
     /// Lines read while attaching that are answered at the first step boundary.
@@ -56,7 +55,6 @@ public final class Trainer: @unchecked Sendable {
     /// Steps completed.
     public internal(set) var step = 0
     var bestValidation: Double?
-    var lastLoss: Double?
     let startTime: Date
     /// Seconds of training before this process (a resumed run's clock continues).
     let timeOffset: Double
@@ -100,11 +98,12 @@ public final class Trainer: @unchecked Sendable {
         self.collective = collective
         localBatch = config.batch / collective.size
         model = GPT(config: config.model, batch: localBatch, seed: config.initSeed, parallel: Parallel(threads: config.threads))
-        optimizer = AdamW(config: config.adam, count: model.layout.count)
         let setup = try refinement.resolve(window: config.context, layers: config.model.layers)
-        engine = try RefinementEngine(setup: setup, layout: model.layout, heads: config.model.heads,
-                                      totalSteps: config.steps, context: config.context)
-        rng = Xoshiro256(seed: config.dataSeed)
+        main = RunState(params: ParameterArena(of: model), optimizer: AdamW(config: config.adam, count: model.layout.count),
+                        refinement: try RefinementEngine(setup: setup, layout: model.layout, heads: config.model.heads,
+                                                         totalSteps: config.steps, context: config.context),
+                        guardWindow: DivergenceRule(settings: DivergenceSettings().rule),
+                        data: Xoshiro256(seed: config.dataSeed), lastLoss: nil)
         lossMask = train.needsLossMask ? .allocate(capacity: localBatch * config.context) : nil
         startTime = Date()
         self.timeOffset = timeOffset
@@ -152,8 +151,9 @@ public final class Trainer: @unchecked Sendable {
                 if collective.agreeToStop(shouldStop) { reason = .interrupted; break }
                 snapshotIfDue()
                 beforeStep?(self)
-                var record = trainStep()
-                let (healthy, warning) = try guardStep(record)
+                let result = step(&main, batch: .next)
+                var record = result.record
+                let (healthy, warning) = try guardStep(result)
                 if healthy {
                     stepTwin(&record)
                     bus.publish(.step(record))
@@ -189,7 +189,7 @@ public final class Trainer: @unchecked Sendable {
             failure = error is DivergenceStop ? .diverged : .error
             message = "\(error)"
         }
-        let end = EndRecord(step: step, t: elapsed, reason: reason, finalLoss: lastLoss,
+        let end = EndRecord(step: step, t: elapsed, reason: reason, finalLoss: main.lastLoss,
                             bestValidationLoss: bestValidation, message: message, failure: failure)
         bus.publish(.end(end))
         return end
@@ -197,61 +197,86 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: - One step
 
-    /// One full training step (forward, backward, refinement, AdamW) without publishing; the
-    /// benchmark times this.
-    public func trainStep() -> StepRecord { trainStep(freshBatch: true) }
+    /// Where a step's batch comes from.
+    enum Batch: Equatable {
+        /// The next batch, drawn with the state's data cursor (a fault injected on purpose, the
+        /// hidden `--debug-fault`, applies to it).
+        case next
+        /// The batch already in the model's inputs: a twin's step, on the batch its main run just used.
+        case current
+    }
 
-    /// One step; without `freshBatch` on the batch already in the model's inputs (a twin's step).
-    func trainStep(freshBatch: Bool) -> StepRecord {
+    /// What one step did.
+    struct StepResult {
+        var record: StepRecord
+        /// `--on-divergence skip` dropped the batch after the forward pass: no backward pass and
+        /// no update were taken (the state moved its data cursor only). The guard reads it.
+        var skipped = false
+    }
+
+    /// One full training step of the main run (forward, backward, refinement, AdamW) without
+    /// publishing; the benchmark times this.
+    public func trainStep() -> StepRecord { step(&main, batch: .next).record }
+
+    /// One training step of `s` on `batch`, at the run's step counter (its learning rate):
+    /// forward, backward, refinement, AdamW. It writes `s` and the model's scratch (activations,
+    /// gradients, inputs) and nothing else of the trainer, so the main run and its twin go through
+    /// it alike (docs/ARCHITECTURE.md §2).
+    func step(_ s: inout RunState, batch: Batch) -> StepResult {
         let t0 = Date()
         let B = config.batch, T = config.context
         let lr = fault?.learningRate(learningRate(at: step), step: step) ?? learningRate(at: step)
-        engine.beginStep()
-        if freshBatch {
+        let refinement = s.refinement, optimizer = s.optimizer, params = s.params.pointer
+        refinement.beginStep()
+        if batch == .next {
             timed(profiler, "data") {
                 train.fillTrainingBatch(inputs: model.inputs, targets: model.targets, mask: lossMask, B: B, T: T,
-                                        rows: batchRows, rng: &rng)
+                                        rows: batchRows, rng: &s.data)
             }
             fault?.corruptBatch(model.inputs, model.targets, count: localBatch * T, step: step)
         }
-        var loss = Double(model.forward(T: T, lossMask: lossMask.map { UnsafePointer($0) }, bands: engine.bands,
-                                        attentionMass: engine.mass))
-        // Every rank skips or none does: a spike on any rank's share skips the whole batch.
-        skippedBatch = freshBatch && divergence.settings.policy == .skip && collective.agreeToStop(skipsBatch(loss: loss))
-        if skippedBatch {
-            return StepRecord(step: step, t: elapsed, loss: loss, learningRate: lr, gradNorm: 0, clipScale: 1,
-                              tokensPerSecond: 0, stepMilliseconds: Date().timeIntervalSince(t0) * 1000)
+        var loss = Double(model.forward(parameters: params, T: T, lossMask: lossMask.map { UnsafePointer($0) },
+                                        bands: refinement.bands, attentionMass: refinement.mass))
+        // With `--on-divergence skip` a loss the guard's rule calls a divergence drops the batch
+        // before backward (other policies pay no collective vote per step). Every rank skips or
+        // none does: a spike on any rank's share skips the whole batch.
+        if batch == .next && divergence.settings.policy == .skip
+            && collective.agreeToStop(s.guardWindow.divergence(loss: loss, gradNorm: 0) != nil) {
+            let record = StepRecord(step: step, t: elapsed, loss: loss, learningRate: lr, gradNorm: 0, clipScale: 1,
+                                    tokensPerSecond: 0, stepMilliseconds: Date().timeIntervalSince(t0) * 1000)
+            return StepResult(record: record, skipped: true)
         }
         // Data-parallel: the gradient averaged over the ranks, in buckets during the backward pass
         // (one process: the plain backward pass).
-        let share = backwardAveragingGradient()
+        let share = backwardAveragingGradient(refinement)
         // A fault injected on purpose (guard tests) corrupts the gradient the update will use.
-        if freshBatch { fault?.corruptGradient(model.grads, step: step) }
-        let timeStats = timed(profiler, "refine.time") { engine.refineTime(grads: model.grads, workers: model.parallel.workers) }
+        if batch == .next { fault?.corruptGradient(model.grads, step: step) }
+        let timeStats = timed(profiler, "refine.time") { refinement.refineTime(grads: model.grads, workers: model.parallel.workers) }
         // Global norm of the gradient that reaches the optimizer, and the clip factor.
         let norm = timed(profiler, "grad-norm") { VectorOps.norm(model.grads, count: model.layout.count) }
         let clip = config.clip > 0 && norm > config.clip ? Float(config.clip / norm) : 1
         optimizer.beginStep()
         let perTensor = timed(profiler, "adamw") {
             model.layout.tensors.enumerated().map { i, t in
-                optimizer.update(params: model.params, grads: model.grads, offset: t.offset,
-                                 count: t.count, lr: Float(lr) * engine.depthMultiplier(tensor: i),
+                optimizer.update(params: params, grads: model.grads, offset: t.offset,
+                                 count: t.count, lr: Float(lr) * refinement.depthMultiplier(tensor: i),
                                  decays: t.decays, gradScale: clip, parallel: model.parallel)
             }
         }
-        loss = reduceStatistics(loss: loss, share: share)
+        loss = reduceStatistics(loss: loss, share: share, refinement)
         let fields = timed(profiler, "statistics") {
-            engine.finishStep(step: step, loss: loss, perTensor: perTensor,
-                              time: timeStats, tokensPerBatch: B * T)
+            refinement.finishStep(step: step, loss: loss, perTensor: perTensor,
+                                  time: timeStats, tokensPerBatch: B * T)
         }
         let seconds = Date().timeIntervalSince(t0)
-        lastLoss = loss
-        return StepRecord(step: step, t: elapsed, loss: loss, learningRate: lr, gradNorm: norm,
-                          clipScale: Double(clip), tokensPerSecond: Double(B * T) / max(seconds, 1e-9),
-                          stepMilliseconds: seconds * 1000, axes: fields.axes,
-                          contextEnergyByLayer: fields.energyByLayer, attentionMass: fields.mass,
-                          attentionMassByHead: fields.massByHead, oscillation: fields.oscillation,
-                          spike: fields.spike, guardFallbacks: engine.guardFallbacks)
+        s.lastLoss = loss
+        let record = StepRecord(step: step, t: elapsed, loss: loss, learningRate: lr, gradNorm: norm,
+                                clipScale: Double(clip), tokensPerSecond: Double(B * T) / max(seconds, 1e-9),
+                                stepMilliseconds: seconds * 1000, axes: fields.axes,
+                                contextEnergyByLayer: fields.energyByLayer, attentionMass: fields.mass,
+                                attentionMassByHead: fields.massByHead, oscillation: fields.oscillation,
+                                spike: fields.spike, guardFallbacks: refinement.guardFallbacks)
+        return StepResult(record: record)
     }
 
     // MARK: - Commands
@@ -331,7 +356,10 @@ public final class Trainer: @unchecked Sendable {
     /// a fixed prompt and seed, so successive samples show what training changed.
     public static let evalSample = (prompt: "\n", bytes: 160, options: SamplingOptions(temperature: 0.8, seed: 1))
 
-    func validationLoss(_ d: ByteDataset, T: Int, window: Int?, collectPositions: Bool) -> (loss: Double, byPosition: [Double]) {
+    /// The validation loss of `d` (and its loss by position), with the main run's parameters or
+    /// those of another state (`parameters`: a twin's).
+    func validationLoss(_ d: ByteDataset, T: Int, window: Int?, collectPositions: Bool,
+                        parameters: UnsafePointer<Float>? = nil) -> (loss: Double, byPosition: [Double]) {
         let B = localBatch
         let n = max(1, d.validationWindowCount(T: T, limit: config.evalWindows))
         var total = 0.0, rows = 0
@@ -347,7 +375,7 @@ public final class Trainer: @unchecked Sendable {
             guard k % collective.size == collective.rank else { continue }
             let real = d.fillValidationBatch(inputs: model.inputs, targets: model.targets, mask: mask,
                                              first: first, count: n, B: B, T: T)
-            model.forward(T: T, window: window)
+            model.forward(parameters: parameters, T: T, window: window)
             let losses = model.losses
             for b in 0..<real {
                 for t in 0..<T {

@@ -9,11 +9,12 @@ import Telemetry
 ///
 /// Metadata `extra["twin"]` holds `Twin.Saved` as JSON (the change's event as a run-file line,
 /// the paired differences as IEEE bit patterns, the refinement snapshot, AdamW's step); the
-/// arenas are sections `twin.params`, `twin.adam.m`, `twin.adam.v`, `twin.adam.previousGrad`,
-/// `twin.adam.previousUpdate` and, when the twin's time axis is on, `twin.time.fast` and
-/// `twin.time.slow`.
+/// twin's run state has the main run's sections with the prefix `twin.` (`RunState`'s
+/// checkpoint sections: `twin.params`, `twin.adam.*` and, when its time axis is on, `twin.time.*`).
 extension Twin {
     static let checkpointKey = "twin"
+    /// What the names of the twin's state's sections begin with.
+    static let sectionPrefix = "twin."
 
     /// The twin's small state. `version` is the twin section's own: a later layout bumps it.
     struct Saved: Codable {
@@ -37,23 +38,16 @@ extension Twin {
 
     /// The metadata text, the sections that point into the optimizer (alive as long as the
     /// twin), and those held in arrays (see `withPointers`).
-    func checkpointSections(count: Int) throws -> (metadata: String, pointers: [(String, UnsafePointer<Float>, Int)], arrays: [(String, [Float])]) {
+    func checkpointSections() throws -> (metadata: String, pointers: [(String, UnsafePointer<Float>, Int)], arrays: [(String, [Float])]) {
         var encoder = RecordEncoder()
         let line = String(decoding: encoder.encode(.event(change)), as: UTF8.self).trimmingCharacters(in: .newlines)
-        let time = engine.timeFilter?.saveState()
+        let time = state.timeSections(prefix: Self.sectionPrefix)
         let saved = Saved(changeStep: changeStep, windowSteps: windowSteps, closedAtStep: closedAtStep, description: changeDescription,
-                          change: line, differences: differences.values.map(\.bitPattern), adamSteps: optimizer.stepCount,
-                          refinement: engine.snapshot(), timeStarted: time.map { $0.started.map { $0 ? "1" : "0" }.joined() },
-                          timeGuardFallbacks: time?.guardFallbacks)
-        let pointers: [(String, UnsafePointer<Float>, Int)] = [
-            ("twin.adam.m", UnsafePointer(optimizer.m), count),
-            ("twin.adam.v", UnsafePointer(optimizer.v), count),
-            ("twin.adam.previousGrad", UnsafePointer(optimizer.previousGrad), count),
-            ("twin.adam.previousUpdate", UnsafePointer(optimizer.previousUpdate), count),
-        ]
-        var arrays: [(String, [Float])] = [("twin.params", params)]
-        if let time { arrays += [("twin.time.fast", time.fast), ("twin.time.slow", time.slow)] }
-        return (String(decoding: try JSONEncoder().encode(saved), as: UTF8.self), pointers, arrays)
+                          change: line, differences: differences.values.map(\.bitPattern), adamSteps: state.optimizer.stepCount,
+                          refinement: state.refinement.snapshot(), timeStarted: time?.started, timeGuardFallbacks: time?.guardFallbacks)
+        // The parameters go after the main run's time sections, as files since version 2 have them.
+        let arrays = [(Self.sectionPrefix + "params", state.params.values)] + (time?.sections ?? [])
+        return (String(decoding: try JSONEncoder().encode(saved), as: UTF8.self), state.optimizerSections(prefix: Self.sectionPrefix), arrays)
     }
 
     /// The checkpoint's twin for `trainer` (whose model and refinement setup it must fit), or nil
@@ -69,29 +63,19 @@ extension Twin {
         guard saved.version == Saved.currentVersion else {
             throw CheckpointError("checkpoint's twin has version \(saved.version); this gradflow reads version \(Saved.currentVersion)")
         }
-        let count = t.model.layout.count
-        var params = [Float](repeating: 0, count: count)
-        try params.withUnsafeMutableBufferPointer { try ckpt.load("twin.params", into: $0.baseAddress!, count: count) }
-        let optimizer = AdamW(config: t.config.adam, count: count)
-        try ckpt.load("twin.adam.m", into: optimizer.m, count: count)
-        try ckpt.load("twin.adam.v", into: optimizer.v, count: count)
-        try ckpt.load("twin.adam.previousGrad", into: optimizer.previousGrad, count: count)
-        try ckpt.load("twin.adam.previousUpdate", into: optimizer.previousUpdate, count: count)
-        optimizer.stepCount = saved.adamSteps
-        let engine: RefinementEngine
+        // A copy of the main state gives the shape; the checkpoint's values replace its arenas and
+        // refinement (the guard window, data cursor and last loss a twin carries but does not use).
+        let state = t.main.copy()
+        try state.loadArenas(ckpt, prefix: Self.sectionPrefix, adamSteps: saved.adamSteps)
         do {
-            engine = try RefinementEngine(setup: t.engine.setup, layout: t.model.layout, heads: t.engine.heads,
-                                          totalSteps: t.config.steps, context: t.config.context)
-            try engine.restore(saved.refinement)
+            try state.refinement.restore(saved.refinement)
             if let started = saved.timeStarted {
                 guard let fast = ckpt.sections["twin.time.fast"], let slow = ckpt.sections["twin.time.slow"] else {
                     throw CheckpointError("checkpoint's twin has a time axis but no sections twin.time.fast and twin.time.slow")
                 }
-                try engine.startTimeFilter()
-                try engine.timeFilter!.restore(TimeBandFilter.State(fast: fast, slow: slow, started: started.map { $0 == "1" },
-                                                                    guardFallbacks: saved.timeGuardFallbacks ?? 0))
+                try state.loadTime(fast: fast, slow: slow, started: started, guardFallbacks: saved.timeGuardFallbacks ?? 0)
             } else {
-                engine.dropTimeFilter()
+                state.refinement.dropTimeFilter()
             }
         } catch let e as CheckpointError {
             throw e
@@ -101,8 +85,8 @@ extension Twin {
         guard case let .event(change)? = try? RecordDecoder.record(Array(saved.change.utf8)) else {
             throw CheckpointError("checkpoint's twin: its change event is unreadable ('\(saved.change)')")
         }
-        let twin = Twin(params: params, optimizer: optimizer, engine: engine, changeStep: saved.changeStep,
-                        windowSteps: saved.windowSteps, change: change, description: saved.description)
+        let twin = Twin(state: state, changeStep: saved.changeStep, windowSteps: saved.windowSteps, change: change,
+                        description: saved.description)
         twin.differences = PairedDifferences(values: saved.differences.map(Double.init(bitPattern:)))
         twin.closedAtStep = saved.closedAtStep
         return twin

@@ -4,14 +4,13 @@ import Model
 import Refinement
 import Telemetry
 
-/// The paired twin of an intervention (DESIGN §2.1): a second training state forked just before
-/// the change, stepped on the same batches with the old settings, so that d_t = loss_main −
-/// loss_twin measures the change and nothing else. It owns its parameters, optimizer and
-/// refinement engine; activations and gradients are the model's scratch, shared with the main run.
+/// The paired twin of an intervention (docs/ARCHITECTURE.md §3; its statistics: docs/METHOD.md):
+/// a second run state forked just before the change, stepped on the same batches with the old
+/// settings, so that d_t = loss_main − loss_twin measures the change and nothing else. Its state is stepped by the same `Trainer.step(_:batch:)` as the main
+/// run's; activations and gradients are the model's scratch, shared with the main run.
 final class Twin {
-    var params: [Float]
-    var optimizer: AdamW
-    var engine: RefinementEngine
+    /// The twin's run state (its own parameters, optimizer and refinement).
+    var state: RunState
     /// Step of the change (the boundary where the window opened).
     let changeStep: Int
     let windowSteps: Int
@@ -21,12 +20,9 @@ final class Twin {
     /// Set once the verdict is out: the twin no longer steps, and is kept for a revert.
     var closedAtStep: Int?
 
-    init(params: [Float], optimizer: AdamW, engine: RefinementEngine, changeStep: Int, windowSteps: Int, change: EventRecord,
-         description: String) {
+    init(state: RunState, changeStep: Int, windowSteps: Int, change: EventRecord, description: String) {
         changeDescription = description
-        self.params = params
-        self.optimizer = optimizer
-        self.engine = engine
+        self.state = state
         self.changeStep = changeStep
         self.windowSteps = windowSteps
         self.change = change
@@ -89,36 +85,21 @@ extension Trainer {
         openTwin(before: engine.snapshot(), change: e)
     }
 
+    /// Forks the twin from the main run's state, with the refinement as it was before the change.
     private func openTwin(before: RefinementEngine.Snapshot, change: EventRecord) {
-        let n = model.layout.count
-        twin = Twin(params: Array(UnsafeBufferPointer(start: model.params, count: n)), optimizer: optimizer.copy(),
-                    engine: engine.copy(as: before, layout: model.layout, totalSteps: config.steps, context: config.context),
-                    changeStep: step, windowSteps: interventions.twinSteps, change: change, description: describe(change))
+        let state = RunState(params: ParameterArena(copying: main.params), optimizer: main.optimizer.copy(),
+                             refinement: main.refinement.copy(as: before), guardWindow: main.guardWindow,
+                             data: main.data, lastLoss: main.lastLoss)
+        twin = Twin(state: state, changeStep: step, windowSteps: interventions.twinSteps, change: change,
+                    description: describe(change))
     }
 
-    /// Exchanges the live state with the twin's (parameters by value, optimizer and engine by reference).
-    private func swapTwin(_ twin: Twin) {
-        let n = model.layout.count
-        twin.params.withUnsafeMutableBufferPointer { tp in
-            let a = model.params, b = tp.baseAddress!
-            model.parallel.chunks(n, minimumChunk: 65_536) { _, r in
-                for i in r { let x = a[i]; a[i] = b[i]; b[i] = x }
-            }
-        }
-        swap(&optimizer, &twin.optimizer)
-        swap(&engine, &twin.engine)
-    }
-
-    /// Steps the open twin on the batch the main run just used; fills the record's twin sample and
-    /// counts the twin's time in the step's (tokens/s stay main-run tokens).
+    /// Steps the open twin's state on the batch the main run just used; fills the record's twin
+    /// sample and counts the twin's time in the step's (tokens/s stay main-run tokens).
     func stepTwin(_ record: inout StepRecord) {
         guard let twin, twin.isOpen else { return }
         let t0 = Date()
-        let mainLast = lastLoss
-        swapTwin(twin)
-        let twinRecord = trainStep(freshBatch: false)
-        swapTwin(twin)
-        lastLoss = mainLast
+        let twinRecord = step(&twin.state, batch: .current).record
         twin.differences.append(record.loss - twinRecord.loss)
         let ci = twin.differences.interval
         record.twin = TwinSample(loss: twinRecord.loss, pairedSteps: twin.differences.count, windowSteps: twin.windowSteps,
@@ -139,9 +120,7 @@ extension Trainer {
         var validation: [VerdictInfo.DomainDelta] = []
         if twin.differences.count > 0 {
             let main = domainLosses()
-            swapTwin(twin)
-            let other = domainLosses()
-            swapTwin(twin)
+            let other = domainLosses(parameters: UnsafePointer(twin.state.params.pointer))
             validation = zip(main, other).map { VerdictInfo.DomainDelta(name: $0.name, delta: $0.loss - $1.loss) }
         }
         let d = twin.differences
@@ -158,7 +137,8 @@ extension Trainer {
 
     /// Makes the twin the main run. While its window is open the verdict so far goes out first
     /// (partial); after the verdict the twin's state at the window's end is taken and the main
-    /// run's steps since are lost (the data order moves on).
+    /// run's steps since are lost. The main run keeps its data cursor (the data order moves on),
+    /// its last loss and the guard's window (which judges the losses the run published).
     func revertToTwin(answering command: Command) {
         let source = command.source
         guard let twin else {
@@ -168,9 +148,10 @@ extension Trainer {
         }
         closeTwin(partial: true)
         let lost = step - (twin.closedAtStep ?? step)
-        twin.params.withUnsafeBufferPointer { model.params.update(from: $0.baseAddress!, count: model.layout.count) }
-        optimizer = twin.optimizer
-        engine = twin.engine
+        // The parameters move into the model's arena; the optimizer and refinement are taken over.
+        main.params.assign(from: twin.state.params)
+        main = RunState(params: main.params, optimizer: twin.state.optimizer, refinement: twin.state.refinement,
+                        guardWindow: main.guardWindow, data: main.data, lastLoss: main.lastLoss)
         self.twin = nil
         divergence.changesSinceSnapshot.append("revert of \(twin.changeDescription) (step \(step))")
         var message = "reverted \(twin.changeDescription) of step \(twin.changeStep): the twin is the main run"
@@ -179,10 +160,12 @@ extension Trainer {
                                                 layer: twin.change.layer, source: source, message: message))
     }
 
-    /// Validation loss per domain, the same windows as `evaluate()`, without the extras.
-    func domainLosses() -> [DomainEval] {
+    /// Validation loss per domain, the same windows as `evaluate()`, without the extras; with
+    /// the main run's parameters or another state's (`parameters`).
+    func domainLosses(parameters: UnsafePointer<Float>? = nil) -> [DomainEval] {
         validationSets.map { name, d in
-            DomainEval(name: name, loss: validationLoss(d, T: config.context, window: nil, collectPositions: false).loss)
+            DomainEval(name: name, loss: validationLoss(d, T: config.context, window: nil, collectPositions: false,
+                                                       parameters: parameters).loss)
         }
     }
 

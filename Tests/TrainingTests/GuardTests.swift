@@ -104,17 +104,20 @@ private func guardSettings(_ body: (inout DivergenceSettings) -> Void = { _ in }
         #expect(bumped.warnings[0].message.hasPrefix("loss bump"))
     }
 
-    @Test func rollbackRestoresTheRuleOfItsSnapshot() {
+    @Test func rollbackRestoresTheRuleOfItsSnapshot() throws {
         // Before the snapshot the loss is about 2; after it, the task is learned (0.03). The state
         // a rollback restores is judged against the losses of its own time, not the later ones.
+        let trainer = try Trainer(config: tinyConfig(), refinement: RefinementConfig(), train: try ByteDataset.embedded(),
+                                  evalDomains: [], bus: RecordBus(), runDirectory: nil)
         var g = DivergenceGuard(settings: DivergenceSettings())
-        for i in 0..<50 { _ = g.check(loss: 2 + 0.01 * Double(i % 3), gradNorm: 1) }
-        g.snapshotTaken()
-        for i in 0..<50 { _ = g.check(loss: 0.03 + 0.001 * Double(i % 3), gradNorm: 1) }
-        #expect(g.rule.divergence(loss: 1.9, gradNorm: 1) != nil)
-        g.rolledBack()
-        #expect(g.rule.divergence(loss: 1.9, gradNorm: 1) == nil)
-        #expect(g.rule.divergence(loss: 3.5, gradNorm: 1) != nil)
+        var state = trainer.main
+        for i in 0..<50 { _ = state.guardWindow.observe(loss: 2 + 0.01 * Double(i % 3), gradNorm: 1) }
+        g.takeSnapshot(of: state, step: 50)
+        for i in 0..<50 { _ = state.guardWindow.observe(loss: 0.03 + 0.001 * Double(i % 3), gradNorm: 1) }
+        #expect(state.guardWindow.divergence(loss: 1.9, gradNorm: 1) != nil)
+        #expect(g.rollBack(&state) == 50)
+        #expect(state.guardWindow.divergence(loss: 1.9, gradNorm: 1) == nil)
+        #expect(state.guardWindow.divergence(loss: 3.5, gradNorm: 1) != nil)
     }
 
     @Test func repeatedDivergenceIsCountedInItsWindow() {

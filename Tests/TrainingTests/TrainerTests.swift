@@ -215,16 +215,20 @@ func temporaryDirectory() -> String {
     @Test func restoringAStateFromBeforeTheTimeAxisDropsItsEMAs() throws {
         let trainer = try Trainer(config: tinyConfig(steps: 20), refinement: RefinementConfig(), train: try ByteDataset.embedded(),
                                   evalDomains: [], bus: RecordBus(), runDirectory: nil)
-        let state = trainer.captureState()
+        let state = trainer.main.copy()
+        func restore() {
+            trainer.main.assign(from: state)
+            trainer.step = 0
+        }
         func steps(_ n: Int) -> [Double] { (0..<n).map { _ in let r = trainer.trainStep(); trainer.advance(); return r.loss } }
         #expect(trainer.engine.timeFilter == nil)
         let first = steps(3)
-        trainer.restore(state: state)
+        restore()
         #expect(steps(3) == first, "restore, the same steps: the same losses")
         _ = trainer.engine.apply(.setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: .key), step: trainer.step, t: 0)
         #expect(trainer.engine.timeFilter != nil)
         _ = steps(2)
-        trainer.restore(state: state)
+        restore()
         #expect(trainer.engine.timeFilter == nil, "the restored state had the time axis off")
         #expect(!trainer.engine.weights.isOn(.time))
         #expect(steps(3) == first, "after the restore the same steps give the same losses")

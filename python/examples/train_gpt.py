@@ -15,7 +15,7 @@ steps, cosine decay to 10 % of the peak at the last step, gradient clipping at 1
 initialisation with the residual projections scaled by 1/√(2·layers).
 
 Data: ``--data PATH`` (a text file, or a folder of .txt files), read as bytes; the last 10 % of each
-file is validation. Default: the repository's Sources/Training/Resources/default-corpus.txt (named
+file is validation. Default: the repository's Sources/Corpus/Resources/default-corpus.txt (named
 ``shakespeare``, as the Swift trainer names its embedded copy, so runs of both compare). The batch of
 step n is drawn from a generator seeded with (seed, n), so ``--resume`` continues with the batches an
 uninterrupted run would have seen.
@@ -39,7 +39,7 @@ except ImportError:  # run from a checkout without installing the package
 from gradflow.refine import BandedCausalSelfAttention, Refiner
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_CORPUS = os.path.normpath(os.path.join(HERE, "..", "..", "Sources", "Training", "Resources",
+DEFAULT_CORPUS = os.path.normpath(os.path.join(HERE, "..", "..", "Sources", "Corpus", "Resources",
                                                "default-corpus.txt"))
 CONTEXT_GAIN_WINDOWS = (8, 32, 64)  # the Swift trainer's ΔL(c) windows
 

@@ -214,7 +214,7 @@ public struct FNV1a: Sendable {
     public var hex: String { String(format: "%016llx", value) }
 }
 
-/// The default corpus, Sources/Training/Resources/default-corpus.txt (its one source), compiled in:
+/// The default corpus, Sources/Corpus/Resources/default-corpus.txt (its one source), compiled in:
 /// the Embed build plugin (scripts/embed.sh) turns the file into `DefaultCorpus.text` before every
 /// build, so editing the text file is all it takes to change it.
 enum DefaultCorpus {

@@ -1,7 +1,14 @@
 import Foundation
 import Model
 import Testing
-@testable import Training
+@testable import Corpus
+
+/// A fresh folder under the system's temporary directory.
+private func temporaryDirectory() -> String {
+    let path = NSTemporaryDirectory() + "gradflow-test-" + UUID().uuidString
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
 
 /// `--data` maps its files and copies none of them (issue 20, item 3): folders of shards, the
 /// per-file validation split, windows across file seams, the fingerprint, and private memory.

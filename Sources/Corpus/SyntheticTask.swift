@@ -32,6 +32,7 @@ import Model
 /// the byte to retrieve); items are placed so that every context band (local/phrase/long, the
 /// trainer's band edges) gets answers, which lets accuracy be reported per band.
 public struct SyntheticTask: Sendable, Equatable {
+    /// Which generator (`synthetic:NAME`).
     public enum Kind: String, Sendable, CaseIterable {
         case recall
         case copy
@@ -300,8 +301,8 @@ public struct SyntheticTask: Sendable, Equatable {
     }
 
     /// Writes a window into row `b` of inputs/targets/mask.
-    static func fill(_ w: Window, row b: Int, T: Int, inputs: UnsafeMutablePointer<Int32>,
-                     targets: UnsafeMutablePointer<Int32>, mask: UnsafeMutablePointer<Float>?) {
+    public static func fill(_ w: Window, row b: Int, T: Int, inputs: UnsafeMutablePointer<Int32>,
+                            targets: UnsafeMutablePointer<Int32>, mask: UnsafeMutablePointer<Float>?) {
         for t in 0..<T {
             inputs[b * T + t] = Int32(w.bytes[t])
             targets[b * T + t] = Int32(w.bytes[t + 1])

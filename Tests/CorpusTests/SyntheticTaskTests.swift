@@ -1,6 +1,6 @@
 import Model
 import Testing
-@testable import Training
+@testable import Corpus
 
 @Suite struct SyntheticTaskTests {
     @Test func recallWindowsPutAnswersInEveryBand() throws {
