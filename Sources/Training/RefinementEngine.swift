@@ -310,12 +310,17 @@ extension RefinementEngine {
     }
 
     /// A second engine in the state `snapshot` (weights, policies, meters) with a copy of this
-    /// engine's time-band EMAs where the run's settings have the time axis on: the refinement of
+    /// engine's time-band EMAs whenever it has them: the refinement of
     /// a twin, forked from the state just before a change.
     func copy(as snapshot: Snapshot) -> RefinementEngine {
         let e = try! RefinementEngine(setup: setup, layout: layout, heads: heads, totalSteps: totalSteps, context: context)
         try! e.restore(snapshot)
-        if let time = timeFilter?.saveState() { try! e.timeFilter?.restore(time) }
+        // The EMAs too, also when the time axis was turned on after the run began (the new
+        // engine's setup has it off then): a twin without them would measure the time axis too.
+        if let time = timeFilter?.saveState() {
+            try! e.startTimeFilter()
+            try! e.timeFilter!.restore(time)
+        }
         return e
     }
 

@@ -43,4 +43,26 @@ import Testing
         #expect(!withoutTwin.events.contains { $0.kind == .verdict })
         #expect(withTwin.losses.count == 40 && withTwin.losses == withoutTwin.losses)
     }
+
+    /// An A/A twin opened after the time axis was turned on mid-run starts from the same state,
+    /// EMAs included, so it steps exactly as the main run does: d = 0 at every paired step.
+    @Test func anAATwinAfterTheTimeAxisWasTurnedOnTracksTheMainRunExactly() throws {
+        let refinement = try RefinementConfig(flags: RefinementFlags(adaptive: "context,depth", policyWarmup: "4"))
+        let bus = RecordBus()
+        let sub = bus.subscribe(name: "test", capacity: 1 << 20)
+        let trainer = try Trainer(config: tinyConfig(steps: 30), refinement: refinement, train: try ByteDataset.embedded(),
+                                  evalDomains: [], bus: bus, runDirectory: nil)
+        var s = InterventionSettings()
+        s.twinSteps = 8
+        s.scheduled = [ScheduledCommand(step: 4, command: .setWeight(WeightTarget(axis: .time, band: 0), 0.5, source: .api)),
+                       ScheduledCommand(step: 16, command: .openTwin(source: .api))]
+        trainer.interventions = s
+        trainer.run()
+        var paired: [(main: Double, twin: Double)] = []
+        for r in sub.drain() {
+            if case let .step(st) = r, let twin = st.twin, twin.changeStep == 16 { paired.append((st.loss, twin.loss)) }
+        }
+        #expect(paired.count == 8)
+        for p in paired { #expect(p.main == p.twin) }
+    }
 }
