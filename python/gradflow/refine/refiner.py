@@ -498,9 +498,9 @@ class DepthMeter:
         """θ before the optimizer step, into the row the update will take, and ‖θ_k‖² from it at
         once (while the row is still in cache)."""
         row = self.buf[self.current ^ 1]
-        params = [p.detach() for p in self.arena.params]
-        for chunk in self.arena.whole:
-            torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(params))
+        with torch.no_grad():   # the parameters themselves as sources (no detach per tensor)
+            for chunk in self.arena.whole:
+                torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(self.arena.params))
         for rows, _, _, res in self._chunk_views():
             theta = rows[2 + (self.current ^ 1)]
             torch.dot(theta, theta, out=res[2])
@@ -527,12 +527,12 @@ class DepthMeter:
         gcur = self.grad_rows.current
         gprev = gcur ^ 1
         cur, prev = self.current ^ 1, self.current
-        params = [p.detach() for p in a.params]
         whole = a.whole[0]
         views = self._chunk_views()
         for rows, g2, _, res in views:
             torch.mv(g2, rows[gcur], out=res[0:2])     # one pass for (⟨g_a, g⟩, ⟨g_b, g⟩)
-        torch._foreach_sub_(whole.targets(a, self.buf[cur]), params)
+        with torch.no_grad():
+            torch._foreach_sub_(whole.targets(a, self.buf[cur]), a.params)
         u, up, scratch = self.buf[cur], self.buf[prev], self.buf[2]
         torch.mul(u, up, out=scratch)
         torch.lt(scratch, 0, out=scratch)
