@@ -165,11 +165,7 @@ class _GradRows:
     time filter's m_f between them (rows g_a, m_f, g_b) so that [g; m_f] is one matrix for either.
 
     ``take`` (in ``before_optimizer``) copies the .grad tensors into the next row — the one gather
-    of the step — and points each parameter's .grad at its view of that row. The tensors .grad held
-    are kept until ``release`` (the model's next forward pass, through a forward pre-hook), where a
-    loop with ``zero_grad(set_to_none=True)`` would have freed them: freeing them earlier, inside
-    the optimizer step, changed how the C allocator reused memory and cost the next forward and
-    backward passes thousands of page faults (measured, about 10 ms a step at preset S). Clipping, the time
+    of the step — and points each parameter's .grad at its view of that row. Clipping, the time
     filter's ĝ and the optimizer then act on the row itself, so after ``optimizer.step()`` it holds
     the gradient the optimizer used and the depth meter reads it without a second gather.
     ``sync`` (in ``finish_step``) copies in any .grad that is not the row's view: a parameter whose
@@ -196,10 +192,6 @@ class _GradRows:
         start = self.buf.data_ptr()
         self._span = (start, start + self.buf.numel() * self.buf.element_size())
         self.prev_lost = False
-        self._kept = None
-
-    def release(self, *_) -> None:
-        self._kept = None
 
     @property
     def row(self) -> torch.Tensor:
@@ -216,7 +208,6 @@ class _GradRows:
         views = self.views[nxt]
         params = self.arena.params
         self.prev_lost = False
-        self._kept = grads
         if self.alias:
             lo, hi = self._span
             inside = [i for i, g in enumerate(grads) if g is not None and lo <= g.data_ptr() < hi]
@@ -756,8 +747,6 @@ class Refiner:
         self.time_betas = (float(time_betas[0]), float(time_betas[1]))
         with_depth = measure or self._modes["depth"] != "off"
         self.grad_rows = _GradRows(self.arena, with_fast=self._modes["time"] != "off") if with_depth else None
-        if self.grad_rows is not None:
-            model.register_forward_pre_hook(self.grad_rows.release)
         self.time_filter = (TimeFilter(self.arena, *self.time_betas, grad_rows=self.grad_rows)
                             if self._modes["time"] != "off" else None)
         if self._modes["time"] == "adaptive" and time_lambda > 0 and total_steps is None:
