@@ -160,88 +160,6 @@ def _total(sums: List[torch.Tensor], width: int) -> List[List[float]]:
     return [values[i:i + width] for i in range(0, len(values), width)]
 
 
-class _GradRows:
-    """The gradient of this step and of the previous one, in two arena rows taken in turn, with the
-    time filter's m_f between them (rows g_a, m_f, g_b) so that [g; m_f] is one matrix for either.
-
-    ``take`` (in ``before_optimizer``) copies the .grad tensors into the next row — the one gather
-    of the step — and points each parameter's .grad at its view of that row. Clipping, the time
-    filter's ĝ and the optimizer then act on the row itself, so after ``optimizer.step()`` it holds
-    the gradient the optimizer used and the depth meter reads it without a second gather.
-    ``sync`` (in ``finish_step``) copies in any .grad that is not the row's view: a parameter whose
-    .grad the loop replaced, or one that cannot alias the row (another dtype, a non-contiguous
-    parameter). A loop that zeroes .grad in place (``zero_grad(set_to_none=False)``) would zero
-    the previous gradient with it: the first step that shows it (.grad still inside the rows at
-    ``take``) gets its parameters their own .grad tensors back, stops pointing .grad at the rows
-    from then on (a second gather in ``sync`` each step, as before) and leaves cos(g_t, g_t−1) of
-    that one step unobserved."""
-
-    def __init__(self, arena: _Arena, with_fast: bool):
-        self.arena = arena
-        self.buf = arena.buffer(3 if with_fast else 2)
-        index = (0, 2) if with_fast else (0, 1)
-        self.rows = [self.buf[i] for i in index]
-        self.fast = self.buf[1] if with_fast else None
-        self.pair = self.buf[0::2] if with_fast else self.buf      # [g_a; g_b]
-        # [g; m_f] for row a, [m_f; g] for row b (its products come out in the other order).
-        self.with_fast = [self.buf[0:2], self.buf[1:3]] if with_fast else None
-        self.views = [arena.views(r) for r in self.rows]
-        self.current = 0
-        self.alias = True
-        self.aliasable = [p.dtype == self.buf.dtype and p.is_contiguous() for p in arena.params]
-        start = self.buf.data_ptr()
-        self._span = (start, start + self.buf.numel() * self.buf.element_size())
-        self.prev_lost = False
-
-    @property
-    def row(self) -> torch.Tensor:
-        return self.rows[self.current]
-
-    @property
-    def row_views(self) -> List[torch.Tensor]:
-        return self.views[self.current]
-
-    def take(self, grads: List[Optional[torch.Tensor]]) -> List[int]:
-        """Gathers ``grads`` into the next row (zeros where None) and points .grad at it; returns
-        the indices without a gradient."""
-        nxt = self.current ^ 1
-        views = self.views[nxt]
-        params = self.arena.params
-        self.prev_lost = False
-        if self.alias:
-            lo, hi = self._span
-            inside = [i for i, g in enumerate(grads) if g is not None and lo <= g.data_ptr() < hi]
-            if inside:
-                self.alias = False
-                self.prev_lost = True
-        missing = self.arena.gather(views, grads, self.rows[nxt])
-        if self.prev_lost:
-            for i in inside:
-                params[i].grad = views[i].clone()
-        elif self.alias:
-            for i, p in enumerate(params):
-                if grads[i] is not None and self.aliasable[i]:
-                    p.grad = views[i]
-        self.current = nxt
-        return missing
-
-    def sync(self) -> None:
-        """Copies into the current row every .grad that is not its view (zeros for None)."""
-        views = self.views[self.current]
-        dst, src = [], []
-        for i, p in enumerate(self.arena.params):
-            g = p.grad
-            if g is views[i]:
-                continue
-            if g is None:
-                views[i].zero_()
-            elif g.data_ptr() != views[i].data_ptr() or g.dtype != views[i].dtype:
-                dst.append(views[i])
-                src.append(g)
-        if dst:
-            torch._foreach_copy_(dst, src)
-
-
 # ---------------------------------------------------------------------------------------------
 # Time axis
 
@@ -251,28 +169,20 @@ class TimeFilter:
     h = g − m_f, mid = m_f − m_s, low = m_s, and ĝ = g + (w_H−1)h + (w_M−1)mid + (w_L−1)low written to
     .grad with the ⟨ĝ, g⟩ ≤ 0 guard. With unit weights .grad is not written."""
 
-    def __init__(self, arena: _Arena, beta_fast: float, beta_slow: float, grad_rows: Optional[_GradRows] = None):
+    def __init__(self, arena: _Arena, beta_fast: float, beta_slow: float):
         for name, beta in (("fast", beta_fast), ("slow", beta_slow)):
             if not 0 <= beta < 1:
                 raise RefineError(f"time bands: the {name} EMA beta must be in [0, 1), got {beta}")
         if beta_fast > beta_slow:
             raise RefineError(f"time bands: the fast beta ({beta_fast}) must not exceed the slow beta ({beta_slow})")
         self.arena, self.beta_fast, self.beta_slow = arena, beta_fast, beta_slow
-        # Rows: g (gathered), m_f, m_s, h (then d = ĝ − g), mid (then scratch). With the depth meter
-        # on, g is the shared gradient row of this step and m_f sits between the two (_GradRows).
-        self.grad_rows = grad_rows if grad_rows is not None and grad_rows.fast is not None else None
-        if self.grad_rows is not None:
-            self.buf = arena.buffer(3)
-            self.rows = [None, self.grad_rows.fast, self.buf[0], self.buf[1], self.buf[2]]
-        else:
-            self.buf = arena.buffer(5)
-            self.rows = [self.buf[r] for r in range(5)]
-        self.views = [None if r is None else arena.views(r) for r in self.rows]
+        # Rows: g (gathered), m_f, m_s, h (then d = ĝ − g), mid (then scratch).
+        self.buf = arena.buffer(5)
+        self.views = [arena.views(self.buf[r]) for r in range(5)]
         self.started = [False] * len(arena.params)
         self.all_started = False
         self.guard_fallbacks = 0
-        self._steady_views = {}
-        self._products = None
+        self._steady_views = None
 
     def step(self, weights: Sequence[float]) -> dict:
         """Updates the EMAs with the current .grad, measures the bands and (for non-unit weights)
@@ -285,18 +195,14 @@ class TimeFilter:
         general = not self.all_started or any(g is None for g in grads)
         missing = [i for i, g in enumerate(grads) if g is None]
         saved = []
-        if self.grad_rows is not None:
-            # Gathered by _GradRows.take (zeros where .grad is None); .grad are its views.
-            self.rows[0], self.views[0] = self.grad_rows.row, self.grad_rows.row_views
         if general:
             # First steps (EMAs start at a tensor's first gradient) and tensors without a gradient.
-            if self.grad_rows is None:
-                a.gather(self.views[0], grads, self.rows[0])
+            a.gather(self.views[0], grads, self.buf[0])
             saved = [(i, self.views[1][i].clone(), self.views[2][i].clone()) for i in missing if self.started[i]]
         sums, piece_sums = [], []
         if general:
             for chunk in a.whole:
-                g, f, s = (self.rows[r][chunk.lo:chunk.hi] for r in range(3))
+                g, f, s = (self.buf[r, chunk.lo:chunk.hi] for r in range(3))
                 sums += [torch.dot(g, g), torch.dot(g, f), torch.dot(f, f)]
                 f.lerp_(g, bf)
                 s.lerp_(g, bs)
@@ -323,24 +229,15 @@ class TimeFilter:
         products already good to about 1e-4. Each operation is a pass over memory that in a
         training step mostly comes from DRAM; the former path made ten."""
         a = self.arena
-        key = self.rows[0].data_ptr()
-        views = self._steady_views.get(key)
-        if views is None:
-            # Slices made once per g row (each slicing costs microseconds of Python); one result tensor.
-            if self._products is None:
-                self._products = torch.zeros(5, dtype=self.buf.dtype, device=self.buf.device)
-            p = self._products
-            if self.grad_rows is None:
-                gf, swapped, targets = self.buf[0:2], False, a.whole[0].targets(a, self.buf[0])
-            else:
-                k = self.grad_rows.current
-                gf, swapped, targets = self.grad_rows.with_fast[k], k == 1, None
-            views = (tuple(self.rows), gf, swapped, p[0:2], p[2], p[3], p[4], targets)
-            self._steady_views[key] = views
-        (g, f, s, d, mid), gf, swapped, out_g, out_ff, out_mm, out_ss, targets = views
-        if targets is not None:
-            torch._foreach_copy_(targets, grads)
-        torch.mv(gf, g, out=out_g)           # ⟨g,g⟩ ⟨m_f,g⟩ (⟨m_f,g⟩ ⟨g,g⟩ when swapped)
+        if self._steady_views is None:
+            # Slices made once (each slicing costs microseconds of Python); one result tensor.
+            p = torch.zeros(5, dtype=self.buf.dtype, device=self.buf.device)
+            self._products = p
+            self._steady_views = (tuple(self.buf[r] for r in range(5)), self.buf[0:2],
+                                  p[0:2], p[2], p[3], p[4], a.whole[0].targets(a, self.buf[0]))
+        (g, f, s, d, mid), gf, out_g, out_ff, out_mm, out_ss, targets = self._steady_views
+        torch._foreach_copy_(targets, grads)
+        torch.mv(gf, g, out=out_g)           # ⟨g,g⟩ ⟨m_f,g⟩
         torch.dot(f, f, out=out_ff)          # ⟨m_f,m_f⟩
         f.lerp_(g, 1 - self.beta_fast)
         s.lerp_(g, 1 - self.beta_slow)
@@ -356,8 +253,6 @@ class TimeFilter:
                 d.add_(s, alpha=cL - cM)
             piece_sums += self._piece_sums(a.whole[0], g, d, mid)
         gg, fg, ff, mm, ll = self._products.tolist()
-        if swapped:
-            gg, fg = fg, gg
         hh = self.beta_fast ** 2 * (gg - 2 * fg + ff)
         return gg, fg, ff, max(hh, 0.0), mm, ll
 
@@ -365,7 +260,7 @@ class TimeFilter:
         """The rest of a step on the whole arena: start the EMAs of new tensors, leave those of
         tensors without a gradient as they were, and measure (bands of missing tensors are 0)."""
         a = self.arena
-        g, f, s, h, mid = self.rows
+        g, f, s, h, mid = self.buf
         # cos terms: a tensor without gradient contributes nothing; one not started has m_f = 0.
         ff_missing = [torch.dot(fi.view(-1), fi.view(-1)) for _, fi, _ in saved]
         for i, started in enumerate(self.started):
@@ -452,14 +347,14 @@ class TimeFilter:
         return fallbacks
 
     def state_dict(self) -> dict:
-        return {"fast": self.rows[1].clone(), "slow": self.rows[2].clone(), "started": list(self.started),
+        return {"fast": self.buf[1].clone(), "slow": self.buf[2].clone(), "started": list(self.started),
                 "guard_fallbacks": self.guard_fallbacks}
 
     def load_state_dict(self, state: dict) -> None:
-        if state["fast"].numel() != self.rows[1].numel() or len(state["started"]) != len(self.started):
+        if state["fast"].numel() != self.buf[1].numel() or len(state["started"]) != len(self.started):
             raise RefineError("time bands: the saved state does not match this model's parameters")
-        self.rows[1].copy_(state["fast"])
-        self.rows[2].copy_(state["slow"])
+        self.buf[1].copy_(state["fast"])
+        self.buf[2].copy_(state["slow"])
         self.started = list(state["started"])
         self.all_started = all(self.started)
         self.guard_fallbacks = int(state["guard_fallbacks"])
@@ -471,16 +366,14 @@ class TimeFilter:
 
 class DepthMeter:
     """Per depth group: ‖g_k‖², ⟨g_t, g_t−1⟩, ‖Δθ_k‖², ⟨Δθ_t, Δθ_t−1⟩, ‖θ_k‖² and the sign flips
-    of the update. The gradients are the two rows of ``_GradRows`` (the newest and the previous,
-    alternating; .grad is the newest row's views while the optimizer runs). Own rows: u_a, u_b (θ
-    before the step, then the update, alternating) and scratch. The update is kept as
+    of the update. Rows: g_a, g_b (the newest and the previous gradient, alternating), u_a, u_b
+    (θ before the step, then the update, alternating), scratch. The update is kept as
     θ_before − θ_after = −Δθ: its norms, products and sign flips are those of Δθ."""
 
-    def __init__(self, arena: _Arena, grad_rows: _GradRows):
+    def __init__(self, arena: _Arena):
         self.arena = arena
-        self.grad_rows = grad_rows
-        self.buf = arena.buffer(3)
-        self.current = 0          # which of the two update rows holds the newest update
+        self.buf = arena.buffer(5)
+        self.current = 0          # which of the two rows holds the newest g (and update)
         self.prev_sq = [[0.0, 0.0] for _ in range(arena.groups)]   # ‖g_t−1‖², ‖Δθ_t−1‖² per group
         self.snapshot_taken = False
         self._views = None
@@ -488,7 +381,7 @@ class DepthMeter:
     def snapshot(self) -> None:
         """θ before the optimizer step, into the row the update will take, and ‖θ_k‖² from it at
         once (while the row is still in cache)."""
-        row = self.buf[self.current ^ 1]
+        row = self.buf[2 + (self.current ^ 1)]
         with torch.no_grad():   # the parameters themselves as sources (no detach per tensor)
             for chunk in self.arena.whole:
                 torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(self.arena.params))
@@ -498,33 +391,37 @@ class DepthMeter:
         self.snapshot_taken = True
 
     def _chunk_views(self):
-        """Per depth chunk: its slices of the rows (g_a, g_b, u_a, u_b, scratch), of [g_a; g_b]
-        and [u_a; u_b], and a slot of 6 results, made once (slicing a tensor costs microseconds of
-        Python each time)."""
+        """Per depth chunk: its slices of the rows and a slot of 6 results, made once (slicing a
+        tensor costs microseconds of Python each time)."""
         if self._views is None:
-            b, gr, lo_hi = self.buf, self.grad_rows, [(c.lo, c.hi) for c in self.arena.chunks]
+            b, lo_hi = self.buf, [(c.lo, c.hi) for c in self.arena.chunks]
             self._results = torch.zeros(len(lo_hi), 6, dtype=b.dtype, device=b.device)
-            self._views = [([gr.rows[0][lo:hi], gr.rows[1][lo:hi], b[0, lo:hi], b[1, lo:hi], b[2, lo:hi]],
-                            gr.pair[:, lo:hi], b[0:2, lo:hi], self._results[k])
+            self._views = [([b[r, lo:hi] for r in range(5)], b[0:2, lo:hi], b[2:4, lo:hi], self._results[k])
                            for k, (lo, hi) in enumerate(lo_hi)]
         return self._views
 
     def measure(self) -> List[dict]:
-        """Forms the update and measures per chunk into one small tensor read back once:
-        ⟨g_a, g⟩ ⟨g_b, g⟩ ‖θ‖² ⟨u_a, u⟩ ⟨u_b, u⟩ flips (a and b the two rows, in row order; which
-        is current is sorted out in Python). g is already in its row (``_GradRows``)."""
+        """Copies g into its row, forms the update, and measures per chunk into one small tensor
+        read back once: ⟨g_a, g⟩ ⟨g_b, g⟩ ‖θ‖² ⟨u_a, u⟩ ⟨u_b, u⟩ flips (a and b the two rows, in
+        row order; which is current is sorted out in Python)."""
         a = self.arena
-        self.grad_rows.sync()
-        gcur = self.grad_rows.current
-        gprev = gcur ^ 1
         cur, prev = self.current ^ 1, self.current
+        grads = [p.grad for p in a.params]
         whole = a.whole[0]
+        if any(g is None for g in grads):
+            for t, g in zip(whole.targets(a, self.buf[cur]), grads):
+                if g is None:
+                    t.zero_()
+                else:
+                    t.copy_(g)
+        else:
+            torch._foreach_copy_(whole.targets(a, self.buf[cur]), grads)
         views = self._chunk_views()
         for rows, g2, _, res in views:
-            torch.mv(g2, rows[gcur], out=res[0:2])     # one pass for (⟨g_a, g⟩, ⟨g_b, g⟩)
+            torch.mv(g2, rows[cur], out=res[0:2])     # one pass for (⟨g_a, g⟩, ⟨g_b, g⟩)
         with torch.no_grad():
-            torch._foreach_sub_(whole.targets(a, self.buf[cur]), a.params)
-        u, up, scratch = self.buf[cur], self.buf[prev], self.buf[2]
+            torch._foreach_sub_(whole.targets(a, self.buf[2 + cur]), a.params)
+        u, up, scratch = self.buf[2 + cur], self.buf[2 + prev], self.buf[4]
         torch.mul(u, up, out=scratch)
         torch.lt(scratch, 0, out=scratch)
         big = {}
@@ -539,33 +436,20 @@ class DepthMeter:
         sums = []
         for k, (gd0, gd1, tt, ud0, ud1, flips) in enumerate(values):
             gdots, udots = (gd0, gd1), (ud0, ud1)
-            sums.append([gdots[gcur], gdots[gprev], tt, udots[cur], udots[prev], big.get(k, flips)])
+            sums.append([gdots[cur], gdots[prev], tt, udots[cur], udots[prev], big.get(k, flips)])
         per_group = [[0.0] * 6 for _ in range(a.groups)]
         for chunk, values in zip(a.chunks, sums):
             for j, v in enumerate(values):
                 per_group[chunk.group][j] += v
         out = []
-        lost = self.grad_rows.prev_lost
         for k, (gg, gdot, tt, uu, udot, flips) in enumerate(per_group):
             out.append({"grad_sq": gg, "grad_dot_prev": gdot, "prev_grad_sq": self.prev_sq[k][0],
                         "update_sq": uu, "update_dot_prev": udot, "prev_update_sq": self.prev_sq[k][1],
-                        "param_sq": tt, "flips": int(round(flips)), "prev_grad_lost": lost})
+                        "param_sq": tt, "flips": int(round(flips))})
             self.prev_sq[k] = [gg, uu]
         self.current = cur
         self.snapshot_taken = False
         return out
-
-    def state_rows(self) -> torch.Tensor:
-        """g_a, g_b, u_a, u_b (the layout saved by earlier versions)."""
-        gr = self.grad_rows
-        return torch.stack([gr.rows[0], gr.rows[1], self.buf[0], self.buf[1]])
-
-    def load_state_rows(self, rows: torch.Tensor, current: int) -> None:
-        self.grad_rows.rows[0].copy_(rows[0])
-        self.grad_rows.rows[1].copy_(rows[1])
-        self.buf[0].copy_(rows[2])
-        self.buf[1].copy_(rows[3])
-        self.current = self.grad_rows.current = current
 
 # ---------------------------------------------------------------------------------------------
 # The refiner
@@ -745,16 +629,13 @@ class Refiner:
         if time_betas is None or len(time_betas) != 2:
             raise RefineError(f"time_betas: expected two betas (β_f, β_s), got {time_betas!r}")
         self.time_betas = (float(time_betas[0]), float(time_betas[1]))
-        with_depth = measure or self._modes["depth"] != "off"
-        self.grad_rows = _GradRows(self.arena, with_fast=self._modes["time"] != "off") if with_depth else None
-        self.time_filter = (TimeFilter(self.arena, *self.time_betas, grad_rows=self.grad_rows)
-                            if self._modes["time"] != "off" else None)
+        self.time_filter = TimeFilter(self.arena, *self.time_betas) if self._modes["time"] != "off" else None
         if self._modes["time"] == "adaptive" and time_lambda > 0 and total_steps is None:
             raise RefineError("time_lambda > 0 needs total_steps (w_L ramps in over 10 % of the planned steps)")
         self.context_policy = core.ContextPolicy(self.context_layers, nb, schedule) if self.context else None
         self.time_policy = core.TimePolicy(total_steps or 0, lam=time_lambda)
         self.depth_policy = core.DepthPolicy(count, schedule)
-        self.depth_meter = DepthMeter(self.arena, self.grad_rows) if with_depth else None
+        self.depth_meter = DepthMeter(self.arena) if (measure or self._modes["depth"] != "off") else None
         self.oscillation = [core.OscillationMeter() for _ in range(count)]
         self.spikes = core.SpikeDetector()
         self._steps_done = 0
@@ -888,9 +769,6 @@ class Refiner:
         """After ``loss.backward()``, before clipping and ``optimizer.step()``: applies the time axis
         to every parameter's .grad and takes the snapshot of θ for the depth statistics."""
         self._time_stats = None
-        if self.grad_rows is not None:
-            # The step's one gather of .grad; .grad then points into the row (see _GradRows).
-            self.grad_rows.take([p.grad for p in self.arena.params])
         if self.time_filter is not None and self._modes["time"] != "off":
             self._time_stats = self.time_filter.step(self._weights["time"])
         if self.depth_meter is not None:
@@ -976,8 +854,7 @@ class Refiner:
                 meter = self.oscillation[k]
                 meter.observe_flips(s["flips"], self.arena.group_sizes[k])
                 if self._steps_done > 0:
-                    if not s["prev_grad_lost"]:
-                        meter.observe_gradients(s["grad_dot_prev"], s["grad_sq"], s["prev_grad_sq"])
+                    meter.observe_gradients(s["grad_dot_prev"], s["grad_sq"], s["prev_grad_sq"])
                     meter.observe_updates(s["update_dot_prev"], s["update_sq"], s["prev_update_sq"])
                 rel = math.sqrt(s["update_sq"] / s["param_sq"]) if s["param_sq"] > 0 else 0.0
                 osc["flip_rate"].append(meter.flip_rate or 0.0)
@@ -1119,7 +996,7 @@ class Refiner:
                  "spikes": copy.deepcopy(self.spikes.__dict__), "steps_done": self._steps_done,
                  "time_filter": self.time_filter.state_dict() if self.time_filter else None}
         if self.depth_meter is not None:
-            state["depth_meter"] = {"buf": self.depth_meter.state_rows(), "current": self.depth_meter.current,
+            state["depth_meter"] = {"buf": self.depth_meter.buf[:4].clone(), "current": self.depth_meter.current,
                                     "prev_sq": copy.deepcopy(self.depth_meter.prev_sq)}
         return state
 
@@ -1137,9 +1014,10 @@ class Refiner:
         self._steps_done = state["steps_done"]
         if state.get("time_filter") is not None:
             if self.time_filter is None:
-                self.time_filter = TimeFilter(self.arena, *self.time_betas, grad_rows=self.grad_rows)
+                self.time_filter = TimeFilter(self.arena, *self.time_betas)
             self.time_filter.load_state_dict(state["time_filter"])
         if self.depth_meter is not None and "depth_meter" in state:
-            self.depth_meter.load_state_rows(state["depth_meter"]["buf"], state["depth_meter"]["current"])
+            self.depth_meter.buf[:4].copy_(state["depth_meter"]["buf"])
+            self.depth_meter.current = state["depth_meter"]["current"]
             self.depth_meter.prev_sq = copy.deepcopy(state["depth_meter"]["prev_sq"])
         self._sync_context()
