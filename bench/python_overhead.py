@@ -12,6 +12,9 @@ on the CPU, trained from the same initial weights on the same batches by several
   off      Refiner(measure=False): attached, every axis off (should cost nothing)
   time     Refiner(axes="time", measure=False): the time filter alone
   measure  Refiner(): every axis off, the context and depth statistics measured
+  run      ``all`` recorded by gradflow.Run into a temporary folder, as the example does:
+           run.clip_grad (time axis, then clipping), the optimizer hooks (depth axis) and
+           run.step (the refiner's statistics and the step record written each step)
 
 They run interleaved, ``--steps`` steps each per round (the order reversed every other round), for
 ``--rounds`` rounds after ``--warmup`` steps each, so load that drifts on a shared machine hits all
@@ -47,6 +50,7 @@ VARIANTS = {
     "off": dict(measure=False),
     "time": dict(axes=("time",), measure=False),
     "measure": dict(),
+    "run": dict(axes=("context", "time", "depth")),
 }
 
 
@@ -82,6 +86,18 @@ class Trainer:
         self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
         self.step_index = 0
         self.phases = {"before_optimizer": [], "apply_depth": [], "finish_step": []}
+        self.run = None
+        if variant == "run":
+            import atexit
+            import shutil
+            import tempfile
+            import gradflow
+            folder = tempfile.mkdtemp(prefix="gradflow-overhead-")
+            atexit.register(shutil.rmtree, folder, True)
+            self.run = gradflow.Run(os.path.join(folder, "run"), total_steps=1_000_000, model=self.model,
+                                    optimizer=self.opt, refine=self.refiner, handle_signals=False,
+                                    checkpoint_at_end=False, preset="S")
+            atexit.register(self.run.close)
 
     def _phase(self, name, fn, *args):
         a = time.thread_time()
@@ -96,6 +112,12 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         _, loss = self.model(x, y)
         loss.backward()
+        if self.run is not None:
+            self.run.clip_grad(1.0)
+            self.opt.step()
+            self.run.step(loss=loss, tokens=x.numel())
+            self.step_index += 1
+            return time.perf_counter() - t0, time.thread_time() - c0
         r = self.refiner
         if r is not None:
             self._phase("before_optimizer", r.before_optimizer, self.step_index)

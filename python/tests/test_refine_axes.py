@@ -32,7 +32,7 @@ def groups_by_dim(model, wd=0.1):
     return [{"params": decay, "weight_decay": wd}, {"params": plain, "weight_decay": 0.0}]
 
 
-def train(model, data, refiner=None, lr=3e-3, clip=1.0):
+def train(model, data, refiner=None, lr=3e-3, clip=1.0, set_to_none=True):
     if refiner is not None:
         opt = torch.optim.AdamW(refiner.param_groups(weight_decay=0.1), lr=lr, betas=(0.9, 0.95))
     else:
@@ -49,18 +49,19 @@ def train(model, data, refiner=None, lr=3e-3, clip=1.0):
         opt.step()
         if refiner is not None:
             records.append(refiner.finish_step(step, loss.item()))
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=set_to_none)
     return records
 
 
-def test_unit_weights_reproduce_plain_adamw_bit_for_bit():
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_unit_weights_reproduce_plain_adamw_bit_for_bit(set_to_none):
     data = batches(6)
     plain = make("plain")
     refined = make("banded")
     refined.load_state_dict(plain.state_dict())
     refiner = Refiner(refined, axes=("context", "time", "depth"))
-    train(plain, data)
-    records = train(refined, data, refiner)
+    train(plain, data, set_to_none=set_to_none)
+    records = train(refined, data, refiner, set_to_none=set_to_none)
     for (name, a), b in zip(plain.named_parameters(), refined.parameters()):
         assert torch.equal(a, b), name
     # Every axis was measured.
@@ -191,17 +192,22 @@ def test_generic_model_grouping_and_explicit_groups():
         Refiner(net, axes="depth", depth_groups=6)
 
 
-def test_oscillation_statistics_match_a_direct_computation():
+@pytest.mark.parametrize("axes,set_to_none", [((), True), ("time", True), ("time", False), ((), False)])
+def test_oscillation_statistics_match_a_direct_computation(axes, set_to_none):
+    """Also with the time axis on, with zero_grad(set_to_none=False) (the refiner's copies of the
+    previous gradient are its own: zeroing .grad in place does not touch them) and with clipping
+    that scales .grad in place between before_optimizer and finish_step."""
     model = make()
-    r = Refiner(model)
+    r = Refiner(model, axes=axes)
     opt = torch.optim.AdamW(r.param_groups(), lr=1e-2)
     groups = [[p for g in r.param_groups() if g["depth_group"] == k for p in g["params"]] for k in range(3)]
     prev_u = prev_g = None
-    flip_ema = [None] * 3
-    for step, (x, y) in enumerate(batches(3)):
+    flip_ema, cos_ema = [None] * 3, [None] * 3
+    for step, (x, y) in enumerate(batches(4)):
         model(x, y)[1].backward()
         r.before_optimizer(step)
         before = [[p.detach().clone() for p in g] for g in groups]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         r.apply_depth(opt)
         opt.step()
         grads = [torch.cat([p.grad.reshape(-1) for p in g]).double() for g in groups]
@@ -215,13 +221,72 @@ def test_oscillation_statistics_match_a_direct_computation():
             rate = flips / ups[k].numel()
             flip_ema[k] = rate if flip_ema[k] is None else 0.9 * flip_ema[k] + 0.1 * rate
             assert rec["oscillation"]["flip_rate"][k] == pytest.approx(flip_ema[k], abs=1e-9)
-            if prev_g is not None and step == 1:
-                cos = torch.dot(grads[k], prev_g[k]) / (grads[k].norm() * prev_g[k].norm())
-                assert rec["oscillation"]["grad_cos"][k] == pytest.approx(cos.item(), rel=1e-4, abs=1e-6)
+            if prev_g is not None:
+                cos = (torch.dot(grads[k], prev_g[k]) / (grads[k].norm() * prev_g[k].norm())).item()
+                cos_ema[k] = cos if cos_ema[k] is None else 0.9 * cos_ema[k] + 0.1 * cos
+            assert rec["oscillation"]["grad_cos"][k] == pytest.approx(cos_ema[k] or 0.0, rel=1e-4, abs=1e-6)
         if step == 0:
             assert "update_cos" not in rec["oscillation"]
         prev_u, prev_g = ups, grads
+        opt.zero_grad(set_to_none=set_to_none)
+
+
+def test_gradient_replaced_after_before_optimizer_is_measured():
+    """A loop that puts a new tensor in .grad between before_optimizer and finish_step: the depth
+    statistics measure the gradient the optimizer used, and the refiner keeps the loop's tensor."""
+    model = make()
+    r = Refiner(model, axes="time")
+    opt = torch.optim.SGD(r.param_groups(), lr=1e-2)
+    for step, (x, y) in enumerate(batches(2)):
+        model(x, y)[1].backward()
+        r.before_optimizer(step)
+        for p in model.parameters():
+            p.grad = p.grad * 0.5
+        mine = [p.grad for p in model.parameters()]
+        opt.step()
+        grads = [torch.cat([p.grad.reshape(-1) for g in r.param_groups() if g["depth_group"] == k
+                            for p in g["params"]]).double() for k in range(3)]
+        rec = r.finish_step(step, 1.0)
+        for k in range(3):
+            assert rec["axes"]["depth"]["energy"][k] == pytest.approx(grads[k].norm().item(), rel=1e-5)
+        assert all(p.grad is g for p, g in zip(model.parameters(), mine))
         opt.zero_grad()
+
+
+def _forward_pre_hooks(model):
+    hooks = sum(len(m._forward_pre_hooks) for m in model.modules())
+    return hooks + len(torch.nn.modules.module._global_forward_pre_hooks)
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_refiner_never_replaces_grad_tensors_nor_hooks_the_model(set_to_none):
+    """The refiner reads and writes .grad in place only: every parameter's .grad is the same tensor
+    (id and data_ptr) from loss.backward() to after finish_step — with the time axis writing ĝ,
+    clipping and the optimizer in between — and with zero_grad(set_to_none=False) across steps
+    too; and it registers no forward pre-hook on the model (nor a global one). Wrappers such as
+    DDP's gradient_as_bucket_view, FSDP or a CUDA-graph-captured optimizer rely on both."""
+    model = make()
+    hooks = _forward_pre_hooks(model)
+    r = Refiner(model, weights={"context": [1.0, 2.0], "time": [0.5, 1.2, 1.0], "depth": [1.0, 1.0, 1.5]})
+    assert _forward_pre_hooks(model) == hooks
+    opt = torch.optim.AdamW(r.param_groups(weight_decay=0.1), lr=1e-2)
+    first = None
+    for step, (x, y) in enumerate(batches(4)):
+        model(x, y)[1].backward()
+        held = [(id(p.grad), p.grad.data_ptr()) for p in model.parameters()]
+        if not set_to_none:
+            first = first or held
+            assert held == first
+        r.before_optimizer(step)
+        assert [(id(p.grad), p.grad.data_ptr()) for p in model.parameters()] == held
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        r.apply_depth(opt)
+        opt.step()
+        rec = r.finish_step(step, 1.0)
+        assert [(id(p.grad), p.grad.data_ptr()) for p in model.parameters()] == held
+        assert _forward_pre_hooks(model) == hooks
+        opt.zero_grad(set_to_none=set_to_none)
+    assert rec["axes"]["time"]["weight"] == pytest.approx([0.5, 1.2, 1.0])
 
 
 # --- time axis -------------------------------------------------------------------------------

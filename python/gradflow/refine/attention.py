@@ -154,12 +154,34 @@ class ContextState:
     def reset_statistics(self) -> None:
         nb = self.bands.count
         if getattr(self, "energy", None) is None:
-            self.energy = torch.zeros(self.layers, nb, dtype=torch.float64, device=self.device)
-            self.mass = torch.zeros(self.layers, self.heads, nb, dtype=torch.float64, device=self.device)
+            self._accumulators(torch.float64)
         else:
             self.energy.zero_()
             self.mass.zero_()
         self.queries = [0] * self.layers
+
+    def _accumulators(self, dtype) -> None:
+        """energy [L, nb] and mass [L, H, nb] in ``dtype`` (the attention's, float32 or float64, so
+        that each layer's sums are added in place by one ``addmm_``), contents kept; and each
+        layer's rows, sliced once."""
+        nb = self.bands.count
+        old = getattr(self, "energy", None)
+        energy = torch.zeros(self.layers, nb, dtype=dtype, device=self.device)
+        mass = torch.zeros(self.layers, self.heads, nb, dtype=dtype, device=self.device)
+        if old is not None:
+            energy.copy_(self.energy)
+            mass.copy_(self.mass)
+        self.energy, self.mass = energy, mass
+        self._energy_rows = [energy[l:l + 1] for l in range(self.layers)]
+        self._mass_rows = [mass[l] for l in range(self.layers)]
+
+    def _fast(self, like: torch.Tensor) -> bool:
+        """Whether the sums of ``like`` can be added in place (float32/float64, same device)."""
+        if like.dtype not in (torch.float32, torch.float64) or like.device != self.energy.device:
+            return False
+        if self.energy.dtype != like.dtype:
+            self._accumulators(like.dtype)
+        return True
 
     def _scratch(self, name: str, like: torch.Tensor, shape=None) -> torch.Tensor:
         """A buffer reused from layer to layer and step to step (no allocation per call)."""
@@ -188,7 +210,11 @@ class ContextState:
                 # torch.sum over the leading dims), then Σ over the (i, j) of each band.
                 ones = self._ones(rows.size(0), x)
                 _, indicator = self._table(T, x.device, x.dtype)
-                self.energy[layer] += ((ones @ rows) @ indicator).view(-1)
+                column = torch.mm(ones, rows, out=self._scratch("column", x, (1, T * T)))
+                if self._fast(x):
+                    self._energy_rows[layer].addmm_(column, indicator)
+                else:
+                    self.energy[layer] += (column @ indicator).view(-1)
         return sink
 
     def attend(self, layer: int, att: torch.Tensor, v: torch.Tensor, dropout: nn.Module, training: bool):
@@ -200,7 +226,10 @@ class ContextState:
                 _, indicator = self._table(T, att.device, att.dtype)
                 per_head = self._scratch("heads", att, (H, T, T))
                 torch.sum(att.detach(), dim=0, out=per_head)
-                self.mass[layer] += per_head.view(H, T * T) @ indicator
+                if self._fast(att):
+                    self._mass_rows[layer].addmm_(per_head.view(H, T * T), indicator)
+                else:
+                    self.mass[layer] += per_head.view(H, T * T) @ indicator
                 self.queries[layer] += B * T
         att = dropout(att)
         w = self.weight_matrix(layer, T, att.device, att.dtype) if att.requires_grad or v.requires_grad else None

@@ -379,11 +379,15 @@ class DepthMeter:
         self._views = None
 
     def snapshot(self) -> None:
-        """θ before the optimizer step, into the row the update will take."""
+        """θ before the optimizer step, into the row the update will take, and ‖θ_k‖² from it at
+        once (while the row is still in cache)."""
         row = self.buf[2 + (self.current ^ 1)]
-        params = [p.detach() for p in self.arena.params]
-        for chunk in self.arena.whole:
-            torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(params))
+        with torch.no_grad():   # the parameters themselves as sources (no detach per tensor)
+            for chunk in self.arena.whole:
+                torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(self.arena.params))
+        for rows, _, _, res in self._chunk_views():
+            theta = rows[2 + (self.current ^ 1)]
+            torch.dot(theta, theta, out=res[2])
         self.snapshot_taken = True
 
     def _chunk_views(self):
@@ -403,7 +407,6 @@ class DepthMeter:
         a = self.arena
         cur, prev = self.current ^ 1, self.current
         grads = [p.grad for p in a.params]
-        params = [p.detach() for p in a.params]
         whole = a.whole[0]
         if any(g is None for g in grads):
             for t, g in zip(whole.targets(a, self.buf[cur]), grads):
@@ -415,10 +418,9 @@ class DepthMeter:
             torch._foreach_copy_(whole.targets(a, self.buf[cur]), grads)
         views = self._chunk_views()
         for rows, g2, _, res in views:
-            # One pass for (⟨g_a, g⟩, ⟨g_b, g⟩); ‖θ‖² while the update row still holds θ.
-            torch.mv(g2, rows[cur], out=res[0:2])
-            torch.dot(rows[2 + cur], rows[2 + cur], out=res[2])
-        torch._foreach_sub_(whole.targets(a, self.buf[2 + cur]), params)
+            torch.mv(g2, rows[cur], out=res[0:2])     # one pass for (⟨g_a, g⟩, ⟨g_b, g⟩)
+        with torch.no_grad():
+            torch._foreach_sub_(whole.targets(a, self.buf[2 + cur]), a.params)
         u, up, scratch = self.buf[2 + cur], self.buf[2 + prev], self.buf[4]
         torch.mul(u, up, out=scratch)
         torch.lt(scratch, 0, out=scratch)
