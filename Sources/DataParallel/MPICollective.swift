@@ -148,7 +148,11 @@ public final class MPICollective: Collective {
 
     public func broadcast(_ commands: [Command]) -> [Command] {
         let bytes = broadcast(rank == 0 ? CommandCoding.encode(commands) : [])
-        if rank == 0 { return commands }
+        return rank == 0 ? commands : decodeCommands(bytes)
+    }
+
+    /// Rank 0's commands from their bytes; a failure ends the job.
+    private func decodeCommands(_ bytes: [UInt8]) -> [Command] {
         do {
             return try CommandCoding.decode(bytes)
         } catch {
@@ -164,17 +168,34 @@ public final class MPICollective: Collective {
         return flag != 0
     }
 
+    /// One allreduce (max) of the stop vote and the length of rank 0's encoded commands; the
+    /// commands' bytes follow in a broadcast only when there are some.
+    public func boundary(commands: [Command], stop: Bool) -> (commands: [Command], stop: Bool) {
+        let bytes = rank == 0 ? CommandCoding.encode(commands) : []
+        var words: [Int64] = [stop ? 1 : 0, Int64(bytes.count)]
+        check(gf_mpi_allreduce_sleeping(&words, 2, gf_mpi_int64(), gf_mpi_max(), Self.pollMicroseconds), "allreduce")
+        let agreed = words[0] != 0
+        guard words[1] > 0 else { return ([], agreed) }
+        let received = broadcast(bytes, length: Int(words[1]))
+        return (rank == 0 ? commands : decodeCommands(received), agreed)
+    }
+
     // MARK: - Bytes
 
     /// Rank 0's `bytes` on every rank (other ranks' arguments are ignored).
     public func broadcast(_ bytes: [UInt8]) -> [UInt8] {
         var length = Int64(rank == 0 ? bytes.count : 0)
         check(gf_mpi_bcast_sleeping(&length, 1, gf_mpi_int64(), Self.pollMicroseconds), "broadcast")
-        var buffer = rank == 0 ? bytes : [UInt8](repeating: 0, count: Int(length))
+        return broadcast(bytes, length: Int(length))
+    }
+
+    /// Rank 0's `bytes`, whose length every rank knows, on every rank.
+    private func broadcast(_ bytes: [UInt8], length: Int) -> [UInt8] {
+        var buffer = rank == 0 ? bytes : [UInt8](repeating: 0, count: length)
         var done = 0
         buffer.withUnsafeMutableBytes { raw in
-            while done < Int(length) {
-                let n = min(Int(length) - done, Int(Int32.max))
+            while done < length {
+                let n = min(length - done, Int(Int32.max))
                 check(gf_mpi_bcast_sleeping(raw.baseAddress! + done, Int32(n), gf_mpi_byte(), Self.pollMicroseconds), "broadcast")
                 done += n
             }

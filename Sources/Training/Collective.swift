@@ -23,6 +23,10 @@ public protocol Collective: AnyObject {
     func broadcast(_ commands: [Command]) -> [Command]
     /// True on every rank when any rank asks to stop.
     func agreeToStop(_ stop: Bool) -> Bool
+    /// The step boundary in one exchange: rank 0's commands on every rank (`broadcast`) and
+    /// whether any rank asks to stop (`agreeToStop`). Over a network each collective is a round
+    /// trip, so the boundary of every step is one (two when commands come).
+    func boundary(commands: [Command], stop: Bool) -> (commands: [Command], stop: Bool)
     /// The size of the gradient buckets the trainer hands to `beginAverage` while the backward
     /// pass runs; 0: one `average` of the whole gradient after it.
     var bucketBytes: Int { get }
@@ -36,6 +40,9 @@ public protocol Collective: AnyObject {
 
 extension Collective {
     public var bucketBytes: Int { 0 }
+    public func boundary(commands: [Command], stop: Bool) -> (commands: [Command], stop: Bool) {
+        (broadcast(commands), agreeToStop(stop))
+    }
     public func beginAverage(_ values: UnsafeMutablePointer<Float>, count: Int) { average(values, count: count) }
     public func finishAverages() {}
 

@@ -148,7 +148,6 @@ public final class Trainer: @unchecked Sendable {
         do {
             while step < config.steps {
                 if try handleCommands() { reason = .interrupted; break }
-                if collective.agreeToStop(shouldStop) { reason = .interrupted; break }
                 snapshotIfDue()
                 beforeStep?(self)
                 let result = step(&main, batch: .next)
@@ -281,12 +280,14 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: - Commands
 
-    /// Applies queued commands; returns true when the run should stop.
+    /// Applies queued commands; returns true when the run should stop (a stop command, or a stop
+    /// that any rank asked for: the step boundary's vote).
     private func handleCommands() throws -> Bool {
         // Scheduled changes (--change, --schedule) are rank 0's commands like any other.
         publishSystemFigures()
-        var pending = collective.broadcast(interventions.scheduled.filter { $0.step == step }.map(\.command) + commands.drain()
-                                           + channelCommands())
+        var (pending, stopVoted) = collective.boundary(
+            commands: interventions.scheduled.filter { $0.step == step }.map(\.command) + commands.drain() + channelCommands(),
+            stop: shouldStop)
         while true {
             for c in pending {
                 switch c.action {
@@ -318,10 +319,10 @@ public final class Trainer: @unchecked Sendable {
                     applyChange(c)
                 }
             }
+            if stopVoted { return true }
             guard paused else { return false }
-            if collective.agreeToStop(shouldStop) { return true }
             publishSystemFigures()
-            pending = collective.broadcast(commands.wait(timeout: 0.1) + channelCommands())
+            (pending, stopVoted) = collective.boundary(commands: commands.wait(timeout: 0.1) + channelCommands(), stop: shouldStop)
         }
     }
 
