@@ -19,7 +19,8 @@ public enum GELU {
         while i + 8 <= n {
             let x = VectorMath.load(inp + i)
             let u = k * (x + c * x * x * x)
-            VectorMath.store(0.5 * x * (1 + VectorMath.tanh(u)), out + i)
+            let t = VectorMath.tanh(u)
+            VectorMath.store(0.5 * x * (1 + t), out + i)
             i += 8
         }
         while i < n {
