@@ -146,7 +146,8 @@ public final class GPT {
                                rows: BT, inC: C, outC: 4 * C, parallel: parallel)
             }
             timed(profiler, "gelu") {
-                GELU.forward(out: la.fchGelu, inp: la.fch, count: BT * 4 * C, parallel: parallel)
+                // fch: the pre-activation, replaced by GELU′ of it for the backward pass.
+                GELU.forward(out: la.fchGelu, derivative: la.fch, inp: la.fch, count: BT * 4 * C, parallel: parallel)
             }
             timed(profiler, "matmul") {
                 Matmul.forward(out: la.residual3, inp: la.fchGelu, weight: params + w.fcprojw,
@@ -233,7 +234,7 @@ public final class GPT {
             }
             gradientsReady?(w.fcprojw)
             timed(profiler, "gelu.bwd") {
-                GELU.backward(dinp: a.dfch, inp: la.fch, dout: a.dfch, count: BT * 4 * C, parallel: parallel)
+                GELU.backward(dinp: a.dfch, derivative: la.fch, dout: a.dfch, count: BT * 4 * C, parallel: parallel)
             }
             timed(profiler, "matmul.bwd") {
                 Matmul.backward(dinp: a.dln, dweight: g + w.fcw, dbias: g + w.fcb, dout: a.dfch,
