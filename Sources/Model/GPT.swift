@@ -282,6 +282,8 @@ public final class GPT {
 
 /// Views into one allocation holding every activation of a forward pass and the backward scratch.
 final class Activations {
+    /// After a forward pass `fch` holds GELU′ of the MLP's pre-activation (the backward pass's
+    /// only use of it), not the pre-activation itself.
     struct Layer {
         var ln1, ln1Mean, ln1Rstd, qkv, atty, att, residual2: UnsafeMutablePointer<Float>
         var ln2, ln2Mean, ln2Rstd, fch, fchGelu, residual3: UnsafeMutablePointer<Float>
