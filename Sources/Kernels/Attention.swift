@@ -155,6 +155,27 @@ public struct Attention {
         }
     }
 
+    /// dS = scale · P ⊙ (dP − ⟨P, dP⟩) over one row of `count` entries, in place in `dp`; the dot
+    /// product on 8 lanes (partial sums per lane, then the lanes in order, then the tail).
+    @inline(__always)
+    static func softmaxBackwardRow(p: UnsafePointer<Float>, dp: UnsafeMutablePointer<Float>, count n: Int,
+                                   scale: Float) {
+        var acc = SIMD8<Float>(repeating: 0)
+        var j = 0
+        while j + 8 <= n {
+            acc += VectorMath.load(p + j) * VectorMath.load(dp + j)
+            j += 8
+        }
+        var dot = acc.sum()
+        while j < n { dot += p[j] * dp[j]; j += 1 }
+        j = 0
+        while j + 8 <= n {
+            VectorMath.store(VectorMath.load(p + j) * (VectorMath.load(dp + j) - dot) * scale, dp + j)
+            j += 8
+        }
+        while j < n { dp[j] = p[j] * (dp[j] - dot) * scale; j += 1 }
+    }
+
     /// Floats of scratch that `backward` needs (one T×T matrix per worker).
     public func backwardScratchCount(workers: Int) -> Int { workers * T * T }
 
@@ -198,9 +219,7 @@ public struct Attention {
                     for j in cols { dr[j] *= w }
                 }
             }
-            var dot: Float = 0
-            for j in 0...i { dot += pr[j] * dr[j] }
-            for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+            Attention.softmaxBackwardRow(p: pr, dp: dr, count: i + 1, scale: scale)
             let rowEnd = min(T, (i / block + 1) * block)
             if i + 1 < rowEnd { (dr + i + 1).update(repeating: 0, count: rowEnd - i - 1) }
             if let bands, let weights {

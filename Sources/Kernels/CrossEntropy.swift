@@ -42,10 +42,15 @@ public enum Softmax {
     @inlinable
     public static func row(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int,
                            scale: Float) {
-        var mx = -Float.infinity
-        for i in 0..<n { mx = max(mx, inp[i]) }
-        var sum: Float = 0
+        // The maximum on 8 lanes: exact, so the same value as a scalar scan.
         var i = 0
+        var mx8 = SIMD8<Float>(repeating: -.infinity)
+        while i + 8 <= n { mx8 = VectorMath.max(mx8, VectorMath.load(inp + i)); i += 8 }
+        var mx = mx8[0]
+        for k in 1..<8 { mx = max(mx, mx8[k]) }
+        while i < n { mx = max(mx, inp[i]); i += 1 }
+        var sum: Float = 0
+        i = 0
         var acc = SIMD8<Float>(repeating: 0)
         while i + 8 <= n {
             let e = VectorMath.exp((VectorMath.load(inp + i) - mx) * scale)
@@ -54,13 +59,21 @@ public enum Softmax {
             i += 8
         }
         sum = acc.sum()
-        while i < n {
-            let e = VectorMath.exp((inp[i] - mx) * scale)
-            out[i] = e
-            sum += e
-            i += 1
+        if i < n {
+            // The tail as one vector (the same per-lane function as VectorMath.exp(Float)), its
+            // lanes summed in order as the scalar loop would.
+            var x = SIMD8<Float>(repeating: mx)
+            for k in 0..<(n - i) { x[k] = inp[i + k] }
+            let e = VectorMath.exp((x - mx) * scale)
+            for k in 0..<(n - i) {
+                out[i + k] = e[k]
+                sum += e[k]
+            }
+            i = n
         }
         let inv = 1 / sum
-        for k in 0..<n { out[k] *= inv }
+        i = 0
+        while i + 8 <= n { VectorMath.store(VectorMath.load(out + i) * inv, out + i); i += 8 }
+        while i < n { out[i] *= inv; i += 1 }
     }
 }

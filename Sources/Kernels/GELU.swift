@@ -19,13 +19,69 @@ public enum GELU {
         while i + 8 <= n {
             let x = VectorMath.load(inp + i)
             let u = k * (x + c * x * x * x)
-            VectorMath.store(0.5 * x * (1 + VectorMath.tanh(u)), out + i)
+            let t = VectorMath.tanh(u)
+            VectorMath.store(0.5 * x * (1 + t), out + i)
             i += 8
         }
         while i < n {
             let x = inp[i]
             out[i] = 0.5 * x * (1 + VectorMath.tanh(k * (x + c * x * x * x)))
             i += 1
+        }
+    }
+
+    /// inp [n] → out [n], and derivative [n] = GELU′(inp) (may alias inp: the model overwrites the
+    /// pre-activation, which only the backward pass reads), computed from the same tanh as the
+    /// output; `backward(dinp:derivative:dout:)` is then one multiplication. The derivative is
+    /// the same expression, bit for bit, as the one `backward(dinp:inp:dout:)` recomputes.
+    @inlinable
+    public static func forward(out: UnsafeMutablePointer<Float>, derivative: UnsafeMutablePointer<Float>,
+                               inp: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
+        parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
+            let lo = r.lowerBound * 8
+            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+            forwardRange(out: out + lo, derivative: derivative + lo, inp: inp + lo, count: hi - lo)
+        }
+    }
+
+    @inlinable
+    static func forwardRange(out: UnsafeMutablePointer<Float>, derivative: UnsafeMutablePointer<Float>,
+                             inp: UnsafePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let x = VectorMath.load(inp + i)
+            let u = k * (x + c * x * x * x)
+            let t = VectorMath.tanh(u)
+            let sech2 = 1 - t * t
+            let grad = 0.5 * (1 + t) + 0.5 * x * sech2 * k * (1 + 3 * c * x * x)
+            VectorMath.store(0.5 * x * (1 + t), out + i)
+            VectorMath.store(grad, derivative + i)
+            i += 8
+        }
+        while i < n {
+            let x = inp[i]
+            let t = VectorMath.tanh(k * (x + c * x * x * x))
+            let grad = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * c * x * x)
+            out[i] = 0.5 * x * (1 + t)
+            derivative[i] = grad
+            i += 1
+        }
+    }
+
+    /// dinp [n] = derivative [n] ⊙ dout [n] (dinp may alias dout), with the derivative saved by
+    /// `forward(out:derivative:inp:)`: the same bits as `backward(dinp:inp:dout:)`.
+    @inlinable
+    public static func backward(dinp: UnsafeMutablePointer<Float>, derivative: UnsafePointer<Float>,
+                                dout: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
+        parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
+            let lo = r.lowerBound * 8
+            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+            var i = lo
+            while i + 8 <= hi {
+                VectorMath.store(VectorMath.load(derivative + i) * VectorMath.load(dout + i), dinp + i)
+                i += 8
+            }
+            while i < hi { dinp[i] = derivative[i] * dout[i]; i += 1 }
         }
     }
 

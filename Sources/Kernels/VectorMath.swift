@@ -1,3 +1,7 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
 /// Vectorised elementary functions for the kernels' inner loops.
 ///
 /// libm's scalar `expf`/`tanhf` cost 10–20 ns an element, which at preset M (19 M GELU elements a
@@ -6,8 +10,10 @@
 public enum VectorMath {
     public typealias F8 = SIMD8<Float>
 
-    /// e^x for each lane; inputs below −87.3 give 0, above 88.7 give +inf.
-    @inlinable @inline(__always)
+    /// e^x for each lane; inputs below −87.3 give 0, above 88.7 give +inf. Transparent (always
+    /// inlined): as `@inline(__always)` the compiler still called it, and `tanh`, out of line
+    /// from some loops (GELU forward, softmax), spilling the vectors around each call.
+    @_transparent
     public static func exp(_ x0: F8) -> F8 {
         var x = x0
         x.replace(with: F8(repeating: -87.33654), where: x0 .< -87.33654)
@@ -37,7 +43,7 @@ public enum VectorMath {
     }
 
     /// tanh(x) for each lane, as 1 − 2 / (e^{2x} + 1).
-    @inlinable @inline(__always)
+    @_transparent
     public static func tanh(_ x: F8) -> F8 {
         let e = exp(x + x)
         return 1 - 2 / (e + 1)
@@ -49,6 +55,30 @@ public enum VectorMath {
 
     @inlinable @inline(__always)
     public static func tanh(_ x: Float) -> Float { tanh(F8(repeating: x))[0] }
+
+    /// √x for each lane, correctly rounded (the same bits as `Float.squareRoot()` lane by lane).
+    /// `SIMD8.squareRoot()` compiles to eight scalar square roots, each behind a branch to libm's
+    /// `sqrtf` for negative inputs (errno); on x86-64 this is two SSE `sqrtps` (baseline x86-64,
+    /// so GRADFLOW_PORTABLE builds run it too), which AVX builds may join into one.
+    @inlinable @inline(__always)
+    public static func sqrt(_ x: F8) -> F8 {
+        #if arch(x86_64)
+        return F8(lowHalf: _mm_sqrt_ps(x.lowHalf), highHalf: _mm_sqrt_ps(x.highHalf))
+        #else
+        return x.squareRoot()
+        #endif
+    }
+
+    /// The larger of a and b in each lane (for non-NaN lanes, the same as `pointwiseMax`, which
+    /// the compiler leaves as a call).
+    @inlinable @inline(__always)
+    public static func max(_ a: F8, _ b: F8) -> F8 {
+        #if arch(x86_64)
+        return F8(lowHalf: _mm_max_ps(a.lowHalf, b.lowHalf), highHalf: _mm_max_ps(a.highHalf, b.highHalf))
+        #else
+        return pointwiseMax(a, b)
+        #endif
+    }
 
     @inlinable @inline(__always)
     public static func load(_ p: UnsafePointer<Float>) -> F8 {

@@ -113,12 +113,22 @@ public final class GPT {
                               wpe: params + layout.wpe, B: B, T: T, C: C, parallel: parallel)
         }
         var residual = UnsafePointer(a.encoded)
-        for l in 0..<config.layers {
-            let w = layout.blocks[l], la = a.layers[l]
+        // Each residual connection is fused with the LayerNorm after it (the next block's first,
+        // or the final one); only block 0's first LayerNorm stands alone.
+        if config.layers > 0 {
+            let w = layout.blocks[0], la = a.layers[0]
             timed(profiler, "layernorm") {
                 LayerNorm.forward(out: la.ln1, mean: la.ln1Mean, rstd: la.ln1Rstd, inp: residual,
                                   weight: params + w.ln1w, bias: params + w.ln1b, rows: BT, C: C, parallel: parallel)
             }
+        } else {
+            timed(profiler, "layernorm") {
+                LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: residual,
+                                  weight: params + layout.lnfw, bias: params + layout.lnfb, rows: BT, C: C, parallel: parallel)
+            }
+        }
+        for l in 0..<config.layers {
+            let w = layout.blocks[l], la = a.layers[l]
             timed(profiler, "matmul") {
                 Matmul.forward(out: la.qkv, inp: la.ln1, weight: params + w.qkvw, bias: params + w.qkvb,
                                rows: BT, inC: C, outC: 3 * C, parallel: parallel)
@@ -131,32 +141,34 @@ public final class GPT {
                 Matmul.forward(out: la.residual2, inp: la.atty, weight: params + w.attprojw,
                                bias: params + w.attprojb, rows: BT, inC: C, outC: C, parallel: parallel)
             }
-            timed(profiler, "residual") {
-                Residual.forward(out: la.residual2, a: la.residual2, b: residual, count: BT * C, parallel: parallel)
-            }
-            timed(profiler, "layernorm") {
-                LayerNorm.forward(out: la.ln2, mean: la.ln2Mean, rstd: la.ln2Rstd, inp: la.residual2,
-                                  weight: params + w.ln2w, bias: params + w.ln2b, rows: BT, C: C, parallel: parallel)
+            timed(profiler, "residual+layernorm") {
+                LayerNorm.residualForward(sum: la.residual2, a: la.residual2, b: residual,
+                                          out: la.ln2, mean: la.ln2Mean, rstd: la.ln2Rstd,
+                                          weight: params + w.ln2w, bias: params + w.ln2b, rows: BT, C: C, parallel: parallel)
             }
             timed(profiler, "matmul") {
                 Matmul.forward(out: la.fch, inp: la.ln2, weight: params + w.fcw, bias: params + w.fcb,
                                rows: BT, inC: C, outC: 4 * C, parallel: parallel)
             }
             timed(profiler, "gelu") {
-                GELU.forward(out: la.fchGelu, inp: la.fch, count: BT * 4 * C, parallel: parallel)
+                // fch: the pre-activation, replaced by GELU′ of it for the backward pass.
+                GELU.forward(out: la.fchGelu, derivative: la.fch, inp: la.fch, count: BT * 4 * C, parallel: parallel)
             }
             timed(profiler, "matmul") {
                 Matmul.forward(out: la.residual3, inp: la.fchGelu, weight: params + w.fcprojw,
                                bias: params + w.fcprojb, rows: BT, inC: 4 * C, outC: C, parallel: parallel)
             }
-            timed(profiler, "residual") {
-                Residual.forward(out: la.residual3, a: la.residual3, b: la.residual2, count: BT * C, parallel: parallel)
+            // The next LayerNorm: block l + 1's first, or the final one.
+            let (lnOut, lnMean, lnRstd, lnw, lnb) = l + 1 < config.layers
+                ? (a.layers[l + 1].ln1, a.layers[l + 1].ln1Mean, a.layers[l + 1].ln1Rstd,
+                   layout.blocks[l + 1].ln1w, layout.blocks[l + 1].ln1b)
+                : (a.lnf, a.lnfMean, a.lnfRstd, layout.lnfw, layout.lnfb)
+            timed(profiler, "residual+layernorm") {
+                LayerNorm.residualForward(sum: la.residual3, a: la.residual3, b: la.residual2,
+                                          out: lnOut, mean: lnMean, rstd: lnRstd,
+                                          weight: params + lnw, bias: params + lnb, rows: BT, C: C, parallel: parallel)
             }
             residual = UnsafePointer(la.residual3)
-        }
-        timed(profiler, "layernorm") {
-            LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: residual,
-                              weight: params + layout.lnfw, bias: params + layout.lnfb, rows: BT, C: C, parallel: parallel)
         }
         timed(profiler, "matmul") {
             Matmul.forward(out: a.probs, inp: a.lnf, weight: params + layout.wte, bias: nil,
@@ -229,7 +241,7 @@ public final class GPT {
             }
             gradientsReady?(w.fcprojw)
             timed(profiler, "gelu.bwd") {
-                GELU.backward(dinp: a.dfch, inp: la.fch, dout: a.dfch, count: BT * 4 * C, parallel: parallel)
+                GELU.backward(dinp: a.dfch, derivative: la.fch, dout: a.dfch, count: BT * 4 * C, parallel: parallel)
             }
             timed(profiler, "matmul.bwd") {
                 Matmul.backward(dinp: a.dln, dweight: g + w.fcw, dbias: g + w.fcb, dout: a.dfch,
@@ -278,6 +290,8 @@ public final class GPT {
 
 /// Views into one allocation holding every activation of a forward pass and the backward scratch.
 final class Activations {
+    /// After a forward pass `fch` holds GELU′ of the MLP's pre-activation (the backward pass's
+    /// only use of it), not the pre-activation itself.
     struct Layer {
         var ln1, ln1Mean, ln1Rstd, qkv, atty, att, residual2: UnsafeMutablePointer<Float>
         var ln2, ln2Mean, ln2Rstd, fch, fchGelu, residual3: UnsafeMutablePointer<Float>

@@ -123,7 +123,7 @@ public final class AdamW {
                 VectorMath.store(mi, mm + i)
                 VectorMath.store(vi, vv + i)
                 let old = VectorMath.load(p + i)
-                let new = old * decay - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+                let new = old * decay - stepSize * mi / (VectorMath.sqrt(vi) * invSqrtBc2 + eps)
                 VectorMath.store(new, p + i)
                 let u = new - old
                 let pgi = VectorMath.load(pg + i)

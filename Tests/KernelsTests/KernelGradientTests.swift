@@ -37,9 +37,10 @@ import Testing
         #expect(relativeError(db, numericGradient(bd) { ref(x, wd, $0) }) < Self.tolerance)
     }
 
-    @Test func layerNormBackwardMatchesFiniteDifferences() {
+    /// C = 16 fills 8-lane vectors exactly; C = 21 leaves a scalar tail.
+    @Test(arguments: [16, 21]) func layerNormBackwardMatchesFiniteDifferences(C: Int) {
         var rng = SplitMix(state: 2)
-        let rows = 4, C = 16
+        let rows = 4
         let inp = Buffer(rows * C, &rng, scale: 2).data, w = Buffer(C, &rng).data, b = Buffer(C, &rng).data
         let r = Buffer(rows * C, &rng).data
         func ref(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
@@ -133,5 +134,106 @@ import Testing
         let e = wte.map(Double.init), p = wpe.map(Double.init)
         #expect(relativeError(dwte, numericGradient(e) { ref($0, p) }) < Self.tolerance)
         #expect(relativeError(dwpe, numericGradient(p) { ref(e, $0) }) < Self.tolerance)
+    }
+
+    /// The fused residual + LayerNorm forward equals the residual add followed by LayerNorm, bit
+    /// for bit, for widths with and without a scalar tail and for 1 to 3 workers.
+    @Test(arguments: [8, 37, 384]) func residualLayerNormForwardIsBitIdenticalToTheTwoPasses(C: Int) {
+        var rng = SplitMix(state: 6)
+        let rows = 70
+        let a = Buffer(rows * C, &rng, scale: 3).data, b = Buffer(rows * C, &rng).data
+        let w = Buffer(C, &rng).data, bias = Buffer(C, &rng).data
+        for workers in 1...3 {
+            let parallel = Parallel(threads: workers)
+            var sum1 = [Float](repeating: 0, count: rows * C), out1 = sum1
+            var mean1 = [Float](repeating: 0, count: rows), rstd1 = mean1
+            Residual.forward(out: &sum1, a: a, b: b, count: rows * C, parallel: parallel)
+            LayerNorm.forward(out: &out1, mean: &mean1, rstd: &rstd1, inp: sum1, weight: w, bias: bias,
+                              rows: rows, C: C, parallel: parallel)
+            // In place, as the model calls it: sum aliases a.
+            var sum2 = a, out2 = [Float](repeating: 0, count: rows * C)
+            var mean2 = [Float](repeating: 0, count: rows), rstd2 = mean2
+            sum2.withUnsafeMutableBufferPointer { s in
+                LayerNorm.residualForward(sum: s.baseAddress!, a: s.baseAddress!, b: b, out: &out2, mean: &mean2,
+                                          rstd: &rstd2, weight: w, bias: bias, rows: rows, C: C, parallel: parallel)
+            }
+            #expect(sum1.map(\.bitPattern) == sum2.map(\.bitPattern))
+            #expect(out1.map(\.bitPattern) == out2.map(\.bitPattern))
+            #expect(mean1.map(\.bitPattern) == mean2.map(\.bitPattern))
+            #expect(rstd1.map(\.bitPattern) == rstd2.map(\.bitPattern))
+        }
+    }
+
+    /// Softmax rows of every length from 1 to 41 (vector body and every tail length) against a
+    /// float64 reference.
+    @Test func softmaxRowsOfEveryLengthMatchTheReference() {
+        var rng = SplitMix(state: 7)
+        for n in 1...41 {
+            let x = Buffer(n, &rng, scale: 6).data
+            var out = [Float](repeating: 0, count: n)
+            Softmax.row(out: &out, inp: x, count: n, scale: 0.7)
+            let mx = x.map(Double.init).max()!
+            let e = x.map { Foundation.exp(0.7 * (Double($0) - mx)) }
+            let total = e.reduce(0, +)
+            for i in 0..<n { #expect(abs(Double(out[i]) - e[i] / total) < 1e-6, "n \(n) i \(i)") }
+        }
+    }
+
+    /// The vector square root (AdamW) and maximum (softmax) give the lane-wise scalar results bit
+    /// for bit, including 0, denormals, huge values and +inf.
+    @Test func vectorSquareRootAndMaximumMatchTheScalarOnes() {
+        var rng = SplitMix(state: 8)
+        var xs: [Float] = [0, .leastNonzeroMagnitude, .leastNormalMagnitude, 1, 2, .greatestFiniteMagnitude, .infinity, 1e-30]
+        for _ in 0..<4096 { xs.append(Float(rng.unit()) * Float(pow(10, rng.unit() * 40 - 20))) }
+        while xs.count % 8 != 0 { xs.append(3) }
+        for i in stride(from: 0, to: xs.count, by: 8) {
+            let v = SIMD8<Float>(xs[i..<(i + 8)])
+            let w = SIMD8<Float>(xs[((i + 8) % xs.count)..<((i + 8) % xs.count + 8)]) - 1e-3
+            let r = VectorMath.sqrt(v), m = VectorMath.max(v, w)
+            for k in 0..<8 {
+                #expect(r[k].bitPattern == v[k].squareRoot().bitPattern)
+                #expect(m[k].bitPattern == Swift.max(v[k], w[k]).bitPattern)
+            }
+        }
+    }
+
+    /// The model's GELU path: the forward pass saves GELU′ (in place of its input) and the
+    /// backward pass multiplies. Same output and same gradient bits as the recomputing kernels,
+    /// and the gradient matches finite differences; lengths with and without a scalar tail, 1–3
+    /// workers (the split of a long buffer is covered by n = 20,011).
+    @Test(arguments: [37, 64, 20_011]) func geluSavedDerivativeBackwardMatchesTheRecomputingOne(n: Int) {
+        var rng = SplitMix(state: 9)
+        let inp = Buffer(n, &rng, scale: 4).data, r = Buffer(n, &rng).data
+        for workers in 1...3 {
+            let parallel = Parallel(threads: workers)
+            var out1 = [Float](repeating: 0, count: n), d1 = out1
+            GELU.forward(out: &out1, inp: inp, count: n, parallel: parallel)
+            GELU.backward(dinp: &d1, inp: inp, dout: r, count: n, parallel: parallel)
+            var out2 = [Float](repeating: 0, count: n), saved = inp
+            saved.withUnsafeMutableBufferPointer { s in
+                GELU.forward(out: &out2, derivative: s.baseAddress!, inp: s.baseAddress!, count: n, parallel: parallel)
+            }
+            var d2 = r
+            d2.withUnsafeMutableBufferPointer { d in
+                GELU.backward(dinp: d.baseAddress!, derivative: saved, dout: d.baseAddress!, count: n, parallel: parallel)
+            }
+            #expect(out1.map(\.bitPattern) == out2.map(\.bitPattern))
+            #expect(d1.map(\.bitPattern) == d2.map(\.bitPattern))
+        }
+        if n < 100 {
+            func ref(_ x: [Double]) -> Double {
+                var s = 0.0
+                for i in 0..<n {
+                    let v = x[i]
+                    s += 0.5 * v * (1 + Foundation.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) * Double(r[i])
+                }
+                return s
+            }
+            var out = [Float](repeating: 0, count: n), saved = [Float](repeating: 0, count: n)
+            GELU.forward(out: &out, derivative: &saved, inp: inp, count: n, parallel: testParallel)
+            var dinp = [Float](repeating: 0, count: n)
+            GELU.backward(dinp: &dinp, derivative: saved, dout: r, count: n, parallel: testParallel)
+            #expect(relativeError(dinp, numericGradient(inp.map(Double.init), ref)) < Self.tolerance)
+        }
     }
 }
