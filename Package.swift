@@ -40,8 +40,12 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fastMath),
         .target(name: "Refinement", swiftSettings: fastMath),
         .target(name: "Model", dependencies: ["Kernels"], swiftSettings: fastMath),
-        // The run format (docs/FORMAT.md): records, field tables, codec, JSON — the contract.
-        .target(name: "RunFormat", dependencies: ["Refinement"]),
+        // A strict streaming JSON scanner and writer with exact decimal → double conversion; knows
+        // nothing of runs.
+        .target(name: "JSONCore"),
+        // The run format (docs/FORMAT.md): records, field tables, codec — the contract; it
+        // re-exports JSONCore.
+        .target(name: "RunFormat", dependencies: ["JSONCore", "Refinement"]),
         // Records in motion: the bus, the recorder, replay, the catalog; it re-exports RunFormat.
         .target(name: "Telemetry", dependencies: ["RunFormat", "Refinement"]),
         // Byte data and synthetic tasks: what the trainer reads batches from (docs/ARCHITECTURE.md §6).
@@ -64,11 +68,13 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["Training", "RunFlags", "Model", "Kernels", "Refinement", "Telemetry"]),
         .target(name: "Terminal", dependencies: ["CNCurses"]),
         .target(name: "BuildInfo", plugins: ["Embed"]),   // the commit for --version
-        .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal", "Refinement"]),
+        // The dashboard's colours: roles, the built-in themes, theme files and their loader.
+        .target(name: "Themes", dependencies: ["Terminal"]),
+        .target(name: "Dashboard", dependencies: ["Telemetry", "Terminal", "Themes", "Refinement"]),
         .executableTarget(
             name: "gradflow",
             dependencies: [
-                "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Dashboard", "Evaluation",
+                "Kernels", "Model", "Refinement", "Training", "Telemetry", "Terminal", "Themes", "Dashboard", "Evaluation",
                 "DataParallel", "BuildInfo", "RunFlags",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -81,8 +87,10 @@ let package = Package(
         .testTarget(name: "RefinementTests", dependencies: ["Refinement"]),
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Model"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Refinement", "Telemetry"]),
-        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RunFormat", "Refinement"]),
-        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Refinement"]),
+        // JSONTests (JSONCore) stay here: they share the fixtures' config value and test RNG.
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RunFormat", "JSONCore", "Refinement"]),
+        .testTarget(name: "ThemesTests", dependencies: ["Themes", "Terminal"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "Terminal", "Themes", "Refinement"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Telemetry"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Telemetry", "Refinement", "TestSupport"]),
         .testTarget(name: "DataParallelTests", dependencies: ["DataParallel", "Telemetry", "TestSupport"]),

@@ -3,6 +3,7 @@
 // attach` (and the Python package) write them.
 
 import Foundation
+import JSONCore
 import Refinement
 
 /// The members of a command-channel line, in writing order.

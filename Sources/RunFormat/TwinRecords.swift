@@ -1,6 +1,7 @@
 // What the paired twin and the divergence guard add to records (schema 1.2, docs/FORMAT.md
 // "Twins, verdicts and rollbacks"), and how those members are written and read. Kept in one file
 // so the run-file codec only calls in here.
+import JSONCore
 
 /// The twin's side of one step while a twin window is open.
 public struct TwinSample: Sendable, Equatable {

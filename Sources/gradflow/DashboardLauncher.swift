@@ -2,6 +2,7 @@ import Dashboard
 import Foundation
 import Telemetry
 import Terminal
+import Themes
 
 /// Decides between the dashboard and plain output, and opens the dashboard when it can.
 enum DashboardLauncher {

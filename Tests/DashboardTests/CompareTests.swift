@@ -1,6 +1,7 @@
 import Telemetry
 import Terminal
 import Testing
+import Themes
 @testable import Dashboard
 
 @Suite struct CompareTests {

@@ -1,6 +1,7 @@
 import Telemetry
 import Terminal
 import Testing
+import Themes
 @testable import Dashboard
 
 /// A data-parallel run says how it is spread in the header line; a one-process run does not.

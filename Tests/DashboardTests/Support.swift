@@ -1,6 +1,7 @@
 import Foundation
 import Telemetry
 import Terminal
+import Themes
 @testable import Dashboard
 
 /// A command sink that remembers what it got.
@@ -40,6 +41,3 @@ func weightCommands(_ effects: [DashboardEffect]) -> [(WeightTarget, Double)] {
         return nil
     }
 }
-
-/// The repository root (for themes/*.theme), from this file's path.
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

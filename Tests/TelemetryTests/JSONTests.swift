@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-@testable import RunFormat
-@testable import Telemetry
+@testable import JSONCore
+import RunFormat
 
 private func parseNumber(_ text: String) throws -> Double {
     var bytes = Array(text.utf8)

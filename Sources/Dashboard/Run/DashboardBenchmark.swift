@@ -1,6 +1,7 @@
 import Foundation
 import Telemetry
 import Terminal
+import Themes
 
 /// Measures how long one frame takes to render with a long history (`gradflow bench dashboard`).
 public enum DashboardBenchmark {

@@ -1,6 +1,7 @@
 import Foundation
 import Telemetry
 import Terminal
+import Themes
 
 /// Settings of a dashboard session.
 public struct DashboardOptions: Sendable {

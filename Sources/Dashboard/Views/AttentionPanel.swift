@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// Attention mass by distance band per layer (or per head, `v`), the long-range trend, and at
 /// eval steps the context gain ΔL(c) and the loss by position.

@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// The pure view: state, size and theme in, a canvas of cells out.
 public enum DashboardView {

@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// The latest weight changes, evals, checkpoints, warnings and refusals, newest first; a change
 /// shows its twin's verdict once the window closed, until then the unpaired before → after

@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// The bottom lines: key hints, then facts about the run and the latest status message.
 enum FooterView {

@@ -1,6 +1,7 @@
 import Foundation
 import Telemetry
 import Terminal
+import Themes
 
 /// The top line: run, data, model size, progress, speed, time and state.
 enum HeaderView {

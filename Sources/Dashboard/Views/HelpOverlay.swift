@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// The key reference, drawn over the dashboard on `?` or `h`; any key closes it.
 enum HelpOverlay {

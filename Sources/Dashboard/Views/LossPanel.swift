@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// Train loss and every validation domain as line charts, weight-change markers, latest and best.
 enum LossPanel {

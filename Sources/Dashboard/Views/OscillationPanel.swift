@@ -1,6 +1,7 @@
 import Refinement
 import Telemetry
 import Terminal
+import Themes
 
 /// Per depth group: flip-rate gauge coloured by zone, cos(g_t, g_t−1), trend; spikes below.
 enum OscillationPanel {

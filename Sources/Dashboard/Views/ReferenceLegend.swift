@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// The Loss panel's reference runs (`--compare`): their ghost series on the current run's step
 /// axis, and one legend line each with the difference at the latest step.

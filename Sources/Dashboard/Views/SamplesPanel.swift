@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// What the model writes: the newest evaluation's sample, wrapped, with the prompt dimmed; below
 /// it, one line per earlier sample (newest first), so a replay shows how the text improved.

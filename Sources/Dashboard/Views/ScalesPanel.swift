@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// One row per axis and band: weight and mode, energy share bar, share trend. The selected row
 /// (▶) is where weight keys act.

@@ -1,5 +1,6 @@
 import Telemetry
 import Terminal
+import Themes
 
 /// A run of text with one style, for titles, hints and legends.
 public struct Span: Sendable, Equatable {

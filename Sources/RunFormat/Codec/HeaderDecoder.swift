@@ -1,3 +1,4 @@
+import JSONCore
 import Refinement
 
 /// Reads and checks a run file's first line.

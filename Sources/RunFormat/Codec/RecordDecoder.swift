@@ -1,3 +1,4 @@
+import JSONCore
 import Refinement
 
 /// Turns run-file lines back into the header and records (the inverse of `RecordEncoder`).

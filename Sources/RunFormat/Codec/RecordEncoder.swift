@@ -1,4 +1,5 @@
 import Foundation
+import JSONCore
 
 /// Turns the header and records into run-file lines (docs/FORMAT.md lists every key).
 ///

@@ -6,6 +6,7 @@
 // duplicates and report missing ones through `FieldTable`; a test compares every table with
 // FORMAT.md. Adding a member: a case here, a line in the encoder and the decoder, a row in FORMAT.md.
 
+import JSONCore
 import Refinement
 
 /// The members of one kind of object: keys in writing order, and which ones a reader requires.

@@ -710,8 +710,9 @@ public struct JSONKey: Equatable, Hashable, CustomStringConvertible {
     @usableFromInline var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0
     @usableFromInline var count: Int
 
+    /// The key spelled by `bytes` (the UTF-8 of an unescaped key).
     @inlinable
-    init(bytes: UnsafeBufferPointer<UInt8>) {
+    public init(bytes: UnsafeBufferPointer<UInt8>) {
         count = bytes.count
         guard count <= 24 else {
             // Marked as long, so it matches nothing known.
@@ -733,6 +734,12 @@ public struct JSONKey: Equatable, Hashable, CustomStringConvertible {
         self.b = b
         self.c = c
         self.count = count
+    }
+
+    /// Inlinable, so that a decoder in another module compares keys in registers.
+    @inlinable
+    public static func == (lhs: JSONKey, rhs: JSONKey) -> Bool {
+        lhs.a == rhs.a && lhs.b == rhs.b && lhs.c == rhs.c && lhs.count == rhs.count
     }
 
     /// A key from a literal; keys of the format are at most 24 bytes.

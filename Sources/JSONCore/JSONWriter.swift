@@ -69,9 +69,9 @@ public struct JSONWriter {
         firstAtDepth |= 1 << UInt64(depth)
     }
 
-    /// The key of a member of a run-file table (`StepField.loss` writes `"loss":`); such keys
-    /// need no escaping.
-    mutating func key<Field: RawRepresentable>(_ field: Field) where Field.RawValue == String {
+    /// The key of a member named by a string enum's case (a run-file table: `StepField.loss`
+    /// writes `"loss":`); such keys must need no escaping.
+    public mutating func key<Field: RawRepresentable>(_ field: Field) where Field.RawValue == String {
         separator()
         bytes.append(0x22)
         var name = field.rawValue

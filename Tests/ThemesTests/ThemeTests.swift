@@ -1,7 +1,7 @@
 import Foundation
 import Terminal
 import Testing
-@testable import Dashboard
+@testable import Themes
 
 @Suite struct ThemeTests {
     @Test func missingKeysFallBackToTheDefault() throws {
@@ -69,3 +69,6 @@ import Testing
         #expect(throws: ThemeError.self) { try loader.load("nope") }
     }
 }
+
+/// The repository root (for themes/*.theme), from this file's path.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
