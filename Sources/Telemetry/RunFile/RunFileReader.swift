@@ -191,11 +191,53 @@ public final class RunFileReader {
         }
     }
 
-    /// Reads the complete lines available now (up to a batch) and decodes them into `queue`.
-    /// Returns the end-of-file fragment when the file has no complete line left.
+    /// Fills `queue` with the next batch; returns the end-of-file fragment when the file has no
+    /// complete line left. While catching up (`catchUp`), the batch after it is read and decoded
+    /// on another thread while this one is handed out, so a consumer that does work per record
+    /// (the replay publishing to a dashboard) overlaps with the decoding.
     private func fillQueue() throws -> UnsafeBufferPointer<UInt8>? {
-        queue.removeAll(keepingCapacity: true)
         queueIndex = 0
+        let batch: Batch
+        if let ahead = readingAhead {
+            readingAhead = nil
+            batch = try ahead.result()
+        } else {
+            batch = try readBatch()
+        }
+        queue = batch.decoded
+        if catchUp != nil && batch.fragment == nil && !batch.decoded.isEmpty {
+            let ahead = ReadAhead()
+            readingAhead = ahead
+            // The source and the batch scratch are this thread's alone until `result()` returns.
+            DispatchQueue.global().async { [self] in ahead.finish { try self.readBatch() } }
+        }
+        return batch.fragment
+    }
+
+    /// One decoded batch, and the end-of-file fragment when the file had no complete line left.
+    struct Batch {
+        var decoded: [Decoded]
+        var fragment: UnsafeBufferPointer<UInt8>?
+    }
+
+    /// A batch being read on another thread.
+    private final class ReadAhead: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private var outcome: Result<Batch, Error>?
+        func finish(_ read: () throws -> Batch) {
+            outcome = Result { try read() }
+            done.signal()
+        }
+        func result() throws -> Batch {
+            done.wait()
+            return try outcome!.get()
+        }
+    }
+
+    private var readingAhead: ReadAhead?
+
+    /// Reads the complete lines available now (up to a batch) and decodes them.
+    private func readBatch() throws -> Batch {
         batchLines.removeAll(keepingCapacity: true)
         var fragment: UnsafeBufferPointer<UInt8>?
         var bytes = 0
@@ -215,7 +257,7 @@ public final class RunFileReader {
             batchLines.append((view, view.count, source.lineNumber))
             bytes += view.count
         }
-        guard !batchLines.isEmpty else { return fragment }
+        guard !batchLines.isEmpty else { return Batch(decoded: [], fragment: fragment) }
         let lines = batchLines
         let path = self.path
         let limit = source.maxLineBytes
@@ -255,11 +297,9 @@ public final class RunFileReader {
                     slots[k] = decodeRange(k == 0 ? 0..<half : half..<lines.count)
                 }
             }
-            queue = parts[0] + parts[1]
-        } else {
-            queue = decodeRange(0..<lines.count)
+            return Batch(decoded: parts[0] + parts[1], fragment: nil)
         }
-        return nil
+        return Batch(decoded: decodeRange(0..<lines.count), fragment: nil)
     }
 
     private func deliver(_ record: Record) -> Record {
