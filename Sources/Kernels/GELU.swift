@@ -3,6 +3,21 @@ public enum GELU {
     @usableFromInline static let k: Float = 0.7978845608028654  // √(2/π)
     @usableFromInline static let c: Float = 0.044715
 
+    /// GELU′(x) from t = tanh(k·(x + c·x³)), the tanh the output uses: the one expression that
+    /// the forward pass saving the derivative and the backward pass recomputing it share, so both
+    /// give the same bits.
+    @inlinable @inline(__always)
+    static func derivativeFromTanh(_ x: VectorMath.F8, _ t: VectorMath.F8) -> VectorMath.F8 {
+        let sech2 = 1 - t * t
+        let cubic: VectorMath.F8 = 1 + 3 * c * x * x
+        return 0.5 * (1 + t) + 0.5 * x * sech2 * k * cubic
+    }
+
+    @inlinable @inline(__always)
+    static func derivativeFromTanh(_ x: Float, _ t: Float) -> Float {
+        0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * c * x * x)
+    }
+
     /// inp [n] → out [n].
     @inlinable
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
@@ -52,8 +67,7 @@ public enum GELU {
             let x = VectorMath.load(inp + i)
             let u = k * (x + c * x * x * x)
             let t = VectorMath.tanh(u)
-            let sech2 = 1 - t * t
-            let grad = 0.5 * (1 + t) + 0.5 * x * sech2 * k * (1 + 3 * c * x * x)
+            let grad = derivativeFromTanh(x, t)
             VectorMath.store(0.5 * x * (1 + t), out + i)
             VectorMath.store(grad, derivative + i)
             i += 8
@@ -61,7 +75,7 @@ public enum GELU {
         while i < n {
             let x = inp[i]
             let t = VectorMath.tanh(k * (x + c * x * x * x))
-            let grad = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * c * x * x)
+            let grad = derivativeFromTanh(x, t)
             out[i] = 0.5 * x * (1 + t)
             derivative[i] = grad
             i += 1
@@ -104,15 +118,14 @@ public enum GELU {
             let x = VectorMath.load(inp + i)
             let u = k * (x + c * x * x * x)
             let t = VectorMath.tanh(u)
-            let sech2 = 1 - t * t
-            let grad = 0.5 * (1 + t) + 0.5 * x * sech2 * k * (1 + 3 * c * x * x)
+            let grad = derivativeFromTanh(x, t)
             VectorMath.store(grad * VectorMath.load(dout + i), dinp + i)
             i += 8
         }
         while i < n {
             let x = inp[i]
             let t = VectorMath.tanh(k * (x + c * x * x * x))
-            let grad = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * c * x * x)
+            let grad = derivativeFromTanh(x, t)
             dinp[i] = grad * dout[i]
             i += 1
         }
