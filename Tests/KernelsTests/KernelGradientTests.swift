@@ -75,14 +75,7 @@ import Testing
         var rng = SplitMix(state: 3)
         let n = 37  // not a multiple of 8: covers the scalar tail
         let inp = Buffer(n, &rng, scale: 4).data, r = Buffer(n, &rng).data
-        func ref(_ x: [Double]) -> Double {
-            var s = 0.0
-            for i in 0..<n {
-                let v = x[i]
-                s += 0.5 * v * (1 + Foundation.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) * Double(r[i])
-            }
-            return s
-        }
+        func ref(_ x: [Double]) -> Double { geluWeightedSum(x, r) }
         var out = [Float](repeating: 0, count: n)
         GELU.forward(out: &out, inp: inp, count: n, parallel: testParallel)
         #expect(abs(zip(out, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } - ref(inp.map(Double.init))) < 1e-4)
@@ -221,14 +214,7 @@ import Testing
             #expect(d1.map(\.bitPattern) == d2.map(\.bitPattern))
         }
         if n < 100 {
-            func ref(_ x: [Double]) -> Double {
-                var s = 0.0
-                for i in 0..<n {
-                    let v = x[i]
-                    s += 0.5 * v * (1 + Foundation.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) * Double(r[i])
-                }
-                return s
-            }
+            func ref(_ x: [Double]) -> Double { geluWeightedSum(x, r) }
             var out = [Float](repeating: 0, count: n), saved = [Float](repeating: 0, count: n)
             GELU.forward(out: &out, derivative: &saved, inp: inp, count: n, parallel: testParallel)
             var dinp = [Float](repeating: 0, count: n)
@@ -236,4 +222,14 @@ import Testing
             #expect(relativeError(dinp, numericGradient(inp.map(Double.init), ref)) < Self.tolerance)
         }
     }
+}
+
+/// Σ GELU(x_i)·r_i in Double with the tanh approximation: the reference of the GELU tests.
+private func geluWeightedSum(_ x: [Double], _ r: [Float]) -> Double {
+    var s = 0.0
+    for i in x.indices {
+        let v = x[i]
+        s += 0.5 * v * (1 + Foundation.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) * Double(r[i])
+    }
+    return s
 }
