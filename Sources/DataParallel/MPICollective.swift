@@ -12,8 +12,8 @@ public struct RankError: Error, CustomStringConvertible {
 }
 
 /// The ranks of an `mpirun` job over Open MPI: the trainer's `Collective` (allreduce for the
-/// gradient and the statistics, broadcast for the commands), plus the byte broadcast the
-/// executable uses to hand a checkpoint from rank 0 to the others.
+/// gradient, the statistics and the step boundary; broadcast for the commands' bytes), plus the
+/// byte broadcast the executable uses to hand a checkpoint from rank 0 to the others.
 ///
 /// Reproducibility: `start()` pins Open MPI's allreduce to the ring algorithm (unless the
 /// environment already chooses one). The ring reduces every segment on one rank in a fixed order
@@ -144,11 +144,6 @@ public final class MPICollective: Collective {
 
     public func finishAverages() {
         communication?.waitUntilIdle()
-    }
-
-    public func broadcast(_ commands: [Command]) -> [Command] {
-        let bytes = broadcast(rank == 0 ? CommandCoding.encode(commands) : [])
-        return rank == 0 ? commands : decodeCommands(bytes)
     }
 
     /// Rank 0's commands from their bytes; a failure ends the job.

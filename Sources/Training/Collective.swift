@@ -18,14 +18,11 @@ public protocol Collective: AnyObject {
     /// Replaces `values` on every rank by their sum over the ranks (in place, the same bits on
     /// every rank).
     func sum(_ values: UnsafeMutablePointer<Double>, count: Int)
-    /// Rank 0's commands for the coming step boundary, on every rank (other ranks' arguments are
-    /// ignored).
-    func broadcast(_ commands: [Command]) -> [Command]
     /// True on every rank when any rank asks to stop.
     func agreeToStop(_ stop: Bool) -> Bool
-    /// The step boundary in one exchange: rank 0's commands on every rank (`broadcast`) and
-    /// whether any rank asks to stop (`agreeToStop`). Over a network each collective is a round
-    /// trip, so the boundary of every step is one (two when commands come).
+    /// The step boundary in one exchange: rank 0's commands on every rank (other ranks'
+    /// `commands` are ignored) and whether any rank asks to stop. Over a network each collective
+    /// is a round trip, so the boundary of every step is one (two when commands come).
     func boundary(commands: [Command], stop: Bool) -> (commands: [Command], stop: Bool)
     /// The size of the gradient buckets the trainer hands to `beginAverage` while the backward
     /// pass runs; 0: one `average` of the whole gradient after it.
@@ -40,9 +37,6 @@ public protocol Collective: AnyObject {
 
 extension Collective {
     public var bucketBytes: Int { 0 }
-    public func boundary(commands: [Command], stop: Bool) -> (commands: [Command], stop: Bool) {
-        (broadcast(commands), agreeToStop(stop))
-    }
     public func beginAverage(_ values: UnsafeMutablePointer<Float>, count: Int) { average(values, count: count) }
     public func finishAverages() {}
 
@@ -62,6 +56,6 @@ public final class SingleProcess: Collective {
     public var size: Int { 1 }
     public func average(_ values: UnsafeMutablePointer<Float>, count: Int) {}
     public func sum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
-    public func broadcast(_ commands: [Command]) -> [Command] { commands }
+    public func boundary(commands: [Command], stop: Bool) -> (commands: [Command], stop: Bool) { (commands, stop) }
     public func agreeToStop(_ stop: Bool) -> Bool { stop }
 }

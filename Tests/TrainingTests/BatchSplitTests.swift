@@ -66,7 +66,7 @@ import Testing
         var size: Int { 3 }
         func average(_ values: UnsafeMutablePointer<Float>, count: Int) {}
         func sum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
-        func broadcast(_ commands: [Command]) -> [Command] { commands }
+        func boundary(commands: [Command], stop: Bool) -> (commands: [Command], stop: Bool) { (commands, stop) }
         func agreeToStop(_ stop: Bool) -> Bool { stop }
     }
 }
