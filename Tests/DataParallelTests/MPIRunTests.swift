@@ -92,10 +92,8 @@ import Testing
         // The job must end by itself (within seconds on a quiet machine); 120 s only tells a hung
         // job from a slow one on a busy machine.
         let status = job.wait(timeout: 120)
-        let seconds = Date().timeIntervalSince(killed)
-        #expect(status != nil, "the job still runs 120 s after rank 1 was killed")
+        #expect(status != nil, "the job still runs \(Date().timeIntervalSince(killed)) s after rank 1 was killed")
         #expect(status != 0, "mpirun reports the failure")
-        #expect(seconds < 120, "the job took \(seconds) s to end")
 
         // The run file reads back to its last whole line.
         let before = try MPIRun.records(runFile)
@@ -132,17 +130,17 @@ import Testing
 @Suite(.serialized) struct ClusterTests {
     @Test(.enabled(if: MPIRun.mpirun != nil && MPIRun.canEmulateCluster,
                    "needs root with network namespaces and tc, and mpirun (bench/cluster.sh); skipped"),
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(15)))
     func twoRanksOverTCPBetweenNamespacesMatchSharedMemory() throws {
         let binary = try #require(MPIRun.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
         let dir = try MPIRun.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let args = ["train"] + MPIRunTests.model + ["--steps", "20", "--eval-every", "10", "--bucket-mb", "0.01"]
-        let shm = MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 2) + [binary] + args + ["--out", dir + "/shm"], timeout: 40)
+        let shm = MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 2) + [binary] + args + ["--out", dir + "/shm"], timeout: 300)
         #expect(shm.status == 0, "mpirun -np 2 over shared memory failed:\n\(shm.output)")
         let tcp = MPIRun.run(ChildProcess.which("timeout") ?? "/usr/bin/timeout",
-                             ["35", "/bin/bash", MPIRun.clusterScript, "2", "1gbit", "--", binary] + args + ["--out", dir + "/tcp"],
-                             timeout: 45)   // timeout(1) sends SIGTERM: cluster.sh tears its namespaces down
+                             ["300", "/bin/bash", MPIRun.clusterScript, "2", "1gbit", "--", binary] + args + ["--out", dir + "/tcp"],
+                             timeout: 330)   // backstops for a hung job; timeout(1) sends SIGTERM: cluster.sh tears its namespaces down
         #expect(tcp.status == 0, "bench/cluster.sh 2 1gbit failed:\n\(tcp.output)")
         let a = try MPIRun.records(dir + "/shm/run.jsonl")
         let b = try MPIRun.records(dir + "/tcp/run.jsonl")
