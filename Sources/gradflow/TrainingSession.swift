@@ -26,8 +26,14 @@ struct TrainingSession {
         if setup.resume != nil && setup.parent == nil && lead {
             // A resumed run's clock continues from its run file's last record; its id and the
             // commands the file already answers carry over.
+            // A missing run file starts afresh; one that cannot be read must not lose the run's id
+            // and answered commands (every old command would then be refused, or applied twice).
             let runFile = RunFileLocation.file(in: setup.runDirectory)
-            past = (try? PastRun.read(runFile)) ?? PastRun()
+            if FileManager.default.fileExists(atPath: runFile) {
+                do { past = try PastRun.read(runFile) } catch {
+                    throw CLIError("\(runFile): cannot read the run file this resume continues (\(error))")
+                }
+            }
             timeOffset = past.lastT
         }
         let trainer: Trainer
@@ -36,7 +42,7 @@ struct TrainingSession {
                                   evalDomains: setup.evalDomains, bus: bus, runDirectory: lead ? setup.runDirectory : nil,
                                   resume: setup.resume, timeOffset: timeOffset, collective: collective)
         } catch {
-            throw CLIError("\(error)")
+            throw CLIError(setup.checkpointFile.map { "\($0): \(error)" } ?? "\(error)")
         }
         do {
             trainer.interventions = try setup.recipe.interventionSettings(bandNames: trainer.bandNames, source: .flag)
