@@ -37,7 +37,8 @@ public enum RunCatalog {
         public var note: String?
     }
 
-    /// A run file without an end record counts as live while it was modified this recently.
+    /// A run file without an end record counts as live while it was modified this recently (also
+    /// `gradflow attach`'s default for calling a run silent).
     public static let liveWindow = 60.0
 
     /// Every subfolder of `directory`, sorted by name. Throws only when `directory` itself cannot
@@ -94,8 +95,7 @@ public enum RunCatalog {
         case .interrupted?: e.state = .interrupted
         case .failed?: e.state = .failed; e.note = summary.end?.message
         case nil:
-            let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date
-            let recent = modified.map { now.timeIntervalSince($0) < liveWindow } ?? false
+            let recent = RunFileLocation.secondsSinceModified(file, now: now).map { $0 < liveWindow } ?? false
             e.state = recent ? .live : .interrupted
         }
         if badLines > 0 {

@@ -27,7 +27,7 @@ struct AttachCommand: ParsableCommand {
     var runPath: String
 
     @Option(help: "Seconds without a new record after which an unfinished run is called silent (its writer may have died).")
-    var silentAfter: Double = 60
+    var silentAfter: Double = RunCatalog.liveWindow
 
     @OptionGroup var display: DisplayOptions
 
@@ -54,7 +54,7 @@ struct AttachCommand: ParsableCommand {
         guard !header.runId.isEmpty else {
             throw CLIError("\(runFile): written before run ids (schema \(header.schema)), so it cannot be steered; `gradflow replay \(runPath) --follow` shows it")
         }
-        if let age = Self.secondsSinceModified(runFile), age > silentAfter {
+        if let age = RunFileLocation.secondsSinceModified(runFile), age > silentAfter {
             FileHandle.standardError.write(Data("gradflow attach: \(runFile) has no end record and has not grown for \(Format.clock(age)): its writer may have died (a running or paused trainer adds a record at least every few seconds). Commands sent now are applied if the run is resumed.\n".utf8))
         }
         let channel: CommandChannelWriter
@@ -90,12 +90,6 @@ struct AttachCommand: ParsableCommand {
         } else {
             print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(state.data.stepsDone)); it goes on (`gradflow attach \(runPath)` to come back)")
         }
-    }
-
-    /// Seconds since the file was last written, or nil when it cannot be told.
-    static func secondsSinceModified(_ path: String) -> Double? {
-        guard let date = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date else { return nil }
-        return Date().timeIntervalSince(date)
     }
 
     /// A prefix no other dashboard uses: host, process and a random part.

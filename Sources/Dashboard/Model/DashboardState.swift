@@ -122,10 +122,12 @@ public struct DashboardState: Sendable, Equatable {
     public var awaitingAnswer: [String: String] = [:]
     /// Attached: the stop key was pressed once; the next `y` stops the run, any other key cancels.
     public var confirmingStop = false
-    /// The runner's clock when the last record arrived (a run whose writer fell silent shows it).
-    public var lastRecordAt: Double?
-    /// Attached: seconds without a record after which the run is called silent.
-    public var silentAfter = 60.0
+    /// Attached: seconds since the run file was last written, as the runner last saw it (the
+    /// writer's own clock of liveness: a history read in at attach does not make a dead run look
+    /// alive).
+    public var runFileAge: Double?
+    /// Attached: seconds without a new record after which the run is called silent.
+    public var silentAfter = RunCatalog.liveWindow
     /// Footer facts.
     public var runFile: String?
     public var colorModeLabel: String
@@ -199,10 +201,10 @@ public struct DashboardState: Sendable, Equatable {
         return mode == .attached ? "ATTACHED · " + state : state
     }
 
-    /// Attached to a run that has not ended: seconds since its last record, once past
-    /// `silentAfter` (its writer may have died); nil otherwise.
+    /// Attached to a run that has not ended: seconds since its run file was last written, once
+    /// past `silentAfter` (its writer may have died); nil otherwise.
     public var silentSeconds: Double? {
-        guard mode == .attached, data.end == nil, let last = lastRecordAt, now - last > silentAfter else { return nil }
-        return now - last
+        guard mode == .attached, data.end == nil, let age = runFileAge, age > silentAfter else { return nil }
+        return age
     }
 }

@@ -33,12 +33,14 @@ extension DashboardState {
             }
             return []
         case let .records(records):
-            if !records.isEmpty { lastRecordAt = now }
             for r in records { fold(r) }
             if quitting && data.end != nil { return [.quit] }
             return []
         case let .replayStatus(rs):
             replayStatus = rs
+            return []
+        case let .runFileAge(age):
+            runFileAge = age
             return []
         case .resetRecords:
             let header = data.header

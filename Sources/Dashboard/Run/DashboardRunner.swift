@@ -24,7 +24,7 @@ public struct DashboardOptions: Sendable {
     /// to its command channel (with ids starting with this prefix); q leaves the run going.
     public var attachedCommandPrefix: String?
     /// Attached: seconds without a record before the run is shown as silent.
-    public var silentAfter = 60.0
+    public var silentAfter = RunCatalog.liveWindow
 
     public init(themes: [Theme] = [Theme.default], graphStyle: GraphStyle = .braille, runFile: String? = nil,
                 frameInterval: Double = 1.0 / 15.0, exitWhenFinished: Bool = false, maxRecordsPerFrame: Int = 20_000) {
@@ -98,6 +98,10 @@ public final class DashboardRunner {
             let size = screen.size
             if size != state.size { actions.append(.resize(size)) }
             if let header = subscription.header, header != state.data.header { actions.append(.header(header)) }
+            // Attached: is the writer alive? (a stat per frame)
+            if state.mode == .attached, let file = options.runFile {
+                actions.append(.runFileAge(RunFileLocation.secondsSinceModified(file)))
+            }
             if let replay, state.mode == .replay {
                 let status = replay.status
                 if status != state.replayStatus { actions.append(.replayStatus(status)) }

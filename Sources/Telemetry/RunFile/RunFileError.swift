@@ -54,6 +54,13 @@ public struct RunFileError: Error, Equatable, CustomStringConvertible {
 public enum RunFileLocation {
     public static let fileName = "run.jsonl"
 
+    /// Seconds since the file at `path` was last written (its modification time), or nil when it
+    /// cannot be told: how `gradflow runs` and `gradflow attach` tell a live writer from a dead one.
+    public static func secondsSinceModified(_ path: String, now: Date = Date()) -> Double? {
+        guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date else { return nil }
+        return now.timeIntervalSince(modified)
+    }
+
     /// The run file of the run directory `directory`: `directory/run.jsonl`.
     public static func file(in directory: String) -> String {
         (directory as NSString).appendingPathComponent(fileName)
