@@ -6,6 +6,15 @@ public enum GELU {
     /// GELU′(x) from t = tanh(k·(x + c·x³)), the tanh the output uses: the one expression that
     /// the forward pass saving the derivative and the backward pass recomputing it share, so both
     /// give the same bits.
+    /// `body(lo, hi)` over the workers' spans of 0..<n, each a whole number of 8-lane vectors
+    /// except the last, which takes the tail.
+    @inlinable @inline(__always)
+    static func spans(_ n: Int, _ parallel: Parallel, _ body: (Int, Int) -> Void) {
+        parallel.chunks(n / 8, minimumChunk: 1024) { _, r in
+            body(r.lowerBound * 8, r.upperBound == n / 8 ? n : r.upperBound * 8)
+        }
+    }
+
     @inlinable @inline(__always)
     static func derivativeFromTanh(_ x: VectorMath.F8, _ t: VectorMath.F8) -> VectorMath.F8 {
         let sech2 = 1 - t * t
@@ -21,9 +30,7 @@ public enum GELU {
     /// inp [n] → out [n].
     @inlinable
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
-        parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
-            let lo = r.lowerBound * 8
-            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+        spans(n, parallel) { lo, hi in
             forwardRange(out: out + lo, inp: inp + lo, count: hi - lo)
         }
     }
@@ -52,9 +59,7 @@ public enum GELU {
     @inlinable
     public static func forward(out: UnsafeMutablePointer<Float>, derivative: UnsafeMutablePointer<Float>,
                                inp: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
-        parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
-            let lo = r.lowerBound * 8
-            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+        spans(n, parallel) { lo, hi in
             forwardRange(out: out + lo, derivative: derivative + lo, inp: inp + lo, count: hi - lo)
         }
     }
@@ -87,9 +92,7 @@ public enum GELU {
     @inlinable
     public static func backward(dinp: UnsafeMutablePointer<Float>, derivative: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
-        parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
-            let lo = r.lowerBound * 8
-            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+        spans(n, parallel) { lo, hi in
             var i = lo
             while i + 8 <= hi {
                 VectorMath.store(VectorMath.load(derivative + i) * VectorMath.load(dout + i), dinp + i)
@@ -103,9 +106,7 @@ public enum GELU {
     @inlinable
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
-        parallel.chunks(n / 8, minimumChunk: 1024) { k, r in
-            let lo = r.lowerBound * 8
-            let hi = r.upperBound == n / 8 ? n : r.upperBound * 8
+        spans(n, parallel) { lo, hi in
             backwardRange(dinp: dinp + lo, inp: inp + lo, dout: dout + lo, count: hi - lo)
         }
     }

@@ -69,11 +69,11 @@ extension DashboardState {
         case .revert:
             guard controlAllowed() else { return [] }
             setStatus("revert requested: the twin becomes the main run")
-            return [.command(.revert(source: .key))]
+            return [.command(.revert(source: Self.keySource))]
         case .twinCheck:
             guard controlAllowed() else { return [] }
             setStatus("A/A check requested: a twin window with no change (d_t must stay 0)")
-            return [.command(.openTwin(source: .key))]
+            return [.command(.openTwin(source: Self.keySource))]
         case .seekBack: return [.replay(.seek(steps: -seekStride))]
         case .seekForward: return [.replay(.seek(steps: seekStride))]
         case .seekFarBack: return [.replay(.seek(steps: -seekStride * 10))]

@@ -306,17 +306,9 @@ struct PixelGrid {
 
     private static let brailleBits: [UInt8] = [0x01, 0x02, 0x04, 0x40, 0x08, 0x10, 0x20, 0x80]
 
-    mutating func plot(_ x: Int, _ y: Int, series k: Int, strong isStrong: Bool) {
-        guard x >= 0, x < width * sx, y >= 0, y < height * sy else { return }
-        let i = (y / sy) * width + x / sx
-        let dx = x % sx, dy = y % sy
-        bits[i] |= style == .braille ? Self.brailleBits[dx * 4 + dy] : UInt8(1 << dy)
-        if isStrong || !strong[i] { owner[i] = Int8(k) }
-        if isStrong { strong[i] = true }
-    }
-
-    /// A vertical run of pixels in one column (a column's min…max): `plot` for each pixel, with
-    /// the arrays borrowed once for the run (the loss chart lights about 20,000 pixels a frame).
+    /// Lights a vertical run of pixels in one column (a column's min…max; one pixel when y0 = y1)
+    /// for series k (a strong pixel, a line's, takes the cell from a weak one, an envelope's);
+    /// the arrays are borrowed once for the run (the loss chart lights about 20,000 pixels a frame).
     mutating func span(x: Int, from y0: Int, to y1: Int, series k: Int, strong isStrong: Bool) {
         guard x >= 0, x < width * sx else { return }
         let lo = Swift.max(0, Swift.min(y0, y1)), hi = Swift.min(height * sy - 1, Swift.max(y0, y1))
@@ -345,7 +337,7 @@ struct PixelGrid {
         let stepX = x0 < b.x ? 1 : -1, stepY = y0 < b.y ? 1 : -1
         var err = dx + dy
         while true {
-            plot(x0, y0, series: k, strong: true)
+            span(x: x0, from: y0, to: y0, series: k, strong: true)
             if x0 == b.x && y0 == b.y { break }
             let e2 = 2 * err
             if e2 >= dy { err += dy; x0 += stepX }
