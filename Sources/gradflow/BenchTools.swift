@@ -58,7 +58,7 @@ struct BenchRunFile: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("gradflow bench --run-file · \(stepRecords.formatted()) step records · \(String(format: "%.0f", Double(bytes) / 1e6)) MB (\(bytes / max(1, stepRecords)) bytes per step record)")
+        print("gradflow bench run-file · \(stepRecords.formatted()) step records · \(String(format: "%.0f", Double(bytes) / 1e6)) MB (\(bytes / max(1, stepRecords)) bytes per step record)")
         print(String(format: "  read + summary  median wall %.2f s, CPU %.2f s over %d rounds (wall: %@) · %.0f MB/s · %.2f M records/s",
                      wall, cpu, rounds.count, rounds.map { String(format: "%.2f", $0.wallSeconds) }.joined(separator: " ") as NSString,
                      Double(bytes) / wall / 1e6, Double(stepRecords) / wall / 1e6))
@@ -87,7 +87,7 @@ struct BenchDashboard: ParsableCommand {
         if json {
             print("{\"bench\":\"dashboard\",\"steps\":\(history),\"width\":200,\"height\":60,\"frame_ms_median\":\(r.medianMilliseconds),\"history_bytes\":\(r.historyBytes)}")
         } else {
-            print("gradflow bench --dashboard · 200×60 · \(history.formatted()) steps of history")
+            print("gradflow bench dashboard · 200×60 · \(history.formatted()) steps of history")
             print(String(format: "  frame (view + layout + widgets) median %.2f ms · history %@", r.medianMilliseconds,
                          Format.bytes(r.historyBytes)))
         }

@@ -68,8 +68,9 @@ public struct RunData: Sendable, Equatable {
     public static let sparkCapacity = 256
     /// Steps a sparkline's history is drawn from when a long run is read in at once (`gradflow
     /// attach`): 64 per sparkline bucket. A longer run's per-band shares and weights, oscillation
-    /// and attention mass are taken from every `historyStride`-th step; the loss chart, tokens/s,
-    /// spikes and twin samples from every step.
+    /// and attention mass are taken from the step records on every `historyStride`-th line of the
+    /// file (nearly every k-th step); the loss chart, tokens/s, spikes and twin samples from every
+    /// step.
     public static let historySteps = sparkCapacity * 64
 
     /// The stride that gives a run of `steps` steps about `historySteps` sampled steps.

@@ -156,8 +156,9 @@ public final class RunFileReader {
     static let parallelThreshold = 64
     /// Whether large batches may be decoded on two threads (the order of records is kept).
     public var decodesInParallel = true
-    /// How much of each step record to build (the lines are always fully checked): less for
-    /// readers that need less, such as a summary (`.scalars`) or progress lines (`.noLayerArrays`).
+    /// How much of each step record to build (the lines are fully checked, except what `catchUp`
+    /// lets pass by its brackets): less for readers that need less, such as a summary
+    /// (`.scalars`) or progress lines (`.noLayerArrays`).
     public var stepDetail = RecordDecoder.StepDetail.full
     /// When set, the step records of a batch that ends before the end of the file (the reader is
     /// catching up with a long file) are built as it says, all but the batch's last step record;
