@@ -39,14 +39,7 @@ public final class StudyRunner {
     /// report. A run that failed for another reason (a checkpoint it could not write) is not: it
     /// is moved aside and run again, like an interrupted one.
     public static func failure(_ runDirectory: String) -> EndRecord? {
-        endRecord(runDirectory).flatMap { isTrainingFailure($0) ? $0 : nil }
-    }
-
-    /// Whether `end` is a failed run whose training went wrong: its `failure` kind says (schema
-    /// 1.3); a file written before has none, and its end message's opening words say.
-    public static func isTrainingFailure(_ end: EndRecord) -> Bool {
-        guard end.reason == .failed else { return false }
-        return end.failure.map(\.isTraining) ?? TrainingFailure.isTraining(end)
+        endRecord(runDirectory).flatMap { TrainingFailure.isTraining($0) ? $0 : nil }
     }
 
     /// Runs (or skips) every run, then reads all of them back.
@@ -72,7 +65,7 @@ public final class StudyRunner {
             }
             let t0 = Date()
             let end = try execute(spec, directory: dir)
-            if Self.isTrainingFailure(end) {
+            if TrainingFailure.isTraining(end) {
                 log("\(label): FAILED at step \(end.step): \(end.message); left out of the statistics")
                 continue
             }

@@ -184,8 +184,10 @@ public enum TrainingFailure {
     /// "loss became nan at step N" (a non-finite loss with the guard off).
     static let nonFinite = "loss became "
 
-    /// Whether `end` is a failed run whose training went wrong.
+    /// Whether `end` is a failed run whose training went wrong: its `failure` kind says (schema
+    /// 1.3); a file written before has none, and its end message's opening words say.
     public static func isTraining(_ end: EndRecord) -> Bool {
-        end.reason == .failed && (end.message.hasPrefix(diverged) || end.message.hasPrefix(nonFinite))
+        guard end.reason == .failed else { return false }
+        return end.failure.map(\.isTraining) ?? (end.message.hasPrefix(diverged) || end.message.hasPrefix(nonFinite))
     }
 }

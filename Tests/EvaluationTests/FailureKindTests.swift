@@ -34,15 +34,15 @@ import Testing
         func failed(_ message: String, _ kind: EndRecord.Failure?) -> EndRecord {
             EndRecord(step: 3, t: 1, reason: .failed, finalLoss: nil, bestValidationLoss: nil, message: message, failure: kind)
         }
-        #expect(StudyRunner.isTrainingFailure(failed("anything", .diverged)))
-        #expect(StudyRunner.isTrainingFailure(failed("anything", .nonFinite)))
+        #expect(TrainingFailure.isTraining(failed("anything", .diverged)))
+        #expect(TrainingFailure.isTraining(failed("anything", .nonFinite)))
         // The kind wins over the words.
-        #expect(!StudyRunner.isTrainingFailure(failed("diverged at step 3: words only", .error)))
+        #expect(!TrainingFailure.isTraining(failed("diverged at step 3: words only", .error)))
         // Older files: the words decide.
-        #expect(StudyRunner.isTrainingFailure(failed("diverged at step 3: loss nan", nil)))
-        #expect(StudyRunner.isTrainingFailure(failed("loss became nan at step 3", nil)))
-        #expect(!StudyRunner.isTrainingFailure(failed("checkpoint could not be written", nil)))
-        #expect(!StudyRunner.isTrainingFailure(EndRecord(step: 3, t: 1, reason: .completed, finalLoss: 1, bestValidationLoss: nil)))
+        #expect(TrainingFailure.isTraining(failed("diverged at step 3: loss nan", nil)))
+        #expect(TrainingFailure.isTraining(failed("loss became nan at step 3", nil)))
+        #expect(!TrainingFailure.isTraining(failed("checkpoint could not be written", nil)))
+        #expect(!TrainingFailure.isTraining(EndRecord(step: 3, t: 1, reason: .completed, finalLoss: 1, bestValidationLoss: nil)))
     }
 
     @Test func trainerWritesTheKind() throws {
