@@ -60,11 +60,10 @@ extension Trainer {
             }
             channel.applied = ids
         }
-        if let fast = ckpt.sections["time.fast"], let slow = ckpt.sections["time.slow"],
-           let started = m.extra["time.started"] {
+        if let started = m.extra["time.started"] {
             // A run that turned the time axis on mid-run has its EMAs in the checkpoint although
             // its starting settings have the axis off.
-            try main.loadTime(fast: fast, slow: slow, started: started, guardFallbacks: Int(m.extra["time.guardFallbacks"] ?? "0") ?? 0)
+            _ = try main.loadTime(ckpt, prefix: "", started: started, guardFallbacks: Int(m.extra["time.guardFallbacks"] ?? "0") ?? 0)
         }
         if let text = m.extra["refinement"] {
             do {
@@ -140,7 +139,13 @@ extension RunState {
     /// text of 0s and 1s and the fallback count (nil: the time axis is off).
     func timeSections(prefix: String) -> (started: String, guardFallbacks: Int, sections: [(String, [Float])])? {
         guard let s = refinement.timeFilter?.saveState() else { return nil }
-        return (s.started.map { $0 ? "1" : "0" }.joined(), s.guardFallbacks, [(prefix + "time.fast", s.fast), (prefix + "time.slow", s.slow)])
+        let names = Self.timeSectionNames(prefix: prefix)
+        return (s.started.map { $0 ? "1" : "0" }.joined(), s.guardFallbacks, [(names.fast, s.fast), (names.slow, s.slow)])
+    }
+
+    /// The names of the time-band EMAs' sections: `prefix`time.fast and `prefix`time.slow.
+    static func timeSectionNames(prefix: String) -> (fast: String, slow: String) {
+        (prefix + "time.fast", prefix + "time.slow")
     }
 
     /// Loads sections `prefix`params and `prefix`adam.* into the arenas, and AdamW's step.
@@ -152,11 +157,15 @@ extension RunState {
         optimizer.stepCount = adamSteps
     }
 
-    /// Turns the time axis' EMAs on with a checkpoint's values (see `timeSections`).
-    func loadTime(fast: [Float], slow: [Float], started: String, guardFallbacks: Int) throws {
+    /// Turns the time axis' EMAs on with the checkpoint's sections `prefix`time.* (see
+    /// `timeSections`); false, changing nothing, when the checkpoint has none.
+    func loadTime(_ ckpt: Checkpoint, prefix: String, started: String, guardFallbacks: Int) throws -> Bool {
+        let names = Self.timeSectionNames(prefix: prefix)
+        guard let fast = ckpt.sections[names.fast], let slow = ckpt.sections[names.slow] else { return false }
         try refinement.startTimeFilter()
         try refinement.timeFilter!.restore(TimeBandFilter.State(fast: fast, slow: slow, started: started.map { $0 == "1" },
                                                                 guardFallbacks: guardFallbacks))
+        return true
     }
 }
 

@@ -70,10 +70,10 @@ extension Twin {
         do {
             try state.refinement.restore(saved.refinement)
             if let started = saved.timeStarted {
-                guard let fast = ckpt.sections["twin.time.fast"], let slow = ckpt.sections["twin.time.slow"] else {
-                    throw CheckpointError("checkpoint's twin has a time axis but no sections twin.time.fast and twin.time.slow")
+                guard try state.loadTime(ckpt, prefix: Self.sectionPrefix, started: started, guardFallbacks: saved.timeGuardFallbacks ?? 0) else {
+                    let names = RunState.timeSectionNames(prefix: Self.sectionPrefix)
+                    throw CheckpointError("checkpoint's twin has a time axis but no sections \(names.fast) and \(names.slow)")
                 }
-                try state.loadTime(fast: fast, slow: slow, started: started, guardFallbacks: saved.timeGuardFallbacks ?? 0)
             } else {
                 state.refinement.dropTimeFilter()
             }
