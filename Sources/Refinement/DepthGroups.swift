@@ -15,6 +15,10 @@ public enum DepthGroups {
     /// The default number of groups.
     public static let defaultCount = 3
 
+    /// The default number of groups for a model of `layers` layers: `defaultCount`, or one per
+    /// layer when there are fewer.
+    public static func defaultGroups(layers: Int) -> Int { min(defaultCount, max(layers, 1)) }
+
     /// Checks that `groups` groups can be made from `layers` blocks.
     public static func validate(layers: Int, groups: Int) throws {
         guard layers >= 1 else {

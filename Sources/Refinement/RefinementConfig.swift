@@ -92,7 +92,7 @@ public struct RefinementSetup: Equatable, Sendable {
             throw RefinementError(
                 "--context-weights: expected \(bands.count) weights, one per band (\(bands.names.joined(separator: ", ")), the \(which)), got \(weights.count)")
         }
-        let groups = config.depthGroups ?? min(DepthGroups.defaultCount, max(layers, 1))
+        let groups = config.depthGroups ?? DepthGroups.defaultGroups(layers: layers)
         do {
             try DepthGroups.validate(layers: layers, groups: groups)
         } catch let error as RefinementError {

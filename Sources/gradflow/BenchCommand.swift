@@ -234,13 +234,14 @@ struct BenchSteps: ParsableCommand {
     /// of the evaluation's single-axis arms (context-manual, context-adaptive, time-adaptive,
     /// depth-adaptive, grokfast).
     static func refinementFlags(_ mode: String, model gpt: GPTConfig) throws -> [String] {
-        let contextBands = gpt.context > 65 ? 3 : 2
+        // The default bands and depth groups of this model (Refinement's defaults, not restated).
+        let contextBands = ContextBands.standard(window: gpt.context).count
+        let depthGroups = DepthGroups.defaultGroups(layers: gpt.layers)
         switch mode {
         case "off": return []
         case "manual":
-            // One depth weight per default depth group: min(3, layers).
             return ["--context-weights", contextBands == 3 ? "0.8,1,1.5" : "0.8,1.5", "--time-weights", "0.8,1,1.2",
-                    "--depth-weights", ["0.9", "1", "1.1"].prefix(min(3, gpt.layers)).joined(separator: ",")]
+                    "--depth-weights", ["0.9", "1", "1.1"].prefix(depthGroups).joined(separator: ",")]
         case "adaptive": return ["--adaptive", "all"]
         case "context-manual": return ["--context-weights", contextBands == 3 ? "1,1,2" : "1,2"]
         case "context-adaptive": return ["--adaptive", "context"]
