@@ -112,5 +112,7 @@ public struct Command: Sendable, Equatable, Codable {
 /// Where observers send commands. The trainer's command queue conforms; tests use a recorder;
 /// `gradflow attach` writes them to the run's command channel.
 public protocol CommandSink: AnyObject, Sendable {
-    func send(_ command: Command)
+    /// Hands `command` on; returns why it could not be (nil when it was).
+    @discardableResult
+    func send(_ command: Command) -> String?
 }

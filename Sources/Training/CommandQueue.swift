@@ -9,11 +9,13 @@ public final class CommandQueue: CommandSink, @unchecked Sendable {
 
     public init() {}
 
-    public func send(_ command: Command) {
+    @discardableResult
+    public func send(_ command: Command) -> String? {
         condition.lock()
         pending.append(command)
         condition.signal()
         condition.unlock()
+        return nil
     }
 
     /// Everything sent since the last drain, in order.

@@ -9,7 +9,7 @@ final class CommandRecorder: CommandSink, @unchecked Sendable {
     private let lock = NSLock()
     private var _commands: [Command] = []
     var commands: [Command] { lock.lock(); defer { lock.unlock() }; return _commands }
-    func send(_ command: Command) { lock.lock(); _commands.append(command); lock.unlock() }
+    func send(_ command: Command) -> String? { lock.lock(); _commands.append(command); lock.unlock(); return nil }
 }
 
 /// A live state with the synthetic header and `steps` steps of records.

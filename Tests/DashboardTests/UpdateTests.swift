@@ -8,6 +8,20 @@ import Testing
 @Suite struct UpdateTests {
     let long = WeightTarget(axis: .context, band: 2)
 
+    @Test("attached: a command the channel could not take says so and waits for no answer")
+    func attachedCommandNotSent() {
+        var s = makeState(steps: 50, mode: .attached)
+        s.canControl = true   // attached to a channel it can write
+        s.commandIdPrefix = "host-1-x"
+        let effects = press(&s, .character("x"), .character("y"))
+        guard case let .command(stop)? = effects.last else { Issue.record("no stop command: \(effects)"); return }
+        #expect(s.awaitingAnswer[stop.id ?? ""] != nil)
+        _ = s.apply(.notSent(stop, "cannot write runs/a/commands.jsonl: No space left on device"))
+        #expect(s.awaitingAnswer.isEmpty)
+        #expect(s.status?.isError == true)
+        #expect(s.status?.text == "stop: not sent (cannot write runs/a/commands.jsonl: No space left on device)")
+    }
+
     @Test("attached: a run is silent by its run file's age, however recently the history was read in")
     func attachedSilenceFollowsTheRunFile() {
         var s = makeState(steps: 50, mode: .attached)

@@ -10,6 +10,8 @@ public enum DashboardAction: Sendable, Equatable {
     case header(RunHeader)
     case records([Record])
     case replayStatus(ReplayStatus)
+    /// A command the runner could not hand on, and why (attached: the channel could not be written).
+    case notSent(Command, String)
     /// Attached: seconds since the run file was last written (nil when it cannot be told).
     case runFileAge(Double?)
     /// A replay restarted its stream: forget what the records built, keep the UI.

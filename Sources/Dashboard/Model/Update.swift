@@ -39,6 +39,10 @@ extension DashboardState {
         case let .replayStatus(rs):
             replayStatus = rs
             return []
+        case let .notSent(command, problem):
+            if let id = command.id { awaitingAnswer[id] = nil }
+            setStatus("\(describe(command.action)): not sent (\(problem))", error: true)
+            return []
         case let .runFileAge(age):
             runFileAge = age
             return []

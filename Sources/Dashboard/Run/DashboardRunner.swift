@@ -124,7 +124,8 @@ public final class DashboardRunner {
             render()
             for effect in effects {
                 switch effect {
-                case let .command(c): commands?.send(c)
+                case let .command(c):
+                    if let problem = commands?.send(c) { _ = state.apply(.notSent(c, problem)) }
                 case let .replay(r): replay?.perform(r)
                 case .quit: exit = exitReason()
                 case let .fork(step): exit = .fork(step: step)

@@ -125,12 +125,16 @@ public final class CommandChannelWriter: CommandSink, @unchecked Sendable {
 
     deinit { close(fd) }
 
-    /// Appends `command` (its id must be set) as one line.
-    public func send(_ command: Command) {
-        let line = ChannelLine(id: command.id ?? UUID().uuidString, run: runId, issuer: issuer,
+    /// Appends `command` (its id must be set: the answer names it) as one line; returns why the
+    /// write failed (nil when the whole line was written).
+    @discardableResult
+    public func send(_ command: Command) -> String? {
+        precondition(command.id != nil, "a channel command needs the id its answer will name")
+        let line = ChannelLine(id: command.id!, run: runId, issuer: issuer,
                                t: Date().timeIntervalSince1970, action: command.action).encoded()
         lock.lock(); defer { lock.unlock() }
-        // A failed write leaves the command unanswered: the status line keeps saying "sent".
-        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written == line.count { return nil }
+        return written < 0 ? "cannot write \(path): \(String(cString: strerror(errno)))" : "short write to \(path)"
     }
 }
