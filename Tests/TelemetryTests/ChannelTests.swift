@@ -34,8 +34,8 @@ import Testing
         #expect(problem(#"{"id":"a","run":"r","command":"set_weight","axis":"context","band":1}"#)?.message == "set_weight needs \"value\"")
         #expect(problem(#"{"id":"a","run":"r","command":"lr_scale","value":-1}"#)?.message.contains("positive") == true)
         #expect(problem(#"{"id":"","run":"r","command":"stop"}"#)?.id == nil)
-        #expect(problem(#"{"run":"r","command":"stop"}"#) != nil)
-        #expect(problem(#"{"id":"a","run":"r","command":"stop"} x"#) != nil)
+        #expect(problem(#"{"run":"r","command":"stop"}"#)?.message.contains("lacks member \"id\"") == true)
+        #expect(problem(#"{"id":"a","run":"r","command":"stop"} x"#)?.message.hasPrefix("not a command") == true)
     }
 
     /// Random bytes never trap the decoder: every line is a command or a problem.
