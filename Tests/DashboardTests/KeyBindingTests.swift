@@ -5,6 +5,16 @@ import Testing
 /// The key table is the one source of the keys: the update dispatches through it, and the help,
 /// the footer and the Scales panel's hints are drawn from it.
 @Suite struct KeyBindingTests {
+    @Test("the run-changing and replay-only actions follow from the table's modes")
+    func actionKindsFollowTheTable() {
+        let changing = KeyAction.allCases.filter(\.changesRun)
+        // q in a live run stops it too (a replay has its own q row, so it never says read-only).
+        #expect(Set(changing) == [.quit, .stop, .togglePause, .weightUp, .weightDown, .weightDouble, .weightHalve, .weightReset,
+                                  .toggleAdaptive, .undo, .checkpoint, .revert, .twinCheck])
+        let replay = KeyAction.allCases.filter(\.drivesReplay)
+        #expect(Set(replay) == [.seekBack, .seekForward, .seekFarBack, .seekFarForward, .slower, .faster, .stepOnce, .fork])
+    }
+
     static let modes: [DashboardMode] = [.live, .attached, .replay]
 
     @Test(arguments: modes)
