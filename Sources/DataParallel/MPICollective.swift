@@ -15,10 +15,10 @@ public struct RankError: Error, CustomStringConvertible {
 /// gradient, the statistics and the step boundary; broadcast for the commands' bytes), plus the
 /// byte broadcast the executable uses to hand a checkpoint from rank 0 to the others.
 ///
-/// Reproducibility: `start()` pins Open MPI's allreduce to the ring algorithm (unless the
-/// environment already chooses one). The ring reduces every segment on one rank in a fixed order
-/// and sends the result to the others, so every rank holds the same bits and the same rank count
-/// gives the same sums run after run (docs/SCALING.md).
+/// Reproducibility: every reduction is a non-blocking allreduce (libnbc), and `start()` pins it
+/// to the ring algorithm (unless the environment already chooses one). The ring reduces every
+/// segment on one rank in a fixed order and sends the result to the others, so every rank holds
+/// the same bits and the same rank count gives the same sums run after run (docs/SCALING.md).
 public final class MPICollective: Collective {
     public let rank: Int
     public let size: Int
@@ -34,13 +34,10 @@ public final class MPICollective: Collective {
         ProcessInfo.processInfo.environment[launchVariable] != nil
     }
 
-    /// The MCA settings `start()` applies when the environment has not set them: the tuned
-    /// collective component with allreduce algorithm 4 (ring), reproducible bit for bit.
-    /// The non-blocking allreduce (libnbc, which the gradient buckets and the per-step
-    /// reductions use) is pinned to its ring algorithm likewise.
+    /// The MCA settings `start()` applies when the environment has not set them: libnbc's
+    /// non-blocking allreduce (all that the gradient buckets and the per-step reductions use; no
+    /// blocking collective is called) on its ring algorithm, reproducible bit for bit.
     public static let pinnedParameters: [(String, String)] = [
-        ("OMPI_MCA_coll_tuned_use_dynamic_rules", "1"),
-        ("OMPI_MCA_coll_tuned_allreduce_algorithm", "4"),
         ("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1"),
     ]
 
