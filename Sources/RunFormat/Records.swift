@@ -206,7 +206,10 @@ public struct OscillationSample: Sendable, Equatable {
 
 /// Everything measured in one training step.
 public struct StepRecord: Sendable, Equatable {
+    /// The step's index, from 0 (an eval or end record's `step` is steps completed instead).
     public var step: Int
+    /// Steps completed with this one: what the eval and end records that follow it say.
+    public var stepsCompleted: Int { step + 1 }
     /// Seconds since the start of the run.
     public var t: Double
     /// Mean training cross-entropy in nats.

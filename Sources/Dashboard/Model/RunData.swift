@@ -133,7 +133,7 @@ public struct RunData: Sendable, Equatable {
     /// Steps completed: the end record's count, else one past the latest step record (step
     /// records carry the 0-based index of the step they describe).
     public var stepsDone: Int {
-        end?.step ?? lastStep.map { $0.step + 1 } ?? 0
+        end?.step ?? lastStep.map(\.stepsCompleted) ?? 0
     }
 
     /// Names of the depth groups (the depth axis' band names), for the oscillation panel.

@@ -33,9 +33,8 @@ public enum CSVExporter {
                 flush()
                 pending = (s, nil, [])
             case let .eval(e):
-                // An eval carries the steps completed, one past the index of the step record it
-                // follows (a file that wrote the index itself reads too).
-                if let p = pending?.step.step, e.step == p + 1 || e.step == p { pending?.eval = e }
+                // An eval carries the steps completed (a file that wrote the step's index reads too).
+                if let p = pending?.step, e.step == p.stepsCompleted || e.step == p.step { pending?.eval = e }
             case let .event(e):
                 if pending != nil { pending?.events.append(describeEvent(e, header: header)) }
             case let .checkpoint(c):

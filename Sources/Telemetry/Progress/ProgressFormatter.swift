@@ -44,8 +44,7 @@ public struct ProgressFormatter {
         switch record {
         case let .step(s):
             if s.spike { spikes += 1 }
-            // Step records count from 0; `done` is the number of steps completed with this one.
-            let done = s.step + 1
+            let done = s.stepsCompleted
             let total = header?.totalSteps ?? 0
             guard done >= nextDue || s.step == 0 || done == total else { return [] }
             nextDue = (done / interval + 1) * interval
@@ -77,7 +76,7 @@ public struct ProgressFormatter {
     func stepLine(_ s: StepRecord) -> String {
         let total = header?.totalSteps ?? 0
         var parts: [String] = []
-        let done = s.step + 1
+        let done = s.stepsCompleted
         parts.append("step  " + (total > 0 ? "\(done)/\(total)" : "\(done)"))
         parts.append("loss \(Format.fixed(s.loss, 4))")
         if let e = lastEval, let first = e.domains.first {

@@ -55,7 +55,7 @@ public struct RunSummary {
         duration = max(duration, record.t)
         switch record {
         case let .step(s):
-            stepsDone = max(stepsDone, s.step + 1)
+            stepsDone = max(stepsDone, s.stepsCompleted)
             stepRecords += 1
             if firstLoss == nil { firstLoss = s.loss }
             finalLoss = s.loss

@@ -11,8 +11,7 @@ public enum RecordingExtent {
     /// nil when none can be read. A torn last line is skipped like the reader skips it.
     public static func lastStep(path: String) -> Int? {
         guard let record = lastRecord(path: path) else { return nil }
-        // A step record's `step` is its index; an eval or end record's is steps done.
-        if case .step = record { return record.step + 1 }
+        if case let .step(s) = record { return s.stepsCompleted }
         return record.step
     }
 
