@@ -15,6 +15,12 @@ on the CPU, trained from the same initial weights on the same batches by several
   run      ``all`` recorded by gradflow.Run into a temporary folder, as the example does:
            run.clip_grad (time axis, then clipping), the optimizer hooks (depth axis) and
            run.step (the refiner's statistics and the step record written each step)
+  all-torch, run-torch
+           ``all`` and ``run`` with the fused kernels switched off (gradflow.refine.fused): the
+           statistics as torch operations, as on a machine where the C module was not built
+
+The fused kernels are used where the installed package has them (``pip install ./python``); the
+first line of the output says whether it does.
 
 They run interleaved, ``--steps`` steps each per round (the order reversed every other round), for
 ``--rounds`` rounds after ``--warmup`` steps each, so load that drifts on a shared machine hits all
@@ -23,7 +29,7 @@ with one torch thread all the step's work runs there, and time spent descheduled
 machine is not counted): each trainer's median step time, its overhead against ``plain`` and the
 quartiles of the per-round ratios; and the refiner's own phases in CPU time.
 
-    PYTHONPATH=python python bench/python_overhead.py --rounds 20 --steps 4 [--variants plain,all,time,measure] [--json]
+    python bench/python_overhead.py --rounds 20 --steps 4 [--variants plain,all,time,measure] [--json]
 """
 
 from __future__ import annotations
@@ -36,11 +42,14 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "python"))
+try:  # the installed package (`pip install ./python` builds the fused kernels)
+    import gradflow  # noqa: F401
+except ImportError:  # the source tree: the statistics as torch operations only
+    sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 import torch  # noqa: E402
 
-from gradflow.refine import Refiner  # noqa: E402
+from gradflow.refine import Refiner, fused  # noqa: E402
 from gradflow.refine.gpt import GPT  # noqa: E402
 
 LAYERS, HEADS, CHANNELS, CONTEXT, BATCH = 4, 4, 128, 128, 8
@@ -51,6 +60,8 @@ VARIANTS = {
     "time": dict(axes=("time",), measure=False),
     "measure": dict(),
     "run": dict(axes=("context", "time", "depth")),
+    "all-torch": dict(axes=("context", "time", "depth"), fused=False),
+    "run-torch": dict(axes=("context", "time", "depth"), fused=False),
 }
 
 
@@ -78,6 +89,11 @@ def decay_groups(model):
 class Trainer:
     def __init__(self, variant, state):
         options = VARIANTS[variant]
+        if options is not None:
+            options = dict(options)
+            self.fused = options.pop("fused", True)
+        else:
+            self.fused = True
         self.model = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS,
                          attention="plain" if options is None else "banded")
         self.model.load_state_dict(state)
@@ -87,7 +103,7 @@ class Trainer:
         self.step_index = 0
         self.phases = {"before_optimizer": [], "apply_depth": [], "finish_step": []}
         self.run = None
-        if variant == "run":
+        if variant in ("run", "run-torch"):
             import atexit
             import shutil
             import tempfile
@@ -108,6 +124,7 @@ class Trainer:
     def step(self, batch):
         """One training step; returns (wall seconds, CPU seconds of this thread)."""
         x, y = batch
+        fused.enabled = self.fused
         t0, c0 = time.perf_counter(), time.thread_time()
         self.opt.zero_grad(set_to_none=True)
         _, loss = self.model(x, y)
@@ -177,7 +194,7 @@ def main():
                 ratios[k][v].append(statistics.median(x[j] for x in this[v]) / base)
     load_after = os.getloadavg()[0]
 
-    result = {"parameters": params, "threads": args.threads, "rounds": args.rounds, "steps": args.steps,
+    result = {"parameters": params, "threads": args.threads, "fused_kernels": fused.kernels is not None, "rounds": args.rounds, "steps": args.steps,
               "load_average": [load_before, load_after], "torch": torch.__version__, "variants": {}}
     for v in variants:
         entry = {}
@@ -191,7 +208,8 @@ def main():
     if args.json:
         print(json.dumps(result))
         return
-    print(f"preset S GPT, {params:,} parameters, batch {BATCH}×{CONTEXT}, {args.threads} thread(s), torch {torch.__version__}")
+    print(f"preset S GPT, {params:,} parameters, batch {BATCH}×{CONTEXT}, {args.threads} thread(s), torch {torch.__version__}, "
+          f"fused kernels {'built' if fused.kernels is not None else 'not built (statistics as torch operations)'}")
     print(f"{args.rounds} rounds × {args.steps} steps per trainer, interleaved; load average {load_before:.1f} → {load_after:.1f}")
     for k, label in (("wall", "wall time"), ("cpu", "CPU time of the training thread")):
         print(label)

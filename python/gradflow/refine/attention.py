@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import fused
+
 
 class EdgeWeightedMatmul(torch.autograd.Function):
     """O = P @ V in the forward pass; the backward pass of the context surrogate.
@@ -112,6 +114,10 @@ class ContextState:
         self._weight_mats = {}        # (layer, T) → [T, T] tensor, or None for unit weights
         self._tables = {}             # T → (band index [T, T] long, indicator [T·T, nb] float)
         self._buffers = {}            # scratch for the statistics, reused
+        # The bands' inclusive distance ranges, for the fused kernels.
+        ranges = [bands.distance_range(k) for k in range(bands.count)]
+        self._band_lows = [low for low, _ in ranges]
+        self._band_highs = [high for _, high in ranges]
         self.reset_statistics()
 
     # -- weights ---------------------------------------------------------------------------
@@ -199,8 +205,22 @@ class ContextState:
             self._buffers["ones"] = ones
         return ones
 
+    def _fused_sums(self, p: torch.Tensor, dp: Optional[torch.Tensor], out: torch.Tensor) -> bool:
+        """Adds the layer's mass (``dp`` None) or band energy into ``out`` with the fused kernel;
+        False (nothing done) where it does not apply."""
+        if not fused.eligible((p,) if dp is None else (p, dp)) or p.dim() != 4 or (dp is not None and dp.shape != p.shape):
+            return False
+        if out.device.type != "cpu" or not out.is_contiguous() or out.dtype not in (torch.float32, torch.float64):
+            return False
+        B, H, T = p.size(0), p.size(1), p.size(-1)
+        fused.kernels.attention_sums(p.data_ptr(), 0 if dp is None else dp.data_ptr(), B * H, T, H,
+                                     self._band_lows, self._band_highs, out.data_ptr(), out.dtype == torch.float64)
+        return True
+
     def _energy_sink(self, layer: int, T: int):
         def sink(p: torch.Tensor, dp: torch.Tensor) -> None:
+            if self._fused_sums(p, dp, self._energy_rows[layer]):
+                return
             with torch.no_grad():
                 x = self._scratch("product", p)
                 torch.mul(p, dp, out=x)
@@ -217,20 +237,25 @@ class ContextState:
                     self.energy[layer] += (column @ indicator).view(-1)
         return sink
 
+    def _add_mass(self, layer: int, att: torch.Tensor) -> None:
+        """The attention mass per head and band of one layer, with torch operations."""
+        T, H = att.size(-1), att.size(1)
+        with torch.no_grad():
+            _, indicator = self._table(T, att.device, att.dtype)
+            per_head = self._scratch("heads", att, (H, T, T))
+            torch.sum(att.detach(), dim=0, out=per_head)
+            if self._fast(att):
+                self._mass_rows[layer].addmm_(per_head.view(H, T * T), indicator)
+            else:
+                self.mass[layer] += per_head.view(H, T * T) @ indicator
+
     def attend(self, layer: int, att: torch.Tensor, v: torch.Tensor, dropout: nn.Module, training: bool):
         T = att.size(-1)
         measuring = self.measure and training and torch.is_grad_enabled()
         if measuring:
-            with torch.no_grad():
-                B, H = att.size(0), att.size(1)
-                _, indicator = self._table(T, att.device, att.dtype)
-                per_head = self._scratch("heads", att, (H, T, T))
-                torch.sum(att.detach(), dim=0, out=per_head)
-                if self._fast(att):
-                    self._mass_rows[layer].addmm_(per_head.view(H, T * T), indicator)
-                else:
-                    self.mass[layer] += per_head.view(H, T * T) @ indicator
-                self.queries[layer] += B * T
+            if not self._fused_sums(att, None, self._mass_rows[layer]):
+                self._add_mass(layer, att)
+            self.queries[layer] += att.size(0) * T
         att = dropout(att)
         w = self.weight_matrix(layer, T, att.device, att.dtype) if att.requires_grad or v.requires_grad else None
         sink = self._energy_sink(layer, T) if measuring and att.requires_grad else None

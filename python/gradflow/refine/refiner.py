@@ -24,7 +24,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from . import core
+from . import core, fused
 from .attention import BandedCausalSelfAttention, ContextState
 from .core import RefineError
 
@@ -236,14 +236,21 @@ class TimeFilter:
             self._steady_views = (tuple(self.buf[r] for r in range(5)), self.buf[0:2],
                                   p[0:2], p[2], p[3], p[4], a.whole[0].targets(a, self.buf[0]))
         (g, f, s, d, mid), gf, out_g, out_ff, out_mm, out_ss, targets = self._steady_views
-        torch._foreach_copy_(targets, grads)
-        torch.mv(gf, g, out=out_g)           # ⟨g,g⟩ ⟨m_f,g⟩
-        torch.dot(f, f, out=out_ff)          # ⟨m_f,m_f⟩
-        f.lerp_(g, 1 - self.beta_fast)
-        s.lerp_(g, 1 - self.beta_slow)
-        torch.sub(f, s, out=mid)
-        torch.dot(mid, mid, out=out_mm)
-        torch.dot(s, s, out=out_ss)
+        if fused.eligible(grads) and self.buf.dtype == torch.float32 and self.buf.device.type == "cpu":
+            # The same products in one pass, g copied into its row only when ĝ needs it.
+            gg, fg, ff, mm, ll = fused.kernels.time_filter(
+                [t.data_ptr() for t in grads], a.counts, f.data_ptr(), s.data_ptr(),
+                g.data_ptr() if refines else 0, 1 - self.beta_fast, 1 - self.beta_slow)
+        else:
+            torch._foreach_copy_(targets, grads)
+            torch.mv(gf, g, out=out_g)           # ⟨g,g⟩ ⟨m_f,g⟩
+            torch.dot(f, f, out=out_ff)          # ⟨m_f,m_f⟩
+            f.lerp_(g, 1 - self.beta_fast)
+            s.lerp_(g, 1 - self.beta_slow)
+            torch.sub(f, s, out=mid)
+            torch.dot(mid, mid, out=out_mm)
+            torch.dot(s, s, out=out_ss)
+            gg, fg, ff, mm, ll = self._products.tolist()
         if refines:
             # d = c_H·h + c_M·mid + c_L·low = c_H·g + (c_M − c_H)·m_f + (c_L − c_M)·m_s (new EMAs).
             torch.mul(g, cH, out=d)
@@ -252,7 +259,6 @@ class TimeFilter:
             if cL != cM:
                 d.add_(s, alpha=cL - cM)
             piece_sums += self._piece_sums(a.whole[0], g, d, mid)
-        gg, fg, ff, mm, ll = self._products.tolist()
         hh = self.beta_fast ** 2 * (gg - 2 * fg + ff)
         return gg, fg, ff, max(hh, 0.0), mm, ll
 
@@ -377,18 +383,31 @@ class DepthMeter:
         self.prev_sq = [[0.0, 0.0] for _ in range(arena.groups)]   # ‖g_t−1‖², ‖Δθ_t−1‖² per group
         self.snapshot_taken = False
         self._views = None
+        self._fused_param_sq = None   # ‖θ_k‖² per group when the snapshot ran fused
 
     def snapshot(self) -> None:
         """θ before the optimizer step, into the row the update will take, and ‖θ_k‖² from it at
         once (while the row is still in cache)."""
         row = self.buf[2 + (self.current ^ 1)]
+        self.snapshot_taken = True
+        a = self.arena
+        if self._fused_ok(a.params):
+            self._fused_param_sq = fused.kernels.depth_snapshot(
+                [p.data_ptr() for p in a.params], a.counts, a.group_of, a.groups, row.data_ptr())
+            return
+        self._fused_param_sq = None
         with torch.no_grad():   # the parameters themselves as sources (no detach per tensor)
             for chunk in self.arena.whole:
                 torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(self.arena.params))
         for rows, _, _, res in self._chunk_views():
             theta = rows[2 + (self.current ^ 1)]
             torch.dot(theta, theta, out=res[2])
-        self.snapshot_taken = True
+
+    def _fused_ok(self, tensors) -> bool:
+        """Whether the fused kernels may measure this step (tensors: the parameters, or the
+        gradients with None allowed)."""
+        return (self.buf.dtype == torch.float32 and self.buf.device.type == "cpu" and 0 < self.arena.groups <= 64
+                and fused.eligible(t for t in tensors if t is not None))
 
     def _chunk_views(self):
         """Per depth chunk: its slices of the rows and a slot of 6 results, made once (slicing a
@@ -407,6 +426,13 @@ class DepthMeter:
         a = self.arena
         cur, prev = self.current ^ 1, self.current
         grads = [p.grad for p in a.params]
+        if self._fused_param_sq is not None and self._fused_ok(grads) and self._fused_ok(a.params):
+            return self._measure_fused(grads, cur, prev)
+        if self._fused_param_sq is not None:
+            # The snapshot was fused, this step's measure is not: ‖θ‖² per chunk where the torch
+            # path reads it.
+            for k, chunk in enumerate(a.chunks):
+                self._chunk_views()[k][3][2] = self._fused_param_sq[chunk.group]
         whole = a.whole[0]
         if any(g is None for g in grads):
             for t, g in zip(whole.targets(a, self.buf[cur]), grads):
@@ -441,6 +467,23 @@ class DepthMeter:
         for chunk, values in zip(a.chunks, sums):
             for j, v in enumerate(values):
                 per_group[chunk.group][j] += v
+        return self._finish(per_group, cur)
+
+    def _measure_fused(self, grads, cur: int, prev: int) -> List[dict]:
+        """``measure`` in one pass over the gradients and parameters (the fused kernel)."""
+        a = self.arena
+        rows = [self.buf[r].data_ptr() for r in range(4)]
+        values = fused.kernels.depth_measure(
+            [0 if g is None else g.data_ptr() for g in grads], [p.data_ptr() for p in a.params], a.counts,
+            a.group_of, a.groups, rows[cur], rows[prev], rows[2 + cur], rows[2 + prev])
+        per_group = []
+        for k in range(a.groups):
+            gg, gdot, uu, udot, flips = values[5 * k:5 * k + 5]
+            per_group.append([gg, gdot, self._fused_param_sq[k], uu, udot, flips])
+        return self._finish(per_group, cur)
+
+    def _finish(self, per_group, cur: int) -> List[dict]:
+        """The per-group records from (‖g‖², ⟨g, g_prev⟩, ‖θ‖², ‖u‖², ⟨u, u_prev⟩, flips)."""
         out = []
         for k, (gg, gdot, tt, uu, udot, flips) in enumerate(per_group):
             out.append({"grad_sq": gg, "grad_dot_prev": gdot, "prev_grad_sq": self.prev_sq[k][0],

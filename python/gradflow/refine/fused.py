@@ -1,0 +1,43 @@
+"""The refiner's statistics in one pass each on the CPU, when the C module was built.
+
+``pip install ./python`` compiles ``_fused.c`` (an optional extension: a machine without a C
+compiler installs the package without it). Its kernels compute exactly the statistics that the
+torch operations in refiner.py and attention.py define (docs/METHOD.md §8), for contiguous
+float32 CPU tensors, reading each tensor in place instead of one eager pass per operation
+(docs/PERFORMANCE.md, "PyTorch: cost of the refinement"). Everything else — CUDA, float64,
+non-contiguous tensors, a missing gradient, or ``enabled = False`` — runs the torch operations.
+Sums are added in a fixed order, so results are the same run after run; they differ from the
+torch path's by float rounding only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Optional
+
+import torch
+
+try:
+    from . import _fused as kernels
+except ImportError:  # built without a C compiler: the torch path runs
+    kernels = None
+
+#: The switch (tests and benchmarks compare both paths in one process). ``GRADFLOW_FUSED=0`` in
+#: the environment turns the kernels off from the start.
+enabled: bool = os.environ.get("GRADFLOW_FUSED", "1") != "0"
+
+
+def available() -> bool:
+    """Whether the kernels were built and are switched on."""
+    return kernels is not None and enabled
+
+
+def eligible(tensors: Iterable[Optional[torch.Tensor]]) -> bool:
+    """Whether the kernels may read ``tensors``: built and on, and every tensor present,
+    float32, on the CPU and contiguous."""
+    if not available():
+        return False
+    for t in tensors:
+        if t is None or t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
+            return False
+    return True
