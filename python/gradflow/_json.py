@@ -25,6 +25,9 @@ class F32(float):
 _pack_f = struct.Struct("<f")
 
 
+_F32_MIN_NORMAL = 2.0 ** -126
+
+
 def _to_float32(x):
     """``x`` rounded to float32 (inf when out of range)."""
     try:
@@ -65,7 +68,11 @@ def _float32_text(x):
         return "null"
     if v == int(v) and abs(v) < 1e16:
         return str(int(v))
-    for digits in range(1, 10):
+    # The search starts at 6 digits for a normal float32: a shorter text that reads back as v lies
+    # within half a float32 ulp (< 6e-8 · |v|) of v, far closer than the 6-digit decimals' spacing
+    # (≥ 1e-6 · |v|), so "%.6g" is that text with its trailing zeros stripped. Subnormals, whose
+    # ulp is relatively larger, search from 1 digit.
+    for digits in range(6 if abs(v) >= _F32_MIN_NORMAL else 1, 10):
         s = "%.*g" % (digits, v)
         if _to_float32(float(s)) == v:
             return s

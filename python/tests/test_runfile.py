@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import random
 import struct
 
 import pytest
@@ -45,6 +46,30 @@ def test_numbers():
         f32 = struct.unpack("<f", struct.pack("<f", x))[0]
         assert struct.unpack("<f", struct.pack("<f", float(text)))[0] == f32, (x, text)
         assert len(text.replace("-", "").replace(".", "").split("e")[0]) <= 9
+
+
+def test_float32_text_is_the_shortest_that_reads_back():
+    # The writer starts its search at 6 digits (normal floats); check it against the full search
+    # from 1 digit on random bit patterns, random magnitudes (subnormals included) and short decimals.
+    def shortest(v):
+        for digits in range(1, 10):
+            s = "%.*g" % (digits, v)
+            if struct.unpack("<f", struct.pack("<f", float(s)))[0] == v:
+                return s
+
+    rng = random.Random(7)
+    for _ in range(20000):
+        k = rng.random()
+        if k < 0.4:
+            x = struct.unpack("<f", struct.pack("<I", rng.getrandbits(32)))[0]
+        elif k < 0.7:
+            x = rng.uniform(-1, 1) * 10.0 ** rng.randint(-45, 38)
+        else:
+            x = round(rng.uniform(0, 2), rng.randint(0, 7))
+        v = struct.unpack("<f", struct.pack("<f", x))[0] if math.isfinite(x) and abs(x) < 3e38 else None
+        if v is None or not math.isfinite(v) or (v == int(v) and abs(v) < 1e16):
+            continue
+        assert encode(F32(x)) == shortest(v), x
 
 
 def test_strings():

@@ -17,7 +17,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #define LANES 8
 #define BLOCK 1024
@@ -170,13 +172,172 @@ static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The arena kernels: one walk over a list of tensors that lie one after the other in the refiner's
+ * arena rows, split by element ranges over up to MAX_THREADS threads when the caller asks for more
+ * than one (torch's intra-op thread count). Each thread sums into its own slots; the slots are
+ * added in thread order, so a given thread count gives the same bits run after run. */
+
+#define MAX_THREADS 8
+#define MAX_GROUPS 64
+#define MIN_PER_THREAD 65536   /* elements; below this a thread costs more than it saves */
+
+/* The tensors of one call: addresses (0 for a missing gradient), element counts, depth groups. */
+typedef struct {
+    Py_ssize_t n;
+    int64_t *addr, *addr2, *counts, *groups;   /* addr2 and groups may be NULL */
+    int64_t total;
+} Tensors;
+
+typedef struct Work Work;
+/* One kernel's work on elements [lo, hi) of tensor t, which starts at arena offset `offset`. */
+typedef void (*Piece)(const Work *w, Py_ssize_t t, int64_t offset, int64_t lo, int64_t hi, double *slots);
+
+struct Work {
+    const Tensors *tensors;
+    Piece piece;
+    const void *args;          /* the kernel's own arguments */
+    int width;                 /* slots per group */
+    int64_t start, end;        /* this thread's arena elements */
+    double slots[MAX_GROUPS * 5];
+};
+
+static void *walk(void *arg) {
+    Work *w = arg;
+    const Tensors *ts = w->tensors;
+    int64_t offset = 0;
+    for (Py_ssize_t t = 0; t < ts->n && offset < w->end; t++) {
+        int64_t count = ts->counts[t];
+        int64_t lo = w->start > offset ? w->start - offset : 0;
+        int64_t hi = w->end < offset + count ? w->end - offset : count;
+        if (lo < hi) w->piece(w, t, offset, lo, hi, w->slots + (ts->groups ? ts->groups[t] : 0) * w->width);
+        offset += count;
+    }
+    return NULL;
+}
+
+/* Runs `piece` over all tensors on up to `threads` threads; adds the slots into `out`. */
+static void run_split(const Tensors *ts, Piece piece, const void *args, int width, int groups, long long threads,
+                      double *out) {
+    Work work[MAX_THREADS];
+    long long n = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
+    if (n > ts->total / MIN_PER_THREAD) n = ts->total / MIN_PER_THREAD > 0 ? ts->total / MIN_PER_THREAD : 1;
+    for (long long k = 0; k < n; k++) {
+        work[k] = (Work){.tensors = ts, .piece = piece, .args = args, .width = width,
+                         .start = ts->total * k / n, .end = ts->total * (k + 1) / n};
+        memset(work[k].slots, 0, sizeof work[k].slots);
+    }
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (long long k = 1; k < n; k++) started[k] = pthread_create(&ids[k], NULL, walk, &work[k]) == 0;
+    walk(&work[0]);
+    for (long long k = 1; k < n; k++) {
+        if (started[k]) pthread_join(ids[k], NULL);
+        else walk(&work[k]);   /* no thread to be had: the work runs here */
+    }
+    for (long long k = 0; k < n; k++)
+        for (int q = 0; q < groups * width; q++) out[q] += work[k].slots[q];
+}
+
+/* Reads the tensor lists of a call (each sequence of n ints; seq2 and groups_seq may be NULL). */
+static int read_tensors(Tensors *ts, PyObject *seq, PyObject *seq2, PyObject *counts_seq, PyObject *groups_seq,
+                        long long group_count) {
+    memset(ts, 0, sizeof *ts);
+    Py_ssize_t n = seq_len(seq, "addresses");
+    if (n < 0) return -1;
+    if (group_count < 1 || group_count > MAX_GROUPS) {
+        PyErr_Format(PyExc_ValueError, "1 to %d depth groups", MAX_GROUPS);
+        return -1;
+    }
+    ts->n = n;
+    ts->addr = PyMem_Malloc(sizeof(int64_t) * 4 * (size_t)(n + 1));
+    if (!ts->addr) { PyErr_NoMemory(); return -1; }
+    ts->counts = ts->addr + n + 1;
+    int64_t *more = ts->counts + n + 1;
+    if (read_ints(seq, n, ts->addr, "addresses") || read_ints(counts_seq, n, ts->counts, "counts")) return -1;
+    if (seq2) { ts->addr2 = more; more += n + 1; if (read_ints(seq2, n, ts->addr2, "params")) return -1; }
+    if (groups_seq) {
+        ts->groups = more;
+        if (read_ints(groups_seq, n, ts->groups, "groups")) return -1;
+        for (Py_ssize_t t = 0; t < n; t++)
+            if (ts->groups[t] < 0 || ts->groups[t] >= group_count) {
+                PyErr_Format(PyExc_ValueError, "tensor %zd: depth group %lld is not in 0…%lld", t,
+                             (long long)ts->groups[t], group_count - 1);
+                return -1;
+            }
+    }
+    for (Py_ssize_t t = 0; t < n; t++) {
+        if (ts->counts[t] < 0) { PyErr_Format(PyExc_ValueError, "tensor %zd: negative count", t); return -1; }
+        ts->total += ts->counts[t];
+    }
+    return 0;
+}
+
+static void free_tensors(Tensors *ts) { PyMem_Free(ts->addr); }
+
+/* The sums of one call as a tuple of floats. */
+static PyObject *tuple_of(const double *values, Py_ssize_t n) {
+    PyObject *out = PyTuple_New(n);
+    if (!out) return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) PyTuple_SET_ITEM(out, k, PyFloat_FromDouble(values[k]));
+    return out;
+}
+
 /* torch.lerp(start, end, w) element by element, with torch's two forms. */
 static inline float lerp(float start, float end, float w) {
     return w < 0.5f ? start + w * (end - start) : end - (end - start) * (1.0f - w);
 }
 
-/* time_filter(grads, counts, fast, slow, g_row, w_fast, w_slow) -> (⟨g,g⟩, ⟨m_f,g⟩, ⟨m_f,m_f⟩,
- * ‖m_f − m_s‖², ‖m_s‖²)
+typedef struct { float *fast, *slow, *g_row; float w_fast, w_slow; } TimeArgs;
+
+static void time_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t from, int64_t to, double *slots) {
+    const TimeArgs *a = w->args;
+    const float *g = (const float *)(uintptr_t)w->tensors->addr[t] + from;
+    float *ft = a->fast + offset + from, *st = a->slow + offset + from;
+    int64_t count = to - from;
+    if (a->g_row) __builtin_memcpy(a->g_row + offset + from, g, sizeof(float) * (size_t)count);
+    const float w_fast = a->w_fast, w_slow = a->w_slow;
+    const vf wf = (vf){0} + w_fast, ws = (vf){0} + w_slow;
+    for (int64_t lo = 0; lo < count; lo += BLOCK) {
+        int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
+        vf a_gg = {0}, a_fg = {0}, a_ff = {0}, a_mm = {0}, a_ss = {0};
+        int64_t i = 0;
+        for (; i + VL <= m; i += VL) {
+            int64_t j = lo + i;
+            vf gj = load(g + j), fo = load(ft + j), so = load(st + j);
+            a_gg += gj * gj;
+            a_fg += fo * gj;
+            a_ff += fo * fo;
+            vf fn = w_fast < 0.5f ? fo + wf * (gj - fo) : gj - (gj - fo) * (1.0f - wf);
+            vf sn = w_slow < 0.5f ? so + ws * (gj - so) : gj - (gj - so) * (1.0f - ws);
+            store(ft + j, fn);
+            store(st + j, sn);
+            vf mid = fn - sn;
+            a_mm += mid * mid;
+            a_ss += sn * sn;
+        }
+        float b[5] = {0};
+        for (; i < m; i++) {
+            int64_t j = lo + i;
+            float gj = g[j], fo = ft[j];
+            b[0] += gj * gj;
+            b[1] += fo * gj;
+            b[2] += fo * fo;
+            float fn = lerp(fo, gj, w_fast), sn = lerp(st[j], gj, w_slow);
+            ft[j] = fn;
+            st[j] = sn;
+            float mid = fn - sn;
+            b[3] += mid * mid;
+            b[4] += sn * sn;
+        }
+        b[0] += lanes_sum(a_gg); b[1] += lanes_sum(a_fg); b[2] += lanes_sum(a_ff);
+        b[3] += lanes_sum(a_mm); b[4] += lanes_sum(a_ss);
+        for (int q = 0; q < 5; q++) slots[q] += b[q];
+    }
+}
+
+/* time_filter(grads, counts, fast, slow, g_row, w_fast, w_slow, threads) -> (⟨g,g⟩, ⟨m_f,g⟩,
+ * ⟨m_f,m_f⟩, ‖m_f − m_s‖², ‖m_s‖²)
  *
  * One pass over every tensor's gradient (grads: addresses, counts: sizes, laid out one after the
  * other in the arena rows fast and slow): the products with m_f before the update, then
@@ -186,136 +347,112 @@ static PyObject *time_filter(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *grads_seq, *counts_seq;
     unsigned long long f_addr, s_addr, g_addr;
     float w_fast, w_slow;
-    if (!PyArg_ParseTuple(args, "OOKKKff", &grads_seq, &counts_seq, &f_addr, &s_addr, &g_addr, &w_fast, &w_slow))
+    long long threads;
+    if (!PyArg_ParseTuple(args, "OOKKKffL", &grads_seq, &counts_seq, &f_addr, &s_addr, &g_addr, &w_fast, &w_slow,
+                          &threads))
         return NULL;
-    Py_ssize_t n = seq_len(grads_seq, "grads");
-    if (n < 0) return NULL;
-    int64_t *grads = PyMem_Malloc(sizeof(int64_t) * 2 * (n + 1));
-    if (!grads) return PyErr_NoMemory();
-    int64_t *counts = grads + n + 1;
-    if (read_ints(grads_seq, n, grads, "grads") || read_ints(counts_seq, n, counts, "counts")) {
-        PyMem_Free(grads);
-        return NULL;
-    }
-    float *f = (float *)(uintptr_t)f_addr, *s = (float *)(uintptr_t)s_addr, *gout = (float *)(uintptr_t)g_addr;
-    double gg = 0, fg = 0, ff = 0, mm = 0, ss = 0;
+    Tensors ts;
+    if (read_tensors(&ts, grads_seq, NULL, counts_seq, NULL, 1)) { free_tensors(&ts); return NULL; }
+    TimeArgs a = {(float *)(uintptr_t)f_addr, (float *)(uintptr_t)s_addr, (float *)(uintptr_t)g_addr, w_fast, w_slow};
+    double sums[5] = {0};
     Py_BEGIN_ALLOW_THREADS
-    int64_t offset = 0;
-    for (Py_ssize_t t = 0; t < n; t++) {
-        const float *g = (const float *)(uintptr_t)grads[t];
-        float *ft = f + offset, *st = s + offset;
-        int64_t count = counts[t];
-        if (gout) {
-            float *gt = gout + offset;
-            for (int64_t i = 0; i < count; i++) gt[i] = g[i];
-        }
-        for (int64_t lo = 0; lo < count; lo += BLOCK) {
-            int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
-            vf a_gg = {0}, a_fg = {0}, a_ff = {0}, a_mm = {0}, a_ss = {0};
-            const vf wf = (vf){0} + w_fast, ws = (vf){0} + w_slow;
-            int64_t i = 0;
-            for (; i + VL <= m; i += VL) {
-                int64_t j = lo + i;
-                vf gj = load(g + j), fo = load(ft + j), so = load(st + j);
-                a_gg += gj * gj;
-                a_fg += fo * gj;
-                a_ff += fo * fo;
-                vf fn = w_fast < 0.5f ? fo + wf * (gj - fo) : gj - (gj - fo) * (1.0f - wf);
-                vf sn = w_slow < 0.5f ? so + ws * (gj - so) : gj - (gj - so) * (1.0f - ws);
-                store(ft + j, fn);
-                store(st + j, sn);
-                vf mid = fn - sn;
-                a_mm += mid * mid;
-                a_ss += sn * sn;
-            }
-            float b_gg = 0, b_fg = 0, b_ff = 0, b_mm = 0, b_ss = 0;
-            for (; i < m; i++) {
-                int64_t j = lo + i;
-                float gj = g[j], fo = ft[j];
-                b_gg += gj * gj;
-                b_fg += fo * gj;
-                b_ff += fo * fo;
-                float fn = lerp(fo, gj, w_fast), sn = lerp(st[j], gj, w_slow);
-                ft[j] = fn;
-                st[j] = sn;
-                float mid = fn - sn;
-                b_mm += mid * mid;
-                b_ss += sn * sn;
-            }
-            b_gg += lanes_sum(a_gg); b_fg += lanes_sum(a_fg); b_ff += lanes_sum(a_ff);
-            b_mm += lanes_sum(a_mm); b_ss += lanes_sum(a_ss);
-            gg += b_gg; fg += b_fg; ff += b_ff; mm += b_mm; ss += b_ss;
-        }
-        offset += count;
-    }
+    run_split(&ts, time_piece, &a, 5, 1, threads, sums);
     Py_END_ALLOW_THREADS
-    PyMem_Free(grads);
-    return Py_BuildValue("(ddddd)", gg, fg, ff, mm, ss);
+    free_tensors(&ts);
+    return tuple_of(sums, 5);
 }
 
-/* depth_snapshot(params, counts, groups, group_count, row) -> (‖θ_k‖² for every group k)
+typedef struct { float *row; } SnapshotArgs;
+
+static void snapshot_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t from, int64_t to, double *slots) {
+    const SnapshotArgs *a = w->args;
+    const float *theta = (const float *)(uintptr_t)w->tensors->addr[t] + from;
+    float *dst = a->row + offset + from;
+    int64_t count = to - from;
+    for (int64_t lo = 0; lo < count; lo += BLOCK) {
+        int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
+        vf acc = {0};
+        int64_t i = 0;
+        for (; i + VL <= m; i += VL) {
+            vf x = load(theta + lo + i);
+            store(dst + lo + i, x);
+            acc += x * x;
+        }
+        float block = 0;
+        for (; i < m; i++) { float x = theta[lo + i]; dst[lo + i] = x; block += x * x; }
+        slots[0] += block + lanes_sum(acc);
+    }
+}
+
+/* depth_snapshot(params, counts, groups, group_count, row, threads) -> (‖θ_k‖² for every group k)
  *
  * Copies every parameter (addresses params, sizes counts, laid out one after the other) into row
  * and sums its squares into its group's total. */
 static PyObject *depth_snapshot(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *params_seq, *counts_seq, *groups_seq;
-    long long group_count;
+    long long group_count, threads;
     unsigned long long row_addr;
-    if (!PyArg_ParseTuple(args, "OOOLK", &params_seq, &counts_seq, &groups_seq, &group_count, &row_addr)) return NULL;
-    Py_ssize_t n = seq_len(params_seq, "params");
-    if (n < 0) return NULL;
-    if (group_count < 1 || group_count > 64) {
-        PyErr_SetString(PyExc_ValueError, "depth_snapshot: 1 to 64 groups");
+    if (!PyArg_ParseTuple(args, "OOOLKL", &params_seq, &counts_seq, &groups_seq, &group_count, &row_addr, &threads))
         return NULL;
-    }
-    int64_t *params = PyMem_Malloc(sizeof(int64_t) * 3 * (n + 1));
-    if (!params) return PyErr_NoMemory();
-    int64_t *counts = params + n + 1, *groups = counts + n + 1;
-    if (read_ints(params_seq, n, params, "params") || read_ints(counts_seq, n, counts, "counts") ||
-        read_ints(groups_seq, n, groups, "groups")) {
-        PyMem_Free(params);
-        return NULL;
-    }
-    for (Py_ssize_t t = 0; t < n; t++)
-        if (groups[t] < 0 || groups[t] >= group_count) {
-            PyMem_Free(params);
-            PyErr_SetString(PyExc_ValueError, "depth_snapshot: group out of range");
-            return NULL;
-        }
-    double totals[64] = {0};
-    float *row = (float *)(uintptr_t)row_addr;
+    Tensors ts;
+    if (read_tensors(&ts, params_seq, NULL, counts_seq, groups_seq, group_count)) { free_tensors(&ts); return NULL; }
+    SnapshotArgs a = {(float *)(uintptr_t)row_addr};
+    double sums[MAX_GROUPS] = {0};
     Py_BEGIN_ALLOW_THREADS
-    int64_t offset = 0;
-    for (Py_ssize_t t = 0; t < n; t++) {
-        const float *theta = (const float *)(uintptr_t)params[t];
-        float *dst = row + offset;
-        int64_t count = counts[t];
-        for (int64_t lo = 0; lo < count; lo += BLOCK) {
-            int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
-            float acc[LANES] = {0};
-            int64_t i = 0;
-            for (; i + LANES <= m; i += LANES)
-                for (int k = 0; k < LANES; k++) {
-                    float x = theta[lo + i + k];
-                    dst[lo + i + k] = x;
-                    acc[k] += x * x;
-                }
-            float block = 0;
-            for (; i < m; i++) { float x = theta[lo + i]; dst[lo + i] = x; block += x * x; }
-            for (int k = 0; k < LANES; k++) block += acc[k];
-            totals[groups[t]] += block;
-        }
-        offset += count;
-    }
+    run_split(&ts, snapshot_piece, &a, 1, (int)group_count, threads, sums);
     Py_END_ALLOW_THREADS
-    PyMem_Free(params);
-    PyObject *out = PyTuple_New(group_count);
-    if (!out) return NULL;
-    for (long long k = 0; k < group_count; k++) PyTuple_SET_ITEM(out, k, PyFloat_FromDouble(totals[k]));
-    return out;
+    free_tensors(&ts);
+    return tuple_of(sums, group_count);
 }
 
-/* depth_measure(grads, params, counts, groups, group_count, g_cur, g_prev, u_cur, u_prev)
+typedef struct { float *g_cur, *u_cur; const float *g_prev, *u_prev; } MeasureArgs;
+
+static void measure_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t from, int64_t to, double *slots) {
+    const MeasureArgs *a = w->args;
+    const float *g = w->tensors->addr[t] ? (const float *)(uintptr_t)w->tensors->addr[t] + from : NULL;
+    const float *theta = (const float *)(uintptr_t)w->tensors->addr2[t] + from;
+    float *gct = a->g_cur + offset + from, *uct = a->u_cur + offset + from;
+    const float *gpt = a->g_prev + offset + from, *upt = a->u_prev + offset + from;
+    int64_t count = to - from;
+    for (int64_t lo = 0; lo < count; lo += BLOCK) {
+        int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
+        vf a_gg = {0}, a_gp = {0}, a_uu = {0}, a_up = {0};
+        vi a_fl = {0};
+        int64_t i = 0;
+        for (; i + VL <= m; i += VL) {
+            int64_t j = lo + i;
+            vf gj = g ? load(g + j) : (vf){0};
+            store(gct + j, gj);
+            a_gg += gj * gj;
+            a_gp += load(gpt + j) * gj;
+            vf u = load(uct + j) - load(theta + j);
+            store(uct + j, u);
+            a_uu += u * u;
+            vf product = u * load(upt + j);
+            a_up += product;
+            a_fl -= product < 0.0f;     /* a true comparison is −1 in every lane */
+        }
+        float b[5] = {0};
+        for (; i < m; i++) {
+            int64_t j = lo + i;
+            float gj = g ? g[j] : 0.0f;
+            gct[j] = gj;
+            b[0] += gj * gj;
+            b[1] += gpt[j] * gj;
+            float u = uct[j] - theta[j];
+            uct[j] = u;
+            b[2] += u * u;
+            float product = u * upt[j];
+            b[3] += product;
+            b[4] += product < 0.0f ? 1.0f : 0.0f;
+        }
+        b[0] += lanes_sum(a_gg); b[1] += lanes_sum(a_gp); b[2] += lanes_sum(a_uu); b[3] += lanes_sum(a_up);
+        for (int k = 0; k < VL; k++) b[4] += (float)a_fl[k];
+        for (int q = 0; q < 5; q++) slots[q] += b[q];
+    }
+}
+
+/* depth_measure(grads, params, counts, groups, group_count, g_cur, g_prev, u_cur, u_prev, threads)
  *   -> per group (‖g‖², ⟨g, g_prev⟩, ‖u‖², ⟨u, u_prev⟩, flips), flattened
  *
  * One pass after the optimizer step: g (the gradient, 0 for a tensor without one: zeros) is copied
@@ -324,88 +461,24 @@ static PyObject *depth_snapshot(PyObject *Py_UNUSED(self), PyObject *args) {
  * the torch path's product and comparison). */
 static PyObject *depth_measure(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *grads_seq, *params_seq, *counts_seq, *groups_seq;
-    long long group_count;
+    long long group_count, threads;
     unsigned long long gc_addr, gp_addr, uc_addr, up_addr;
-    if (!PyArg_ParseTuple(args, "OOOOLKKKK", &grads_seq, &params_seq, &counts_seq, &groups_seq, &group_count,
-                          &gc_addr, &gp_addr, &uc_addr, &up_addr))
+    if (!PyArg_ParseTuple(args, "OOOOLKKKKL", &grads_seq, &params_seq, &counts_seq, &groups_seq, &group_count,
+                          &gc_addr, &gp_addr, &uc_addr, &up_addr, &threads))
         return NULL;
-    Py_ssize_t n = seq_len(params_seq, "params");
-    if (n < 0) return NULL;
-    if (group_count < 1 || group_count > 64) {
-        PyErr_SetString(PyExc_ValueError, "depth_measure: 1 to 64 groups");
-        return NULL;
-    }
-    int64_t *grads = PyMem_Malloc(sizeof(int64_t) * 4 * (n + 1));
-    if (!grads) return PyErr_NoMemory();
-    int64_t *params = grads + n + 1, *counts = params + n + 1, *groups = counts + n + 1;
-    if (read_ints(grads_seq, n, grads, "grads") || read_ints(params_seq, n, params, "params") ||
-        read_ints(counts_seq, n, counts, "counts") || read_ints(groups_seq, n, groups, "groups")) {
-        PyMem_Free(grads);
+    Tensors ts;
+    if (read_tensors(&ts, grads_seq, params_seq, counts_seq, groups_seq, group_count)) {
+        free_tensors(&ts);
         return NULL;
     }
-    for (Py_ssize_t t = 0; t < n; t++)
-        if (groups[t] < 0 || groups[t] >= group_count) {
-            PyMem_Free(grads);
-            PyErr_SetString(PyExc_ValueError, "depth_measure: group out of range");
-            return NULL;
-        }
-    double totals[64][5] = {{0}};
-    float *gc = (float *)(uintptr_t)gc_addr, *uc = (float *)(uintptr_t)uc_addr;
-    const float *gp = (const float *)(uintptr_t)gp_addr, *up = (const float *)(uintptr_t)up_addr;
+    MeasureArgs a = {(float *)(uintptr_t)gc_addr, (float *)(uintptr_t)uc_addr, (const float *)(uintptr_t)gp_addr,
+                     (const float *)(uintptr_t)up_addr};
+    double sums[MAX_GROUPS * 5] = {0};
     Py_BEGIN_ALLOW_THREADS
-    int64_t offset = 0;
-    for (Py_ssize_t t = 0; t < n; t++) {
-        const float *g = (const float *)(uintptr_t)grads[t];
-        const float *theta = (const float *)(uintptr_t)params[t];
-        float *gct = gc + offset, *uct = uc + offset;
-        const float *gpt = gp + offset, *upt = up + offset;
-        int64_t count = counts[t];
-        double *total = totals[groups[t]];
-        for (int64_t lo = 0; lo < count; lo += BLOCK) {
-            int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
-            vf a_gg = {0}, a_gp = {0}, a_uu = {0}, a_up = {0};
-            vi a_fl = {0};
-            int64_t i = 0;
-            for (; i + VL <= m; i += VL) {
-                int64_t j = lo + i;
-                vf gj = g ? load(g + j) : (vf){0};
-                store(gct + j, gj);
-                a_gg += gj * gj;
-                a_gp += load(gpt + j) * gj;
-                vf u = load(uct + j) - load(theta + j);
-                store(uct + j, u);
-                a_uu += u * u;
-                vf product = u * load(upt + j);
-                a_up += product;
-                a_fl -= product < 0.0f;     /* a true comparison is −1 in every lane */
-            }
-            float b[5] = {0};
-            for (; i < m; i++) {
-                int64_t j = lo + i;
-                float gj = g ? g[j] : 0.0f;
-                gct[j] = gj;
-                b[0] += gj * gj;
-                b[1] += gpt[j] * gj;
-                float u = uct[j] - theta[j];
-                uct[j] = u;
-                b[2] += u * u;
-                float product = u * upt[j];
-                b[3] += product;
-                b[4] += product < 0.0f ? 1.0f : 0.0f;
-            }
-            b[0] += lanes_sum(a_gg); b[1] += lanes_sum(a_gp); b[2] += lanes_sum(a_uu); b[3] += lanes_sum(a_up);
-            for (int k = 0; k < VL; k++) b[4] += (float)a_fl[k];
-            for (int q = 0; q < 5; q++) total[q] += b[q];
-        }
-        offset += count;
-    }
+    run_split(&ts, measure_piece, &a, 5, (int)group_count, threads, sums);
     Py_END_ALLOW_THREADS
-    PyMem_Free(grads);
-    PyObject *out = PyTuple_New(group_count * 5);
-    if (!out) return NULL;
-    for (long long k = 0; k < group_count; k++)
-        for (int q = 0; q < 5; q++) PyTuple_SET_ITEM(out, k * 5 + q, PyFloat_FromDouble(totals[k][q]));
-    return out;
+    free_tensors(&ts);
+    return tuple_of(sums, group_count * 5);
 }
 
 static PyMethodDef methods[] = {
