@@ -208,7 +208,8 @@ class ContextState:
     def _fused_sums(self, p: torch.Tensor, dp: Optional[torch.Tensor], out: torch.Tensor) -> bool:
         """Adds the layer's mass (``dp`` None) or band energy into ``out`` with the fused kernel;
         False (nothing done) where it does not apply."""
-        if not fused.eligible((p,) if dp is None else (p, dp)) or p.dim() != 4 or (dp is not None and dp.shape != p.shape):
+        tensors = (p,) if dp is None else (p, dp)
+        if p.dim() != 4 or (dp is not None and dp.shape != p.shape) or not fused.eligible(tensors):
             return False
         if out.device.type != "cpu" or not out.is_contiguous() or out.dtype not in (torch.float32, torch.float64):
             return False

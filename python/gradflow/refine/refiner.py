@@ -227,7 +227,9 @@ class TimeFilter:
         so little cancels). ‖mid‖ is measured directly: as a quadratic form of the products of
         (g, m_f, m_s) it would lose about two digits (m_f and m_s are close), with float32 dot
         products already good to about 1e-4. Each operation is a pass over memory that in a
-        training step mostly comes from DRAM; the former path made ten."""
+        training step mostly comes from DRAM; the former path made ten. Where the fused kernels
+        apply (gradflow.refine.fused: float32 CPU gradients), one pass does all of it, reading
+        each .grad in place."""
         a = self.arena
         if self._steady_views is None:
             # Slices made once (each slicing costs microseconds of Python); one result tensor.
@@ -393,7 +395,8 @@ class DepthMeter:
         a = self.arena
         if self._fused_ok(a.params):
             self._fused_param_sq = fused.kernels.depth_snapshot(
-                [p.data_ptr() for p in a.params], a.counts, a.group_of, a.groups, row.data_ptr(), torch.get_num_threads())
+                [p.data_ptr() for p in a.params], a.counts, a.group_of, a.groups, row.data_ptr(),
+                torch.get_num_threads())
             return
         self._fused_param_sq = None
         with torch.no_grad():   # the parameters themselves as sources (no detach per tensor)
