@@ -18,6 +18,7 @@ on the CPU, trained from the same initial weights on the same batches by several
   all-torch, run-torch
            ``all`` and ``run`` with the fused kernels switched off (gradflow.refine.fused): the
            statistics as torch operations, as on a machine where the C module was not built
+  all-1t   ``all`` with the fused kernels on one thread (they follow torch's thread count)
 
 The fused kernels are used where the installed package has them (``pip install ./python``); the
 first line of the output says whether it does.
@@ -61,6 +62,7 @@ VARIANTS = {
     "measure": dict(),
     "run": dict(axes=("context", "time", "depth")),
     "all-torch": dict(axes=("context", "time", "depth"), fused=False),
+    "all-1t": dict(axes=("context", "time", "depth"), fused_threads=1),
     "run-torch": dict(axes=("context", "time", "depth"), fused=False),
 }
 
@@ -92,8 +94,9 @@ class Trainer:
         if options is not None:
             options = dict(options)
             self.fused = options.pop("fused", True)
+            self.fused_threads = options.pop("fused_threads", None)
         else:
-            self.fused = True
+            self.fused, self.fused_threads = True, None
         self.model = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS,
                          attention="plain" if options is None else "banded")
         self.model.load_state_dict(state)
@@ -124,7 +127,7 @@ class Trainer:
     def step(self, batch):
         """One training step; returns (wall seconds, CPU seconds of this thread)."""
         x, y = batch
-        fused.enabled = self.fused
+        fused.enabled, fused.threads = self.fused, self.fused_threads
         t0, c0 = time.perf_counter(), time.thread_time()
         self.opt.zero_grad(set_to_none=True)
         _, loss = self.model(x, y)
