@@ -58,6 +58,7 @@ def test_float32_text_is_the_shortest_that_reads_back():
                 return s
 
     rng = random.Random(7)
+    values, expected = [], []
     for _ in range(20000):
         k = rng.random()
         if k < 0.4:
@@ -70,6 +71,12 @@ def test_float32_text_is_the_shortest_that_reads_back():
         if v is None or not math.isfinite(v) or (v == int(v) and abs(v) < 1e16):
             continue
         assert encode(F32(x)) == shortest(v), x
+        values.append(F32(x))
+        expected.append(shortest(v))
+    # Many at once (a step record), out-of-range and special values among them.
+    values += [F32(1e39), F32(float("nan")), F32(-2.0), F32(1e-45)]
+    expected += ["null", "null", "-2", "1e-45"]
+    assert encode(values) == "[" + ",".join(expected) + "]"
 
 
 def test_strings():
