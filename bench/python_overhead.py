@@ -18,7 +18,11 @@ on the CPU, trained from the same initial weights on the same batches by several
   all-torch, run-torch
            ``all`` and ``run`` with the fused kernels switched off (gradflow.refine.fused): the
            statistics as torch operations, as on a machine where the C module was not built
-  all-1t   ``all`` with the fused kernels on one thread (they follow torch's thread count)
+
+With ``--processes`` each round runs every variant in a fresh process instead, one model per
+process taking ``--steps`` consecutive steps after ``--warmup`` (as the example does): in one
+process the trainers evict each other's data from the caches between blocks, which a real run does
+not pay; the processes still alternate, so drift in the load hits all alike.
 
 The fused kernels are used where the installed package has them (``pip install ./python``); the
 first line of the output says whether it does.
@@ -62,7 +66,6 @@ VARIANTS = {
     "measure": dict(),
     "run": dict(axes=("context", "time", "depth")),
     "all-torch": dict(axes=("context", "time", "depth"), fused=False),
-    "all-1t": dict(axes=("context", "time", "depth"), fused_threads=1),
     "run-torch": dict(axes=("context", "time", "depth"), fused=False),
 }
 
@@ -94,9 +97,8 @@ class Trainer:
         if options is not None:
             options = dict(options)
             self.fused = options.pop("fused", True)
-            self.fused_threads = options.pop("fused_threads", None)
         else:
-            self.fused, self.fused_threads = True, None
+            self.fused = True
         self.model = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS,
                          attention="plain" if options is None else "banded")
         self.model.load_state_dict(state)
@@ -127,7 +129,7 @@ class Trainer:
     def step(self, batch):
         """One training step; returns (wall seconds, CPU seconds of this thread)."""
         x, y = batch
-        fused.enabled, fused.threads = self.fused, self.fused_threads
+        fused.enabled = self.fused
         t0, c0 = time.perf_counter(), time.thread_time()
         self.opt.zero_grad(set_to_none=True)
         _, loss = self.model(x, y)
@@ -153,6 +155,65 @@ class Trainer:
         return time.perf_counter() - t0, time.thread_time() - c0
 
 
+def child(args):
+    """``--child VARIANT``: one trainer in this process, ``--warmup`` then ``--steps`` consecutive
+    steps (as a real run takes them); prints its step times and phases as JSON."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    state = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS, attention="plain").state_dict()
+    trainer = Trainer(args.child, state)
+    batches = byte_batches(args.warmup + args.steps, args.seed)
+    for b in batches[:args.warmup]:
+        trainer.step(b)
+    for v in trainer.phases.values():
+        v.clear()
+    times = [trainer.step(b) for b in batches[args.warmup:]]
+    print(json.dumps({"times": times, "phases": trainer.phases}))
+
+
+def run_in_processes(variants, args):
+    """Each round runs every variant in a fresh process, one after the other (order reversed every
+    other round); returns the rounds' step times and every variant's phases."""
+    import subprocess
+    rounds, phases = [], {v: {} for v in variants}
+    for r in range(args.rounds):
+        order = variants if r % 2 == 0 else variants[::-1]
+        this = {}
+        for v in order:
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", v, "--steps", str(args.steps),
+                                  "--warmup", str(args.warmup), "--threads", str(args.threads),
+                                  "--seed", str(args.seed)], check=True, capture_output=True, text=True).stdout
+            result = json.loads(out)
+            this[v] = [tuple(x) for x in result["times"]]
+            for name, xs in result["phases"].items():
+                phases[v].setdefault(name, []).extend(xs)
+        rounds.append(this)
+    return rounds, phases
+
+
+def run_in_one_process(variants, args):
+    """Every variant's trainer in this process, ``--steps`` steps each per round, interleaved."""
+    torch.manual_seed(args.seed)
+    state = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS, attention="plain").state_dict()
+    trainers = {v: Trainer(v, state) for v in variants}
+    batches = byte_batches(args.warmup + args.rounds * args.steps, args.seed)
+    for b in batches[:args.warmup]:
+        for t in trainers.values():
+            t.step(b)
+    for t in trainers.values():
+        for v in t.phases.values():
+            v.clear()
+    rounds = []
+    for r in range(args.rounds):
+        chunk = batches[args.warmup + r * args.steps: args.warmup + (r + 1) * args.steps]
+        order = variants if r % 2 == 0 else variants[::-1]
+        this = {}
+        for v in order:
+            this[v] = [trainers[v].step(b) for b in chunk]
+        rounds.append(this)
+    return rounds, {v: t.phases for v, t in trainers.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
@@ -161,8 +222,14 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--variants", default="plain,all", help="comma-separated: " + ",".join(VARIANTS))
+    parser.add_argument("--processes", action="store_true",
+                        help="each variant in its own fresh process per round (consecutive steps, one model "
+                             "per process, as in a real run) instead of all trainers in this one")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.child:
+        return child(args)
     variants = [v for v in args.variants.split(",") if v]
     if "plain" not in variants:
         variants.insert(0, "plain")
@@ -170,26 +237,13 @@ def main():
         if v not in VARIANTS:
             parser.error(f"unknown variant {v!r}; known: {', '.join(VARIANTS)}")
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    state = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS, attention="plain").state_dict()
-    trainers = {v: Trainer(v, state) for v in variants}
-    params = sum(p.numel() for p in trainers["plain"].model.parameters())
-    batches = byte_batches(args.warmup + args.rounds * args.steps, args.seed)
-    for b in batches[:args.warmup]:
-        for t in trainers.values():
-            t.step(b)
-    for t in trainers.values():
-        for v in t.phases.values():
-            v.clear()
+    params = sum(p.numel() for p in GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS,
+                                        attention="plain").parameters())
+    load_before = os.getloadavg()[0]
+    rounds, phases = (run_in_processes if args.processes else run_in_one_process)(variants, args)
     times = {k: {v: [] for v in variants} for k in ("wall", "cpu")}
     ratios = {k: {v: [] for v in variants} for k in ("wall", "cpu")}
-    load_before = os.getloadavg()[0]
-    for r in range(args.rounds):
-        chunk = batches[args.warmup + r * args.steps: args.warmup + (r + 1) * args.steps]
-        order = variants if r % 2 == 0 else variants[::-1]
-        this = {}
-        for v in order:
-            this[v] = [trainers[v].step(b) for b in chunk]
+    for this in rounds:
         for k, j in (("wall", 0), ("cpu", 1)):
             base = statistics.median(x[j] for x in this["plain"])
             for v in variants:
@@ -197,7 +251,8 @@ def main():
                 ratios[k][v].append(statistics.median(x[j] for x in this[v]) / base)
     load_after = os.getloadavg()[0]
 
-    result = {"parameters": params, "threads": args.threads, "fused_kernels": fused.kernels is not None, "rounds": args.rounds, "steps": args.steps,
+    result = {"parameters": params, "threads": args.threads, "fused_kernels": fused.kernels is not None,
+              "processes": args.processes, "rounds": args.rounds, "steps": args.steps,
               "load_average": [load_before, load_after], "torch": torch.__version__, "variants": {}}
     for v in variants:
         entry = {}
@@ -206,14 +261,15 @@ def main():
             q = statistics.quantiles(ratios[k][v], n=4) if len(ratios[k][v]) >= 2 else [ratios[k][v][0]] * 3
             entry[k] = {"ms": med * 1000, "overhead": med / statistics.median(times[k]["plain"]) - 1,
                         "round_ratio_quartiles": q}
-        entry["refiner_phases_cpu_ms"] = {n: statistics.median(x) * 1000 for n, x in trainers[v].phases.items() if x}
+        entry["refiner_phases_cpu_ms"] = {n: statistics.median(x) * 1000 for n, x in phases[v].items() if x}
         result["variants"][v] = entry
     if args.json:
         print(json.dumps(result))
         return
     print(f"preset S GPT, {params:,} parameters, batch {BATCH}×{CONTEXT}, {args.threads} thread(s), torch {torch.__version__}, "
           f"fused kernels {'built' if fused.kernels is not None else 'not built (statistics as torch operations)'}")
-    print(f"{args.rounds} rounds × {args.steps} steps per trainer, interleaved; load average {load_before:.1f} → {load_after:.1f}")
+    how = "each in a fresh process per round" if args.processes else "interleaved in one process"
+    print(f"{args.rounds} rounds × {args.steps} steps per trainer, {how}; load average {load_before:.1f} → {load_after:.1f}")
     for k, label in (("wall", "wall time"), ("cpu", "CPU time of the training thread")):
         print(label)
         for v in variants:

@@ -5,5 +5,4 @@ statistics as torch operations. Everything else about the package is in pyprojec
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("gradflow.refine._fused", ["gradflow/refine/_fused.c"],
-                             extra_compile_args=["-O3", "-pthread", "-Wall", "-Wextra"],
-                             extra_link_args=["-pthread"], optional=True)])
+                             extra_compile_args=["-O3", "-Wall", "-Wextra"], optional=True)])

@@ -120,14 +120,21 @@ def test_attention_sums_match_a_direct_sum_in_float64():
     masks = [(dist >= lo) & (dist <= hi) for lo, hi in zip(lows, highs)]
     for out_dtype in (torch.float64, torch.float32):
         mass = torch.full((H, 3), 0.5, dtype=out_dtype)     # the kernel adds to what is there
-        fused.kernels.attention_sums(p.data_ptr(), 0, B * H, T, H, lows, highs, mass.data_ptr(),
+        fused.kernels.attention_sums(p.data_ptr(), 0, B * H, T, H, lows, highs, mass.data_ptr(), 0,
                                      out_dtype == torch.float64)
         expected = torch.stack([(p.double() * m).sum(dim=(0, 2, 3)) for m in masks], dim=1) + 0.5
         torch.testing.assert_close(mass.double(), expected, rtol=1e-6, atol=1e-6)
-    energy = torch.zeros(3, dtype=torch.float64)
-    fused.kernels.attention_sums(p.data_ptr(), d.data_ptr(), B * H, T, H, lows, highs, energy.data_ptr(), True)
     x = (p.double() * d.double()) ** 2
-    torch.testing.assert_close(energy, torch.stack([(x * m).sum() for m in masks]), rtol=1e-6, atol=0)
+    expected_energy = torch.stack([(x * m).sum() for m in masks])
+    energy = torch.zeros(3, dtype=torch.float64)
+    fused.kernels.attention_sums(p.data_ptr(), d.data_ptr(), B * H, T, H, lows, highs, 0, energy.data_ptr(), True)
+    torch.testing.assert_close(energy, expected_energy, rtol=1e-6, atol=0)
+    # Both in one pass: the same sums.
+    mass2, energy2 = torch.zeros(H, 3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    fused.kernels.attention_sums(p.data_ptr(), d.data_ptr(), B * H, T, H, lows, highs, mass2.data_ptr(),
+                                 energy2.data_ptr(), True)
+    torch.testing.assert_close(mass2, expected - 0.5, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(energy2, expected_energy, rtol=1e-6, atol=0)
 
 
 @needs_kernels
@@ -137,7 +144,7 @@ def test_depth_kernels_treat_a_missing_gradient_as_zeros():
     counts = [15, 7]
     rows = torch.randn(4, 22)
     theta_before = torch.cat([q.view(-1) for q in params])
-    param_sq = fused.kernels.depth_snapshot([q.data_ptr() for q in params], counts, [0, 0], 1, rows[2].data_ptr(), 1)
+    param_sq = fused.kernels.depth_snapshot([q.data_ptr() for q in params], counts, [0, 0], 1, rows[2].data_ptr())
     assert param_sq[0] == pytest.approx(theta_before.double().square().sum().item(), rel=1e-6)
     assert torch.equal(rows[2], theta_before)
     for q in params:
@@ -145,7 +152,7 @@ def test_depth_kernels_treat_a_missing_gradient_as_zeros():
     g_prev, u_prev = rows[1].clone(), rows[3].clone()
     gg, gdot, uu, udot, flips = fused.kernels.depth_measure(
         [grads[0].data_ptr(), 0], [q.data_ptr() for q in params], counts, [0, 0], 1,
-        rows[0].data_ptr(), rows[1].data_ptr(), rows[2].data_ptr(), rows[3].data_ptr(), 1)
+        rows[0].data_ptr(), rows[1].data_ptr(), rows[2].data_ptr(), rows[3].data_ptr())
     g = torch.cat([grads[0].view(-1), torch.zeros(7)])
     u = theta_before - torch.cat([q.view(-1) for q in params])
     assert torch.equal(rows[0], g)
@@ -160,34 +167,10 @@ def test_depth_kernels_treat_a_missing_gradient_as_zeros():
 @needs_kernels
 def test_kernels_refuse_bad_arguments_with_an_error():
     with pytest.raises(ValueError):
-        fused.kernels.depth_snapshot([0], [1, 2], [0], 1, 0, 1)          # counts of another length
+        fused.kernels.depth_snapshot([0], [1, 2], [0], 1, 0)          # counts of another length
     with pytest.raises(ValueError):
-        fused.kernels.depth_measure([0], [0], [1], [5], 1, 0, 0, 0, 0, 1)  # a group out of range
+        fused.kernels.depth_measure([0], [0], [1], [5], 1, 0, 0, 0, 0)  # a group out of range
     with pytest.raises(ValueError):
-        fused.kernels.attention_sums(0, 0, 3, 4, 2, [0], [3], 0, True)  # rows not a multiple of heads
-
-
-@needs_kernels
-@pytest.mark.parametrize("threads", [2, 3])
-def test_threads_split_the_arena_and_give_the_same_rows(threads):
-    # 220,001 elements: each thread takes ≥ 65,536, and the splits fall inside tensors.
-    gen = torch.Generator().manual_seed(5)
-    sizes = [100_000, 70_001, 50_000]
-    grads = [torch.randn(n, generator=gen) for n in sizes]
-    before = [torch.randn(n, generator=gen) for n in sizes]
-    after = [p - 0.01 * torch.randn(n, generator=gen) for p, n in zip(before, sizes)]
-    # Rows: m_f, m_s, g copy, θ then u, g_prev, u_prev.
-    rows = {1: torch.randn(6, sum(sizes), generator=gen)}
-    rows[threads] = rows[1].clone()
-    out = {}
-    for k in (1, threads):
-        r = rows[k]
-        tf = fused.kernels.time_filter([g.data_ptr() for g in grads], sizes, r[0].data_ptr(), r[1].data_ptr(),
-                                       r[2].data_ptr(), 0.1, 0.6, k)   # 0.6: lerp's second form
-        snap = fused.kernels.depth_snapshot([p.data_ptr() for p in before], sizes, [0, 1, 1], 2, r[3].data_ptr(), k)
-        meas = fused.kernels.depth_measure([grads[0].data_ptr(), 0, grads[2].data_ptr()],
-                                           [p.data_ptr() for p in after], sizes, [0, 1, 1], 2, r[2].data_ptr(),
-                                           r[4].data_ptr(), r[3].data_ptr(), r[5].data_ptr(), k)
-        out[k] = tf + snap + meas
-    assert torch.equal(rows[1], rows[threads])          # element-wise results do not depend on the split
-    assert out[threads] == pytest.approx(out[1], rel=1e-5, abs=1e-6)
+        fused.kernels.attention_sums(0, 0, 3, 4, 2, [0], [3], 0, 0, True)  # rows not a multiple of heads
+    with pytest.raises(ValueError):
+        fused.kernels.attention_sums(0, 0, 4, 4, 2, [0], [3], 0, 8, True)  # an energy without d

@@ -17,7 +17,6 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -92,21 +91,50 @@ static int read_bands(PyObject *lows, PyObject *highs, Bands *bands) {
     return 0;
 }
 
-/* attention_sums(p, d, rows, T, heads, lows, highs, out, out_is_double)
+/* Adds the band sums of the causal rows of the T×T matrix acc into slot[bands]. */
+static void band_sums(const float *acc, int64_t T, const Bands *bands, double *slot) {
+    for (int64_t i = 0; i < T; i++)
+        for (int64_t k = 0; k < bands->count; k++) {
+            int64_t last = i - bands->low[k];
+            if (last < 0) break;
+            int64_t first = i - bands->high[k];
+            if (first < 0) first = 0;
+            slot[k] += sum1(acc + i * T + first, last - first + 1);
+        }
+}
+
+static void zero_triangle(float *acc, int64_t T) {
+    for (int64_t i = 0; i < T; i++)
+        for (int64_t j = 0; j <= i; j++) acc[i * T + j] = 0;
+}
+
+/* Adds sums (n doubles) into out, float or double. */
+static void add_out(unsigned long long out_addr, int out_is_double, const double *sums, int64_t n) {
+    if (out_is_double) {
+        double *out = (double *)(uintptr_t)out_addr;
+        for (int64_t k = 0; k < n; k++) out[k] += sums[k];
+    } else {
+        float *out = (float *)(uintptr_t)out_addr;
+        for (int64_t k = 0; k < n; k++) out[k] += (float)sums[k];
+    }
+}
+
+/* attention_sums(p, d, rows, T, heads, lows, highs, mass_out, energy_out, out_is_double)
  *
  * p (and d, or 0) hold rows·T×T floats, contiguous, [rows][T][T] with rows = batch·heads and
- * head = row % heads. Adds into out (float or double, [heads][bands] without d: the attention
- * mass Σ p_ij; [bands] with d: the band energy Σ (p_ij·d_ij)²), over the causal entries j ≤ i with
- * the distance i − j in each band. The causal triangles are first summed entry by entry over the
- * batch (and, for the energy, the heads) into one T×T float matrix that stays in cache, then the
- * bands of each of its rows are summed. */
+ * head = row % heads. Adds the attention mass Σ p_ij per head and band into mass_out ([heads]
+ * [bands], or 0 for none) and the band energy Σ (p_ij·d_ij)² into energy_out ([bands], or 0; needs
+ * d), over the causal entries j ≤ i with the distance i − j in each band; the outputs are float or
+ * double. One pass reads p and d once: the causal triangles are summed entry by entry over the
+ * batch (the mass, per head) and over batch and heads (the energy) into T×T float matrices that
+ * stay in cache, then the bands of each of their rows are summed. */
 static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
-    unsigned long long p_addr, d_addr, out_addr;
+    unsigned long long p_addr, d_addr, mass_addr, energy_addr;
     long long rows, T, heads;
     PyObject *lows, *highs;
     int out_is_double;
-    if (!PyArg_ParseTuple(args, "KKLLLOOKp", &p_addr, &d_addr, &rows, &T, &heads, &lows, &highs, &out_addr,
-                          &out_is_double))
+    if (!PyArg_ParseTuple(args, "KKLLLOOKKp", &p_addr, &d_addr, &rows, &T, &heads, &lows, &highs, &mass_addr,
+                          &energy_addr, &out_is_double))
         return NULL;
     Bands bands;
     if (read_bands(lows, highs, &bands)) return NULL;
@@ -114,59 +142,50 @@ static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "attention_sums: bad shape");
         return NULL;
     }
+    if (energy_addr && !d_addr) {
+        PyErr_SetString(PyExc_ValueError, "attention_sums: the energy needs d");
+        return NULL;
+    }
     const float *p = (const float *)(uintptr_t)p_addr;
-    const float *d = (const float *)(uintptr_t)d_addr;
-    int64_t passes = d ? 1 : heads;            /* one matrix per head for the mass */
-    int64_t width = passes * bands.count;
-    double *sums = PyMem_Calloc((size_t)width, sizeof(double));
-    float *acc = PyMem_Malloc(sizeof(float) * (size_t)(T * T));
+    const float *d = energy_addr ? (const float *)(uintptr_t)d_addr : NULL;
+    int mass = mass_addr != 0;
+    double *sums = PyMem_Calloc((size_t)((heads + 1) * bands.count), sizeof(double));  /* mass, then energy */
+    float *acc = PyMem_Malloc(sizeof(float) * (size_t)(2 * T * T));                     /* mass, energy */
     if (!sums || !acc) {
         PyMem_Free(sums);
         PyMem_Free(acc);
         return PyErr_NoMemory();
     }
+    float *acc_mass = acc, *acc_energy = acc + T * T;
+    double *energy = sums + heads * bands.count;
     Py_BEGIN_ALLOW_THREADS
-    for (int64_t h = 0; h < passes; h++) {
-        for (int64_t i = 0; i < T; i++)
-            for (int64_t j = 0; j <= i; j++) acc[i * T + j] = 0;
-        for (int64_t r = d ? 0 : h; r < rows; r += d ? 1 : heads) {
-            const float *pm = p + r * T * T;
-            if (d) {
-                const float *dm = d + r * T * T;
-                for (int64_t i = 0; i < T; i++) {
-                    float *a = acc + i * T;
-                    const float *pr = pm + i * T, *dr = dm + i * T;
+    if (d) zero_triangle(acc_energy, T);
+    for (int64_t h = 0; h < heads; h++) {
+        if (mass) zero_triangle(acc_mass, T);
+        for (int64_t r = h; r < rows; r += heads) {
+            const float *pm = p + r * T * T, *dm = d ? d + r * T * T : NULL;
+            for (int64_t i = 0; i < T; i++) {
+                const float *pr = pm + i * T;
+                if (mass) {
+                    float *a = acc_mass + i * T;
+                    for (int64_t j = 0; j <= i; j++) a[j] += pr[j];
+                }
+                if (dm) {
+                    float *e = acc_energy + i * T;
+                    const float *dr = dm + i * T;
                     for (int64_t j = 0; j <= i; j++) {
                         float x = pr[j] * dr[j];
-                        a[j] += x * x;
+                        e[j] += x * x;
                     }
-                }
-            } else {
-                for (int64_t i = 0; i < T; i++) {
-                    float *a = acc + i * T;
-                    const float *pr = pm + i * T;
-                    for (int64_t j = 0; j <= i; j++) a[j] += pr[j];
                 }
             }
         }
-        double *slot = sums + h * bands.count;
-        for (int64_t i = 0; i < T; i++)
-            for (int64_t k = 0; k < bands.count; k++) {
-                int64_t last = i - bands.low[k];
-                if (last < 0) break;
-                int64_t first = i - bands.high[k];
-                if (first < 0) first = 0;
-                slot[k] += sum1(acc + i * T + first, last - first + 1);
-            }
+        if (mass) band_sums(acc_mass, T, &bands, sums + h * bands.count);
     }
+    if (d) band_sums(acc_energy, T, &bands, energy);
     Py_END_ALLOW_THREADS
-    if (out_is_double) {
-        double *out = (double *)(uintptr_t)out_addr;
-        for (int64_t k = 0; k < width; k++) out[k] += sums[k];
-    } else {
-        float *out = (float *)(uintptr_t)out_addr;
-        for (int64_t k = 0; k < width; k++) out[k] += (float)sums[k];
-    }
+    if (mass) add_out(mass_addr, out_is_double, sums, heads * bands.count);
+    if (d) add_out(energy_addr, out_is_double, energy, bands.count);
     PyMem_Free(sums);
     PyMem_Free(acc);
     Py_RETURN_NONE;
@@ -174,69 +193,30 @@ static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
 
 /* ---------------------------------------------------------------------------------------------
  * The arena kernels: one walk over a list of tensors that lie one after the other in the refiner's
- * arena rows, split by element ranges over up to MAX_THREADS threads when the caller asks for more
- * than one (torch's intra-op thread count). Each thread sums into its own slots; the slots are
- * added in thread order, so a given thread count gives the same bits run after run. */
+ * arena rows. They run on the calling thread: splitting them over torch's thread count was
+ * measured slower in a training step (docs/PERFORMANCE.md: the second thread competes with torch's
+ * OpenMP workers, which spin on the other core after each parallel region). */
 
-#define MAX_THREADS 8
 #define MAX_GROUPS 64
-#define MIN_PER_THREAD 65536   /* elements; below this a thread costs more than it saves */
 
 /* The tensors of one call: addresses (0 for a missing gradient), element counts, depth groups. */
 typedef struct {
     Py_ssize_t n;
     int64_t *addr, *addr2, *counts, *groups;   /* addr2 and groups may be NULL */
-    int64_t total;
 } Tensors;
 
-typedef struct Work Work;
-/* One kernel's work on elements [lo, hi) of tensor t, which starts at arena offset `offset`. */
-typedef void (*Piece)(const Work *w, Py_ssize_t t, int64_t offset, int64_t lo, int64_t hi, double *slots);
+/* One kernel's work on the `count` elements of tensor t, which starts at arena offset `offset`,
+ * summed into `slots` (that tensor's depth group's). */
+typedef void (*Piece)(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t count,
+                      double *slots);
 
-struct Work {
-    const Tensors *tensors;
-    Piece piece;
-    const void *args;          /* the kernel's own arguments */
-    int width;                 /* slots per group */
-    int64_t start, end;        /* this thread's arena elements */
-    double slots[MAX_GROUPS * 5];
-};
-
-static void *walk(void *arg) {
-    Work *w = arg;
-    const Tensors *ts = w->tensors;
+/* Runs `piece` over every tensor, `width` slots per depth group in `out`. */
+static void walk(const Tensors *ts, Piece piece, const void *args, int width, double *out) {
     int64_t offset = 0;
-    for (Py_ssize_t t = 0; t < ts->n && offset < w->end; t++) {
-        int64_t count = ts->counts[t];
-        int64_t lo = w->start > offset ? w->start - offset : 0;
-        int64_t hi = w->end < offset + count ? w->end - offset : count;
-        if (lo < hi) w->piece(w, t, offset, lo, hi, w->slots + (ts->groups ? ts->groups[t] : 0) * w->width);
-        offset += count;
+    for (Py_ssize_t t = 0; t < ts->n; t++) {
+        piece(ts, args, t, offset, ts->counts[t], out + (ts->groups ? ts->groups[t] : 0) * width);
+        offset += ts->counts[t];
     }
-    return NULL;
-}
-
-/* Runs `piece` over all tensors on up to `threads` threads; adds the slots into `out`. */
-static void run_split(const Tensors *ts, Piece piece, const void *args, int width, int groups, long long threads,
-                      double *out) {
-    Work work[MAX_THREADS];
-    long long n = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
-    if (n > ts->total / MIN_PER_THREAD) n = ts->total / MIN_PER_THREAD > 0 ? ts->total / MIN_PER_THREAD : 1;
-    for (long long k = 0; k < n; k++) {
-        work[k] = (Work){.tensors = ts, .piece = piece, .args = args, .width = width,
-                         .start = ts->total * k / n, .end = ts->total * (k + 1) / n};
-        memset(work[k].slots, 0, sizeof work[k].slots);
-    }
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (long long k = 1; k < n; k++) started[k] = pthread_create(&ids[k], NULL, walk, &work[k]) == 0;
-    walk(&work[0]);
-    for (long long k = 1; k < n; k++) {
-        if (started[k]) pthread_join(ids[k], NULL);
-        else walk(&work[k]);   /* no thread to be had: the work runs here */
-    }
-    for (long long k = 0; k < n; k++)
-        for (int q = 0; q < groups * width; q++) out[q] += work[k].slots[q];
 }
 
 /* Reads the tensor lists of a call (each sequence of n ints; seq2 and groups_seq may be NULL). */
@@ -266,10 +246,8 @@ static int read_tensors(Tensors *ts, PyObject *seq, PyObject *seq2, PyObject *co
                 return -1;
             }
     }
-    for (Py_ssize_t t = 0; t < n; t++) {
+    for (Py_ssize_t t = 0; t < n; t++)
         if (ts->counts[t] < 0) { PyErr_Format(PyExc_ValueError, "tensor %zd: negative count", t); return -1; }
-        ts->total += ts->counts[t];
-    }
     return 0;
 }
 
@@ -290,12 +268,12 @@ static inline float lerp(float start, float end, float w) {
 
 typedef struct { float *fast, *slow, *g_row; float w_fast, w_slow; } TimeArgs;
 
-static void time_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t from, int64_t to, double *slots) {
-    const TimeArgs *a = w->args;
-    const float *g = (const float *)(uintptr_t)w->tensors->addr[t] + from;
-    float *ft = a->fast + offset + from, *st = a->slow + offset + from;
-    int64_t count = to - from;
-    if (a->g_row) __builtin_memcpy(a->g_row + offset + from, g, sizeof(float) * (size_t)count);
+static void time_piece(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t count,
+                       double *slots) {
+    const TimeArgs *a = args;
+    const float *g = (const float *)(uintptr_t)ts->addr[t];
+    float *ft = a->fast + offset, *st = a->slow + offset;
+    if (a->g_row) __builtin_memcpy(a->g_row + offset, g, sizeof(float) * (size_t)count);
     const float w_fast = a->w_fast, w_slow = a->w_slow;
     const vf wf = (vf){0} + w_fast, ws = (vf){0} + w_slow;
     for (int64_t lo = 0; lo < count; lo += BLOCK) {
@@ -336,8 +314,8 @@ static void time_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t from
     }
 }
 
-/* time_filter(grads, counts, fast, slow, g_row, w_fast, w_slow, threads) -> (⟨g,g⟩, ⟨m_f,g⟩,
- * ⟨m_f,m_f⟩, ‖m_f − m_s‖², ‖m_s‖²)
+/* time_filter(grads, counts, fast, slow, g_row, w_fast, w_slow) -> (⟨g,g⟩, ⟨m_f,g⟩, ⟨m_f,m_f⟩,
+ * ‖m_f − m_s‖², ‖m_s‖²)
  *
  * One pass over every tensor's gradient (grads: addresses, counts: sizes, laid out one after the
  * other in the arena rows fast and slow): the products with m_f before the update, then
@@ -347,16 +325,14 @@ static PyObject *time_filter(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *grads_seq, *counts_seq;
     unsigned long long f_addr, s_addr, g_addr;
     float w_fast, w_slow;
-    long long threads;
-    if (!PyArg_ParseTuple(args, "OOKKKffL", &grads_seq, &counts_seq, &f_addr, &s_addr, &g_addr, &w_fast, &w_slow,
-                          &threads))
+    if (!PyArg_ParseTuple(args, "OOKKKff", &grads_seq, &counts_seq, &f_addr, &s_addr, &g_addr, &w_fast, &w_slow))
         return NULL;
     Tensors ts;
     if (read_tensors(&ts, grads_seq, NULL, counts_seq, NULL, 1)) { free_tensors(&ts); return NULL; }
     TimeArgs a = {(float *)(uintptr_t)f_addr, (float *)(uintptr_t)s_addr, (float *)(uintptr_t)g_addr, w_fast, w_slow};
     double sums[5] = {0};
     Py_BEGIN_ALLOW_THREADS
-    run_split(&ts, time_piece, &a, 5, 1, threads, sums);
+    walk(&ts, time_piece, &a, 5, sums);
     Py_END_ALLOW_THREADS
     free_tensors(&ts);
     return tuple_of(sums, 5);
@@ -364,11 +340,11 @@ static PyObject *time_filter(PyObject *Py_UNUSED(self), PyObject *args) {
 
 typedef struct { float *row; } SnapshotArgs;
 
-static void snapshot_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t from, int64_t to, double *slots) {
-    const SnapshotArgs *a = w->args;
-    const float *theta = (const float *)(uintptr_t)w->tensors->addr[t] + from;
-    float *dst = a->row + offset + from;
-    int64_t count = to - from;
+static void snapshot_piece(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t count,
+                           double *slots) {
+    const SnapshotArgs *a = args;
+    const float *theta = (const float *)(uintptr_t)ts->addr[t];
+    float *dst = a->row + offset;
     for (int64_t lo = 0; lo < count; lo += BLOCK) {
         int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
         vf acc = {0};
@@ -384,22 +360,21 @@ static void snapshot_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t 
     }
 }
 
-/* depth_snapshot(params, counts, groups, group_count, row, threads) -> (‖θ_k‖² for every group k)
+/* depth_snapshot(params, counts, groups, group_count, row) -> (‖θ_k‖² for every group k)
  *
  * Copies every parameter (addresses params, sizes counts, laid out one after the other) into row
  * and sums its squares into its group's total. */
 static PyObject *depth_snapshot(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *params_seq, *counts_seq, *groups_seq;
-    long long group_count, threads;
+    long long group_count;
     unsigned long long row_addr;
-    if (!PyArg_ParseTuple(args, "OOOLKL", &params_seq, &counts_seq, &groups_seq, &group_count, &row_addr, &threads))
-        return NULL;
+    if (!PyArg_ParseTuple(args, "OOOLK", &params_seq, &counts_seq, &groups_seq, &group_count, &row_addr)) return NULL;
     Tensors ts;
     if (read_tensors(&ts, params_seq, NULL, counts_seq, groups_seq, group_count)) { free_tensors(&ts); return NULL; }
     SnapshotArgs a = {(float *)(uintptr_t)row_addr};
     double sums[MAX_GROUPS] = {0};
     Py_BEGIN_ALLOW_THREADS
-    run_split(&ts, snapshot_piece, &a, 1, (int)group_count, threads, sums);
+    walk(&ts, snapshot_piece, &a, 1, sums);
     Py_END_ALLOW_THREADS
     free_tensors(&ts);
     return tuple_of(sums, group_count);
@@ -407,13 +382,13 @@ static PyObject *depth_snapshot(PyObject *Py_UNUSED(self), PyObject *args) {
 
 typedef struct { float *g_cur, *u_cur; const float *g_prev, *u_prev; } MeasureArgs;
 
-static void measure_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t from, int64_t to, double *slots) {
-    const MeasureArgs *a = w->args;
-    const float *g = w->tensors->addr[t] ? (const float *)(uintptr_t)w->tensors->addr[t] + from : NULL;
-    const float *theta = (const float *)(uintptr_t)w->tensors->addr2[t] + from;
-    float *gct = a->g_cur + offset + from, *uct = a->u_cur + offset + from;
-    const float *gpt = a->g_prev + offset + from, *upt = a->u_prev + offset + from;
-    int64_t count = to - from;
+static void measure_piece(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t count,
+                          double *slots) {
+    const MeasureArgs *a = args;
+    const float *g = ts->addr[t] ? (const float *)(uintptr_t)ts->addr[t] : NULL;
+    const float *theta = (const float *)(uintptr_t)ts->addr2[t];
+    float *gct = a->g_cur + offset, *uct = a->u_cur + offset;
+    const float *gpt = a->g_prev + offset, *upt = a->u_prev + offset;
     for (int64_t lo = 0; lo < count; lo += BLOCK) {
         int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
         vf a_gg = {0}, a_gp = {0}, a_uu = {0}, a_up = {0};
@@ -452,7 +427,7 @@ static void measure_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t f
     }
 }
 
-/* depth_measure(grads, params, counts, groups, group_count, g_cur, g_prev, u_cur, u_prev, threads)
+/* depth_measure(grads, params, counts, groups, group_count, g_cur, g_prev, u_cur, u_prev)
  *   -> per group (‖g‖², ⟨g, g_prev⟩, ‖u‖², ⟨u, u_prev⟩, flips), flattened
  *
  * One pass after the optimizer step: g (the gradient, 0 for a tensor without one: zeros) is copied
@@ -461,10 +436,10 @@ static void measure_piece(const Work *w, Py_ssize_t t, int64_t offset, int64_t f
  * the torch path's product and comparison). */
 static PyObject *depth_measure(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *grads_seq, *params_seq, *counts_seq, *groups_seq;
-    long long group_count, threads;
+    long long group_count;
     unsigned long long gc_addr, gp_addr, uc_addr, up_addr;
-    if (!PyArg_ParseTuple(args, "OOOOLKKKKL", &grads_seq, &params_seq, &counts_seq, &groups_seq, &group_count,
-                          &gc_addr, &gp_addr, &uc_addr, &up_addr, &threads))
+    if (!PyArg_ParseTuple(args, "OOOOLKKKK", &grads_seq, &params_seq, &counts_seq, &groups_seq, &group_count,
+                          &gc_addr, &gp_addr, &uc_addr, &up_addr))
         return NULL;
     Tensors ts;
     if (read_tensors(&ts, grads_seq, params_seq, counts_seq, groups_seq, group_count)) {
@@ -475,7 +450,7 @@ static PyObject *depth_measure(PyObject *Py_UNUSED(self), PyObject *args) {
                      (const float *)(uintptr_t)up_addr};
     double sums[MAX_GROUPS * 5] = {0};
     Py_BEGIN_ALLOW_THREADS
-    run_split(&ts, measure_piece, &a, 5, (int)group_count, threads, sums);
+    walk(&ts, measure_piece, &a, 5, sums);
     Py_END_ALLOW_THREADS
     free_tensors(&ts);
     return tuple_of(sums, group_count * 5);

@@ -205,23 +205,34 @@ class ContextState:
             self._buffers["ones"] = ones
         return ones
 
-    def _fused_sums(self, p: torch.Tensor, dp: Optional[torch.Tensor], out: torch.Tensor) -> bool:
-        """Adds the layer's mass (``dp`` None) or band energy into ``out`` with the fused kernel;
-        False (nothing done) where it does not apply."""
-        tensors = (p,) if dp is None else (p, dp)
-        if p.dim() != 4 or (dp is not None and dp.shape != p.shape) or not fused.eligible(tensors):
-            return False
-        if out.device.type != "cpu" or not out.is_contiguous() or out.dtype not in (torch.float32, torch.float64):
+    def _fused_ready(self, p: torch.Tensor) -> bool:
+        """Whether the fused kernel can take this layer's probabilities (and the accumulators)."""
+        out = self.energy
+        return (p.dim() == 4 and fused.eligible((p,)) and out.device.type == "cpu"
+                and out.dtype in (torch.float32, torch.float64))
+
+    def _fused_sums(self, layer: int, p: torch.Tensor, dp: Optional[torch.Tensor], mass: bool) -> bool:
+        """Adds the layer's mass (``mass``) and band energy (``dp`` given) with the fused kernel, in
+        one pass over P and dP; False (nothing done) where it does not apply."""
+        if not self._fused_ready(p) or (dp is not None and (dp.shape != p.shape or not fused.eligible((dp,)))):
             return False
         B, H, T = p.size(0), p.size(1), p.size(-1)
-        fused.kernels.attention_sums(p.data_ptr(), 0 if dp is None else dp.data_ptr(), B * H, T, H,
-                                     self._band_lows, self._band_highs, out.data_ptr(), out.dtype == torch.float64)
+        mass_out = self._mass_rows[layer].data_ptr() if mass else 0
+        energy_out = 0 if dp is None else self._energy_rows[layer].data_ptr()
+        fused.kernels.attention_sums(p.data_ptr(), 0 if dp is None else dp.data_ptr(), B * H, T, H, self._band_lows,
+                                     self._band_highs, mass_out, energy_out, self.energy.dtype == torch.float64)
         return True
 
-    def _energy_sink(self, layer: int, T: int):
+    def _energy_sink(self, layer: int, T: int, with_mass: bool = False):
+        """The backward hook's statistics: the band energy of the layer, and its mass when the
+        forward pass left it to the hook (``with_mass``: P is read once for both)."""
         def sink(p: torch.Tensor, dp: torch.Tensor) -> None:
-            if self._fused_sums(p, dp, self._energy_rows[layer]):
+            if with_mass:
+                self.queries[layer] += p.size(0) * T
+            if self._fused_sums(layer, p, dp, with_mass):
                 return
+            if with_mass:
+                self._add_mass(layer, p)
             with torch.no_grad():
                 x = self._scratch("product", p)
                 torch.mul(p, dp, out=x)
@@ -253,13 +264,17 @@ class ContextState:
     def attend(self, layer: int, att: torch.Tensor, v: torch.Tensor, dropout: nn.Module, training: bool):
         T = att.size(-1)
         measuring = self.measure and training and torch.is_grad_enabled()
-        if measuring:
-            if not self._fused_sums(att, None, self._mass_rows[layer]):
+        # The mass is left to the backward hook (one read of P for mass and energy) where the hook
+        # will see the same P: a gradient will flow, dropout changes nothing, the kernel applies.
+        mass_in_hook = (measuring and att.requires_grad and (getattr(dropout, "p", None) == 0 or not training)
+                        and self._fused_ready(att))
+        if measuring and not mass_in_hook:
+            if not self._fused_sums(layer, att, None, True):
                 self._add_mass(layer, att)
             self.queries[layer] += att.size(0) * T
         att = dropout(att)
         w = self.weight_matrix(layer, T, att.device, att.dtype) if att.requires_grad or v.requires_grad else None
-        sink = self._energy_sink(layer, T) if measuring and att.requires_grad else None
+        sink = self._energy_sink(layer, T, mass_in_hook) if measuring and att.requires_grad else None
         if w is None:
             if sink is not None:
                 p = att.detach()

@@ -27,15 +27,6 @@ except ImportError:  # built without a C compiler: the torch path runs
 enabled: bool = os.environ.get("GRADFLOW_FUSED", "1") != "0"
 
 
-#: Threads for the arena kernels: None follows torch.get_num_threads() (the bench compares 1).
-threads: Optional[int] = None
-
-
-def thread_count() -> int:
-    """How many threads the arena kernels split their work over."""
-    return torch.get_num_threads() if threads is None else max(1, int(threads))
-
-
 def available() -> bool:
     """Whether the kernels were built and are switched on."""
     return kernels is not None and enabled
