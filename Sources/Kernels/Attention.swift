@@ -1,10 +1,8 @@
-import CBLAS
-
 /// Causal multi-head self-attention on a fused QKV buffer, with an optional weight per band of
 /// query–key distance in the backward pass (docs/ARCHITECTURE.md §7.1).
 ///
 /// Every (batch, head) pair is independent: its scores, softmax and products are small GEMMs on
-/// cblas_sgemm over strided views of the QKV buffer. Rows are processed in blocks so that only the
+/// `GEMM.product` (OpenBLAS) over strided views of the QKV buffer. Rows are processed in blocks so that only the
 /// causal (lower) part of each T×T product is computed.
 public struct Attention {
     public let B: Int, T: Int, C: Int, heads: Int
@@ -97,8 +95,8 @@ public struct Attention {
         while r0 < T {
             let r1 = min(T, r0 + block)
             // S[r0..<r1, 0..<r1] = scale · Q[r0..<r1] · K[0..<r1]ᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r1 - r0), Int32(r1), Int32(hs),
-                        scale, q + r0 * C3, Int32(C3), k, Int32(C3), 0, p + r0 * T, Int32(T))
+            GEMM.product(transB: true, m: r1 - r0, n: r1, k: hs, alpha: scale, a: q + r0 * C3, lda: C3,
+                         b: k, ldb: C3, c: p + r0 * T, ldc: T)
             for i in r0..<r1 {
                 let row = p + i * T
                 let lo = window.map { max(0, i - $0 + 1) } ?? 0
@@ -107,8 +105,7 @@ public struct Attention {
                 if i + 1 < r1 { (row + i + 1).update(repeating: 0, count: r1 - i - 1) }
             }
             // O[r0..<r1] = P[r0..<r1, 0..<r1] · V[0..<r1]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r1 - r0), Int32(hs), Int32(r1),
-                        1, p + r0 * T, Int32(T), v, Int32(C3), 0, o + r0 * C, Int32(C))
+            GEMM.product(m: r1 - r0, n: hs, k: r1, a: p + r0 * T, lda: T, b: v, ldb: C3, c: o + r0 * C, ldc: C)
             r0 = r1
         }
         if let bands {
@@ -197,8 +194,8 @@ public struct Attention {
         var r0 = 0
         while r0 < T {
             let r1 = min(T, r0 + block)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r1 - r0), Int32(r1), Int32(hs),
-                        1, dO + r0 * C, Int32(C), v, Int32(C3), 0, dp + r0 * T, Int32(T))
+            GEMM.product(transB: true, m: r1 - r0, n: r1, k: hs, a: dO + r0 * C, lda: C, b: v, ldb: C3,
+                         c: dp + r0 * T, ldc: T)
             r0 = r1
         }
         // dS = scale · P ⊙ (W⊙dP − rowsum(P ⊙ W⊙dP)); then P ← W⊙P for dV.
@@ -234,8 +231,7 @@ public struct Attention {
         r0 = 0
         while r0 < T {
             let r1 = min(T, r0 + block)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r1 - r0), Int32(hs), Int32(r1),
-                        1, dp + r0 * T, Int32(T), k, Int32(C3), 0, dq + r0 * C3, Int32(C3))
+            GEMM.product(m: r1 - r0, n: hs, k: r1, a: dp + r0 * T, lda: T, b: k, ldb: C3, c: dq + r0 * C3, ldc: C3)
             r0 = r1
         }
         // Columns c0..<c1 only receive from rows c0..<T:
@@ -243,10 +239,10 @@ public struct Attention {
         var c0 = 0
         while c0 < T {
             let c1 = min(T, c0 + block)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(c1 - c0), Int32(hs), Int32(T - c0),
-                        1, dp + c0 * T + c0, Int32(T), q + c0 * C3, Int32(C3), 0, dk + c0 * C3, Int32(C3))
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(c1 - c0), Int32(hs), Int32(T - c0),
-                        1, p + c0 * T + c0, Int32(T), dO + c0 * C, Int32(C), 0, dv + c0 * C3, Int32(C3))
+            GEMM.product(transA: true, m: c1 - c0, n: hs, k: T - c0, a: dp + c0 * T + c0, lda: T,
+                         b: q + c0 * C3, ldb: C3, c: dk + c0 * C3, ldc: C3)
+            GEMM.product(transA: true, m: c1 - c0, n: hs, k: T - c0, a: p + c0 * T + c0, lda: T,
+                         b: dO + c0 * C, ldb: C, c: dv + c0 * C3, ldc: C3)
             c0 = c1
         }
     }

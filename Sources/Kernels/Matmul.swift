@@ -1,6 +1,6 @@
 import CBLAS
 
-/// Linear layer `out = inp · Wᵀ + bias` on cblas_sgemm, row-major, as in llm.c.
+/// Linear layer `out = inp · Wᵀ + bias` on OpenBLAS (`GEMM`), row-major, as in llm.c.
 public enum Matmul {
     /// inp [rows, inC], weight [outC, inC], bias [outC] (or nil) → out [rows, outC].
     @inlinable
@@ -11,14 +11,11 @@ public enum Matmul {
     ) {
         parallel.chunks(rows, minimumChunk: 32) { _, r in
             guard !r.isEmpty else { return }
-            var beta: Float = 0
             if let bias {
                 for row in r { (out + row * outC).update(from: bias, count: outC) }
-                beta = 1
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(outC), Int32(inC),
-                        1, inp + r.lowerBound * inC, Int32(inC), weight, Int32(inC), beta,
-                        out + r.lowerBound * outC, Int32(outC))
+            GEMM.product(transB: true, m: r.count, n: outC, k: inC, a: inp + r.lowerBound * inC, lda: inC,
+                         b: weight, ldb: inC, c: out + r.lowerBound * outC, ldc: outC, accumulate: bias != nil)
         }
     }
 
@@ -31,22 +28,29 @@ public enum Matmul {
         inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, ones: UnsafePointer<Float>,
         rows: Int, inC: Int, outC: Int, accumulateInput: Bool = false, parallel: Parallel
     ) {
-        // Each worker takes a block of input rows for dinp and a block of output channels for
-        // dweight and dbias, so no two workers write the same element.
-        let n = parallel.chunkCount(max(rows, outC), minimumChunk: 32)
+        // Each worker takes a block of input rows for dinp and a block of dweight, so no two workers
+        // write the same element. dweight is split along its longer side: each worker packs its
+        // share of that side's operand and all of the other's (doutᵀ for output channels, inp for
+        // input channels), so this packs the least (fc projection's 384 × 1536: 13.1 → 12.9 ms).
+        let byInput = inC > outC
+        let n = parallel.chunkCount(max(rows, byInput ? inC : outC), minimumChunk: 32)
         parallel.chunks(n) { k, _ in
             let r = (k * rows / n)..<((k + 1) * rows / n)
             let o = (k * outC / n)..<((k + 1) * outC / n)
             if let dinp, !r.isEmpty {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r.count), Int32(inC), Int32(outC),
-                            1, dout + r.lowerBound * outC, Int32(outC), weight, Int32(inC),
-                            accumulateInput ? 1 : 0, dinp + r.lowerBound * inC, Int32(inC))
+                GEMM.product(m: r.count, n: inC, k: outC, a: dout + r.lowerBound * outC, lda: outC,
+                             b: weight, ldb: inC, c: dinp + r.lowerBound * inC, ldc: inC,
+                             accumulate: accumulateInput)
             }
-            guard !o.isEmpty else { return }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(o.count), Int32(inC), Int32(rows),
-                        1, dout + o.lowerBound, Int32(outC), inp, Int32(inC), 0,
-                        dweight + o.lowerBound * inC, Int32(inC))
-            if let dbias {
+            if byInput {
+                let i = (k * inC / n)..<((k + 1) * inC / n)
+                GEMM.product(transA: true, m: outC, n: i.count, k: rows, a: dout, lda: outC,
+                             b: inp + i.lowerBound, ldb: inC, c: dweight + i.lowerBound, ldc: inC)
+            } else {
+                GEMM.product(transA: true, m: o.count, n: inC, k: rows, a: dout + o.lowerBound, lda: outC,
+                             b: inp, ldb: inC, c: dweight + o.lowerBound * inC, ldc: inC)
+            }
+            if let dbias, !o.isEmpty {
                 cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(o.count), 1, dout + o.lowerBound,
                             Int32(outC), ones, 1, 0, dbias + o.lowerBound, 1)
             }

@@ -18,10 +18,12 @@ public struct Parallel: Sendable, Equatable {
     public init(threads: Int) {
         workers = max(1, threads)
         BLASThreads.set(1)
+        WorkerPool.shared.reserve(workers - 1)
     }
 
     /// Calls `body(chunk, range)` for `workers` contiguous chunks of 0..<count (fewer when count is
-    /// small or `minimumChunk` asks for it), concurrently.
+    /// small or `minimumChunk` asks for it), concurrently: chunk 0 on the calling thread, the others on
+    /// `WorkerPool`'s helpers.
     @inlinable
     public func chunks(_ count: Int, minimumChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
         let n = chunkCount(count, minimumChunk: minimumChunk)
@@ -29,7 +31,7 @@ public struct Parallel: Sendable, Equatable {
             body(0, 0..<count)
             return
         }
-        DispatchQueue.concurrentPerform(iterations: n) { k in
+        WorkerPool.shared.run(n) { k in
             body(k, (k * count / n)..<((k + 1) * count / n))
         }
     }

@@ -8,9 +8,12 @@ import Testing
 
     static let tolerance = 1e-3
 
-    @Test func matmulBackwardMatchesFiniteDifferences() {
+    /// (rows, inC, outC): one worker; two workers splitting dweight by output channels (outC ≥ inC)
+    /// and by input channels (inC > outC).
+    @Test(arguments: [(5, 6, 7), (64, 5, 9), (64, 9, 5)])
+    func matmulBackwardMatchesFiniteDifferences(rows: Int, inC: Int, outC: Int) {
         var rng = SplitMix(state: 1)
-        let rows = 5, inC = 6, outC = 7
+        let twoWorkers = Parallel(threads: 2)
         let inp = Buffer(rows * inC, &rng).data, w = Buffer(outC * inC, &rng).data
         let bias = Buffer(outC, &rng).data, r = Buffer(rows * outC, &rng).data
         func ref(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
@@ -23,14 +26,14 @@ import Testing
             return s
         }
         var out = [Float](repeating: 0, count: rows * outC)
-        Matmul.forward(out: &out, inp: inp, weight: w, bias: bias, rows: rows, inC: inC, outC: outC, parallel: testParallel)
+        Matmul.forward(out: &out, inp: inp, weight: w, bias: bias, rows: rows, inC: inC, outC: outC, parallel: twoWorkers)
         let refOut = ref(inp.map(Double.init), w.map(Double.init), bias.map(Double.init))
         #expect(abs(zip(out, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } - refOut) < 1e-4)
         var dinp = [Float](repeating: 0, count: rows * inC), dw = [Float](repeating: 0, count: outC * inC)
         var db = [Float](repeating: 0, count: outC)
         let ones = [Float](repeating: 1, count: rows)
         Matmul.backward(dinp: &dinp, dweight: &dw, dbias: &db, dout: r, inp: inp, weight: w, ones: ones,
-                        rows: rows, inC: inC, outC: outC, parallel: testParallel)
+                        rows: rows, inC: inC, outC: outC, parallel: twoWorkers)
         let x = inp.map(Double.init), wd = w.map(Double.init), bd = bias.map(Double.init)
         #expect(relativeError(dinp, numericGradient(x) { ref($0, wd, bd) }) < Self.tolerance)
         #expect(relativeError(dw, numericGradient(wd) { ref(x, $0, bd) }) < Self.tolerance)
