@@ -18,6 +18,9 @@ on the CPU, trained from the same initial weights on the same batches by several
   all-torch, run-torch
            ``all`` and ``run`` with the fused kernels switched off (gradflow.refine.fused): the
            statistics as torch operations, as on a machine where the C module was not built
+  all-serial, run-serial
+           ``all`` and ``run`` with the fused kernels on the calling thread only (their work not
+           split over torch's threads; the same as every variant at --threads 1)
 
 With ``--processes`` each round runs every variant in a fresh process instead, one model per
 process taking ``--steps`` consecutive steps after ``--warmup`` (as the example does): in one
@@ -67,6 +70,8 @@ VARIANTS = {
     "run": dict(axes=("context", "time", "depth")),
     "all-torch": dict(axes=("context", "time", "depth"), fused=False),
     "run-torch": dict(axes=("context", "time", "depth"), fused=False),
+    "all-serial": dict(axes=("context", "time", "depth"), serial=True),
+    "run-serial": dict(axes=("context", "time", "depth"), serial=True),
 }
 
 
@@ -97,8 +102,9 @@ class Trainer:
         if options is not None:
             options = dict(options)
             self.fused = options.pop("fused", True)
+            self.serial = options.pop("serial", False)
         else:
-            self.fused = True
+            self.fused, self.serial = True, False
         self.model = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS,
                          attention="plain" if options is None else "banded")
         self.model.load_state_dict(state)
@@ -108,7 +114,7 @@ class Trainer:
         self.step_index = 0
         self.phases = {"before_optimizer": [], "apply_depth": [], "finish_step": []}
         self.run = None
-        if variant in ("run", "run-torch"):
+        if variant.startswith("run"):
             import atexit
             import shutil
             import tempfile
@@ -130,6 +136,7 @@ class Trainer:
         """One training step; returns (wall seconds, CPU seconds of this thread)."""
         x, y = batch
         fused.enabled = self.fused
+        fused.threads = (lambda: 1) if self.serial else torch.get_num_threads
         t0, c0 = time.perf_counter(), time.thread_time()
         self.opt.zero_grad(set_to_none=True)
         _, loss = self.model(x, y)

@@ -165,6 +165,44 @@ def test_depth_kernels_treat_a_missing_gradient_as_zeros():
 
 
 @needs_kernels
+def test_every_kernel_gives_the_same_bits_at_every_thread_count():
+    # The work is split over torch's threads (blocks of tensors, blocks of query rows) and the
+    # partial sums added in one fixed order: 1, 2 and 3 threads must agree bit for bit, in the sums
+    # and in every row the kernels write.
+    g = torch.Generator().manual_seed(5)
+    sizes = [3000, 17, 4096, 1500]                     # several blocks of 1,024, and partial ones
+    counts, groups = sizes, [0, 1, 1, 2]
+    params = [torch.randn(n, generator=g) for n in sizes]
+    grads = [torch.randn(n, generator=g) for n in sizes]
+    n = sum(sizes)
+    base_rows = torch.randn(5, n, generator=g)
+    B, H, TT = 2, 3, 40                                 # five blocks of 8 query rows
+    p = torch.rand(B, H, TT, TT, generator=g)
+    d = torch.randn(B, H, TT, TT, generator=g)
+    lows, highs = [0, 4, 16], [3, 15, TT - 1]
+    results = []
+    for threads in (1, 2, 3):
+        rows = base_rows.clone()
+        time_sums = fused.kernels.time_filter([t.data_ptr() for t in grads], counts, rows[0].data_ptr(),
+                                              rows[1].data_ptr(), rows[4].data_ptr(), 0.1, 0.01, threads)
+        snap = fused.kernels.depth_snapshot([q.data_ptr() for q in params], counts, groups, 3,
+                                            rows[2].data_ptr(), threads)
+        measure = fused.kernels.depth_measure([t.data_ptr() for t in grads], [q.data_ptr() for q in params],
+                                              counts, groups, 3, rows[3].data_ptr(), rows[4].data_ptr(),
+                                              rows[2].data_ptr(), rows[0].data_ptr(), threads)
+        mass, energy = torch.zeros(H, 3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+        fused.kernels.attention_sums(p.data_ptr(), d.data_ptr(), B * H, TT, H, lows, highs, mass.data_ptr(),
+                                     energy.data_ptr(), True, threads)
+        results.append((time_sums, snap, measure, rows, mass, energy))
+    first = results[0]
+    assert all(v > 0 for v in first[0]) and all(v > 0 for v in first[1]) and first[5].min() > 0
+    for other in results[1:]:
+        assert other[:3] == first[:3]
+        for a, b in zip(other[3:], first[3:]):
+            assert torch.equal(a, b)
+
+
+@needs_kernels
 def test_kernels_refuse_bad_arguments_with_an_error():
     with pytest.raises(ValueError):
         fused.kernels.depth_snapshot([0], [1, 2], [0], 1, 0)          # counts of another length

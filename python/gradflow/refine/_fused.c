@@ -14,11 +14,24 @@
  * the result is as accurate as a pairwise float sum and the order is fixed (the same bits run
  * after run). Arguments are raw addresses (tensor.data_ptr()) and element counts; the Python side
  * checks dtype, device and contiguity before calling.
+ *
+ * Threads: each kernel takes the number of threads to use (torch.get_num_threads()) and splits its
+ * work with OpenMP into pieces whose partial sums are stored apart and added in one fixed order
+ * afterwards, so the result has the same bits at every thread count. Built with -fopenmp, this
+ * module needs libgomp.so.1; torch's CPU wheels for Linux load their own libgomp.so.1 first, and
+ * the dynamic loader then binds this module to that one, so the kernels run on torch's own OpenMP
+ * workers — the threads that spin on the other cores after each of torch's parallel regions — and
+ * not on a second pool that would compete with them (docs/PERFORMANCE.md, "PyTorch: cost of the
+ * refinement"). Without OpenMP the pragmas are ignored and every kernel runs on the calling thread.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define LANES 8
 #define BLOCK 1024
@@ -91,21 +104,16 @@ static int read_bands(PyObject *lows, PyObject *highs, Bands *bands) {
     return 0;
 }
 
-/* Adds the band sums of the causal rows of the T×T matrix acc into slot[bands]. */
-static void band_sums(const float *acc, int64_t T, const Bands *bands, double *slot) {
-    for (int64_t i = 0; i < T; i++)
-        for (int64_t k = 0; k < bands->count; k++) {
-            int64_t last = i - bands->low[k];
-            if (last < 0) break;
-            int64_t first = i - bands->high[k];
-            if (first < 0) first = 0;
-            slot[k] += sum1(acc + i * T + first, last - first + 1);
-        }
-}
-
-static void zero_triangle(float *acc, int64_t T) {
-    for (int64_t i = 0; i < T; i++)
-        for (int64_t j = 0; j <= i; j++) acc[i * T + j] = 0;
+/* The band sums of row i of the T×T matrix acc (its causal entries j ≤ i) into slot[bands]. */
+static void row_band_sums(const float *acc, int64_t i, int64_t T, const Bands *bands, double *slot) {
+    for (int64_t k = 0; k < bands->count; k++) {
+        slot[k] = 0;
+        int64_t last = i - bands->low[k];
+        if (last < 0) continue;
+        int64_t first = i - bands->high[k];
+        if (first < 0) first = 0;
+        slot[k] = sum1(acc + i * T + first, last - first + 1);
+    }
 }
 
 /* Adds sums (n doubles) into out, float or double. */
@@ -119,7 +127,7 @@ static void add_out(unsigned long long out_addr, int out_is_double, const double
     }
 }
 
-/* attention_sums(p, d, rows, T, heads, lows, highs, mass_out, energy_out, out_is_double)
+/* attention_sums(p, d, rows, T, heads, lows, highs, mass_out, energy_out, out_is_double[, threads])
  *
  * p (and d, or 0) hold rows·T×T floats, contiguous, [rows][T][T] with rows = batch·heads and
  * head = row % heads. Adds the attention mass Σ p_ij per head and band into mass_out ([heads]
@@ -127,15 +135,17 @@ static void add_out(unsigned long long out_addr, int out_is_double, const double
  * d), over the causal entries j ≤ i with the distance i − j in each band; the outputs are float or
  * double. One pass reads p and d once: the causal triangles are summed entry by entry over the
  * batch (the mass, per head) and over batch and heads (the energy) into T×T float matrices that
- * stay in cache, then the bands of each of their rows are summed. */
+ * stay in cache, then the bands of each of their rows are summed. Blocks of query rows run on
+ * `threads` threads (default 1). */
 static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
     unsigned long long p_addr, d_addr, mass_addr, energy_addr;
     long long rows, T, heads;
     PyObject *lows, *highs;
-    int out_is_double;
-    if (!PyArg_ParseTuple(args, "KKLLLOOKKp", &p_addr, &d_addr, &rows, &T, &heads, &lows, &highs, &mass_addr,
-                          &energy_addr, &out_is_double))
+    int out_is_double, threads = 1;
+    if (!PyArg_ParseTuple(args, "KKLLLOOKKp|i", &p_addr, &d_addr, &rows, &T, &heads, &lows, &highs, &mass_addr,
+                          &energy_addr, &out_is_double, &threads))
         return NULL;
+    if (threads < 1) threads = 1;
     Bands bands;
     if (read_bands(lows, highs, &bands)) return NULL;
     if (rows < 0 || T < 1 || heads < 1 || rows % heads != 0) {
@@ -158,32 +168,59 @@ static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     float *acc_mass = acc, *acc_energy = acc + T * T;
     double *energy = sums + heads * bands.count;
+    double *row_sums = PyMem_Calloc((size_t)(T * (heads + 1) * bands.count), sizeof(double));
+    if (!row_sums) {
+        PyMem_Free(sums);
+        PyMem_Free(acc);
+        return PyErr_NoMemory();
+    }
+    const int64_t nb = bands.count, row_block = 8;
     Py_BEGIN_ALLOW_THREADS
-    if (d) zero_triangle(acc_energy, T);
-    for (int64_t h = 0; h < heads; h++) {
-        if (mass) zero_triangle(acc_mass, T);
-        for (int64_t r = h; r < rows; r += heads) {
-            const float *pm = p + r * T * T, *dm = d ? d + r * T * T : NULL;
-            for (int64_t i = 0; i < T; i++) {
-                const float *pr = pm + i * T;
-                if (mass) {
-                    float *a = acc_mass + i * T;
-                    for (int64_t j = 0; j <= i; j++) a[j] += pr[j];
-                }
-                if (dm) {
-                    float *e = acc_energy + i * T;
-                    const float *dr = dm + i * T;
-                    for (int64_t j = 0; j <= i; j++) {
-                        float x = pr[j] * dr[j];
-                        e[j] += x * x;
+    /* Blocks of query rows i in parallel: every entry of the accumulators is summed over the rows r
+     * in the same order whatever the thread count, and each query row's band sums are stored apart
+     * (row_sums[i][head or heads for the energy][band]) and added up in row order below. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t i0 = 0; i0 < T; i0 += row_block) {
+        int64_t i1 = i0 + row_block < T ? i0 + row_block : T;
+        if (d)
+            for (int64_t i = i0; i < i1; i++) memset(acc_energy + i * T, 0, sizeof(float) * (size_t)(i + 1));
+        for (int64_t h = 0; h < heads; h++) {
+            if (mass)
+                for (int64_t i = i0; i < i1; i++) memset(acc_mass + i * T, 0, sizeof(float) * (size_t)(i + 1));
+            for (int64_t r = h; r < rows; r += heads) {
+                const float *pm = p + r * T * T, *dm = d ? d + r * T * T : NULL;
+                for (int64_t i = i0; i < i1; i++) {
+                    const float *pr = pm + i * T;
+                    if (mass) {
+                        float *a = acc_mass + i * T;
+                        for (int64_t j = 0; j <= i; j++) a[j] += pr[j];
+                    }
+                    if (dm) {
+                        float *e = acc_energy + i * T;
+                        const float *dr = dm + i * T;
+                        for (int64_t j = 0; j <= i; j++) {
+                            float x = pr[j] * dr[j];
+                            e[j] += x * x;
+                        }
                     }
                 }
             }
+            if (mass)
+                for (int64_t i = i0; i < i1; i++)
+                    row_band_sums(acc_mass, i, T, &bands, row_sums + (i * (heads + 1) + h) * nb);
         }
-        if (mass) band_sums(acc_mass, T, &bands, sums + h * bands.count);
+        if (d)
+            for (int64_t i = i0; i < i1; i++)
+                row_band_sums(acc_energy, i, T, &bands, row_sums + (i * (heads + 1) + heads) * nb);
     }
-    if (d) band_sums(acc_energy, T, &bands, energy);
+    for (int64_t h = 0; h < heads + 1; h++) {
+        double *out = h < heads ? sums + h * nb : energy;
+        if ((h < heads && !mass) || (h == heads && !d)) continue;
+        for (int64_t i = 0; i < T; i++)
+            for (int64_t k = 0; k < nb; k++) out[k] += row_sums[(i * (heads + 1) + h) * nb + k];
+    }
     Py_END_ALLOW_THREADS
+    PyMem_Free(row_sums);
     if (mass) add_out(mass_addr, out_is_double, sums, heads * bands.count);
     if (d) add_out(energy_addr, out_is_double, energy, bands.count);
     PyMem_Free(sums);
@@ -193,9 +230,9 @@ static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
 
 /* ---------------------------------------------------------------------------------------------
  * The arena kernels: one walk over a list of tensors that lie one after the other in the refiner's
- * arena rows. They run on the calling thread: splitting them over torch's thread count was
- * measured slower in a training step (docs/PERFORMANCE.md: the second thread competes with torch's
- * OpenMP workers, which spin on the other core after each parallel region). */
+ * arena rows, split into blocks of at most BLOCK elements of one tensor. The blocks run in
+ * parallel; each writes its float partial sums to its own slot, and the slots are added into their
+ * depth group's double totals in block order, so the bits do not depend on the thread count. */
 
 #define MAX_GROUPS 64
 
@@ -205,18 +242,44 @@ typedef struct {
     int64_t *addr, *addr2, *counts, *groups;   /* addr2 and groups may be NULL */
 } Tensors;
 
-/* One kernel's work on the `count` elements of tensor t, which starts at arena offset `offset`,
- * summed into `slots` (that tensor's depth group's). */
-typedef void (*Piece)(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t count,
-                      double *slots);
+/* One kernel's work on elements [lo, lo + m) (m ≤ BLOCK) of tensor t, which starts at arena offset
+ * `offset`: its partial sums go to out[0 … width). */
+typedef void (*Block)(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t lo, int64_t m,
+                      float *out);
 
-/* Runs `piece` over every tensor, `width` slots per depth group in `out`. */
-static void walk(const Tensors *ts, Piece piece, const void *args, int width, double *out) {
-    int64_t offset = 0;
+/* Runs `block` over every block of every tensor on `threads` threads and adds the partial sums,
+ * `width` per depth group, into `out` in block order. Returns -1 (no memory) or 0. */
+static int walk(const Tensors *ts, Block block, const void *args, int width, int threads, double *out) {
+    if (threads < 1) threads = 1;
+    int64_t units = 0;
+    for (Py_ssize_t t = 0; t < ts->n; t++) units += (ts->counts[t] + BLOCK - 1) / BLOCK;
+    /* Per block: tensor, its arena offset, the first element; then the partial sums. */
+    int64_t *plan = malloc(sizeof(int64_t) * 3 * (size_t)(units + 1));
+    float *partial = malloc(sizeof(float) * (size_t)width * (size_t)(units + 1));
+    if (!plan || !partial) { free(plan); free(partial); return -1; }
+    int64_t u = 0, offset = 0;
     for (Py_ssize_t t = 0; t < ts->n; t++) {
-        piece(ts, args, t, offset, ts->counts[t], out + (ts->groups ? ts->groups[t] : 0) * width);
+        for (int64_t lo = 0; lo < ts->counts[t]; lo += BLOCK, u++) {
+            plan[3 * u] = t;
+            plan[3 * u + 1] = offset;
+            plan[3 * u + 2] = lo;
+        }
         offset += ts->counts[t];
     }
+#pragma omp parallel for schedule(static) num_threads(threads) if (units > 1)
+    for (int64_t v = 0; v < units; v++) {
+        Py_ssize_t t = (Py_ssize_t)plan[3 * v];
+        int64_t lo = plan[3 * v + 2], m = ts->counts[t] - lo < BLOCK ? ts->counts[t] - lo : BLOCK;
+        block(ts, args, t, plan[3 * v + 1], lo, m, partial + v * width);
+    }
+    for (int64_t v = 0; v < units; v++) {
+        Py_ssize_t t = (Py_ssize_t)plan[3 * v];
+        double *slots = out + (ts->groups ? ts->groups[t] : 0) * width;
+        for (int q = 0; q < width; q++) slots[q] += partial[v * width + q];
+    }
+    free(plan);
+    free(partial);
+    return 0;
 }
 
 /* Reads the tensor lists of a call (each sequence of n ints; seq2 and groups_seq may be NULL). */
@@ -268,16 +331,15 @@ static inline float lerp(float start, float end, float w) {
 
 typedef struct { float *fast, *slow, *g_row; float w_fast, w_slow; } TimeArgs;
 
-static void time_piece(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t count,
-                       double *slots) {
+static void time_block(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t lo, int64_t m,
+                       float *out) {
     const TimeArgs *a = args;
     const float *g = (const float *)(uintptr_t)ts->addr[t];
     float *ft = a->fast + offset, *st = a->slow + offset;
-    if (a->g_row) __builtin_memcpy(a->g_row + offset, g, sizeof(float) * (size_t)count);
+    if (a->g_row) __builtin_memcpy(a->g_row + offset + lo, g + lo, sizeof(float) * (size_t)m);
     const float w_fast = a->w_fast, w_slow = a->w_slow;
     const vf wf = (vf){0} + w_fast, ws = (vf){0} + w_slow;
-    for (int64_t lo = 0; lo < count; lo += BLOCK) {
-        int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
+    {
         vf a_gg = {0}, a_fg = {0}, a_ff = {0}, a_mm = {0}, a_ss = {0};
         int64_t i = 0;
         for (; i + VL <= m; i += VL) {
@@ -310,12 +372,12 @@ static void time_piece(const Tensors *ts, const void *args, Py_ssize_t t, int64_
         }
         b[0] += lanes_sum(a_gg); b[1] += lanes_sum(a_fg); b[2] += lanes_sum(a_ff);
         b[3] += lanes_sum(a_mm); b[4] += lanes_sum(a_ss);
-        for (int q = 0; q < 5; q++) slots[q] += b[q];
+        for (int q = 0; q < 5; q++) out[q] = b[q];
     }
 }
 
-/* time_filter(grads, counts, fast, slow, g_row, w_fast, w_slow) -> (⟨g,g⟩, ⟨m_f,g⟩, ⟨m_f,m_f⟩,
- * ‖m_f − m_s‖², ‖m_s‖²)
+/* time_filter(grads, counts, fast, slow, g_row, w_fast, w_slow[, threads])
+ *   -> (⟨g,g⟩, ⟨m_f,g⟩, ⟨m_f,m_f⟩, ‖m_f − m_s‖², ‖m_s‖²)
  *
  * One pass over every tensor's gradient (grads: addresses, counts: sizes, laid out one after the
  * other in the arena rows fast and slow): the products with m_f before the update, then
@@ -325,28 +387,31 @@ static PyObject *time_filter(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *grads_seq, *counts_seq;
     unsigned long long f_addr, s_addr, g_addr;
     float w_fast, w_slow;
-    if (!PyArg_ParseTuple(args, "OOKKKff", &grads_seq, &counts_seq, &f_addr, &s_addr, &g_addr, &w_fast, &w_slow))
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOKKKff|i", &grads_seq, &counts_seq, &f_addr, &s_addr, &g_addr, &w_fast, &w_slow,
+                          &threads))
         return NULL;
     Tensors ts;
     if (read_tensors(&ts, grads_seq, NULL, counts_seq, NULL, 1)) { free_tensors(&ts); return NULL; }
     TimeArgs a = {(float *)(uintptr_t)f_addr, (float *)(uintptr_t)s_addr, (float *)(uintptr_t)g_addr, w_fast, w_slow};
     double sums[5] = {0};
+    int status;
     Py_BEGIN_ALLOW_THREADS
-    walk(&ts, time_piece, &a, 5, sums);
+    status = walk(&ts, time_block, &a, 5, threads, sums);
     Py_END_ALLOW_THREADS
     free_tensors(&ts);
+    if (status) return PyErr_NoMemory();
     return tuple_of(sums, 5);
 }
 
 typedef struct { float *row; } SnapshotArgs;
 
-static void snapshot_piece(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t count,
-                           double *slots) {
+static void snapshot_block(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t lo, int64_t m,
+                           float *out) {
     const SnapshotArgs *a = args;
     const float *theta = (const float *)(uintptr_t)ts->addr[t];
     float *dst = a->row + offset;
-    for (int64_t lo = 0; lo < count; lo += BLOCK) {
-        int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
+    {
         vf acc = {0};
         int64_t i = 0;
         for (; i + VL <= m; i += VL) {
@@ -356,11 +421,11 @@ static void snapshot_piece(const Tensors *ts, const void *args, Py_ssize_t t, in
         }
         float block = 0;
         for (; i < m; i++) { float x = theta[lo + i]; dst[lo + i] = x; block += x * x; }
-        slots[0] += block + lanes_sum(acc);
+        out[0] = block + lanes_sum(acc);
     }
 }
 
-/* depth_snapshot(params, counts, groups, group_count, row) -> (‖θ_k‖² for every group k)
+/* depth_snapshot(params, counts, groups, group_count, row[, threads]) -> (‖θ_k‖² for every group k)
  *
  * Copies every parameter (addresses params, sizes counts, laid out one after the other) into row
  * and sums its squares into its group's total. */
@@ -368,29 +433,32 @@ static PyObject *depth_snapshot(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *params_seq, *counts_seq, *groups_seq;
     long long group_count;
     unsigned long long row_addr;
-    if (!PyArg_ParseTuple(args, "OOOLK", &params_seq, &counts_seq, &groups_seq, &group_count, &row_addr)) return NULL;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOLK|i", &params_seq, &counts_seq, &groups_seq, &group_count, &row_addr, &threads))
+        return NULL;
     Tensors ts;
     if (read_tensors(&ts, params_seq, NULL, counts_seq, groups_seq, group_count)) { free_tensors(&ts); return NULL; }
     SnapshotArgs a = {(float *)(uintptr_t)row_addr};
     double sums[MAX_GROUPS] = {0};
+    int status;
     Py_BEGIN_ALLOW_THREADS
-    walk(&ts, snapshot_piece, &a, 1, sums);
+    status = walk(&ts, snapshot_block, &a, 1, threads, sums);
     Py_END_ALLOW_THREADS
     free_tensors(&ts);
+    if (status) return PyErr_NoMemory();
     return tuple_of(sums, group_count);
 }
 
 typedef struct { float *g_cur, *u_cur; const float *g_prev, *u_prev; } MeasureArgs;
 
-static void measure_piece(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t count,
-                          double *slots) {
+static void measure_block(const Tensors *ts, const void *args, Py_ssize_t t, int64_t offset, int64_t lo, int64_t m,
+                          float *out) {
     const MeasureArgs *a = args;
     const float *g = ts->addr[t] ? (const float *)(uintptr_t)ts->addr[t] : NULL;
     const float *theta = (const float *)(uintptr_t)ts->addr2[t];
     float *gct = a->g_cur + offset, *uct = a->u_cur + offset;
     const float *gpt = a->g_prev + offset, *upt = a->u_prev + offset;
-    for (int64_t lo = 0; lo < count; lo += BLOCK) {
-        int64_t m = count - lo < BLOCK ? count - lo : BLOCK;
+    {
         vf a_gg = {0}, a_gp = {0}, a_uu = {0}, a_up = {0};
         vi a_fl = {0};
         int64_t i = 0;
@@ -423,11 +491,11 @@ static void measure_piece(const Tensors *ts, const void *args, Py_ssize_t t, int
         }
         b[0] += lanes_sum(a_gg); b[1] += lanes_sum(a_gp); b[2] += lanes_sum(a_uu); b[3] += lanes_sum(a_up);
         for (int k = 0; k < VL; k++) b[4] += (float)a_fl[k];
-        for (int q = 0; q < 5; q++) slots[q] += b[q];
+        for (int q = 0; q < 5; q++) out[q] = b[q];
     }
 }
 
-/* depth_measure(grads, params, counts, groups, group_count, g_cur, g_prev, u_cur, u_prev)
+/* depth_measure(grads, params, counts, groups, group_count, g_cur, g_prev, u_cur, u_prev[, threads])
  *   -> per group (‖g‖², ⟨g, g_prev⟩, ‖u‖², ⟨u, u_prev⟩, flips), flattened
  *
  * One pass after the optimizer step: g (the gradient, 0 for a tensor without one: zeros) is copied
@@ -438,8 +506,9 @@ static PyObject *depth_measure(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *grads_seq, *params_seq, *counts_seq, *groups_seq;
     long long group_count;
     unsigned long long gc_addr, gp_addr, uc_addr, up_addr;
-    if (!PyArg_ParseTuple(args, "OOOOLKKKK", &grads_seq, &params_seq, &counts_seq, &groups_seq, &group_count,
-                          &gc_addr, &gp_addr, &uc_addr, &up_addr))
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOOLKKKK|i", &grads_seq, &params_seq, &counts_seq, &groups_seq, &group_count,
+                          &gc_addr, &gp_addr, &uc_addr, &up_addr, &threads))
         return NULL;
     Tensors ts;
     if (read_tensors(&ts, grads_seq, params_seq, counts_seq, groups_seq, group_count)) {
@@ -449,10 +518,12 @@ static PyObject *depth_measure(PyObject *Py_UNUSED(self), PyObject *args) {
     MeasureArgs a = {(float *)(uintptr_t)gc_addr, (float *)(uintptr_t)uc_addr, (const float *)(uintptr_t)gp_addr,
                      (const float *)(uintptr_t)up_addr};
     double sums[MAX_GROUPS * 5] = {0};
+    int status;
     Py_BEGIN_ALLOW_THREADS
-    walk(&ts, measure_piece, &a, 5, sums);
+    status = walk(&ts, measure_block, &a, 5, threads, sums);
     Py_END_ALLOW_THREADS
     free_tensors(&ts);
+    if (status) return PyErr_NoMemory();
     return tuple_of(sums, group_count * 5);
 }
 

@@ -208,8 +208,8 @@ class ContextState:
     def _fused_ready(self, p: torch.Tensor) -> bool:
         """Whether the fused kernel can take this layer's probabilities (and the accumulators)."""
         out = self.energy
-        return (p.dim() == 4 and fused.eligible((p,)) and out.device.type == "cpu"
-                and out.dtype in (torch.float32, torch.float64))
+        return (p.dim() == 4 and fused.eligible((p,)) and out.is_cpu
+                and (out.dtype is torch.float32 or out.dtype is torch.float64))
 
     def _fused_sums(self, layer: int, p: torch.Tensor, dp: Optional[torch.Tensor], mass: bool) -> bool:
         """Adds the layer's mass (``mass``) and band energy (``dp`` given) with the fused kernel, in
@@ -220,7 +220,8 @@ class ContextState:
         mass_out = self._mass_rows[layer].data_ptr() if mass else 0
         energy_out = 0 if dp is None else self._energy_rows[layer].data_ptr()
         fused.kernels.attention_sums(p.data_ptr(), 0 if dp is None else dp.data_ptr(), B * H, T, H, self._band_lows,
-                                     self._band_highs, mass_out, energy_out, self.energy.dtype == torch.float64)
+                                     self._band_highs, mass_out, energy_out, self.energy.dtype == torch.float64,
+                                     fused.threads())
         return True
 
     def _energy_sink(self, layer: int, T: int, with_mass: bool = False):

@@ -22,6 +22,8 @@ try:
 except ImportError:  # built without a C compiler: the torch path runs
     kernels = None
 
+_FLOAT32 = torch.float32
+
 #: The switch (tests and benchmarks compare both paths in one process). ``GRADFLOW_FUSED=0`` in
 #: the environment turns the kernels off from the start.
 enabled: bool = os.environ.get("GRADFLOW_FUSED", "1") != "0"
@@ -32,12 +34,18 @@ def available() -> bool:
     return kernels is not None and enabled
 
 
+def threads() -> int:
+    """The thread count the kernels split their work over: torch's intra-op count. The kernels'
+    results have the same bits at every count (_fused.c)."""
+    return torch.get_num_threads()
+
+
 def eligible(tensors: Iterable[Optional[torch.Tensor]]) -> bool:
     """Whether the kernels may read ``tensors``: built and on, and every tensor present,
     float32, on the CPU and contiguous."""
     if not available():
         return False
-    for t in tensors:
-        if t is None or t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
+    for t in tensors:  # per step on every parameter: the cheapest attribute reads (is_cpu, dtype identity)
+        if t is None or t.dtype is not _FLOAT32 or not t.is_cpu or not t.is_contiguous():
             return False
     return True

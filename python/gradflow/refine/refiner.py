@@ -242,7 +242,7 @@ class TimeFilter:
             # The same products in one pass, g copied into its row only when ĝ needs it.
             gg, fg, ff, mm, ll = fused.kernels.time_filter(
                 [t.data_ptr() for t in grads], a.counts, f.data_ptr(), s.data_ptr(),
-                g.data_ptr() if refines else 0, 1 - self.beta_fast, 1 - self.beta_slow)
+                g.data_ptr() if refines else 0, 1 - self.beta_fast, 1 - self.beta_slow, fused.threads())
         else:
             torch._foreach_copy_(targets, grads)
             torch.mv(gf, g, out=out_g)           # ⟨g,g⟩ ⟨m_f,g⟩
@@ -395,7 +395,7 @@ class DepthMeter:
         a = self.arena
         if self._fused_ok(a.params):
             self._fused_param_sq = fused.kernels.depth_snapshot(
-                [p.data_ptr() for p in a.params], a.counts, a.group_of, a.groups, row.data_ptr())
+                [p.data_ptr() for p in a.params], a.counts, a.group_of, a.groups, row.data_ptr(), fused.threads())
             return
         self._fused_param_sq = None
         with torch.no_grad():   # the parameters themselves as sources (no detach per tensor)
@@ -477,7 +477,7 @@ class DepthMeter:
         rows = [self.buf[r].data_ptr() for r in range(4)]
         values = fused.kernels.depth_measure(
             [0 if g is None else g.data_ptr() for g in grads], [p.data_ptr() for p in a.params], a.counts,
-            a.group_of, a.groups, rows[cur], rows[prev], rows[2 + cur], rows[2 + prev])
+            a.group_of, a.groups, rows[cur], rows[prev], rows[2 + cur], rows[2 + prev], fused.threads())
         per_group = []
         for k in range(a.groups):
             gg, gdot, uu, udot, flips = values[5 * k:5 * k + 5]
