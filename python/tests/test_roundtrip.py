@@ -92,3 +92,30 @@ def test_refined_run_reads_back(tmp_path, gf):
     no_notices(r, "gradflow export")
     rows = list(csv.DictReader(open(out)))
     assert [float(r["depth.lower.weight"]) for r in rows] == [1, 2, 2, 2, 2, 2]  # set at step 1
+
+
+def test_data_fingerprints_match_the_swift_trainers(tmp_path, gf):
+    # The header's data hash (docs/FORMAT.md) as Swift computes it for `--data FOLDER`, against
+    # gradflow.file_hash: a small folder (every byte hashed, files in name order, dot files and
+    # subfolders left out) and one above 64 MiB (the sampled fingerprint, blocks across a seam).
+    from gradflow import runfile
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "b.dat").write_bytes(bytes(range(256)) * 12)
+    (small / "a.txt").write_bytes(b"hello world\n" * 200)
+    (small / ".hidden").write_bytes(b"x" * 100)
+    (small / "sub").mkdir()
+    large = tmp_path / "large"
+    large.mkdir()
+    (large / "x.bin").write_bytes(os.urandom(40 << 20))
+    (large / "y.bin").write_bytes(os.urandom((30 << 20) + 12345))
+    for folder in (small, large):
+        out = tmp_path / ("run-" + folder.name)
+        r = gf("train", "--data", folder, "--layers", 1, "--heads", 1, "--dim", 16, "--context", 8, "--steps", 1,
+               "--no-tui", "--out", out)
+        assert r.returncode == 0, r.stderr
+        with open(out / "run.jsonl") as f:
+            header = json.loads(f.readline())
+        expected = runfile.file_hash(str(folder))
+        assert (header["data"][0]["hash"], header["data"][0]["bytes"]) == expected
+    assert expected[0].startswith("sampled-")

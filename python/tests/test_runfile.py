@@ -128,12 +128,54 @@ def test_fnv1a_vectors(tmp_path):
     p = tmp_path / "d.txt"
     p.write_bytes(b"foo" + b"bar")
     assert runfile.file_hash(str(p), chunk=2) == ("85944171f73967e8", 6)
+    # A folder: its regular files whose names do not start with ".", in byte order of the names
+    # (as the Swift trainer reads --data FOLDER), whatever their extension.
     folder = tmp_path / "f"
     folder.mkdir()
-    (folder / "b.txt").write_bytes(b"bar")
+    (folder / "b.dat").write_bytes(b"bar")
     (folder / "a.txt").write_bytes(b"foo")
-    (folder / "skip.md").write_bytes(b"zzz")
+    (folder / ".hidden").write_bytes(b"zzz")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "c.txt").write_bytes(b"zzz")
     assert runfile.file_hash(str(folder)) == ("85944171f73967e8", 6)
+    assert runfile.data_files(str(folder)) == [str(folder / "a.txt"), str(folder / "b.dat")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".only-hidden").write_bytes(b"x")
+    with pytest.raises(runfile.RunFileError, match="no data files"):
+        runfile.file_hash(str(empty))
+    with pytest.raises(runfile.RunFileError, match="no such file"):
+        runfile.file_hash(str(tmp_path / "missing"))
+
+
+def test_large_data_gets_the_sampled_fingerprint(tmp_path, monkeypatch):
+    # Above the limit only the sizes and the sampled blocks count (docs/FORMAT.md): small limits
+    # here, so the rule is seen on a few bytes.
+    monkeypatch.setattr(runfile, "FULL_HASH_LIMIT", 64)
+    monkeypatch.setattr(runfile, "SAMPLE_BLOCKS", 4)
+    monkeypatch.setattr(runfile, "SAMPLE_BLOCK_BYTES", 8)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    data = bytearray(range(200))
+    (folder / "a").write_bytes(bytes(data[:90]))
+    (folder / "b").write_bytes(bytes(data[90:]))
+    first, size = runfile.file_hash(str(folder))
+    assert size == 200 and first.startswith("sampled-") and len(first) == len("sampled-") + 16
+    # Blocks start at ⌊i · (200 − 8) / 3⌋ = 0, 64, 128, 192: a byte in one (across the seam at 90
+    # they are read whole) changes the fingerprint, a byte between them does not.
+    def with_byte(at, value):
+        changed = bytearray(data)
+        changed[at] = value
+        (folder / "a").write_bytes(bytes(changed[:90]))
+        (folder / "b").write_bytes(bytes(changed[90:]))
+        return runfile.file_hash(str(folder))[0]
+    assert with_byte(130, 0) != first
+    assert with_byte(199, 0) != first
+    assert with_byte(100, 0) == first
+    # The same bytes split at another seam: other sizes, another fingerprint.
+    (folder / "a").write_bytes(bytes(data[:91]))
+    (folder / "b").write_bytes(bytes(data[91:]))
+    assert runfile.file_hash(str(folder))[0] != first
 
 
 def _header(run_id="rid"):
