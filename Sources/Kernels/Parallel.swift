@@ -22,8 +22,8 @@ public struct Parallel: Sendable, Equatable {
     }
 
     /// Calls `body(chunk, range)` for `workers` contiguous chunks of 0..<count (fewer when count is
-    /// small or `minimumChunk` asks for it), concurrently: chunk 0 on the calling thread, the others on
-    /// `WorkerPool`'s helpers.
+    /// small or `minimumChunk` asks for it), concurrently on the calling thread and `WorkerPool`'s
+    /// helpers: any thread may run any chunk, and each chunk's range is fixed by `count` and `n`.
     @inlinable
     public func chunks(_ count: Int, minimumChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
         let n = chunkCount(count, minimumChunk: minimumChunk)

@@ -108,7 +108,8 @@ final class WorkerPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             job = body
             remaining.store(n, ordering: .relaxed)
-            generation += 1
+            // 31 bits, so that g << 32 stays positive (and c >> 32 == g) however long the process runs.
+            generation = (generation &+ 1) & 0x7FFF_FFFF
             let g = generation
             claims.store(g << 32 | n << 16, ordering: .sequentiallyConsistent)
             for h in helpers.prefix(n - 1) { h.wakeIfSleeping() }

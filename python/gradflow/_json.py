@@ -11,7 +11,6 @@ format's two precisions.
 
 import math
 import re
-import struct
 from array import array
 
 __all__ = ["F32", "f32", "f32s", "encode", "escape_string"]
@@ -23,18 +22,7 @@ class F32(float):
     __slots__ = ()
 
 
-_pack_f = struct.Struct("<f")
-
-
 _F32_MIN_NORMAL = 2.0 ** -126
-
-
-def _to_float32(x):
-    """``x`` rounded to float32 (inf when out of range)."""
-    try:
-        return _pack_f.unpack(_pack_f.pack(x))[0]
-    except OverflowError:
-        return math.copysign(math.inf, x)
 
 
 def f32(x):
@@ -61,23 +49,6 @@ def _double_text(x):
     if x == int(x) and abs(x) < 1e16:
         return str(int(x)) if x != 0 or math.copysign(1, x) > 0 else "-0"
     return repr(x)
-
-
-def _float32_text(x):
-    v = _to_float32(x)
-    if not math.isfinite(v):
-        return "null"
-    if v == int(v) and abs(v) < 1e16:
-        return str(int(v))
-    # The search starts at 6 digits for a normal float32: a shorter text that reads back as v lies
-    # within half a float32 ulp (< 6e-8 · |v|) of v, far closer than the 6-digit decimals' spacing
-    # (≥ 1e-6 · |v|), so "%.6g" is that text with its trailing zeros stripped. Subnormals, whose
-    # ulp is relatively larger, search from 1 digit.
-    for digits in range(6 if abs(v) >= _F32_MIN_NORMAL else 1, 10):
-        s = "%.*g" % (digits, v)
-        if _to_float32(float(s)) == v:
-            return s
-    return repr(v)  # not reached: 9 digits always round-trip a float32
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -138,28 +109,31 @@ def _encode(value, out):
 
 
 def _float32_texts(values):
-    """``_float32_text`` of every value, the search done for all of them at once: each round of
-    the search formats the values still open and reads them all back as float32 through one
-    ``array`` (a step record has about a hundred measurements; one at a time they cost about as
-    much as the rest of the record)."""
-    try:
-        rounded = array("f", values).tolist()
-    except OverflowError:   # beyond float32: one at a time (those write null)
-        return [_float32_text(v) for v in values]
+    """The shortest decimal text that reads back as each value rounded to float32 ("null" for
+    inf and NaN, an integer where the value is one), as Swift writes a Float. The search is done
+    for all values at once: each round formats the values still open with one more digit and reads
+    them all back as float32 through one ``array`` (a step record has about a hundred
+    measurements; one at a time they cost about as much as the rest of the record).
+
+    The search starts at 6 digits for a normal float32: a shorter text that reads back as v lies
+    within half a float32 ulp (< 6e-8 · |v|) of v, far closer than the 6-digit decimals' spacing
+    (≥ 1e-6 · |v|), so "%.6g" is that text with its trailing zeros stripped. Subnormals, whose ulp
+    is relatively larger, start at 1 digit. 9 digits always read back."""
+    rounded = array("f", values).tolist()    # out of float32's range: ±inf
     texts = [None] * len(values)
-    open_ = []
+    first_digits = {}                         # index → where its search starts
     for i, v in enumerate(rounded):
         if not math.isfinite(v):
             texts[i] = "null"
         elif v == int(v) and abs(v) < 1e16:
             texts[i] = str(int(v))
-        elif abs(v) < _F32_MIN_NORMAL:
-            texts[i] = _float32_text(v)
         else:
-            open_.append(i)
-    for digits in range(6, 10):   # why 6 suffices to start: _float32_text
+            first_digits[i] = 6 if abs(v) >= _F32_MIN_NORMAL else 1
+    open_ = []
+    for digits in range(1, 10):
+        open_ += [i for i, d in first_digits.items() if d == digits]
         if not open_:
-            break
+            continue
         candidates = ["%.*g" % (digits, rounded[i]) for i in open_]
         back = array("f", [float(t) for t in candidates]).tolist()
         still = []

@@ -37,7 +37,8 @@ def run(use_fused, data, dtype=torch.float32, **options):
     try:
         torch.manual_seed(0)
         model = GPT(block_size=T, n_layer=3, n_head=2, n_embd=24, attention="banded").to(dtype)
-        refiner = Refiner(model, axes=("context", "time", "depth"), context_bands=(3, 12), **options)
+        options.setdefault("context_bands", (3, 12))
+        refiner = Refiner(model, axes=("context", "time", "depth"), **options)
         opt = torch.optim.AdamW(refiner.param_groups(weight_decay=0.1), lr=3e-3, betas=(0.9, 0.95))
         records = []
         for step, (x, y) in enumerate(data):
@@ -103,6 +104,20 @@ def test_float64_models_use_the_torch_path_and_still_measure():
     data = batches(3)
     records, _ = run(True, data, dtype=torch.float64)
     assert all(r["axes"]["context"]["energy"][0] > 0 for r in records)
+
+
+def test_more_bands_than_the_kernel_takes_use_the_torch_path():
+    # 17 context bands (edges 1…16): beyond fused.MAX_BANDS, the attention statistics must come
+    # from the torch operations, the same on both settings of the switch, not from an error in the
+    # hook (the time and depth statistics still take their kernels: equal up to rounding only).
+    data = batches(2)
+    many = {"context_bands": tuple(range(1, 17))}
+    with_kernels, _ = run(True, data, **many)
+    without, _ = run(False, data, **many)
+    assert len(with_kernels[-1]["axes"]["context"]["energy"]) == 17
+    assert [r["axes"]["context"] for r in with_kernels] == [r["axes"]["context"] for r in without]
+    for key in ("context_energy", "attention_mass", "attention_mass_by_head"):
+        assert [r[key] for r in with_kernels] == [r[key] for r in without], key
 
 
 @needs_kernels

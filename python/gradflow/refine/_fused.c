@@ -22,16 +22,14 @@
  * the dynamic loader then binds this module to that one, so the kernels run on torch's own OpenMP
  * workers — the threads that spin on the other cores after each of torch's parallel regions — and
  * not on a second pool that would compete with them (docs/PERFORMANCE.md, "PyTorch: cost of the
- * refinement"). Without OpenMP the pragmas are ignored and every kernel runs on the calling thread.
+ * refinement"). setup.py builds the module with -fopenmp; a compiler without OpenMP builds no module,
+ * and the package computes the statistics with torch operations.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define LANES 8
 #define BLOCK 1024
@@ -93,14 +91,21 @@ static double sum1(const float *x, int64_t n) {
 }
 
 /* The band ranges of the context axis: inclusive distances [low[k], high[k]]. */
-typedef struct { int64_t count; int64_t low[16]; int64_t high[16]; } Bands;
+#define MAX_BANDS 16
+typedef struct { int64_t count; int64_t low[MAX_BANDS]; int64_t high[MAX_BANDS]; } Bands;
 
 static int read_bands(PyObject *lows, PyObject *highs, Bands *bands) {
     Py_ssize_t n = seq_len(lows, "lows");
     if (n < 0) return -1;
-    if (n < 1 || n > 16) { PyErr_SetString(PyExc_ValueError, "1 to 16 context bands"); return -1; }
+    if (n < 1 || n > MAX_BANDS) { PyErr_Format(PyExc_ValueError, "1 to %d context bands", MAX_BANDS); return -1; }
     bands->count = n;
     if (read_ints(lows, n, bands->low, "lows") || read_ints(highs, n, bands->high, "highs")) return -1;
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (bands->low[k] < 0 || bands->high[k] < bands->low[k]) {
+            PyErr_Format(PyExc_ValueError, "band %zd: distances %lld to %lld", k, (long long)bands->low[k],
+                         (long long)bands->high[k]);
+            return -1;
+        }
     return 0;
 }
 
@@ -320,7 +325,11 @@ static void free_tensors(Tensors *ts) { PyMem_Free(ts->addr); }
 static PyObject *tuple_of(const double *values, Py_ssize_t n) {
     PyObject *out = PyTuple_New(n);
     if (!out) return NULL;
-    for (Py_ssize_t k = 0; k < n; k++) PyTuple_SET_ITEM(out, k, PyFloat_FromDouble(values[k]));
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *value = PyFloat_FromDouble(values[k]);
+        if (!value) { Py_DECREF(out); return NULL; }
+        PyTuple_SET_ITEM(out, k, value);
+    }
     return out;
 }
 
@@ -538,4 +547,13 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fused", "The refiner's statistics in one pass each (CPU).",
                                     -1, methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__fused(void) { return PyModule_Create(&module); }
+/* The module, with its limits as constants (fused.py reads them to decide what the kernels take). */
+PyMODINIT_FUNC PyInit__fused(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddIntConstant(m, "MAX_BANDS", MAX_BANDS) || PyModule_AddIntConstant(m, "MAX_GROUPS", MAX_GROUPS)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

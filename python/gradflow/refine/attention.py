@@ -208,7 +208,7 @@ class ContextState:
     def _fused_ready(self, p: torch.Tensor) -> bool:
         """Whether the fused kernel can take this layer's probabilities (and the accumulators)."""
         out = self.energy
-        return (p.dim() == 4 and fused.eligible((p,)) and out.is_cpu
+        return (p.dim() == 4 and self.bands.count <= fused.MAX_BANDS and fused.eligible((p,)) and out.is_cpu
                 and (out.dtype is torch.float32 or out.dtype is torch.float64))
 
     def _fused_sums(self, layer: int, p: torch.Tensor, dp: Optional[torch.Tensor], mass: bool) -> bool:
@@ -267,7 +267,8 @@ class ContextState:
         measuring = self.measure and training and torch.is_grad_enabled()
         # The mass is left to the backward hook (one read of P for mass and energy) where the hook
         # will see the same P: a gradient will flow, dropout changes nothing, the kernel applies.
-        mass_in_hook = (measuring and att.requires_grad and (getattr(dropout, "p", None) == 0 or not training)
+        # Like the energy, it is then counted once per backward pass through the layer.
+        mass_in_hook = (measuring and att.requires_grad and getattr(dropout, "p", None) == 0
                         and self._fused_ready(att))
         if measuring and not mass_in_hook:
             if not self._fused_sums(layer, att, None, True):

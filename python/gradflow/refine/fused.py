@@ -5,7 +5,9 @@ compiler installs the package without it). Its kernels compute exactly the stati
 torch operations in refiner.py and attention.py define (docs/METHOD.md §8), for contiguous
 float32 CPU tensors, reading each tensor in place instead of one eager pass per operation
 (docs/PERFORMANCE.md, "PyTorch: cost of the refinement"). Everything else — CUDA, float64,
-non-contiguous tensors, a missing gradient, or ``enabled = False`` — runs the torch operations.
+non-contiguous tensors, more than ``MAX_BANDS`` context bands or ``MAX_GROUPS`` depth groups, or
+``enabled = False`` — runs the torch operations; a missing gradient sends the time filter's step
+to them too, while the depth meter reads it as zeros on both paths.
 Sums are added in a fixed order, so results are the same run after run; they differ from the
 torch path's by float rounding only.
 """
@@ -21,6 +23,10 @@ try:
     from . import _fused as kernels
 except ImportError:  # built without a C compiler: the torch path runs
     kernels = None
+
+#: The most context bands and depth groups the kernels take (more run the torch operations).
+MAX_BANDS: int = kernels.MAX_BANDS if kernels is not None else 0
+MAX_GROUPS: int = kernels.MAX_GROUPS if kernels is not None else 0
 
 _FLOAT32 = torch.float32
 

@@ -219,8 +219,8 @@ class TimeFilter:
                 "momentum_cosine": cosine, "guard_fallbacks": fallbacks}
 
     def _steady(self, grads, refines, cH, cM, cL, piece_sums):
-        """A step with every EMA started and every gradient present, in eight whole-arena
-        operations: gather g; ⟨g, g⟩ and ⟨m_f, g⟩ in one matrix–vector product and ⟨m_f, m_f⟩
+        """A step with every EMA started and every gradient present, on the torch path in eight
+        whole-arena operations: gather g; ⟨g, g⟩ and ⟨m_f, g⟩ in one matrix–vector product and ⟨m_f, m_f⟩
         (m_f before the update); the two EMA updates; mid = m_f − m_s, ‖mid‖² and ‖m_s‖² (new EMAs).
         h = g − m_f,new = β_f·(g − m_f,old) is not written out: ‖h‖² = β_f²(‖g‖² − 2⟨m_f, g⟩ +
         ‖m_f‖²) in float64 from the float32 products (h is the noisy band, rarely small next to g,
@@ -408,8 +408,8 @@ class DepthMeter:
     def _fused_ok(self, tensors) -> bool:
         """Whether the fused kernels may measure this step (tensors: the parameters, or the
         gradients with None allowed)."""
-        return (self.buf.dtype == torch.float32 and self.buf.device.type == "cpu" and 0 < self.arena.groups <= 64
-                and fused.eligible(t for t in tensors if t is not None))
+        return (self.buf.dtype == torch.float32 and self.buf.device.type == "cpu"
+                and 0 < self.arena.groups <= fused.MAX_GROUPS and fused.eligible(t for t in tensors if t is not None))
 
     def _chunk_views(self):
         """Per depth chunk: its slices of the rows and a slot of 6 results, made once (slicing a
