@@ -121,17 +121,18 @@ def _float32_texts(values):
     is relatively larger, start at 1 digit. 9 digits always read back."""
     rounded = array("f", values).tolist()    # out of float32's range: ±inf
     texts = [None] * len(values)
-    first_digits = {}                         # index → where its search starts
+    subnormal, normal = [], []                # where the search starts: 1 digit, 6 digits
     for i, v in enumerate(rounded):
         if not math.isfinite(v):
             texts[i] = "null"
         elif v == int(v) and abs(v) < 1e16:
             texts[i] = str(int(v))
         else:
-            first_digits[i] = 6 if abs(v) >= _F32_MIN_NORMAL else 1
-    open_ = []
+            (normal if abs(v) >= _F32_MIN_NORMAL else subnormal).append(i)
+    open_ = subnormal
     for digits in range(1, 10):
-        open_ += [i for i, d in first_digits.items() if d == digits]
+        if digits == 6:
+            open_ += normal
         if not open_:
             continue
         candidates = ["%.*g" % (digits, rounded[i]) for i in open_]

@@ -30,8 +30,9 @@ def batches(n, B=3, seed=1):
             for _ in range(n)]
 
 
-def run(use_fused, data, dtype=torch.float32, **options):
-    """Trains a small GPT with every axis and statistic on; returns the records and parameters."""
+def run(use_fused, data, dtype=torch.float32, after_before_optimizer=None, **options):
+    """Trains a small GPT with every axis and statistic on; returns the records and parameters.
+    ``after_before_optimizer(model)``, if given, runs between ``before_optimizer`` and the step."""
     saved = fused.enabled
     fused.enabled = use_fused
     try:
@@ -45,6 +46,8 @@ def run(use_fused, data, dtype=torch.float32, **options):
             _, loss = model(x, y)
             loss.backward()
             refiner.before_optimizer(step)
+            if after_before_optimizer is not None:
+                after_before_optimizer(model)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             refiner.apply_depth(opt)
             opt.step()
@@ -97,6 +100,23 @@ def test_non_unit_weights_measure_the_same_up_to_rounding():
     # flip sign on one path only: the flip rates agree to a few parts in a thousand.
     for ra, rb in zip(a, b):
         assert numbers(ra) == pytest.approx(numbers(rb), rel=5e-3, abs=1e-6)
+
+
+@needs_kernels
+def test_a_gradient_the_kernel_cannot_read_after_the_snapshot_takes_the_torch_measure():
+    # The depth snapshot (before the step) ran fused; then a .grad became non-contiguous, so the
+    # depth meter measures on the torch path with the snapshot's ‖θ‖²: the records must still agree
+    # with an all-torch run to rounding.
+    def transpose_a_gradient(model):
+        p = next(q for q in model.parameters() if q.dim() == 2 and q.size(0) != q.size(1))
+        p.grad = p.grad.t().contiguous().t()
+        assert not p.grad.is_contiguous()
+    data = batches(4)
+    a, _ = run(True, data, depth_groups=2, after_before_optimizer=transpose_a_gradient)
+    b, _ = run(False, data, depth_groups=2, after_before_optimizer=transpose_a_gradient)
+    assert a[-1]["axes"]["depth"]["energy"][0] > 0
+    for ra, rb in zip(a, b):
+        assert numbers(ra) == pytest.approx(numbers(rb), rel=1e-4, abs=1e-7)
 
 
 def test_float64_models_use_the_torch_path_and_still_measure():

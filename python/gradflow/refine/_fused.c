@@ -287,10 +287,10 @@ static int walk(const Tensors *ts, Block block, const void *args, int width, int
     return 0;
 }
 
-/* Reads the tensor lists of a call (each sequence of n ints; seq2 and groups_seq may be NULL). */
-static int read_tensors(Tensors *ts, PyObject *seq, PyObject *seq2, PyObject *counts_seq, PyObject *groups_seq,
+/* Fills ts from the tensor lists of a call (each sequence of n ints; seq2 and groups_seq may be
+ * NULL); -1 with an error set. */
+static int fill_tensors(Tensors *ts, PyObject *seq, PyObject *seq2, PyObject *counts_seq, PyObject *groups_seq,
                         long long group_count) {
-    memset(ts, 0, sizeof *ts);
     Py_ssize_t n = seq_len(seq, "addresses");
     if (n < 0) return -1;
     if (group_count < 1 || group_count > MAX_GROUPS) {
@@ -321,6 +321,15 @@ static int read_tensors(Tensors *ts, PyObject *seq, PyObject *seq2, PyObject *co
 
 static void free_tensors(Tensors *ts) { PyMem_Free(ts->addr); }
 
+/* Reads the tensor lists of a call into ts; on an error (set) frees what it took and returns -1. */
+static int read_tensors(Tensors *ts, PyObject *seq, PyObject *seq2, PyObject *counts_seq, PyObject *groups_seq,
+                        long long group_count) {
+    memset(ts, 0, sizeof *ts);
+    if (fill_tensors(ts, seq, seq2, counts_seq, groups_seq, group_count) == 0) return 0;
+    free_tensors(ts);
+    return -1;
+}
+
 /* The sums of one call as a tuple of floats. */
 static PyObject *tuple_of(const double *values, Py_ssize_t n) {
     PyObject *out = PyTuple_New(n);
@@ -333,9 +342,28 @@ static PyObject *tuple_of(const double *values, Py_ssize_t n) {
     return out;
 }
 
-/* torch.lerp(start, end, w) element by element, with torch's two forms. */
+/* A kernel's walk over ts (which it frees) with the GIL released: the sums, `width` for each of
+ * `groups` depth groups, as a tuple of floats. */
+static PyObject *walk_to_tuple(Tensors *ts, Block block, const void *args, int width, int threads, long long groups) {
+    double sums[MAX_GROUPS * 5] = {0};
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = walk(ts, block, args, width, threads, sums);
+    Py_END_ALLOW_THREADS
+    free_tensors(ts);
+    if (status) return PyErr_NoMemory();
+    return tuple_of(sums, (Py_ssize_t)(width * groups));
+}
+
+/* torch.lerp(start, end, w) on four lanes, with torch's two forms (w below or from 0.5). */
+static inline vf lerp4(vf start, vf end, float w) {
+    const vf wv = (vf){0} + w;
+    return w < 0.5f ? start + wv * (end - start) : end - (end - start) * (1.0f - wv);
+}
+
+/* The same on one float (the tail of a block): lane 0 of lerp4. */
 static inline float lerp(float start, float end, float w) {
-    return w < 0.5f ? start + w * (end - start) : end - (end - start) * (1.0f - w);
+    return lerp4((vf){0} + start, (vf){0} + end, w)[0];
 }
 
 typedef struct { float *fast, *slow, *g_row; float w_fast, w_slow; } TimeArgs;
@@ -347,7 +375,6 @@ static void time_block(const Tensors *ts, const void *args, Py_ssize_t t, int64_
     float *ft = a->fast + offset, *st = a->slow + offset;
     if (a->g_row) __builtin_memcpy(a->g_row + offset + lo, g + lo, sizeof(float) * (size_t)m);
     const float w_fast = a->w_fast, w_slow = a->w_slow;
-    const vf wf = (vf){0} + w_fast, ws = (vf){0} + w_slow;
     {
         vf a_gg = {0}, a_fg = {0}, a_ff = {0}, a_mm = {0}, a_ss = {0};
         int64_t i = 0;
@@ -357,8 +384,7 @@ static void time_block(const Tensors *ts, const void *args, Py_ssize_t t, int64_
             a_gg += gj * gj;
             a_fg += fo * gj;
             a_ff += fo * fo;
-            vf fn = w_fast < 0.5f ? fo + wf * (gj - fo) : gj - (gj - fo) * (1.0f - wf);
-            vf sn = w_slow < 0.5f ? so + ws * (gj - so) : gj - (gj - so) * (1.0f - ws);
+            vf fn = lerp4(fo, gj, w_fast), sn = lerp4(so, gj, w_slow);
             store(ft + j, fn);
             store(st + j, sn);
             vf mid = fn - sn;
@@ -401,16 +427,9 @@ static PyObject *time_filter(PyObject *Py_UNUSED(self), PyObject *args) {
                           &threads))
         return NULL;
     Tensors ts;
-    if (read_tensors(&ts, grads_seq, NULL, counts_seq, NULL, 1)) { free_tensors(&ts); return NULL; }
+    if (read_tensors(&ts, grads_seq, NULL, counts_seq, NULL, 1)) return NULL;
     TimeArgs a = {(float *)(uintptr_t)f_addr, (float *)(uintptr_t)s_addr, (float *)(uintptr_t)g_addr, w_fast, w_slow};
-    double sums[5] = {0};
-    int status;
-    Py_BEGIN_ALLOW_THREADS
-    status = walk(&ts, time_block, &a, 5, threads, sums);
-    Py_END_ALLOW_THREADS
-    free_tensors(&ts);
-    if (status) return PyErr_NoMemory();
-    return tuple_of(sums, 5);
+    return walk_to_tuple(&ts, time_block, &a, 5, threads, 1);
 }
 
 typedef struct { float *row; } SnapshotArgs;
@@ -446,16 +465,9 @@ static PyObject *depth_snapshot(PyObject *Py_UNUSED(self), PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOLK|i", &params_seq, &counts_seq, &groups_seq, &group_count, &row_addr, &threads))
         return NULL;
     Tensors ts;
-    if (read_tensors(&ts, params_seq, NULL, counts_seq, groups_seq, group_count)) { free_tensors(&ts); return NULL; }
+    if (read_tensors(&ts, params_seq, NULL, counts_seq, groups_seq, group_count)) return NULL;
     SnapshotArgs a = {(float *)(uintptr_t)row_addr};
-    double sums[MAX_GROUPS] = {0};
-    int status;
-    Py_BEGIN_ALLOW_THREADS
-    status = walk(&ts, snapshot_block, &a, 1, threads, sums);
-    Py_END_ALLOW_THREADS
-    free_tensors(&ts);
-    if (status) return PyErr_NoMemory();
-    return tuple_of(sums, group_count);
+    return walk_to_tuple(&ts, snapshot_block, &a, 1, threads, group_count);
 }
 
 typedef struct { float *g_cur, *u_cur; const float *g_prev, *u_prev; } MeasureArgs;
@@ -520,20 +532,10 @@ static PyObject *depth_measure(PyObject *Py_UNUSED(self), PyObject *args) {
                           &gc_addr, &gp_addr, &uc_addr, &up_addr, &threads))
         return NULL;
     Tensors ts;
-    if (read_tensors(&ts, grads_seq, params_seq, counts_seq, groups_seq, group_count)) {
-        free_tensors(&ts);
-        return NULL;
-    }
+    if (read_tensors(&ts, grads_seq, params_seq, counts_seq, groups_seq, group_count)) return NULL;
     MeasureArgs a = {(float *)(uintptr_t)gc_addr, (float *)(uintptr_t)uc_addr, (const float *)(uintptr_t)gp_addr,
                      (const float *)(uintptr_t)up_addr};
-    double sums[MAX_GROUPS * 5] = {0};
-    int status;
-    Py_BEGIN_ALLOW_THREADS
-    status = walk(&ts, measure_block, &a, 5, threads, sums);
-    Py_END_ALLOW_THREADS
-    free_tensors(&ts);
-    if (status) return PyErr_NoMemory();
-    return tuple_of(sums, group_count * 5);
+    return walk_to_tuple(&ts, measure_block, &a, 5, threads, group_count);
 }
 
 static PyMethodDef methods[] = {

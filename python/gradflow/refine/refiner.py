@@ -238,7 +238,7 @@ class TimeFilter:
             self._steady_views = (tuple(self.buf[r] for r in range(5)), self.buf[0:2],
                                   p[0:2], p[2], p[3], p[4], a.whole[0].targets(a, self.buf[0]))
         (g, f, s, d, mid), gf, out_g, out_ff, out_mm, out_ss, targets = self._steady_views
-        if fused.eligible(grads) and self.buf.dtype == torch.float32 and self.buf.device.type == "cpu":
+        if fused.eligible((self.buf, *grads)):
             # The same products in one pass, g copied into its row only when ĝ needs it.
             gg, fg, ff, mm, ll = fused.kernels.time_filter(
                 [t.data_ptr() for t in grads], a.counts, f.data_ptr(), s.data_ptr(),
@@ -408,8 +408,8 @@ class DepthMeter:
     def _fused_ok(self, tensors) -> bool:
         """Whether the fused kernels may measure this step (tensors: the parameters, or the
         gradients with None allowed)."""
-        return (self.buf.dtype == torch.float32 and self.buf.device.type == "cpu"
-                and 0 < self.arena.groups <= fused.MAX_GROUPS and fused.eligible(t for t in tensors if t is not None))
+        return (0 < self.arena.groups <= fused.MAX_GROUPS
+                and fused.eligible((self.buf, *(t for t in tensors if t is not None))))
 
     def _chunk_views(self):
         """Per depth chunk: its slices of the rows and a slot of 6 results, made once (slicing a
@@ -428,7 +428,8 @@ class DepthMeter:
         a = self.arena
         cur, prev = self.current ^ 1, self.current
         grads = [p.grad for p in a.params]
-        if self._fused_param_sq is not None and self._fused_ok(grads) and self._fused_ok(a.params):
+        # The parameters passed the check at the snapshot; the gradients may have changed since.
+        if self._fused_param_sq is not None and self._fused_ok(grads):
             return self._measure_fused(grads, cur, prev)
         if self._fused_param_sq is not None:
             # The snapshot was fused, this step's measure is not: ‖θ‖² per chunk where the torch
