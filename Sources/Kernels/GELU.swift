@@ -3,9 +3,6 @@ public enum GELU {
     @usableFromInline static let k: Float = 0.7978845608028654  // √(2/π)
     @usableFromInline static let c: Float = 0.044715
 
-    /// GELU′(x) from t = tanh(k·(x + c·x³)), the tanh the output uses: the one expression that
-    /// the forward pass saving the derivative and the backward pass recomputing it share, so both
-    /// give the same bits.
     /// `body(lo, hi)` over the workers' spans of 0..<n, each a whole number of 8-lane vectors
     /// except the last, which takes the tail.
     @inlinable @inline(__always)
@@ -15,6 +12,8 @@ public enum GELU {
         }
     }
 
+    /// GELU′(x) from t = tanh(k·(x + c·x³)), the tanh the output uses (8 lanes, and one float for
+    /// the tail below).
     @inlinable @inline(__always)
     static func derivativeFromTanh(_ x: VectorMath.F8, _ t: VectorMath.F8) -> VectorMath.F8 {
         let sech2 = 1 - t * t
@@ -54,8 +53,8 @@ public enum GELU {
 
     /// inp [n] → out [n], and derivative [n] = GELU′(inp) (may alias inp: the model overwrites the
     /// pre-activation, which only the backward pass reads), computed from the same tanh as the
-    /// output; `backward(dinp:derivative:dout:)` is then one multiplication. The derivative is
-    /// the same expression, bit for bit, as the one `backward(dinp:inp:dout:)` recomputes.
+    /// output; `backward(dinp:derivative:dout:)` is then one multiplication. `forward(out:inp:)`
+    /// gives the same output bits.
     @inlinable
     public static func forward(out: UnsafeMutablePointer<Float>, derivative: UnsafeMutablePointer<Float>,
                                inp: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
@@ -88,7 +87,7 @@ public enum GELU {
     }
 
     /// dinp [n] = derivative [n] ⊙ dout [n] (dinp may alias dout), with the derivative saved by
-    /// `forward(out:derivative:inp:)`: the same bits as `backward(dinp:inp:dout:)`.
+    /// `forward(out:derivative:inp:)`.
     @inlinable
     public static func backward(dinp: UnsafeMutablePointer<Float>, derivative: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
@@ -99,36 +98,6 @@ public enum GELU {
                 i += 8
             }
             while i < hi { dinp[i] = derivative[i] * dout[i]; i += 1 }
-        }
-    }
-
-    /// dout [n], inp [n] (the forward input) → dinp [n] (overwritten; may alias dout).
-    @inlinable
-    public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                                dout: UnsafePointer<Float>, count n: Int, parallel: Parallel) {
-        spans(n, parallel) { lo, hi in
-            backwardRange(dinp: dinp + lo, inp: inp + lo, dout: dout + lo, count: hi - lo)
-        }
-    }
-
-    @inlinable
-    static func backwardRange(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                              dout: UnsafePointer<Float>, count n: Int) {
-        var i = 0
-        while i + 8 <= n {
-            let x = VectorMath.load(inp + i)
-            let u = k * (x + c * x * x * x)
-            let t = VectorMath.tanh(u)
-            let grad = derivativeFromTanh(x, t)
-            VectorMath.store(grad * VectorMath.load(dout + i), dinp + i)
-            i += 8
-        }
-        while i < n {
-            let x = inp[i]
-            let t = VectorMath.tanh(k * (x + c * x * x * x))
-            let grad = derivativeFromTanh(x, t)
-            dinp[i] = grad * dout[i]
-            i += 1
         }
     }
 }

@@ -82,8 +82,10 @@ import Testing
         var out = [Float](repeating: 0, count: n)
         GELU.forward(out: &out, inp: inp, count: n, parallel: testParallel)
         #expect(abs(zip(out, r).reduce(0.0) { $0 + Double($1.0 * $1.1) } - ref(inp.map(Double.init))) < 1e-4)
+        var saved = [Float](repeating: 0, count: n), out2 = saved
+        GELU.forward(out: &out2, derivative: &saved, inp: inp, count: n, parallel: testParallel)
         var dinp = [Float](repeating: 0, count: n)
-        GELU.backward(dinp: &dinp, inp: inp, dout: r, count: n, parallel: testParallel)
+        GELU.backward(dinp: &dinp, derivative: saved, dout: r, count: n, parallel: testParallel)
         #expect(relativeError(dinp, numericGradient(inp.map(Double.init), ref)) < Self.tolerance)
     }
 
@@ -193,18 +195,21 @@ import Testing
         }
     }
 
-    /// The model's GELU path: the forward pass saves GELU′ (in place of its input) and the
-    /// backward pass multiplies. Same output and same gradient bits as the recomputing kernels,
-    /// and the gradient matches finite differences; lengths with and without a scalar tail, 1–3
-    /// workers (the split of a long buffer is covered by n = 20,011).
-    @Test(arguments: [37, 64, 20_011]) func geluSavedDerivativeBackwardMatchesTheRecomputingOne(n: Int) {
+    /// The model's GELU path, in place: the forward pass saves GELU′ over its input and the
+    /// backward pass multiplies into dout. The same output bits as `forward(out:inp:)`, and the
+    /// same gradient bits as the out-of-place call and as one worker; lengths with and without a
+    /// scalar tail, 1–3 workers (the split of a long buffer is covered by n = 20,011).
+    @Test(arguments: [37, 64, 20_011]) func geluInPlaceSavedDerivativeMatchesOutOfPlace(n: Int) {
         var rng = SplitMix(state: 9)
         let inp = Buffer(n, &rng, scale: 4).data, r = Buffer(n, &rng).data
+        var out1 = [Float](repeating: 0, count: n), derivative = out1, d1 = out1
+        GELU.forward(out: &out1, inp: inp, count: n, parallel: testParallel)
+        GELU.forward(out: &d1, derivative: &derivative, inp: inp, count: n, parallel: testParallel)
+        #expect(out1.map(\.bitPattern) == d1.map(\.bitPattern))
+        GELU.backward(dinp: &d1, derivative: derivative, dout: r, count: n, parallel: testParallel)
+        #expect(d1.contains { $0 != 0 })
         for workers in 1...3 {
             let parallel = Parallel(threads: workers)
-            var out1 = [Float](repeating: 0, count: n), d1 = out1
-            GELU.forward(out: &out1, inp: inp, count: n, parallel: parallel)
-            GELU.backward(dinp: &d1, inp: inp, dout: r, count: n, parallel: parallel)
             var out2 = [Float](repeating: 0, count: n), saved = inp
             saved.withUnsafeMutableBufferPointer { s in
                 GELU.forward(out: &out2, derivative: s.baseAddress!, inp: s.baseAddress!, count: n, parallel: parallel)
