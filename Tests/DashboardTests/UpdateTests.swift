@@ -22,6 +22,24 @@ import Testing
         #expect(s.status?.text == "stop: not sent (cannot write runs/a/commands.jsonl: No space left on device)")
     }
 
+    @Test("attached: a weight the channel could not take leaves no pending value and no undo entry")
+    func attachedWeightNotSent() {
+        var s = makeState(steps: 50, mode: .attached)
+        s.canControl = true
+        s.commandIdPrefix = "host-1-x"
+        _ = press(&s, .down, .down)
+        let before = s.currentWeight(row: s.selectedRow)
+        let effects = press(&s, .character("+"))
+        guard case let .command(plus)? = effects.last else { Issue.record("no weight command: \(effects)"); return }
+        #expect(s.pendingWeights[long] != nil && s.undo.count == 1)
+        _ = s.apply(.notSent(plus, "cannot write runs/a/commands.jsonl: No space left on device"))
+        #expect(s.pendingWeights.isEmpty && s.unconfirmedWeights.isEmpty && s.undo.isEmpty)
+        #expect(s.currentWeight(row: s.selectedRow) == before)
+        // The next press builds on the run's value, not on the change that never left.
+        let next = weightCommands(press(&s, .character("+")))
+        #expect(abs(next[0].1 - before * 1.1) < 1e-12)
+    }
+
     @Test("attached: a run is silent by its run file's age, however recently the history was read in")
     func attachedSilenceFollowsTheRunFile() {
         var s = makeState(steps: 50, mode: .attached)

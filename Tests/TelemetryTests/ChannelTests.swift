@@ -51,6 +51,18 @@ import Testing
         }
     }
 
+    @Test("a send the disk refuses says why, naming the channel file")
+    func sendReportsAFailedWrite() throws {
+        let dir = NSTemporaryDirectory() + "gradflow-channel-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = CommandChannel.path(runDirectory: dir)
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "/dev/full")
+        let writer = try CommandChannelWriter(runDirectory: dir, runId: "r1")
+        let problem = writer.send(Command(.pause, source: .attach, id: "c1"))
+        #expect(problem == "\(path): write failed: \(String(cString: strerror(ENOSPC)))")
+    }
+
     @Test func readerTakesWholeLinesOnlyAndIsPrivate() throws {
         let dir = NSTemporaryDirectory() + "gradflow-channel-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -41,6 +41,7 @@ extension DashboardState {
             return []
         case let .notSent(command, problem):
             if let id = command.id { awaitingAnswer[id] = nil }
+            forget(unsent: command.action)
             setStatus("\(describe(command.action)): not sent (\(problem))", error: true)
             return []
         case let .runFileAge(age):
@@ -113,13 +114,32 @@ extension DashboardState {
         }
         // Only this dashboard's own commands answer its pending presses.
         guard own, e.kind == .weight || e.kind == .refused, let axis = e.axis, let band = e.band else { return }
-        let target = WeightTarget(axis: axis, band: band, layer: e.layer)
+        settle(WeightTarget(axis: axis, band: band, layer: e.layer))
+    }
+
+    /// One weight command for `target` was answered or never left: when none is outstanding any
+    /// more, the Scales panel shows the run's own value again.
+    private mutating func settle(_ target: WeightTarget) {
         let left = (unconfirmedWeights[target] ?? 1) - 1
         if left > 0 {
             unconfirmedWeights[target] = left
         } else {
             unconfirmedWeights[target] = nil
             pendingWeights[target] = nil
+        }
+    }
+
+    /// A command the channel could not take changed nothing: its pending weight goes, and so does
+    /// the undo entry the key pushed for it (the last one, when it is that change).
+    private mutating func forget(unsent action: Command.Action) {
+        switch action {
+        case let .setWeight(target, value):
+            settle(target)
+            if case let .weight(t, _, new)? = undo.last, t == target, new == value { undo.removeLast() }
+        case let .setAdaptive(axis, on):
+            if case let .adaptive(a, was)? = undo.last, a == axis, was != on { undo.removeLast() }
+        default:
+            break
         }
     }
 

@@ -126,15 +126,22 @@ public final class CommandChannelWriter: CommandSink, @unchecked Sendable {
     deinit { close(fd) }
 
     /// Appends `command` (its id must be set: the answer names it) as one line; returns why the
-    /// write failed (nil when the whole line was written).
+    /// write failed (nil when the whole line was written). A line is one write(2), retried when a
+    /// signal interrupts it before anything is written; a short write (a full disk) is ended with
+    /// a newline, so that the fragment is a line of its own, which the trainer refuses, and the
+    /// next command is not glued onto it.
     @discardableResult
     public func send(_ command: Command) -> String? {
         precondition(command.id != nil, "a channel command needs the id its answer will name")
         let line = ChannelLine(id: command.id!, run: runId, issuer: issuer,
                                t: Date().timeIntervalSince1970, action: command.action).encoded()
         lock.lock(); defer { lock.unlock() }
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var written: Int
+        repeat { written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } } while written < 0 && errno == EINTR
         if written == line.count { return nil }
-        return written < 0 ? "cannot write \(path): \(String(cString: strerror(errno)))" : "short write to \(path)"
+        if written < 0 { return RunFileError.system("write", path: path, errno: errno).description }
+        let newline: [UInt8] = [10]
+        _ = newline.withUnsafeBytes { write(fd, $0.baseAddress, 1) }
+        return "\(path): short write (\(written) of \(line.count) bytes; the disk may be full)"
     }
 }
