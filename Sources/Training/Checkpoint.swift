@@ -57,6 +57,8 @@ public struct Checkpoint {
     public var sections: [String: [Float]]
     /// The format version the file was written in.
     public var version: UInt32
+    /// The file it was read from (nil when made in memory): errors in restoring it name it.
+    public var path: String?
 
     public init(metadata: Metadata, sections: [String: [Float]], version: UInt32 = formatVersion) {
         self.metadata = metadata
@@ -206,6 +208,8 @@ public struct Checkpoint {
                 at += s.count * 4
             }
         }
-        return Checkpoint(metadata: meta, sections: sections, version: version)
+        var ckpt = Checkpoint(metadata: meta, sections: sections, version: version)
+        ckpt.path = path
+        return ckpt
     }
 }

@@ -63,7 +63,7 @@ extension Trainer {
         if let started = m.extra["time.started"] {
             // A run that turned the time axis on mid-run has its EMAs in the checkpoint although
             // its starting settings have the axis off.
-            _ = try main.loadTime(ckpt, prefix: "", started: started, guardFallbacks: Int(m.extra["time.guardFallbacks"] ?? "0") ?? 0)
+            try main.loadTime(ckpt, prefix: "", started: started, guardFallbacks: Int(m.extra["time.guardFallbacks"] ?? "0") ?? 0)
         }
         if let text = m.extra["refinement"] {
             do {
@@ -158,14 +158,15 @@ extension RunState {
     }
 
     /// Turns the time axis' EMAs on with the checkpoint's sections `prefix`time.* (see
-    /// `timeSections`); false, changing nothing, when the checkpoint has none.
-    func loadTime(_ ckpt: Checkpoint, prefix: String, started: String, guardFallbacks: Int) throws -> Bool {
+    /// `timeSections`), which a checkpoint that records the axis as started must have.
+    func loadTime(_ ckpt: Checkpoint, prefix: String, started: String, guardFallbacks: Int) throws {
         let names = Self.timeSectionNames(prefix: prefix)
-        guard let fast = ckpt.sections[names.fast], let slow = ckpt.sections[names.slow] else { return false }
+        guard let fast = ckpt.sections[names.fast], let slow = ckpt.sections[names.slow] else {
+            throw CheckpointError("checkpoint records a started time axis\(prefix.isEmpty ? "" : " for `\(prefix)`") but has no sections \(names.fast) and \(names.slow)")
+        }
         try refinement.startTimeFilter()
         try refinement.timeFilter!.restore(TimeBandFilter.State(fast: fast, slow: slow, started: started.map { $0 == "1" },
                                                                 guardFallbacks: guardFallbacks))
-        return true
     }
 }
 

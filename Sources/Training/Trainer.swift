@@ -107,7 +107,11 @@ public final class Trainer: @unchecked Sendable {
         lossMask = train.needsLossMask ? .allocate(capacity: localBatch * config.context) : nil
         startTime = Date()
         self.timeOffset = timeOffset
-        if let resume { try restore(resume) }
+        if let resume {
+            do { try restore(resume) } catch let e as CheckpointError {
+                throw resume.path.map { CheckpointError("\($0): \(e)") } ?? e
+            }
+        }
     }
 
     deinit { lossMask?.deallocate() }

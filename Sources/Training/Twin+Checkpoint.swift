@@ -70,10 +70,7 @@ extension Twin {
         do {
             try state.refinement.restore(saved.refinement)
             if let started = saved.timeStarted {
-                guard try state.loadTime(ckpt, prefix: Self.sectionPrefix, started: started, guardFallbacks: saved.timeGuardFallbacks ?? 0) else {
-                    let names = RunState.timeSectionNames(prefix: Self.sectionPrefix)
-                    throw CheckpointError("checkpoint's twin has a time axis but no sections \(names.fast) and \(names.slow)")
-                }
+                try state.loadTime(ckpt, prefix: Self.sectionPrefix, started: started, guardFallbacks: saved.timeGuardFallbacks ?? 0)
             } else {
                 state.refinement.dropTimeFilter()
             }

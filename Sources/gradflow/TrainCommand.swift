@@ -88,7 +88,7 @@ struct TrainCommand: ParsableCommand {
                 let runDirectory = (resume as NSString).deletingLastPathComponent
                 return TrainingSetup(config: ckpt.metadata.config, refinement: ckpt.metadata.refinement ?? RefinementConfig(),
                                      recipe: recipe, train: try recipe.trainingData(), evalDomains: evalDomains,
-                                     runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt, resumeFile: resume)
+                                     runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
             }
             let refinement = try recipe.refinementConfig()
             let config = try recipe.trainingConfig()
@@ -148,11 +148,6 @@ struct TrainingSetup {
     var evalDomains: [ByteDataset]
     var runDirectory: String
     var resume: Checkpoint?
-    /// The file `resume` was read from (`--resume`).
-    var resumeFile: String? = nil
     /// Set for a fork: `resume` holds the parent's checkpoint, and the run folder is new.
     var parent: RunParent? = nil
-
-    /// The checkpoint file the run starts from, for errors that concern it.
-    var checkpointFile: String? { parent?.checkpoint ?? resumeFile }
 }

@@ -42,7 +42,7 @@ struct TrainingSession {
                                   evalDomains: setup.evalDomains, bus: bus, runDirectory: lead ? setup.runDirectory : nil,
                                   resume: setup.resume, timeOffset: timeOffset, collective: collective)
         } catch {
-            throw CLIError(setup.checkpointFile.map { "\($0): \(error)" } ?? "\(error)")
+            throw CLIError("\(error)")
         }
         do {
             trainer.interventions = try setup.recipe.interventionSettings(bandNames: trainer.bandNames, source: .flag)

@@ -115,6 +115,17 @@ func temporaryDirectory() -> String {
         #expect(ckpt.sections["time.fast"] != nil)
         let resumed = try losses(tinyConfig(steps: 24), refinement: refinement, resume: ckpt).losses
         #expect(resumed == Array(full[12...]))
+        // A checkpoint that says the time axis had started but lost its EMAs is refused, by name
+        // (it used to resume with the axis silently restarted).
+        var broken = ckpt
+        broken.sections["time.slow"] = nil
+        do {
+            _ = try losses(tinyConfig(steps: 24), refinement: refinement, resume: broken)
+            Issue.record("a resume without time.slow must fail")
+        } catch let e as CheckpointError {
+            // Named with the file it was read from.
+            #expect(e.description == "\(try #require(ckpt.path)): checkpoint records a started time axis but has no sections time.fast and time.slow")
+        }
     }
 
     @Test func aCheckpointSectionOfTheWrongSizeIsNamedWithItsCount() throws {
