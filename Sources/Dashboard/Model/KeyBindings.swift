@@ -17,14 +17,6 @@ public enum KeyAction: Sendable, Equatable, CaseIterable {
     case seekBack, seekForward, seekFarBack, seekFarForward, slower, faster, stepOnce, fork
     // Display.
     case logY, smoothing, zoom, graphStyle, perHead, theme
-
-    /// Whether the action changes the run (a replay answers these with "read-only"): the key
-    /// table binds it in a live run and not in a replay.
-    public var changesRun: Bool { KeyBindings.runChanging.contains(self) }
-
-    /// Whether the action drives a replay's transport (a live run answers these with a hint): the
-    /// key table binds it only where a replay is.
-    public var drivesReplay: Bool { KeyBindings.replayOnly.contains(self) }
 }
 
 /// A short key hint: the keys as written, and a word or two.
@@ -80,11 +72,6 @@ public struct HelpLine: Sendable, Equatable {
 /// the panels' key hints.
 public enum KeyBindings {
     static let every: Set<DashboardMode> = [.live, .attached, .replay]
-
-    /// The actions of rows for a live run and not a replay (`KeyAction.changesRun`).
-    static let runChanging = Set(table.filter { $0.modes.contains(.live) && !$0.modes.contains(.replay) }.map(\.action))
-    /// The actions no row binds in a live run (`KeyAction.drivesReplay`).
-    static let replayOnly = Set(table.map(\.action)).subtracting(table.filter { $0.modes.contains(.live) }.map(\.action))
     static let steering: Set<DashboardMode> = [.live, .attached]
     static let replay: Set<DashboardMode> = [.replay]
 

@@ -105,14 +105,14 @@ extension DashboardState {
         return []
     }
 
-    /// A key with no meaning here: one that changes the run says a replay is read-only; one that
-    /// drives a replay says so in a live run.
+    /// A key with no meaning here: in a replay, one that a live run binds (the keys that steer it)
+    /// says a replay is read-only; in a live run, one that only a replay binds says so.
     private mutating func unbound(_ key: Key) -> [DashboardEffect] {
         if mode == .replay {
-            if KeyBindings.action(for: key, mode: .live, focus: focus)?.changesRun == true {
+            if KeyBindings.action(for: key, mode: .live, focus: focus) != nil {
                 setStatus("replay is read-only: weights and checkpoints belong to a live run", error: true)
             }
-        } else if let row = KeyBindings.binding(for: key, mode: .replay, focus: focus), row.action.drivesReplay,
+        } else if let row = KeyBindings.binding(for: key, mode: .replay, focus: focus),
                   !KeyBindings.table.contains(where: { $0.modes.contains(mode) && $0.keys.contains(key) }),
                   let line = KeyBindings.helpLine(of: row, mode: .replay) {
             setStatus("\(line.keys) is a replay key (\(line.text)); use \(Panel.keyRange) to hide or show panels")
