@@ -174,10 +174,8 @@ public struct ChannelLine: Sendable, Equatable {
         } catch let e as JSONSyntaxError {
             throw Problem(id: id, message: "not a command: \(e)")
         }
-        // The field table requires these; named here all the same, should that table change.
-        guard let id else { throw Problem(id: nil, message: "not a command: it lacks member \"id\"") }
-        guard let run else { throw Problem(id: id, message: "not a command: it lacks member \"run\"") }
-        guard let name else { throw Problem(id: id, message: "not a command: it lacks member \"command\"") }
+        // The field table requires all three and names a missing one.
+        guard let id, let run, let name else { throw Problem(id: id, message: "not a command: missing member") }
         guard !id.isEmpty, id.utf8.count <= maxIdBytes else {
             throw Problem(id: nil, message: "\"id\" must hold 1 to \(maxIdBytes) bytes")
         }

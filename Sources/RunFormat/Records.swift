@@ -134,11 +134,7 @@ public struct RunHeader: Sendable, Equatable {
         ranks > 1 ? "\(ranks) ranks × \(threads) threads" : "\(threads) threads"
     }
 
-    /// 1.1 added `oscillation.update_cos` to step records; 1.2 added `twin` to step records, the
-    /// `twin`, `verdict`, `revert` and `rollback` events, the eval record's `sample` and the
-    /// header's `parent`; 1.3 the header's `run_id`, the `system` record, `command_id`, the `lr`
-    /// and `command` events, the end record's `failure` and the command channel (docs/FORMAT.md,
-    /// "Versioning").
+    /// The schema this version writes; what each version added is docs/FORMAT.md, "Versioning".
     public static let currentSchema = "gradflow.run/1.3"
 }
 

@@ -62,7 +62,8 @@ public final class RecordBus: @unchecked Sendable {
         lock.lock()
         let subs = subscriptions
         lock.unlock()
-        return subs.allSatisfy { $0.waitForRoom(timeout: timeout) }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        return subs.allSatisfy { $0.waitForRoom(until: deadline) }
     }
 
     /// A new observer. `capacity` bounds how many records wait for it.
@@ -95,8 +96,6 @@ public final class BusSubscription: @unchecked Sendable {
     private var head = 0
     private var closed = false
     private var _header: RunHeader?
-    /// Publishers in `waitForRoom` (a replay), woken when records are taken.
-    private var publishersWaiting = 0
     private var _dropped = 0
     private var _generation = 0
 
@@ -156,13 +155,9 @@ public final class BusSubscription: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Waits up to `timeout` seconds for room (the common case, room now, costs one lock).
-    func waitForRoom(timeout: Double) -> Bool {
+    /// Waits until `deadline` for room (the common case, room now, costs one lock).
+    func waitForRoom(until deadline: Date) -> Bool {
         condition.lock(); defer { condition.unlock() }
-        guard !closed && queue.count - head >= capacity else { return true }
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        publishersWaiting += 1
-        defer { publishersWaiting -= 1 }
         while !closed && queue.count - head >= capacity {
             if !condition.wait(until: deadline) { break }
         }
@@ -216,7 +211,7 @@ public final class BusSubscription: @unchecked Sendable {
         guard n > 0 else { return [] }
         let out = Array(queue[head..<(head + n)])
         head += n
-        if publishersWaiting > 0 { condition.broadcast() }  // room for a waiting publisher
+        condition.broadcast()  // a publisher may be waiting for room (no cost when none is)
         if head > 1024 && head * 2 > queue.count {
             queue.removeFirst(head)
             head = 0

@@ -237,13 +237,17 @@ struct BenchSteps: ParsableCommand {
         // The default bands and depth groups of this model (Refinement's defaults, not restated).
         let contextBands = ContextBands.standard(window: gpt.context).count
         let depthGroups = DepthGroups.defaultGroups(layers: gpt.layers)
+        // One weight per context band: `first` for the nearest, `last` for the farthest, 1 between.
+        func context(first: String, last: String) -> String {
+            contextBands == 1 ? last : ([first] + Array(repeating: "1", count: contextBands - 2) + [last]).joined(separator: ",")
+        }
         switch mode {
         case "off": return []
         case "manual":
-            return ["--context-weights", contextBands == 3 ? "0.8,1,1.5" : "0.8,1.5", "--time-weights", "0.8,1,1.2",
+            return ["--context-weights", context(first: "0.8", last: "1.5"), "--time-weights", "0.8,1,1.2",
                     "--depth-weights", ["0.9", "1", "1.1"].prefix(depthGroups).joined(separator: ",")]
         case "adaptive": return ["--adaptive", "all"]
-        case "context-manual": return ["--context-weights", contextBands == 3 ? "1,1,2" : "1,2"]
+        case "context-manual": return ["--context-weights", context(first: "1", last: "2")]
         case "context-adaptive": return ["--adaptive", "context"]
         case "time-adaptive": return ["--adaptive", "time"]
         case "depth-adaptive": return ["--adaptive", "depth"]

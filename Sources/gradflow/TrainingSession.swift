@@ -31,7 +31,7 @@ struct TrainingSession {
             let runFile = RunFileLocation.file(in: setup.runDirectory)
             if FileManager.default.fileExists(atPath: runFile) {
                 do { past = try PastRun.read(runFile) } catch {
-                    throw CLIError("\(runFile): cannot read the run file this resume continues (\(error))")
+                    throw CLIError("cannot read the run file this resume continues: \(error)")
                 }
             }
             timeOffset = past.lastT

@@ -196,7 +196,7 @@ public struct DashboardState: Sendable, Equatable {
         if let outcome { return outcome }
         if quitting { return "STOPPING" }
         if data.header == nil { return "WAITING" }
-        if let silent = silentSeconds { return "SILENT \(Int(silent)) s" }
+        if let silent = silentSeconds { return "SILENT \(Format.clock(silent))" }
         let state = data.paused ? "PAUSED" : "RUNNING"
         return mode == .attached ? "ATTACHED · " + state : state
     }

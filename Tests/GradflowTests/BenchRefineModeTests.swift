@@ -1,0 +1,23 @@
+import Model
+import Refinement
+import RunFlags
+import Testing
+@testable import gradflow
+
+/// `gradflow bench steps --refine MODE` turns each mode into `train` flags for the model at hand:
+/// one context weight per band of that model's window, whatever its length, and flags that
+/// `train`'s own parser accepts.
+@Suite struct BenchRefineModeTests {
+    @Test(arguments: [8, 32, 128, 256])
+    func contextWeightsFollowTheModelsBands(context: Int) throws {
+        let gpt = GPTConfig(layers: 4, heads: 4, channels: 64, context: context)
+        let bands = ContextBands.standard(window: context).count
+        for mode in ["manual", "context-manual"] {
+            let flags = try BenchSteps.refinementFlags(mode, model: gpt)
+            let weights = try #require(flags.firstIndex(of: "--context-weights").map { flags[$0 + 1] })
+            #expect(weights.split(separator: ",").count == bands, "\(mode) at context \(context): \(weights)")
+            let recipe = try RunOptions.recipe(parsing: flags + ["--context", "\(context)"])
+            #expect(throws: Never.self) { try recipe.refinementConfig() }
+        }
+    }
+}
