@@ -296,7 +296,7 @@ public final class Trainer: @unchecked Sendable {
             for c in pending {
                 switch c.action {
                 case .stop:
-                    publish(answering: c, EventRecord(step: step, t: elapsed, kind: .stop, source: c.source, message: "stop requested"))
+                    publish(answering: c, EventRecord(step: step, t: elapsed, kind: .stop, source: c.source, message: ""))
                     return true
                 case .pause:
                     publish(answering: c, EventRecord(step: step, t: elapsed, kind: paused ? .command : .pause, source: c.source,
