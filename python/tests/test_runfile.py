@@ -9,6 +9,7 @@ import struct
 import pytest
 
 from gradflow import runfile
+from gradflow import _json
 from gradflow._json import F32, encode, escape_string
 
 # Writing order of every record's keys (Sources/Telemetry/RunFile/RunFileFields.swift and
@@ -77,6 +78,30 @@ def test_float32_text_is_the_shortest_that_reads_back():
     values += [F32(1e39), F32(float("nan")), F32(-2.0), F32(1e-45)]
     expected += ["null", "null", "-2", "1e-45"]
     assert encode(values) == "[" + ",".join(expected) + "]"
+
+
+def test_the_c_text_search_equals_the_python_definition():
+    # gradflow/_text.c restates _json._float32_texts for speed; encode() uses it where it was built.
+    if _json._f32_texts_c is None:
+        assert os.environ.get("GRADFLOW_REQUIRE_FUSED") != "1", "pip install ./python did not build gradflow._text"
+        pytest.skip("the C module gradflow._text was not built")
+    assert _json.float32_texts is _json._f32_texts_c
+    rng = random.Random(11)
+    values = [0.0, -0.0, 1.0, -3.0, 1e16, 1e17, -1e17, 3.4028234e38, 3.5e38, 1e39, -1e39, float("inf"),
+              float("-inf"), float("nan"), 1e-45, 1.4e-45, 1e-40, 2.0 ** -126, 2.0 ** -127, 0.1, 1 / 3, 16777217.0,
+              1e20, 2.5e-05, F32(0.25), True, 7]
+    for _ in range(100000):
+        k = rng.random()
+        if k < 0.4:
+            values.append(struct.unpack("<f", struct.pack("<I", rng.getrandbits(32)))[0])
+        elif k < 0.7:
+            values.append(rng.uniform(-1, 1) * 10.0 ** rng.randint(-46, 39))
+        else:
+            values.append(round(rng.uniform(-2, 2), rng.randint(0, 8)))
+    assert _json._f32_texts_c(values) == _json._float32_texts(values)
+    assert _json._f32_texts_c(()) == []
+    with pytest.raises(TypeError):
+        _json._f32_texts_c([1.0, "x"])
 
 
 def test_strings():

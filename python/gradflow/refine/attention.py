@@ -180,6 +180,9 @@ class ContextState:
         self.energy, self.mass = energy, mass
         self._energy_rows = [energy[l:l + 1] for l in range(self.layers)]
         self._mass_rows = [mass[l] for l in range(self.layers)]
+        # The fused kernel's output addresses, read once (data_ptr() costs microseconds a call).
+        self._energy_addrs = [row.data_ptr() for row in self._energy_rows]
+        self._mass_addrs = [row.data_ptr() for row in self._mass_rows]
 
     def _fast(self, like: torch.Tensor) -> bool:
         """Whether the sums of ``like`` can be added in place (float32/float64, same device)."""
@@ -211,14 +214,17 @@ class ContextState:
         return (p.dim() == 4 and self.bands.count <= fused.MAX_BANDS and fused.eligible((p,)) and out.is_cpu
                 and (out.dtype is torch.float32 or out.dtype is torch.float64))
 
-    def _fused_sums(self, layer: int, p: torch.Tensor, dp: Optional[torch.Tensor], mass: bool) -> bool:
+    def _fused_sums(self, layer: int, p: torch.Tensor, dp: Optional[torch.Tensor], mass: bool,
+                    p_ready: bool = False) -> bool:
         """Adds the layer's mass (``mass``) and band energy (``dp`` given) with the fused kernel, in
-        one pass over P and dP; False (nothing done) where it does not apply."""
-        if not self._fused_ready(p) or (dp is not None and (dp.shape != p.shape or not fused.eligible((dp,)))):
+        one pass over P and dP; False (nothing done) where it does not apply. ``p_ready``: the
+        forward pass found P ready for the kernel (``_fused_ready``), so it is not asked again."""
+        if not (p_ready or self._fused_ready(p)) or (dp is not None and (dp.shape != p.shape
+                                                                         or not fused.eligible((dp,)))):
             return False
         B, H, T = p.size(0), p.size(1), p.size(-1)
-        mass_out = self._mass_rows[layer].data_ptr() if mass else 0
-        energy_out = 0 if dp is None else self._energy_rows[layer].data_ptr()
+        mass_out = self._mass_addrs[layer] if mass else 0
+        energy_out = 0 if dp is None else self._energy_addrs[layer]
         fused.kernels.attention_sums(p.data_ptr(), 0 if dp is None else dp.data_ptr(), B * H, T, H, self._band_lows,
                                      self._band_highs, mass_out, energy_out, self.energy.dtype == torch.float64,
                                      fused.threads())
@@ -230,7 +236,7 @@ class ContextState:
         def sink(p: torch.Tensor, dp: torch.Tensor) -> None:
             if with_mass:
                 self.queries[layer] += p.size(0) * T
-            if self._fused_sums(layer, p, dp, with_mass):
+            if self._fused_sums(layer, p, dp, with_mass, p_ready=with_mass):
                 return
             if with_mass:
                 self._add_mass(layer, p)
