@@ -100,7 +100,7 @@ class _Chunk:
 class _Arena:
     """One flat layout of the trainable parameters, ordered by depth group, so that each group is
     a contiguous slice. Buffers are float32 (float64 for float64 models). Each statistic is a few
-    whole-slice torch operations (``groups``: one chunk per depth group; ``whole``: the arena).
+    whole-slice torch operations (``chunks``: one chunk per depth group; ``whole``: the arena as one chunk).
     Cutting the slices into cache-sized chunks was measured and gained nothing on the CPU, while
     each extra operation costs several microseconds of dispatch."""
 
@@ -131,7 +131,7 @@ class _Arena:
         self.group_sizes = [hi - lo for lo, hi in self.group_ranges]
         self.chunks = [_Chunk(lo, hi, g, [i for i, k in enumerate(self.group_of) if k == g])
                        for g, (lo, hi) in enumerate(self.group_ranges) if hi > lo]
-        self.whole = [_Chunk(0, n, None, list(range(len(self.params))))]
+        self.whole = _Chunk(0, n, None, list(range(len(self.params))))
 
     def buffer(self, rows: int) -> torch.Tensor:
         return torch.zeros(rows, max(self.size, 1), dtype=self.dtype, device=self.device)
@@ -201,11 +201,10 @@ class TimeFilter:
             saved = [(i, self.views[1][i].clone(), self.views[2][i].clone()) for i in missing if self.started[i]]
         sums, piece_sums = [], []
         if general:
-            for chunk in a.whole:
-                g, f, s = (self.buf[r, chunk.lo:chunk.hi] for r in range(3))
-                sums += [torch.dot(g, g), torch.dot(g, f), torch.dot(f, f)]
-                f.lerp_(g, bf)
-                s.lerp_(g, bs)
+            g, f, s = (self.buf[r, a.whole.lo:a.whole.hi] for r in range(3))
+            sums = [torch.dot(g, g), torch.dot(g, f), torch.dot(f, f)]
+            f.lerp_(g, bf)
+            s.lerp_(g, bs)
             sums = self._finish_general(grads, missing, saved, sums, refines, cH, cM, cL, piece_sums)
             gg, gf, ff, hh, mm, ll = (sum(column) for column in zip(*_total(sums, 6)))
         else:
@@ -236,7 +235,7 @@ class TimeFilter:
             p = torch.zeros(5, dtype=self.buf.dtype, device=self.buf.device)
             self._products = p
             self._steady_views = (tuple(self.buf[r] for r in range(5)), self.buf[0:2],
-                                  p[0:2], p[2], p[3], p[4], a.whole[0].targets(a, self.buf[0]))
+                                  p[0:2], p[2], p[3], p[4], a.whole.targets(a, self.buf[0]))
         (g, f, s, d, mid), gf, out_g, out_ff, out_mm, out_ss, targets = self._steady_views
         if fused.eligible((self.buf, *grads)):
             # The same products in one pass, g copied into its row only when ĝ needs it.
@@ -260,7 +259,7 @@ class TimeFilter:
                 d.add_(f, alpha=cM - cH)
             if cL != cM:
                 d.add_(s, alpha=cL - cM)
-            piece_sums += self._piece_sums(a.whole[0], g, d, mid)
+            piece_sums += self._piece_sums(a.whole, g, d, mid)
         hh = self.beta_fast ** 2 * (gg - 2 * fg + ff)
         return gg, fg, ff, max(hh, 0.0), mm, ll
 
@@ -297,9 +296,8 @@ class TimeFilter:
                torch.dot(h, h), torch.dot(mid, mid), ss]
         if refines:
             self._change(h, mid, s, cH, cM, cL)
-            for chunk in a.whole:
-                lo, hi = chunk.lo, chunk.hi
-                piece_sums += self._piece_sums(chunk, g[lo:hi], h[lo:hi], mid[lo:hi])
+            lo, hi = a.whole.lo, a.whole.hi
+            piece_sums += self._piece_sums(a.whole, g[lo:hi], h[lo:hi], mid[lo:hi])
         return out
 
     @staticmethod
@@ -331,10 +329,9 @@ class TimeFilter:
         n = len(a.params)
         dg, gg = [0.0] * n, [0.0] * n
         values = [t.to(torch.float64).tolist() for t in piece_sums]
-        for chunk, k in zip(a.whole, range(0, len(values), 2)):
-            for i, x, y in zip(chunk.indices, values[k], values[k + 1]):
-                dg[i] += x
-                gg[i] += y
+        for i, x, y in zip(a.whole.indices, values[0], values[1]):
+            dg[i] += x
+            gg[i] += y
         skip = set(missing)
         targets, changes, fallbacks = [], [], 0
         for i in range(n):
@@ -399,8 +396,8 @@ class DepthMeter:
             return
         self._fused_param_sq = None
         with torch.no_grad():   # the parameters themselves as sources (no detach per tensor)
-            for chunk in self.arena.whole:
-                torch._foreach_copy_(chunk.targets(self.arena, row), chunk.sources(self.arena.params))
+            whole = self.arena.whole
+            torch._foreach_copy_(whole.targets(self.arena, row), whole.sources(self.arena.params))
         for rows, _, _, res in self._chunk_views():
             theta = rows[2 + (self.current ^ 1)]
             torch.dot(theta, theta, out=res[2])
@@ -436,7 +433,7 @@ class DepthMeter:
             # path reads it.
             for k, chunk in enumerate(a.chunks):
                 self._chunk_views()[k][3][2] = self._fused_param_sq[chunk.group]
-        whole = a.whole[0]
+        whole = a.whole
         if any(g is None for g in grads):
             for t, g in zip(whole.targets(a, self.buf[cur]), grads):
                 if g is None:
