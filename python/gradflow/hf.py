@@ -24,6 +24,9 @@ the callback takes clipping over: it sets ``args.max_grad_norm`` to 0 for the ru
 original value itself in ``on_pre_optimizer_step``, recording the norm before clipping. Without
 taking over, the step record's ``grad_norm`` is the norm after the Trainer's clipping and
 ``clip_scale`` is null (unknown) on steps where that clipping acted.
+
+Several processes (``torchrun``, ``accelerate launch``): the Trainer runs the callback in every
+process; rank 0 writes the folder and every rank applies the same commands (gradflow/ranks.py).
 """
 
 import math
@@ -32,6 +35,7 @@ import time
 
 from transformers import TrainerCallback
 
+from .ranks import Ranks
 from .run import Run, RunError, _scalar
 
 __all__ = ["GradflowCallback"]
@@ -78,7 +82,11 @@ class GradflowCallback(TrainerCallback):
         if self.run is not None and not self.run.closed:
             return
         path = os.path.join(self.out, "run.jsonl")
-        resume = os.path.exists(path)
+        ranks = Ranks.current()
+        if ranks is None or ranks.writes:
+            resume = os.path.exists(path)
+        else:  # another rank: rank 0 may have made the file a moment ago; the Trainer's step says
+            resume = state.global_step > 0
         if resume and state.global_step == 0:
             raise RunError("%s already exists; a recorder never overwrites a run file (resume the Trainer "
                            "from a checkpoint to continue it, or choose another folder)" % path)

@@ -34,6 +34,7 @@ import weakref
 from . import runfile
 from ._json import jsonable
 from .commands import CommandChannel, Refusal
+from .ranks import Ranks
 from .system import SystemSampler
 
 __all__ = ["Run", "RunError"]
@@ -117,6 +118,14 @@ class Run:
     - ``handle_signals``: SIGINT/SIGTERM ask the loop to stop at the step boundary
       (:attr:`should_stop`; a ``stop`` event, ``source`` ``signal``); a second SIGINT raises
       KeyboardInterrupt. Only in the main thread.
+
+    Under ``torch.distributed`` (more than one process) make the ``Run`` on every rank, at the same
+    point of the loop: rank 0 writes the folder and reads the commands, the other ranks write
+    nothing, and every rank applies the same commands at the same step and stops at the same step
+    (gradflow/ranks.py). :meth:`step` is then a collective, as are the constructor and
+    :meth:`poll_commands`. Checkpoints are written by rank 0 (a ``checkpoint_request`` function is
+    called on every rank). To resume with the default checkpoint every rank loads it, so the run
+    folder must be on a filesystem every rank sees.
     """
 
     def __init__(self, out, *, total_steps, model=None, optimizer=None, config=None, data=(), refine=None,
@@ -150,8 +159,15 @@ class Run:
         self._torch = torch
         threads = torch.get_num_threads() if threads is None else int(threads)
         path = os.path.join(self.out, "run.jsonl")
+        self._ranks = Ranks.current()
+        self._writes = self._ranks is None or self._ranks.writes
+        self._stops_recorded = set()   # ranks whose stop request has its event
+        self._local_stop = None        # a signal this rank received, not yet shared with the others
+        self._stop_shared = False      # whether should_stop came from a shared stop
 
-        if resume:
+        if not self._writes:
+            self._follow(path, resume, start_step, checkpoint, model)
+        elif resume:
             if not os.path.exists(path):
                 raise RunError("%s: no run to resume (resume=True needs an existing run file)" % path)
             try:
@@ -207,7 +223,12 @@ class Run:
                 raise RunError(str(e)) from None
             answered_ids, answered_lines = (), ()
             self._lost = {}
-        self.channel = CommandChannel(self.out, self.run_id, answered_ids, answered_lines)
+        if self._ranks is not None:
+            # The other ranks apply rank 0's commands; they need its run id and, after a resume,
+            # the commands whose effect came after the checkpoint.
+            self.run_id, self._lost = self._ranks.share((self.run_id, self._lost))
+        if self._writes:
+            self.channel = CommandChannel(self.out, self.run_id, answered_ids, answered_lines)
         self.system = SystemSampler(system_every)
         self._write_system()
         if optimizer is not None:
@@ -219,6 +240,23 @@ class Run:
         self._start_step = self.steps_done
         self._apply_lost()
         self._step_clock = time.perf_counter()
+
+    def _follow(self, path, resume, start_step, checkpoint, model):
+        """A rank other than 0: no files written, commands come from rank 0 (gradflow/ranks.py)."""
+        self.run_id = None
+        self._clock0 = time.monotonic()
+        self._lost = {}
+        if start_step is not None:
+            self.steps_done = int(start_step)
+        elif resume:
+            if checkpoint is not None or model is None or not os.path.isdir(self.out) or not self._has_checkpoint():
+                raise RunError("%s: rank %d: resume=True found no ckpt-*.pt to load (under torch.distributed every "
+                               "rank loads the checkpoint: the run folder must be on a filesystem every rank "
+                               "sees); pass start_step (steps already done)" % (self.out, self._ranks.rank))
+            self.steps_done, _ = self._load_latest_checkpoint()
+        self._last_checkpoint_step = self.steps_done if resume else None
+        self.writer = _Discard(path)
+        self.channel = _NoChannel()
 
     # MARK: - Properties
 
@@ -397,6 +435,8 @@ class Run:
         self.writer.sync_if_due()
 
     def _write_system(self):
+        if not self._writes:
+            return
         figures = self.system.sample()
         self.writer.write(runfile.system_record(step=self.steps_done, t=self.elapsed, **figures))
 
@@ -426,8 +466,11 @@ class Run:
                 message=message, **members))
 
     def checkpoint(self):
-        """Writes a checkpoint now and its ``checkpoint`` record; returns the path."""
+        """Writes a checkpoint now and its ``checkpoint`` record; returns the path (None on a rank
+        other than 0 of a ``torch.distributed`` job, which writes nothing)."""
         with self._lock:
+            if not self._writes:
+                return None
             if self._checkpoint_fn is None and self.model is None:
                 raise RunError("no checkpoint function and no model to save (pass model= or checkpoint=)")
             path = os.path.join(self.out, "ckpt-%06d.pt" % self.steps_done)
@@ -530,7 +573,11 @@ class Run:
         """Reads and applies the commands added to ``commands.jsonl`` since the last look (done by
         :meth:`step`; call it yourself where a loop waits outside steps)."""
         with self._lock:
-            for item in self.channel.poll():
+            items = self.channel.poll()
+            if self._ranks is not None:
+                items, stops = self._ranks.exchange(items, self._stop_reason())
+                self._stop_for_ranks(stops)
+            for item in items:
                 if isinstance(item, Refusal):
                     if item.line == 0:
                         self.event("warning", item.message, source="attach")
@@ -543,6 +590,25 @@ class Run:
                     error = _refine_errors()
                     reason = str(e) if error is not None and isinstance(e, error) else _describe(type(e), e)
                     self._answer(item, "refused", "%s: %s refused: %s" % (item.where(), item.name, reason))
+
+    def _stop_reason(self):
+        """Why this rank wants the job to stop at this boundary (a signal, or ``should_stop`` set
+        by the loop on this rank alone), or None."""
+        if self._local_stop is not None:
+            return self._local_stop
+        if self.should_stop and not self._stop_shared:
+            return "stop requested"
+        return None
+
+    def _stop_for_ranks(self, stops):
+        """Every rank stops when any rank asks to; rank 0 records another rank's request once."""
+        for rank, reason in stops:
+            self.should_stop = True
+            self._stop_shared = True
+            if rank != self._ranks.rank and rank not in self._stops_recorded:
+                self._stops_recorded.add(rank)
+                self.event("stop", "rank %d (%s): stopping at step %d" % (rank, reason, self.steps_done),
+                           source="signal" if reason != "stop requested" else "trainer")
 
     _again = None
 
@@ -592,6 +658,7 @@ class Run:
                 self._answer(cmd, "command", "not paused")
         elif name == "stop":
             self.should_stop = True
+            self._stop_shared = True
             self.paused = False
             self._answer(cmd, "stop", "stopping at step %d" % self.steps_done)
         elif name == "checkpoint":
@@ -624,7 +691,12 @@ class Run:
                 raise KeyboardInterrupt
             return
         self._pending_signal = signum
-        self.should_stop = True  # seen by the loop and by a pause at once; the event follows
+        if self._ranks is None:
+            self.should_stop = True  # seen by the loop and by a pause at once; the event follows
+        else:
+            # Every rank stops at the boundary where the ranks exchange this (poll_commands): a
+            # rank that left its loop alone would leave the others waiting in a collective.
+            self._local_stop = signal.Signals(signum).name
 
     def _take_signal(self):
         sig = self._pending_signal
@@ -692,6 +764,37 @@ class Run:
 
 
 # MARK: - Helpers
+
+
+class _Discard:
+    """The run file of a rank other than 0: records are dropped."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def write(self, obj):
+        pass
+
+    def sync(self):
+        pass
+
+    def sync_if_due(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class _NoChannel:
+    """The command channel of a rank other than 0: rank 0 reads the commands and shares them."""
+
+    answered = frozenset()
+
+    def poll(self):
+        return []
+
+    def close(self):
+        pass
 
 
 def _inner_optimizer(optimizer):

@@ -166,6 +166,25 @@ class ContextState:
             self.mass.zero_()
         self.queries = [0] * self.layers
 
+    def sum_over_ranks(self) -> None:
+        """Under ``torch.distributed`` (more than one process), adds up the step's statistics over
+        the ranks in one all-reduce: each rank saw its own share of the batch, and the record and
+        the adaptive context policy must see the whole batch, the same on every rank (as the Swift
+        trainer reduces them over its MPI ranks). Nothing in a single process."""
+        try:
+            import torch.distributed as dist
+            if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+                return
+        except Exception:  # a torch build without distributed support
+            return
+        queries = torch.tensor(self.queries, dtype=self.energy.dtype, device=self.energy.device)
+        flat = torch.cat([self.energy.view(-1), self.mass.view(-1), queries])
+        dist.all_reduce(flat)
+        n_energy, n_mass = self.energy.numel(), self.mass.numel()
+        self.energy.view(-1).copy_(flat[:n_energy])
+        self.mass.view(-1).copy_(flat[n_energy:n_energy + n_mass])
+        self.queries = [int(round(q)) for q in flat[n_energy + n_mass:].tolist()]
+
     def _accumulators(self, dtype) -> None:
         """energy [L, nb] and mass [L, H, nb] in ``dtype`` (the attention's, float32 or float64, so
         that each layer's sums are added in place by one ``addmm_``), contents kept; and each

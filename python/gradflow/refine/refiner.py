@@ -874,9 +874,10 @@ class Refiner:
         self._depth_applied_this_step = False
         G = self.depth_count
 
-        # Context statistics.
+        # Context statistics (over every rank's share of the batch under torch.distributed).
         energy_by_layer, mass, mass_by_head = [], [], []
         if self.context is not None:
+            self.context.sum_over_ranks()
             energy_by_layer = self.context.energy.tolist()
             raw = self.context.mass.tolist()
             for l in range(self.context_layers):

@@ -1,0 +1,68 @@
+"""gradflow.Run under torch.distributed (gradflow/ranks.py): two processes with gloo on the CPU,
+DDP, a Refiner and a Run on each rank (python/tests/ddp_worker.py). Rank 0 alone writes the run
+folder; both ranks apply the same commands at the same step (their parameters stay identical), a
+pause holds both, a signal to one rank stops both at the same step, and the context statistics
+are summed over the ranks."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch.distributed as dist
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
+                                reason="this torch build has no gloo backend")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_ranks_apply_the_same_commands_and_stop_together(tmp_path):
+    rundir, port = str(tmp_path / "run"), str(free_port())
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), str(rank), "2", port, rundir,
+                               str(tmp_path / ("rank%d.json" % rank))], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    outputs = []
+    for p in procs:
+        try:
+            outputs.append(p.communicate(timeout=240)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("the two-rank job did not finish in 240 s")
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out
+    r0, r1 = (json.load(open(tmp_path / ("rank%d.json" % rank))) for rank in (0, 1))
+
+    # Rank 1's SIGTERM after its third step stops both ranks at the next boundary.
+    assert r0["steps"] == r1["steps"] == 4
+    # Both applied the weight and the lr scale: the replicas' parameters are the same.
+    assert r0["lr_scale"] == r1["lr_scale"] == 0.5
+    assert r0["context_weights"] == r1["context_weights"]
+    assert r0["checksum"] == r1["checksum"] and r0["norm"] == r1["norm"]
+    # The context statistics are the whole batch's, the same on both ranks.
+    assert r0["last"] == r1["last"] and r0["last"]["energy"]
+
+    # One writer: a single header, one record per step, every command answered once.
+    lines = [json.loads(l) for l in open(os.path.join(rundir, "run.jsonl"))]
+    types = [r["type"] for r in lines]
+    assert types.count("header") == 1 and types[-1] == "end" and lines[-1]["reason"] == "interrupted"
+    assert [r["step"] for r in lines if r["type"] == "step"] == [0, 1, 2, 3]
+    events = [r for r in lines if r["type"] == "event"]
+    attach = [e["kind"] for e in events if e.get("source") == "attach"]
+    assert sorted(attach) == ["lr", "pause", "resume", "weight"]
+    weight = next(e for e in events if e["kind"] == "weight")
+    assert weight["step"] == 1 and weight["new"] == 2.5
+    assert [s["axes"]["context"]["weight"][1] for s in lines if s["type"] == "step"][1:] != [1.0] * 3
+    stops = [e for e in events if e["kind"] == "stop"]
+    assert len(stops) == 1 and stops[0]["message"].startswith("rank 1 (SIGTERM)") and stops[0]["source"] == "signal"
+    assert sorted(os.listdir(rundir)) == ["commands.jsonl", "run.jsonl"]
