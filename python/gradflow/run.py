@@ -119,8 +119,8 @@ class Run:
       (:attr:`should_stop`; a ``stop`` event, ``source`` ``signal``); a second SIGINT raises
       KeyboardInterrupt. Only in the main thread.
 
-    Under ``torch.distributed`` (more than one process) make the ``Run`` on every rank, at the same
-    point of the loop: rank 0 writes the folder and reads the commands, the other ranks write
+    Under ``torch.distributed`` (more than one process) make the ``Run`` on every rank, after
+    ``init_process_group`` and at the same point of the loop: rank 0 writes the folder and reads the commands, the other ranks write
     nothing, and every rank applies the same commands at the same step and stops at the same step
     (gradflow/ranks.py). :meth:`step` is then a collective, as are the constructor and
     :meth:`poll_commands`. Checkpoints are written by rank 0 (a ``checkpoint_request`` function is
