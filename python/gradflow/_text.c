@@ -13,35 +13,41 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 
-/* The text of x rounded to float32, as a new str. */
+/* The text of x rounded to float32, as a new str. Python's own conversions (PyOS_double_to_string,
+ * which "%.*g" % x uses, and PyOS_string_to_double, which float(text) uses), not the C library's:
+ * those follow LC_NUMERIC and would write "0,1" in a process whose locale has a decimal comma. */
 static PyObject *f32_text(double x) {
-    char buf[48];
     float v = (float)x;
     if (!isfinite(v)) return PyUnicode_FromString("null");
-    if (v == truncf(v) && fabsf(v) < 1e16f) {
-        snprintf(buf, sizeof buf, "%lld", (long long)v);
-        return PyUnicode_FromString(buf);
-    }
+    if (v == truncf(v) && fabsf(v) < 1e16f) return PyUnicode_FromFormat("%lld", (long long)v);
     for (int digits = fabsf(v) >= 0x1p-126f ? 6 : 1; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
-        if ((float)strtod(buf, NULL) == v) return PyUnicode_FromString(buf);
+        char *text = PyOS_double_to_string((double)v, 'g', digits, 0, NULL);
+        if (!text) return NULL;
+        double back = PyOS_string_to_double(text, NULL, NULL);
+        if (back == -1.0 && PyErr_Occurred()) {
+            PyMem_Free(text);
+            return NULL;
+        }
+        if ((float)back == v || digits == 9) {   /* 9 digits always read back */
+            PyObject *out = PyUnicode_FromString(text);
+            PyMem_Free(text);
+            return out;
+        }
+        PyMem_Free(text);
     }
-    snprintf(buf, sizeof buf, "%.17g", (double)v);   /* not reached: 9 digits always read back */
-    return PyUnicode_FromString(buf);
+    return NULL;   /* not reached */
 }
 
 /* f32_texts(values) -> list of str, one per float (or object with __float__) in the sequence. */
 static PyObject *f32_texts(PyObject *Py_UNUSED(self), PyObject *arg) {
-    PyObject *seq = PySequence_Fast(arg, "f32_texts: expected a sequence of floats");
+    /* A tuple of its own: an item's __float__ cannot change what is being read. */
+    PyObject *seq = PySequence_Tuple(arg);
     if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     PyObject *out = PyList_New(n);
     for (Py_ssize_t i = 0; out && i < n; i++) {
-        double x = PyFloat_AsDouble(items[i]);
+        double x = PyFloat_AsDouble(PyTuple_GET_ITEM(seq, i));
         PyObject *text = (x == -1.0 && PyErr_Occurred()) ? NULL : f32_text(x);
         if (!text) {
             Py_CLEAR(out);

@@ -4,6 +4,7 @@ import json
 import math
 import os
 import random
+import shutil
 import struct
 
 import pytest
@@ -102,6 +103,25 @@ def test_the_c_text_search_equals_the_python_definition():
     assert _json._f32_texts_c(()) == []
     with pytest.raises(TypeError):
         _json._f32_texts_c([1.0, "x"])
+
+
+def test_measurements_keep_a_decimal_point_in_a_locale_with_a_decimal_comma(tmp_path):
+    # The C module formats and parses with Python's own locale-independent conversions: in a
+    # process whose LC_NUMERIC writes "0,1" the record must still be JSON.
+    import subprocess
+    import sys
+    made = subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", str(tmp_path / "de_DE.UTF-8")],
+                          capture_output=True, text=True) if shutil.which("localedef") else None
+    if made is None or not (tmp_path / "de_DE.UTF-8").exists():
+        pytest.skip("no localedef or no de_DE locale source to build a decimal-comma locale")
+    code = ("import locale, sys; locale.setlocale(locale.LC_ALL, 'de_DE.UTF-8');"
+            "assert locale.localeconv()['decimal_point'] == ',';"
+            "from gradflow._json import F32, encode;"
+            "sys.stdout.write(encode({'x': F32(0.1), 'y': [F32(1.5), F32(2.5e-05), F32(3.0)]}))")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, LOCPATH=str(tmp_path)),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == '{"x":0.1,"y":[1.5,2.5e-05,3]}'
 
 
 def test_strings():
