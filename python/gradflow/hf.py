@@ -82,11 +82,12 @@ class GradflowCallback(TrainerCallback):
         if self.run is not None and not self.run.closed:
             return
         path = os.path.join(self.out, "run.jsonl")
+        # Rank 0 alone looks at the folder and the other ranks follow its answer, so that all
+        # resume, start or raise below together.
         ranks = Ranks.current()
-        if ranks is None or ranks.writes:
-            resume = os.path.exists(path)
-        else:  # another rank: rank 0 may have made the file a moment ago; the Trainer's step says
-            resume = state.global_step > 0
+        resume = os.path.exists(path) if ranks is None or ranks.writes else None
+        if ranks is not None:
+            resume = ranks.share(resume)
         if resume and state.global_step == 0:
             raise RunError("%s already exists; a recorder never overwrites a run file (resume the Trainer "
                            "from a checkpoint to continue it, or choose another folder)" % path)

@@ -120,18 +120,24 @@ class Run:
       KeyboardInterrupt. Only in the main thread.
 
     Under ``torch.distributed`` (more than one process) make the ``Run`` on every rank, after
-    ``init_process_group`` and at the same point of the loop: rank 0 writes the folder and reads the commands, the other ranks write
-    nothing, and every rank applies the same commands at the same step and stops at the same step
-    (gradflow/ranks.py). :meth:`step` is then a collective, as are the constructor and
-    :meth:`poll_commands`. Checkpoints are written by rank 0 (a ``checkpoint_request`` function is
-    called on every rank). To resume with the default checkpoint every rank loads it, so the run
-    folder must be on a filesystem every rank sees.
+    ``init_process_group`` and at the same point of the loop: rank 0 writes the folder and reads the
+    commands, the other ranks write nothing, and every rank applies the same commands at the same
+    step and stops at the same step (gradflow/ranks.py). :meth:`step` is then a collective, as are
+    the constructor and :meth:`poll_commands`; a rank that cannot start or read the channel makes
+    every rank raise, and ranks that do not all make a ``Run`` within ``Ranks.MEET_TIMEOUT``
+    seconds get an error saying so. Rank 0 writes the checkpoints (a ``checkpoint_request`` function is called on every
+    rank), which suits DDP, whose replicas hold the whole model; under FSDP or ZeRO, where saving is
+    itself a collective, pass ``checkpoint_request`` and save on every rank. To resume with the
+    default checkpoint every rank loads it, so the run folder must be on a filesystem every rank
+    sees. With NCCL, call ``torch.cuda.set_device`` first (the exchange uses the current device).
+    ``distributed=False`` makes this process record alone, ignoring the other ranks (a ``Run`` on
+    rank 0 only: commands then reach rank 0's replica only).
     """
 
     def __init__(self, out, *, total_steps, model=None, optimizer=None, config=None, data=(), refine=None,
                  run_name=None, preset="custom", seed=0, threads=None, parameters=None, checkpoint=None,
                  checkpoint_at_end=True, checkpoint_request=None, resume=False, start_step=None,
-                 system_every=5.0, handle_signals=True, pause_poll=0.2, parent=None):
+                 system_every=5.0, handle_signals=True, pause_poll=0.2, parent=None, distributed=None):
         self.out = str(out)
         self.model = model
         self.optimizer = optimizer
@@ -159,76 +165,87 @@ class Run:
         self._torch = torch
         threads = torch.get_num_threads() if threads is None else int(threads)
         path = os.path.join(self.out, "run.jsonl")
-        self._ranks = Ranks.current()
+        self._ranks = Ranks.current() if distributed is None else None
         self._writes = self._ranks is None or self._ranks.writes
         self._stops_recorded = set()   # ranks whose stop request has its event
         self._local_stop = None        # a signal this rank received, not yet shared with the others
         self._stop_shared = False      # whether should_stop came from a shared stop
 
-        if not self._writes:
-            self._follow(path, resume, start_step, checkpoint, model)
-        elif resume:
-            if not os.path.exists(path):
-                raise RunError("%s: no run to resume (resume=True needs an existing run file)" % path)
-            try:
-                state = runfile.read_state(path)
-            except runfile.RunFileError as e:
-                raise RunError(str(e)) from None
-            self.run_id = state.header.get("run_id") or ""
-            if not self.run_id:
-                raise RunError("%s:1: the header has no run_id (schema before 1.3); it cannot be continued "
-                               "with its command channel" % path)
-            self.best_val_loss = state.best_val_loss
-            self.last_loss = state.final_loss
-            self._clock0 = time.monotonic() - state.last_t
-            held = None  # ids whose effect the loaded checkpoint holds
-            if start_step is not None:
-                self.steps_done = int(start_step)
-            elif checkpoint is None and model is not None and self._has_checkpoint():
-                self.steps_done, held = self._load_latest_checkpoint()
-            else:
-                raise RunError("%s: resume=True found no ckpt-*.pt to load; pass start_step (steps already done)"
-                               % self.out)
-            self._last_checkpoint_step = self.steps_done
-            try:
-                self.writer = runfile.RunFileWriter.resume(path)
-            except runfile.RunFileError as e:
-                raise RunError(str(e)) from None
-            answered_ids, answered_lines = state.answered_ids, state.answered_lines
-            self._lost = self._lost_commands(state, held) if held is not None else {}
-            self.writer.write(runfile.event_record(
-                step=self.steps_done, t=self.elapsed, kind="resume-run", source="trainer",
-                message="resumed from step %d with %s" % (self.steps_done, _process_summary(threads))))
-        else:
-            try:
-                os.makedirs(self.out, exist_ok=True)
-            except OSError as e:
-                raise RunError("%s: cannot create the run folder: %s" % (self.out, e.strerror)) from None
-            if start_step is not None:
-                self.steps_done = int(start_step)
-            self.run_id = runfile.new_run_id()
-            start = time.time()
-            self._clock0 = time.monotonic()
-            if parameters is None:
-                parameters = sum(p.numel() for p in model.parameters()) if model is not None else 0
-            from .system import world_size
-            h = runfile.header(
-                run_name=run_name or os.path.basename(os.path.normpath(os.path.abspath(self.out))),
-                preset=preset, parameters=parameters, total_steps=self.total_steps, seed=seed, threads=threads,
-                start_time=start, data=list(data), axes=refine.axis_info() if refine is not None else [],
-                config=self._config(config), run_id=self.run_id, ranks=world_size(), parent=parent)
-            try:
-                self.writer = runfile.RunFileWriter.create(path, h)
-            except runfile.RunFileError as e:
-                raise RunError(str(e)) from None
-            answered_ids, answered_lines = (), ()
-            self._lost = {}
         if self._ranks is not None:
-            # The other ranks apply rank 0's commands; they need its run id and, after a resume,
-            # the commands whose effect came after the checkpoint.
-            self.run_id, self._lost = self._ranks.share((self.run_id, self._lost))
-        if self._writes:
-            self.channel = CommandChannel(self.out, self.run_id, answered_ids, answered_lines)
+            came = self._ranks.meet("run")
+            if came:
+                raise RunError("%s: rank %d: only %d of the %d ranks made a gradflow.Run within %g s; under "
+                               "torch.distributed make it on every rank, at the same point of the loop "
+                               "(or pass distributed=False to record from this process alone)"
+                               % (self.out, self._ranks.rank, came[0], self._ranks.size, Ranks.MEET_TIMEOUT))
+        failure = None
+        try:
+            if not self._writes:
+                self._follow(path, resume, start_step, checkpoint, model)
+            elif resume:
+                if not os.path.exists(path):
+                    raise RunError("%s: no run to resume (resume=True needs an existing run file)" % path)
+                try:
+                    state = runfile.read_state(path)
+                except runfile.RunFileError as e:
+                    raise RunError(str(e)) from None
+                self.run_id = state.header.get("run_id") or ""
+                if not self.run_id:
+                    raise RunError("%s:1: the header has no run_id (schema before 1.3); it cannot be continued "
+                                   "with its command channel" % path)
+                self.best_val_loss = state.best_val_loss
+                self.last_loss = state.final_loss
+                self._clock0 = time.monotonic() - state.last_t
+                held = None  # ids whose effect the loaded checkpoint holds
+                if start_step is not None:
+                    self.steps_done = int(start_step)
+                elif checkpoint is None and model is not None and self._has_checkpoint():
+                    self.steps_done, held = self._load_latest_checkpoint()
+                else:
+                    raise RunError("%s: resume=True found no ckpt-*.pt to load; pass start_step (steps already done)"
+                                   % self.out)
+                self._last_checkpoint_step = self.steps_done
+                try:
+                    self.writer = runfile.RunFileWriter.resume(path)
+                except runfile.RunFileError as e:
+                    raise RunError(str(e)) from None
+                answered_ids, answered_lines = state.answered_ids, state.answered_lines
+                self._lost = self._lost_commands(state, held) if held is not None else {}
+                self.writer.write(runfile.event_record(
+                    step=self.steps_done, t=self.elapsed, kind="resume-run", source="trainer",
+                    message="resumed from step %d with %s" % (self.steps_done, _process_summary(threads))))
+            else:
+                try:
+                    os.makedirs(self.out, exist_ok=True)
+                except OSError as e:
+                    raise RunError("%s: cannot create the run folder: %s" % (self.out, e.strerror)) from None
+                if start_step is not None:
+                    self.steps_done = int(start_step)
+                self.run_id = runfile.new_run_id()
+                start = time.time()
+                self._clock0 = time.monotonic()
+                if parameters is None:
+                    parameters = sum(p.numel() for p in model.parameters()) if model is not None else 0
+                from .system import world_size
+                h = runfile.header(
+                    run_name=run_name or os.path.basename(os.path.normpath(os.path.abspath(self.out))),
+                    preset=preset, parameters=parameters, total_steps=self.total_steps, seed=seed, threads=threads,
+                    start_time=start, data=list(data), axes=refine.axis_info() if refine is not None else [],
+                    config=self._config(config), run_id=self.run_id, ranks=world_size(), parent=parent)
+                try:
+                    self.writer = runfile.RunFileWriter.create(path, h)
+                except runfile.RunFileError as e:
+                    raise RunError(str(e)) from None
+                answered_ids, answered_lines = (), ()
+                self._lost = {}
+            if self._writes:
+                self.channel = CommandChannel(self.out, self.run_id, answered_ids, answered_lines)
+        except Exception as e:
+            if self._ranks is None:
+                raise
+            failure = e
+        if self._ranks is not None:
+            self._agree_on_start(failure)
         self.system = SystemSampler(system_every)
         self._write_system()
         if optimizer is not None:
@@ -240,6 +257,27 @@ class Run:
         self._start_step = self.steps_done
         self._apply_lost()
         self._step_clock = time.perf_counter()
+
+    def _agree_on_start(self, failure):
+        """Under torch.distributed: every rank learns whether every rank could start, and gets rank
+        0's run id and the commands to apply again after a resume. When any rank could not start,
+        every rank raises the same error (none waits alone in a later collective), and rank 0 ends
+        the file it began with a ``failed`` end record."""
+        mine = None if failure is None else (str(failure) if isinstance(failure, RunError)
+                                             else _describe(type(failure), failure))
+        ours = (self.run_id, self._lost) if self._writes and failure is None else None
+        statuses = self._ranks.gather((mine, ours))
+        failed = [(rank, message) for rank, (message, _) in enumerate(statuses) if message]
+        if not failed:
+            self.run_id, self._lost = statuses[0][1]
+            return
+        message = "; ".join("rank %d: %s" % (rank, m) for rank, m in failed)
+        if self._writes and failure is None:
+            self.writer.write(runfile.end_record(step=self.steps_done, t=self.elapsed, reason="failed",
+                                                 final_loss=None, best_val_loss=self.best_val_loss, message=message))
+            self.writer.close()
+            self.channel.close()
+        raise RunError(message) from failure
 
     def _follow(self, path, resume, start_step, checkpoint, model):
         """A rank other than 0: no files written, commands come from rank 0 (gradflow/ranks.py)."""
@@ -573,9 +611,18 @@ class Run:
         """Reads and applies the commands added to ``commands.jsonl`` since the last look (done by
         :meth:`step`; call it yourself where a loop waits outside steps)."""
         with self._lock:
-            items = self.channel.poll()
-            if self._ranks is not None:
-                items, stops = self._ranks.exchange(items, self._stop_reason())
+            if self._ranks is None:
+                items = self.channel.poll()
+            else:
+                # Rank 0's channel error reaches every rank: all raise it, none waits alone.
+                items, error = [], None
+                try:
+                    items = self.channel.poll()
+                except Exception as e:
+                    error = _describe(type(e), e)
+                items, stops, error = self._ranks.exchange(items, self._stop_reason(), error)
+                if error is not None:
+                    raise RunError("%s: rank 0 could not read the command channel: %s" % (self.out, error))
                 self._stop_for_ranks(stops)
             for item in items:
                 if isinstance(item, Refusal):

@@ -1,12 +1,15 @@
-"""One rank of the two-process DDP job in test_distributed.py (gloo, CPU):
+"""One rank of the two-process DDP jobs in test_distributed.py (gloo, CPU):
 
-    python ddp_worker.py RANK WORLD PORT RUNDIR RESULT.json
+    python ddp_worker.py SCENARIO RANK WORLD PORT RUNDIR RESULT.json
 
-Trains a small banded GPT wrapped in DistributedDataParallel with a Refiner on every axis and a
-gradflow.Run on every rank. Rank 0 sends commands into the run's channel before the first step (a
-context weight, an lr scale and a pause; a timer sends resume a second later); rank 1 sends itself
-SIGTERM after its third step. Each rank writes its steps, a checksum of its parameters and its
-last context statistics to RESULT.json."""
+``steer``: trains a small banded GPT wrapped in DistributedDataParallel with a Refiner on every
+axis and a gradflow.Run on every rank. Rank 0 sends commands into the run's channel before the
+first step (a context weight, an lr scale and a pause; a timer sends resume a second later); rank 1
+sends itself SIGTERM after its third step. Each rank writes its steps, a checksum of its
+parameters and its last context statistics to RESULT.json.
+
+``rank0-only``: only rank 0 makes a Run (the meeting times out after 2 s). ``bad-resume``: both
+ranks ask to resume a run that does not exist. Each rank writes the RunError it got, or null."""
 
 import json
 import os
@@ -19,6 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import gradflow
+import gradflow.ranks
 from gradflow import commands
 from gradflow.refine import Refiner
 from gradflow.refine.gpt import GPT
@@ -27,10 +31,41 @@ T = 30
 
 
 def main():
-    rank, world, port, rundir, result = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    scenario, rank, world, port, rundir, result = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+                                                   sys.argv[5], sys.argv[6])
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    if scenario == "steer":
+        steer(rank, rundir, result)
+    else:
+        fail_to_start(scenario, rank, rundir, result)
+    # Both ranks tear down together: without this barrier about one run in ten aborted a rank at exit
+    # ("terminate called without an active exception") when its peer destroyed the group first.
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def fail_to_start(scenario, rank, rundir, result):
+    model = GPT(block_size=T, n_layer=1, n_head=2, n_embd=16, attention="plain")
+    error = None
+    if scenario == "rank0-only":
+        gradflow.ranks.Ranks.MEET_TIMEOUT = 2.0
+        if rank == 0:
+            try:
+                gradflow.Run(rundir, model=model, total_steps=5, handle_signals=False)
+            except gradflow.RunError as e:
+                error = str(e)
+    else:
+        try:
+            gradflow.Run(rundir, model=model, total_steps=5, handle_signals=False, resume=True)
+        except gradflow.RunError as e:
+            error = str(e)
+    with open(result, "w") as f:
+        json.dump({"error": error}, f)
+
+
+def steer(rank, rundir, result):
     torch.manual_seed(0)
     model = GPT(block_size=T, n_layer=2, n_head=2, n_embd=16, attention="banded")
     refiner = Refiner(model, axes=("context", "time", "depth"))
@@ -72,10 +107,6 @@ def main():
         json.dump({"steps": run.steps_done, "checksum": float(flat.sum()), "norm": float(flat.norm()),
                    "lr_scale": run.lr_scale, "context_weights": refiner.weights("context"),
                    "last": last}, f)
-    # Both ranks tear down together: without this barrier about one run in ten aborted a rank at exit
-    # ("terminate called without an active exception") when its peer destroyed the group first.
-    dist.barrier()
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """One process of the two-process Hugging Face Trainer job in test_hf.py (started by
 ``python -m torch.distributed.run --standalone --nproc_per_node 2``, gloo on the CPU):
 
-    hf_ddp_worker.py RUNDIR
+    hf_ddp_worker.py RUNDIR RESULTS
 
 A tiny GPT-2 from a config, GradflowCallback with the time axis on every rank; rank 0 sends an lr
-scale after step 1 and a stop after step 3. Prints the rank's steps, lr scale and a checksum of
-its parameters as one JSON line starting with ``RESULT``."""
+scale after step 1 and a stop after step 3. Writes the rank's steps, lr scale and a checksum of
+its parameters to RESULTS/rankN.json (a file each: the two processes' stdout lines can mix)."""
 
 import json
 import os
@@ -31,7 +31,7 @@ class SendAt(transformers.TrainerCallback):
 
 
 def main():
-    rundir = sys.argv[1]
+    rundir, results = sys.argv[1], sys.argv[2]
     torch.manual_seed(0)
     config = transformers.GPT2Config(vocab_size=256, n_positions=16, n_embd=32, n_layer=1, n_head=2)
     model = transformers.GPT2LMHeadModel(config)
@@ -47,8 +47,13 @@ def main():
                                               callback])
     trainer.train()
     flat = torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
-    print("RESULT " + json.dumps({"rank": int(os.environ["RANK"]), "steps": trainer.state.global_step,
-                                  "lr_scale": callback.run.lr_scale, "checksum": float(flat.sum())}), flush=True)
+    rank = int(os.environ["RANK"])
+    with open(os.path.join(results, "rank%d.json" % rank), "w") as f:
+        json.dump({"rank": rank, "steps": trainer.state.global_step, "lr_scale": callback.run.lr_scale,
+                   "checksum": float(flat.sum())}, f)
+    # Both ranks tear down together (gloo aborts a rank whose peer destroyed the group first).
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 DDP, a Refiner and a Run on each rank (python/tests/ddp_worker.py). Rank 0 alone writes the run
 folder; both ranks apply the same commands at the same step (their parameters stay identical), a
 pause holds both, a signal to one rank stops both at the same step, and the context statistics
-are summed over the ranks."""
+are summed over the ranks. A Run made on rank 0 alone, or a rank that cannot start, is an error on
+every rank, not a hang."""
 
 import json
 import os
@@ -25,11 +26,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_ranks_apply_the_same_commands_and_stop_together(tmp_path):
+def job(tmp_path, scenario):
+    """Runs ddp_worker.py SCENARIO on two ranks; returns the run folder and both ranks' results."""
     rundir, port = str(tmp_path / "run"), str(free_port())
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), str(rank), "2", port, rundir,
-                               str(tmp_path / ("rank%d.json" % rank))], env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), scenario, str(rank), "2", port,
+                               rundir, str(tmp_path / ("rank%d.json" % rank))], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
     outputs = []
     for p in procs:
@@ -41,7 +43,11 @@ def test_two_ranks_apply_the_same_commands_and_stop_together(tmp_path):
             pytest.fail("the two-rank job did not finish in 240 s")
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out
-    r0, r1 = (json.load(open(tmp_path / ("rank%d.json" % rank))) for rank in (0, 1))
+    return rundir, [json.load(open(tmp_path / ("rank%d.json" % rank))) for rank in (0, 1)]
+
+
+def test_two_ranks_apply_the_same_commands_and_stop_together(tmp_path):
+    rundir, (r0, r1) = job(tmp_path, "steer")
 
     # Rank 1's SIGTERM after its third step stops both ranks at the next boundary.
     assert r0["steps"] == r1["steps"] == 4
@@ -49,8 +55,10 @@ def test_two_ranks_apply_the_same_commands_and_stop_together(tmp_path):
     assert r0["lr_scale"] == r1["lr_scale"] == 0.5
     assert r0["context_weights"] == r1["context_weights"]
     assert r0["checksum"] == r1["checksum"] and r0["norm"] == r1["norm"]
-    # The context statistics are the whole batch's, the same on both ranks.
+    # The context statistics are the whole batch's, the same on both ranks: each layer's mass is a
+    # share of the summed queries (it would add up to 2, the rank count, with local counts).
     assert r0["last"] == r1["last"] and r0["last"]["energy"]
+    assert all(abs(sum(layer) - 1) < 1e-6 for layer in r0["last"]["mass"])
 
     # One writer: a single header, one record per step, every command answered once.
     lines = [json.loads(l) for l in open(os.path.join(rundir, "run.jsonl"))]
@@ -66,3 +74,16 @@ def test_two_ranks_apply_the_same_commands_and_stop_together(tmp_path):
     stops = [e for e in events if e["kind"] == "stop"]
     assert len(stops) == 1 and stops[0]["message"].startswith("rank 1 (SIGTERM)") and stops[0]["source"] == "signal"
     assert sorted(os.listdir(rundir)) == ["commands.jsonl", "run.jsonl"]
+
+
+def test_a_run_on_rank_0_alone_is_an_error_not_a_hang(tmp_path):
+    _, (r0, r1) = job(tmp_path, "rank0-only")
+    assert "only 1 of the 2 ranks made a gradflow.Run" in r0["error"] and r1["error"] is None
+
+
+def test_a_rank_that_cannot_start_stops_every_rank(tmp_path):
+    # Rank 0 finds no run file, rank 1 no checkpoint: both raise the same error naming both.
+    _, (r0, r1) = job(tmp_path, "bad-resume")
+    assert r0["error"] == r1["error"]
+    assert "rank 0: " in r0["error"] and "no run to resume" in r0["error"]
+    assert "rank 1: " in r0["error"] and "found no ckpt-*.pt" in r0["error"]

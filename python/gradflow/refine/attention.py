@@ -177,8 +177,9 @@ class ContextState:
                 return
         except Exception:  # a torch build without distributed support
             return
-        queries = torch.tensor(self.queries, dtype=self.energy.dtype, device=self.energy.device)
-        flat = torch.cat([self.energy.view(-1), self.mass.view(-1), queries])
+        # In float64 whatever the accumulators' type: the query counts stay exact.
+        queries = torch.tensor(self.queries, dtype=torch.float64, device=self.energy.device)
+        flat = torch.cat([self.energy.view(-1).double(), self.mass.view(-1).double(), queries])
         dist.all_reduce(flat)
         n_energy, n_mass = self.energy.numel(), self.mass.numel()
         self.energy.view(-1).copy_(flat[:n_energy])
