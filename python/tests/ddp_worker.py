@@ -9,7 +9,11 @@ sends itself SIGTERM after its third step. Each rank writes its steps, a checksu
 parameters and its last context statistics to RESULT.json.
 
 ``rank0-only``: only rank 0 makes a Run (the meeting times out after 2 s). ``bad-resume``: both
-ranks ask to resume a run that does not exist. Each rank writes the RunError it got, or null."""
+ranks ask to resume a run that does not exist. Each rank writes the RunError it got, or null.
+
+``resume``: after a ``steer``-like first part (``start``: 3 steps, an lr scale, a default checkpoint
+at the end) every rank resumes the run from that checkpoint (``resume``: both ranks load it from
+the shared folder) and trains 2 more steps."""
 
 import json
 import os
@@ -38,6 +42,8 @@ def main():
     dist.init_process_group("gloo", rank=rank, world_size=world)
     if scenario == "steer":
         steer(rank, rundir, result)
+    elif scenario in ("start", "resume"):
+        resume_part(scenario, rank, rundir, result)
     else:
         fail_to_start(scenario, rank, rundir, result)
     # Both ranks tear down together: without this barrier about one run in ten aborted a rank at exit
@@ -63,6 +69,35 @@ def fail_to_start(scenario, rank, rundir, result):
             error = str(e)
     with open(result, "w") as f:
         json.dump({"error": error}, f)
+
+
+def resume_part(scenario, rank, rundir, result):
+    torch.manual_seed(0)
+    model = GPT(block_size=T, n_layer=2, n_head=2, n_embd=16, attention="banded")
+    refiner = Refiner(model, axes=("time", "depth"))
+    ddp = DistributedDataParallel(model)
+    opt = torch.optim.AdamW(refiner.param_groups(weight_decay=0.1), lr=3e-3)
+    resume = scenario == "resume"
+    run = gradflow.Run(rundir, model=model, optimizer=opt, refine=refiner, total_steps=5, resume=resume,
+                       handle_signals=False)
+    start = run.start_step
+    if rank == 0 and not resume:
+        commands.send(rundir, "lr_scale", value=0.5)
+    g = torch.Generator().manual_seed(100 + rank + 10 * start)
+    for _ in range(3 if not resume else 2):
+        x = torch.randint(0, 256, (3, T), generator=g)
+        y = torch.randint(0, 256, (3, T), generator=g)
+        opt.zero_grad(set_to_none=True)
+        _, loss = ddp(x, y)
+        loss.backward()
+        run.clip_grad(1.0)
+        opt.step()
+        run.step(loss=loss, tokens=x.numel())
+    run.close()
+    flat = torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
+    with open(result, "w") as f:
+        json.dump({"start": start, "steps": run.steps_done, "lr_scale": run.lr_scale, "checksum": float(flat.sum()),
+                   "adam_steps": sorted({int(s["step"]) for s in opt.state.values()})}, f)
 
 
 def steer(rank, rundir, result):

@@ -26,12 +26,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def job(tmp_path, scenario):
+def job(tmp_path, scenario, results="rank"):
     """Runs ddp_worker.py SCENARIO on two ranks; returns the run folder and both ranks' results."""
     rundir, port = str(tmp_path / "run"), str(free_port())
     env = dict(os.environ, OMP_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), scenario, str(rank), "2", port,
-                               rundir, str(tmp_path / ("rank%d.json" % rank))], env=env, stdout=subprocess.PIPE,
+                               rundir, str(tmp_path / ("%s%d.json" % (results, rank)))], env=env,
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
     outputs = []
     for p in procs:
@@ -43,7 +44,7 @@ def job(tmp_path, scenario):
             pytest.fail("the two-rank job did not finish in 240 s")
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out
-    return rundir, [json.load(open(tmp_path / ("rank%d.json" % rank))) for rank in (0, 1)]
+    return rundir, [json.load(open(tmp_path / ("%s%d.json" % (results, rank)))) for rank in (0, 1)]
 
 
 def test_two_ranks_apply_the_same_commands_and_stop_together(tmp_path):
@@ -87,3 +88,19 @@ def test_a_rank_that_cannot_start_stops_every_rank(tmp_path):
     assert r0["error"] == r1["error"]
     assert "rank 0: " in r0["error"] and "no run to resume" in r0["error"]
     assert "rank 1: " in r0["error"] and "found no ckpt-*.pt" in r0["error"]
+
+
+def test_every_rank_resumes_from_the_checkpoint(tmp_path):
+    # Rank 0 writes the checkpoint at the end of the first part; in the second, both ranks load it
+    # from the shared folder and go on from step 3 with the lr scale the checkpoint holds.
+    rundir, first = job(tmp_path, "start", results="first")
+    assert [r["steps"] for r in first] == [3, 3] and [r["lr_scale"] for r in first] == [0.5, 0.5]
+    _, second = job(tmp_path, "resume", results="second")
+    assert [r["start"] for r in second] == [3, 3] and [r["steps"] for r in second] == [5, 5]
+    assert [r["lr_scale"] for r in second] == [0.5, 0.5] and second[0]["adam_steps"] == second[1]["adam_steps"] == [5]
+    assert second[0]["checksum"] == second[1]["checksum"]
+    lines = [json.loads(l) for l in open(os.path.join(rundir, "run.jsonl"))]
+    assert [r["type"] for r in lines].count("header") == 1
+    assert [r["step"] for r in lines if r["type"] == "step"] == [0, 1, 2, 3, 4]
+    assert [e["kind"] for e in lines if e["type"] == "event" and e.get("source") == "attach"] == ["lr"]
+    assert sorted(n for n in os.listdir(rundir) if n.endswith(".pt")) == ["ckpt-000003.pt", "ckpt-000005.pt"]
