@@ -14,6 +14,13 @@ decay 0.1 on the matrices and the embedding), peak rate 3e-3, linear warm-up ove
 steps, cosine decay to 10 % of the peak at the last step, gradient clipping at 1, normal(0, 0.02)
 initialisation with the residual projections scaled by 1/√(2·layers).
 
+Several processes: ``torchrun --nproc_per_node N examples/train_gpt.py …`` trains data-parallel
+(DDP; NCCL on CUDA, one GPU per process, else gloo). ``--batch`` is the global batch, split evenly
+over the ranks: rank r takes rows r·B/N … (r+1)·B/N − 1 of the very batch one process would draw,
+as the Swift trainer under mpirun does; the recorded loss is the mean over the ranks. Rank 0 writes
+the run, evaluates and samples; every rank applies the commands (gradflow.Run under
+torch.distributed).
+
 Data: ``--data PATH`` (a text file, or a folder of .txt files), read as bytes; the last 10 % of each
 file is validation. Default: the repository's Sources/Corpus/Resources/default-corpus.txt (named
 ``shakespeare``, as the Swift trainer names its embedded copy, so runs of both compare). The batch of
@@ -232,7 +239,9 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     a = p.parse_args(argv)
 
-    device = torch.device(a.device)
+    rank, world, device = start_processes(a.device)
+    if a.batch % world != 0:
+        p.error("--batch %d does not split evenly over %d processes" % (a.batch, world))
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -270,6 +279,11 @@ def main(argv=None):
     run = gradflow.Run(a.out, model=model, optimizer=optimizer, total_steps=a.steps, config=config,
                        data=[source], refine=refiner, preset=preset, seed=a.seed, resume=a.resume)
     B, T = a.batch, a.context
+    rows = slice(rank * B // world, (rank + 1) * B // world)
+    trainer = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        trainer = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     with run:
         for step in range(run.start_step, a.steps):
             if run.should_stop:
@@ -279,13 +293,15 @@ def main(argv=None):
             for g in optimizer.param_groups:
                 g["lr"] = lr
             x, y = batch(train, step, B, T, a.seed, device)
-            _, loss = model(x, y)
+            _, loss = trainer(x[rows], y[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             run.clip_grad(a.clip)
             optimizer.step()
-            run.step(loss=loss, tokens=B * T)
+            run.step(loss=mean_over_ranks(loss, world), tokens=B * T)
             done = step + 1
+            if rank > 0:
+                continue
             if (a.eval_every > 0 and done % a.eval_every == 0) or done == a.steps:
                 model.eval()
                 full, by_position = evaluate(model, val, T, B, device, a.eval_windows, positions=True)
@@ -301,8 +317,38 @@ def main(argv=None):
                                                                    full / math.log(2)), flush=True)
             if a.checkpoint_every > 0 and done % a.checkpoint_every == 0 and done != a.steps:
                 run.checkpoint()
-    print("run file: %s" % run.path)
+    if rank == 0:
+        print("run file: %s" % run.path)
+    if world > 1:
+        torch.distributed.barrier()   # tear down together (gloo aborts a rank whose peer left first)
+        torch.distributed.destroy_process_group()
     return 0
+
+
+def start_processes(device_name):
+    """(rank, processes, device): one process, or the torchrun job this process belongs to (its
+    process group started here, a GPU of its own on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, torch.device(device_name)
+    import torch.distributed as dist
+    if device_name == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def mean_over_ranks(loss, world):
+    """The step's loss over the whole batch: the mean of the ranks' equal shares."""
+    if world == 1:
+        return loss
+    total = loss.detach().clone()
+    torch.distributed.all_reduce(total)
+    return total / world
 
 
 if __name__ == "__main__":
