@@ -1,6 +1,9 @@
 """One rank of the two-process DDP jobs in test_distributed.py (gloo, CPU):
 
-    python ddp_worker.py SCENARIO RANK WORLD PORT RUNDIR RESULT.json
+    python ddp_worker.py SCENARIO RANK WORLD STOREFILE RUNDIR RESULT.json
+
+The ranks meet through a file store (STOREFILE, fresh for each job): no port is chosen ahead, so
+none can be taken by another process between the choice and the bind.
 
 ``steer``: trains a small banded GPT wrapped in DistributedDataParallel with a Refiner on every
 axis and a gradflow.Run on every rank. Rank 0 sends commands into the run's channel before the
@@ -35,11 +38,10 @@ T = 30
 
 
 def main():
-    scenario, rank, world, port, rundir, result = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
-                                                   sys.argv[5], sys.argv[6])
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    scenario, rank, world, store, rundir, result = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+                                                    sys.argv[5], sys.argv[6])
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world)
     if scenario == "steer":
         steer(rank, rundir, result)
     elif scenario in ("start", "resume"):

@@ -7,7 +7,6 @@ every rank, not a hang."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -20,17 +19,11 @@ pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_availa
                                 reason="this torch build has no gloo backend")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def job(tmp_path, scenario, results="rank"):
     """Runs ddp_worker.py SCENARIO on two ranks; returns the run folder and both ranks' results."""
-    rundir, port = str(tmp_path / "run"), str(free_port())
+    rundir, store = str(tmp_path / "run"), str(tmp_path / ("%s-store" % results))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), scenario, str(rank), "2", port,
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), scenario, str(rank), "2", store,
                                rundir, str(tmp_path / ("%s%d.json" % (results, rank)))], env=env,
                               stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
