@@ -47,25 +47,26 @@ class Ranks:
         """Whether this rank writes the run folder (rank 0)."""
         return self.rank == 0
 
-    def meet(self, what: str, timeout: Optional[float] = None) -> List[int]:
+    def meet(self, what: str, timeout: Optional[float] = None) -> Optional[int]:
         """Waits until every rank has reached a meeting of this name (the process group's key-value
         store counts arrivals; no collective, so a rank that never comes cannot hang the others in
-        one). Returns [] when all came within ``timeout`` seconds, else the count that came (a list
-        of one) — or [] at once where the store cannot be reached (a collective then follows)."""
+        one). Returns None when all came within ``timeout`` seconds (``MEET_TIMEOUT`` by default),
+        else how many came; None at once where the store cannot be reached (the collective that
+        follows then has no such guard)."""
         try:
             store = self._dist.distributed_c10d._get_default_store()
         except Exception:
-            return []
+            return None
         Ranks._meetings += 1
         key = "gradflow/%s/%d" % (what, Ranks._meetings)
         arrived = store.add(key, 1)
         deadline = time.monotonic() + (self.MEET_TIMEOUT if timeout is None else timeout)
         while arrived < self.size:
             if time.monotonic() > deadline:
-                return [arrived]
+                return arrived
             time.sleep(0.01)
             arrived = store.add(key, 0)
-        return []
+        return None
 
     def gather(self, value) -> list:
         """Every rank's ``value``, in rank order, on every rank."""

@@ -173,11 +173,11 @@ class Run:
 
         if self._ranks is not None:
             came = self._ranks.meet("run")
-            if came:
+            if came is not None:
                 raise RunError("%s: rank %d: only %d of the %d ranks made a gradflow.Run within %g s; under "
                                "torch.distributed make it on every rank, at the same point of the loop "
                                "(or pass distributed=False to record from this process alone)"
-                               % (self.out, self._ranks.rank, came[0], self._ranks.size, Ranks.MEET_TIMEOUT))
+                               % (self.out, self._ranks.rank, came, self._ranks.size, Ranks.MEET_TIMEOUT))
         failure = None
         try:
             if not self._writes:
