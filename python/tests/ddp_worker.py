@@ -73,12 +73,35 @@ def fail_to_start(scenario, rank, rundir, result):
         json.dump({"error": error}, f)
 
 
-def resume_part(scenario, rank, rundir, result):
+def replica(axes):
+    """The same small banded GPT on every rank (seed 0), its refiner, DDP wrapper and AdamW."""
     torch.manual_seed(0)
     model = GPT(block_size=T, n_layer=2, n_head=2, n_embd=16, attention="banded")
-    refiner = Refiner(model, axes=("time", "depth"))
-    ddp = DistributedDataParallel(model)
-    opt = torch.optim.AdamW(refiner.param_groups(weight_decay=0.1), lr=3e-3)
+    refiner = Refiner(model, axes=axes)
+    return model, refiner, DistributedDataParallel(model), torch.optim.AdamW(
+        refiner.param_groups(weight_decay=0.1), lr=3e-3)
+
+
+def train_step(ddp, opt, run, g):
+    """One step on this rank's own batch, the order a gradflow loop keeps."""
+    x = torch.randint(0, 256, (3, T), generator=g)
+    y = torch.randint(0, 256, (3, T), generator=g)
+    opt.zero_grad(set_to_none=True)
+    _, loss = ddp(x, y)
+    loss.backward()
+    run.clip_grad(1.0)
+    opt.step()
+    run.step(loss=loss, tokens=x.numel())
+
+
+def parameters(model):
+    """Checksum and norm of the parameters (equal on every rank when the replicas agree)."""
+    flat = torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
+    return {"checksum": float(flat.sum()), "norm": float(flat.norm())}
+
+
+def resume_part(scenario, rank, rundir, result):
+    model, refiner, ddp, opt = replica(("time", "depth"))
     resume = scenario == "resume"
     run = gradflow.Run(rundir, model=model, optimizer=opt, refine=refiner, total_steps=5, resume=resume,
                        handle_signals=False)
@@ -86,28 +109,16 @@ def resume_part(scenario, rank, rundir, result):
     if rank == 0 and not resume:
         commands.send(rundir, "lr_scale", value=0.5)
     g = torch.Generator().manual_seed(100 + rank + 10 * start)
-    for _ in range(3 if not resume else 2):
-        x = torch.randint(0, 256, (3, T), generator=g)
-        y = torch.randint(0, 256, (3, T), generator=g)
-        opt.zero_grad(set_to_none=True)
-        _, loss = ddp(x, y)
-        loss.backward()
-        run.clip_grad(1.0)
-        opt.step()
-        run.step(loss=loss, tokens=x.numel())
+    for _ in range(2 if resume else 3):
+        train_step(ddp, opt, run, g)
     run.close()
-    flat = torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
     with open(result, "w") as f:
-        json.dump({"start": start, "steps": run.steps_done, "lr_scale": run.lr_scale, "checksum": float(flat.sum()),
+        json.dump({"start": start, "steps": run.steps_done, "lr_scale": run.lr_scale, **parameters(model),
                    "adam_steps": sorted({int(s["step"]) for s in opt.state.values()})}, f)
 
 
 def steer(rank, rundir, result):
-    torch.manual_seed(0)
-    model = GPT(block_size=T, n_layer=2, n_head=2, n_embd=16, attention="banded")
-    refiner = Refiner(model, axes=("context", "time", "depth"))
-    ddp = DistributedDataParallel(model)
-    opt = torch.optim.AdamW(refiner.param_groups(weight_decay=0.1), lr=3e-3)
+    model, refiner, ddp, opt = replica(("context", "time", "depth"))
     last = {}
     finish = refiner.finish_step
 
@@ -127,23 +138,14 @@ def steer(rank, rundir, result):
     g = torch.Generator().manual_seed(100 + rank)   # each rank its own batches
     step = 0
     while step < 20 and not run.should_stop:
-        x = torch.randint(0, 256, (3, T), generator=g)
-        y = torch.randint(0, 256, (3, T), generator=g)
-        opt.zero_grad(set_to_none=True)
-        _, loss = ddp(x, y)
-        loss.backward()
-        run.clip_grad(1.0)
-        opt.step()
-        run.step(loss=loss, tokens=x.numel())
+        train_step(ddp, opt, run, g)
         step += 1
         if rank == 1 and step == 3:
             os.kill(os.getpid(), signal.SIGTERM)
     run.close()
-    flat = torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
     with open(result, "w") as f:
-        json.dump({"steps": run.steps_done, "checksum": float(flat.sum()), "norm": float(flat.norm()),
-                   "lr_scale": run.lr_scale, "context_weights": refiner.weights("context"),
-                   "last": last}, f)
+        json.dump({"steps": run.steps_done, **parameters(model), "lr_scale": run.lr_scale,
+                   "context_weights": refiner.weights("context"), "last": last}, f)
 
 
 if __name__ == "__main__":
