@@ -423,15 +423,15 @@ class Run:
             spike = self._spike(loss)
             if "spike" in extra:
                 spike = bool(extra["spike"])
-            record = runfile.step_record(
-                step=index, t=self.elapsed, loss=loss, lr=lr, grad_norm=_scalar(grad_norm),
-                clip_scale=_scalar(clip_scale), tokens_per_s=tokens_per_s, step_ms=ms,
-                axes=extra.get("axes"), context_energy=extra.get("context_energy", ()),
-                attention_mass=extra.get("attention_mass", ()),
-                attention_mass_by_head=extra.get("attention_mass_by_head", ()),
-                oscillation=extra.get("oscillation"), spike=spike,
-                guard_fallbacks=extra.get("guard_fallbacks", 0))
-            self.writer.write(record)
+            if self._writes:  # the other ranks of a torch.distributed job write nothing
+                self.writer.write(runfile.step_record(
+                    step=index, t=self.elapsed, loss=loss, lr=lr, grad_norm=_scalar(grad_norm),
+                    clip_scale=_scalar(clip_scale), tokens_per_s=tokens_per_s, step_ms=ms,
+                    axes=extra.get("axes"), context_energy=extra.get("context_energy", ()),
+                    attention_mass=extra.get("attention_mass", ()),
+                    attention_mass_by_head=extra.get("attention_mass_by_head", ()),
+                    oscillation=extra.get("oscillation"), spike=spike,
+                    guard_fallbacks=extra.get("guard_fallbacks", 0)))
             self.steps_done = index + 1
             self.last_loss = loss
             if spike:
