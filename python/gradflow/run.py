@@ -183,37 +183,7 @@ class Run:
             if not self._writes:
                 self._follow(path, resume, start_step, checkpoint, model)
             elif resume:
-                if not os.path.exists(path):
-                    raise RunError("%s: no run to resume (resume=True needs an existing run file)" % path)
-                try:
-                    state = runfile.read_state(path)
-                except runfile.RunFileError as e:
-                    raise RunError(str(e)) from None
-                self.run_id = state.header.get("run_id") or ""
-                if not self.run_id:
-                    raise RunError("%s:1: the header has no run_id (schema before 1.3); it cannot be continued "
-                                   "with its command channel" % path)
-                self.best_val_loss = state.best_val_loss
-                self.last_loss = state.final_loss
-                self._clock0 = time.monotonic() - state.last_t
-                held = None  # ids whose effect the loaded checkpoint holds
-                if start_step is not None:
-                    self.steps_done = int(start_step)
-                elif checkpoint is None and model is not None and self._has_checkpoint():
-                    self.steps_done, held = self._load_latest_checkpoint()
-                else:
-                    raise RunError("%s: resume=True found no ckpt-*.pt to load; pass start_step (steps already done)"
-                                   % self.out)
-                self._last_checkpoint_step = self.steps_done
-                try:
-                    self.writer = runfile.RunFileWriter.resume(path)
-                except runfile.RunFileError as e:
-                    raise RunError(str(e)) from None
-                answered_ids, answered_lines = state.answered_ids, state.answered_lines
-                self._lost = self._lost_commands(state, held) if held is not None else {}
-                self.writer.write(runfile.event_record(
-                    step=self.steps_done, t=self.elapsed, kind="resume-run", source="trainer",
-                    message="resumed from step %d with %s" % (self.steps_done, _process_summary(threads))))
+                answered_ids, answered_lines = self._reopen(path, start_step, checkpoint, model, threads)
             else:
                 try:
                     os.makedirs(self.out, exist_ok=True)
@@ -257,6 +227,43 @@ class Run:
         self._start_step = self.steps_done
         self._apply_lost()
         self._step_clock = time.perf_counter()
+
+    def _reopen(self, path, start_step, checkpoint, model, threads):
+        """Continues the run in ``path`` (``resume=True`` on the writing process): its id, clock and
+        best loss, the steps done (from the latest default checkpoint unless ``start_step``), the
+        file opened to append with a ``resume-run`` event, and the commands to apply again.
+        Returns the command ids and lines the file already answers."""
+        if not os.path.exists(path):
+            raise RunError("%s: no run to resume (resume=True needs an existing run file)" % path)
+        try:
+            state = runfile.read_state(path)
+        except runfile.RunFileError as e:
+            raise RunError(str(e)) from None
+        self.run_id = state.header.get("run_id") or ""
+        if not self.run_id:
+            raise RunError("%s:1: the header has no run_id (schema before 1.3); it cannot be continued "
+                           "with its command channel" % path)
+        self.best_val_loss = state.best_val_loss
+        self.last_loss = state.final_loss
+        self._clock0 = time.monotonic() - state.last_t
+        held = None  # ids whose effect the loaded checkpoint holds
+        if start_step is not None:
+            self.steps_done = int(start_step)
+        elif checkpoint is None and model is not None and self._has_checkpoint():
+            self.steps_done, held = self._load_latest_checkpoint()
+        else:
+            raise RunError("%s: resume=True found no ckpt-*.pt to load; pass start_step (steps already done)"
+                           % self.out)
+        self._last_checkpoint_step = self.steps_done
+        try:
+            self.writer = runfile.RunFileWriter.resume(path)
+        except runfile.RunFileError as e:
+            raise RunError(str(e)) from None
+        self._lost = self._lost_commands(state, held) if held is not None else {}
+        self.writer.write(runfile.event_record(
+            step=self.steps_done, t=self.elapsed, kind="resume-run", source="trainer",
+            message="resumed from step %d with %s" % (self.steps_done, _process_summary(threads))))
+        return state.answered_ids, state.answered_lines
 
     def _agree_on_start(self, failure):
         """Under torch.distributed: every rank learns whether every rank could start, and gets rank
