@@ -30,9 +30,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-#define LANES 8
 #define BLOCK 1024
+#define MAX_THREADS 256
 
 /* Four float lanes (GCC and Clang vector extensions: one SSE register, the x86-64 baseline). */
 #define VL 4
@@ -72,24 +75,6 @@ static Py_ssize_t seq_len(PyObject *seq, const char *name) {
     return n;
 }
 
-/* Σ x over n floats. */
-static double sum1(const float *x, int64_t n) {
-    double total = 0;
-    for (int64_t lo = 0; lo < n; lo += BLOCK) {
-        int64_t m = n - lo < BLOCK ? n - lo : BLOCK;
-        float acc[LANES] = {0};
-        int64_t i = 0;
-        for (; i + LANES <= m; i += LANES)
-            for (int k = 0; k < LANES; k++) acc[k] += x[lo + i + k];
-        float tail = 0;
-        for (; i < m; i++) tail += x[lo + i];
-        float block = tail;
-        for (int k = 0; k < LANES; k++) block += acc[k];
-        total += block;
-    }
-    return total;
-}
-
 /* The band ranges of the context axis: inclusive distances [low[k], high[k]]. */
 #define MAX_BANDS 16
 typedef struct { int64_t count; int64_t low[MAX_BANDS]; int64_t high[MAX_BANDS]; } Bands;
@@ -109,16 +94,88 @@ static int read_bands(PyObject *lows, PyObject *highs, Bands *bands) {
     return 0;
 }
 
-/* The band sums of row i of the T×T matrix acc (its causal entries j ≤ i) into slot[bands]. */
-static void row_band_sums(const float *acc, int64_t i, int64_t T, const Bands *bands, double *slot) {
+/* One query row i of one attention matrix: for every band k, the causal entries j of row i at the
+ * distances i − j in [low[k], high[k]]: Σ p_ij added to mass[k] (mass non-NULL) and Σ (p_ij·d_ij)²
+ * to energy[k] (d non-NULL). Each band's segment is summed in two pairs of float lanes (two chains,
+ * so the additions overlap), then in double. */
+static inline void row_segments(const float *p, const float *d, int64_t i, const Bands *bands, double *mass,
+                                double *energy) {
     for (int64_t k = 0; k < bands->count; k++) {
-        slot[k] = 0;
         int64_t last = i - bands->low[k];
         if (last < 0) continue;
         int64_t first = i - bands->high[k];
         if (first < 0) first = 0;
-        slot[k] = sum1(acc + i * T + first, last - first + 1);
+        vf m0 = {0}, m1 = {0}, e0 = {0}, e1 = {0};
+        float m_tail = 0, e_tail = 0;
+        int64_t j = first, end = last + 1;
+        if (d) {
+            for (; j + 2 * VL <= end; j += 2 * VL) {
+                vf a = load(p + j), b = load(p + j + VL);
+                vf x = a * load(d + j), y = b * load(d + j + VL);
+                m0 += a; m1 += b;
+                e0 += x * x; e1 += y * y;
+            }
+            for (; j < end; j++) {
+                float x = p[j] * d[j];
+                m_tail += p[j];
+                e_tail += x * x;
+            }
+            energy[k] += (double)(lanes_sum(e0 + e1) + e_tail);
+        } else {
+            for (; j + 2 * VL <= end; j += 2 * VL) {
+                m0 += load(p + j);
+                m1 += load(p + j + VL);
+            }
+            for (; j < end; j++) m_tail += p[j];
+        }
+        if (mass) mass[k] += (double)(lanes_sum(m0 + m1) + m_tail);
     }
+}
+
+/* The rows [i0, i1) of every one of the `rows` T×T matrices of p (and d), the matrices in memory
+ * order: each row's band sums added to row_sums[i][head, or heads for the energy][band]. Every
+ * row_sums entry is summed over the matrices in the same order whichever rows a thread takes.
+ *
+ * Only the causal triangle (j ≤ i) is read, and a row read only up to its diagonal ends a run of
+ * cache lines the hardware prefetcher was following: a cold matrix then came in at a sixth of the
+ * memory's streaming rate. So the lines of the row `ahead` rows on (about 1 KiB on) are prefetched
+ * by hand, which brought a cold call to a third of its time (docs/PERFORMANCE.md, Round 4). */
+static void attention_rows(const float *p, const float *d, int64_t rows, int64_t T, int64_t heads, const Bands *bands,
+                           int mass, int64_t i0, int64_t i1, double *row_sums) {
+    const int64_t nb = bands->count, width = (heads + 1) * nb, line = 64 / (int64_t)sizeof(float);
+    const int64_t ahead = T >= 256 / (int64_t)sizeof(float) ? 2 : 1024 / ((int64_t)sizeof(float) * T);
+    const int64_t span = i1 - i0;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t h = r % heads, base = r * T * T;
+        for (int64_t i = i0; i < i1; i++) {
+            /* The causal part of the row this loop reads `ahead` rows later (in the next matrix at
+             * the end of this one's range). */
+            int64_t later = i - i0 + ahead, next_r = r + later / span, next_i = i0 + later % span;
+            if (next_r < rows) {
+                const int64_t next = next_r * T * T + next_i * T;
+                for (int64_t j = 0; j <= next_i; j += line) {
+                    __builtin_prefetch(p + next + j);
+                    if (d) __builtin_prefetch(d + next + j);
+                }
+            }
+            double *slot = row_sums + i * width;
+            row_segments(p + base + i * T, d ? d + base + i * T : NULL, i, bands, mass ? slot + h * nb : NULL,
+                         slot + heads * nb);
+        }
+    }
+}
+
+/* The first row of each of `threads` ranges of query rows with about equal causal areas (rows
+ * [bounds[t], bounds[t + 1])): each thread then reads one long run of every matrix. */
+static void split_rows(int64_t T, int threads, int64_t *bounds) {
+    double total = (double)T * (double)(T + 1) / 2, area = 0;
+    int64_t i = 0;
+    bounds[0] = 0;
+    for (int t = 1; t < threads; t++) {
+        while (i < T && area + (double)(i + 1) <= total * t / threads) area += (double)(++i);
+        bounds[t] = i;
+    }
+    bounds[threads] = T;
 }
 
 /* Adds sums (n doubles) into out, float or double. */
@@ -138,10 +195,10 @@ static void add_out(unsigned long long out_addr, int out_is_double, const double
  * head = row % heads. Adds the attention mass Σ p_ij per head and band into mass_out ([heads]
  * [bands], or 0 for none) and the band energy Σ (p_ij·d_ij)² into energy_out ([bands], or 0; needs
  * d), over the causal entries j ≤ i with the distance i − j in each band; the outputs are float or
- * double. One pass reads p and d once: the causal triangles are summed entry by entry over the
- * batch (the mass, per head) and over batch and heads (the energy) into T×T float matrices that
- * stay in cache, then the bands of each of their rows are summed. Blocks of query rows run on
- * `threads` threads (default 1). */
+ * double. One pass reads the causal triangles of p and d once, matrix after matrix; every query
+ * row's band sums are kept apart (in double) and added up in row order at the end. The query rows
+ * are split over `threads` threads (default 1) in ranges of equal area; the bits do not depend on
+ * the split. */
 static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
     unsigned long long p_addr, d_addr, mass_addr, energy_addr;
     long long rows, T, heads;
@@ -151,6 +208,7 @@ static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
                           &energy_addr, &out_is_double, &threads))
         return NULL;
     if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
     Bands bands;
     if (read_bands(lows, highs, &bands)) return NULL;
     if (rows < 0 || T < 1 || heads < 1 || rows % heads != 0) {
@@ -163,73 +221,32 @@ static PyObject *attention_sums(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     const float *p = (const float *)(uintptr_t)p_addr;
     const float *d = energy_addr ? (const float *)(uintptr_t)d_addr : NULL;
-    int mass = mass_addr != 0;
-    double *sums = PyMem_Calloc((size_t)((heads + 1) * bands.count), sizeof(double));  /* mass, then energy */
-    float *acc = PyMem_Malloc(sizeof(float) * (size_t)(2 * T * T));                     /* mass, energy */
-    if (!sums || !acc) {
-        PyMem_Free(sums);
-        PyMem_Free(acc);
-        return PyErr_NoMemory();
-    }
-    float *acc_mass = acc, *acc_energy = acc + T * T;
-    double *energy = sums + heads * bands.count;
-    double *row_sums = PyMem_Calloc((size_t)(T * (heads + 1) * bands.count), sizeof(double));
-    if (!row_sums) {
-        PyMem_Free(sums);
-        PyMem_Free(acc);
-        return PyErr_NoMemory();
-    }
-    const int64_t nb = bands.count, row_block = 8;
+    const int mass = mass_addr != 0;
+    const int64_t nb = bands.count, width = (heads + 1) * nb;
+    /* Per query row: the mass of each head, then the energy, per band; then the totals. */
+    double *row_sums = PyMem_Calloc((size_t)(T * width + width), sizeof(double));
+    if (!row_sums) return PyErr_NoMemory();
+    double *sums = row_sums + T * width;
+    int64_t bounds[MAX_THREADS + 1];
+    if (threads > T) threads = (int)T;
+    split_rows(T, threads, bounds);
     Py_BEGIN_ALLOW_THREADS
-    /* Blocks of query rows i in parallel: every entry of the accumulators is summed over the rows r
-     * in the same order whatever the thread count, and each query row's band sums are stored apart
-     * (row_sums[i][head or heads for the energy][band]) and added up in row order below. */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int64_t i0 = 0; i0 < T; i0 += row_block) {
-        int64_t i1 = i0 + row_block < T ? i0 + row_block : T;
-        if (d)
-            for (int64_t i = i0; i < i1; i++) memset(acc_energy + i * T, 0, sizeof(float) * (size_t)(i + 1));
-        for (int64_t h = 0; h < heads; h++) {
-            if (mass)
-                for (int64_t i = i0; i < i1; i++) memset(acc_mass + i * T, 0, sizeof(float) * (size_t)(i + 1));
-            for (int64_t r = h; r < rows; r += heads) {
-                const float *pm = p + r * T * T, *dm = d ? d + r * T * T : NULL;
-                for (int64_t i = i0; i < i1; i++) {
-                    const float *pr = pm + i * T;
-                    if (mass) {
-                        float *a = acc_mass + i * T;
-                        for (int64_t j = 0; j <= i; j++) a[j] += pr[j];
-                    }
-                    if (dm) {
-                        float *e = acc_energy + i * T;
-                        const float *dr = dm + i * T;
-                        for (int64_t j = 0; j <= i; j++) {
-                            float x = pr[j] * dr[j];
-                            e[j] += x * x;
-                        }
-                    }
-                }
-            }
-            if (mass)
-                for (int64_t i = i0; i < i1; i++)
-                    row_band_sums(acc_mass, i, T, &bands, row_sums + (i * (heads + 1) + h) * nb);
-        }
-        if (d)
-            for (int64_t i = i0; i < i1; i++)
-                row_band_sums(acc_energy, i, T, &bands, row_sums + (i * (heads + 1) + heads) * nb);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int first = 0, step = 1;   /* every range is taken, also where OpenMP gives fewer threads */
+#ifdef _OPENMP
+        first = omp_get_thread_num();
+        step = omp_get_num_threads();
+#endif
+        for (int t = first; t < threads; t += step)
+            attention_rows(p, d, rows, T, heads, &bands, mass, bounds[t], bounds[t + 1], row_sums);
     }
-    for (int64_t h = 0; h < heads + 1; h++) {
-        double *out = h < heads ? sums + h * nb : energy;
-        if ((h < heads && !mass) || (h == heads && !d)) continue;
-        for (int64_t i = 0; i < T; i++)
-            for (int64_t k = 0; k < nb; k++) out[k] += row_sums[(i * (heads + 1) + h) * nb + k];
-    }
+    for (int64_t i = 0; i < T; i++)
+        for (int64_t q = 0; q < width; q++) sums[q] += row_sums[i * width + q];
     Py_END_ALLOW_THREADS
+    if (mass) add_out(mass_addr, out_is_double, sums, heads * nb);
+    if (d) add_out(energy_addr, out_is_double, sums + heads * nb, nb);
     PyMem_Free(row_sums);
-    if (mass) add_out(mass_addr, out_is_double, sums, heads * bands.count);
-    if (d) add_out(energy_addr, out_is_double, energy, bands.count);
-    PyMem_Free(sums);
-    PyMem_Free(acc);
     Py_RETURN_NONE;
 }
 

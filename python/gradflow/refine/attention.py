@@ -234,13 +234,10 @@ class ContextState:
         return (p.dim() == 4 and self.bands.count <= fused.MAX_BANDS and fused.eligible((p,)) and out.is_cpu
                 and (out.dtype is torch.float32 or out.dtype is torch.float64))
 
-    def _fused_sums(self, layer: int, p: torch.Tensor, dp: Optional[torch.Tensor], mass: bool,
-                    p_ready: bool = False) -> bool:
+    def _fused_sums(self, layer: int, p: torch.Tensor, dp: Optional[torch.Tensor], mass: bool) -> bool:
         """Adds the layer's mass (``mass``) and band energy (``dp`` given) with the fused kernel, in
-        one pass over P and dP; False (nothing done) where it does not apply. ``p_ready``: the
-        forward pass found P ready for the kernel (``_fused_ready``), so it is not asked again."""
-        if not (p_ready or self._fused_ready(p)) or (dp is not None and (dp.shape != p.shape
-                                                                         or not fused.eligible((dp,)))):
+        one pass over P and dP; False (nothing done) where it does not apply."""
+        if not self._fused_ready(p) or (dp is not None and (dp.shape != p.shape or not fused.eligible((dp,)))):
             return False
         B, H, T = p.size(0), p.size(1), p.size(-1)
         mass_out = self._mass_addrs[layer] if mass else 0
@@ -250,31 +247,57 @@ class ContextState:
                                      fused.threads())
         return True
 
-    def _energy_sink(self, layer: int, T: int, with_mass: bool = False):
-        """The backward hook's statistics: the band energy of the layer, and its mass when the
-        forward pass left it to the hook (``with_mass``: P is read once for both)."""
+    def _energy_sink(self, layer: int, p: torch.Tensor, with_mass: bool = False):
+        """The backward hook's statistics, ``sink(p, dp)``: the band energy of the layer, and its mass
+        when the forward pass left it to the hook (``with_mass``: P is read once for both, and the
+        forward pass found P ready for the fused kernel)."""
+        if with_mass:
+            return self._fused_sink(layer, p)
+        T = p.size(-1)
+
         def sink(p: torch.Tensor, dp: torch.Tensor) -> None:
-            if with_mass:
-                self.queries[layer] += p.size(0) * T
-            if self._fused_sums(layer, p, dp, with_mass, p_ready=with_mass):
-                return
-            if with_mass:
-                self._add_mass(layer, p)
-            with torch.no_grad():
-                x = self._scratch("product", p)
-                torch.mul(p, dp, out=x)
-                rows = x.view(-1, T * T)
-                rows.square_()
-                # Σ over batch and heads (a row of ones times the squares: a little cheaper than
-                # torch.sum over the leading dims), then Σ over the (i, j) of each band.
-                ones = self._ones(rows.size(0), x)
-                _, indicator = self._table(T, x.device, x.dtype)
-                column = torch.mm(ones, rows, out=self._scratch("column", x, (1, T * T)))
-                if self._fast(x):
-                    self._energy_rows[layer].addmm_(column, indicator)
-                else:
-                    self.energy[layer] += (column @ indicator).view(-1)
+            if not self._fused_sums(layer, p, dp, False):
+                self._torch_energy(layer, p, dp, T)
         return sink
+
+    def _fused_sink(self, layer: int, p: torch.Tensor):
+        """``sink(p, dp)`` for a P the fused kernel takes: the mass and the energy in one call, with
+        everything but dP's address read in the forward pass. The hook runs between the backward
+        pass's large operations, when the interpreter's own code and data have left the caches and
+        every Python statement costs microseconds (docs/PERFORMANCE.md, "Round 4"), so it does as
+        little as it can. The accumulators' addresses are read at the call: they change if another
+        layer's statistics switch the accumulators' dtype in between."""
+        B, H, T = p.size(0), p.size(1), p.size(-1)
+        shape, p_addr, queries = p.shape, p.data_ptr(), B * T
+        head = (B * H, T, H, self._band_lows, self._band_highs)
+        threads, kernel, float32 = fused.threads(), fused.kernels.attention_sums, torch.float32
+
+        def sink(p: torch.Tensor, dp: torch.Tensor) -> None:
+            self.queries[layer] += queries
+            if dp.dtype is float32 and dp.is_cpu and dp.shape == shape and dp.is_contiguous():
+                kernel(p_addr, dp.data_ptr(), *head, self._mass_addrs[layer], self._energy_addrs[layer],
+                       self.energy.dtype is torch.float64, threads)
+            else:
+                self._add_mass(layer, p)
+                self._torch_energy(layer, p, dp, T)
+        return sink
+
+    def _torch_energy(self, layer: int, p: torch.Tensor, dp: torch.Tensor, T: int) -> None:
+        """The layer's band energy with torch operations (the definition, docs/METHOD.md §1)."""
+        with torch.no_grad():
+            x = self._scratch("product", p)
+            torch.mul(p, dp, out=x)
+            rows = x.view(-1, T * T)
+            rows.square_()
+            # Σ over batch and heads (a row of ones times the squares: a little cheaper than
+            # torch.sum over the leading dims), then Σ over the (i, j) of each band.
+            ones = self._ones(rows.size(0), x)
+            _, indicator = self._table(T, x.device, x.dtype)
+            column = torch.mm(ones, rows, out=self._scratch("column", x, (1, T * T)))
+            if self._fast(x):
+                self._energy_rows[layer].addmm_(column, indicator)
+            else:
+                self.energy[layer] += (column @ indicator).view(-1)
 
     def _add_mass(self, layer: int, att: torch.Tensor) -> None:
         """The attention mass per head and band of one layer, with torch operations."""
@@ -302,10 +325,18 @@ class ContextState:
             self.queries[layer] += att.size(0) * T
         att = dropout(att)
         w = self.weight_matrix(layer, T, att.device, att.dtype) if att.requires_grad or v.requires_grad else None
-        sink = self._energy_sink(layer, T, mass_in_hook) if measuring and att.requires_grad else None
+        sink = self._energy_sink(layer, att, mass_in_hook) if measuring and att.requires_grad else None
         if w is None:
             if sink is not None:
                 p = att.detach()
-                att.register_hook(lambda dp: sink(p, dp))
+                node = att.grad_fn
+                if node is not None:
+                    # After the node's backward (softmax's, when dropout is the identity) has read P
+                    # and dP: the hook then finds both in the caches, where a hook on att's gradient
+                    # ran before it and read P from memory (docs/PERFORMANCE.md, "Round 4").
+                    out = att.output_nr
+                    node.register_hook(lambda _inputs, outputs: sink(p, outputs[out]))
+                else:
+                    att.register_hook(lambda dp: sink(p, dp))
             return att @ v
         return EdgeWeightedMatmul.apply(att, v, w, sink)
