@@ -201,7 +201,7 @@ def test_depth_kernels_treat_a_missing_gradient_as_zeros():
 
 @needs_kernels
 def test_every_kernel_gives_the_same_bits_at_every_thread_count():
-    # The work is split over torch's threads (blocks of tensors, blocks of query rows) and the
+    # The work is split over torch's threads (blocks of tensors, ranges of query rows) and the
     # partial sums added in one fixed order: 1, 2 and 3 threads must agree bit for bit, in the sums
     # and in every row the kernels write.
     g = torch.Generator().manual_seed(5)
@@ -211,7 +211,7 @@ def test_every_kernel_gives_the_same_bits_at_every_thread_count():
     grads = [torch.randn(n, generator=g) for n in sizes]
     n = sum(sizes)
     base_rows = torch.randn(5, n, generator=g)
-    B, H, TT = 2, 3, 40                                 # five blocks of 8 query rows
+    B, H, TT = 2, 3, 40                                 # 40 query rows: uneven ranges at 3 threads
     p = torch.rand(B, H, TT, TT, generator=g)
     d = torch.randn(B, H, TT, TT, generator=g)
     lows, highs = [0, 4, 16], [3, 15, TT - 1]

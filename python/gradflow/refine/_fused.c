@@ -137,9 +137,10 @@ static inline void row_segments(const float *p, const float *d, int64_t i, const
  * row_sums entry is summed over the matrices in the same order whichever rows a thread takes.
  *
  * Only the causal triangle (j ≤ i) is read, and a row read only up to its diagonal ends a run of
- * cache lines the hardware prefetcher was following: a cold matrix then came in at a sixth of the
- * memory's streaming rate. So the lines of the row `ahead` rows on (about 1 KiB on) are prefetched
- * by hand, which brought a cold call to a third of its time (docs/PERFORMANCE.md, Round 4). */
+ * cache lines the hardware prefetcher was following, and a cold matrix came in far below the
+ * memory's streaming rate. So the causal part of the row `ahead` rows on (about 1 KiB on) is
+ * prefetched by hand: a cold call at preset S takes a quarter less time (docs/PERFORMANCE.md,
+ * "Round 4"). */
 static void attention_rows(const float *p, const float *d, int64_t rows, int64_t T, int64_t heads, const Bands *bands,
                            int mass, int64_t i0, int64_t i1, double *row_sums) {
     const int64_t nb = bands->count, width = (heads + 1) * nb, line = 64 / (int64_t)sizeof(float);
