@@ -320,6 +320,7 @@ def main(argv=None):
     if rank == 0:
         print("run file: %s" % run.path)
     if world > 1:
+        del trainer   # DDP goes before the group (python/README.md, "Tearing down DDP with gloo")
         torch.distributed.barrier()   # tear down together (gloo aborts a rank whose peer left first)
         torch.distributed.destroy_process_group()
     return 0

@@ -28,3 +28,29 @@ def test_example_runs_three_steps(tmp_path):
     assert [g["window"] for g in evals[0]["context_gain"]] == [8, 32, 64] and len(evals[0]["loss_by_position"]) == 32
     assert [r["type"] for r in rs[-2:]] == ["checkpoint", "end"] and rs[-1]["reason"] == "completed"
     assert os.path.exists(os.path.join(out, "ckpt-000003.pt"))
+
+
+def test_example_on_two_processes_trains_as_one(tmp_path):
+    # torchrun with two CPU processes (DDP over gloo): the global batch split over the ranks, so the
+    # losses are the single process's up to float rounding; rank 0 alone writes the run.
+    import pytest
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("this torch build has no gloo backend")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    options = ["--steps", "3", "--device", "cpu", "--threads", "1", "--eval-every", "3", "--eval-windows", "2",
+               "--sample-bytes", "0", "--axes", "all"]
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    r = subprocess.run([sys.executable, EXAMPLE, "--out", one, *options], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        EXAMPLE, "--out", two, *options], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    a, b = ([json.loads(l) for l in open(os.path.join(d, "run.jsonl"))] for d in (one, two))
+    assert "ranks" not in a[0] and b[0]["ranks"] == 2 and [r["type"] for r in b].count("header") == 1
+    la, lb = ([r["loss"] for r in rs if r["type"] == "step"] for rs in (a, b))
+    assert len(la) == len(lb) == 3 and all(abs(x - y) < 1e-4 for x, y in zip(la, lb)), (la, lb)
+    ea, eb = ([r["domains"][0]["loss"] for r in rs if r["type"] == "eval"] for rs in (a, b))
+    assert len(eb) == 1 and abs(ea[0] - eb[0]) < 1e-4
+    assert b[-1]["type"] == "end" and b[-1]["reason"] == "completed"

@@ -69,3 +69,26 @@ def test_trainer_callback(tmp_path):
     assert rs[-1]["type"] == "end" and rs[-1]["reason"] == "interrupted" and rs[-1]["step"] == 3
     assert args.max_grad_norm == 1.0  # the callback hands clipping back
 
+
+def test_trainer_callback_on_two_processes(tmp_path):
+    # torchrun with two CPU processes (gloo): the callback runs in both, rank 0 alone writes the
+    # folder, and both apply the lr scale and stop at the same step (hf_ddp_worker.py).
+    import subprocess
+    import sys
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("this torch build has no gloo backend")
+    rundir = str(tmp_path / "run")
+    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hf_ddp_worker.py")
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          worker, rundir, str(tmp_path)], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = [json.load(open(tmp_path / ("rank%d.json" % rank))) for rank in (0, 1)]
+    assert [r["steps"] for r in results] == [3, 3] and [r["lr_scale"] for r in results] == [0.5, 0.5]
+    assert results[0]["checksum"] == results[1]["checksum"]
+    rs = records(rundir)
+    assert [r["type"] for r in rs].count("header") == 1 and rs[-1]["type"] == "end"
+    assert [r["step"] for r in rs if r["type"] == "step"] == [0, 1, 2]
+    assert [(r["kind"], r["step"]) for r in rs if r.get("source") == "attach"] == [("lr", 1), ("stop", 3)]
+    assert sorted(os.listdir(rundir)) == ["commands.jsonl", "run.jsonl"]

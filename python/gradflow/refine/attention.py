@@ -270,11 +270,11 @@ class ContextState:
         B, H, T = p.size(0), p.size(1), p.size(-1)
         shape, p_addr, queries = p.shape, p.data_ptr(), B * T
         head = (B * H, T, H, self._band_lows, self._band_highs)
-        threads, kernel, float32 = fused.threads(), fused.kernels.attention_sums, torch.float32
+        threads, kernel, readable = fused.threads(), fused.kernels.attention_sums, fused.readable
 
         def sink(p: torch.Tensor, dp: torch.Tensor) -> None:
             self.queries[layer] += queries
-            if dp.dtype is float32 and dp.is_cpu and dp.shape == shape and dp.is_contiguous():
+            if dp.shape == shape and readable(dp):
                 kernel(p_addr, dp.data_ptr(), *head, self._mass_addrs[layer], self._energy_addrs[layer],
                        self.energy.dtype is torch.float64, threads)
             else:

@@ -46,12 +46,12 @@ def threads() -> int:
     return torch.get_num_threads()
 
 
+def readable(t: Optional[torch.Tensor]) -> bool:
+    """Whether the kernels can read the tensor ``t`` where it lies: present, float32, on the CPU and
+    contiguous (the cheapest attribute reads: ``is_cpu`` and a dtype identity test)."""
+    return t is not None and t.dtype is _FLOAT32 and t.is_cpu and t.is_contiguous()
+
+
 def eligible(tensors: Iterable[Optional[torch.Tensor]]) -> bool:
-    """Whether the kernels may read ``tensors``: built and on, and every tensor present,
-    float32, on the CPU and contiguous."""
-    if not available():
-        return False
-    for t in tensors:  # per step on every parameter: the cheapest attribute reads (is_cpu, dtype identity)
-        if t is None or t.dtype is not _FLOAT32 or not t.is_cpu or not t.is_contiguous():
-            return False
-    return True
+    """Whether the kernels may read ``tensors``: built and on, and every tensor ``readable``."""
+    return available() and all(map(readable, tensors))
