@@ -2,7 +2,7 @@
 
 Under DDP (``torchrun``, the Hugging Face Trainer on several GPUs) every process runs the same
 loop and makes the same ``Run``. Rank 0 writes the run folder and reads its command channel; the
-other ranks write nothing. At each step boundary the ranks exchange, in one gather, what rank 0
+other ranks write nothing. At each step boundary the ranks exchange, in one collective, what rank 0
 read from the channel and whether any rank was asked to stop (a signal), so every rank applies the
 same commands at the same step and stops at the same step: a weight, mode or learning-rate change
 applied on one rank only would make the replicas' parameters drift apart silently, and a rank that
@@ -28,7 +28,6 @@ class Ranks:
         self._dist = dist
         self.rank = rank
         self.size = size
-        self._held = ()   # the last gather's tensors (gather says why)
 
     @classmethod
     def current(cls) -> Optional["Ranks"]:
@@ -70,45 +69,16 @@ class Ranks:
         return None
 
     def gather(self, value) -> list:
-        """Every rank's ``value`` (any picklable object), in rank order, on every rank: two
-        all-gathers, of the pickles' lengths and of the pickles padded to the longest.
-
-        The tensors of the last gather stay referenced here until the next one. A gloo group's
-        worker thread can release a finished collective's tensors just after the collective
-        returned (or when a barrier that waited for it is released); were those tensors Python's
-        temporaries, as ``all_gather_object``'s are, releasing them would need the GIL, and a group
-        destroyed by a destructor that holds the GIL — DDP's reducer, when the DDP model outlives
-        ``destroy_process_group()`` — then deadlocks joining that thread (it hung one exit in twenty
-        in the two-process Trainer test; python/README.md, "Tearing down DDP with gloo")."""
-        import pickle
-
-        import torch
-        device = self._device()
-        payload = pickle.dumps(value)
-        length = torch.tensor([len(payload)], dtype=torch.int64, device=device)
-        lengths = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(self.size)]
-        self._held = (length, lengths)
-        self._dist.all_gather(lengths, length)
-        sizes = [int(n) for n in torch.cat(lengths).tolist()]
-        data = torch.zeros(max(sizes), dtype=torch.uint8)
-        data[:len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
-        data = data.to(device)
-        out = [torch.empty(max(sizes), dtype=torch.uint8, device=device) for _ in range(self.size)]
-        self._held = (length, lengths, data, out)
-        self._dist.all_gather(out, data)
-        return [pickle.loads(bytes(t[:n].cpu().tolist())) for t, n in zip(out, sizes)]
+        """Every rank's ``value``, in rank order, on every rank."""
+        out = [None] * self.size
+        self._dist.all_gather_object(out, value)
+        return out
 
     def share(self, value):
         """Rank 0's ``value`` on every rank (any picklable object)."""
-        return self.gather(value if self.rank == 0 else None)[0]
-
-    def _device(self):
-        """Where the group's collectives take their tensors: the current CUDA device under NCCL,
-        else the CPU (as ``all_gather_object`` decides)."""
-        import torch
-        if self._dist.get_backend() == "nccl":
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("cpu")
+        box = [value if self.rank == 0 else None]
+        self._dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def exchange(self, commands, stop: Optional[str],
                  error: Optional[str] = None) -> Tuple[list, List[Tuple[int, str]], Optional[str]]:
