@@ -111,6 +111,7 @@ class ContextState:
         self.on = False
         self.measure = measure
         self.weights = [[1.0] * bands.count for _ in range(layers)]
+        self._unit = [True] * layers  # per layer: all its weights are 1
         self._weight_mats = {}        # (layer, T) → [T, T] tensor, or None for unit weights
         self._tables = {}             # T → (band index [T, T] long, indicator [T·T, nb] float)
         self._buffers = {}            # scratch for the statistics, reused
@@ -124,6 +125,7 @@ class ContextState:
 
     def set_weights(self, weights) -> None:
         self.weights = [list(row) for row in weights]
+        self._unit = [all(w == 1.0 for w in row) for row in self.weights]
         self._weight_mats.clear()
 
     def _table(self, T: int, device, dtype):
@@ -143,10 +145,12 @@ class ContextState:
             self._tables[key] = table
         return table
 
-    def weight_matrix(self, layer: int, T: int, device, dtype) -> Optional[torch.Tensor]:
-        """W [T, T] with W_ij = w[layer][band(i − j)], or None when the layer's weights are all 1."""
-        if not self.on or all(w == 1.0 for w in self.weights[layer]):
+    def weight_matrix(self, layer: int, T: int, like: torch.Tensor) -> Optional[torch.Tensor]:
+        """W [T, T] with W_ij = w[layer][band(i − j)] on ``like``'s device and dtype, or None when the
+        axis is off or the layer's weights are all 1 (kept per layer by ``set_weights``)."""
+        if not self.on or self._unit[layer]:
             return None
+        device, dtype = like.device, like.dtype
         key = (layer, T, device, dtype)
         mat = self._weight_mats.get(key)
         if mat is None:
@@ -267,8 +271,9 @@ class ContextState:
         every Python statement costs microseconds (docs/PERFORMANCE.md, "Round 4"), so it does as
         little as it can. The accumulators' addresses are read at the call: they change if another
         layer's statistics switch the accumulators' dtype in between."""
-        B, H, T = p.size(0), p.size(1), p.size(-1)
-        shape, p_addr, queries = p.shape, p.data_ptr(), B * T
+        shape = p.shape
+        B, H, T = shape[0], shape[1], shape[-1]
+        p_addr, queries = p.data_ptr(), B * T
         head = (B * H, T, H, self._band_lows, self._band_highs)
         threads, kernel, readable = fused.threads(), fused.kernels.attention_sums, fused.readable
 
@@ -324,7 +329,7 @@ class ContextState:
                 self._add_mass(layer, att)
             self.queries[layer] += att.size(0) * T
         att = dropout(att)
-        w = self.weight_matrix(layer, T, att.device, att.dtype) if att.requires_grad or v.requires_grad else None
+        w = self.weight_matrix(layer, T, att) if att.requires_grad or v.requires_grad else None
         sink = self._energy_sink(layer, att, mass_in_hook) if measuring and att.requires_grad else None
         if w is None:
             if sink is not None:
