@@ -185,29 +185,16 @@ class Run:
             elif resume:
                 answered_ids, answered_lines = self._reopen(path, start_step, checkpoint, model, threads)
             else:
-                try:
-                    os.makedirs(self.out, exist_ok=True)
-                except OSError as e:
-                    raise RunError("%s: cannot create the run folder: %s" % (self.out, e.strerror)) from None
                 if start_step is not None:
                     self.steps_done = int(start_step)
-                self.run_id = runfile.new_run_id()
-                start = time.time()
-                self._clock0 = time.monotonic()
                 if parameters is None:
                     parameters = sum(p.numel() for p in model.parameters()) if model is not None else 0
-                from .system import world_size
-                h = runfile.header(
+                self._create(path, dict(
                     run_name=run_name or os.path.basename(os.path.normpath(os.path.abspath(self.out))),
                     preset=preset, parameters=parameters, total_steps=self.total_steps, seed=seed, threads=threads,
-                    start_time=start, data=list(data), axes=refine.axis_info() if refine is not None else [],
-                    config=self._config(config), run_id=self.run_id, ranks=world_size(), parent=parent)
-                try:
-                    self.writer = runfile.RunFileWriter.create(path, h)
-                except runfile.RunFileError as e:
-                    raise RunError(str(e)) from None
+                    data=list(data), axes=refine.axis_info() if refine is not None else [],
+                    config=self._config(config), parent=parent))
                 answered_ids, answered_lines = (), ()
-                self._lost = {}
             if self._writes:
                 self.channel = CommandChannel(self.out, self.run_id, answered_ids, answered_lines)
         except Exception as e:
@@ -227,6 +214,25 @@ class Run:
         self._start_step = self.steps_done
         self._apply_lost()
         self._step_clock = time.perf_counter()
+
+    def _create(self, path, header):
+        """Starts a new run in ``path`` (the writing process): the folder, a new run id, the clock,
+        and the file created with its header (``header``: runfile.header's members but the start
+        time, the run id and the ranks)."""
+        try:
+            os.makedirs(self.out, exist_ok=True)
+        except OSError as e:
+            raise RunError("%s: cannot create the run folder: %s" % (self.out, e.strerror)) from None
+        self.run_id = runfile.new_run_id()
+        start = time.time()
+        self._clock0 = time.monotonic()
+        from .system import world_size
+        h = runfile.header(start_time=start, run_id=self.run_id, ranks=world_size(), **header)
+        try:
+            self.writer = runfile.RunFileWriter.create(path, h)
+        except runfile.RunFileError as e:
+            raise RunError(str(e)) from None
+        self._lost = {}
 
     def _reopen(self, path, start_step, checkpoint, model, threads):
         """Continues the run in ``path`` (``resume=True`` on the writing process): its id, clock and
