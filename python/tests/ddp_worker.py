@@ -11,7 +11,8 @@ first step (a context weight, an lr scale and a pause; a timer sends resume a se
 sends itself SIGTERM after its third step. Each rank writes its steps, a checksum of its
 parameters and its last context statistics to RESULT.json.
 
-``rank0-only``: only rank 0 makes a Run (the meeting times out after 2 s). ``bad-resume``: both
+``rank0-only``: only rank 0 makes a Run (the meeting times out after 2 s); ``refiner-rank0-only``:
+only rank 0 makes a Refiner with the context axis. ``bad-resume``: both
 ranks ask to resume a run that does not exist. Each rank writes the RunError it got, or null.
 
 ``resume``: after a ``steer``-like first part (``start``: 3 steps, an lr scale, a default checkpoint
@@ -31,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 import gradflow
 import gradflow.ranks
 from gradflow import commands
-from gradflow.refine import Refiner
+from gradflow.refine import RefineError, Refiner
 from gradflow.refine.gpt import GPT
 
 T = 30
@@ -63,6 +64,13 @@ def fail_to_start(scenario, rank, rundir, result):
             try:
                 gradflow.Run(rundir, model=model, total_steps=5, handle_signals=False)
             except gradflow.RunError as e:
+                error = str(e)
+    elif scenario == "refiner-rank0-only":
+        gradflow.ranks.Ranks.MEET_TIMEOUT = 2.0
+        if rank == 0:
+            try:
+                Refiner(GPT(block_size=T, n_layer=1, n_head=2, n_embd=16), axes=("context",))
+            except RefineError as e:
                 error = str(e)
     else:
         try:

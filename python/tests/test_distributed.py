@@ -75,6 +75,13 @@ def test_a_run_on_rank_0_alone_is_an_error_not_a_hang(tmp_path):
     assert "only 1 of the 2 ranks made a gradflow.Run" in r0["error"] and r1["error"] is None
 
 
+def test_a_refiner_on_rank_0_alone_is_an_error_not_a_hang(tmp_path):
+    # Its context statistics are summed over the ranks each step: without the meeting, rank 0's first
+    # finish_step would wait forever in that all-reduce.
+    _, (r0, r1) = job(tmp_path, "refiner-rank0-only")
+    assert "rank 0: only 1 of the 2 ranks made a Refiner" in r0["error"] and r1["error"] is None
+
+
 def test_a_rank_that_cannot_start_stops_every_rank(tmp_path):
     # Rank 0 finds no run file, rank 1 no checkpoint: both raise the same error naming both.
     _, (r0, r1) = job(tmp_path, "bad-resume")

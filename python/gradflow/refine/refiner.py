@@ -650,6 +650,7 @@ class Refiner:
             self.context = ContextState(bands, len(modules), heads.pop(), self.arena.device, measure=measure)
             for m, layer in zip(modules, indices):
                 m._gradflow = (self.context, layer)
+            self._meet_other_ranks()
         elif self._modes["context"] != "off":
             raise RefineError("context axis: the model has no BandedCausalSelfAttention module; the context axis "
                               "needs the package's attention (gradflow.refine.BandedCausalSelfAttention)")
@@ -688,6 +689,19 @@ class Refiner:
         self._sync_context()
 
     # -- construction helpers ----------------------------------------------------------------
+
+    @staticmethod
+    def _meet_other_ranks() -> None:
+        """Under ``torch.distributed``, waits until every rank has made its Refiner: ``finish_step``
+        sums the context statistics over the ranks in one all-reduce, which would wait forever for
+        a rank without one. A Refiner on some ranks only is an error after ``Ranks.MEET_TIMEOUT``."""
+        from ..ranks import Ranks
+        ranks = Ranks.current()
+        came = ranks.meet("refiner") if ranks is not None else None
+        if came is not None:
+            raise RefineError(f"rank {ranks.rank}: only {came} of the {ranks.size} ranks made a Refiner with "
+                              f"the context axis within {Ranks.MEET_TIMEOUT:g} s; under torch.distributed make it "
+                              "on every rank (its context statistics are summed over the ranks each step)")
 
     @staticmethod
     def _explicit_group_of(model, params, groups):
