@@ -119,10 +119,12 @@ public final class Trainer: @unchecked Sendable {
     /// Asks the loop to stop at the end of the current step (safe from any thread or a signal
     /// handler's polling thread).
     public func requestStop(source: EventSource = .signal) {
+        // The command before the flag: a boundary that reads the flag before it drains the queue
+        // (handleCommands) then always finds the command, and records the stop with its source.
+        commands.send(.stop(source: source))
         stopLock.lock()
         stopRequested = true
         stopLock.unlock()
-        commands.send(.stop(source: source))
     }
 
     var shouldStop: Bool {
@@ -289,9 +291,12 @@ public final class Trainer: @unchecked Sendable {
     private func handleCommands() throws -> Bool {
         // Scheduled changes (--change, --schedule) are rank 0's commands like any other.
         publishSystemFigures()
+        // The stop flag before the queue (requestStop sets it after queueing its command): a stop
+        // seen here has its command among those drained, so its event is written.
+        var stop = shouldStop
         var (pending, stopVoted) = collective.boundary(
             commands: interventions.scheduled.filter { $0.step == step }.map(\.command) + commands.drain() + channelCommands(),
-            stop: shouldStop)
+            stop: stop)
         while true {
             for c in pending {
                 switch c.action {
@@ -326,7 +331,8 @@ public final class Trainer: @unchecked Sendable {
             if stopVoted { return true }
             guard paused else { return false }
             publishSystemFigures()
-            (pending, stopVoted) = collective.boundary(commands: commands.wait(timeout: 0.1) + channelCommands(), stop: shouldStop)
+            stop = shouldStop
+            (pending, stopVoted) = collective.boundary(commands: commands.wait(timeout: 0.1) + channelCommands(), stop: stop)
         }
     }
 
