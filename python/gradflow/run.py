@@ -137,7 +137,7 @@ class Run:
     def __init__(self, out, *, total_steps, model=None, optimizer=None, config=None, data=(), refine=None,
                  run_name=None, preset="custom", seed=0, threads=None, parameters=None, checkpoint=None,
                  checkpoint_at_end=True, checkpoint_request=None, resume=False, start_step=None,
-                 system_every=5.0, handle_signals=True, pause_poll=0.2, parent=None, distributed=None):
+                 system_every=5.0, handle_signals=True, pause_poll=0.2, parent=None, distributed=True):
         self.out = str(out)
         self.model = model
         self.optimizer = optimizer
@@ -165,7 +165,7 @@ class Run:
         self._torch = torch
         threads = torch.get_num_threads() if threads is None else int(threads)
         path = os.path.join(self.out, "run.jsonl")
-        self._ranks = Ranks.current() if distributed is None else None
+        self._ranks = Ranks.current() if distributed else None
         self._writes = self._ranks is None or self._ranks.writes
         self._stops_recorded = set()   # ranks whose stop request has its event
         self._local_stop = None        # a signal this rank received, not yet shared with the others

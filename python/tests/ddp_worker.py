@@ -11,7 +11,8 @@ first step (a context weight, an lr scale and a pause; a timer sends resume a se
 sends itself SIGTERM after its third step. Each rank writes its steps, a checksum of its
 parameters and its last context statistics to RESULT.json.
 
-``rank0-only``: only rank 0 makes a Run (the meeting times out after 2 s); ``refiner-rank0-only``:
+``rank0-only``: only rank 0 makes a Run (the meeting times out after 2 s), then one with
+``distributed=False``, which records alone; ``refiner-rank0-only``:
 only rank 0 makes a Refiner with the context axis. ``bad-resume``: both
 ranks ask to resume a run that does not exist. Each rank writes the RunError it got, or null.
 
@@ -61,10 +62,14 @@ def fail_to_start(scenario, rank, rundir, result):
     if scenario == "rank0-only":
         gradflow.ranks.Ranks.MEET_TIMEOUT = 2.0
         if rank == 0:
-            try:
-                gradflow.Run(rundir, model=model, total_steps=5, handle_signals=False)
+            try:   # distributed=True, the default, said outright
+                gradflow.Run(rundir, model=model, total_steps=5, handle_signals=False, distributed=True)
             except gradflow.RunError as e:
                 error = str(e)
+            # distributed=False: this rank records alone, without waiting for the others.
+            with gradflow.Run(rundir + "-alone", model=model, total_steps=5, handle_signals=False,
+                              checkpoint_at_end=False, distributed=False) as alone:
+                alone.step(loss=1.0)
     elif scenario == "refiner-rank0-only":
         gradflow.ranks.Ranks.MEET_TIMEOUT = 2.0
         if rank == 0:

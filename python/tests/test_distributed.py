@@ -71,8 +71,11 @@ def test_two_ranks_apply_the_same_commands_and_stop_together(tmp_path):
 
 
 def test_a_run_on_rank_0_alone_is_an_error_not_a_hang(tmp_path):
-    _, (r0, r1) = job(tmp_path, "rank0-only")
+    rundir, (r0, r1) = job(tmp_path, "rank0-only")
     assert "only 1 of the 2 ranks made a gradflow.Run" in r0["error"] and r1["error"] is None
+    # With distributed=False rank 0 records alone, without waiting for rank 1: a header, its step, the end.
+    alone = [json.loads(l) for l in open(rundir + "-alone/run.jsonl")]
+    assert [r["type"] for r in alone if r["type"] != "system"] == ["header", "step", "end"]
 
 
 def test_a_refiner_on_rank_0_alone_is_an_error_not_a_hang(tmp_path):
