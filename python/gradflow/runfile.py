@@ -290,13 +290,14 @@ def end_record(*, step, t, reason, final_loss=None, best_val_loss=None, message=
 
 def system_record(*, step, t, cpu_percent, rss_bytes, threads, ranks=1, gpu_memory_bytes=None,
                   gpu_util_percent=None):
-    """A ``system`` record (1.3): process figures."""
-    r = {"type": "system", "step": int(step), "t": float(t), "cpu_percent": float(cpu_percent),
+    """A ``system`` record (1.3): process figures; the percentages in single precision, as the
+    format defines them (docs/FORMAT.md)."""
+    r = {"type": "system", "step": int(step), "t": float(t), "cpu_percent": F32(float(cpu_percent)),
          "rss_bytes": int(rss_bytes), "threads": int(threads), "ranks": int(ranks)}
     if gpu_memory_bytes is not None:
         r["gpu_memory_bytes"] = int(gpu_memory_bytes)
     if gpu_util_percent is not None:
-        r["gpu_util_percent"] = float(gpu_util_percent)
+        r["gpu_util_percent"] = F32(float(gpu_util_percent))
     return r
 
 

@@ -162,6 +162,10 @@ def test_key_order_of_every_record():
     sy = runfile.system_record(step=1, t=1, cpu_percent=150.5, rss_bytes=10, threads=4, ranks=1,
                                gpu_memory_bytes=5, gpu_util_percent=30)
     assert keys_in_order(sy, SYSTEM) == SYSTEM
+    # The percentages are measurements, written in single precision as the Swift trainer writes them.
+    text = encode(runfile.system_record(step=1, t=1, cpu_percent=0.1 + 0.2, rss_bytes=10, threads=4,
+                                        gpu_util_percent=1 / 3))
+    assert '"cpu_percent":0.3,' in text and '"gpu_util_percent":0.33333334' in text
     with pytest.raises(ValueError):
         runfile.end_record(step=1, t=1, reason="done")
 
