@@ -16,6 +16,9 @@ parameters and its last context statistics to RESULT.json.
 only rank 0 makes a Refiner with the context axis. ``bad-resume``: both
 ranks ask to resume a run that does not exist. Each rank writes the RunError it got, or null.
 
+``peer-killed``: both ranks train the ``steer`` model under a Run used as a context manager until
+they are stopped; the test kills rank 1 with SIGKILL, and rank 0's next all-reduce fails.
+
 ``resume``: after a ``steer``-like first part (``start``: 3 steps, an lr scale, a default checkpoint
 at the end) every rank resumes the run from that checkpoint (``resume``: both ranks load it from
 the shared folder) and trains 2 more steps."""
@@ -48,6 +51,8 @@ def main():
         steer(rank, rundir, result)
     elif scenario in ("start", "resume"):
         resume_part(scenario, rank, rundir, result)
+    elif scenario == "peer-killed":
+        until_stopped(rundir)
     else:
         fail_to_start(scenario, rank, rundir, result)
     # Both ranks tear down together: without this barrier about one run in ten aborted a rank at exit
@@ -128,6 +133,15 @@ def resume_part(scenario, rank, rundir, result):
     with open(result, "w") as f:
         json.dump({"start": start, "steps": run.steps_done, "lr_scale": run.lr_scale, **parameters(model),
                    "adam_steps": sorted({int(s["step"]) for s in opt.state.values()})}, f)
+
+
+def until_stopped(rundir):
+    model, refiner, ddp, opt = replica(("context", "time", "depth"))
+    g = torch.Generator().manual_seed(100 + dist.get_rank())
+    with gradflow.Run(rundir, model=model, optimizer=opt, refine=refiner, total_steps=1_000_000,
+                      checkpoint_at_end=False, handle_signals=False) as run:
+        while not run.should_stop:
+            train_step(ddp, opt, run, g)
 
 
 def steer(rank, rundir, result):

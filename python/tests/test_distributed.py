@@ -3,12 +3,14 @@ DDP, a Refiner and a Run on each rank (python/tests/ddp_worker.py). Rank 0 alone
 folder; both ranks apply the same commands at the same step (their parameters stay identical), a
 pause holds both, a signal to one rank stops both at the same step, and the context statistics
 are summed over the ranks. A Run made on rank 0 alone, or a rank that cannot start, is an error on
-every rank, not a hang."""
+every rank, not a hang. A rank killed mid-run ends the job: the other rank fails within seconds and
+the run file ends with the failure."""
 
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch.distributed as dist
@@ -107,3 +109,42 @@ def test_every_rank_resumes_from_the_checkpoint(tmp_path):
     assert [r["step"] for r in lines if r["type"] == "step"] == [0, 1, 2, 3, 4]
     assert [e["kind"] for e in lines if e["type"] == "event" and e.get("source") == "attach"] == ["lr"]
     assert sorted(n for n in os.listdir(rundir) if n.endswith(".pt")) == ["ckpt-000003.pt", "ckpt-000005.pt"]
+
+
+def test_a_rank_killed_mid_run_fails_the_job_and_the_run_file_says_so(tmp_path):
+    rundir, store = str(tmp_path / "run"), str(tmp_path / "store")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"), "peer-killed", str(rank), "2",
+                               store, rundir, str(tmp_path / "unused.json")], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    runfile = os.path.join(rundir, "run.jsonl")
+    try:
+        deadline = time.monotonic() + 120
+        while True:   # until rank 0 has written three steps
+            steps = 0
+            if os.path.exists(runfile):
+                with open(runfile) as f:
+                    steps = sum('"type":"step"' in line for line in f)
+            if steps >= 3:
+                break
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), \
+                "the job did not reach step 3: " + "".join(p.communicate()[0] for p in procs if p.poll() is not None)
+            time.sleep(0.05)
+        procs[1].kill()
+        killed = time.monotonic()
+        out = procs[0].communicate(timeout=60)[0]
+        waited = time.monotonic() - killed
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    # Rank 0's next all-reduce fails (gloo sees the closed connection); the Run records why.
+    assert procs[0].returncode == 1, out
+    assert waited < 30, "rank 0 took %.1f s to fail" % waited
+    with open(runfile) as f:
+        records = [json.loads(line) for line in f]   # every line whole
+    end = records[-1]
+    assert end["type"] == "end" and end["reason"] == "failed" and end["message"].startswith("RuntimeError"), end
+    assert sum(r["type"] == "end" for r in records) == 1
+    assert end["step"] >= 3
