@@ -22,6 +22,11 @@ on the CPU, trained from the same initial weights on the same batches by several
            ``all`` and ``run`` with the fused kernels on the calling thread only (their work not
            split over torch's threads; the same as every variant at --threads 1)
 
+With ``--one-model`` there is a single trainer, ``all``'s, and each round runs a block of steps
+with the instrumentation on and a block with it off (the attention modules' hooks detached, the
+refiner's phases skipped, plain AdamW): the cost in a process that holds one model, as a real run
+does; reported as ``all`` against ``plain``.
+
 With ``--processes`` each round runs every variant in a fresh process instead, one model per
 process taking ``--steps`` consecutive steps after ``--warmup`` (as the example does): in one
 process the trainers evict each other's data from the caches between blocks, which a real run does
@@ -132,8 +137,17 @@ class Trainer:
         self.phases[name].append(time.thread_time() - a)
         return out
 
-    def step(self, batch):
-        """One training step; returns (wall seconds, CPU seconds of this thread)."""
+    def instrument(self, on):
+        """Attaches (on) or detaches the refiner's hooks in the attention modules; detached, with
+        ``step(..., plain=True)``, the step is plain training of the same model."""
+        if not hasattr(self, "_hooks"):
+            self._hooks = [(m, m._gradflow) for m in self.model.modules() if getattr(m, "_gradflow", None) is not None]
+        for module, hook in self._hooks:
+            module._gradflow = hook if on else None
+
+    def step(self, batch, plain=False):
+        """One training step (``plain``: without the refiner, see ``instrument``); returns (wall
+        seconds, CPU seconds of this thread)."""
         x, y = batch
         fused.enabled = self.fused
         fused.threads = (lambda: 1) if self.serial else torch.get_num_threads
@@ -147,7 +161,7 @@ class Trainer:
             self.run.step(loss=loss, tokens=x.numel())
             self.step_index += 1
             return time.perf_counter() - t0, time.thread_time() - c0
-        r = self.refiner
+        r = None if plain else self.refiner
         if r is not None:
             self._phase("before_optimizer", r.before_optimizer, self.step_index)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -221,6 +235,32 @@ def run_in_one_process(variants, args):
     return rounds, {v: t.phases for v, t in trainers.items()}
 
 
+def run_one_model(variants, args):
+    """One ``all`` trainer, its instrumentation switched on and off block by block; returns rounds
+    with ``all`` (on) and ``plain`` (off) as the other modes do."""
+    torch.manual_seed(args.seed)
+    state = GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS, attention="plain").state_dict()
+    trainer = Trainer("all", state)
+    batches = byte_batches(args.warmup * 2 + args.rounds * args.steps * 2, args.seed)
+    at = 0
+    for on in (True, False) * args.warmup:
+        trainer.instrument(on)
+        trainer.step(batches[at], plain=not on)
+        at += 1
+    for v in trainer.phases.values():
+        v.clear()
+    rounds = []
+    for r in range(args.rounds):
+        this = {}
+        for on in ((True, False) if r % 2 == 0 else (False, True)):
+            trainer.instrument(on)
+            this["all" if on else "plain"] = [trainer.step(b, plain=not on) for b in batches[at:at + args.steps]]
+            at += args.steps
+        rounds.append(this)
+    trainer.instrument(True)
+    return rounds, {"plain": {}, "all": trainer.phases}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
@@ -232,6 +272,8 @@ def main():
     parser.add_argument("--processes", action="store_true",
                         help="each variant in its own fresh process per round (consecutive steps, one model "
                              "per process, as in a real run) instead of all trainers in this one")
+    parser.add_argument("--one-model", action="store_true",
+                        help="one model, its instrumentation switched on and off block by block (plain and all only)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -243,11 +285,14 @@ def main():
     for v in variants:
         if v not in VARIANTS:
             parser.error(f"unknown variant {v!r}; known: {', '.join(VARIANTS)}")
+    if args.one_model and (args.processes or variants != ["plain", "all"]):
+        parser.error("--one-model compares plain and all in one process: --variants plain,all, without --processes")
     torch.set_num_threads(args.threads)
     params = sum(p.numel() for p in GPT(block_size=CONTEXT, n_layer=LAYERS, n_head=HEADS, n_embd=CHANNELS,
                                         attention="plain").parameters())
     load_before = os.getloadavg()[0]
-    rounds, phases = (run_in_processes if args.processes else run_in_one_process)(variants, args)
+    rounds, phases = (run_one_model if args.one_model else run_in_processes if args.processes
+                      else run_in_one_process)(variants, args)
     times = {k: {v: [] for v in variants} for k in ("wall", "cpu")}
     ratios = {k: {v: [] for v in variants} for k in ("wall", "cpu")}
     for this in rounds:
@@ -259,7 +304,7 @@ def main():
     load_after = os.getloadavg()[0]
 
     result = {"parameters": params, "threads": args.threads, "fused_kernels": fused.kernels is not None,
-              "processes": args.processes, "rounds": args.rounds, "steps": args.steps,
+              "processes": args.processes, "one_model": args.one_model, "rounds": args.rounds, "steps": args.steps,
               "load_average": [load_before, load_after], "torch": torch.__version__, "variants": {}}
     for v in variants:
         entry = {}
@@ -275,7 +320,8 @@ def main():
         return
     print(f"preset S GPT, {params:,} parameters, batch {BATCH}×{CONTEXT}, {args.threads} thread(s), torch {torch.__version__}, "
           f"fused kernels {'built' if fused.kernels is not None else 'not built (statistics as torch operations)'}")
-    how = "each in a fresh process per round" if args.processes else "interleaved in one process"
+    how = ("one model, its instrumentation on and off by turns" if args.one_model else
+           "each in a fresh process per round" if args.processes else "interleaved in one process")
     print(f"{args.rounds} rounds × {args.steps} steps per trainer, {how}; load average {load_before:.1f} → {load_after:.1f}")
     for k, label in (("wall", "wall time"), ("cpu", "CPU time of the training thread")):
         print(label)
