@@ -21,7 +21,7 @@ static PyObject *f32_text(double x) {
     float v = (float)x;
     if (!isfinite(v)) return PyUnicode_FromString("null");
     if (v == truncf(v) && fabsf(v) < 1e16f) return PyUnicode_FromFormat("%lld", (long long)v);
-    for (int digits = fabsf(v) >= 0x1p-126f ? 6 : 1; digits <= 9; digits++) {
+    for (int digits = fabsf(v) >= 0x1p-126f ? 6 : 1;; digits++) {   /* ends by 9 digits */
         char *text = PyOS_double_to_string((double)v, 'g', digits, 0, NULL);
         if (!text) return NULL;
         double back = PyOS_string_to_double(text, NULL, NULL);
@@ -36,7 +36,6 @@ static PyObject *f32_text(double x) {
         }
         PyMem_Free(text);
     }
-    return NULL;   /* not reached */
 }
 
 /* f32_texts(values) -> list of str, one per float (or object with __float__) in the sequence. */
