@@ -21,6 +21,10 @@ on the CPU, trained from the same initial weights on the same batches by several
   all-serial, run-serial
            ``all`` and ``run`` with the fused kernels on the calling thread only (their work not
            split over torch's threads; the same as every variant at --threads 1)
+  traffic  ``plain`` plus passes of about the arena kernels' memory traffic over parameter-sized
+           buffers of its own, where the refiner's phases run (two EMA updates and a copy before
+           the clipping; a copy, a difference and a product after the optimizer): what that traffic
+           costs the step without hooks, statistics or Python of the refiner
 
 With ``--one-model`` there is a single trainer, ``all``'s, and each round runs a block of steps
 with the instrumentation on and a block with it off (the attention modules' hooks detached, the
@@ -77,6 +81,7 @@ VARIANTS = {
     "run-torch": dict(axes=("context", "time", "depth"), fused=False),
     "all-serial": dict(axes=("context", "time", "depth"), serial=True),
     "run-serial": dict(axes=("context", "time", "depth"), serial=True),
+    "traffic": None,
 }
 
 
@@ -118,6 +123,9 @@ class Trainer:
         self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
         self.step_index = 0
         self.phases = {"before_optimizer": [], "apply_depth": [], "finish_step": []}
+        count = sum(p.numel() for p in self.model.parameters())
+        # traffic: g, fast, slow, snapshot, θ, previous g (six rows as the arena's)
+        self.rows = [torch.zeros(count) for _ in range(6)] if variant == "traffic" else None
         self.run = None
         if variant.startswith("run"):
             import atexit
@@ -164,10 +172,20 @@ class Trainer:
         r = None if plain else self.refiner
         if r is not None:
             self._phase("before_optimizer", r.before_optimizer, self.step_index)
+        rows = self.rows
+        if rows is not None:
+            g, fast, slow, snapshot, theta, g_prev = rows
+            fast.lerp_(g, 0.1)
+            slow.lerp_(g, 0.01)
+            snapshot.copy_(theta)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         if r is not None:
             self._phase("apply_depth", r.apply_depth, self.opt)
         self.opt.step()
+        if rows is not None:
+            g_prev.copy_(g)
+            snapshot.sub_(theta)
+            float(snapshot.dot(g_prev))
         if r is not None:
             self._phase("finish_step", r.finish_step, self.step_index, loss.item())
         else:
