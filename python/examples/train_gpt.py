@@ -234,7 +234,8 @@ def main(argv=None):
     p.add_argument("--context-weights", help="manual context weights, one per band")
     p.add_argument("--time-weights", help="manual time weights high,mid,low")
     p.add_argument("--depth-weights", help="manual depth weights, one per group")
-    p.add_argument("--axes", default="", help="axes on with unit weights (steerable by command): context,time,depth or all")
+    p.add_argument("--axes", default="", help="axes on from the start, with unit weights: context,time,depth or "
+                   "all (a weight or mode command turns an off axis on later)")
     p.add_argument("--adaptive", default="", help="axes under their adaptive policy: context,time,depth or all")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     a = p.parse_args(argv)

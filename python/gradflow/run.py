@@ -687,12 +687,14 @@ class Run:
             if name == "set_weight":
                 axis, band, layer = cmd.get("axis"), cmd.get("band"), cmd.get("layer")
                 old, new = self.refiner.set_weight(axis, band, cmd.get("value"), layer=layer)
-                self._answer(cmd, "weight", axis=axis, band=band, layer=layer, old=_opt(old), new=_opt(new))
+                self._answer(cmd, "weight", TIME_AXIS_STARTED if self.refiner.started else "", axis=axis, band=band,
+                             layer=layer, old=_opt(old), new=_opt(new))
             elif name == "set_adaptive":
                 axis, on = cmd.get("axis"), cmd.get("adaptive")
                 old, new = self.refiner.set_adaptive(axis, on)
-                self._answer(cmd, "mode", "%s %s" % (axis, "adaptive" if on else "manual"), axis=axis,
-                             old=_mode_value(old), new=_mode_value(new))
+                message = "%s %s" % (axis, "adaptive" if on else "manual")
+                self._answer(cmd, "mode", message + ("; " + TIME_AXIS_STARTED if self.refiner.started else ""),
+                             axis=axis, old=_mode_value(old), new=_mode_value(new))
             else:
                 band = cmd.get("band")
                 old, new = self.refiner.set_target(band, cmd.get("share"))
@@ -824,6 +826,9 @@ class Run:
 
 
 # MARK: - Helpers
+
+#: The event message when a command turns the time axis on (the Swift trainer's words).
+TIME_AXIS_STARTED = "time axis on from this step: its EMAs start from the next gradient"
 
 
 class _Discard:

@@ -222,3 +222,27 @@ def test_weight_commands_without_refiner_and_twins_are_refused(tmp_path, tiny):
     got = attach_events(rundir)
     assert [e["kind"] for e in got] == ["refused"] * 3
     assert "no refiner" in got[0]["message"] and "twins" in got[2]["message"]
+
+
+def test_a_command_turns_an_off_axis_on_or_says_why_not(tmp_path, tiny):
+    from gradflow.refine import Refiner
+    from gradflow.run import TIME_AXIS_STARTED
+    model, opt = tiny   # one parameter group: the depth axis cannot set its rates per group
+    refiner = Refiner(model)
+    rundir = str(tmp_path)
+    run = gradflow.Run(rundir, model=model, optimizer=opt, refine=refiner, total_steps=3, handle_signals=False,
+                       checkpoint_at_end=False)
+    tiny_step(model, opt, run, 0)
+    commands.send(rundir, "set_weight", axis="time", band=2, value=2.0)
+    commands.send(rundir, "set_adaptive", axis="depth", adaptive=True)
+    tiny_step(model, opt, run, 1)
+    tiny_step(model, opt, run, 2)
+    run.close()
+    weight, refused = attach_events(rundir)
+    assert weight["kind"] == "weight" and weight["axis"] == "time" and weight["step"] == 2
+    assert weight["message"] == TIME_AXIS_STARTED and weight["old"] == 1 and weight["new"] == 2
+    assert refused["kind"] == "refused" and "depth groups" in refused["message"]
+    steps = [json.loads(l) for l in open(os.path.join(rundir, "run.jsonl")) if '"type":"step"' in l]
+    assert ["time" in s["axes"] for s in steps] == [False, False, True]
+    assert steps[2]["axes"]["time"]["mode"] == "manual" and steps[2]["axes"]["time"]["weight"] == [1, 1, 2]
+    assert steps[2]["axes"]["depth"]["mode"] == "off"

@@ -1,6 +1,7 @@
 """The Refiner on a small GPT: unit weights reproduce plain AdamW bit for bit, and each axis does
 what docs/METHOD.md says."""
 
+import copy
 import math
 
 import pytest
@@ -463,8 +464,11 @@ def test_commands_and_refusals():
         r.set_weight("context", 0, 1.0, layer=3)
     with pytest.raises(RefineError, match="only the context axis"):
         r.set_weight("depth", 0, 1.0, layer=0)
-    with pytest.raises(RefineError, match="time axis is off"):
-        r.set_weight("time", 0, 0.5)
+    # An off axis is turned on by a weight, as in the Swift trainer (the time filter starts).
+    assert r.mode("time") == "off" and r.time_filter is None
+    assert r.set_weight("time", 0, 0.5) == (1.0, 0.5) and r.started
+    assert r.mode("time") == "manual" and r.time_filter is not None
+    assert r.set_weight("time", 0, 0.6) == (0.5, 0.6) and not r.started
     with pytest.raises(RefineError, match="finite"):
         r.set_weight("context", 0, float("nan"))
     with pytest.raises(RefineError, match="must be a number"):
@@ -487,6 +491,87 @@ def test_commands_and_refusals():
         Refiner(make(), weights={"depth": [1, 1]})
     with pytest.raises(RefineError, match="edge 40 leaves the last band empty"):
         Refiner(make(), axes="context", context_bands=(4, 40))
+
+
+def step_once(model, refiner, opt, step, batch):
+    """One step of the documented loop; returns finish_step's members."""
+    x, y = batch
+    _, loss = model(x, y)
+    loss.backward()
+    refiner.before_optimizer(step)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    refiner.apply_depth(opt)
+    opt.step()
+    out = refiner.finish_step(step, loss.item())
+    opt.zero_grad(set_to_none=True)
+    return out
+
+
+def test_a_weight_or_mode_turns_an_off_axis_on_mid_run():
+    data = batches(3)
+    model = make()
+    r = Refiner(model)   # every axis off; context and depth measured
+    opt = torch.optim.AdamW(r.param_groups(weight_decay=0.1), lr=3e-3, betas=(0.9, 0.95))
+    out = step_once(model, r, opt, 0, data[0])
+    assert list(out["axes"]) == ["context", "depth"] and {a["mode"] for a in out["axes"].values()} == {"off"}
+    assert r.set_weight("context", 1, 2.0) == (1.0, 2.0) and r.mode("context") == "manual" and not r.started
+    assert r.set_adaptive("time", False) == (0, 0) and r.mode("time") == "manual" and r.started
+    assert r.set_adaptive("depth", True) == (0, 1) and r.mode("depth") == "adaptive" and not r.started
+    assert r.set_target(0, 0.4)[1] == 0.4
+    rates = [g["lr"] for g in opt.param_groups]
+    out = step_once(model, r, opt, 1, data[1])
+    assert list(out["axes"]) == ["context", "time", "depth"]
+    assert [out["axes"][a]["mode"] for a in ("context", "time", "depth")] == ["manual", "manual", "adaptive"]
+    assert out["axes"]["context"]["weight"] == [1.0, 2.0]
+    assert [g["lr"] for g in opt.param_groups] == rates   # apply_depth's rates restored
+    # The context weight acts on the backward pass from now on: a copy of the run set back to unit
+    # context weights takes a different step, a copy at the same weights the same one.
+    after = {}
+    for w in (1.0, 2.0):
+        twin = make()
+        twin.load_state_dict(model.state_dict())
+        rt = Refiner(twin)
+        rt.load_state_dict(copy.deepcopy(r.state_dict()))   # (state dicts share their tensors)
+        rt.set_weight("context", 1, w)
+        opt_t = torch.optim.AdamW(rt.param_groups(weight_decay=0.1), lr=3e-3, betas=(0.9, 0.95))
+        opt_t.load_state_dict(copy.deepcopy(opt.state_dict()))
+        step_once(twin, rt, opt_t, 2, data[2])
+        after[w] = list(twin.parameters())
+    step_once(model, r, opt, 2, data[2])
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), after[2.0]))
+    assert not all(torch.equal(p, q) for p, q in zip(model.parameters(), after[1.0]))
+
+
+def test_the_depth_axis_is_turned_on_only_with_an_optimizer_it_can_steer():
+    data = batches(2)
+    model = make()
+    r = Refiner(model, measure=False)
+    with pytest.raises(RefineError, match=r"apply_depth\(optimizer\) has not been called"):
+        r.set_weight("depth", 0, 0.5)
+    opt = torch.optim.AdamW(groups_by_dim(model), lr=3e-3)   # groups that mix depth groups
+    step_once(model, r, opt, 0, data[0])
+    with pytest.raises(RefineError, match="holds parameters of 3 depth groups"):
+        r.set_adaptive("depth", True)
+    assert r.mode("depth") == "off" and r.weights("depth") == [1.0, 1.0, 1.0] and r.depth_meter is None
+    step_once(model, r, opt, 1, data[1])   # trains on, unchanged
+
+
+def test_depth_turned_on_without_measurement_keeps_its_meter_across_a_resume():
+    data = batches(3)
+    model = make()
+    r = Refiner(model, measure=False)
+    opt = torch.optim.AdamW(r.param_groups(weight_decay=0.1), lr=3e-3, betas=(0.9, 0.95))
+    step_once(model, r, opt, 0, data[0])
+    assert r.depth_meter is None
+    r.set_weight("depth", 2, 0.5)
+    assert r.depth_meter is not None and r.mode("depth") == "manual"
+    step_once(model, r, opt, 1, data[1])
+    out = step_once(model, r, opt, 2, data[2])
+    assert out["axes"]["depth"]["weight"] == [1.0, 1.0, 0.5] and out["oscillation"]["flip_rate"]
+    fresh = Refiner(model, measure=False)
+    fresh.load_state_dict(r.state_dict())
+    assert fresh.mode("depth") == "manual" and fresh.depth_meter is not None
+    assert torch.equal(fresh.depth_meter.buf[:4], r.depth_meter.buf[:4])
 
 
 def test_describe():

@@ -686,6 +686,8 @@ class Refiner:
         self._time_stats = None
         self._applied: Optional[_DepthApplication] = None
         self._depth_applied_this_step = False
+        self._optimizer: Optional[torch.optim.Optimizer] = None   # the last one apply_depth saw
+        self.started = False   # whether the last set_weight or set_adaptive started the time filter
         self._sync_context()
 
     # -- construction helpers ----------------------------------------------------------------
@@ -864,6 +866,7 @@ class Refiner:
         off. The rates are restored by ``finish_step`` (or on leaving ``with``)."""
         if self._applied is not None:
             self._applied.restore()
+        self._optimizer = optimizer   # for turning the depth axis on later (_check_can_start)
         changes = []
         if self._modes["depth"] != "off":
             for group in optimizer.param_groups:
@@ -972,19 +975,49 @@ class Refiner:
 
     # -- commands ----------------------------------------------------------------------------
 
-    def _require_on(self, axis: str) -> None:
+    def _require_axis(self, axis: str) -> None:
         if axis not in core.AXES:
             raise RefineError(f"unknown axis {axis!r}; the axes are context, time, depth")
         if axis == "context" and self.context is None:
             raise RefineError("context axis: the model has no BandedCausalSelfAttention module")
-        if self._modes[axis] == "off":
-            raise RefineError(f"the {axis} axis is off in this run; turn it on when the Refiner is made "
-                              f"(axes=({axis!r},))")
+
+    def _check_can_start(self, axis: str, adaptive: bool = False) -> None:
+        """Raises RefineError when ``axis``, off, cannot be turned on at this step boundary (as
+        the Swift trainer turns an off axis on when a weight or mode is set). The context axis
+        always can (its modules are wired when the refiner is made); the time axis unless its
+        adaptive policy would need ``total_steps``; the depth axis once ``apply_depth`` has seen
+        the optimizer and every parameter group of it lies in one depth group."""
+        if self._modes[axis] != "off":
+            return
+        if axis == "time" and adaptive and self.time_policy.lam > 0 and not self.total_steps:
+            raise RefineError("time axis: adaptive with time_lambda > 0 needs total_steps (w_L ramps in over 10 % "
+                              "of the planned steps)")
+        if axis == "depth":
+            if self._optimizer is None:
+                raise RefineError("the depth axis is off and apply_depth(optimizer) has not been called yet, so its "
+                                  "learning rates cannot be set; call apply_depth every step, or turn the axis on "
+                                  "when the Refiner is made (axes=('depth',))")
+            for group in self._optimizer.param_groups:
+                self._group_of_param_group(group)   # raises, naming the problem
+
+    def _start(self, axis: str) -> bool:
+        """Turns ``axis`` on if it is off (``_check_can_start`` passed): the time axis gets its
+        filter, whose EMAs start from the next gradient, and the depth axis its meter where it was
+        not measured. The caller sets the mode. Returns whether the time filter started."""
+        if self._modes[axis] != "off":
+            return False
+        if axis == "time" and self.time_filter is None:
+            self.time_filter = TimeFilter(self.arena, *self.time_betas)
+            return True
+        if axis == "depth" and self.depth_meter is None:
+            self.depth_meter = DepthMeter(self.arena)
+        return False
 
     def set_weight(self, axis: str, band: int, value: float, layer: Optional[int] = None):
         """Sets one band's weight by hand (context: one layer, or every layer when ``layer`` is
-        None) and makes the axis manual. Returns (old, new); raises RefineError when refused."""
-        self._require_on(axis)
+        None) and makes the axis manual, turning it on if it was off (``started``: whether the time
+        filter started). Returns (old, new); raises RefineError when refused, changing nothing."""
+        self._require_axis(axis)
         names = self._band_names(axis)
         try:
             band = operator.index(band)
@@ -1005,6 +1038,8 @@ class Refiner:
         except (TypeError, ValueError):
             raise RefineError(f"{label}: a weight must be a number, got {value!r}") from None
         self._check_manual(axis, band, value)
+        self._check_can_start(axis)
+        self.started = self._start(axis)
         if axis == "context":
             old = self._weights["context"][layer or 0][band]
             for l in range(self.context_layers):
@@ -1019,10 +1054,13 @@ class Refiner:
 
     def set_adaptive(self, axis: str, on: bool):
         """Switches an axis between its adaptive policy (clamping its weights into the adaptive
-        bounds) and manual weights. Returns (old, new) as the mode event's numbers: 1 adaptive,
-        0 manual."""
-        self._require_on(axis)
+        bounds) and manual weights, turning the axis on if it was off (``started``: whether the time
+        filter started). Returns (old, new) as the mode event's numbers: 1 adaptive, 0 manual (or
+        off)."""
+        self._require_axis(axis)
+        self._check_can_start(axis, adaptive=bool(on))
         old = 1 if self._modes[axis] == "adaptive" else 0
+        self.started = self._start(axis)
         self._modes[axis] = "adaptive" if on else "manual"
         if on:
             self._clamp_adaptive(axis)
@@ -1031,8 +1069,9 @@ class Refiner:
 
     def set_target(self, band: int, share: float):
         """Sets the context policy's target share of one band (the others rescaled to sum 1).
-        Returns (old, new)."""
-        self._require_on("context")
+        Returns (old, new). The target guides the adaptive policy, so it is kept whatever the
+        axis' mode, as in the Swift trainer."""
+        self._require_axis("context")
         try:
             band, share = operator.index(band), float(share)
         except (TypeError, ValueError):
@@ -1074,6 +1113,8 @@ class Refiner:
             if self.time_filter is None:
                 self.time_filter = TimeFilter(self.arena, *self.time_betas)
             self.time_filter.load_state_dict(state["time_filter"])
+        if self.depth_meter is None and "depth_meter" in state:   # turned on mid-run with measure=False
+            self.depth_meter = DepthMeter(self.arena)
         if self.depth_meter is not None and "depth_meter" in state:
             self.depth_meter.buf[:4].copy_(state["depth_meter"]["buf"])
             self.depth_meter.current = state["depth_meter"]["current"]
