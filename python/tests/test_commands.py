@@ -241,7 +241,7 @@ def test_a_command_turns_an_off_axis_on_or_says_why_not(tmp_path, tiny):
     weight, refused = attach_events(rundir)
     assert weight["kind"] == "weight" and weight["axis"] == "time" and weight["step"] == 2
     assert weight["message"] == TIME_AXIS_STARTED and weight["old"] == 1 and weight["new"] == 2
-    assert refused["kind"] == "refused" and "depth groups" in refused["message"]
+    assert refused["kind"] == "refused" and "depth axis cannot be turned on" in refused["message"]
     steps = [json.loads(l) for l in open(os.path.join(rundir, "run.jsonl")) if '"type":"step"' in l]
     assert ["time" in s["axes"] for s in steps] == [False, False, True]
     assert steps[2]["axes"]["time"]["mode"] == "manual" and steps[2]["axes"]["time"]["weight"] == [1, 1, 2]

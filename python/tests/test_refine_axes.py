@@ -550,7 +550,8 @@ def test_the_depth_axis_is_turned_on_only_with_an_optimizer_it_can_steer():
         r.set_weight("depth", 0, 0.5)
     opt = torch.optim.AdamW(groups_by_dim(model), lr=3e-3)   # groups that mix depth groups
     step_once(model, r, opt, 0, data[0])
-    with pytest.raises(RefineError, match="holds parameters of 3 depth groups"):
+    with pytest.raises(RefineError, match="depth axis cannot be turned on: an optimizer parameter group holds "
+                                          "parameters of 3 depth groups"):
         r.set_adaptive("depth", True)
     assert r.mode("depth") == "off" and r.weights("depth") == [1.0, 1.0, 1.0] and r.depth_meter is None
     step_once(model, r, opt, 1, data[1])   # trains on, unchanged

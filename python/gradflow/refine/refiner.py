@@ -998,7 +998,11 @@ class Refiner:
                                   "learning rates cannot be set; call apply_depth every step, or turn the axis on "
                                   "when the Refiner is made (axes=('depth',))")
             for group in self._optimizer.param_groups:
-                self._group_of_param_group(group)   # raises, naming the problem
+                try:
+                    self._group_of_param_group(group)
+                except RefineError as e:
+                    raise RefineError("the depth axis cannot be turned on: " + e.reason.removeprefix("apply_depth: ")
+                                      ) from None
 
     def _start(self, axis: str) -> bool:
         """Turns ``axis`` on if it is off (``_check_can_start`` passed): the time axis gets its
