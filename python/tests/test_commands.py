@@ -114,6 +114,15 @@ def test_random_bytes_never_crash(tmp_path, tiny):
     run.close()
 
 
+def _kill(run):
+    """A simulated kill -9: no end record; the run file and the commands stay."""
+    run.writer.close()
+    run.channel.close()
+    for h in run._hook_handles:
+        h.remove()
+    gradflow.run._open_runs.discard(run)
+
+
 def test_commands_applied_exactly_once_also_across_resume(tmp_path, tiny):
     model, opt = tiny
     rundir = str(tmp_path)
@@ -133,12 +142,7 @@ def test_commands_applied_exactly_once_also_across_resume(tmp_path, tiny):
     mid = commands.send(rundir, "lr_scale", value=0.75)
     tiny_step(model, opt, run, 3)  # applied at step 4, after the checkpoint
     assert run.lr_scale == 0.75
-    # Simulated kill -9: no end record; the run file and the commands stay.
-    run.writer.close()
-    run.channel.close()
-    for h in run._hook_handles:
-        h.remove()
-    gradflow.run._open_runs.discard(run)
+    _kill(run)
     later = commands.send(rundir, "lr_scale", value=0.25)
 
     model2 = TinyLM()
@@ -246,3 +250,63 @@ def test_a_command_turns_an_off_axis_on_or_says_why_not(tmp_path, tiny):
     assert ["time" in s["axes"] for s in steps] == [False, False, True]
     assert steps[2]["axes"]["time"]["mode"] == "manual" and steps[2]["axes"]["time"]["weight"] == [1, 1, 2]
     assert steps[2]["axes"]["depth"]["mode"] == "off"
+
+
+def test_axes_turned_on_after_the_checkpoint_are_turned_on_again_at_the_same_step_on_resume(tmp_path):
+    from gradflow.refine import Refiner
+
+    def replica():
+        torch.manual_seed(0)
+        model = TinyLM()
+        refiner = Refiner(model)   # every axis off
+        return model, refiner, torch.optim.AdamW(refiner.param_groups(weight_decay=0.1), lr=1e-2)
+
+    def run_in(rundir, model, refiner, opt, **kw):
+        return gradflow.Run(rundir, model=model, optimizer=opt, refine=refiner, total_steps=6, handle_signals=False,
+                            checkpoint_at_end=False, **kw)
+
+    def turn_on(rundir):
+        commands.send(rundir, "set_weight", axis="time", band=2, value=2.0)
+        commands.send(rundir, "set_adaptive", axis="depth", adaptive=True)
+
+    # Uninterrupted: both axes turned on at step 3.
+    whole = str(tmp_path / "whole")
+    model, refiner, opt = replica()
+    run = run_in(whole, model, refiner, opt)
+    for s in range(2):
+        tiny_step(model, opt, run, s)
+    turn_on(whole)
+    for s in range(2, 6):
+        tiny_step(model, opt, run, s)
+    run.close()
+    # The same with a checkpoint at step 2, killed after the axes came on, resumed from the checkpoint.
+    cut = str(tmp_path / "cut")
+    model2, refiner2, opt2 = replica()
+    run2 = run_in(cut, model2, refiner2, opt2)
+    for s in range(2):
+        tiny_step(model2, opt2, run2, s)
+    run2.checkpoint()
+    turn_on(cut)
+    for s in range(2, 5):
+        tiny_step(model2, opt2, run2, s)
+    assert refiner2.mode("time") == "manual" and refiner2.mode("depth") == "adaptive"
+    _kill(run2)
+    model3, refiner3, opt3 = replica()
+    run3 = run_in(cut, model3, refiner3, opt3, resume=True)
+    assert run3.start_step == 2 and refiner3.mode("time") == "off"
+    for s in range(2, 6):
+        tiny_step(model3, opt3, run3, s)
+    run3.close()
+    assert refiner3.mode("time") == "manual" and refiner3.mode("depth") == "adaptive"
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), model3.parameters()))
+
+    def losses(rundir):
+        out = {}
+        for l in open(os.path.join(rundir, "run.jsonl")):
+            r = json.loads(l)
+            if r["type"] == "step":
+                out[r["step"]] = r["loss"]   # the resumed run's record of a step replaces the lost one
+        return out
+    assert losses(whole) == losses(cut)
+    again = [e for e in attach_events(cut) if "applied again" in e.get("message", "")]
+    assert [(e["kind"], e["step"]) for e in again] == [("weight", 3), ("mode", 3)]
