@@ -119,6 +119,8 @@ class Trainer:
                          attention="plain" if options is None else "banded")
         self.model.load_state_dict(state)
         self.refiner = None if options is None else Refiner(self.model, **options)
+        # The attention modules and the refiner's hooks in them (for instrument).
+        self._hooks = [(m, m._gradflow) for m in self.model.modules() if getattr(m, "_gradflow", None) is not None]
         groups = decay_groups(self.model) if self.refiner is None else self.refiner.param_groups(weight_decay=0.1)
         self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
         self.step_index = 0
@@ -148,8 +150,6 @@ class Trainer:
     def instrument(self, on):
         """Attaches (on) or detaches the refiner's hooks in the attention modules; detached, with
         ``step(..., plain=True)``, the step is plain training of the same model."""
-        if not hasattr(self, "_hooks"):
-            self._hooks = [(m, m._gradflow) for m in self.model.modules() if getattr(m, "_gradflow", None) is not None]
         for module, hook in self._hooks:
             module._gradflow = hook if on else None
 

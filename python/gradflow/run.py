@@ -684,17 +684,20 @@ class Run:
                 self._answer(cmd, "refused", "%s: %s refused: this run trains without the scale axes (no refiner)"
                              % (cmd.where(), name))
                 return
+            axis = cmd.get("axis")
+            # A weight or mode turns an off axis on; the time axis then starts its filter (its event says so).
+            starts = axis == "time" and self.refiner.mode("time") == "off"
             if name == "set_weight":
-                axis, band, layer = cmd.get("axis"), cmd.get("band"), cmd.get("layer")
+                band, layer = cmd.get("band"), cmd.get("layer")
                 old, new = self.refiner.set_weight(axis, band, cmd.get("value"), layer=layer)
-                self._answer(cmd, "weight", TIME_AXIS_STARTED if self.refiner.started else "", axis=axis, band=band,
-                             layer=layer, old=_opt(old), new=_opt(new))
+                self._answer(cmd, "weight", TIME_AXIS_STARTED if starts else "", axis=axis, band=band, layer=layer,
+                             old=_opt(old), new=_opt(new))
             elif name == "set_adaptive":
-                axis, on = cmd.get("axis"), cmd.get("adaptive")
+                on = cmd.get("adaptive")
                 old, new = self.refiner.set_adaptive(axis, on)
                 message = "%s %s" % (axis, "adaptive" if on else "manual")
-                self._answer(cmd, "mode", message + ("; " + TIME_AXIS_STARTED if self.refiner.started else ""),
-                             axis=axis, old=_mode_value(old), new=_mode_value(new))
+                self._answer(cmd, "mode", message + ("; " + TIME_AXIS_STARTED if starts else ""), axis=axis,
+                             old=_mode_value(old), new=_mode_value(new))
             else:
                 band = cmd.get("band")
                 old, new = self.refiner.set_target(band, cmd.get("share"))

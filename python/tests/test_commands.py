@@ -15,7 +15,7 @@ import gradflow
 from gradflow import commands
 from gradflow.commands import CommandChannel, Command, Refusal, parse_line
 
-from conftest import TinyLM, tiny_step
+from conftest import REPO, TinyLM, tiny_step
 
 
 def events(rundir):
@@ -239,16 +239,21 @@ def test_a_command_turns_an_off_axis_on_or_says_why_not(tmp_path, tiny):
     tiny_step(model, opt, run, 0)
     commands.send(rundir, "set_weight", axis="time", band=2, value=2.0)
     commands.send(rundir, "set_adaptive", axis="depth", adaptive=True)
+    commands.send(rundir, "set_weight", axis="time", band=0, value=0.5)
     tiny_step(model, opt, run, 1)
     tiny_step(model, opt, run, 2)
     run.close()
-    weight, refused = attach_events(rundir)
+    weight, refused, again = attach_events(rundir)
     assert weight["kind"] == "weight" and weight["axis"] == "time" and weight["step"] == 2
     assert weight["message"] == TIME_AXIS_STARTED and weight["old"] == 1 and weight["new"] == 2
     assert refused["kind"] == "refused" and "depth axis cannot be turned on" in refused["message"]
+    assert again["kind"] == "weight" and again["message"] == ""   # the axis was on already
+    # The Swift trainer's words, which the dashboard shows for either trainer.
+    with open(os.path.join(REPO, "Sources", "Training", "RefinementEngine.swift")) as f:
+        assert '"%s"' % TIME_AXIS_STARTED in f.read()
     steps = [json.loads(l) for l in open(os.path.join(rundir, "run.jsonl")) if '"type":"step"' in l]
     assert ["time" in s["axes"] for s in steps] == [False, False, True]
-    assert steps[2]["axes"]["time"]["mode"] == "manual" and steps[2]["axes"]["time"]["weight"] == [1, 1, 2]
+    assert steps[2]["axes"]["time"]["mode"] == "manual" and steps[2]["axes"]["time"]["weight"] == [0.5, 1, 2]
     assert steps[2]["axes"]["depth"]["mode"] == "off"
 
 

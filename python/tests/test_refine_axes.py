@@ -466,9 +466,10 @@ def test_commands_and_refusals():
         r.set_weight("depth", 0, 1.0, layer=0)
     # An off axis is turned on by a weight, as in the Swift trainer (the time filter starts).
     assert r.mode("time") == "off" and r.time_filter is None
-    assert r.set_weight("time", 0, 0.5) == (1.0, 0.5) and r.started
+    assert r.set_weight("time", 0, 0.5) == (1.0, 0.5)
     assert r.mode("time") == "manual" and r.time_filter is not None
-    assert r.set_weight("time", 0, 0.6) == (0.5, 0.6) and not r.started
+    started = r.time_filter
+    assert r.set_weight("time", 0, 0.6) == (0.5, 0.6) and r.time_filter is started   # the filter goes on
     with pytest.raises(RefineError, match="finite"):
         r.set_weight("context", 0, float("nan"))
     with pytest.raises(RefineError, match="must be a number"):
@@ -514,9 +515,10 @@ def test_a_weight_or_mode_turns_an_off_axis_on_mid_run():
     opt = torch.optim.AdamW(r.param_groups(weight_decay=0.1), lr=3e-3, betas=(0.9, 0.95))
     out = step_once(model, r, opt, 0, data[0])
     assert list(out["axes"]) == ["context", "depth"] and {a["mode"] for a in out["axes"].values()} == {"off"}
-    assert r.set_weight("context", 1, 2.0) == (1.0, 2.0) and r.mode("context") == "manual" and not r.started
-    assert r.set_adaptive("time", False) == (0, 0) and r.mode("time") == "manual" and r.started
-    assert r.set_adaptive("depth", True) == (0, 1) and r.mode("depth") == "adaptive" and not r.started
+    assert r.set_weight("context", 1, 2.0) == (1.0, 2.0) and r.mode("context") == "manual"
+    assert r.time_filter is None
+    assert r.set_adaptive("time", False) == (0, 0) and r.mode("time") == "manual" and r.time_filter is not None
+    assert r.set_adaptive("depth", True) == (0, 1) and r.mode("depth") == "adaptive"
     assert r.set_target(0, 0.4)[1] == 0.4
     rates = [g["lr"] for g in opt.param_groups]
     out = step_once(model, r, opt, 1, data[1])

@@ -687,7 +687,6 @@ class Refiner:
         self._applied: Optional[_DepthApplication] = None
         self._depth_applied_this_step = False
         self._optimizer: Optional[torch.optim.Optimizer] = None   # the last one apply_depth saw
-        self.started = False   # whether the last set_weight or set_adaptive started the time filter
         self._sync_context()
 
     # -- construction helpers ----------------------------------------------------------------
@@ -1004,23 +1003,19 @@ class Refiner:
                     raise RefineError("the depth axis cannot be turned on: " + e.reason.removeprefix("apply_depth: ")
                                       ) from None
 
-    def _start(self, axis: str) -> bool:
-        """Turns ``axis`` on if it is off (``_check_can_start`` passed): the time axis gets its
-        filter, whose EMAs start from the next gradient, and the depth axis its meter where it was
-        not measured. The caller sets the mode. Returns whether the time filter started."""
-        if self._modes[axis] != "off":
-            return False
+    def _start(self, axis: str) -> None:
+        """What ``axis`` needs to come on (``_check_can_start`` passed): the time axis its filter,
+        whose EMAs start from the next gradient, and the depth axis its meter where it was not
+        measured. The caller sets the mode."""
         if axis == "time" and self.time_filter is None:
             self.time_filter = TimeFilter(self.arena, *self.time_betas)
-            return True
         if axis == "depth" and self.depth_meter is None:
             self.depth_meter = DepthMeter(self.arena)
-        return False
 
     def set_weight(self, axis: str, band: int, value: float, layer: Optional[int] = None):
         """Sets one band's weight by hand (context: one layer, or every layer when ``layer`` is
-        None) and makes the axis manual, turning it on if it was off (``started``: whether the time
-        filter started). Returns (old, new); raises RefineError when refused, changing nothing."""
+        None) and makes the axis manual, turning it on if it was off. Returns (old, new); raises
+        RefineError when refused, changing nothing."""
         self._require_axis(axis)
         names = self._band_names(axis)
         try:
@@ -1043,7 +1038,7 @@ class Refiner:
             raise RefineError(f"{label}: a weight must be a number, got {value!r}") from None
         self._check_manual(axis, band, value)
         self._check_can_start(axis)
-        self.started = self._start(axis)
+        self._start(axis)
         if axis == "context":
             old = self._weights["context"][layer or 0][band]
             for l in range(self.context_layers):
@@ -1058,13 +1053,12 @@ class Refiner:
 
     def set_adaptive(self, axis: str, on: bool):
         """Switches an axis between its adaptive policy (clamping its weights into the adaptive
-        bounds) and manual weights, turning the axis on if it was off (``started``: whether the time
-        filter started). Returns (old, new) as the mode event's numbers: 1 adaptive, 0 manual (or
-        off)."""
+        bounds) and manual weights, turning the axis on if it was off. Returns (old, new) as the mode
+        event's numbers: 1 adaptive, 0 manual (or off)."""
         self._require_axis(axis)
         self._check_can_start(axis, adaptive=bool(on))
         old = 1 if self._modes[axis] == "adaptive" else 0
-        self.started = self._start(axis)
+        self._start(axis)
         self._modes[axis] = "adaptive" if on else "manual"
         if on:
             self._clamp_adaptive(axis)
