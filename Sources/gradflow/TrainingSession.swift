@@ -30,6 +30,11 @@ struct TrainingSession {
             // and answered commands (every old command would then be refused, or applied twice).
             let runFile = RunFileLocation.file(in: setup.runDirectory)
             if FileManager.default.fileExists(atPath: runFile) {
+                // Refused before the model is built and the dashboard opens; the writer's own lock,
+                // taken when the file is opened below, is what guarantees it.
+                if RunFileWriter.isBeingWritten(path: runFile) {
+                    throw CLIError("\(runFile): another process is writing this run (it holds the file's lock); stop it first, or attach to it to steer it")
+                }
                 do { past = try PastRun.read(runFile) } catch {
                     throw CLIError("cannot read the run file this resume continues: \(error)")
                 }

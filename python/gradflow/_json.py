@@ -53,7 +53,7 @@ def _double_text(x):
         return "null"
     if x == int(x) and abs(x) < 1e16:
         return str(int(x)) if x != 0 or math.copysign(1, x) > 0 else "-0"
-    return repr(x)
+    return repr(float(x))   # float(): a subclass's repr may not be a number (numpy: "np.float64(0.1)")
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}

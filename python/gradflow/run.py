@@ -24,6 +24,8 @@ by one event with ``source`` ``attach``.
 import atexit
 import collections
 import math
+import numbers
+import re
 import os
 import signal
 import sys
@@ -138,7 +140,10 @@ class Run:
                  run_name=None, preset="custom", seed=0, threads=None, parameters=None, checkpoint=None,
                  checkpoint_at_end=True, checkpoint_request=None, resume=False, start_step=None,
                  system_every=5.0, handle_signals=True, pause_poll=0.2, parent=None, distributed=True):
-        self.out = str(out)
+        _check_arguments(out=out, total_steps=total_steps, model=model, optimizer=optimizer, refine=refine,
+                         data=data, parent=parent, system_every=system_every, pause_poll=pause_poll,
+                         checkpoint=checkpoint, checkpoint_request=checkpoint_request, start_step=start_step)
+        self.out = os.fspath(out)
         self.model = model
         self.optimizer = optimizer
         self.refiner = refine
@@ -256,7 +261,12 @@ class Run:
         if start_step is not None:
             self.steps_done = int(start_step)
         elif checkpoint is None and model is not None and self._has_checkpoint():
+            self._remove_stale_temporaries()
             self.steps_done, held = self._load_latest_checkpoint()
+            if self.steps_done > state.last_step:
+                raise RunError("%s: the latest checkpoint is at step %d but the run file ends at step %d; a "
+                               "checkpoint is written after its steps' records, so it cannot be this run's"
+                               % (self.out, self.steps_done, state.last_step))
         else:
             raise RunError("%s: resume=True found no ckpt-*.pt to load; pass start_step (steps already done)"
                            % self.out)
@@ -330,8 +340,7 @@ class Run:
         c.setdefault("framework", "pytorch")
         c.setdefault("torch", self._torch.__version__)
         if self.optimizer is not None and "optimizer" not in c:
-            c["optimizer"] = {"name": type(self.optimizer).__name__,
-                              **{k: jsonable(v) for k, v in self.optimizer.defaults.items() if k != "params"}}
+            c["optimizer"] = _describe_optimizer(self.optimizer)
         if self.refiner is not None and "refinement" not in c:
             describe = getattr(self.refiner, "describe", None)
             c["refinement"] = jsonable(describe()) if callable(describe) else type(self.refiner).__name__
@@ -429,7 +438,10 @@ class Run:
                 clip_scale = self._clip_scale if self._clip_scale is not None else 1.0
             if tokens_per_s is None:
                 tokens_per_s = _scalar(tokens) / (ms / 1000.0) if tokens is not None and ms > 0 else None
-            index = self.steps_done if index is None else int(index)
+            index = self.steps_done if index is None else _index(index)
+            if index < self.steps_done:
+                raise RunError("%s: step index %d comes before the run's next step %d (records go forward)"
+                               % (self.path, index, self.steps_done))
             extra = {}
             if self.refiner is not None:
                 extra = dict(self.refiner.finish_step(index, loss) or {})
@@ -511,6 +523,9 @@ class Run:
     def event(self, kind, message="", *, source="api", step=None, **members):
         """Writes an ``event`` record (``axis``, ``band``, ``layer``, ``old``, ``new``,
         ``command_id`` as keywords) at the current step boundary."""
+        if kind not in runfile.EVENT_KINDS:
+            raise ValueError("event kind must be one of the format's kinds (%s), got %r"
+                             % (", ".join(runfile.EVENT_KINDS), kind))
         with self._lock:
             self.writer.write(runfile.event_record(
                 step=self.steps_done if step is None else step, t=self.elapsed, kind=kind, source=source,
@@ -526,6 +541,9 @@ class Run:
                 raise RunError("no checkpoint function and no model to save (pass model= or checkpoint=)")
             path = os.path.join(self.out, "ckpt-%06d.pt" % self.steps_done)
             t0 = time.perf_counter()
+            # The steps a checkpoint holds reach the disk before it: a resume after a machine crash
+            # never finds a checkpoint newer than its run file.
+            self.writer.sync()
             if self._checkpoint_fn is not None:
                 written = self._checkpoint_fn(self, path)
                 path = str(written) if written else path
@@ -559,7 +577,24 @@ class Run:
         os.replace(tmp, path)
 
     def _checkpoints(self):
-        return sorted(n for n in os.listdir(self.out) if n.startswith("ckpt-") and n.endswith(".pt"))
+        """The folder's default checkpoints (``ckpt-NNNNNN.pt``), by step (a name's digits grow past
+        six after step 999,999, so the names do not sort by step)."""
+        found = []
+        for n in os.listdir(self.out):
+            m = _CHECKPOINT_NAME.fullmatch(n)
+            if m:
+                found.append((int(m.group(1)), n))
+        return [n for _, n in sorted(found)]
+
+    def _remove_stale_temporaries(self):
+        """Removes ``ckpt-*.pt.tmp`` left by a process killed while it wrote a checkpoint (the
+        writer renames a whole file into place, so the temporary is never a checkpoint)."""
+        for n in os.listdir(self.out):
+            if _CHECKPOINT_TEMPORARY.fullmatch(n):
+                try:
+                    os.remove(os.path.join(self.out, n))
+                except OSError:
+                    pass
 
     def _has_checkpoint(self):
         return bool(self._checkpoints())
@@ -574,6 +609,9 @@ class Run:
             raise RunError("%s: cannot load the checkpoint: %s" % (path, e)) from None
         if not isinstance(state, dict) or state.get("format") != "gradflow.torch-checkpoint/1":
             raise RunError("%s: not a gradflow checkpoint" % path)
+        if self.run_id is not None and state.get("run_id") != self.run_id:
+            raise RunError("%s: this checkpoint belongs to run %s, not to this folder's run %s; move it out of %s "
+                           "to resume from the run's own checkpoints" % (path, state.get("run_id"), self.run_id, self.out))
         self.model.load_state_dict(state["model"])
         if self.optimizer is not None and "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -782,10 +820,12 @@ class Run:
 
     # MARK: - The end
 
-    def close(self, reason=None, message=""):
+    def close(self, reason=None, message="", failure=None):
         """Writes the final checkpoint (``checkpoint_at_end``) and the ``end`` record, and closes
         the files. ``reason``: ``completed`` / ``interrupted`` / ``failed`` (default: completed
-        when every planned step ran, interrupted otherwise). Safe to call twice."""
+        when every planned step ran, interrupted otherwise); ``failure``, for ``failed`` only:
+        ``diverged``, ``non_finite`` or ``error`` (the default). Safe to call twice."""
+        runfile.check_end(reason, failure)
         with self._lock:
             if self._closed:
                 return
@@ -797,11 +837,11 @@ class Run:
                         and (self._checkpoint_fn is not None or self.model is not None)):
                     self.checkpoint()
             except Exception as e:
-                reason, message = "failed", "final checkpoint: %s" % _describe(type(e), e)
+                reason, failure, message = "failed", "error", "final checkpoint: %s" % _describe(type(e), e)
             finally:
                 self.writer.write(runfile.end_record(
                     step=self.steps_done, t=self.elapsed, reason=reason, final_loss=_finite(self.last_loss),
-                    best_val_loss=self.best_val_loss, message=message))
+                    best_val_loss=self.best_val_loss, message=message, failure=failure))
                 self._closed = True
                 self.writer.close()
                 self.channel.close()
@@ -829,6 +869,46 @@ class Run:
 
 
 # MARK: - Helpers
+
+
+def _check_arguments(*, out, total_steps, model, optimizer, refine, data, parent, system_every, pause_poll,
+                     checkpoint, checkpoint_request, start_step):
+    """Raises RunError naming the first argument of ``Run`` that is not what it must be, before
+    anything is created."""
+    def bad(name, expected, value):
+        raise RunError("Run(%s=...): expected %s, got %r" % (name, expected, value))
+
+    if not isinstance(out, (str, os.PathLike)):
+        bad("out", "a folder path (str or os.PathLike)", out)
+    if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 0:
+        bad("total_steps", "a whole number, 0 or more", total_steps)
+    if start_step is not None and (isinstance(start_step, bool) or not isinstance(start_step, numbers.Integral) or start_step < 0):
+        bad("start_step", "a whole number, 0 or more, or None", start_step)
+    if model is not None and not (callable(getattr(model, "parameters", None))
+                                  and callable(getattr(model, "state_dict", None))):
+        bad("model", "a torch.nn.Module or None", model)
+    if optimizer is not None and not hasattr(_inner_optimizer(optimizer), "param_groups"):
+        bad("optimizer", "a torch.optim.Optimizer or None", optimizer)
+    if refine is not None and not all(callable(getattr(refine, m, None)) for m in ("axis_info", "finish_step")):
+        bad("refine", "a gradflow.refine.Refiner or None", refine)
+    if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
+        bad("data", "a list of gradflow.data_source(...) entries", data)
+    for d in data:
+        if not isinstance(d, dict) or not {"name", "path", "bytes", "hash"} <= d.keys():
+            bad("data", "entries made by gradflow.data_source(...) ({name, path, bytes, hash})", d)
+    if parent is not None and (not isinstance(parent, dict) or not {"run", "step", "checkpoint"} <= parent.keys()):
+        bad("parent", "None or {run, step, checkpoint}", parent)
+    for name, value, least in (("system_every", system_every, 0), ("pause_poll", pause_poll, 1e-9)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= least:
+            bad(name, "seconds, %s" % ("0 or more" if least == 0 else "more than 0"), value)
+    for name, value in (("checkpoint", checkpoint), ("checkpoint_request", checkpoint_request)):
+        if value is not None and not callable(value):
+            bad(name, "a function or None", value)
+
+
+#: The default checkpoint's file name, and the temporary it is written to first.
+_CHECKPOINT_NAME = re.compile(r"ckpt-(\d+)\.pt")
+_CHECKPOINT_TEMPORARY = re.compile(r"ckpt-\d+\.pt\.tmp")
 
 #: The event message when a command turns the time axis on (the Swift trainer's words).
 TIME_AXIS_STARTED = "time axis on from this step: its EMAs start from the next gradient"
@@ -865,6 +945,21 @@ class _NoChannel:
         pass
 
 
+def _describe_optimizer(optimizer):
+    """The header's ``config.optimizer``: the class, its defaults, and, where any parameter group
+    sets a default to something else (weight decay off for biases, a scheduler's first rate), each
+    group's parameter count and those settings, since then the defaults alone would mislead."""
+    inner = _inner_optimizer(optimizer)
+    defaults = {k: v for k, v in getattr(inner, "defaults", {}).items() if k != "params"}
+    out = {"name": type(inner).__name__, **{k: jsonable(v) for k, v in defaults.items()}}
+    groups = inner.param_groups
+    differ = [k for k in defaults if any(k in g and g[k] != defaults[k] for g in groups)]
+    if differ:
+        out["groups"] = [{"parameters": sum(p.numel() for p in g["params"]),
+                          **{k: jsonable(g.get(k)) for k in differ}} for g in groups]
+    return out
+
+
 def _inner_optimizer(optimizer):
     """The torch optimizer inside wrappers (accelerate's AcceleratedOptimizer keeps it in
     ``.optimizer``), whose step hooks fire whenever the wrapped step runs."""
@@ -883,6 +978,15 @@ def _grad_norm(params):
         return float("nan")
     norms = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])
     return float(torch.linalg.vector_norm(norms))
+
+
+def _index(x):
+    """A step index: a whole number, 0 or more (a 0-d tensor or numpy integer too)."""
+    if hasattr(x, "item"):
+        x = x.item()
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 0:
+        raise RunError("step index must be a whole number, 0 or more (got %r)" % (x,))
+    return int(x)
 
 
 def _scalar(x):

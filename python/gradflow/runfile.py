@@ -248,6 +248,12 @@ def eval_record(*, step, t, domains, loss_by_position=(), context_gain=(), sampl
     return r
 
 
+#: The event kinds of the format (docs/FORMAT.md, "event"; the Swift reader's EventRecord.Kind):
+#: a reader skips an event of any other kind as a bad line.
+EVENT_KINDS = ("weight", "mode", "target", "refused", "pause", "resume", "resume-run", "warning", "adaptive",
+               "stop", "twin", "verdict", "revert", "rollback", "lr", "command")
+
+
 def event_record(*, step, t, kind, source, message="", axis=None, band=None, layer=None, old=None,
                  new=None, command_id=None):
     """An ``event`` record; the optional members are left out when None."""
@@ -275,11 +281,30 @@ def checkpoint_record(*, step, t, path, bytes, ms):
             "ms": F32(float(ms))}
 
 
-def end_record(*, step, t, reason, final_loss=None, best_val_loss=None, message=""):
-    """An ``end`` record; ``reason`` is ``completed``, ``interrupted`` or ``failed``."""
-    if reason not in ("completed", "interrupted", "failed"):
+#: An end record's reasons, and how a ``failed`` run failed (docs/FORMAT.md, "end").
+END_REASONS = ("completed", "interrupted", "failed")
+FAILURES = ("diverged", "non_finite", "error")
+
+
+def check_end(reason, failure=None):
+    """Raises ValueError unless ``reason`` (or None: decided at the end) and ``failure`` make an
+    end record: a failure only for ``failed``."""
+    if reason is not None and reason not in END_REASONS:
         raise ValueError("end reason must be completed, interrupted or failed (got %r)" % (reason,))
+    if failure is not None and (failure not in FAILURES or reason != "failed"):
+        raise ValueError("failure must be diverged, non_finite or error, and only with reason failed (got %r, %r)"
+                         % (failure, reason))
+
+
+def end_record(*, step, t, reason, final_loss=None, best_val_loss=None, message="", failure=None):
+    """An ``end`` record; ``reason`` is ``completed``, ``interrupted`` or ``failed``; a failed run
+    says how (``failure``, ``error`` unless given)."""
+    if reason is None:
+        raise ValueError("end reason must be completed, interrupted or failed (got None)")
+    check_end(reason, failure)
     r = {"type": "end", "step": int(step), "t": float(t), "reason": reason}
+    if reason == "failed":
+        r["failure"] = failure or "error"
     if final_loss is not None:
         r["final_loss"] = float(final_loss)
     if best_val_loss is not None:
@@ -302,6 +327,21 @@ def system_record(*, step, t, cpu_percent, rss_bytes, threads, ranks=1, gpu_memo
 
 
 # MARK: - Writer
+
+
+def _lock_for_writing(fd, path):
+    """Takes the run file's writer lock (``flock``, exclusive, held until the descriptor closes),
+    as the Swift writer does, so that a second process resuming the same run is refused instead of
+    interleaving its records with the first's; closes ``fd`` and raises when another holds it."""
+    import fcntl
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunFileError("%s: another process is writing this run (it holds the file's lock); "
+                           "stop it first, or attach to it to steer it" % path) from None
+    except OSError:
+        pass  # a filesystem without locks: go on unlocked, as before
 
 
 class RunFileWriter:
@@ -327,6 +367,7 @@ class RunFileWriter:
             raise RunFileError("%s already exists; a recorder never overwrites a run file" % path) from None
         except OSError as e:
             raise RunFileError("%s: cannot create the run file: %s" % (path, e.strerror)) from None
+        _lock_for_writing(fd, path)
         w = cls(fd, path)
         w.write(header_object)
         w.sync()
@@ -342,6 +383,7 @@ class RunFileWriter:
             raise RunFileError("%s: no such run file to resume" % path) from None
         except OSError as e:
             raise RunFileError("%s: cannot open the run file: %s" % (path, e.strerror)) from None
+        _lock_for_writing(fd, path)
         size = os.fstat(fd).st_size
         if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
             os.write(fd, b"\n")

@@ -104,3 +104,86 @@ def test_uncaught_exception_closes_the_run_at_exit(tmp_path, tiny, capsys):
     end = records(str(tmp_path))[-1]
     assert end["type"] == "end" and end["reason"] == "failed" and end["message"] == "RuntimeError: out of data"
     assert run.closed
+
+
+def test_arguments_are_checked_before_anything_is_created(tmp_path, tiny):
+    model, opt = tiny
+    out = tmp_path / "r"
+    cases = [dict(total_steps=-5), dict(total_steps=2.7), dict(model="x"), dict(optimizer=object()),
+             dict(refine="yes"), dict(data="file.txt"), dict(data=[{"name": "a"}]), dict(parent={"run": "a"}),
+             dict(system_every="x"), dict(checkpoint=3)]
+    for bad in cases:
+        kwargs = dict(model=model, optimizer=opt, total_steps=5, handle_signals=False)
+        kwargs.update(bad)
+        with pytest.raises(gradflow.RunError, match=r"Run\(%s=\.\.\.\): expected" % next(iter(bad))):
+            gradflow.Run(str(out), **kwargs)
+        assert not out.exists(), bad
+    with pytest.raises(gradflow.RunError, match=r"Run\(out=\.\.\.\)"):
+        gradflow.Run(None, total_steps=1, handle_signals=False)
+
+
+def test_steps_go_forward_and_closing_checks_its_reason_first(tmp_path, tiny):
+    model, opt = tiny
+    run = gradflow.Run(str(tmp_path), model=model, optimizer=opt, total_steps=5, handle_signals=False)
+    tiny_step(model, opt, run, 0)
+    with pytest.raises(gradflow.RunError, match="step index 0 comes before the run's next step 1"):
+        run.step(loss=1.0, index=0)
+    with pytest.raises(gradflow.RunError, match="step index must be a whole number"):
+        run.step(loss=1.0, index=-3)
+    with pytest.raises(ValueError, match="event kind must be one of the format's kinds"):
+        run.event("note", "my note")
+    with pytest.raises(ValueError, match="end reason must be"):
+        run.close(reason="weird")
+    assert not run.closed and not any(n.endswith(".pt") for n in os.listdir(str(tmp_path)))
+    run.close(reason="failed", message="given up")
+    end = records(str(tmp_path))[-1]
+    assert end["reason"] == "failed" and end["failure"] == "error" and [r["step"] for r in records(str(tmp_path))
+                                                                         if r["type"] == "step"] == [0]
+
+
+def test_the_header_names_each_parameter_groups_settings_where_they_differ(tmp_path, tiny):
+    model, _ = tiny
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3)
+    run = gradflow.Run(str(tmp_path), model=model, optimizer=opt, total_steps=1, handle_signals=False,
+                       checkpoint_at_end=False)
+    run.close()
+    described = records(str(tmp_path))[0]["config"]["optimizer"]
+    assert described["name"] == "AdamW" and described["weight_decay"] == 0.01  # torch's default, not used here
+    assert described["groups"] == [{"parameters": sum(p.numel() for p in decay), "weight_decay": 0.1},
+                                   {"parameters": sum(p.numel() for p in rest), "weight_decay": 0}]
+
+
+def test_resume_loads_the_latest_checkpoint_of_this_run_only(tmp_path, tiny):
+    model, opt = tiny
+    other = str(tmp_path / "other")
+    with gradflow.Run(other, model=model, optimizer=opt, total_steps=3, handle_signals=False) as run:
+        for i in range(3):
+            tiny_step(model, opt, run, i)
+    mine = str(tmp_path / "mine")
+    with gradflow.Run(mine, model=model, optimizer=opt, total_steps=2, handle_signals=False) as run:
+        for i in range(2):
+            tiny_step(model, opt, run, i)
+    before = open(os.path.join(mine, "run.jsonl"), "rb").read()
+    # A checkpoint of another run copied in: refused, whatever its step.
+    os.rename(os.path.join(other, "ckpt-000003.pt"), os.path.join(mine, "ckpt-000003.pt"))
+    with pytest.raises(gradflow.RunError, match="belongs to run .*, not to this folder's run"):
+        gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
+    os.remove(os.path.join(mine, "ckpt-000003.pt"))
+    assert open(os.path.join(mine, "run.jsonl"), "rb").read() == before
+    # Past step 999,999 the names grow a digit: the latest is still found by its step, and a
+    # checkpoint beyond the file's last step is refused. A writer's leftover temporary goes.
+    import shutil
+    shutil.copy(os.path.join(mine, "ckpt-000002.pt"), os.path.join(mine, "ckpt-1000000.pt"))
+    open(os.path.join(mine, "ckpt-000005.pt.tmp"), "wb").close()
+    state = torch.load(os.path.join(mine, "ckpt-1000000.pt"), weights_only=False)
+    state["step"] = 1000000
+    torch.save(state, os.path.join(mine, "ckpt-1000000.pt"))
+    with pytest.raises(gradflow.RunError, match="latest checkpoint is at step 1000000 but the run file ends at step 2"):
+        gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
+    assert not os.path.exists(os.path.join(mine, "ckpt-000005.pt.tmp"))
+    os.remove(os.path.join(mine, "ckpt-1000000.pt"))
+    run = gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
+    assert run.start_step == 2
+    run.close()

@@ -4,11 +4,13 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import struct
 
 import pytest
 
+from conftest import REPO
 from gradflow import runfile
 from gradflow import _json
 from gradflow._json import F32, encode, escape_string
@@ -22,7 +24,7 @@ STEP = ["type", "step", "t", "loss", "lr", "grad_norm", "clip_scale", "tokens_pe
 EVAL = ["type", "step", "t", "domains", "loss_by_position", "context_gain", "sample_prompt", "sample"]
 EVENT = ["type", "step", "t", "kind", "axis", "band", "layer", "old", "new", "source", "command_id", "message"]
 CHECKPOINT = ["type", "step", "t", "path", "bytes", "ms"]
-END = ["type", "step", "t", "reason", "final_loss", "best_val_loss", "message"]
+END = ["type", "step", "t", "reason", "failure", "final_loss", "best_val_loss", "message"]
 SYSTEM = ["type", "step", "t", "cpu_percent", "rss_bytes", "threads", "ranks", "gpu_memory_bytes", "gpu_util_percent"]
 
 
@@ -230,6 +232,50 @@ def test_large_data_gets_the_sampled_fingerprint(tmp_path, monkeypatch):
 def _header(run_id="rid"):
     return runfile.header(run_name="r", preset="custom", parameters=1, total_steps=3, seed=1, threads=1,
                           start_time=1.0, data=[], axes=[], config={}, run_id=run_id)
+
+
+def test_a_float_subclass_is_written_as_its_number():
+    class Tagged(float):  # numpy's float64 is one: its repr is "np.float64(0.003)"
+        def __repr__(self):
+            return "Tagged(%s)" % float.__repr__(self)
+    assert encode({"lr": Tagged(0.003), "x": [Tagged(2.5)]}) == '{"lr":0.003,"x":[2.5]}'
+    np = pytest.importorskip("numpy")
+    assert encode({"lr": np.float64(3e-3), "n": np.int64(7), "f": np.float32(0.5)}) == '{"lr":0.003,"n":7,"f":0.5}'
+
+
+def test_event_kinds_are_the_swift_readers(tmp_path):
+    # A kind the reader does not know makes the line a bad line; the two lists must not drift.
+    with open(os.path.join(REPO, "Sources", "RunFormat", "Records.swift")) as f:
+        source = f.read()
+    body = source[source.index("public struct EventRecord"):]
+    body = body[body.index("enum Kind"):body.index("\n    }\n")]
+    kinds = []
+    for m in re.finditer(r'case (\w+)(?: = "([^"]+)")?', body):
+        kinds.append(m.group(2) or m.group(1))
+    assert tuple(kinds) == runfile.EVENT_KINDS
+
+
+def test_end_records_say_how_a_run_failed():
+    assert runfile.end_record(step=3, t=1, reason="failed")["failure"] == "error"
+    assert runfile.end_record(step=3, t=1, reason="failed", failure="diverged")["failure"] == "diverged"
+    assert "failure" not in runfile.end_record(step=3, t=1, reason="completed")
+    with pytest.raises(ValueError, match="only with reason failed"):
+        runfile.end_record(step=3, t=1, reason="completed", failure="error")
+    with pytest.raises(ValueError, match="end reason must be"):
+        runfile.end_record(step=3, t=1, reason="weird")
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path):
+    path = str(tmp_path / "run.jsonl")
+    first = runfile.RunFileWriter.create(path, _header())
+    with pytest.raises(runfile.RunFileError, match="another process is writing this run"):
+        runfile.RunFileWriter.resume(path)
+    before = open(path, "rb").read()
+    first.write(runfile.event_record(step=0, t=0.1, kind="warning", source="api", message="still mine"))
+    first.close()
+    assert open(path, "rb").read().startswith(before)
+    second = runfile.RunFileWriter.resume(path)  # the lock goes with the first writer's descriptor
+    second.close()
 
 
 def test_never_overwrites_and_one_line_per_record(tmp_path):

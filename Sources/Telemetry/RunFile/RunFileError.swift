@@ -17,6 +17,8 @@ public struct RunFileError: Error, Equatable, CustomStringConvertible {
         case unsupportedSchema
         /// The header is a gradflow header but a member is missing or malformed.
         case invalidHeader
+        /// Another process holds the run file's writer lock (it is writing the run).
+        case lockedByAnotherWriter
         /// Any other failing system call.
         case io
     }

@@ -8,7 +8,9 @@ import Foundation
 /// buffer (each record reaches the kernel when `append` returns); `sync()` adds fsync for
 /// durability against a machine crash, which `RunRecorder` calls at least once a second and at
 /// every checkpoint and end record. A writer never truncates: `create` refuses an existing file
-/// (O_CREAT|O_EXCL) and `openForAppend` continues an existing one.
+/// (O_CREAT|O_EXCL) and `openForAppend` continues an existing one. A writer holds an exclusive
+/// `flock` on the file while it is open, so a second process resuming the same run is refused
+/// rather than interleaving its records with the first's (the Python writer takes the same lock).
 /// Not thread-safe: one thread writes (the recorder's).
 public final class RunFileWriter {
     public let path: String
@@ -32,6 +34,7 @@ public final class RunFileWriter {
     public static func create(path: String, header: RunHeader) throws -> RunFileWriter {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw RunFileError.system("create", path: path, errno: errno) }
+        try lockForWriting(fd, path: path)
         let writer = RunFileWriter(path: path, fd: fd)
         try writer.writeLine(writer.encoder.encode(header))
         try writer.sync()
@@ -45,6 +48,7 @@ public final class RunFileWriter {
         let header = try RunFileReader(path: path).header
         let fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw RunFileError.system("open for append", path: path, errno: errno) }
+        try lockForWriting(fd, path: path)
         let writer = RunFileWriter(path: path, fd: fd)
         let size = lseek(fd, 0, SEEK_END)
         if size > 0 {
@@ -54,6 +58,30 @@ public final class RunFileWriter {
             }
         }
         return (writer, header)
+    }
+
+    /// Takes the writer lock on `fd` (held until it closes); closes `fd` and throws when another
+    /// process holds it. A filesystem without locks is written unlocked, as before.
+    private static func lockForWriting(_ fd: Int32, path: String) throws {
+        guard flock(fd, LOCK_EX | LOCK_NB) != 0 else { return }
+        let code = errno
+        guard code == EWOULDBLOCK else { return }
+        Foundation.close(fd)
+        throw RunFileError(.lockedByAnotherWriter, path: path,
+                           "another process is writing this run (it holds the file's lock); stop it first, or attach to it to steer it")
+    }
+
+    /// Whether another process holds the writer lock of the run file at `path` now (false when
+    /// the file cannot be opened or the filesystem has no locks).
+    public static func isBeingWritten(path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { Foundation.close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) != 0 else {
+            _ = flock(fd, LOCK_UN)
+            return false
+        }
+        return errno == EWOULDBLOCK
     }
 
     /// Writes one record as one line.
