@@ -62,9 +62,17 @@ public struct ScaleWeights: Equatable, Sendable, Codable {
         }
     }
 
+    /// The weight of one band as a step record shows it: for the context axis, the mean over the
+    /// layers.
+    public func meanWeight(_ axis: ScaleAxis, band: Int) -> Double {
+        guard axis == .context else { return weight(axis, band: band) }
+        return (0..<layers).reduce(0) { $0 + context[$1][band] } / Double(layers)
+    }
+
     /// Sets one band's weight by hand (for the context axis on one layer, or every layer when
     /// `layer` is nil) and makes the axis manual.
-    /// - Returns: the old weight (of the first layer changed), or why the change was refused: an
+    /// - Returns: the old weight (of the layer, or the mean over the layers when every layer is
+    ///   set), or why the change was refused: an
     ///   unknown band or layer, a layer on an axis without layers, a value that is not finite or
     ///   is outside the axis' manual bounds.
     public mutating func set(_ axis: ScaleAxis, band: Int, layer: Int? = nil, to value: Double) -> Result<Double, RefusalReason> {
@@ -90,7 +98,7 @@ public struct ScaleWeights: Equatable, Sendable, Codable {
             return .failure(RefusalReason(
                 "\(label): \(formatNumber(value)) is outside the manual range \(range.text)"))
         }
-        let old = weight(axis, band: band, layer: layer ?? 0)
+        let old = layer.map { weight(axis, band: band, layer: $0) } ?? meanWeight(axis, band: band)
         switch axis {
         case .context:
             for l in 0..<layers where layer == nil || layer == l { context[l][band] = value }

@@ -205,7 +205,7 @@ final class RefinementEngine {
 
     private func meanContextWeight(band: Int) -> Double {
         guard weights.isOn(.context) else { return 1 }
-        return (0..<layers).reduce(0) { $0 + weights.weight(.context, band: band, layer: $1) } / Double(layers)
+        return weights.meanWeight(.context, band: band)
     }
 
     func mode(_ axis: ScaleAxis) -> AxisMode { weights.mode(axis) }

@@ -63,12 +63,24 @@ struct AttachCommand: ParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
+        var channelWarning: String?
+        var st = stat()
+        if stat(channel.path, &st) == 0, let problem = CommandChannel.permissionProblem(mode: st.st_mode) {
+            channelWarning = problem
+            FileHandle.standardError.write(Data("gradflow attach: \(runDirectory)/\(problem)\n".utf8))
+        }
         guard let (screen, launched) = try DashboardLauncher.open(display, runFile: runFile) else {
-            throw CLIError("attach needs a terminal for its dashboard; `gradflow replay \(runPath) --follow --no-tui` prints the run's progress instead")
+            // Keys need the dashboard; without one, attach follows the run's progress as replay does.
+            FileHandle.standardError.write(Data("gradflow attach: without the dashboard there are no keys; printing \(header.runName)'s progress until it ends (Ctrl-C leaves it going)\n".utf8))
+            var replay = try ReplayCommand.parse([runFile, "--speed", "0", "--follow", "--no-tui"])
+            replay.display = display
+            try replay.printProgress()
+            return
         }
         var options = launched
         options.attachedCommandPrefix = Self.commandIdPrefix()
         options.silentAfter = silentAfter
+        options.openingWarning = channelWarning
         let bus = RecordBus()
         let replayer: Replayer
         do {

@@ -191,6 +191,27 @@ struct RunFileTests {
         #expect(issues.count == 1 && issues[0].kind == .badLine)
     }
 
+    @Test("a second writer of a run is refused while the first holds it, and nothing it would write lands")
+    func secondWriterRefused() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let path = dir + "/run.jsonl"
+        let first = try RunFileWriter.create(path: path, header: Fixtures.header())
+        #expect(RunFileWriter.isBeingWritten(path: path))
+        #expect(throws: RunFileError.self) { _ = try RunFileWriter.openForAppend(path: path) }
+        do { _ = try RunFileWriter.openForAppend(path: path) } catch let e as RunFileError {
+            #expect(e.kind == .lockedByAnotherWriter && e.description.contains("another process is writing this run"))
+        }
+        let records = Fixtures.records(steps: 2)
+        for r in records { try first.append(r) }
+        try first.close()
+        #expect(!RunFileWriter.isBeingWritten(path: path))
+        let (second, _) = try RunFileWriter.openForAppend(path: path)
+        try second.close()
+        let (_, back, issues) = try Fixtures.readAll(path)
+        #expect(back == records && issues.isEmpty)
+    }
+
     @Test("lines longer than the limit are skipped and reported; memory stays bounded")
     func longLines() throws {
         let dir = Fixtures.tempDirectory()
@@ -232,6 +253,32 @@ struct RunFileTests {
             if Date().timeIntervalSince(start) > 20 { break }
         }
         #expect(back == records)
+    }
+
+    @Test("follow mode reads past an end record that a resumed session follows, and stops at the last end")
+    func followAcrossAResume() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let first = Fixtures.records(steps: 5)
+        guard case .end? = first.last else { Issue.record("the fixture ends with an end record"); return }
+        let resumed = Record.event(EventRecord(step: 3, t: 9, kind: .resume_run, source: .trainer, message: "resumed from step 3"))
+        let second = Array(Fixtures.records(steps: 6, seed: 4).dropFirst(3))
+        let path = try Fixtures.writeRun(in: dir, records: first + [resumed] + second.prefix(1))
+        let reader = try RunFileReader(path: path, follow: .init(pollInterval: 0.005))
+        let writerThread = Thread {
+            Thread.sleep(forTimeInterval: 0.05)
+            guard let (writer, _) = try? RunFileWriter.openForAppend(path: path) else { return }
+            for r in second.dropFirst() { try? writer.append(r) }
+            try? writer.close()
+        }
+        writerThread.start()
+        var back: [Record] = []
+        let start = Date()
+        while let r = try reader.next() {
+            back.append(r)
+            if Date().timeIntervalSince(start) > 20 { break }
+        }
+        #expect(back == first + [resumed] + second)
     }
 
     @Test("follow mode stops when asked, even with no end record")

@@ -204,10 +204,14 @@ def sample(model, prompt, count, temperature, seed, device):
 # MARK: - Main
 
 
-def parse_floats(text, n=None):
-    values = [float(v) for v in text.split(",")]
+def parse_floats(parser, flag, text, n=None):
+    """Comma-separated numbers of ``flag``; a usage error names the flag."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        parser.error("%s: expected comma-separated numbers, got %r" % (flag, text))
     if n is not None and len(values) != n:
-        raise argparse.ArgumentTypeError("expected %d comma-separated numbers, got %r" % (n, text))
+        parser.error("%s: expected %d comma-separated numbers, got %r" % (flag, n, text))
     return values
 
 
@@ -239,6 +243,14 @@ def main(argv=None):
     p.add_argument("--adaptive", default="", help="axes under their adaptive policy: context,time,depth or all")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     a = p.parse_args(argv)
+    for flag, value, least in (("--steps", a.steps, 1), ("--batch", a.batch, 1), ("--context", a.context, 2),
+                               ("--layers", a.layers, 1), ("--heads", a.heads, 1), ("--dim", a.dim, 1),
+                               ("--eval-windows", a.eval_windows, 1)):
+        if value < least:
+            p.error("%s must be %d or more, not %d" % (flag, least, value))
+    if a.resume and (a.axes or a.adaptive or a.context_weights or a.time_weights or a.depth_weights):
+        p.error("--resume continues the run's own refinement settings (the checkpoint holds them); drop --axes, "
+                "--adaptive and the weight flags, and steer the run with gradflow attach instead")
 
     rank, world, device = start_processes(a.device)
     if a.batch % world != 0:
@@ -251,11 +263,11 @@ def main(argv=None):
     adaptive = ("context", "time", "depth") if a.adaptive == "all" else tuple(x for x in a.adaptive.split(",") if x)
     weights = {}
     if a.context_weights:
-        weights["context"] = parse_floats(a.context_weights)
+        weights["context"] = parse_floats(p, "--context-weights", a.context_weights)
     if a.time_weights:
-        weights["time"] = parse_floats(a.time_weights, 3)
+        weights["time"] = parse_floats(p, "--time-weights", a.time_weights, 3)
     if a.depth_weights:
-        weights["depth"] = parse_floats(a.depth_weights)
+        weights["depth"] = parse_floats(p, "--depth-weights", a.depth_weights)
     refiner = Refiner(model, axes=axes, context_bands=tuple(int(e) for e in a.context_bands.split(",") if e),
                       adaptive=adaptive, weights=weights, total_steps=a.steps)
     # AdamW with weight decay on the matrices and the token embedding (as the Swift trainer), one
@@ -266,6 +278,9 @@ def main(argv=None):
     default = os.path.abspath(a.data) == DEFAULT_CORPUS
     name = "shakespeare" if default else None
     train, val = load_bytes(a.data)
+    if len(train) <= a.context + 1 or len(val) <= a.context + 1:
+        p.error("--data %s: %d training and %d validation bytes; each needs more than --context + 1 = %d"
+                % (a.data, len(train), len(val), a.context + 1))
     source = gradflow.data_source(a.data, name=name, training=True)
     val_name = "val:" + source["name"][len("train:"):]
     warmup = min(100, max(1, a.steps // 10))

@@ -11,7 +11,9 @@ What it writes: the header at ``on_train_begin`` (``total_steps`` = ``state.max_
 loss is the mean over the step's micro-batches, read from the model's output by a forward hook;
 a model whose output has no ``loss`` gets step records from ``on_log`` instead, at the logged
 steps), an eval record per ``on_evaluate`` (``eval_loss`` as domain ``val``, ``eval_NAME_loss`` as
-``NAME``), a checkpoint record per save, and the end record at ``on_train_end``.
+``NAME``), a checkpoint record per save (and ``gradflow_state.pt`` in the checkpoint folder: the
+lr scale, the refiner's state and the commands answered, which a resume from that folder takes
+back), and the end record at ``on_train_end``.
 
 Commands, read at each step end: ``stop`` → ``control.should_training_stop``; ``checkpoint`` →
 ``control.should_save`` (its record follows at ``on_save``); ``lr_scale`` scales the rate the
@@ -39,6 +41,9 @@ from .ranks import Ranks
 from .run import Run, RunError, _scalar
 
 __all__ = ["GradflowCallback"]
+
+#: The file ``on_save`` adds to each Trainer checkpoint folder: ``Run.run_state()``.
+STATE_FILE = "gradflow_state.pt"
 
 
 class GradflowCallback(TrainerCallback):
@@ -80,7 +85,10 @@ class GradflowCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if self.run is not None and not self.run.closed:
-            return
+            # An earlier train() never reached on_train_end (it raised): that session failed, and
+            # what the callback changed goes back before this one starts.
+            self._finish(args)
+            self.run.close(reason="failed", message="train() ended without on_train_end (it raised)")
         path = os.path.join(self.out, "run.jsonl")
         # Rank 0 alone looks at the folder and the other ranks follow its answer, so that all
         # resume, start or raise below together.
@@ -93,12 +101,25 @@ class GradflowCallback(TrainerCallback):
                            "from a checkpoint to continue it, or choose another folder)" % path)
         config = {"trainer": _arguments(args)}
         config.update(self.extra_config)
+        saved, state_file = None, None
+        if resume:
+            # The Trainer resumes from OUTPUT_DIR/checkpoint-STEP; on_save left the run's state there.
+            state_file = os.path.join(args.output_dir, "checkpoint-%d" % state.global_step, STATE_FILE)
+            if os.path.exists(state_file):
+                import torch
+                try:
+                    saved = torch.load(state_file, map_location="cpu", weights_only=False)
+                except Exception as e:
+                    raise RunError("%s: cannot load the run's state: %s" % (state_file, e)) from None
         self.run = Run(self.out, model=model, optimizer=optimizer, total_steps=state.max_steps, config=config,
                        data=self.data, refine=self.refine, run_name=self.run_name, preset=self.preset,
                        seed=args.seed, checkpoint_at_end=False, checkpoint_request=self._request_save,
-                       resume=resume, start_step=state.global_step if resume else None,
+                       resume=resume, start_step=state.global_step if resume else None, resume_state=saved,
                        system_every=self.system_every, handle_signals=self.handle_signals,
                        pause_poll=self.pause_poll)
+        if resume and saved is None:
+            self.run.event("warning", "resumed without the run's state (no %s): the lr scale, the weights and the "
+                           "modes start from their defaults, not from the checkpoint's" % state_file, source="trainer")
         if self.take_over_clipping and args.max_grad_norm and args.max_grad_norm > 0 and not args.fp16:
             self._clip = float(args.max_grad_norm)
             self._saved_max_grad_norm = args.max_grad_norm
@@ -204,6 +225,13 @@ class GradflowCallback(TrainerCallback):
         started = self._save_started
         self._save_started = None
         ms = (time.perf_counter() - started) * 1000.0 if started is not None else 0.0
+        if run._writes and os.path.isdir(folder):
+            # What the Trainer's checkpoint does not hold (the lr scale, the refiner, the commands
+            # answered), for a resume from this folder to go on as the run was.
+            import torch
+            target = os.path.join(folder, STATE_FILE)
+            torch.save(run.run_state(), target + ".tmp")
+            os.replace(target + ".tmp", target)
         run.record_checkpoint(folder, ms)
 
     # MARK: - End
@@ -212,13 +240,20 @@ class GradflowCallback(TrainerCallback):
         run = self.run
         if run is None:
             return
+        self._finish(args)
+        run.close(reason="completed" if state.global_step >= state.max_steps else "interrupted")
+
+    def _finish(self, args):
+        """Gives back the clipping and removes the model hooks."""
         if self._saved_max_grad_norm is not None:
             args.max_grad_norm = self._saved_max_grad_norm
             self._saved_max_grad_norm = None
+        self._clip = None
         for h in self._hooks:
             h.remove()
         self._hooks = []
-        run.close(reason="completed" if state.global_step >= state.max_steps else "interrupted")
+        self._losses = []
+        self._tokens = 0
 
 
 def _arguments(args):

@@ -115,7 +115,9 @@ class Run:
     - ``resume``: continue the run in ``OUT``: its file is appended to (a ``resume-run`` event),
       its ``run_id`` and clock are kept, and commands it already answered are never applied again.
       With the default checkpoint, the latest ``ckpt-*.pt`` is loaded into the model and optimizer;
-      otherwise pass ``start_step`` (steps already done).
+      otherwise pass ``start_step`` (steps already done), and ``resume_state``: what
+      :meth:`run_state` returned when that checkpoint was saved (the lr scale, the refiner's state
+      and the commands it holds), so the run goes on as it was.
     - ``system_every``: seconds between ``system`` records (5).
     - ``handle_signals``: SIGINT/SIGTERM ask the loop to stop at the step boundary
       (:attr:`should_stop`; a ``stop`` event, ``source`` ``signal``); a second SIGINT raises
@@ -139,7 +141,8 @@ class Run:
     def __init__(self, out, *, total_steps, model=None, optimizer=None, config=None, data=(), refine=None,
                  run_name=None, preset="custom", seed=0, threads=None, parameters=None, checkpoint=None,
                  checkpoint_at_end=True, checkpoint_request=None, resume=False, start_step=None,
-                 system_every=5.0, handle_signals=True, pause_poll=0.2, parent=None, distributed=True):
+                 system_every=5.0, handle_signals=True, pause_poll=0.2, parent=None, distributed=True,
+                 resume_state=None):
         _check_arguments(out=out, total_steps=total_steps, model=model, optimizer=optimizer, refine=refine,
                          data=data, parent=parent, system_every=system_every, pause_poll=pause_poll,
                          checkpoint=checkpoint, checkpoint_request=checkpoint_request, start_step=start_step)
@@ -186,9 +189,9 @@ class Run:
         failure = None
         try:
             if not self._writes:
-                self._follow(path, resume, start_step, checkpoint, model)
+                self._follow(path, resume, start_step, checkpoint, model, resume_state)
             elif resume:
-                answered_ids, answered_lines = self._reopen(path, start_step, checkpoint, model, threads)
+                answered_ids, answered_lines = self._reopen(path, start_step, checkpoint, model, threads, resume_state)
             else:
                 if start_step is not None:
                     self.steps_done = int(start_step)
@@ -239,7 +242,7 @@ class Run:
             raise RunError(str(e)) from None
         self._lost = {}
 
-    def _reopen(self, path, start_step, checkpoint, model, threads):
+    def _reopen(self, path, start_step, checkpoint, model, threads, resume_state):
         """Continues the run in ``path`` (``resume=True`` on the writing process): its id, clock and
         best loss, the steps done (from the latest default checkpoint unless ``start_step``), the
         file opened to append with a ``resume-run`` event, and the commands to apply again.
@@ -250,6 +253,10 @@ class Run:
             state = runfile.read_state(path)
         except runfile.RunFileError as e:
             raise RunError(str(e)) from None
+        planned = state.header.get("total_steps")
+        if isinstance(planned, int) and planned != self.total_steps:
+            raise RunError("%s:1: the run was started for %d steps and is resumed with total_steps=%d; a resumed run "
+                           "keeps its length (start a new run to train longer)" % (path, planned, self.total_steps))
         self.run_id = state.header.get("run_id") or ""
         if not self.run_id:
             raise RunError("%s:1: the header has no run_id (schema before 1.3); it cannot be continued "
@@ -260,6 +267,8 @@ class Run:
         held = None  # ids whose effect the loaded checkpoint holds
         if start_step is not None:
             self.steps_done = int(start_step)
+            if resume_state is not None:
+                held = self._restore_run_state(resume_state, "resume_state")
         elif checkpoint is None and model is not None and self._has_checkpoint():
             self._remove_stale_temporaries()
             self.steps_done, held = self._load_latest_checkpoint()
@@ -268,8 +277,9 @@ class Run:
                                "checkpoint is written after its steps' records, so it cannot be this run's"
                                % (self.out, self.steps_done, state.last_step))
         else:
-            raise RunError("%s: resume=True found no ckpt-*.pt to load; pass start_step (steps already done)"
-                           % self.out)
+            raise RunError("%s: resume=True found no ckpt-*.pt to load (none written yet?), so there is nothing to "
+                           "continue from: start the run again in another folder, or pass start_step (steps "
+                           "already done) if your own checkpoint holds them" % self.out)
         self._last_checkpoint_step = self.steps_done
         try:
             self.writer = runfile.RunFileWriter.resume(path)
@@ -302,13 +312,15 @@ class Run:
             self.channel.close()
         raise RunError(message) from failure
 
-    def _follow(self, path, resume, start_step, checkpoint, model):
+    def _follow(self, path, resume, start_step, checkpoint, model, resume_state):
         """A rank other than 0: no files written, commands come from rank 0 (gradflow/ranks.py)."""
         self.run_id = None
         self._clock0 = time.monotonic()
         self._lost = {}
         if start_step is not None:
             self.steps_done = int(start_step)
+            if resume and resume_state is not None:
+                self._restore_run_state(resume_state, "resume_state")
         elif resume:
             if checkpoint is not None or model is None or not os.path.isdir(self.out) or not self._has_checkpoint():
                 raise RunError("%s: rank %d: resume=True found no ckpt-*.pt to load (under torch.distributed every "
@@ -561,15 +573,35 @@ class Run:
             self._last_checkpoint_step = self.steps_done
             self._step_clock = time.perf_counter()
 
-    def _save_default(self, path):
-        state = {"format": "gradflow.torch-checkpoint/1", "run_id": self.run_id, "step": self.steps_done,
-                 "model": self.model.state_dict(), "lr_scale": self.lr_scale,
+    def run_state(self):
+        """What a checkpoint must hold besides the model and optimizer for a resume to go on as the
+        run was: the run id, the step, the lr scale, the refiner's state and the command ids
+        answered so far. The default checkpoint holds it; a framework that saves its own
+        checkpoints saves this beside them and passes it back as ``resume_state``."""
+        state = {"run_id": self.run_id, "step": self.steps_done, "lr_scale": self.lr_scale,
                  "commands": sorted(self.channel.answered)}
-        if self.optimizer is not None:
-            state["optimizer"] = self.optimizer.state_dict()
         state_dict = getattr(self.refiner, "state_dict", None)
         if callable(state_dict):
             state["refiner"] = state_dict()
+        return state
+
+    def _restore_run_state(self, state, where):
+        """Takes back what :meth:`run_state` saved; returns the command ids it holds."""
+        if not isinstance(state, dict) or "lr_scale" not in state:
+            raise RunError("%s: not a gradflow run state (Run.run_state())" % where)
+        if self.run_id is not None and state.get("run_id") != self.run_id:
+            raise RunError("%s: this state belongs to run %s, not to this folder's run %s"
+                           % (where, state.get("run_id"), self.run_id))
+        load = getattr(self.refiner, "load_state_dict", None)
+        if callable(load) and "refiner" in state:
+            load(state["refiner"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        return set(state.get("commands", ()))
+
+    def _save_default(self, path):
+        state = {"format": "gradflow.torch-checkpoint/1", "model": self.model.state_dict(), **self.run_state()}
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
         tmp = path + ".tmp"
         self._torch.save(state, tmp)
         with open(tmp, "rb") as f:
@@ -615,11 +647,7 @@ class Run:
         self.model.load_state_dict(state["model"])
         if self.optimizer is not None and "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
-        load = getattr(self.refiner, "load_state_dict", None)
-        if callable(load) and "refiner" in state:
-            load(state["refiner"])
-        self.lr_scale = float(state.get("lr_scale", 1.0))
-        return int(state["step"]), set(state.get("commands", ()))
+        return int(state["step"]), self._restore_run_state(state, path)
 
     # MARK: - Commands
 

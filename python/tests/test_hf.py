@@ -92,3 +92,63 @@ def test_trainer_callback_on_two_processes(tmp_path):
     assert [r["step"] for r in rs if r["type"] == "step"] == [0, 1, 2]
     assert [(r["kind"], r["step"]) for r in rs if r.get("source") == "attach"] == [("lr", 1), ("stop", 3)]
     assert sorted(os.listdir(rundir)) == ["commands.jsonl", "run.jsonl"]
+
+
+def _tiny_trainer(tmp_path, rundir, extra_callbacks, *, max_steps, resume_step=None, seed=0):
+    from gradflow.hf import GradflowCallback
+    from gradflow.refine import Refiner
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(vocab_size=256, n_positions=16, n_embd=32, n_layer=1, n_head=2)
+    model = transformers.GPT2LMHeadModel(config)
+    g = torch.Generator().manual_seed(0)
+    data = [{"input_ids": ids, "labels": ids} for ids in torch.randint(0, 256, (16, 16), generator=g)]
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=max_steps, per_device_train_batch_size=2, learning_rate=1e-3,
+        lr_scheduler_type="constant", logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
+        disable_tqdm=True, seed=3, max_grad_norm=1.0)
+    callback = GradflowCallback(rundir, refine=Refiner(model, axes=("time",)), handle_signals=False)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[*extra_callbacks, callback])
+    return trainer, args
+
+
+def test_a_resumed_trainer_goes_on_with_the_runs_lr_scale_weights_and_commands(tmp_path):
+    rundir = str(tmp_path / "hf-run")
+    os.makedirs(rundir)
+    trainer, _ = _tiny_trainer(tmp_path, rundir, [SendAt(rundir, 1, "lr_scale", value=0.5),
+                                                  SendAt(rundir, 1, "set_weight", axis="time", band=0, value=0.5),
+                                                  SendAt(rundir, 2, "checkpoint"), SendAt(rundir, 3, "stop")],
+                               max_steps=6)
+    trainer.train()
+    assert os.path.exists(str(tmp_path / "out" / "checkpoint-2" / "gradflow_state.pt"))
+    trainer, _ = _tiny_trainer(tmp_path, rundir, [], max_steps=6)
+    trainer.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
+    rs = records(rundir)
+    resumed = [i for i, r in enumerate(rs) if r.get("kind") == "resume-run"]
+    assert len(resumed) == 1 and not any(r.get("kind") == "warning" for r in rs[resumed[0]:])
+    after = [r for r in rs[resumed[0]:] if r["type"] == "step"]
+    assert [s["step"] for s in after] == [2, 3, 4, 5]
+    assert all(s["lr"] == 5e-4 and s["axes"]["time"]["weight"][0] == 0.5 for s in after)
+    # The stop answered before the checkpoint's step was not; it is not applied again, nor is anything else.
+    assert [r["kind"] for r in rs[resumed[0]:] if r.get("source") == "attach"] == []
+    assert rs[-1]["type"] == "end" and rs[-1]["reason"] == "completed"
+
+
+def test_a_train_call_that_raised_leaves_no_open_run_and_no_clipping_taken(tmp_path):
+    class Boom(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise RuntimeError("boom")
+
+    rundir = str(tmp_path / "hf-run")
+    trainer, args = _tiny_trainer(tmp_path, rundir, [Boom()], max_steps=4)
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer.train()
+    assert args.max_grad_norm == 0  # the callback clips itself while a run is open
+    # Calling train() again (a notebook's retry) ends the first session as failed, gives the
+    # clipping back, and refuses to write a second run into the same file.
+    with pytest.raises(gradflow.RunError, match="already exists"):
+        trainer.train()
+    assert args.max_grad_norm == 1.0
+    rs = records(rundir)
+    assert [r["step"] for r in rs if r["type"] == "step"] == [0]  # Boom raised before step 1 was recorded
+    assert rs[-1]["type"] == "end" and rs[-1]["reason"] == "failed" and "without on_train_end" in rs[-1]["message"]

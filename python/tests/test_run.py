@@ -169,7 +169,7 @@ def test_resume_loads_the_latest_checkpoint_of_this_run_only(tmp_path, tiny):
     # A checkpoint of another run copied in: refused, whatever its step.
     os.rename(os.path.join(other, "ckpt-000003.pt"), os.path.join(mine, "ckpt-000003.pt"))
     with pytest.raises(gradflow.RunError, match="belongs to run .*, not to this folder's run"):
-        gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
+        gradflow.Run(mine, model=model, optimizer=opt, total_steps=2, handle_signals=False, resume=True)
     os.remove(os.path.join(mine, "ckpt-000003.pt"))
     assert open(os.path.join(mine, "run.jsonl"), "rb").read() == before
     # Past step 999,999 the names grow a digit: the latest is still found by its step, and a
@@ -181,9 +181,9 @@ def test_resume_loads_the_latest_checkpoint_of_this_run_only(tmp_path, tiny):
     state["step"] = 1000000
     torch.save(state, os.path.join(mine, "ckpt-1000000.pt"))
     with pytest.raises(gradflow.RunError, match="latest checkpoint is at step 1000000 but the run file ends at step 2"):
-        gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
+        gradflow.Run(mine, model=model, optimizer=opt, total_steps=2, handle_signals=False, resume=True)
     assert not os.path.exists(os.path.join(mine, "ckpt-000005.pt.tmp"))
     os.remove(os.path.join(mine, "ckpt-1000000.pt"))
-    run = gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
+    run = gradflow.Run(mine, model=model, optimizer=opt, total_steps=2, handle_signals=False, resume=True)
     assert run.start_step == 2
     run.close()

@@ -165,6 +165,7 @@ extension RunData {
             paused = false
             addEvent(EventEntry(step: e.step, kind: .info, text: "resumed (\(e.source))\(suffix)"))
         case .resume_run:
+            end = nil  // the run goes on after an earlier session's end record
             addEvent(EventEntry(step: e.step, kind: .info, text: "resumed from checkpoint\(suffix)"))
         case .warning:
             addEvent(EventEntry(step: e.step, kind: .warning, text: e.message))

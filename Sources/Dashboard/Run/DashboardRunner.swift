@@ -25,6 +25,9 @@ public struct DashboardOptions: Sendable {
     public var attachedCommandPrefix: String?
     /// Attached: seconds without a record before the run is shown as silent.
     public var silentAfter = RunCatalog.liveWindow
+    /// A warning for the status line as the dashboard opens (attach: a channel the trainer will
+    /// not read).
+    public var openingWarning: String?
 
     public init(themes: [Theme] = [Theme.default], graphStyle: GraphStyle = .braille, runFile: String? = nil,
                 frameInterval: Double = 1.0 / 15.0, exitWhenFinished: Bool = false, maxRecordsPerFrame: Int = 20_000) {
@@ -75,6 +78,7 @@ public final class DashboardRunner {
                                runFile: options.runFile, colorModeLabel: screen.colorMode.label)
         state.commandIdPrefix = options.attachedCommandPrefix ?? ""
         state.silentAfter = options.silentAfter
+        if let warning = options.openingWarning { state.status = StatusMessage(text: warning, isError: true, since: 0) }
         state.references = options.references
         state.forkSteps = options.forkSteps
     }

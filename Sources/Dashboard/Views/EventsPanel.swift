@@ -21,8 +21,8 @@ enum EventsPanel {
         let inner = drawBox(&canvas, rect, title: title, hints: hints, focused: focused, theme: theme)
         guard inner.height >= 1, inner.width >= 20 else { return }
         if d.events.isEmpty {
-            canvas.put(" no events yet: weight changes, evals, checkpoints and warnings appear here", x: inner.x, y: inner.y,
-                       style: theme.style(.dim))
+            canvas.put(Format.truncateEnd(" no events yet: weight changes, evals, checkpoints and warnings appear here", inner.width),
+                       x: inner.x, y: inner.y, style: theme.style(.dim))
             return
         }
         if events.isEmpty {

@@ -61,7 +61,7 @@ enum ScalesPanel {
             extentWidth = wide ? Swift.min(8, (d.rows.map { Format.width($0.info.extent) }.max() ?? 0) + 1) : 0
             extra = inner.width >= 90
             rangeWidth = extra ? 11 : 0
-            let fixed = 2 + axisWidth + nameWidth + extentWidth + 5 + 2 + rangeWidth + 5
+            let fixed = 2 + axisWidth + nameWidth + extentWidth + 6 + 2 + rangeWidth + 6  // weight 5 + gap; share 5 + gap
             let rest = Swift.max(4, inner.width - fixed)
             barWidth = Swift.max(3, Swift.min(10, rest * 5 / 9))
             let trendWidth = Swift.max(0, inner.width - fixed - barWidth)
@@ -72,7 +72,7 @@ enum ScalesPanel {
 
     private static func drawHeadings(_ l: Layout, into canvas: inout Canvas, theme: Theme) {
         var x = l.inner.x + 2 + l.axisWidth
-        for (text, w) in [("band", l.nameWidth), ("extent", l.extentWidth), ("weight", 7), ("range", l.rangeWidth),
+        for (text, w) in [("band", l.nameWidth), ("extent", l.extentWidth), ("weight", 8), ("range", l.rangeWidth),
                           ("share", l.barWidth + 5), ("share trend", l.sparkWidth), ("weight trend", l.weightTrendWidth)] {
             canvas.put(Format.pad(text, w), x: x, y: l.inner.y, style: theme.style(.dim, .underline))
             x += w
@@ -89,49 +89,49 @@ enum ScalesPanel {
         let bandColor = theme.bandColor(row.band)
         var x = inner.x
         let base = CellStyle(fg: theme[.fg])
-        x = canvas.put(selected ? " ▶" : "  ", x: x, y: y, style: theme.style(.title, .bold))
+        x = canvas.put(selected ? " ▶" : "  ", x: x, y: y, style: theme.style(.title, .bold), clip: inner)
         if l.axisWidth > 0 {
             let label = firstOfAxis ? row.axis.rawValue : ""
-            x = canvas.put(Format.pad(" " + label, l.axisWidth), x: x, y: y, style: theme.style(.dim))
+            x = canvas.put(Format.pad(" " + label, l.axisWidth), x: x, y: y, style: theme.style(.dim), clip: inner)
         } else {
-            x = canvas.put(" ", x: x, y: y, style: base)
+            x = canvas.put(" ", x: x, y: y, style: base, clip: inner)
         }
         x = canvas.put(Format.pad(Format.truncateMiddle(row.info.name, l.nameWidth - 1), l.nameWidth), x: x, y: y,
-                       style: CellStyle(fg: bandColor, attributes: selected ? .bold : []))
+                       style: CellStyle(fg: bandColor, attributes: selected ? .bold : []), clip: inner)
         if l.extentWidth > 0 {
-            x = canvas.put(Format.pad(row.info.extent, l.extentWidth), x: x, y: y, style: theme.style(.dim))
+            x = canvas.put(Format.pad(row.info.extent, l.extentWidth), x: x, y: y, style: theme.style(.dim), clip: inner)
         }
         let pending = state.pendingWeights[row.target]
         let weight = pending ?? d.weight(row: i)
         let measured = d.lastStep?.axes.contains { $0.axis == row.axis } ?? true
-        x = canvas.put(Format.pad(weight.map { Format.fixed($0, 2) } ?? (measured ? "–" : "off"), 5), x: x, y: y,
-                       style: theme.style(weight == nil ? .dim : .fg, .bold))
+        x = canvas.put(Format.pad(weight.map { Format.fixed($0, 2) } ?? (measured ? "–" : "off"), 5, right: true) + " ", x: x, y: y,
+                       style: theme.style(weight == nil ? .dim : .fg, .bold), clip: inner)
         let mode = d.mode(of: row.axis)
         let modeText = pending != nil ? "… " : (mode == .adaptive ? "A " : (mode == .manual ? "M " : "- "))
         if d.twinWindow?.covers(row) == true {
             // A twin window is open on this band: ◐ until its verdict.
-            x = canvas.put(String(modeText.prefix(1)), x: x, y: y, style: theme.style(pending != nil ? .title : .dim))
-            x = canvas.put("◐", x: x, y: y, style: theme.style(.title, .bold))
+            x = canvas.put(String(modeText.prefix(1)), x: x, y: y, style: theme.style(pending != nil ? .title : .dim), clip: inner)
+            x = canvas.put("◐", x: x, y: y, style: theme.style(.title, .bold), clip: inner)
         } else {
-            x = canvas.put(modeText, x: x, y: y, style: theme.style(pending != nil ? .title : .dim))
+            x = canvas.put(modeText, x: x, y: y, style: theme.style(pending != nil ? .title : .dim), clip: inner)
         }
         if l.rangeWidth > 0 {
             let b = d.bounds(row: i)
             let range = "\(Format.fixed(b.floor, 2))–\(Format.fixed(b.ceiling, 2))"
-            x = canvas.put(Format.pad(range, l.rangeWidth), x: x, y: y, style: theme.style(.dim))
+            x = canvas.put(Format.pad(range, l.rangeWidth), x: x, y: y, style: theme.style(.dim), clip: inner)
         }
         let share = i < d.latestShares.count ? d.latestShares[i] : nil
         let bar = Meter.bar(share ?? 0, width: l.barWidth)
-        x = canvas.put(bar.filled, x: x, y: y, style: CellStyle(fg: bandColor))
-        x = canvas.put(bar.rest, x: x, y: y, style: theme.style(.border))
-        x = canvas.put(Format.pad(share.map { Format.percent($0) } ?? "–", 5, right: true) + " ", x: x, y: y, style: base)
+        x = canvas.put(bar.filled, x: x, y: y, style: CellStyle(fg: bandColor), clip: inner)
+        x = canvas.put(bar.rest, x: x, y: y, style: theme.style(.border), clip: inner)
+        x = canvas.put(Format.pad(share.map { Format.percent($0) } ?? "–", 5, right: true) + " ", x: x, y: y, style: base, clip: inner)
         if l.sparkWidth > 1 {
             let spark = d.shares[i].sparkline(xRange: state.xRange, width: l.sparkWidth - 1, minSpan: 0.1)
-            x = canvas.put(spark + " ", x: x, y: y, style: CellStyle(fg: bandColor))
+            x = canvas.put(spark + " ", x: x, y: y, style: CellStyle(fg: bandColor), clip: inner)
         }
         if l.weightTrendWidth > 1 {
             let spark = d.weights[i].sparkline(xRange: state.xRange, width: l.weightTrendWidth - 1, minSpan: 0.1)
-            canvas.put(spark, x: x, y: y, style: theme.style(.fg))
+            canvas.put(spark, x: x, y: y, style: theme.style(.fg), clip: inner)
         }
         if selected {
             let bg = theme[.selected_bg]

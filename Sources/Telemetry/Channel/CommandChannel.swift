@@ -17,7 +17,7 @@ public enum CommandChannel {
     /// Why a file with these mode bits must not be read (nil when only its owner may write it).
     public static func permissionProblem(mode: mode_t) -> String? {
         guard mode & (S_IWGRP | S_IWOTH) != 0 else { return nil }
-        return String(format: "%@ is writable by %@ (mode %o): commands from it are not read; make it private (chmod 600) to steer the run",
+        return String(format: "%@ is writable by %@ (mode %o): commands from it are not read this session; make it private (chmod 600) and resume the run to steer it",
                       fileName, mode & S_IWOTH != 0 ? "others" : "its group", mode & 0o777)
     }
 }

@@ -36,7 +36,8 @@ public struct ReadIssue: Sendable, Equatable, CustomStringConvertible {
 /// `RunFileError` from `init` naming the file and line.
 ///
 /// With `follow`, the reader reads a file another process is still writing, like `tail -f`:
-/// at end of file `next()` waits (polling) for more, until it has returned an `end` record or
+/// at end of file `next()` waits (polling) for more, until the file ends with an `end` record it
+/// has returned (an end record followed by a resumed session's records does not stop it) or
 /// `follow.stop` is set, and then returns nil.
 public final class RunFileReader {
     /// How to follow a growing file.
@@ -120,7 +121,7 @@ public final class RunFileReader {
                 continue
             }
             if let fragment = try fillQueue() {
-                if let follow, !follow.stop.isSet {
+                if let follow, !follow.stop.isSet, !(endIsLast && fragment.isEmpty) {
                     Thread.sleep(forTimeInterval: follow.pollInterval)
                     continue
                 }
@@ -305,9 +306,14 @@ public final class RunFileReader {
 
     private func deliver(_ record: Record) -> Record {
         recordCount += 1
-        if follow != nil, case .end = record { finished = true }
+        if case .end = record { endIsLast = true } else { endIsLast = false }
         return record
     }
+
+    /// Whether the last record handed out is an end record. A follower stops once it has read
+    /// everything the file holds and that is so; an end record with records after it is a session
+    /// the run was resumed from (`resume-run`), and the follower reads on.
+    private var endIsLast = false
 
     static func decode(_ bytes: UnsafeBufferPointer<UInt8>, path: String, line: Int, torn: Bool,
                        stepDetail: RecordDecoder.StepDetail = .full, checksSkippedNumbers: Bool = true) -> Decoded {

@@ -1040,7 +1040,10 @@ class Refiner:
         self._check_can_start(axis)
         self._start(axis)
         if axis == "context":
-            old = self._weights["context"][layer or 0][band]
+            # The old value as the step records show it: the layer's, or the mean over the layers
+            # when every layer is set (as the Swift trainer's event says).
+            rows = self._weights["context"]
+            old = rows[layer][band] if layer is not None else sum(r[band] for r in rows) / len(rows)
             for l in range(self.context_layers):
                 if layer is None or layer == l:
                     self._weights["context"][l][band] = value
