@@ -185,6 +185,7 @@ class CommandChannel:
         self._fd = None
         self._refused = None  # the reason the file is not read, once reported
         self._reported = False
+        self._first_read_done = False  # the first read passes the lines the run file answered
         self._lock = threading.Lock()
         self._open()
 
@@ -253,6 +254,7 @@ class CommandChannel:
                     self._line += 1
                     out.extend(self._take(raw, self._line))
                 self._offset += end + 1
+            self._first_read_done = True
             return out
 
     def _long_line_end(self, size):
@@ -275,7 +277,14 @@ class CommandChannel:
             self.answered_lines.add(line)
             return [item]
         if item.id in self.answered:
-            return []  # answered before (this session, or the run file says so): never again
+            # The first read of a resumed run passes the lines the run file answered; a line after
+            # that with an id already answered is refused under its line (as the Swift trainer does),
+            # so its sender is not left waiting or misled by the first line's answer.
+            if not self._first_read_done or line in self.answered_lines:
+                return []
+            self.answered_lines.add(line)
+            return [Refusal(None, line, "%s:%d: id \"%s\" was answered already (an id is used once); not applied again"
+                            % (COMMANDS_FILE, line, item.id))]
         self.answered.add(item.id)
         return [item]
 

@@ -63,7 +63,9 @@ def test_file_is_created_0600_and_read_whole_lines_only(tmp_path):
     got = ch.poll()
     assert len(got) == 1 and got[0].name == "pause" and got[0].line == 2
     with open(path, "ab") as f:
-        f.write(whole)  # the same id again: never handed out twice
+        f.write(whole)  # the same id again: never handed out twice, refused under its line
+    again = ch.poll()
+    assert [(type(x), x.id, x.line) for x in again] == [(Refusal, None, 3)] and "answered already" in again[0].message
     assert ch.poll() == []
     ch.close()
 
@@ -315,3 +317,24 @@ def test_axes_turned_on_after_the_checkpoint_are_turned_on_again_at_the_same_ste
     assert losses(whole) == losses(cut)
     again = [e for e in attach_events(cut) if "applied again" in e.get("message", "")]
     assert [(e["kind"], e["step"]) for e in again] == [("weight", 3), ("mode", 3)]
+
+
+def test_a_reused_id_is_refused_under_its_line_and_only_once_across_a_resume(tmp_path, tiny):
+    model, opt = tiny
+    rundir = str(tmp_path)
+    run = gradflow.Run(rundir, model=model, optimizer=opt, total_steps=10, handle_signals=False)
+    commands.send(rundir, "lr_scale", value=0.5, id="dupid")
+    tiny_step(model, opt, run, 0)
+    run.checkpoint()
+    commands.send(rundir, "lr_scale", value=4.0, id="dupid")  # the sender reused its id
+    tiny_step(model, opt, run, 1)
+    assert run.lr_scale == 0.5
+    got = attach_events(rundir)
+    assert [(e["kind"], e.get("command_id")) for e in got] == [("lr", "dupid"), ("refused", None)]
+    assert got[1]["message"] == 'commands.jsonl:2: id "dupid" was answered already (an id is used once); not applied again'
+    _kill(run)
+    run2 = gradflow.Run(rundir, model=TinyLM(), optimizer=torch.optim.AdamW(TinyLM().parameters(), lr=1e-2),
+                        total_steps=10, resume=True, handle_signals=False)
+    tiny_step(run2.model, run2.optimizer, run2, 1)
+    run2.close()
+    assert len(attach_events(rundir)) == 2 and run2.lr_scale == 0.5  # neither line answered again
