@@ -471,6 +471,9 @@ class Run:
                     guard_fallbacks=extra.get("guard_fallbacks", 0)))
             self.steps_done = index + 1
             self.last_loss = loss
+            warmup_ends = getattr(self.refiner, "adaptive_warmup_ends", None)
+            if callable(warmup_ends) and warmup_ends(index):
+                self.event("adaptive", ADAPTIVE_IN_FORCE, source="policy")
             if spike:
                 median = sorted(self._losses)[len(self._losses) // 2] if self._losses else float("nan")
                 self.event("warning", source="trainer", step=index,
@@ -937,6 +940,9 @@ def _check_arguments(*, out, total_steps, model, optimizer, refine, data, parent
 #: The default checkpoint's file name, and the temporary it is written to first.
 _CHECKPOINT_NAME = re.compile(r"ckpt-(\d+)\.pt")
 _CHECKPOINT_TEMPORARY = re.compile(r"ckpt-\d+\.pt\.tmp")
+
+#: The event message when the adaptive policies' warm-up ends (the Swift trainer's words).
+ADAPTIVE_IN_FORCE = "adaptive weights in force (warm-up done)"
 
 #: The event message when a command turns the time axis on (the Swift trainer's words).
 TIME_AXIS_STARTED = "time axis on from this step: its EMAs start from the next gradient"

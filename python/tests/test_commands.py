@@ -338,3 +338,21 @@ def test_a_reused_id_is_refused_under_its_line_and_only_once_across_a_resume(tmp
     tiny_step(run2.model, run2.optimizer, run2, 1)
     run2.close()
     assert len(attach_events(rundir)) == 2 and run2.lr_scale == 0.5  # neither line answered again
+
+
+def test_the_adaptive_policies_coming_into_force_is_an_event_in_the_swift_trainers_words(tmp_path):
+    from gradflow.refine import Refiner
+    from gradflow.run import ADAPTIVE_IN_FORCE
+    torch.manual_seed(0)
+    model = TinyLM()
+    refiner = Refiner(model, axes=("depth",), adaptive=("depth",), policy_warmup=3)
+    opt = torch.optim.AdamW(refiner.param_groups(), lr=1e-2)
+    rundir = str(tmp_path)
+    with gradflow.Run(rundir, model=model, optimizer=opt, refine=refiner, total_steps=5, handle_signals=False,
+                      checkpoint_at_end=False) as run:
+        for i in range(5):
+            tiny_step(model, opt, run, i)
+    adaptive = [e for e in events(rundir) if e["kind"] == "adaptive"]
+    assert [(e["step"], e["source"], e["message"]) for e in adaptive] == [(3, "policy", ADAPTIVE_IN_FORCE)]
+    with open(os.path.join(REPO, "Sources", "Training", "Trainer.swift")) as f:
+        assert '"%s"' % ADAPTIVE_IN_FORCE in f.read()
