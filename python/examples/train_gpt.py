@@ -21,8 +21,8 @@ as the Swift trainer under mpirun does; the recorded loss is the mean over the r
 the run, evaluates and samples; every rank applies the commands (gradflow.Run under
 torch.distributed).
 
-Data: ``--data PATH`` (a text file, or a folder of .txt files), read as bytes; the last 10 % of each
-file is validation. Default: the repository's Sources/Corpus/Resources/default-corpus.txt (named
+Data: ``--data PATH`` (a file, or a folder whose files are read in name order, as ``gradflow train
+--data`` reads them), read as bytes; the last 10 % of each file is validation. Default: the repository's Sources/Corpus/Resources/default-corpus.txt (named
 ``shakespeare``, as the Swift trainer names its embedded copy, so runs of both compare). The batch of
 step n is drawn from a generator seeded with (seed, n), so ``--resume`` continues with the batches an
 uninterrupted run would have seen.
@@ -114,14 +114,11 @@ def schedule(step, peak, warmup, total, min_fraction=0.1):
 
 def load_bytes(path):
     """(training bytes, validation bytes): the last 10 % of each file is validation."""
-    if os.path.isdir(path):
-        files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".txt"))
-        if not files:
-            raise SystemExit("%s: folder has no .txt files" % path)
-    elif os.path.isfile(path):
-        files = [path]
-    else:
-        raise SystemExit("%s: no such file or folder" % path)
+    # The files the header's fingerprint covers, which are those `gradflow train --data` reads.
+    try:
+        files = gradflow.runfile.data_files(path)
+    except gradflow.runfile.RunFileError as e:
+        raise SystemExit(str(e)) from None
     train, val = bytearray(), bytearray()
     for f in files:
         with open(f, "rb") as fh:
@@ -219,7 +216,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--out", required=True, help="run folder (must not hold a run unless --resume)")
-    p.add_argument("--data", default=DEFAULT_CORPUS, help="text file or folder of .txt files")
+    p.add_argument("--data", default=DEFAULT_CORPUS, help="a file, or a folder of files (read in name order)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
