@@ -99,6 +99,8 @@ struct AttachCommand: ParsableCommand {
         let ended: EndRecord? = { if case let .ended(end) = exit { return end }; return state.data.end }()
         if let end = ended {
             print("gradflow attach: \(header.runName) ended (\(end.reason.rawValue) at step \(Format.grouped(end.step)))")
+        } else if let silent = state.silentSeconds {
+            print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(state.data.stepsDone)); it has been silent for \(Format.clock(silent)), so its writer may have died; resuming the run from its latest checkpoint continues it and applies the commands sent meanwhile")
         } else {
             print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(state.data.stepsDone)); it goes on (`gradflow attach \(runPath)` to come back)")
         }

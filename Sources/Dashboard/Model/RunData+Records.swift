@@ -157,7 +157,9 @@ extension RunData {
                                 changeStep: e.step))
             lastChange = (e.step, e.axis, e.band)
         case .refused:
-            addEvent(EventEntry(step: e.step, kind: .refused, text: "\(bandLabel.isEmpty ? "" : bandLabel + " ")\(e.message)"))
+            // The reason often names the band itself ("context has 3 bands …"): then once.
+            let named = bandLabel.isEmpty || e.message.hasPrefix(bandLabel)
+            addEvent(EventEntry(step: e.step, kind: .refused, text: "\(named ? "" : bandLabel + " ")\(e.message)"))
         case .pause:
             paused = true
             addEvent(EventEntry(step: e.step, kind: .info, text: "paused (\(e.source))\(suffix)"))

@@ -52,6 +52,11 @@ extension DashboardState {
             setStatus("events: filter cleared")
         case .stop:
             guard controlAllowed() else { return [] }
+            if silentSeconds != nil {
+                // A stop queued for a writer that died would end the run the moment it is resumed.
+                setStatus("the run is silent (writer gone?): nothing to stop; a stop now would end it when it is resumed", error: true)
+                return []
+            }
             confirmingStop = true
             setStatus("stop the run? it writes a checkpoint and its end record. y stops it, any other key cancels", error: true)
         case .togglePause: return togglePause()

@@ -70,7 +70,11 @@ extension DashboardState {
             c.source = .attach
             let what = describe(c.action)
             awaitingAnswer[c.id!] = what
-            setStatus("\(what): sent")
+            if silentSeconds != nil {
+                setStatus("\(what): queued; the run is silent (writer gone?), so it applies when the run is resumed", error: true)
+            } else {
+                setStatus("\(what): sent")
+            }
             return .command(c)
         }
     }

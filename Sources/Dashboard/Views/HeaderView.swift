@@ -63,8 +63,10 @@ enum HeaderView {
             Piece(spans: [Span("   \(Format.compact(d.lastStep?.tokensPerSecond ?? 0)) tok/s", fg)], priority: 5),
             Piece(spans: [Span("   \(Format.duration(elapsed))", fg)], priority: 7),
         ]
-        // The writing process's figures (system records, at a low rate): CPU, memory, threads.
-        if let s = d.system {
+        // The writing process's figures (system records, at a low rate): CPU, memory, threads; not
+        // once the run has ended or gone silent, when they describe a process that is gone.
+        let writerLive = d.end == nil && state.silentSeconds == nil
+        if let s = d.system, state.mode == .replay || writerLive {
             var text = " · CPU \(Format.fixed(s.cpuPercent, 0))% · \(Format.bytes(s.residentBytes)) · \(s.threads) thr"
             if let g = s.gpuMemoryBytes { text += " · GPU \(Format.bytes(g))" + (s.gpuUtilPercent.map { " \(Format.fixed($0, 0))%" } ?? "") }
             pieces.append(Piece(spans: [Span(text, dim)], priority: 3))
@@ -74,8 +76,9 @@ enum HeaderView {
             pieces.insert(Piece(spans: [Span("   twin ", dim), Span("\(t.pairedSteps)/\(t.windowSteps)", theme.style(.title, .bold))],
                                 priority: 8), at: 4)
         }
-        // An ETA only for a run still training (not a replay, not a run that has ended).
-        if replay == nil && d.end == nil {
+        // An ETA only for a run still training (not a replay, not a run that has ended, is silent
+        // or is paused).
+        if replay == nil && writerLive && !d.paused {
             pieces.append(Piece(spans: [Span(" · ETA \(eta > 0 ? Format.duration(eta) : "–")", dim)], priority: 3))
         }
         let badgeSpans = [Span("● \(badge) ", theme.style(badgeKey, .bold))]
