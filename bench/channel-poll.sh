@@ -8,14 +8,14 @@
 #
 # Needs a release build (swift build -c release; it builds nothing itself, so it never competes
 # with another build): the benchmark (bench/channel-poll/main.swift) is compiled with swiftc
-# against that build's Telemetry and Refinement objects. $BUILD: the build folder (.build/release).
+# against that build's Telemetry, RunFormat, JSONCore and Refinement objects. $BUILD: the build folder (.build/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps="${1:-30}"
 build="${BUILD:-.build/release}"
 bin="$build/gradflow"
 [ -x "$bin" ] || { echo "no $bin: build first (swift build -c release)" >&2; exit 1; }
-objects=("$build"/Telemetry.build/*.o "$build"/Refinement.build/*.o)
+objects=("$build"/Telemetry.build/*.o "$build"/RunFormat.build/*.o "$build"/JSONCore.build/*.o "$build"/Refinement.build/*.o)
 [ -e "${objects[0]}" ] || { echo "no Telemetry objects in $build" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -77,6 +77,9 @@ extension Trainer {
         if let refusal = reader.takeRefusal() {
             bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .warning, source: .attach, message: refusal)))
         }
+        for notice in reader.takeNotices() {
+            bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .warning, source: .attach, message: notice)))
+        }
         for reading in readings {
             let place = "\(CommandChannel.fileName):\(reading.line)"
             switch reading.result {

@@ -93,4 +93,42 @@ import Testing
         #expect(reader.takeRefusal()?.contains("writable by others") == true)
         #expect(reader.takeRefusal() == nil)
     }
+
+    @Test("a commands file removed, replaced or cut short is followed: the file the path names is read from its first line, with a notice")
+    func readerFollowsThePath() throws {
+        let dir = NSTemporaryDirectory() + "gradflow-channel-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let reader = try CommandChannelReader(runDirectory: dir)
+        func send(_ id: String) throws {
+            try CommandChannelWriter(runDirectory: dir, runId: "r1").send(Command(.pause, source: .attach, id: id))
+        }
+        func ids() -> [String] { reader.poll().compactMap { try? $0.result.get().id } }
+        try send("a1"); try send("a2")
+        #expect(ids() == ["a1", "a2"] && reader.takeNotices().isEmpty)
+        // Removed, then a sender makes a new file (attach opens with O_CREAT).
+        try FileManager.default.removeItem(atPath: reader.path)
+        try send("b1")
+        #expect(ids() == ["b1"])
+        #expect(reader.takeNotices() == ["commands.jsonl was replaced (or removed and made again): commands are read from the new file's first line"])
+        // Removed, and nothing there yet: a private one is made, as at the start.
+        try FileManager.default.removeItem(atPath: reader.path)
+        #expect(ids().isEmpty)
+        #expect(reader.takeNotices() == ["commands.jsonl was removed (a new one was made): commands are read from the new file's first line"])
+        #expect(((try FileManager.default.attributesOfItem(atPath: reader.path)[.posixPermissions] as? Int) ?? 0) == 0o600)
+        // Replaced by another file (an editor's save).
+        try Data(#"{"id":"c1","run":"r1","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"stop"}"#.utf8 + [0x0A])
+            .write(to: URL(fileURLWithPath: reader.path), options: .atomic)
+        chmod(reader.path, 0o600)
+        let replaced = reader.poll()
+        #expect(replaced.map(\.line) == [1] && (try? replaced[0].result.get().id) == "c1")
+        #expect(reader.takeNotices().first?.hasPrefix("commands.jsonl was replaced") == true)
+        // Cut short: read again from the start.
+        truncate(reader.path, 0)
+        #expect(ids().isEmpty)
+        #expect(reader.takeNotices().first?.hasPrefix("commands.jsonl was cut short") == true)
+        try send("d1")
+        #expect(ids() == ["d1"])
+        #expect(reader.poll().isEmpty && reader.takeNotices().isEmpty)
+    }
 }

@@ -186,6 +186,8 @@ class CommandChannel:
         self._refused = None  # the reason the file is not read, once reported
         self._reported = False
         self._first_read_done = False  # the first read passes the lines the run file answered
+        #: Warnings for the run file (the file was replaced, removed or cut short); the Run takes them.
+        self.notices = []
         self._lock = threading.Lock()
         self._open()
 
@@ -210,6 +212,36 @@ class CommandChannel:
         self._fd = fd
         self._check_mode(st)
 
+    def _follow_path(self):
+        """Follows the file at the path when it is no longer the one open (replaced, or removed
+        and made again) or is shorter than what was read (cut): it is read again from its first
+        line, as the Swift trainer does, since a sender writes to whatever the path names. Returns
+        the warning to record, or None."""
+        st = os.fstat(self._fd)
+        try:
+            named = os.stat(self.path)
+            missing = False
+        except FileNotFoundError:
+            named, missing = None, True
+        if missing or (named.st_ino, named.st_dev) != (st.st_ino, st.st_dev):
+            old = self._fd
+            self._fd = None
+            self._open()
+            if self._fd is None:  # the new file cannot be read: _refused says why
+                self._fd = old
+                return None
+            os.close(old)
+            notice = "%s was %s: commands are read from the new file's first line" % (
+                COMMANDS_FILE, "removed (a new one was made)" if missing else "replaced (or removed and made again)")
+        elif st.st_size < self._offset:
+            notice = "%s was cut short (%d bytes, %d read): commands are read again from its first line" % (
+                COMMANDS_FILE, st.st_size, self._offset)
+        else:
+            return None
+        self._offset = 0
+        self._line = 0
+        return notice
+
     def _check_mode(self, st):
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             self._refused = ("%s: writable by %s (mode %04o); commands are not read this session — "
@@ -228,7 +260,11 @@ class CommandChannel:
             if self._refused is None and self._fd is None:
                 return []  # closed
             if self._refused is None:
-                self._check_mode(os.fstat(self._fd))
+                notice = self._follow_path()
+                if notice is not None:
+                    self.notices.append(notice)
+                if self._fd is not None:
+                    self._check_mode(os.fstat(self._fd))
             if self._refused is not None:
                 if self._reported:
                     return []

@@ -706,6 +706,9 @@ class Run:
                 if error is not None:
                     raise RunError("%s: rank 0 could not read the command channel: %s" % (self.out, error))
                 self._stop_for_ranks(stops)
+            notices = getattr(self.channel, "notices", None)
+            while notices:
+                self.event("warning", notices.pop(0), source="attach")
             for item in items:
                 if isinstance(item, Refusal):
                     if item.line == 0:

@@ -356,3 +356,37 @@ def test_the_adaptive_policies_coming_into_force_is_an_event_in_the_swift_traine
     assert [(e["step"], e["source"], e["message"]) for e in adaptive] == [(3, "policy", ADAPTIVE_IN_FORCE)]
     with open(os.path.join(REPO, "Sources", "Training", "Trainer.swift")) as f:
         assert '"%s"' % ADAPTIVE_IN_FORCE in f.read()
+
+
+def test_a_commands_file_removed_replaced_or_cut_short_is_followed(tmp_path):
+    rundir = str(tmp_path)
+    ch = CommandChannel(rundir, "rid")
+    path = os.path.join(rundir, "commands.jsonl")
+
+    def append(raw):
+        with open(path, "ab") as f:
+            f.write(raw)
+
+    append(line("rid", "stop", id="a1"))
+    assert [c.id for c in ch.poll()] == ["a1"] and ch.notices == []
+    os.remove(path)
+    append(line("rid", "stop", id="b1"))  # a sender makes a new file
+    assert [(c.id, c.line) for c in ch.poll()] == [("b1", 1)]
+    assert ch.notices.pop() == ("commands.jsonl was replaced (or removed and made again): commands are read from the "
+                                "new file's first line")
+    os.remove(path)  # and nothing there yet: a private one is made, as at the start
+    assert ch.poll() == [] and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert ch.notices.pop() == "commands.jsonl was removed (a new one was made): commands are read from the new file's first line"
+    tmp = path + ".new"
+    with open(tmp, "wb") as f:
+        f.write(line("rid", "stop", id="c1"))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    assert [c.id for c in ch.poll()] == ["c1"] and ch.notices.pop().startswith("commands.jsonl was replaced")
+    os.truncate(path, 0)
+    assert ch.poll() == [] and ch.notices.pop().startswith("commands.jsonl was cut short")
+    append(line("rid", "stop", id="c1") + line("rid", "stop", id="d1"))
+    got = ch.poll()  # c1 was answered already: refused under its line; d1 is new
+    assert [(type(x).__name__, x.id, x.line) for x in got] == [("Refusal", None, 1), ("Command", "d1", 2)]
+    assert ch.poll() == [] and ch.notices == []
+    ch.close()

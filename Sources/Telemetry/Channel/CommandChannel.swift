@@ -33,7 +33,7 @@ public struct ChannelReading: Sendable, Equatable {
 /// is left for a later poll; nothing is ever written to the file.
 public final class CommandChannelReader {
     public let path: String
-    private let fd: Int32
+    private var fd: Int32
     /// Bytes consumed: the start of the first line not yet returned.
     private var offset: off_t = 0
     private var lineNumber = 0
@@ -42,19 +42,53 @@ public final class CommandChannelReader {
     /// The refusal not yet reported (the trainer turns it into one warning event).
     private var unreportedRefusal: String?
 
+    /// Notices for the run file (the file was replaced, removed or cut short), each reported once.
+    private var unreportedNotices: [String] = []
+
     /// Opens (creating it private when missing) the channel of `runDirectory`.
     public init(runDirectory: String) throws {
         path = CommandChannel.path(runDirectory: runDirectory)
-        var fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        fd = try CommandChannelReader.open(path)
+    }
+
+    private static func open(_ path: String) throws -> Int32 {
+        var fd = Foundation.open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 {
             fchmod(fd, 0o600)  // whatever the umask
         } else if errno == EEXIST {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
+            fd = Foundation.open(path, O_RDONLY | O_CLOEXEC)
         }
         guard fd >= 0 else {
             throw RunFileError(.io, path: path, "cannot open the command channel: \(String(cString: strerror(errno)))")
         }
-        self.fd = fd
+        return fd
+    }
+
+    /// What happened to the file since the last poll that the run file should say (reported once).
+    public func takeNotices() -> [String] {
+        defer { unreportedNotices = [] }
+        return unreportedNotices
+    }
+
+    /// Follows the file at `path` when it is no longer the one open (replaced, or removed and made
+    /// again, by a sender or by hand) or is shorter than what was read (cut): the file is read again
+    /// from its first line, since a sender writes to whatever the path names. Ids already
+    /// answered are still never applied again.
+    private func followPath(_ open: stat) {
+        var named = stat()
+        let missing = stat(path, &named) != 0
+        if missing || named.st_ino != open.st_ino || named.st_dev != open.st_dev {
+            guard let fresh = try? CommandChannelReader.open(path) else { return }
+            close(fd)
+            fd = fresh
+            unreportedNotices.append("\(CommandChannel.fileName) was \(missing ? "removed (a new one was made)" : "replaced (or removed and made again)"): commands are read from the new file's first line")
+        } else if open.st_size < offset {
+            unreportedNotices.append("\(CommandChannel.fileName) was cut short (\(open.st_size) bytes, \(offset) read): commands are read again from its first line")
+        } else {
+            return
+        }
+        offset = 0
+        lineNumber = 0
     }
 
     deinit { close(fd) }
@@ -69,6 +103,8 @@ public final class CommandChannelReader {
     public func poll() -> [ChannelReading] {
         guard refusal == nil else { return [] }
         var st = stat()
+        guard fstat(fd, &st) == 0 else { return [] }
+        followPath(st)
         guard fstat(fd, &st) == 0 else { return [] }
         if let problem = CommandChannel.permissionProblem(mode: st.st_mode) {
             refusal = problem
