@@ -88,3 +88,37 @@ import Telemetry
 }
 
 import Foundation
+
+@Suite struct ResumedHistoryTests {
+    @Test("a session resumed from an earlier checkpoint replaces the steps after it in every history")
+    func resumeForgetsTheLostSteps() {
+        var state = makeState(steps: 1240)
+        #expect(state.data.trainLoss.lastX! > 1200)
+        #expect(state.data.samples.contains { $0.step > 1000 } && state.data.bestValidation!.step > 1000)
+        let again = SyntheticRun.records(steps: 1240).filter {
+            if case let .step(s) = $0 { return s.step >= 1000 && s.step < 1010 }
+            return false
+        }
+        let resumed = Record.event(EventRecord(step: 1000, t: 500, kind: .resume_run, source: .trainer,
+                                               message: "resumed from step 1000 with 1 threads"))
+        _ = state.apply(.records([resumed] + again))
+        let d = state.data
+        #expect(d.trainLoss.lastX == 1009 && d.trainLoss.buckets.allSatisfy { $0.firstX <= $0.lastX })
+        #expect(d.tokensPerSecond.lastX == 1009)
+        #expect(d.shares.allSatisfy { ($0.lastX ?? 0) <= 1009 })
+        #expect(d.validation.allSatisfy { ($0.lastX ?? 0) <= 1000 })
+        #expect(d.samples.allSatisfy { $0.step <= 1000 } && !d.samples.isEmpty)
+        #expect(d.bestValidation.map { $0.step <= 1000 } == true)
+        #expect(d.markers.allSatisfy { $0.step <= 1000 })
+        #expect(d.events.contains { $0.text.hasPrefix("resumed from checkpoint") })
+    }
+
+    @Test func dropKeepsEarlierPointsAndCounts() {
+        var s = DecimatedSeries(capacity: 8)
+        for x in 0..<20 { s.append(x: x, Double(x)) }
+        s.drop(from: 10)
+        #expect(s.lastX == 9 && s.count <= 20 && s.buckets.allSatisfy { $0.firstX < 10 })
+        s.append(x: 10, 100)
+        #expect(s.last == 100 && s.lastX == 10)
+    }
+}

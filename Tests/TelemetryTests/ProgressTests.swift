@@ -67,6 +67,20 @@ struct ProgressTests {
         #expect(text.contains("step 15: weight context/long (all layers) 1.00 -> 1.50 [key]"))
     }
 
+    @Test("a session resumed from an earlier checkpoint: the steps, evaluations and end after it no longer count")
+    func summaryOfAResumedRun() {
+        var s = RunSummary(header: Fixtures.header(totalSteps: 40))
+        let first = trainerLikeRun()
+        for r in first { s.add(r) }
+        #expect(s.end != nil && s.bestValidation?.step == 40)
+        s.add(.event(EventRecord(step: 20, t: 9, kind: .resume_run, source: .trainer, message: "resumed from step 20")))
+        #expect(s.end == nil && s.stepsDone == 20)
+        #expect(s.bestValidation.map { $0.step <= 20 } ?? true)
+        #expect(s.lastEval.map { $0.step <= 20 } ?? true)
+        for r in first { if case let .step(x) = r, x.step >= 20 && x.step < 30 { s.add(r) } }
+        #expect(s.stepsDone == 30 && s.end == nil)
+    }
+
     @Test("the bus observer prints exactly what the synchronous path prints")
     func observerMatchesDirect() {
         let records = trainerLikeRun()

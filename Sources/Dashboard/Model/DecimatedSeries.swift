@@ -59,6 +59,18 @@ public struct DecimatedSeries: Sendable, Equatable {
         buckets.append(Bucket(x: x, value: value))
     }
 
+    /// Forgets the points from step `x` on: a run resumed from an earlier checkpoint does those
+    /// steps again, and the first session's are not part of its history. A bucket holding points
+    /// on both sides ends at `x - 1` but keeps its summary (its minimum and maximum may include a
+    /// forgotten point; a bucket spans `span` points).
+    public mutating func drop(from x: Int) {
+        while let b = buckets.last, b.firstX >= x {
+            buckets.removeLast()
+            count -= b.count
+        }
+        if let b = buckets.last, b.lastX >= x { buckets[buckets.count - 1].lastX = x - 1 }
+    }
+
     /// Merges neighbouring buckets pairwise and doubles the span.
     private mutating func compact() {
         var merged: [Bucket] = []

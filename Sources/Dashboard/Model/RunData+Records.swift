@@ -168,6 +168,7 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .info, text: "resumed (\(e.source))\(suffix)"))
         case .resume_run:
             end = nil  // the run goes on after an earlier session's end record
+            forgetSteps(from: e.step)
             addEvent(EventEntry(step: e.step, kind: .info, text: "resumed from checkpoint\(suffix)"))
         case .warning:
             addEvent(EventEntry(step: e.step, kind: .warning, text: e.message))
@@ -183,6 +184,27 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .info, text: "\(e.message.isEmpty ? "command carried out" : e.message)  (\(e.source))"))
         case .twin, .verdict, .revert, .rollback:
             apply(twinEvent: e)
+        }
+    }
+
+    /// A session resumed from the checkpoint at `step`: the steps from there on are done again,
+    /// so the histories forget what an earlier session recorded for them (step records from index
+    /// `step`, evaluations after it); the events stay, as the log of what happened.
+    mutating func forgetSteps(from step: Int) {
+        for series in [\RunData.trainLoss, \RunData.tokensPerSecond, \RunData.twinLoss] { self[keyPath: series].drop(from: step) }
+        for i in shares.indices { shares[i].drop(from: step) }
+        for i in weights.indices { weights[i].drop(from: step) }
+        for i in flip.indices { flip[i].drop(from: step) }
+        for i in cosine.indices { cosine[i].drop(from: step) }
+        for i in longMass.indices { longMass[i].drop(from: step) }
+        for i in validation.indices { validation[i].drop(from: step + 1) }
+        samples.removeAll { $0.step > step }
+        markers.removeAll { $0.step > step }
+        appliedWeights = appliedWeights.filter { $0.value.step <= step }
+        if let e = lastEval, e.step > step { lastEval = nil }
+        if let best = bestValidation, best.step > step {
+            // The best of the evaluations kept (each in a bucket of its own at the dashboard's pace).
+            bestValidation = validation.first?.buckets.min { $0.min < $1.min }.map { ($0.min, $0.lastX) }
         }
     }
 

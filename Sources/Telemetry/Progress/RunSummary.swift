@@ -13,6 +13,8 @@ public struct RunSummary {
     public private(set) var lastEval: EvalRecord?
     /// Lowest loss of the first validation domain, and its step.
     public private(set) var bestValidation: (loss: Double, step: Int, domain: String)?
+    /// Each evaluation's first domain, so that a resumed session can forget the ones it redoes.
+    private var firstDomainLosses: [(loss: Double, step: Int, domain: String)] = []
     public private(set) var eventCount = 0
     /// The first `maxListedEvents` events.
     public private(set) var events: [EventRecord] = []
@@ -66,10 +68,20 @@ public struct RunSummary {
         case let .eval(e):
             stepsDone = max(stepsDone, e.step)
             lastEval = e
-            if let d = e.domains.first, d.loss.isFinite, d.loss < (bestValidation?.loss ?? .infinity) {
-                bestValidation = (d.loss, e.step, d.name)
+            if let d = e.domains.first, d.loss.isFinite {
+                firstDomainLosses.append((d.loss, e.step, d.name))
+                if d.loss < (bestValidation?.loss ?? .infinity) { bestValidation = (d.loss, e.step, d.name) }
             }
         case let .event(e):
+            if e.kind == .resume_run {
+                // A session resumed from the checkpoint at e.step does the later steps again: what
+                // an earlier session recorded after it no longer counts.
+                stepsDone = min(stepsDone, e.step)
+                end = nil
+                firstDomainLosses.removeAll { $0.step > e.step }
+                if let last = lastEval, last.step > e.step { lastEval = nil }
+                if let best = bestValidation, best.step > e.step { bestValidation = firstDomainLosses.min { $0.loss < $1.loss } }
+            }
             eventCount += 1
             if events.count < RunSummary.maxListedEvents { events.append(e) }
         case .checkpoint:
