@@ -94,6 +94,28 @@ import Testing
         #expect(reader.takeRefusal() == nil)
     }
 
+    @Test("a sender does not glue its line onto a dead sender's fragment, and follows the path to a new file")
+    func senderAfterAFragmentAndAReplacement() throws {
+        let dir = NSTemporaryDirectory() + "gradflow-channel-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let reader = try CommandChannelReader(runDirectory: dir)
+        let writer = try CommandChannelWriter(runDirectory: dir, runId: "r1")
+        let handle = try #require(FileHandle(forWritingAtPath: reader.path))
+        handle.seekToEndOfFile()
+        handle.write(Data(#"{"id":"frag"#.utf8))  // a sender that died mid-line
+        try handle.close()
+        #expect(writer.send(Command(.pause, source: .attach, id: "c1")) == nil)
+        let got = reader.poll()
+        #expect(got.map(\.line) == [1, 2])
+        if case .success = got[0].result { Issue.record("the fragment decoded") }
+        #expect((try? got[1].result.get().id) == "c1")
+        // The file is replaced: the open writer sends to the new one, which the reader follows.
+        try FileManager.default.removeItem(atPath: reader.path)
+        #expect(writer.send(Command(.stop, source: .attach, id: "c2")) == nil)
+        #expect(reader.poll().compactMap { try? $0.result.get().id } == ["c2"])
+    }
+
     @Test("a commands file removed, replaced or cut short is followed: the file the path names is read from its first line, with a notice")
     func readerFollowsThePath() throws {
         let dir = NSTemporaryDirectory() + "gradflow-channel-" + UUID().uuidString

@@ -383,8 +383,13 @@ def send(rundir, command, **members):
     obj.update(members)
     line = (encode(obj) + "\n").encode("utf-8")
     path = os.path.join(rundir, COMMANDS_FILE)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
+        size = os.fstat(fd).st_size
+        if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+            # A sender died mid-line: its fragment becomes a line of its own (refused), and this
+            # command is not glued onto it (as the Swift sender does).
+            line = b"\n" + line
         n = os.write(fd, line)
         if n != len(line):
             raise OSError("%s: short write (%d of %d bytes)" % (path, n, len(line)))

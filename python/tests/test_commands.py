@@ -390,3 +390,14 @@ def test_a_commands_file_removed_replaced_or_cut_short_is_followed(tmp_path):
     assert [(type(x).__name__, x.id, x.line) for x in got] == [("Refusal", None, 1), ("Command", "d1", 2)]
     assert ch.poll() == [] and ch.notices == []
     ch.close()
+
+
+def test_send_does_not_glue_its_line_onto_a_dead_senders_fragment(tmp_path):
+    rundir = str(tmp_path)
+    ch = CommandChannel(rundir, "rid")
+    with open(os.path.join(rundir, "commands.jsonl"), "ab") as f:
+        f.write(b'{"id":"frag')
+    cid = commands.send(rundir, "stop", run="rid")
+    got = ch.poll()
+    assert [(type(x).__name__, x.line) for x in got] == [("Refusal", 1), ("Command", 2)] and got[1].id == cid
+    ch.close()

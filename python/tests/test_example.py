@@ -46,7 +46,10 @@ def test_example_on_two_processes_trains_as_one(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         EXAMPLE, "--out", two, *options], capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # On failure, the ranks' own error lines first: torchrun's summary at the end hides them.
+    assert r.returncode == 0, "\n".join(l for l in r.stderr.splitlines()
+                                        if any(w in l for w in ("Error", "error", "terminate", "what()"))) + \
+        "\n---\n" + r.stdout[-3000:] + r.stderr[-6000:]
     a, b = ([json.loads(l) for l in open(os.path.join(d, "run.jsonl"))] for d in (one, two))
     assert "ranks" not in a[0] and b[0]["ranks"] == 2 and [r["type"] for r in b].count("header") == 1
     la, lb = ([r["loss"] for r in rs if r["type"] == "step"] for rs in (a, b))

@@ -145,18 +145,41 @@ public final class CommandChannelWriter: CommandSink, @unchecked Sendable {
     public let path: String
     public let runId: String
     public let issuer: CommandIssuer
-    private let fd: Int32
+    private var fd: Int32
     private let lock = NSLock()
 
     public init(runDirectory: String, runId: String, issuer: CommandIssuer = .current) throws {
         path = CommandChannel.path(runDirectory: runDirectory)
         self.runId = runId
         self.issuer = issuer
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        fd = try CommandChannelWriter.open(path)
+    }
+
+    private static func open(_ path: String) throws -> Int32 {
+        let fd = Foundation.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw RunFileError(.io, path: path, "cannot open the command channel for writing: \(String(cString: strerror(errno)))")
         }
-        self.fd = fd
+        return fd
+    }
+
+    /// The bytes to write for `line`: after a file that ends inside a line (a sender that died
+    /// mid-write), a newline first, so the fragment is a line of its own (the trainer refuses it)
+    /// and this command is not glued onto it. Reopens the path first when it names another file
+    /// than the one open (replaced, or removed: the trainer reads whatever the path names).
+    private func prepare(_ line: [UInt8]) -> [UInt8] {
+        var open = stat(), named = stat()
+        if fstat(fd, &open) == 0, stat(path, &named) != 0 || named.st_ino != open.st_ino || named.st_dev != open.st_dev,
+           let fresh = try? CommandChannelWriter.open(path) {
+            close(fd)
+            fd = fresh
+        }
+        var st = stat()
+        var last: UInt8 = 10
+        if fstat(fd, &st) == 0, st.st_size > 0, pread(fd, &last, 1, st.st_size - 1) == 1, last != 10 {
+            return [10] + line
+        }
+        return line
     }
 
     deinit { close(fd) }
@@ -172,12 +195,13 @@ public final class CommandChannelWriter: CommandSink, @unchecked Sendable {
         let line = ChannelLine(id: command.id!, run: runId, issuer: issuer,
                                t: Date().timeIntervalSince1970, action: command.action).encoded()
         lock.lock(); defer { lock.unlock() }
+        let bytes = prepare(line)
         var written: Int
-        repeat { written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } } while written < 0 && errno == EINTR
-        if written == line.count { return nil }
+        repeat { written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } } while written < 0 && errno == EINTR
+        if written == bytes.count { return nil }
         if written < 0 { return RunFileError.system("write", path: path, errno: errno).description }
         let newline: [UInt8] = [10]
         _ = newline.withUnsafeBytes { write(fd, $0.baseAddress, 1) }
-        return "\(path): short write (\(written) of \(line.count) bytes; the disk may be full)"
+        return "\(path): short write (\(written) of \(bytes.count) bytes; the disk may be full)"
     }
 }
