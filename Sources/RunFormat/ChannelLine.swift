@@ -9,13 +9,13 @@ import Refinement
 /// The members of a command-channel line, in writing order.
 enum ChannelField: String, CaseIterable {
     case id, run, issuer, t, command, axis, band, layer, value, adaptive, share
-    static let table = FieldTable<Self>("command", required: [.id, .run, .command])
+    static let table = FieldTable<Self>("command", required: [.id, .run, .issuer, .t, .command])
 }
 
 /// A command line's `issuer` object.
 enum IssuerField: String, CaseIterable {
     case user, host, pid
-    static let table = FieldTable<Self>("issuer", required: [])
+    static let table = FieldTable<Self>("issuer", required: [.user, .host, .pid])
 }
 
 /// Who sent a command: the user, the host and the process.

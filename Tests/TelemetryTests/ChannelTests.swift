@@ -29,13 +29,17 @@ import Testing
             do { _ = try ChannelLine.decode(Array(text.utf8)); return nil } catch { return error as? ChannelLine.Problem }
         }
         #expect(problem("garbage")?.message.hasPrefix("not a command") == true)
-        #expect(problem(#"{"id":"a","run":"r","command":"warp"}"#)?.message.contains("unknown command \"warp\"") == true)
-        #expect(problem(#"{"id":"a","run":"r","command":"warp"}"#)?.id == "a")
-        #expect(problem(#"{"id":"a","run":"r","command":"set_weight","axis":"context","band":1}"#)?.message == "set_weight needs \"value\"")
-        #expect(problem(#"{"id":"a","run":"r","command":"lr_scale","value":-1}"#)?.message.contains("positive") == true)
-        #expect(problem(#"{"id":"","run":"r","command":"stop"}"#)?.id == nil)
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"warp"}"#)?.message.contains("unknown command \"warp\"") == true)
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"warp"}"#)?.id == "a")
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"set_weight","axis":"context","band":1}"#)?.message == "set_weight needs \"value\"")
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"lr_scale","value":-1}"#)?.message.contains("positive") == true)
+        #expect(problem(#"{"id":"","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"stop"}"#)?.id == nil)
         #expect(problem(#"{"run":"r","command":"stop"}"#)?.message.contains("lacks member \"id\"") == true)
-        #expect(problem(#"{"id":"a","run":"r","command":"stop"} x"#)?.message.hasPrefix("not a command") == true)
+        // Who sent it and when are part of every command (docs/FORMAT.md), as the Python reader requires.
+        #expect(problem(#"{"id":"a","run":"r","t":1,"command":"stop"}"#)?.message.contains("lacks member \"issuer\"") == true)
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"command":"stop"}"#)?.message.contains("lacks member \"t\"") == true)
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","pid":1},"t":1,"command":"stop"}"#)?.message.contains("lacks member \"host\"") == true)
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"stop"} x"#)?.message.hasPrefix("not a command") == true)
     }
 
     /// Random bytes never trap the decoder: every line is a command or a problem.
@@ -75,7 +79,7 @@ import Testing
         writer.send(Command(.pause, source: .attach, id: "c1"))
         let handle = try #require(FileHandle(forWritingAtPath: reader.path))
         handle.seekToEndOfFile()
-        handle.write(Data(#"{"id":"c2","run":"r1","comm"#.utf8))  // torn: waits
+        handle.write(Data(#"{"id":"c2","run":"r1","issuer":{"user":"u","host":"h","pid":1},"t":1,"comm"#.utf8))  // torn: waits
         let first = reader.poll()
         #expect(first.count == 1 && first[0].line == 1)
         #expect(try first[0].result.get().action == .pause && first[0].result.get().run == "r1")
@@ -83,7 +87,8 @@ import Testing
         handle.write(Data("and\":\"stop\"}\nnot json\n".utf8))
         let second = reader.poll()
         #expect(second.map(\.line) == [2, 3])
-        #expect(try second[0].result.get() == ChannelLine(id: "c2", run: "r1", action: .stop))
+        #expect(try second[0].result.get() == ChannelLine(id: "c2", run: "r1", issuer: CommandIssuer(user: "u", host: "h", pid: 1),
+                                                          t: 1, action: .stop))
         if case .success = second[1].result { Issue.record("a bad line decoded") }
         try handle.close()
         // A file others may write is not read, and the refusal is reported once.

@@ -10,7 +10,8 @@ import Testing
     static let runId = "run-under-test"
 
     static func line(_ id: String, _ action: Command.Action, run: String = runId) -> String {
-        String(decoding: ChannelLine(id: id, run: run, action: action).encoded(), as: UTF8.self)
+        String(decoding: ChannelLine(id: id, run: run, issuer: CommandIssuer(user: "u", host: "h", pid: 1), t: 1,
+                                     action: action).encoded(), as: UTF8.self)
     }
 
     /// Trains `config` in `dir` reading its channel; `write` is called before each step (to append
