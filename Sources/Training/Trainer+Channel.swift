@@ -38,6 +38,10 @@ struct ChannelState {
     /// Lines held back until their step: commands whose first application was lost with the steps
     /// after the checkpoint a run resumed from (applied again where they were first applied).
     var replays: [(step: Int, command: Command)] = []
+    /// Ids of replayed commands not answered yet: their events say they were applied again.
+    var replayed: Set<String> = []
+    /// What the event of a command applied again after a resume says (the Python package's words).
+    static let appliedAgain = "applied again after a resume: its effect came after the checkpoint"
 }
 
 extension Trainer {
@@ -69,7 +73,9 @@ extension Trainer {
     func channelCommands() -> [Command] {
         var out: [Command] = []
         while let i = channel.replays.firstIndex(where: { $0.step <= step }) {
-            out.append(channel.replays.remove(at: i).command)
+            let command = channel.replays.remove(at: i).command
+            if let id = command.id { channel.replayed.insert(id) }
+            out.append(command)
         }
         guard let reader = channel.reader else { return out }
         let readings = pendingChannelReadings + reader.poll()
@@ -116,6 +122,9 @@ extension Trainer {
     func publish(answering command: Command, _ event: EventRecord) {
         var e = event
         e.commandId = command.id
+        if let id = command.id, channel.replayed.remove(id) != nil {
+            e.message = e.message.isEmpty ? ChannelState.appliedAgain : "\(e.message) (\(ChannelState.appliedAgain))"
+        }
         if let id = command.id {
             channel.answered.insert(id)
             channel.applied.append(id)

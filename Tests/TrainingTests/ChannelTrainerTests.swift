@@ -71,6 +71,8 @@ import Testing
         let checkpoint = try Checkpoint.read(path: Trainer.checkpointPath(runDirectory: crashed, step: 20))
         let resumed = try Self.train(config, dir: crashed, resume: checkpoint, history: history)
         #expect(Self.answers(resumed).map(\.id) == ["lr1"] && Self.answers(resumed).map(\.step) == [26])
+        let replayed = resumed.compactMap { r -> EventRecord? in if case let .event(e) = r, e.commandId == "lr1" { return e }; return nil }
+        #expect(replayed.count == 1 && replayed[0].message.hasSuffix("(\(ChannelState.appliedAgain))"))
         // The same states: steps 20… lose nothing to the crash, bit for bit.
         let a = Self.losses(uninterrupted), b = Self.losses(resumed)
         #expect(b.count == 20 && b.allSatisfy { a[$0.key] == $0.value })

@@ -681,7 +681,7 @@ class Run:
     def _apply_lost(self):
         for step in sorted(s for s in self._lost if s <= self.steps_done):
             for cmd in self._lost.pop(step):
-                self._again = "applied again after a resume: its effect came after the checkpoint"
+                self._again = APPLIED_AGAIN
                 try:
                     self._apply(cmd)
                 except Exception as e:
@@ -943,6 +943,9 @@ def _check_arguments(*, out, total_steps, model, optimizer, refine, data, parent
 #: The default checkpoint's file name, and the temporary it is written to first.
 _CHECKPOINT_NAME = re.compile(r"ckpt-(\d+)\.pt")
 _CHECKPOINT_TEMPORARY = re.compile(r"ckpt-\d+\.pt\.tmp")
+
+#: What the event of a command applied again after a resume says (the Swift trainer's words).
+APPLIED_AGAIN = "applied again after a resume: its effect came after the checkpoint"
 
 #: The event message when the adaptive policies' warm-up ends (the Swift trainer's words).
 ADAPTIVE_IN_FORCE = "adaptive weights in force (warm-up done)"

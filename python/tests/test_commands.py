@@ -165,7 +165,10 @@ def test_commands_applied_exactly_once_also_across_resume(tmp_path, tiny):
         by_id.setdefault(e.get("command_id"), []).append((e["kind"], e["step"]))
     assert by_id == {first: [("lr", 1)], wrong: [("refused", 3)], mid: [("lr", 4), ("lr", 4)], later: [("lr", 3)]}
     again = [e for e in answers if e.get("command_id") == mid][1]
-    assert "applied again after a resume" in again["message"]
+    from gradflow.run import APPLIED_AGAIN
+    assert APPLIED_AGAIN in again["message"]
+    with open(os.path.join(REPO, "Sources", "Training", "Trainer+Channel.swift")) as f:
+        assert '"%s"' % APPLIED_AGAIN in f.read()  # the Swift trainer's words
     kinds = [e["kind"] for e in events(rundir)]
     assert kinds.count("resume-run") == 1
     r = gradflow.wait_for_answer(rundir, later, timeout=1)
