@@ -154,6 +154,20 @@ import Testing
         #expect(s.status?.text == "nothing to undo")
     }
 
+    @Test("undoing a switch from manual to adaptive gives the weights back, not only the mode")
+    func undoAdaptiveRestoresTheWeights() {
+        var s = onLong()
+        var step = s.data.lastStep!
+        step.step += 1
+        step.axes = step.axes.map { a in var a = a; if a.axis == .context { a.mode = .manual }; return a }
+        _ = s.apply(.records([.step(step)]))
+        let before = step.axes.first { $0.axis == .context }!.bands.map(\.weight)
+        #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, true, source: .key))])
+        let undo = weightCommands(press(&s, .character("u")))
+        #expect(undo.map(\.0.band) == [0, 1, 2] && undo.allSatisfy { $0.0.axis == .context && $0.0.layer == nil })
+        #expect(undo.map(\.1) == before)
+    }
+
     @Test func confirmedEventClearsPending() {
         var s = onLong()
         _ = press(&s, .character("+"))

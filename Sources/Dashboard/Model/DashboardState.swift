@@ -55,7 +55,9 @@ public enum DashboardMode: Sendable, Hashable {
 /// An own change the `u` key can take back.
 public enum UndoEntry: Sendable, Equatable {
     case weight(WeightTarget, old: Double, new: Double)
-    case adaptive(ScaleAxis, was: Bool)
+    /// A mode switch; from manual to adaptive it keeps the axis' weights as they were, which the
+    /// policy then moves, so that undoing it gives them back.
+    case adaptive(ScaleAxis, was: Bool, weights: [WeightTarget: Double])
 }
 
 /// A message in the status line; errors (refusals) are drawn in the warning colour.

@@ -240,7 +240,13 @@ extension DashboardState {
     private mutating func toggleAdaptive() -> [DashboardEffect] {
         guard controlAllowed(), let row = selectedBand else { return [] }
         let isAdaptive = data.mode(of: row.axis) == .adaptive
-        undo.append(.adaptive(row.axis, was: isAdaptive))
+        var weights: [WeightTarget: Double] = [:]
+        if !isAdaptive {
+            for (i, r) in data.rows.enumerated() where r.axis == row.axis {
+                if let w = data.weight(row: i) { weights[r.target] = w }
+            }
+        }
+        undo.append(.adaptive(row.axis, was: isAdaptive, weights: weights))
         setStatus("\(row.axis.rawValue): \(isAdaptive ? "manual" : "adaptive") requested")
         return [.command(.setAdaptive(row.axis, !isAdaptive, source: Self.keySource))]
     }
@@ -257,9 +263,16 @@ extension DashboardState {
             let label = data.rows.first { $0.target == target }?.label ?? "\(target.axis.rawValue).\(target.band)"
             setStatus("undo: \(label) \(Format.fixed(new, 2)) → \(Format.fixed(old, 2))")
             return [.command(.setWeight(target, old, source: Self.keySource))]
-        case let .adaptive(axis, was):
-            setStatus("undo: \(axis.rawValue) back to \(was ? "adaptive" : "manual")")
-            return [.command(.setAdaptive(axis, was, source: Self.keySource))]
+        case let .adaptive(axis, was, weights):
+            guard !was, !weights.isEmpty else {
+                setStatus("undo: \(axis.rawValue) back to \(was ? "adaptive" : "manual")")
+                return [.command(.setAdaptive(axis, was, source: Self.keySource))]
+            }
+            // Back to manual with the weights the axis had: each weight command makes it manual.
+            let targets = weights.keys.sorted { $0.band < $1.band }
+            for t in targets { markPending(t, weights[t]!) }
+            setStatus("undo: \(axis.rawValue) back to manual at " + targets.map { Format.fixed(weights[$0]!, 2) }.joined(separator: ", "))
+            return targets.map { .command(.setWeight($0, weights[$0]!, source: Self.keySource)) }
         }
     }
 

@@ -141,7 +141,7 @@ extension DashboardState {
             settle(target)
             if case let .weight(t, _, new)? = undo.last, t == target, new == value { undo.removeLast() }
         case let .setAdaptive(axis, on):
-            if case let .adaptive(a, was)? = undo.last, a == axis, was != on { undo.removeLast() }
+            if case let .adaptive(a, was, _)? = undo.last, a == axis, was != on { undo.removeLast() }
         default:
             break
         }
