@@ -144,9 +144,11 @@ public struct ChannelLine: Sendable, Equatable {
     public static func decode(_ line: UnsafeBufferPointer<UInt8>) throws -> ChannelLine {
         var id: String?, run: String?, name: String?, issuer: CommandIssuer?, t: Double?
         var axis: ScaleAxis?, band: Int?, layer: Int?, value: Double?, adaptive: Bool?, share: Double?
+        var reading: ChannelField?  // the member whose value is being read, for the error
         do {
             var s = JSONScanner(line)
             try s.members(ChannelField.table, depth: 2) { field, s in
+                reading = field  // left set when reading its value throws
                 switch field {
                 case .id: id = try s.string()
                 case .run: run = try s.string()
@@ -169,10 +171,11 @@ public struct ChannelLine: Sendable, Equatable {
                 case .adaptive: adaptive = try s.bool()
                 case .share: share = try s.double()
                 }
+                reading = nil
             }
             try s.expectEnd()
         } catch let e as JSONSyntaxError {
-            throw Problem(id: id, message: "not a command: \(e)")
+            throw Problem(id: id, message: "not a command: \(reading.map { "\"\($0.rawValue)\": " } ?? "")\(e)")
         }
         // The field table requires all three and names a missing one.
         guard let id, let run, let name else { throw Problem(id: id, message: "not a command: missing member") }

@@ -35,6 +35,8 @@ import Testing
         #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"lr_scale","value":-1}"#)?.message.contains("positive") == true)
         #expect(problem(#"{"id":"","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"stop"}"#)?.id == nil)
         #expect(problem(#"{"run":"r","command":"stop"}"#)?.message.contains("lacks member \"id\"") == true)
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"lr_scale","value":"abc"}"#)?
+            .message.hasPrefix("not a command: \"value\": ") == true, "the member whose value is wrong is named")
         // Who sent it and when are part of every command (docs/FORMAT.md), as the Python reader requires.
         #expect(problem(#"{"id":"a","run":"r","t":1,"command":"stop"}"#)?.message.contains("lacks member \"issuer\"") == true)
         #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"command":"stop"}"#)?.message.contains("lacks member \"t\"") == true)

@@ -10,7 +10,7 @@ public enum DashboardView {
     public static func render(_ state: DashboardState, size: Size, theme: Theme) -> Canvas {
         var canvas = Canvas(size: size)
         guard size.width >= minimumSize.width && size.height >= minimumSize.height else {
-            renderTooSmall(&canvas, theme: theme)
+            renderTooSmall(&canvas, state, theme: theme)
             return canvas
         }
         let layout = Layout(state: state, size: size)
@@ -31,10 +31,10 @@ public enum DashboardView {
         return canvas
     }
 
-    static func renderTooSmall(_ canvas: inout Canvas, theme: Theme) {
+    static func renderTooSmall(_ canvas: inout Canvas, _ state: DashboardState, theme: Theme) {
         let lines = [
             "gradflow needs \(minimumSize.width)×\(minimumSize.height), have \(canvas.width)×\(canvas.height)",
-            "enlarge the terminal, or press q to quit",
+            state.mode == .attached ? "enlarge the terminal, or press q to detach (the run goes on)" : "enlarge the terminal, or press q to quit",
         ]
         let top = Swift.max(0, canvas.height / 2 - 1)
         for (i, line) in lines.enumerated() {
