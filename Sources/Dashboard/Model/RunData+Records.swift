@@ -152,7 +152,7 @@ extension RunData {
                                 changeStep: e.step))
             lastChange = (e.step, e.axis, nil)
         case .target:
-            addEvent(EventEntry(step: e.step, kind: .mode,
+            addEvent(EventEntry(step: e.step, kind: .target,
                                 text: "\(bandLabel) target share \(e.newValue.map { Format.percent($0) } ?? "?")  (\(e.source))\(suffix)",
                                 changeStep: e.step))
             lastChange = (e.step, e.axis, e.band)

@@ -16,7 +16,7 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .verdict, text: e.message))
         case .revert:
             twinWindow = nil
-            addEvent(EventEntry(step: e.step, kind: .weight, text: e.message + "  (\(e.source))"))
+            addEvent(EventEntry(step: e.step, kind: .revert, text: e.message + "  (\(e.source))"))
         case .rollback:
             twinWindow = nil
             addEvent(EventEntry(step: e.step, kind: .warning, text: "rollback: " + e.message))

@@ -50,6 +50,8 @@ enum EventsPanel {
         switch kind {
         case .weight: return ("▲", "weight", .event_weight)
         case .mode: return ("◆", "mode", .event_weight)
+        case .target: return ("◆", "target", .event_weight)
+        case .revert: return ("↶", "revert", .event_warn)
         case .eval: return ("◆", "eval", .event_eval)
         case .checkpoint: return ("■", "checkpoint", .event_checkpoint)
         case .warning: return ("!", "warning", .event_warn)
