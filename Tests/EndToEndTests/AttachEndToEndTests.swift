@@ -32,6 +32,32 @@ import Testing
         #expect(status == 0, "the trainer stopped by x y exits 0 (130 is for signals):\n\(trainer.output)")
     }
 
+    @Test("attach without a terminal follows the run's progress to its end; a second writer of the run is refused",
+          .timeLimit(.minutes(10)))
+    func attachWithoutATerminalAndASecondWriter() throws {
+        let binary = try #require(ChildProcess.gradflow, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let scratch = try AttachE2E.scratch("gradflow-attach-notty")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let runDir = scratch + "/run"
+        var options = AttachE2E.tinySwift
+        options[options.firstIndex(of: "--checkpoint-every")! + 1] = "1000"  // a checkpoint to resume from; 6,000 steps outlast the attach
+        let trainer = try TiedProcess.start(binary, ["train", "--no-tui", "--out", runDir, "--steps", "6000"] + options)
+        defer { trainer.kill() }
+        let checkpoint = runDir + "/ckpt-001000.gfck"
+        let run = RunTail(path: runDir + "/run.jsonl")
+        try #require(run.wait(timeout: 300) { _ in FileManager.default.fileExists(atPath: checkpoint) },
+                     "no checkpoint at step 1,000 within 300 s:\n\(trainer.output)")
+        let second = ChildProcess.run(binary, ["train", "--no-tui", "--resume", checkpoint], timeout: 120)
+        #expect(second.status != 0 && second.output.contains("another process is writing this run"),
+                "a resume of a run being written is refused:\n\(second.output)")
+        // stdin is /dev/null: no dashboard, so the progress lines until the end record.
+        let attached = ChildProcess.run(binary, ["attach", runDir], timeout: 400)
+        #expect(attached.status == 0, "\(attached.output)")
+        #expect(attached.output.contains("without the dashboard there are no keys"))
+        #expect(attached.output.contains("steps       6000 of 6000"), "the summary of the finished run:\n\(attached.output)")
+        #expect(trainer.wait(timeout: 120) == 0, "the trainer went on undisturbed:\n\(trainer.output)")
+    }
+
     @Test(.enabled(if: AttachE2E.tmux != nil, "tmux is not installed: the attach end-to-end tests need it"),
           .timeLimit(.minutes(10)))
     func twoDashboardsAttachedAtOnceBothShowEachOthersChanges() throws {
