@@ -47,12 +47,14 @@ extension Trainer {
             divergence.changesSinceSnapshot.append("\(describe(e)) (step \(step))")
             if interventions.twinSteps > 0 {
                 closeTwin(partial: true)
-                bus.publish(.event(e))
+                publish(answering: c, e)
                 openTwin(before: before, change: e)
                 return
             }
         }
-        bus.publish(.event(e))
+        // Through the channel's bookkeeping: the id is answered, the checkpoint lists it as held,
+        // and a command applied again after a resume says so.
+        publish(answering: c, e)
     }
 
     /// "context.long 1 → 4", "time adaptive", "A/A check (no change)".

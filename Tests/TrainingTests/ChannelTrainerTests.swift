@@ -48,19 +48,21 @@ import Testing
     @Test func commandsAreAppliedOnceAlsoAcrossACrashAndAResume() throws {
         let config = tinyConfig(steps: 40, checkpointEvery: 10)
         let lines = [(15, Self.line("w1", .setWeight(WeightTarget(axis: .depth, band: 0), 2))),
+                     (22, Self.line("w2", .setWeight(WeightTarget(axis: .depth, band: 1), 1.5))),
                      (25, Self.line("lr1", .scaleLearningRate(0.5)))]
-        // The uninterrupted run: the lines arrive before steps 15 and 25 (applied at 16 and 26).
+        // The uninterrupted run: the lines arrive before steps 15, 22 and 25 (applied at 16, 23 and 26).
         let whole = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: whole) }
         let uninterrupted = try Self.train(config, dir: whole) { step in
             for (at, text) in lines where at == step { Self.append(text, dir: whole) }
         }
         let answered = Self.answers(uninterrupted)
-        #expect(answered.map(\.id) == ["w1", "lr1"] && answered.map(\.step) == [16, 26])
-        #expect(answered.map(\.kind) == [.weight, .lr])
+        #expect(answered.map(\.id) == ["w1", "w2", "lr1"] && answered.map(\.step) == [16, 23, 26])
+        #expect(answered.map(\.kind) == [.weight, .weight, .lr])
 
         // "kill -9" at step 30: the run file holds the records up to there, the checkpoint at 20
-        // holds w1's effect but not lr1's. The resumed run must apply lr1 again at step 26, w1 never.
+        // holds w1's effect but not w2's or lr1's. The resumed run must apply w2 and lr1 again at
+        // steps 23 and 26, w1 never.
         let crashed = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: crashed) }
         var history = ChannelHistory()
@@ -70,9 +72,10 @@ import Testing
         Self.append(lines.map(\.1).joined(), dir: crashed)
         let checkpoint = try Checkpoint.read(path: Trainer.checkpointPath(runDirectory: crashed, step: 20))
         let resumed = try Self.train(config, dir: crashed, resume: checkpoint, history: history)
-        #expect(Self.answers(resumed).map(\.id) == ["lr1"] && Self.answers(resumed).map(\.step) == [26])
-        let replayed = resumed.compactMap { r -> EventRecord? in if case let .event(e) = r, e.commandId == "lr1" { return e }; return nil }
-        #expect(replayed.count == 1 && replayed[0].message.hasSuffix("(\(ChannelState.appliedAgain))"))
+        #expect(Self.answers(resumed).map(\.id) == ["w2", "lr1"] && Self.answers(resumed).map(\.step) == [23, 26])
+        let replayed = resumed.compactMap { r -> EventRecord? in if case let .event(e) = r, e.commandId != nil { return e }; return nil }
+        #expect(replayed.count == 2 && replayed[0].message == ChannelState.appliedAgain
+                && replayed[1].message.hasSuffix("(\(ChannelState.appliedAgain))"), "each event says it was applied again")
         // The same states: steps 20… lose nothing to the crash, bit for bit.
         let a = Self.losses(uninterrupted), b = Self.losses(resumed)
         #expect(b.count == 20 && b.allSatisfy { a[$0.key] == $0.value })
