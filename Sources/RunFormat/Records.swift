@@ -448,6 +448,10 @@ public struct EndRecord: Sendable, Equatable {
 /// Figures of the writing process, recorded at a low rate (1.3): what a user checks first when a
 /// run is slow or a machine is full.
 public struct SystemRecord: Sendable, Equatable {
+    /// Seconds between a trainer's system records (both trainers' default): a running or paused
+    /// trainer adds a record to its file at least this often.
+    public static let interval = 5.0
+
     public var step: Int
     public var t: Double
     /// CPU time over the interval since the previous record, in % of one core.

@@ -10,7 +10,7 @@ final class SystemMonitor {
     private var lastWall: Double?
     private var lastCPU = 0.0
 
-    init(interval: Double = 5, ranks: Int) {
+    init(interval: Double = SystemRecord.interval, ranks: Int) {
         self.interval = interval
         self.ranks = ranks
     }

@@ -26,13 +26,17 @@ struct AttachCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("A run directory (or its run.jsonl) that another process writes.", valueName: "run"))
     var runPath: String
 
-    @Option(help: "Seconds without a new record after which an unfinished run is called silent (its writer may have died).")
+    @Option(help: "Seconds without a new record after which an unfinished run is called silent (its writer may have died); 10 or more.")
     var silentAfter: Double = RunCatalog.liveWindow
 
     @OptionGroup var display: DisplayOptions
 
     func validate() throws {
-        guard silentAfter > 0, silentAfter.isFinite else { throw ValidationError("--silent-after must be a positive number of seconds, not \(silentAfter)") }
+        // A live trainer, paused or not, writes a system record every SystemRecord.interval seconds.
+        let least = 2 * SystemRecord.interval
+        guard silentAfter >= least, silentAfter.isFinite else {
+            throw ValidationError("--silent-after must be \(Format.fixed(least, 0)) seconds or more (a live trainer, even paused, writes a record every \(Format.fixed(SystemRecord.interval, 0)) s), not \(silentAfter)")
+        }
     }
 
     func run() throws {
