@@ -15,7 +15,7 @@ struct AttachCommand: ParsableCommand {
         discussion: """
         The dashboard reads RUNDIR/run.jsonl as it grows and sends every key that changes the run (weights, adaptive mode, pause, checkpoint, A/A check, revert, stop) as a line of RUNDIR/commands.jsonl, which the trainer applies at its next step boundary; the status line says "sent", then "applied at step N" (or why it was refused) when the trainer's event comes back. q leaves and the run goes on; x then y stops the run. Whoever can write the run folder can steer the run.
 
-        A run that has ended opens as a replay. A run with no end record whose file has not grown for --silent-after seconds is said to be silent (its writer may have died); commands sent to it are applied if it is resumed.
+        A run that has ended opens as a replay. A run with no end record whose file has not grown for --silent-after seconds is said to be silent (its writer may have died); commands sent to it are applied if it is resumed. Without a terminal, or with --no-tui, attach prints the run's progress lines until it ends, as `replay --follow --no-tui` does (no keys).
 
         Examples:
           gradflow train --no-tui --out runs/long &

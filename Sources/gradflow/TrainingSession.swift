@@ -33,7 +33,7 @@ struct TrainingSession {
                 // Refused before the model is built and the dashboard opens; the writer's own lock,
                 // taken when the file is opened below, is what guarantees it.
                 if RunFileWriter.isBeingWritten(path: runFile) {
-                    throw CLIError("\(runFile): another process is writing this run (it holds the file's lock); stop it first, or attach to it to steer it")
+                    throw CLIError("\(runFile): \(RunFileWriter.lockedMessage)")
                 }
                 do { past = try PastRun.read(runFile) } catch {
                     throw CLIError("cannot read the run file this resume continues: \(error)")

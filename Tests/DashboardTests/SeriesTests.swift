@@ -117,7 +117,8 @@ import Foundation
         var s = DecimatedSeries(capacity: 8)
         for x in 0..<20 { s.append(x: x, Double(x)) }
         s.drop(from: 10)
-        #expect(s.lastX == 9 && s.count <= 20 && s.buckets.allSatisfy { $0.firstX < 10 })
+        #expect(s.lastX == 9 && s.buckets.allSatisfy { $0.firstX < 10 })
+        #expect(s.count == s.buckets.reduce(0) { $0 + $1.count } && s.count >= 10 && s.count < 20, "the count is the kept buckets'")
         s.append(x: 10, 100)
         #expect(s.last == 100 && s.lastX == 10)
     }

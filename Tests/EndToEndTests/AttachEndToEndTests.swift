@@ -40,22 +40,32 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let runDir = scratch + "/run"
         var options = AttachE2E.tinySwift
-        options[options.firstIndex(of: "--checkpoint-every")! + 1] = "1000"  // a checkpoint to resume from; 6,000 steps outlast the attach
-        let trainer = try TiedProcess.start(binary, ["train", "--no-tui", "--out", runDir, "--steps", "6000"] + options)
+        options[options.firstIndex(of: "--checkpoint-every")! + 1] = "1000"  // a checkpoint to resume from
+        // Planned far beyond the test, which stops it (SIGINT) once attach is following it.
+        let trainer = try TiedProcess.start(binary, ["train", "--no-tui", "--out", runDir, "--steps", "1000000"] + options)
         defer { trainer.kill() }
         let checkpoint = runDir + "/ckpt-001000.gfck"
         let run = RunTail(path: runDir + "/run.jsonl")
-        try #require(run.wait(timeout: 300) { _ in FileManager.default.fileExists(atPath: checkpoint) },
-                     "no checkpoint at step 1,000 within 300 s:\n\(trainer.output)")
-        let second = ChildProcess.run(binary, ["train", "--no-tui", "--resume", checkpoint], timeout: 120)
-        #expect(second.status != 0 && second.output.contains("another process is writing this run"),
+        try #require(run.wait(timeout: 180) { _ in FileManager.default.fileExists(atPath: checkpoint) },
+                     "no checkpoint at step 1,000 within 180 s:\n\(trainer.output)")
+        let second = ChildProcess.run(binary, ["train", "--no-tui", "--resume", checkpoint], timeout: 60)
+        #expect(second.status != 0 && second.output.contains("this run file is locked by a process writing the run"),
                 "a resume of a run being written is refused:\n\(second.output)")
         // stdin is /dev/null: no dashboard, so the progress lines until the end record.
-        let attached = ChildProcess.run(binary, ["attach", runDir], timeout: 400)
-        #expect(attached.status == 0, "\(attached.output)")
-        #expect(attached.output.contains("without the dashboard there are no keys"))
-        #expect(attached.output.contains("steps       6000 of 6000"), "the summary of the finished run:\n\(attached.output)")
-        #expect(trainer.wait(timeout: 120) == 0, "the trainer went on undisturbed:\n\(trainer.output)")
+        let attached = try ChildProcess.start(binary, ["attach", runDir])
+        defer { attached.kill() }
+        let deadline = Date().addingTimeInterval(60)
+        while !attached.output.contains("without the dashboard there are no keys") && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Thread.sleep(forTimeInterval: 1)  // a progress line or two
+        trainer.signal(SIGINT)
+        #expect(trainer.wait(timeout: 60) != nil, "the trainer stops on SIGINT:\n\(trainer.output)")
+        let status = attached.wait(timeout: 60)
+        let output = attached.output
+        #expect(status == 0, "attach ends with the run:\n\(output)")
+        #expect(output.contains("without the dashboard there are no keys"), "\(output)")
+        #expect(output.contains("(interrupted)"), "the summary of the ended run:\n\(output)")
     }
 
     @Test(.enabled(if: AttachE2E.tmux != nil, "tmux is not installed: the attach end-to-end tests need it"),

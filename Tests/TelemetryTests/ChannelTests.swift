@@ -159,5 +159,14 @@ import Testing
         try send("d1")
         #expect(ids() == ["d1"])
         #expect(reader.poll().isEmpty && reader.takeNotices().isEmpty)
+        // Rewritten in place (`echo … > commands.jsonl`: same file, cut and written at once) to
+        // more than was read: read again from the first line.
+        let longer = #"{"id":"e1-with-a-longer-id-than-before","run":"r1","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"stop"}"#
+        let h = try #require(FileHandle(forWritingAtPath: reader.path))
+        try h.truncate(atOffset: 0)
+        h.write(Data((longer + "\n" + longer.replacingOccurrences(of: "e1-", with: "e2-") + "\n").utf8))
+        try h.close()
+        #expect(ids() == ["e1-with-a-longer-id-than-before", "e2-with-a-longer-id-than-before"])
+        #expect(reader.takeNotices() == ["commands.jsonl was rewritten: commands are read again from its first line"])
     }
 }

@@ -200,7 +200,7 @@ struct RunFileTests {
         #expect(RunFileWriter.isBeingWritten(path: path))
         #expect(throws: RunFileError.self) { _ = try RunFileWriter.openForAppend(path: path) }
         do { _ = try RunFileWriter.openForAppend(path: path) } catch let e as RunFileError {
-            #expect(e.kind == .lockedByAnotherWriter && e.description.contains("another process is writing this run"))
+            #expect(e.kind == .lockedByAnotherWriter && e.description.contains("this run file is locked by a process writing the run"))
         }
         let records = Fixtures.records(steps: 2)
         for r in records { try first.append(r) }

@@ -179,6 +179,7 @@ class CommandChannel:
         self.path = os.path.join(rundir, COMMANDS_FILE)
         self.run_id = run_id
         self.answered = set(answered_ids)
+        self._answered_before = frozenset(answered_ids)  # what the run file answered
         self.answered_lines = set(answered_lines)
         self._offset = 0
         self._line = 0
@@ -236,10 +237,14 @@ class CommandChannel:
         elif st.st_size < self._offset:
             notice = "%s was cut short (%d bytes, %d read): commands are read again from its first line" % (
                 COMMANDS_FILE, st.st_size, self._offset)
+        elif st.st_size > self._offset > 0 and os.pread(self._fd, 1, self._offset - 1) != b"\n":
+            # Rewritten in place (`>`) to at least the length read: what was read ends no line now.
+            notice = "%s was rewritten: commands are read again from its first line" % COMMANDS_FILE
         else:
             return None
         self._offset = 0
         self._line = 0
+        self.answered_lines = set()  # line numbers of the file read before
         return notice
 
     def _check_mode(self, st):
@@ -313,10 +318,10 @@ class CommandChannel:
             self.answered_lines.add(line)
             return [item]
         if item.id in self.answered:
-            # The first read of a resumed run passes the lines the run file answered; a line after
-            # that with an id already answered is refused under its line (as the Swift trainer does),
+            # The first read of a resumed run passes the lines whose ids the run file answered; any
+            # other line with an id already answered is refused under its line (as the Swift trainer does),
             # so its sender is not left waiting or misled by the first line's answer.
-            if not self._first_read_done or line in self.answered_lines:
+            if (not self._first_read_done and item.id in self._answered_before) or line in self.answered_lines:
                 return []
             self.answered_lines.add(line)
             return [Refusal(None, line, "%s:%d: id \"%s\" was answered already (an id is used once); not applied again"

@@ -104,13 +104,17 @@ class GradflowCallback(TrainerCallback):
         saved, state_file = None, None
         if resume:
             # The Trainer resumes from OUTPUT_DIR/checkpoint-STEP; on_save left the run's state there.
+            # (The Trainer does not tell a callback which folder it resumed from: a checkpoint
+            # outside output_dir is not found, and the warning below says so.)
             state_file = os.path.join(args.output_dir, "checkpoint-%d" % state.global_step, STATE_FILE)
-            if os.path.exists(state_file):
+            if (ranks is None or ranks.writes) and os.path.exists(state_file):
                 import torch
                 try:
                     saved = torch.load(state_file, map_location="cpu", weights_only=False)
                 except Exception as e:
                     raise RunError("%s: cannot load the run's state: %s" % (state_file, e)) from None
+            if ranks is not None:
+                saved = ranks.share(saved)  # rank 0's, so every rank restores the same state
         self.run = Run(self.out, model=model, optimizer=optimizer, total_steps=state.max_steps, config=config,
                        data=self.data, refine=self.refine, run_name=self.run_name, preset=self.preset,
                        seed=args.seed, checkpoint_at_end=False, checkpoint_request=self._request_save,

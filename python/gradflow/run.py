@@ -143,6 +143,7 @@ class Run:
                  checkpoint_at_end=True, checkpoint_request=None, resume=False, start_step=None,
                  system_every=5.0, handle_signals=True, pause_poll=0.2, parent=None, distributed=True,
                  resume_state=None):
+        data = list(data) if hasattr(data, "__iter__") and not isinstance(data, (str, bytes, dict)) else data
         _check_arguments(out=out, total_steps=total_steps, model=model, optimizer=optimizer, refine=refine,
                          data=data, parent=parent, system_every=system_every, pause_poll=pause_poll,
                          checkpoint=checkpoint, checkpoint_request=checkpoint_request, start_step=start_step)
@@ -220,6 +221,7 @@ class Run:
         _install_exit_hooks()
         _open_runs.add(self)
         self._start_step = self.steps_done
+        self._last_index = self.steps_done - 1  # a step record's index must be above it
         self._apply_lost()
         self._step_clock = time.perf_counter()
 
@@ -249,6 +251,10 @@ class Run:
         Returns the command ids and lines the file already answers."""
         if not os.path.exists(path):
             raise RunError("%s: no run to resume (resume=True needs an existing run file)" % path)
+        # Before anything is touched (a live writer's checkpoint temporary above all): the writer's
+        # own lock, taken when the file is opened below, is what guarantees it.
+        if runfile.is_being_written(path):
+            raise RunError("%s: %s" % (path, runfile.LOCKED))
         try:
             state = runfile.read_state(path)
         except runfile.RunFileError as e:
@@ -451,9 +457,9 @@ class Run:
             if tokens_per_s is None:
                 tokens_per_s = _scalar(tokens) / (ms / 1000.0) if tokens is not None and ms > 0 else None
             index = self.steps_done if index is None else _index(index)
-            if index < self.steps_done:
-                raise RunError("%s: step index %d comes before the run's next step %d (records go forward)"
-                               % (self.path, index, self.steps_done))
+            if index <= self._last_index:
+                raise RunError("%s: step index %d does not come after the last one recorded, %d (records go forward)"
+                               % (self.path, index, self._last_index))
             extra = {}
             if self.refiner is not None:
                 extra = dict(self.refiner.finish_step(index, loss) or {})
@@ -469,10 +475,13 @@ class Run:
                     attention_mass_by_head=extra.get("attention_mass_by_head", ()),
                     oscillation=extra.get("oscillation"), spike=spike,
                     guard_fallbacks=extra.get("guard_fallbacks", 0)))
+            previous, self._last_index = self._last_index, index
             self.steps_done = index + 1
             self.last_loss = loss
             warmup_ends = getattr(self.refiner, "adaptive_warmup_ends", None)
-            if callable(warmup_ends) and warmup_ends(index):
+            # Every index since the last record: a loop that records every few steps (the Hugging
+            # Face Trainer's logs) must not step over the warm-up's end.
+            if callable(warmup_ends) and any(warmup_ends(i) for i in range(max(previous + 1, index - 10_000), index + 1)):
                 self.event("adaptive", ADAPTIVE_IN_FORCE, source="policy")
             if spike:
                 median = sorted(self._losses)[len(self._losses) // 2] if self._losses else float("nan")

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import threading
+import weakref
 import time
 import uuid
 
@@ -329,6 +330,49 @@ def system_record(*, step, t, cpu_percent, rss_bytes, threads, ranks=1, gpu_memo
 # MARK: - Writer
 
 
+#: Why a run file cannot be written now (the Swift writer's words).
+LOCKED = "this run file is locked by a process writing the run (or one it forked); stop it first, or attach to it to steer it"
+
+
+#: The writers open in this process: a forked child (a DataLoader worker) closes their
+#: descriptors, so that it neither writes the run nor keeps its lock after the writer dies.
+_open_writers = weakref.WeakSet()
+
+
+def _close_writers_in_child():
+    for w in list(_open_writers):
+        if w._fd is not None:
+            try:
+                os.close(w._fd)
+            except OSError:
+                pass
+            w._fd = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_writers_in_child)
+
+
+def is_being_written(path):
+    """Whether a process holds the run file's writer lock now (False when the file cannot be
+    opened or the filesystem has no locks)."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _lock_for_writing(fd, path):
     """Takes the run file's writer lock (``flock``, exclusive, held until the descriptor closes),
     as the Swift writer does, so that a second process resuming the same run is refused instead of
@@ -338,8 +382,7 @@ def _lock_for_writing(fd, path):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RunFileError("%s: another process is writing this run (it holds the file's lock); "
-                           "stop it first, or attach to it to steer it" % path) from None
+        raise RunFileError("%s: %s" % (path, LOCKED)) from None
     except OSError:
         pass  # a filesystem without locks: go on unlocked, as before
 
@@ -356,6 +399,7 @@ class RunFileWriter:
         self._lock = threading.Lock()
         self._last_sync = time.monotonic()
         self._dirty = False
+        _open_writers.add(self)
 
     @classmethod
     def create(cls, path, header_object):
@@ -479,6 +523,7 @@ def read_state(path):
         if not isinstance(h, dict) or h.get("type") != "header":
             raise RunFileError("%s:1: not a gradflow run file" % path)
         state.header = h
+        evals = []  # (step, first domain's loss)
         for raw in f:
             if b'"t"' not in raw:
                 continue
@@ -498,11 +543,13 @@ def read_state(path):
             elif kind == "eval":
                 ds = r.get("domains") or []
                 if ds and isinstance(ds[0], dict) and isinstance(ds[0].get("loss"), (int, float)):
-                    v = float(ds[0]["loss"])
-                    if state.best_val_loss is None or v < state.best_val_loss:
-                        state.best_val_loss = v
+                    evals.append((step if isinstance(step, int) else 0, float(ds[0]["loss"])))
             elif kind == "checkpoint":
                 state.last_checkpoint = (step, r.get("path"))
+            elif kind == "event" and r.get("kind") == "resume-run" and isinstance(step, int):
+                # A session resumed from the checkpoint at `step` did the later steps again: the
+                # evaluations an earlier session recorded after it no longer count.
+                evals = [e for e in evals if e[0] <= step]
             elif kind == "event" and r.get("source") == "attach":
                 cid = r.get("command_id")
                 if isinstance(cid, str):
@@ -512,6 +559,8 @@ def read_state(path):
                     line = _named_line(r.get("message"))
                     if line is not None:
                         state.answered_lines.add(line)
+    if evals:
+        state.best_val_loss = min(v for _, v in evals)
     return state
 
 

@@ -322,6 +322,15 @@ def test_axes_turned_on_after_the_checkpoint_are_turned_on_again_at_the_same_ste
     assert [(e["kind"], e["step"]) for e in again] == [("weight", 3), ("mode", 3)]
 
 
+def test_a_reused_id_in_the_first_read_is_refused_as_the_swift_reader_does(tmp_path):
+    ch = CommandChannel(str(tmp_path), "rid", answered_ids={"old"})
+    with open(os.path.join(str(tmp_path), "commands.jsonl"), "ab") as f:
+        f.write(line("rid", "stop", id="old") + line("rid", "stop", id="a") + line("rid", "pause", id="a"))
+    got = ch.poll()  # "old" was answered by the run file: passed; the second "a" is refused
+    assert [(type(x).__name__, x.id, x.line) for x in got] == [("Command", "a", 2), ("Refusal", None, 3)]
+    ch.close()
+
+
 def test_a_reused_id_is_refused_under_its_line_and_only_once_across_a_resume(tmp_path, tiny):
     model, opt = tiny
     rundir = str(tmp_path)
@@ -366,9 +375,12 @@ def test_a_commands_file_removed_replaced_or_cut_short_is_followed(tmp_path):
     ch = CommandChannel(rundir, "rid")
     path = os.path.join(rundir, "commands.jsonl")
 
-    def append(raw):
-        with open(path, "ab") as f:
-            f.write(raw)
+    def append(raw):  # private whatever the umask, as a sender makes it
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, raw)
+        finally:
+            os.close(fd)
 
     append(line("rid", "stop", id="a1"))
     assert [c.id for c in ch.poll()] == ["a1"] and ch.notices == []
@@ -392,6 +404,16 @@ def test_a_commands_file_removed_replaced_or_cut_short_is_followed(tmp_path):
     got = ch.poll()  # c1 was answered already: refused under its line; d1 is new
     assert [(type(x).__name__, x.id, x.line) for x in got] == [("Refusal", None, 1), ("Command", "d1", 2)]
     assert ch.poll() == [] and ch.notices == []
+    # Rewritten in place (`echo ... > commands.jsonl`) to more than was read: read again from line 1.
+    with open(path, "r+b") as f:
+        f.truncate(0)
+        f.write(line("rid", "stop", id="e1-with-a-longer-id") + line("rid", "pause", id="e2-with-a-longer-id")
+                + b"not json\n")
+    got = ch.poll()
+    assert [(type(x).__name__, x.id, x.line) for x in got] == [("Command", "e1-with-a-longer-id", 1),
+                                                                ("Command", "e2-with-a-longer-id", 2),
+                                                                ("Refusal", None, 3)]
+    assert ch.notices.pop() == "commands.jsonl was rewritten: commands are read again from its first line"
     ch.close()
 
 

@@ -152,3 +152,32 @@ def test_a_train_call_that_raised_leaves_no_open_run_and_no_clipping_taken(tmp_p
     rs = records(rundir)
     assert [r["step"] for r in rs if r["type"] == "step"] == [0]  # Boom raised before step 1 was recorded
     assert rs[-1]["type"] == "end" and rs[-1]["reason"] == "failed" and "without on_train_end" in rs[-1]["message"]
+
+
+def test_a_model_whose_output_has_no_loss_is_recorded_from_the_logs(tmp_path):
+    # A Trainer whose compute_loss works the loss out itself: the model's output carries none, so
+    # the step records come from on_log, at the logged steps (here every second step).
+    from gradflow.hf import GradflowCallback
+
+    class OwnLoss(transformers.Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+            ids = inputs["input_ids"]
+            logits = model(input_ids=ids).logits
+            loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1))
+            return (loss, logits) if return_outputs else loss
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=256, n_positions=16, n_embd=32, n_layer=1, n_head=2)
+    model = transformers.GPT2LMHeadModel(config)
+    g = torch.Generator().manual_seed(0)
+    data = [{"input_ids": ids} for ids in torch.randint(0, 256, (16, 16), generator=g)]
+    rundir = str(tmp_path / "hf-run")
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=6, per_device_train_batch_size=2, learning_rate=1e-3,
+        lr_scheduler_type="constant", logging_steps=2, save_strategy="no", report_to=[], use_cpu=True,
+        disable_tqdm=True, seed=3)
+    OwnLoss(model=model, args=args, train_dataset=data, callbacks=[GradflowCallback(rundir, handle_signals=False)]).train()
+    rs = records(rundir)
+    assert [r["step"] for r in rs if r["type"] == "step"] == [1, 3, 5]
+    assert all(r["loss"] > 4 for r in rs if r["type"] == "step")
+    assert rs[-1]["type"] == "end" and rs[-1]["reason"] == "completed" and rs[-1]["step"] == 6

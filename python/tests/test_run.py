@@ -126,7 +126,7 @@ def test_steps_go_forward_and_closing_checks_its_reason_first(tmp_path, tiny):
     model, opt = tiny
     run = gradflow.Run(str(tmp_path), model=model, optimizer=opt, total_steps=5, handle_signals=False)
     tiny_step(model, opt, run, 0)
-    with pytest.raises(gradflow.RunError, match="step index 0 comes before the run's next step 1"):
+    with pytest.raises(gradflow.RunError, match="step index 0 does not come after the last one recorded, 0"):
         run.step(loss=1.0, index=0)
     with pytest.raises(gradflow.RunError, match="step index must be a whole number"):
         run.step(loss=1.0, index=-3)

@@ -7,6 +7,7 @@ import random
 import re
 import shutil
 import struct
+import time
 
 import pytest
 
@@ -268,7 +269,7 @@ def test_end_records_say_how_a_run_failed():
 def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path):
     path = str(tmp_path / "run.jsonl")
     first = runfile.RunFileWriter.create(path, _header())
-    with pytest.raises(runfile.RunFileError, match="another process is writing this run"):
+    with pytest.raises(runfile.RunFileError, match="this run file is locked by a process writing the run"):
         runfile.RunFileWriter.resume(path)
     before = open(path, "rb").read()
     first.write(runfile.event_record(step=0, t=0.1, kind="warning", source="api", message="still mine"))
@@ -276,6 +277,30 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path):
     assert open(path, "rb").read().startswith(before)
     second = runfile.RunFileWriter.resume(path)  # the lock goes with the first writer's descriptor
     second.close()
+    with open(os.path.join(REPO, "Sources", "Telemetry", "RunFile", "RunFileWriter.swift")) as f:
+        assert '"%s"' % runfile.LOCKED in f.read()  # the Swift writer's words
+
+
+def test_a_forked_child_does_not_keep_the_writers_lock(tmp_path):
+    path = str(tmp_path / "run.jsonl")
+    w = runfile.RunFileWriter.create(path, _header())
+    r, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a DataLoader worker, say: it outlives the writer for a while
+        os.close(r)
+        os.write(wfd, b"1" if w.closed else b"0")
+        time.sleep(3)
+        os._exit(0)
+    os.close(wfd)
+    try:
+        assert os.read(r, 1) == b"1"  # the child's copy of the writer is closed
+        w.close()
+        assert not runfile.is_being_written(path)  # the child holds no lock
+        runfile.RunFileWriter.resume(path).close()
+    finally:
+        os.close(r)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
 
 
 def test_never_overwrites_and_one_line_per_record(tmp_path):
@@ -310,3 +335,14 @@ def test_resume_after_torn_line(tmp_path):
     lines = open(path, "rb").read().split(b"\n")
     assert lines[-3] == b'{"type":"step","step":1,"t":0.9,"lo'
     assert json.loads(lines[-2])["kind"] == "resume-run"
+
+
+def test_read_state_forgets_the_evaluations_a_resumed_session_redoes(tmp_path):
+    path = str(tmp_path / "run.jsonl")
+    w = runfile.RunFileWriter.create(path, _header())
+    w.write(runfile.eval_record(step=10, t=1, domains=[("val:x", 2.0)]))
+    w.write(runfile.eval_record(step=30, t=3, domains=[("val:x", 1.5)]))  # lost with the steps after 20
+    w.write(runfile.event_record(step=20, t=4, kind="resume-run", source="trainer", message="resumed from step 20"))
+    w.write(runfile.eval_record(step=30, t=6, domains=[("val:x", 1.8)]))
+    w.close()
+    assert runfile.read_state(path).best_val_loss == 1.8

@@ -168,6 +168,8 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .info, text: "resumed (\(e.source))\(suffix)"))
         case .resume_run:
             end = nil  // the run goes on after an earlier session's end record
+            paused = false  // a new process: not paused, no twin window open
+            twinWindow = nil
             forgetSteps(from: e.step)
             addEvent(EventEntry(step: e.step, kind: .info, text: "resumed from checkpoint\(suffix)"))
         case .warning:

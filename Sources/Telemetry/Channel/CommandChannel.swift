@@ -56,7 +56,7 @@ public final class CommandChannelReader {
         if fd >= 0 {
             fchmod(fd, 0o600)  // whatever the umask
         } else if errno == EEXIST {
-            fd = Foundation.open(path, O_RDONLY | O_CLOEXEC)
+            fd = Foundation.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)  // a FIFO must not block the open
         }
         guard fd >= 0 else {
             throw RunFileError(.io, path: path, "cannot open the command channel: \(String(cString: strerror(errno)))")
@@ -77,13 +77,18 @@ public final class CommandChannelReader {
     private func followPath(_ open: stat) {
         var named = stat()
         let missing = stat(path, &named) != 0
+        var last: UInt8 = 10
         if missing || named.st_ino != open.st_ino || named.st_dev != open.st_dev {
-            guard let fresh = try? CommandChannelReader.open(path) else { return }
+            // Only to a regular file (a FIFO would block the step; a folder reads nothing).
+            guard missing || named.st_mode & S_IFMT == S_IFREG, let fresh = try? CommandChannelReader.open(path) else { return }
             close(fd)
             fd = fresh
             unreportedNotices.append("\(CommandChannel.fileName) was \(missing ? "removed (a new one was made)" : "replaced (or removed and made again)"): commands are read from the new file's first line")
         } else if open.st_size < offset {
             unreportedNotices.append("\(CommandChannel.fileName) was cut short (\(open.st_size) bytes, \(offset) read): commands are read again from its first line")
+        } else if open.st_size > offset, offset > 0, pread(fd, &last, 1, offset - 1) == 1, last != 10 {
+            // Rewritten in place (`>`) to at least the length read: what was read ends no line now.
+            unreportedNotices.append("\(CommandChannel.fileName) was rewritten: commands are read again from its first line")
         } else {
             return
         }

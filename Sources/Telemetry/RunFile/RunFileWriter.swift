@@ -67,9 +67,11 @@ public final class RunFileWriter {
         let code = errno
         guard code == EWOULDBLOCK else { return }
         Foundation.close(fd)
-        throw RunFileError(.lockedByAnotherWriter, path: path,
-                           "another process is writing this run (it holds the file's lock); stop it first, or attach to it to steer it")
+        throw RunFileError(.lockedByAnotherWriter, path: path, lockedMessage)
     }
+
+    /// Why a run file cannot be written now (the Python writer says the same).
+    public static let lockedMessage = "this run file is locked by a process writing the run (or one it forked); stop it first, or attach to it to steer it"
 
     /// Whether another process holds the writer lock of the run file at `path` now (false when
     /// the file cannot be opened or the filesystem has no locks).
