@@ -123,7 +123,7 @@ public enum KeyBindings {
         KeyBinding(ch("0"), "0", .weightReset, steering, help: "reset the selected weight to 1", panel: scales("0", "reset")),
         KeyBinding(ch("a"), "a", .toggleAdaptive, steering, help: "toggle adaptive / manual for the selected band's axis",
                    footer: KeyHint("a", "adaptive"), panel: scales("a", "auto")),
-        KeyBinding(ch("u"), "u", .undo, steering, help: "undo your last change (sends the old value; after `a` from manual, the weights the axis had)",
+        KeyBinding(ch("u"), "u", .undo, steering, help: "undo your last change (sends back the old values: after `a`, the weights too)",
                    footer: KeyHint("u", "undo"), panel: scales("u", "undo")),
         KeyBinding(ch("c"), "c", .checkpoint, steering, help: "write a checkpoint now", footer: KeyHint("c", "checkpoint")),
         KeyBinding(ch("r"), "r", .revert, steering, help: "revert: the twin of the last change becomes the main run",
