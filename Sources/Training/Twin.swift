@@ -43,9 +43,12 @@ extension Trainer {
         let before = engine.snapshot()
         guard let e = engine.apply(c, step: step, t: elapsed) else { return }
         let accepted = e.kind == .weight || e.kind == .mode || e.kind == .target
+        // A target only steers the adaptive context policy: on a manual axis it changes nothing
+        // yet, so there is nothing for a twin window to measure.
+        let changesTraining = e.kind != .target || engine.mode(.context) == .adaptive
         if accepted {
             divergence.changesSinceSnapshot.append("\(describe(e)) (step \(step))")
-            if interventions.twinSteps > 0 {
+            if interventions.twinSteps > 0 && changesTraining {
                 closeTwin(partial: true)
                 publish(answering: c, e)
                 openTwin(before: before, change: e)

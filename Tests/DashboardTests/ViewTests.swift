@@ -203,6 +203,15 @@ import Themes
         #expect(text.contains("run completed · final loss 1.370"))
     }
 
+    @Test("a paused run shows no speed and no ETA: the last step's would stay on screen as if it went on")
+    func pausedRunShowsNoSpeed() {
+        var state = makeState()
+        #expect(screen(state, 150, 44).text.contains("ETA"))
+        _ = state.apply(.records([.event(EventRecord(step: 1240, t: 122, kind: .pause, source: .key))]))
+        let text = screen(state, 150, 44).text
+        #expect(text.contains("PAUSED") && text.contains("– tok/s") && !text.contains("ETA"))
+    }
+
     @Test func everyBuiltInThemeRenders() throws {
         let loader = ThemeLoader(userDirectory: nil, bundledDirectory: nil)
         for name in BuiltinThemes.names {

@@ -151,6 +151,20 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
         #expect(none.events.contains { $0.kind == .refused && $0.message.contains("nothing to revert") })
     }
 
+    @Test("a target share on a manual context axis is kept but opens no twin window: it changes nothing yet")
+    func aTargetOnAManualAxisOpensNoWindow() throws {
+        let target = Command(.setTarget(band: 1, share: 0.4), source: .api)
+        var weights = RefinementConfig()
+        weights.contextWeights = [1, 1]  // two bands at the tiny config's T = 32
+        let manual = try run(tinyConfig(steps: 30), refinement: weights, interventions: settings([(10, target)]))
+        #expect(manual.events.contains { $0.kind == .target }, "\(manual.events.map { "\($0.kind) \($0.message)" })")
+        #expect(manual.steps.allSatisfy { $0.twin == nil })
+        var adaptive = RefinementConfig()
+        adaptive.adaptive = [.context]
+        let steered = try run(tinyConfig(steps: 30), refinement: adaptive, interventions: settings([(10, target)]))
+        #expect(steered.steps.contains { $0.twin != nil }, "on an adaptive axis the target steers the run: a window opens; \(steered.events.map { "\($0.kind) \($0.message)" })")
+    }
+
     @Test func twinsOffMeansNoWindow() throws {
         let r = try run(tinyConfig(steps: 30), interventions: settings(twinSteps: 0, [(10, longBand)]))
         #expect(r.steps.allSatisfy { $0.twin == nil })

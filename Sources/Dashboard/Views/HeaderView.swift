@@ -60,7 +60,8 @@ enum HeaderView {
             } ?? Piece(spans: [Span("   step ", dim), Span("\(Format.grouped(step))/\(Format.grouped(total))", theme.style(.fg, .bold))], priority: 9),
             Piece(spans: [Span(" ▕", dim), Span(bar.filled, theme.style(.series_train)), Span(bar.rest, dim), Span("▏", dim)], priority: 4),
             Piece(spans: [Span(" \(Format.percent(fraction))", fg)], priority: 6),
-            Piece(spans: [Span("   \(Format.compact(d.lastStep?.tokensPerSecond ?? 0)) tok/s", fg)], priority: 5),
+            // No speed while paused: the last step's would stay on screen as if the run went on.
+            Piece(spans: [Span("   \(d.paused && d.end == nil ? "–" : Format.compact(d.lastStep?.tokensPerSecond ?? 0)) tok/s", fg)], priority: 5),
             Piece(spans: [Span("   \(Format.duration(elapsed))", fg)], priority: 7),
         ]
         // The writing process's figures (system records, at a low rate): CPU, memory, threads; not
