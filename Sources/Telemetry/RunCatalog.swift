@@ -12,7 +12,8 @@ public enum RunCatalog {
         case interrupted
         /// An end record says training failed.
         case failed
-        /// No end record and the run file was written to within `liveWindow` seconds.
+        /// No end record, and the run file was written to within `liveWindow` seconds or its writer
+        /// holds its lock.
         case live
         /// A run file whose header cannot be read, or with bad lines other than a torn last one.
         case damaged
@@ -95,8 +96,10 @@ public enum RunCatalog {
         case .interrupted?: e.state = .interrupted
         case .failed?: e.state = .failed; e.note = summary.end?.message
         case nil:
+            // Written to lately, or its writer still holds the file's lock (a long evaluation or
+            // checkpoint writes nothing for a while, but the process is there).
             let recent = RunFileLocation.secondsSinceModified(file, now: now).map { $0 < liveWindow } ?? false
-            e.state = recent ? .live : .interrupted
+            e.state = recent || RunFileWriter.isBeingWritten(path: file) ? .live : .interrupted
         }
         if badLines > 0 {
             e.state = .damaged

@@ -9,8 +9,8 @@ struct RunsCommand: ParsableCommand {
         abstract: "List the runs in a folder (default runs/): preset, steps, validation, state, start, parent.",
         discussion: """
         One line per subfolder, sorted by name. STATE is finished, interrupted (q, Ctrl-C, or killed \
-        without an end record), failed, live (no end record and the run file written in the last \
-        \(Int(RunCatalog.liveWindow)) s), damaged (a header that cannot be read, or bad lines; the reason \
+        without an end record), failed, live (no end record, and the run file written in the last \
+        \(Int(RunCatalog.liveWindow)) s or its writer still holding the file's lock), damaged (a header that cannot be read, or bad lines; the reason \
         follows) or "not a run" (no run.jsonl). FINAL is the latest validation loss of the first \
         domain in nats, BEST the lowest; PARENT names the run and step a fork continued from.
 

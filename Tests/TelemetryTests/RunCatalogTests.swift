@@ -78,6 +78,13 @@ struct RunCatalogTests {
         #expect(byName["f-bad-line"]?.stepsDone == 3, "a damaged run still shows what could be read")
         #expect(byName["g-damaged"]?.state == .damaged)
         #expect(byName["g-damaged"]?.note?.contains("not a gradflow run file") == true)
+        // A run not written to for long whose writer still holds the file's lock (a long
+        // evaluation) is live, not interrupted.
+        let held = dir.appendingPathComponent("e-fork/run.jsonl").path
+        let quietButHeld = try RunFileWriter.openForAppend(path: held).writer
+        #expect(RunFileLocation.secondsSinceModified(held).map { $0 > RunCatalog.liveWindow } == true, "still old")
+        #expect(try RunCatalog.scan(dir.path).first { $0.name == "e-fork" }?.state == .live)
+        try quietButHeld.close()
         #expect(byName["h-photos"]?.state == .notARun)
         #expect(byName["h-photos"]?.preset == nil)
         #expect(throws: RunFileError.self) { try RunCatalog.scan(dir.appendingPathComponent("missing").path) }
