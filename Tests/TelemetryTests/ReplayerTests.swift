@@ -85,6 +85,19 @@ struct ReplayerTests {
         let took = Date().timeIntervalSince(t0)
         #expect(took < 10, "gaps of 1,000 s are cut to 0.05 s, but the replay took \(took) s")
         replayer.stop()
+
+        // Only gaps are cut: a recording longer than maxGap whose records are close together
+        // still plays at its pace (the cut measured from the start once let every record after
+        // maxGap seconds through at once).
+        let paced = RecordBus()
+        let pacedSub = paced.subscribe(name: "t")
+        let steady = try Replayer(path: dir, bus: paced, speed: 1, maxGap: 0.3)
+        let t1 = Date()
+        steady.start()
+        #expect(collect(pacedSub, timeout: 60).count == 11)
+        let steadyTook = Date().timeIntervalSince(t1)
+        #expect(steadyTook >= 0.9, "1 s of records 0.1 s apart took \(steadyTook) s with maxGap 0.3")
+        steady.stop()
     }
 
     @Test("pause holds, step-once publishes one record, seek forward skips ahead at once")

@@ -181,9 +181,13 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
                     bus.close()
                     continue
                 }
+                // A long idle stretch of the recording (a pause, a resumed session) plays as
+                // `maxGap` seconds: the records after it come that long after the one before.
+                let gap = pending!.t - lastT
+                if speed > 0 && gap / speed > maxGap { anchorT += gap - maxGap * speed }
             }
             let record = pending!
-            if !seeking && !once && speed > 0 && !isDue(record, speed: speed, anchorWall: anchorWall, anchorT: &anchorT) {
+            if !seeking && !once && speed > 0 && !isDue(record, speed: speed, anchorWall: anchorWall, anchorT: anchorT) {
                 continue
             }
             // Observers get every record: a file can wait for them, unlike a trainer.
@@ -220,14 +224,9 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
         return true
     }
 
-    /// Whether `record` is due at `speed` after the anchor (long idle stretches of the recording
-    /// are cut to `maxGap`); when it is not, waits up to 0.1 s and returns false.
-    private func isDue(_ record: Record, speed: Double, anchorWall: Date, anchorT: inout Double) -> Bool {
-        let gap = (record.t - anchorT) / speed
-        if gap > maxGap {
-            // Cut long idle stretches of the recording.
-            anchorT = record.t - maxGap * speed
-        }
+    /// Whether `record` is due at `speed` after the anchor; when it is not, waits up to 0.1 s and
+    /// returns false.
+    private func isDue(_ record: Record, speed: Double, anchorWall: Date, anchorT: Double) -> Bool {
         let due = anchorWall.addingTimeInterval((record.t - anchorT) / speed)
         let wait = due.timeIntervalSinceNow
         guard wait > 0 else { return true }
