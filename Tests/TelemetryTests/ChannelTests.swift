@@ -168,5 +168,14 @@ import Testing
         try h.close()
         #expect(ids() == ["e1-with-a-longer-id-than-before", "e2-with-a-longer-id-than-before"])
         #expect(reader.takeNotices() == ["commands.jsonl was rewritten: commands are read again from its first line"])
+        // Cut and refilled with lines as long as before, past what was read: the first bytes differ.
+        let h2 = try #require(FileHandle(forWritingAtPath: reader.path))
+        try h2.truncate(atOffset: 0)
+        let same = [longer.replacingOccurrences(of: "e1-", with: "g1-"), longer.replacingOccurrences(of: "e1-", with: "g2-"),
+                    longer.replacingOccurrences(of: "e1-", with: "g3-")]
+        h2.write(Data(same.map { $0 + "\n" }.joined().utf8))
+        try h2.close()
+        #expect(ids() == ["g1-with-a-longer-id-than-before", "g2-with-a-longer-id-than-before", "g3-with-a-longer-id-than-before"])
+        #expect(reader.takeNotices() == ["commands.jsonl was rewritten: commands are read again from its first line"])
     }
 }

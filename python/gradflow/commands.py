@@ -187,6 +187,7 @@ class CommandChannel:
         self._refused = None  # the reason the file is not read, once reported
         self._reported = False
         self._first_read_done = False  # the first read passes the lines the run file answered
+        self._head = b""  # the file's first bytes as read (up to 64), to notice a rewrite
         #: Warnings for the run file (the file was replaced, removed or cut short); the Run takes them.
         self.notices = []
         self._lock = threading.Lock()
@@ -237,13 +238,17 @@ class CommandChannel:
         elif st.st_size < self._offset:
             notice = "%s was cut short (%d bytes, %d read): commands are read again from its first line" % (
                 COMMANDS_FILE, st.st_size, self._offset)
-        elif st.st_size > self._offset > 0 and os.pread(self._fd, 1, self._offset - 1) != b"\n":
-            # Rewritten in place (`>`) to at least the length read: what was read ends no line now.
+        elif self._offset > 0 and (os.pread(self._fd, len(self._head), 0) != self._head
+                                   or (st.st_size > self._offset
+                                       and os.pread(self._fd, 1, self._offset - 1) != b"\n")):
+            # Rewritten in place (`>`): its first bytes are not those read, or what was read ends
+            # no line now.
             notice = "%s was rewritten: commands are read again from its first line" % COMMANDS_FILE
         else:
             return None
         self._offset = 0
         self._line = 0
+        self._head = b""
         self.answered_lines = set()  # line numbers of the file read before
         return notice
 
@@ -296,6 +301,8 @@ class CommandChannel:
                     out.extend(self._take(raw, self._line))
                 self._offset += end + 1
             self._first_read_done = True
+            if len(self._head) < min(64, self._offset):
+                self._head = os.pread(self._fd, min(64, self._offset), 0)
             return out
 
     def _long_line_end(self, size):

@@ -180,8 +180,7 @@ class GradflowCallback(TrainerCallback):
             run.step(loss=loss, tokens=self._tokens or None, clip_scale=clip_scale, index=state.global_step - 1)
         elif not self._saw_forward_loss:
             run.steps_done = state.global_step  # step records come from on_log
-            run._reset_step_measures()
-            run._boundary()
+            run._boundary()  # (the step's measures stay for on_log, which comes next when it logs)
         self._losses = []
         self._tokens = 0
         self._loss_is_share = False
@@ -191,7 +190,10 @@ class GradflowCallback(TrainerCallback):
         run = self.run
         if run is None or run.closed or self._saw_forward_loss or not logs or "loss" not in logs:
             return
-        run.step(loss=logs["loss"], lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
+        # The rate the optimizer used and the norm the callback measured, when the hooks saw them
+        # (the logged rate is the scheduler's, without the lr scale).
+        run.step(loss=logs["loss"], lr=None if run._lr_used is not None else logs.get("learning_rate"),
+                 grad_norm=None if run._grad_norm is not None else logs.get("grad_norm"),
                  index=state.global_step - 1)
         self._control(control)
 

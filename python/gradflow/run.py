@@ -170,6 +170,9 @@ class Run:
         self._signals_installed = {}
         self._hook_handles = []
         self._reset_step_measures()
+        #: Ids of the commands whose effect the current state holds (what a checkpoint lists):
+        #: those the loaded checkpoint held, and those answered since.
+        self._held = set()
         import torch
         self._torch = torch
         threads = torch.get_num_threads() if threads is None else int(threads)
@@ -251,10 +254,22 @@ class Run:
         Returns the command ids and lines the file already answers."""
         if not os.path.exists(path):
             raise RunError("%s: no run to resume (resume=True needs an existing run file)" % path)
-        # Before anything is touched (a live writer's checkpoint temporary above all): the writer's
-        # own lock, taken when the file is opened below, is what guarantees it.
-        if runfile.is_being_written(path):
-            raise RunError("%s: %s" % (path, runfile.LOCKED))
+        # The writer's lock first, before anything of the run is touched (a live writer's
+        # checkpoint temporary above all); it is released if the resume fails below.
+        try:
+            locked = runfile.RunFileWriter.lock_existing(path)
+        except runfile.RunFileError as e:
+            raise RunError(str(e)) from None
+        self.writer = None
+        try:
+            return self._reopen_locked(path, locked, start_step, checkpoint, model, threads, resume_state)
+        except BaseException:
+            if self.writer is None:
+                os.close(locked)
+            raise
+
+    def _reopen_locked(self, path, locked, start_step, checkpoint, model, threads, resume_state):
+        """``_reopen`` once the run file's lock is held (``locked``, its descriptor)."""
         try:
             state = runfile.read_state(path)
         except runfile.RunFileError as e:
@@ -287,10 +302,8 @@ class Run:
                            "continue from: start the run again in another folder, or pass start_step (steps "
                            "already done) if your own checkpoint holds them" % self.out)
         self._last_checkpoint_step = self.steps_done
-        try:
-            self.writer = runfile.RunFileWriter.resume(path)
-        except runfile.RunFileError as e:
-            raise RunError(str(e)) from None
+        self.writer = runfile.RunFileWriter.resume(path, locked_fd=locked)
+        self._held = set(held or ())
         self._lost = self._lost_commands(state, held) if held is not None else {}
         self.writer.write(runfile.event_record(
             step=self.steps_done, t=self.elapsed, kind="resume-run", source="trainer",
@@ -591,7 +604,7 @@ class Run:
         answered so far. The default checkpoint holds it; a framework that saves its own
         checkpoints saves this beside them and passes it back as ``resume_state``."""
         state = {"run_id": self.run_id, "step": self.steps_done, "lr_scale": self.lr_scale,
-                 "commands": sorted(self.channel.answered)}
+                 "commands": sorted(self._held)}
         state_dict = getattr(self.refiner, "state_dict", None)
         if callable(state_dict):
             state["refiner"] = state_dict()
@@ -754,6 +767,8 @@ class Run:
     _again = None
 
     def _answer(self, cmd, kind, message="", **members):
+        if cmd.id is not None:
+            self._held.add(cmd.id)  # its effect is in the state from now on
         if self._again:
             message = "%s (%s)" % (message, self._again) if message else self._again
         self.event(kind, message, source="attach", command_id=cmd.id, **members)

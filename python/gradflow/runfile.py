@@ -417,10 +417,10 @@ class RunFileWriter:
         w.sync()
         return w
 
-    @classmethod
-    def resume(cls, path):
-        """Opens an existing run file to append; if it ends inside a line (a writer was killed
-        mid-write), writes ``\\n`` first so the torn fragment stays a line of its own."""
+    @staticmethod
+    def lock_existing(path):
+        """Opens an existing run file to append and takes its writer lock; returns the descriptor
+        for :meth:`resume` (a resumer takes the lock before it touches anything of the run)."""
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
@@ -428,6 +428,14 @@ class RunFileWriter:
         except OSError as e:
             raise RunFileError("%s: cannot open the run file: %s" % (path, e.strerror)) from None
         _lock_for_writing(fd, path)
+        return fd
+
+    @classmethod
+    def resume(cls, path, locked_fd=None):
+        """Opens an existing run file to append (or takes ``locked_fd`` from :meth:`lock_existing`);
+        if it ends inside a line (a writer was killed mid-write), writes a newline first so the
+        torn fragment stays a line of its own."""
+        fd = cls.lock_existing(path) if locked_fd is None else locked_fd
         size = os.fstat(fd).st_size
         if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
             os.write(fd, b"\n")

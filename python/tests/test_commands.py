@@ -414,6 +414,15 @@ def test_a_commands_file_removed_replaced_or_cut_short_is_followed(tmp_path):
                                                                 ("Command", "e2-with-a-longer-id", 2),
                                                                 ("Refusal", None, 3)]
     assert ch.notices.pop() == "commands.jsonl was rewritten: commands are read again from its first line"
+    # Cut and refilled past what was read before the next poll, with lines of the same length
+    # (one sender's): the first bytes differ, so it is noticed all the same.
+    with open(path, "r+b") as f:
+        f.truncate(0)
+        f.write(line("rid", "stop", id="f1-with-a-longer-id") + line("rid", "pause", id="f2-with-a-longer-id")
+                + line("rid", "stop", id="f3-with-a-longer-id") + b"not json\n")
+    got = ch.poll()
+    assert [x.id for x in got[:3]] == ["f1-with-a-longer-id", "f2-with-a-longer-id", "f3-with-a-longer-id"]
+    assert ch.notices.pop().endswith("was rewritten: commands are read again from its first line")
     ch.close()
 
 
@@ -426,3 +435,24 @@ def test_send_does_not_glue_its_line_onto_a_dead_senders_fragment(tmp_path):
     got = ch.poll()
     assert [(type(x).__name__, x.line) for x in got] == [("Refusal", 1), ("Command", 2)] and got[1].id == cid
     ch.close()
+
+
+def test_a_checkpoint_lists_only_the_commands_whose_effect_it_holds(tmp_path, tiny):
+    # A checkpoint command and an lr change read in the same poll: the checkpoint is written
+    # before the lr change is applied, so it must not list it (a resume then applies it again).
+    model, opt = tiny
+    rundir = str(tmp_path)
+    run = gradflow.Run(rundir, model=model, optimizer=opt, total_steps=10, handle_signals=False)
+    ckpt = commands.send(rundir, "checkpoint")
+    lr = commands.send(rundir, "lr_scale", value=0.5)
+    tiny_step(model, opt, run, 0)
+    assert run.lr_scale == 0.5
+    saved = torch.load(os.path.join(rundir, "ckpt-000001.pt"), weights_only=False)
+    assert saved["lr_scale"] == 1.0 and lr not in saved["commands"] and ckpt in saved["commands"]
+    _kill(run)
+    run2 = gradflow.Run(rundir, model=TinyLM(), optimizer=torch.optim.AdamW(TinyLM().parameters(), lr=1e-2),
+                        total_steps=10, resume=True, handle_signals=False)
+    assert run2.lr_scale == 0.5  # applied again at the step it was first applied at
+    held = run2.run_state()["commands"]
+    assert lr in held and ckpt in held
+    run2.close()

@@ -176,8 +176,13 @@ def test_a_model_whose_output_has_no_loss_is_recorded_from_the_logs(tmp_path):
         output_dir=str(tmp_path / "out"), max_steps=6, per_device_train_batch_size=2, learning_rate=1e-3,
         lr_scheduler_type="constant", logging_steps=2, save_strategy="no", report_to=[], use_cpu=True,
         disable_tqdm=True, seed=3)
-    OwnLoss(model=model, args=args, train_dataset=data, callbacks=[GradflowCallback(rundir, handle_signals=False)]).train()
+    os.makedirs(rundir)
+    OwnLoss(model=model, args=args, train_dataset=data,
+            callbacks=[SendAt(rundir, 2, "lr_scale", value=0.5), GradflowCallback(rundir, handle_signals=False)]).train()
     rs = records(rundir)
-    assert [r["step"] for r in rs if r["type"] == "step"] == [1, 3, 5]
-    assert all(r["loss"] > 4 for r in rs if r["type"] == "step")
+    steps = [r for r in rs if r["type"] == "step"]
+    assert [r["step"] for r in steps] == [1, 3, 5]
+    assert all(r["loss"] > 4 for r in steps)
+    # The rate the optimizer used (the lr scale applied from step 2 on), not the scheduler's.
+    assert [r["lr"] for r in steps] == [1e-3, 5e-4, 5e-4]
     assert rs[-1]["type"] == "end" and rs[-1]["reason"] == "completed" and rs[-1]["step"] == 6

@@ -42,6 +42,8 @@ public final class CommandChannelReader {
     /// The refusal not yet reported (the trainer turns it into one warning event).
     private var unreportedRefusal: String?
 
+    /// The file's first bytes as read (up to 64), to notice a file rewritten in place.
+    private var head: [UInt8] = []
     /// Notices for the run file (the file was replaced, removed or cut short), each reported once.
     private var unreportedNotices: [String] = []
 
@@ -86,14 +88,24 @@ public final class CommandChannelReader {
             unreportedNotices.append("\(CommandChannel.fileName) was \(missing ? "removed (a new one was made)" : "replaced (or removed and made again)"): commands are read from the new file's first line")
         } else if open.st_size < offset {
             unreportedNotices.append("\(CommandChannel.fileName) was cut short (\(open.st_size) bytes, \(offset) read): commands are read again from its first line")
-        } else if open.st_size > offset, offset > 0, pread(fd, &last, 1, offset - 1) == 1, last != 10 {
-            // Rewritten in place (`>`) to at least the length read: what was read ends no line now.
+        } else if offset > 0 && (readHead(count: head.count) != head
+                                 || (open.st_size > offset && pread(fd, &last, 1, offset - 1) == 1 && last != 10)) {
+            // Rewritten in place (`>`): its first bytes are not those read, or what was read ends
+            // no line now.
             unreportedNotices.append("\(CommandChannel.fileName) was rewritten: commands are read again from its first line")
         } else {
             return
         }
         offset = 0
         lineNumber = 0
+        head = []
+    }
+
+    /// The file's first `count` bytes (fewer at its end).
+    private func readHead(count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, 0) }
+        return Array(bytes.prefix(Swift.max(0, got)))
     }
 
     deinit { close(fd) }
@@ -140,6 +152,7 @@ public final class CommandChannelReader {
             }
         }
         offset += off_t(start)
+        if head.count < min(64, Int(offset)) { head = readHead(count: min(64, Int(offset))) }
         return out
     }
 }
