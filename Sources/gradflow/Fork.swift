@@ -20,12 +20,12 @@ enum Fork {
 
     /// The parent's training data as its header names it: a file or folder, a synthetic task's
     /// spec, or nil for the embedded corpus. Throws when the parent's data is gone.
-    static func trainingDataPath(_ spec: String) throws -> String? {
+    static func trainingDataPath(_ spec: String, flag: String = "--fork") throws -> String? {
         guard let header = try? RunFileReader(path: parse(spec).run).header, let train = header.trainingData else { return nil }
         if let synthetic = SyntheticTask.spec(datasetName: train.trainingName) { return synthetic }
         if train.path == ByteDataset.embeddedPath { return nil }
         guard FileManager.default.fileExists(atPath: train.path) else {
-            throw ValidationError("--fork \(spec): the parent's training data \(train.path) is not there any more; give it with --data PATH")
+            throw ValidationError("\(flag) \(spec): the run's training data \(train.path) is not there any more; give it with --data PATH")
         }
         return train.path
     }

@@ -86,8 +86,12 @@ struct TrainCommand: ParsableCommand {
                     throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
                 }
                 let runDirectory = (resume as NSString).deletingLastPathComponent
+                // The run's own training data unless --data says otherwise, as for --fork (a resume
+                // without --data trained on the embedded corpus whatever the run had used).
+                var source = recipe
+                source.data = try recipe.data ?? Fork.trainingDataPath(runDirectory.isEmpty ? "." : runDirectory, flag: "--resume")
                 return TrainingSetup(config: ckpt.metadata.config, refinement: ckpt.metadata.refinement ?? RefinementConfig(),
-                                     recipe: recipe, train: try recipe.trainingData(), evalDomains: evalDomains,
+                                     recipe: recipe, train: try source.trainingData(), evalDomains: evalDomains,
                                      runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
             }
             let refinement = try recipe.refinementConfig()

@@ -74,9 +74,17 @@ import Testing
         try String(repeating: "to be or not to be, that is the question. ", count: 200).write(to: file, atomically: true, encoding: .utf8)
         let onFile = dir.appendingPathComponent("file").path
         #expect(ChildProcess.run(binary.path, ["train", "--data", file.path] + model + ["--out", onFile]).status == 0)
+        // --resume without --data continues on the run's own data too (it took the embedded corpus).
+        let copy = dir.appendingPathComponent("resumed").path
+        try FileManager.default.copyItem(atPath: onFile, toPath: copy)
+        let resumed = ChildProcess.run(binary.path, ["train", "--resume", copy + "/ckpt-000010.gfck", "--no-tui"])
+        #expect(resumed.status == 0, "resume failed:\n\(resumed.output)")
+        let uninterrupted = try Self.losses(onFile + "/run.jsonl"), again = try Self.losses(copy + "/run.jsonl")
+        #expect(uninterrupted.count >= 20 && (10..<20).allSatisfy { again["step \($0)"] != nil && again["step \($0)"] == uninterrupted["step \($0)"] },
+                "the resumed steps equal the uninterrupted run's, bit for bit")
         try FileManager.default.removeItem(at: file)
         let gone = ChildProcess.run(binary.path, ["train", "--fork", onFile, "--no-tui", "--out", dir.appendingPathComponent("f2").path])
         #expect(gone.status != 0)
-        #expect(gone.output.contains("the parent's training data \(file.path) is not there any more; give it with --data PATH"), "\(gone.output)")
+        #expect(gone.output.contains("the run's training data \(file.path) is not there any more; give it with --data PATH"), "\(gone.output)")
     }
 }

@@ -53,6 +53,14 @@ struct ExportTests {
         // No overwrite without force.
         #expect(throws: RunFileError.self) { try CSVExporter.export(run: run, to: out) }
         #expect(try CSVExporter.export(run: run, to: out, force: true) == 40)
+        // Not even --force replaces the run file being exported, or a checkpoint.
+        let before = try Data(contentsOf: URL(fileURLWithPath: run))
+        #expect(throws: RunFileError.self) { try CSVExporter.export(run: run, to: run, force: true) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: run)) == before)
+        let checkpoint = (run as NSString).deletingLastPathComponent + "/ckpt-000010.gfck"
+        try Data("not really".utf8).write(to: URL(fileURLWithPath: checkpoint))
+        #expect(throws: RunFileError.self) { try SVGExporter.export(run: run, to: checkpoint, force: true) }
+        #expect(try String(contentsOfFile: checkpoint, encoding: .utf8) == "not really")
     }
 
     @Test("TFRecord framing: CRC32C and masking as TensorFlow defines them")

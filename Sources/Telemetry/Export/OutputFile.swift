@@ -4,6 +4,9 @@ import Foundation
 /// Opens an export's output file, refusing to replace an existing one unless `force`.
 enum OutputFile {
     static func create(_ path: String, force: Bool) throws -> FileHandle {
+        if force, let what = runArtifact(path) {
+            throw RunFileError(.alreadyExists, path: path, "is \(what); an export never replaces one, even with --force")
+        }
         var flags = O_WRONLY | O_CREAT | O_CLOEXEC
         flags |= force ? O_TRUNC : O_EXCL
         let fd = open(path, flags, 0o644)
@@ -14,6 +17,21 @@ enum OutputFile {
             throw RunFileError.system("create", path: path, errno: errno)
         }
         return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+}
+
+extension OutputFile {
+    /// What `path` is when it is part of a run (a run file, its command channel or a checkpoint),
+    /// which `--force` must not truncate: nil for anything else or nothing there.
+    static func runArtifact(_ path: String) -> String? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let name = (path as NSString).lastPathComponent
+        if name.hasSuffix(".gfck") { return "a checkpoint" }
+        if name == "commands.jsonl" { return "a run's command channel" }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let start = (try? handle.read(upToCount: 64)) ?? Data()
+        return String(decoding: start, as: UTF8.self).hasPrefix(#"{"type":"header""#) ? "a run file" : nil
     }
 }
 
