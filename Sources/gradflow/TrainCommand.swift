@@ -108,12 +108,23 @@ struct TrainCommand: ParsableCommand {
 
     /// --out, or runs/DATE-TIME; refused when it already holds a run.
     func newRunDirectory() throws -> String {
-        let runDirectory = out ?? Self.defaultRunDirectory()
+        let runDirectory = out ?? Self.freeRunDirectory(Self.defaultRunDirectory())
         let runFile = RunFileLocation.file(in: runDirectory)
         if FileManager.default.fileExists(atPath: runFile) {
             throw ValidationError("--out: \(runDirectory) already holds a run (run.jsonl); choose another folder, or continue it with --resume \(runDirectory)/ckpt-NNNNNN.gfck")
         }
         return runDirectory
+    }
+
+    /// `base`, or for runs started within the same second the next name that holds no run yet
+    /// (`base-2`, `base-3`, …).
+    static func freeRunDirectory(_ base: String) -> String {
+        var candidate = base, n = 2
+        while FileManager.default.fileExists(atPath: RunFileLocation.file(in: candidate)) {
+            candidate = "\(base)-\(n)"
+            n += 1
+        }
+        return candidate
     }
 
     static func defaultRunDirectory() -> String {
@@ -129,7 +140,7 @@ struct DisplayOptions: ParsableArguments {
     @Flag(help: "Plain progress lines instead of the dashboard (automatic without a terminal).")
     var noTui = false
 
-    @Option(help: "Steps between progress lines in plain mode (default: about one line a second).")
+    @Option(help: "Steps between progress lines in plain mode (default: about 20 lines over the run, at a round number of steps).")
     var reportEvery: Int?
 
     @Option(help: "Dashboard theme: default, light, mono, high-contrast, a name in $XDG_CONFIG_HOME/gradflow/themes, or a path.")

@@ -123,3 +123,17 @@ import Foundation
         #expect(s.last == 100 && s.lastX == 10)
     }
 }
+
+@Suite struct EventKindTests {
+    @Test("lr, rollback, target and revert events have kinds of their own, so the filter finds them by kind")
+    func ownKinds() {
+        var d = RunData()
+        d.apply(header: SyntheticRun.header())
+        d.apply(.event(EventRecord(step: 5, t: 1, kind: .lr, oldValue: 1, newValue: 0.5, source: .divergenceGuard)))
+        d.apply(.event(EventRecord(step: 6, t: 1, kind: .rollback, source: .divergenceGuard, message: "restored step 0")))
+        d.apply(.event(EventRecord(step: 7, t: 1, kind: .target, axis: .context, band: 1, oldValue: 0.3, newValue: 0.4, source: .key)))
+        d.apply(.event(EventRecord(step: 8, t: 1, kind: .revert, source: .key, message: "reverted")))
+        #expect(d.events.suffix(4).map(\.kind) == [.lr, .rollback, .target, .revert])
+        #expect(d.events.suffix(4).map { EventsPanel.look($0.kind).1 } == ["lr", "rollback", "target", "revert"])
+    }
+}

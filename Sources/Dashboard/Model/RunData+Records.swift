@@ -180,8 +180,7 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .info, text: "stop requested (\(e.source))\(suffix)"))
         case .lr:
             let old = e.oldValue.map { Format.value($0) } ?? "?", new = e.newValue.map { Format.value($0) } ?? "?"
-            addEvent(EventEntry(step: e.step, kind: e.source == .divergenceGuard ? .warning : .mode,
-                                text: "learning-rate scale \(old) → \(new)  (\(e.source))\(suffix)"))
+            addEvent(EventEntry(step: e.step, kind: .lr, text: "learning-rate scale \(old) → \(new)  (\(e.source))\(suffix)"))
         case .command:
             addEvent(EventEntry(step: e.step, kind: .info, text: "\(e.message.isEmpty ? "command carried out" : e.message)  (\(e.source))"))
         case .twin, .verdict, .revert, .rollback:

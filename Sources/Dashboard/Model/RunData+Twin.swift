@@ -19,7 +19,7 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .revert, text: e.message + "  (\(e.source))"))
         case .rollback:
             twinWindow = nil
-            addEvent(EventEntry(step: e.step, kind: .warning, text: "rollback: " + e.message))
+            addEvent(EventEntry(step: e.step, kind: .rollback, text: e.message))
         default:
             break
         }

@@ -15,7 +15,7 @@ public struct BandRow: Sendable, Equatable {
 
 /// A line of the Events panel.
 public struct EventEntry: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable { case weight, mode, target, revert, eval, checkpoint, warning, refused, info, end, verdict }
+    public enum Kind: Sendable, Equatable { case weight, mode, target, lr, revert, rollback, eval, checkpoint, warning, refused, info, end, verdict }
     public var step: Int
     public var kind: Kind
     public var text: String

@@ -52,6 +52,8 @@ enum EventsPanel {
         case .mode: return ("◆", "mode", .event_weight)
         case .target: return ("◆", "target", .event_weight)
         case .revert: return ("↶", "revert", .event_warn)
+        case .lr: return ("◆", "lr", .event_weight)
+        case .rollback: return ("↶", "rollback", .event_warn)
         case .eval: return ("◆", "eval", .event_eval)
         case .checkpoint: return ("■", "checkpoint", .event_checkpoint)
         case .warning: return ("!", "warning", .event_warn)
