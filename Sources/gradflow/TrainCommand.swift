@@ -85,14 +85,15 @@ struct TrainCommand: ParsableCommand {
                 if recipe.refinement != RefinementFlags() {
                     throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
                 }
-                let runDirectory = (resume as NSString).deletingLastPathComponent
+                let folder = (resume as NSString).deletingLastPathComponent
+                let runDirectory = folder.isEmpty ? "." : folder
                 // The run's own training data unless --data says otherwise, as for --fork (a resume
                 // without --data trained on the embedded corpus whatever the run had used).
                 var source = recipe
-                source.data = try recipe.data ?? Fork.trainingDataPath(runDirectory.isEmpty ? "." : runDirectory, flag: "--resume")
+                source.data = try recipe.data ?? Fork.trainingDataPath(runDirectory, flag: "--resume")
                 return TrainingSetup(config: ckpt.metadata.config, refinement: ckpt.metadata.refinement ?? RefinementConfig(),
                                      recipe: recipe, train: try source.trainingData(), evalDomains: evalDomains,
-                                     runDirectory: runDirectory.isEmpty ? "." : runDirectory, resume: ckpt)
+                                     runDirectory: runDirectory, resume: ckpt)
             }
             let refinement = try recipe.refinementConfig()
             let config = try recipe.trainingConfig()
