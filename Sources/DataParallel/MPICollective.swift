@@ -102,7 +102,7 @@ public final class MPICollective: Collective {
     /// ends the job (Open MPI's default handler aborts before that).
     private func check(_ rc: Int32, _ what: String) {
         guard rc != gf_mpi_success() else { return }
-        FileHandle.standardError.write(Data("gradflow: \(error("\(what) failed (MPI error \(rc))"))\n".utf8))
+        Console.error("gradflow: \(error("\(what) failed (MPI error \(rc))"))\n")
         abort(code: 1)
     }
 
@@ -149,7 +149,7 @@ public final class MPICollective: Collective {
             return try CommandCoding.decode(bytes)
         } catch {
             // Every rank runs the same build, so this is a bug, not bad input: end the job.
-            FileHandle.standardError.write(Data("gradflow: \(self.error("cannot decode rank 0's commands (\(error))"))\n".utf8))
+            Console.error("gradflow: \(self.error("cannot decode rank 0's commands (\(error))"))\n")
             abort(code: 1)
         }
     }

@@ -30,7 +30,7 @@ public struct EventSource: RawRepresentable, Hashable, Sendable, Codable, Custom
     public static let twin = EventSource(rawValue: "twin")
     /// The divergence guard.
     public static let divergenceGuard = EventSource(rawValue: "guard")
-    /// SIGINT or SIGTERM.
+    /// SIGINT, SIGTERM or SIGHUP, or the trainer's standard output closed (a stop as for Ctrl-C).
     public static let signal = EventSource(rawValue: "signal")
     /// A study's scripted change.
     public static let study = EventSource(rawValue: "study")

@@ -59,7 +59,7 @@ struct AttachCommand: ParsableCommand {
             throw CLIError("\(runFile): written before run ids (schema \(header.schema)), so it cannot be steered; `gradflow replay \(runPath) --follow` shows it")
         }
         if let age = RunFileLocation.secondsSinceModified(runFile), age > silentAfter {
-            FileHandle.standardError.write(Data("gradflow attach: \(runFile) has no end record and has not grown for \(Format.clock(age)): its writer may have died (a running or paused trainer adds a record at least every few seconds). Commands sent now are applied if the run is resumed.\n".utf8))
+            Console.error("gradflow attach: \(runFile) has no end record and has not grown for \(Format.clock(age)): its writer may have died (a running or paused trainer adds a record at least every few seconds). Commands sent now are applied if the run is resumed.\n")
         }
         let channel: CommandChannelWriter
         do {
@@ -71,11 +71,11 @@ struct AttachCommand: ParsableCommand {
         var st = stat()
         if stat(channel.path, &st) == 0, let problem = CommandChannel.permissionProblem(mode: st.st_mode) {
             channelWarning = problem
-            FileHandle.standardError.write(Data("gradflow attach: \(runDirectory)/\(problem)\n".utf8))
+            Console.error("gradflow attach: \(runDirectory)/\(problem)\n")
         }
         guard let (screen, launched) = try DashboardLauncher.open(display, runFile: runFile) else {
             // Keys need the dashboard; without one, attach follows the run's progress as replay does.
-            FileHandle.standardError.write(Data("gradflow attach: without the dashboard there are no keys; printing \(header.runName)'s progress until it ends (Ctrl-C leaves it going)\n".utf8))
+            Console.error("gradflow attach: without the dashboard there are no keys; printing \(header.runName)'s progress until it ends (Ctrl-C leaves it going)\n")
             var replay = try ReplayCommand.parse([runFile, "--speed", "0", "--follow", "--no-tui"])
             replay.display = display
             try replay.printProgress()

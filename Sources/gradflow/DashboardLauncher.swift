@@ -33,7 +33,7 @@ enum DashboardLauncher {
             options.references = references
             return (screen, options)
         } catch {
-            FileHandle.standardError.write(Data("gradflow: no dashboard (\(error)); printing progress lines\n".utf8))
+            Console.error("gradflow: no dashboard (\(error)); printing progress lines\n")
             return nil
         }
     }
@@ -46,7 +46,7 @@ enum DashboardLauncher {
         close(fd)
         var st = stat()
         if fstat(0, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO {
-            FileHandle.standardError.write(Data("gradflow: no dashboard: mpirun reads the terminal's keys (start it as `mpirun --stdin none …` for the dashboard); printing progress lines\n".utf8))
+            Console.error("gradflow: no dashboard: mpirun reads the terminal's keys (start it as `mpirun --stdin none …` for the dashboard); printing progress lines\n")
             return false
         }
         return true

@@ -28,6 +28,6 @@ struct DebugHooks: ParsableArguments {
     /// Prints the rank's state fingerprint to standard error when asked.
     func report(_ trainer: Trainer) {
         guard fingerprint else { return }
-        FileHandle.standardError.write(Data("gradflow: rank \(trainer.collective.rank) step \(trainer.step) state \(trainer.stateFingerprint())\n".utf8))
+        Console.error("gradflow: rank \(trainer.collective.rank) step \(trainer.step) state \(trainer.stateFingerprint())\n")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DataParallel
 import Foundation
+import Telemetry
 import Training
 
 /// `gradflow train` started by `mpirun`: MPI starts, every rank checks its flags and loads its
@@ -36,7 +37,7 @@ struct DistributedTraining {
             code = try session.run()
         } catch {
             // A rank that cannot start ends the job (the others would wait for it).
-            FileHandle.standardError.write(Data("gradflow: \(mpi.error("\(error)"))\n".utf8))
+            Console.error("gradflow: \(mpi.error("\(error)"))\n")
             mpi.abort(code: 1)
         }
         // Every rank stops at the same step for the same reason, except when rank 0 alone failed
@@ -81,9 +82,9 @@ struct DistributedTraining {
         guard counts[0] > 0 else { return }
         if let failure {
             if Int(counts[1]) == mpi.size {
-                if mpi.rank == 0 { FileHandle.standardError.write(Data("gradflow: \(failure)\n".utf8)) }
+                if mpi.rank == 0 { Console.error("gradflow: \(failure)\n") }
             } else {
-                FileHandle.standardError.write(Data("gradflow: \(mpi.error(failure))\n".utf8))
+                Console.error("gradflow: \(mpi.error(failure))\n")
             }
         }
         mpi.finish()

@@ -10,7 +10,7 @@ enum ExitSummary {
             summary.skippedLines = skipped
             for line in summary.lines() { Swift.print(line) }
         } catch {
-            FileHandle.standardError.write(Data("gradflow: no summary: \(error)\n".utf8))
+            Console.error("gradflow: no summary: \(error)\n")
         }
     }
 }

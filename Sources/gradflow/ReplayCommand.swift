@@ -52,7 +52,7 @@ struct ReplayCommand: ParsableCommand {
 
     /// Notices about skipped lines go to standard error, so stdout stays the progress lines.
     static func notice(_ issue: ReadIssue) {
-        FileHandle.standardError.write(Data("gradflow replay: notice: \(issue)\n".utf8))
+        Console.error("gradflow replay: notice: \(issue)\n")
     }
 
     /// --summary-only: read, fold, print the summary (the run-file benchmark times this).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import Model
+import Telemetry
 import Training
 
 /// `gradflow sample RUN|CKPT`: generates text from a checkpoint.
@@ -70,8 +71,7 @@ struct SampleCommand: ParsableCommand {
         out.write(Data(line + (line.last == 10 ? [] : [10])))
         let seconds = Date().timeIntervalSince(t0)
         let rate = Double(bytes) / max(seconds, 1e-9)
-        FileHandle.standardError.write(Data(String(
-            format: "gradflow sample: %@ (step %d): %d bytes in %.2f s, %.0f bytes/s\n",
-            file, checkpoint.metadata.step, bytes, seconds, rate).utf8))
+        Console.error(String(format: "gradflow sample: %@ (step %d): %d bytes in %.2f s, %.0f bytes/s\n",
+                             file, checkpoint.metadata.step, bytes, seconds, rate))
     }
 }

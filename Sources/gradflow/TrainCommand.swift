@@ -24,8 +24,9 @@ struct TrainCommand: ParsableCommand {
         twin that keeps the old settings on the same batches for --twin-steps steps; the verdict \
         (helped, hurt, no detectable effect, with the paired Δ and its 95 % interval) is printed and \
         recorded (docs/METHOD.md §6a). Example: --change 200:context.long=4.
-        Ctrl-C or SIGTERM stops at the end of the current step, writes a checkpoint and the run file's \
-        end record, and exits with status 130.
+        Ctrl-C, SIGTERM or SIGHUP (the terminal gone; ignored under nohup) stops at the end of the \
+        current step, writes a checkpoint and the run file's end record, and exits with status 130; \
+        so does a closed standard output (`--no-tui | head`).
 
         Data-parallel over Open MPI: `mpirun --stdin none -np N gradflow train …` runs N ranks of \
         --threads workers each; --batch is the global batch, split evenly over the ranks. Rank 0 shows \

@@ -67,6 +67,13 @@ struct TrainingSession {
         let viewer = dashboard == nil ? nil : bus.subscribe(name: "dashboard", capacity: 1 << 16)
         let printer = dashboard == nil ? ProgressPrinter(interval: display.reportEvery) : nil
         if let printer {
+            // A closed pipe (`gradflow train --no-tui | head`) stops the run as Ctrl-C does, with
+            // its checkpoint and end record, instead of killing it with SIGPIPE.
+            Console.ignoreBrokenPipe()
+            printer.outputClosed = {
+                Console.error("gradflow: standard output was closed; stopping at the end of this step\n")
+                trainer.requestStop(source: .signal)
+            }
             printer.consume(header: header)
             printer.attach(to: bus)
         }
@@ -109,11 +116,11 @@ struct TrainingSession {
         printer?.finish()
         signals.cancel()
         debug.report(trainer)
-        do { try recorder.finish() } catch { FileHandle.standardError.write(Data("gradflow: run file: \(error)\n".utf8)) }
+        do { try recorder.finish() } catch { Console.error("gradflow: run file: \(error)\n") }
         if dashboard != nil { ExitSummary.print(runFile: runFile) }
         print("run file: \(runFile)")
-        let code = Self.exitCode(outcome.end, stopRequested: signals.stopRequested)
-        if code == 1 { FileHandle.standardError.write(Data("gradflow: training failed: \(outcome.end?.message ?? "unknown error")\n".utf8)) }
+        let code = Self.exitCode(outcome.end, stopRequested: signals.stopRequested || printer?.outputLost == true)
+        if code == 1 { Console.error("gradflow: training failed: \(outcome.end?.message ?? "unknown error")\n") }
         return code
     }
 
@@ -187,9 +194,14 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// SIGINT and SIGTERM ask for a clean stop once; a second signal exits at once.
+/// SIGINT, SIGTERM and SIGHUP ask for a clean stop once; a second signal exits at once.
+///
+/// SIGHUP is the terminal going away (a closed window, a dropped ssh session): the run stops as
+/// for Ctrl-C, with its checkpoint and end record, so `--resume` continues it. A process started
+/// under `nohup` inherits SIGHUP ignored and keeps it so: that run goes on.
 final class SignalHandling: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
+    private var handled: [Int32] = []
     private var count = 0
     private let lock = NSLock()
 
@@ -200,8 +212,10 @@ final class SignalHandling: @unchecked Sendable {
     }
 
     init(onStop: @escaping @Sendable () -> Void, onForce: @escaping @Sendable () -> Void = { exit(130) }, quiet: Bool = false) {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            let previous = signal(sig, SIG_IGN)
+            if sig == SIGHUP && Self.isIgnore(previous) { continue }   // nohup
+            handled.append(sig)
             let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             src.setEventHandler { [weak self] in
                 guard let self else { return }
@@ -210,7 +224,7 @@ final class SignalHandling: @unchecked Sendable {
                 let n = self.count
                 self.lock.unlock()
                 if n == 1 {
-                    if !quiet { FileHandle.standardError.write(Data("\ngradflow: stopping at the end of this step (again to quit at once)\n".utf8)) }
+                    if !quiet { Console.error("\ngradflow: stopping at the end of this step (again to quit at once)\n") }
                     onStop()
                 } else {
                     onForce()
@@ -221,8 +235,13 @@ final class SignalHandling: @unchecked Sendable {
         }
     }
 
+    private static func isIgnore(_ handler: __sighandler_t?) -> Bool {
+        guard let handler else { return false }
+        return unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+    }
+
     func cancel() {
         for s in sources { s.cancel() }
-        for sig in [SIGINT, SIGTERM] { signal(sig, SIG_DFL) }
+        for sig in handled { signal(sig, SIG_DFL) }
     }
 }

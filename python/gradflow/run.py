@@ -119,7 +119,7 @@ class Run:
       :meth:`run_state` returned when that checkpoint was saved (the lr scale, the refiner's state
       and the commands it holds), so the run goes on as it was.
     - ``system_every``: seconds between ``system`` records (5).
-    - ``handle_signals``: SIGINT/SIGTERM ask the loop to stop at the step boundary
+    - ``handle_signals``: SIGINT/SIGTERM/SIGHUP (not where SIGHUP is ignored, as under nohup) ask the loop to stop at the step boundary
       (:attr:`should_stop`; a ``stop`` event, ``source`` ``signal``); a second SIGINT raises
       KeyboardInterrupt. Only in the main thread.
 
@@ -840,7 +840,12 @@ class Run:
     # MARK: - Signals
 
     def _install_signals(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP is the terminal going away: a stop as for Ctrl-C, so the run can be resumed; under
+        # nohup it arrives ignored and stays so (the run goes on), as in the Swift trainer.
+        hangup = getattr(signal, "SIGHUP", None)   # not on Windows
+        for sig in (signal.SIGINT, signal.SIGTERM, hangup):
+            if sig is None or (sig == hangup and signal.getsignal(sig) == signal.SIG_IGN):
+                continue
             try:
                 self._signals_installed[sig] = signal.signal(sig, self._on_signal)
             except (ValueError, OSError):

@@ -66,6 +66,31 @@ def test_sigint_stops_at_the_step_boundary(tmp_path, tiny):
     assert records(str(tmp_path))[-1]["reason"] == "interrupted"
 
 
+def test_sighup_stops_unless_ignored(tmp_path, tiny):
+    model, opt = tiny
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        # The terminal gone: a stop at the boundary, as for Ctrl-C.
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        run = gradflow.Run(str(tmp_path / "a"), model=model, optimizer=opt, total_steps=5, checkpoint_at_end=False)
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert run.should_stop
+        tiny_step(model, opt, run, 0)
+        run.close()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+        stops = [r for r in records(str(tmp_path / "a")) if r.get("kind") == "stop"]
+        assert len(stops) == 1 and stops[0]["message"].startswith("SIGHUP")
+        # Under nohup SIGHUP arrives ignored: it stays so, and the run goes on.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        run = gradflow.Run(str(tmp_path / "b"), model=model, optimizer=opt, total_steps=5, checkpoint_at_end=False)
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert not run.should_stop and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        run.close()
+        assert not [r for r in records(str(tmp_path / "b")) if r.get("kind") == "stop"]
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_system_record_and_spike(tmp_path, tiny):
     model, opt = tiny
     run = gradflow.Run(str(tmp_path), model=model, optimizer=opt, total_steps=20, handle_signals=False,

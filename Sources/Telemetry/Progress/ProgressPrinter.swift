@@ -9,22 +9,32 @@ import Foundation
 public final class ProgressPrinter: @unchecked Sendable {
     private var formatter: ProgressFormatter
     public private(set) var summary = RunSummary()
-    private let output: (String) -> Void
+    private let output: ((String) -> Void)?
+    /// Whether standard output was found gone (see `outputClosed`).
+    public private(set) var outputLost = false
+    /// Called once, on the printing thread, when standard output is gone (a closed pipe, a hung-up
+    /// terminal); the lines after it are dropped. Not called with an `output` of the caller's.
+    public var outputClosed: (() -> Void)?
     private var subscription: BusSubscription?
     private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
     private let stop = StopFlag()
     private var printedHeader = false
 
-    /// `output` receives one line at a time (default: standard output, flushed per line).
-    public init(interval: Int? = nil, output: @escaping (String) -> Void = ProgressPrinter.standardOutput) {
+    /// `output` receives one line at a time (default: standard output, flushed per line, through
+    /// `Console.writeLine`).
+    public init(interval: Int? = nil, output: ((String) -> Void)? = nil) {
         formatter = ProgressFormatter(interval: interval)
         self.output = output
     }
 
-    public static func standardOutput(_ line: String) {
-        print(line)
-        fflush(stdout)
+    private func emit(_ line: String) {
+        if let output {
+            output(line)
+        } else if !outputLost && !Console.writeLine(line) {
+            outputLost = true
+            outputClosed?()
+        }
     }
 
     /// Prints the header lines.
@@ -32,20 +42,20 @@ public final class ProgressPrinter: @unchecked Sendable {
         guard !printedHeader else { return }
         printedHeader = true
         summary.setHeader(header)
-        for line in formatter.setHeader(header) { output(line) }
+        for line in formatter.setHeader(header) { emit(line) }
     }
 
     /// Prints what `record` calls for and adds it to the summary.
     public func consume(_ record: Record) {
         summary.add(record)
-        for line in formatter.lines(for: record) { output(line) }
+        for line in formatter.lines(for: record) { emit(line) }
     }
 
     /// Prints the summary lines.
     public func printSummary(dropped: Int = 0, skippedLines: Int = 0) {
         summary.droppedRecords = dropped
         summary.skippedLines = skippedLines
-        for line in summary.lines() { output(line) }
+        for line in summary.lines() { emit(line) }
     }
 
     /// Starts printing what `bus` carries, on a thread of its own.
