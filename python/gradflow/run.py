@@ -119,9 +119,9 @@ class Run:
       :meth:`run_state` returned when that checkpoint was saved (the lr scale, the refiner's state
       and the commands it holds), so the run goes on as it was.
     - ``system_every``: seconds between ``system`` records (5).
-    - ``handle_signals``: SIGINT/SIGTERM/SIGHUP (not where SIGHUP is ignored, as under nohup) ask the loop to stop at the step boundary
-      (:attr:`should_stop`; a ``stop`` event, ``source`` ``signal``); a second SIGINT raises
-      KeyboardInterrupt. Only in the main thread.
+    - ``handle_signals``: SIGINT, SIGTERM and SIGHUP (unless ignored, as under nohup) ask the
+      loop to stop at the step boundary (:attr:`should_stop`; a ``stop`` event, ``source``
+      ``signal``); a second SIGINT raises KeyboardInterrupt. Only in the main thread.
 
     Under ``torch.distributed`` (more than one process) make the ``Run`` on every rank, after
     ``init_process_group`` and at the same point of the loop: rank 0 writes the folder and reads the
