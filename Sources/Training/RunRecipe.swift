@@ -82,6 +82,26 @@ public struct RunRecipe: Sendable, Equatable {
         return config
     }
 
+    /// The model, schedule, seed and evaluation flags given with a value other than their default,
+    /// each as "--FLAG VALUE". A resumed or forked run takes these settings from its checkpoint,
+    /// so `train` refuses them there instead of ignoring them. (A flag given with its default value
+    /// cannot be told from one not given; it changes nothing either way.)
+    public func checkpointSettingsGiven() -> [String] {
+        let d = RunRecipe()
+        var given: [String] = []
+        func check<T: Equatable>(_ flag: String, _ k: KeyPath<RunRecipe, T>) {
+            if self[keyPath: k] != d[keyPath: k] { given.append("\(flag) \(self[keyPath: k])") }
+        }
+        func check<T: Equatable>(_ flag: String, _ k: KeyPath<RunRecipe, T?>) {
+            if let v = self[keyPath: k], v != d[keyPath: k] { given.append("\(flag) \(v)") }
+        }
+        check("--preset", \.preset); check("--layers", \.layers); check("--heads", \.heads); check("--dim", \.dim)
+        check("--context", \.context); check("--batch", \.batch); check("--steps", \.steps); check("--lr", \.learningRate)
+        check("--warmup", \.warmup); check("--seed", \.seed); check("--data-seed", \.dataSeed); check("--threads", \.threads)
+        check("--eval-every", \.evalEvery); check("--eval-windows", \.evalWindows); check("--checkpoint-every", \.checkpointEvery)
+        return given
+    }
+
     /// A configuration problem in the words of the flag that sets the value.
     public static func describe(_ problem: TrainingConfig.Problem) -> String {
         let flag: String

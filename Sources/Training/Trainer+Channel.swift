@@ -47,6 +47,9 @@ struct ChannelState {
 extension Trainer {
     /// Checkpoint `extra` key of the ids whose effect the checkpoint holds.
     static let appliedCommandsKey = "channel.applied"
+    /// Checkpoint `extra` key of the id of the run that wrote it (its header's `run_id`): `--resume`
+    /// continues only that run (`Checkpoint.runId`).
+    public static let runIdKey = "run.id"
 
     /// Starts reading the run's command channel (rank 0; call before `run()`). `history` is what the
     /// run file already answers (a resumed run), `runId` the header's.

@@ -15,6 +15,7 @@ extension Trainer {
         let t0 = Date()
         let path = Self.checkpointPath(runDirectory: runDirectory, step: step)
         var extra: [String: String] = [:]
+        if !channel.runId.isEmpty { extra[Self.runIdKey] = channel.runId }
         if !channel.applied.isEmpty {
             extra[Self.appliedCommandsKey] = String(decoding: try JSONEncoder().encode(channel.applied), as: UTF8.self)
         }
@@ -180,4 +181,10 @@ func withPointers<R>(_ arrays: [(String, [Float])], _ body: ([(String, UnsafePoi
             return try body([(name, base, p.count)] + rest)
         }
     }
+}
+
+extension Checkpoint {
+    /// The id of the run that wrote this checkpoint; nil for a file written before checkpoints
+    /// carried it, or by a trainer with no run file.
+    public var runId: String? { metadata.extra[Trainer.runIdKey] }
 }

@@ -72,6 +72,7 @@ struct TrainCommand: ParsableCommand {
                 if recipe.refinement != RefinementFlags() {
                     throw ValidationError("--fork continues the parent's refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
                 }
+                try Self.refuseCheckpointSettings(recipe, flag: "--fork", checkpoint: ckpt)
                 // The parent's training data unless --data says otherwise (the data order is the checkpoint's).
                 var source = recipe
                 source.data = try recipe.data ?? Fork.trainingDataPath(fork)
@@ -86,8 +87,12 @@ struct TrainCommand: ParsableCommand {
                 if recipe.refinement != RefinementFlags() {
                     throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
                 }
+                try Self.refuseCheckpointSettings(recipe, flag: "--resume", checkpoint: ckpt)
                 let folder = (resume as NSString).deletingLastPathComponent
                 let runDirectory = folder.isEmpty ? "." : folder
+                if let out, (out as NSString).standardizingPath != (runDirectory as NSString).standardizingPath {
+                    throw ValidationError("--out \(out): --resume continues the run in its checkpoint's folder (\(runDirectory)); drop --out, or use --fork \(runDirectory) --out \(out) to continue it as a new run")
+                }
                 // The run's own training data unless --data says otherwise, as for --fork (a resume
                 // without --data trained on the embedded corpus whatever the run had used).
                 var source = recipe
@@ -106,6 +111,16 @@ struct TrainCommand: ParsableCommand {
         } catch let e as RecipeError {
             throw ValidationError(e.description)
         }
+    }
+
+    /// Refuses model, schedule and evaluation flags on a `--resume` or `--fork`, whose settings
+    /// come from the checkpoint: a silently ignored `--steps 5000` would look like a longer run.
+    static func refuseCheckpointSettings(_ recipe: RunRecipe, flag: String, checkpoint: Checkpoint) throws {
+        let given = recipe.checkpointSettingsGiven()
+        guard !given.isEmpty else { return }
+        let c = checkpoint.metadata.config
+        throw ValidationError("\(flag) takes the model, schedule, seeds, threads and evaluation settings from the checkpoint "
+                              + "(\(c.preset), \(c.steps) steps, lr \(c.learningRate), \(c.threads) threads); drop \(given.joined(separator: ", "))")
     }
 
     /// --out, or runs/DATE-TIME; refused when it already holds a run.

@@ -38,6 +38,11 @@ struct TrainingSession {
                 do { past = try PastRun.read(runFile) } catch {
                     throw CLIError("cannot read the run file this resume continues: \(error)")
                 }
+                if let mine = setup.resume?.runId, let theirs = past.runId, mine != theirs {
+                    throw CLIError("--resume \(setup.resume?.path ?? "checkpoint"): the checkpoint was written by run \(mine), "
+                                   + "but \(runFile) is run \(theirs); a checkpoint continues only its own run "
+                                   + "(to start a new run from it, use --fork on the folder it came from)")
+                }
             }
             timeOffset = past.lastT
         }

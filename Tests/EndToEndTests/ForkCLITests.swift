@@ -87,4 +87,34 @@ import Testing
         #expect(gone.status != 0)
         #expect(gone.output.contains("the run's training data \(file.path) is not there any more; give it with --data PATH"), "\(gone.output)")
     }
+
+    @Test(.timeLimit(.minutes(10)))
+    func aResumeRefusesWhatItWouldIgnoreAndAnotherRunsCheckpoint() throws {
+        let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gradflow-resumeflags-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = ["--layers", "1", "--heads", "2", "--dim", "16", "--context", "32", "--batch", "2", "--steps", "20",
+                     "--eval-windows", "2", "--checkpoint-every", "10", "--threads", "1", "--no-tui"]
+        let a = dir.appendingPathComponent("a").path, b = dir.appendingPathComponent("b").path
+        #expect(ChildProcess.run(binary.path, ["train"] + model + ["--out", a]).status == 0)
+        #expect(ChildProcess.run(binary.path, ["train"] + model + ["--out", b]).status == 0)
+        let before = try String(contentsOfFile: b + "/run.jsonl", encoding: .utf8)
+
+        // Flags whose settings the checkpoint holds: named, not silently ignored.
+        let longer = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000010.gfck", "--steps", "5000", "--no-tui"])
+        #expect(longer.status != 0 && longer.output.contains("drop --steps 5000"), "\(longer.output)")
+        let forkLr = ChildProcess.run(binary.path, ["train", "--fork", b, "--lr", "0.01", "--no-tui", "--out", dir.appendingPathComponent("f").path])
+        #expect(forkLr.status != 0 && forkLr.output.contains("drop --lr 0.01"), "\(forkLr.output)")
+        // --out elsewhere: the resume would still write into the checkpoint's folder.
+        let elsewhere = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000010.gfck", "--no-tui", "--out", dir.appendingPathComponent("c").path])
+        #expect(elsewhere.status != 0 && elsewhere.output.contains("--resume continues the run in its checkpoint's folder"), "\(elsewhere.output)")
+        // Run a's checkpoint copied into run b's folder continues neither.
+        try FileManager.default.copyItem(atPath: a + "/ckpt-000010.gfck", toPath: b + "/ckpt-000011.gfck")
+        let foreign = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000011.gfck", "--no-tui"])
+        #expect(foreign.status != 0 && foreign.output.contains("a checkpoint continues only its own run"), "\(foreign.output)")
+        #expect(try String(contentsOfFile: b + "/run.jsonl", encoding: .utf8) == before, "a refused resume wrote to the run file")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("f").path)
+                && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("c").path))
+    }
 }
