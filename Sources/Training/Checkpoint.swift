@@ -21,6 +21,8 @@ public struct CheckpointError: Error, CustomStringConvertible {
 /// and the twin of the last change, open window or kept for a revert ("twin" in `extra`, sections
 /// `twin.*`). A version-1 file still loads (as a run with no twin and a fresh guard); a file of a
 /// version this gradflow does not know is refused by name, so a newer file is never half read.
+/// `extra` "run.id" (added within version 2, absent from older files) names the run that wrote it,
+/// so `--resume` refuses a checkpoint copied in from another run.
 public struct Checkpoint {
     /// The JSON head of the file: the run's settings and the main run state's small parts (the
     /// data cursor, AdamW's step, and in `extra` the refinement, guard and twin).
