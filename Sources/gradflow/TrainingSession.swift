@@ -92,6 +92,16 @@ struct TrainingSession {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
             if let parent = setup.parent { bus.publish(.event(Fork.event(parent))) }
         }
+        // A run file that can no longer be written (a full disk) stops the run at once: hours of
+        // training that no file records would be lost anyway. Said now without a dashboard (whose
+        // screen the message would garble), else when it has closed.
+        let unrecorded = StopFlag()
+        let headless = dashboard == nil
+        recorder.onFailure { error in
+            unrecorded.set()
+            if headless { Console.error("gradflow: run file: \(error); stopping at the end of this step\n") }
+            trainer.requestStop(source: .recorder)
+        }
         do {
             try trainer.attachChannel(runDirectory: setup.runDirectory, runId: header.runId, history: past.channel)
         } catch {
@@ -121,9 +131,17 @@ struct TrainingSession {
         printer?.finish()
         signals.cancel()
         debug.report(trainer)
-        do { try recorder.finish() } catch { Console.error("gradflow: run file: \(error)\n") }
+        do { try recorder.finish() } catch {
+            if !headless { Console.error("gradflow: run file: \(error); the run stopped\n") }
+        }
         if dashboard != nil { ExitSummary.print(runFile: runFile) }
         print("run file: \(runFile)")
+        if unrecorded.isSet {
+            if outcome.end?.reason == .failed { Console.error("gradflow: \(outcome.end?.message ?? "")\n") }
+            Console.error("gradflow: the run file ends before step \(outcome.end?.step ?? trainer.step) (no end record); "
+                          + "free space and continue with --resume from the last checkpoint\n")
+            return 1
+        }
         let code = Self.exitCode(outcome.end, stopRequested: signals.stopRequested || printer?.outputLost == true)
         if code == 1 { Console.error("gradflow: training failed: \(outcome.end?.message ?? "unknown error")\n") }
         return code

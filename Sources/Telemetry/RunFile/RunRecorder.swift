@@ -18,6 +18,7 @@ public final class RunRecorder: @unchecked Sendable {
     private var thread: Thread?
     private let lock = NSLock()
     private var failure: Error?
+    private var failureHandler: (@Sendable (Error) -> Void)?
     private var written = 0
     private var reportedDrops = 0
     private var lastStep = 0, lastT = 0.0
@@ -70,6 +71,17 @@ public final class RunRecorder: @unchecked Sendable {
         t.name = "gradflow.recorder"
         thread = t
         t.start()
+    }
+
+    /// Calls `handler` once, on the recording thread, with the first write error (at once if one
+    /// was already met): a trainer stops then, instead of training for hours unrecorded (a full
+    /// disk). The records after the error are not written.
+    public func onFailure(_ handler: @escaping @Sendable (Error) -> Void) {
+        lock.lock()
+        let already = failure
+        if already == nil { failureHandler = handler }
+        lock.unlock()
+        if let already { handler(already) }
     }
 
     /// Records written so far.
@@ -142,7 +154,11 @@ public final class RunRecorder: @unchecked Sendable {
 
     private func fail(_ error: Error) {
         lock.lock()
-        if failure == nil { failure = error }
+        let first = failure == nil
+        if first { failure = error }
+        let handler = first ? failureHandler : nil
+        failureHandler = first ? nil : failureHandler
         lock.unlock()
+        handler?(error)
     }
 }
