@@ -45,6 +45,16 @@ public final class GPT {
         }
     }
 
+    /// Bytes a model of this shape holds for training at `batch` windows on `workers` threads:
+    /// parameters, gradients, the token buffers and the activation arena (an optimizer's state and
+    /// the refinement's buffers come on top). In `Double`, so that a shape far too large to
+    /// allocate is still counted (and refused) rather than overflowing.
+    public static func trainingBytes(config: GPTConfig, batch: Int, workers: Int) -> Double {
+        let floats = 2 * Double(ParameterLayout(config).count)
+            + Activations.floatCount(config: config, batch: batch, workers: workers, as: Double.self)
+        return 4 * floats + 2 * 4 * Double(batch) * Double(config.context)
+    }
+
     /// `parallel`: the workers every kernel of this model splits its work over (`--threads`).
     public init(config: GPTConfig, batch: Int, seed: UInt64, parallel: Parallel) {
         precondition(config.validationError() == nil, config.validationError() ?? "")
@@ -303,18 +313,25 @@ final class Activations {
     var encoded, lnf, lnfMean, lnfRstd, probs, losses, rowScale, ones: UnsafeMutablePointer<Float>
     var dres, dln, datty, dqkv, dfch, dAtt, lnScratch: UnsafeMutablePointer<Float>
 
+    /// The arena's float count: one layer's buffers `layers` times, then the rest, in the order
+    /// `init` takes them. Generic so that `GPT.trainingBytes` can add it up in `Double` for a
+    /// model too large to count in `Int`.
+    static func floatCount<N: Numeric>(config: GPTConfig, batch: Int, workers: Int, as _: N.Type) -> N {
+        let B = N(exactly: batch)!, T = N(exactly: config.context)!, C = N(exactly: config.channels)!
+        let NH = N(exactly: config.heads)!, V = N(exactly: config.vocab)!, W = N(exactly: workers)!
+        let BT = B * T
+        let perLayer: [N] = [BT * C, BT, BT, BT * 3 * C, BT * C, B * NH * T * T, BT * C,
+                             BT * C, BT, BT, BT * 4 * C, BT * 4 * C, BT * C]
+        let tail: [N] = [BT * C, BT * C, BT, BT, BT * V, BT, BT, BT,
+                         BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, W * T * T,
+                         N(exactly: LayerNorm.scratchCount(C: config.channels, workers: workers))!]
+        return perLayer.reduce(0, +) * N(exactly: config.layers)! + tail.reduce(0, +)
+    }
+
     init(config: GPTConfig, batch: Int, workers: Int) {
         let B = batch, T = config.context, C = config.channels, NH = config.heads, V = config.vocab
         let BT = B * T
-        var sizes: [Int] = []
-        let perLayer = [BT * C, BT, BT, BT * 3 * C, BT * C, B * NH * T * T, BT * C,
-                        BT * C, BT, BT, BT * 4 * C, BT * 4 * C, BT * C]
-        for _ in 0..<config.layers { sizes += perLayer }
-        let tail = [BT * C, BT * C, BT, BT, BT * V, BT, BT, BT,
-                    BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, workers * T * T,
-                    LayerNorm.scratchCount(C: C, workers: workers)]
-        sizes += tail
-        count = sizes.reduce(0, +)
+        count = Self.floatCount(config: config, batch: batch, workers: workers, as: Int.self)
         let base = UnsafeMutablePointer<Float>.allocate(capacity: count)
         base.initialize(repeating: 0, count: count)
         arena = base

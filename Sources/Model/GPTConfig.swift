@@ -22,6 +22,11 @@ public struct GPTConfig: Equatable, Sendable, Codable {
 
     public var headSize: Int { channels / heads }
 
+    /// Upper bounds of the shape, so that a mistyped flag is an error, not a crash in an
+    /// allocation or an Int overflow (the memory check, `GPT.trainingBytes`, refuses far smaller).
+    public static let maxLayers = 4096
+    public static let maxWidth = 1 << 20
+
     /// Problems with this shape, or nil when it is usable.
     public func validationError() -> String? {
         if layers < 1 { return "layers must be at least 1 (got \(layers))" }
@@ -30,6 +35,10 @@ public struct GPTConfig: Equatable, Sendable, Codable {
             return "channels (\(channels)) must be a positive multiple of heads (\(heads))"
         }
         if context < 2 { return "context must be at least 2 (got \(context))" }
+        // Far beyond what fits in memory, and low enough that the sizes below never overflow Int.
+        if layers > Self.maxLayers { return "layers must be at most \(Self.maxLayers) (got \(layers))" }
+        if channels > Self.maxWidth { return "channels must be at most \(Self.maxWidth) (got \(channels))" }
+        if context > Self.maxWidth { return "context must be at most \(Self.maxWidth) (got \(context))" }
         if vocab < 2 { return "vocab must be at least 2" }
         return nil
     }

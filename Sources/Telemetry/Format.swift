@@ -75,6 +75,7 @@ public enum Format {
     /// Decimal units: 1 048 576 → "1.0 MB"; 3 400 → "3.4 kB".
     public static func bytes(_ n: Int) -> String {
         let v = Double(n)
+        if v >= 1e12 { return fixed(v / 1e12, 1) + " TB" }
         if v >= 1e9 { return fixed(v / 1e9, 1) + " GB" }
         if v >= 1e6 { return fixed(v / 1e6, 1) + " MB" }
         if v >= 1e3 { return fixed(v / 1e3, 1) + " kB" }

@@ -78,6 +78,21 @@ public final class Trainer: @unchecked Sendable {
     /// Windows of attention used for the context-gain measure at eval (those shorter than T).
     public static let contextGainWindows = [8, 32, 64]
 
+    /// Why a model of this shape cannot train here, or nil: its parameters, gradients, AdamW state
+    /// and activations at `batch` windows (`GPT.trainingBytes`, a lower bound) would not fit in
+    /// the machine's memory. Said before anything is allocated, instead of a crash in the allocation.
+    public static func memoryProblem(config: TrainingConfig, batch: Int,
+                                     physicalMemory: UInt64 = ProcessInfo.processInfo.physicalMemory) -> String? {
+        let parameters = Double(ParameterLayout(config.model).count)
+        let needed = GPT.trainingBytes(config: config.model, batch: batch, workers: config.threads) + 2 * 4 * parameters
+        guard needed > Double(physicalMemory) else { return nil }
+        let m = config.model
+        return "the model (\(m.layers) layers, \(m.channels) channels, context \(m.context), "
+            + "\(Format.grouped(Int(parameters))) parameters) at batch \(batch) needs at least "
+            + "\(needed < 1e15 ? Format.bytes(Int(needed)) : "a petabyte") of memory for its parameters, gradients, AdamW state and activations; "
+            + "this machine has \(Format.bytes(Int(clamping: physicalMemory))) (use a smaller --dim, --layers, --context or --batch)"
+    }
+
     public init(config: TrainingConfig, refinement: RefinementConfig, train: ByteDataset,
                 evalDomains: [ByteDataset], bus: RecordBus, runDirectory: String?,
                 resume: Checkpoint? = nil, timeOffset: Double = 0, collective: Collective = SingleProcess()) throws {
@@ -97,6 +112,7 @@ public final class Trainer: @unchecked Sendable {
         self.runDirectory = runDirectory
         self.collective = collective
         localBatch = config.batch / collective.size
+        if let e = Self.memoryProblem(config: config, batch: localBatch) { throw DataError(e) }
         model = GPT(config: config.model, batch: localBatch, seed: config.initSeed, parallel: Parallel(threads: config.threads))
         let setup = try refinement.resolve(window: config.context, layers: config.model.layers)
         main = RunState(params: ParameterArena(of: model), optimizer: AdamW(config: config.adam, count: model.layout.count),

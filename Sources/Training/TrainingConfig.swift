@@ -63,6 +63,9 @@ public struct TrainingConfig: Equatable, Sendable, Codable {
         public var description: String { "\(setting.rawValue) \(message)" }
     }
 
+    /// The most worker threads a run may have (each one holds scratch rows of the model's width).
+    public static let maxThreads = 1024
+
     /// The first problem with this configuration, or nil.
     public func validationProblem() -> Problem? {
         func problem(_ setting: Setting, _ message: String) -> Problem { Problem(setting: setting, message: message) }
@@ -71,7 +74,7 @@ public struct TrainingConfig: Equatable, Sendable, Codable {
         if context < 2 || context > model.context { return problem(.context, "must be in 2...\(model.context) (got \(context))") }
         if steps < 1 { return problem(.steps, "must be at least 1 (got \(steps))") }
         if !(learningRate > 0 && learningRate < 1) { return problem(.learningRate, "must be in (0, 1) (got \(learningRate))") }
-        if threads < 1 { return problem(.threads, "must be at least 1 (got \(threads))") }
+        if threads < 1 || threads > Self.maxThreads { return problem(.threads, "must be in 1...\(Self.maxThreads) (got \(threads))") }
         if evalEvery < 0 { return problem(.evalEvery, "must be ≥ 0 (got \(evalEvery))") }
         if evalWindows < 1 { return problem(.evalWindows, "must be ≥ 1 (got \(evalWindows))") }
         return nil
