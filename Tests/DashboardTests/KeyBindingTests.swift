@@ -38,6 +38,45 @@ import Testing
     }
 
     @Test(arguments: modes)
+    func helpScrollsToEveryLineOnAnEightyByTwentyFourScreen(mode: DashboardMode) {
+        var s = makeState(mode: mode, size: Size(width: 80, height: 24))
+        _ = press(&s, .character("?"))
+        let layout = HelpOverlay.layout(s)
+        #expect(layout.maxScroll > 0, "the help is taller than 24 rows")
+        #expect(screen(s, 80, 24).text.contains("↑↓ scroll"))
+        // Page by page, every help line's key and the start of its text is shown once.
+        var seen = ""
+        while true {
+            seen += screen(s, 80, 24).text
+            if s.helpScroll == layout.maxScroll { break }
+            _ = press(&s, .pageDown)
+            #expect(s.showHelp, "a scroll key keeps the help open")
+        }
+        for line in KeyBindings.helpLines(mode: mode) {
+            let start = String(line.text.split(separator: " ").prefix(2).joined(separator: " "))
+            #expect(seen.contains(line.keys) && seen.contains(start), "\(line.keys): \(start)")
+        }
+        _ = press(&s, .pageDown)
+        #expect(s.helpScroll == layout.maxScroll, "no scrolling past the end")
+        _ = press(&s, .home)
+        #expect(s.helpScroll == 0)
+        _ = press(&s, .character("x"))
+        #expect(!s.showHelp && !s.confirmingStop, "another key only closes the help")
+        // On a large screen there is nothing to scroll: ↓ closes the help, as any key does.
+        var large = makeState(mode: mode, size: Size(width: 150, height: 60))
+        _ = press(&large, .character("?"))
+        #expect(HelpOverlay.layout(large).maxScroll == 0 && screen(large, 150, 60).text.contains("any key closes"))
+        _ = press(&large, .down)
+        #expect(!large.showHelp)
+    }
+
+    @Test func helpWrapsAtSpacesAndCutsAWordLongerThanTheLine() {
+        #expect(HelpOverlay.wrap("stop the run and leave", width: 10) == ["stop the", "run and", "leave"])
+        #expect(HelpOverlay.wrap("abcdefghijkl x", width: 5) == ["abcde", "fghij", "kl x"])
+        #expect(HelpOverlay.wrap("", width: 5) == [""])
+    }
+
+    @Test(arguments: modes)
     func footerAndScalesHintsComeFromTheTable(mode: DashboardMode) {
         let s = makeState(mode: mode)
         let text = screen(s, 400, 44).text

@@ -91,6 +91,8 @@ public struct DashboardState: Sendable, Equatable {
     public var themeNames: [String]
     public var expanded: Panel?
     public var showHelp = false
+    /// The first help row shown, when the help is taller than the screen.
+    public var helpScroll = 0
     public var hidden: Set<Panel> = []
     /// Events panel: how many of the newest matching entries are scrolled past.
     public var eventsScroll = 0

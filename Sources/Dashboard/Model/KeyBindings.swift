@@ -103,7 +103,7 @@ public enum KeyBindings {
         KeyBinding(ch("."), ".", .stepOnce, replay, help: "while paused: one record", footer: KeyHint(".", "step")),
         KeyBinding(ch("f"), "f", .fork, replay,
                    help: "fork: continue training from here as a new live run", footer: KeyHint("f", "fork")),
-        KeyBinding(ch("?h"), "? h", .help, help: "this help (any key closes it)", footer: KeyHint("?", "help")),
+        KeyBinding(ch("?h"), "? h", .help, help: "this help (any key closes it; ↑↓ scroll it when it does not fit)", footer: KeyHint("?", "help")),
         KeyBinding([.tab], "Tab", .focusNext, help: "focus the next / previous panel", footer: KeyHint("Tab", "panel")),
         KeyBinding([.backTab], "⇧Tab", .focusPrevious, help: nil),
         KeyBinding([.up, .character("k")], "↑↓ j k", .selectUp, help: "select a band",

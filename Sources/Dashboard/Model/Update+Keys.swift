@@ -5,11 +5,19 @@ import Terminal
 extension DashboardState {
     mutating func handle(key: Key) -> [DashboardEffect] {
         if showHelp {
+            // Scroll keys move a help taller than the screen; any other key closes it.
+            let maxScroll = HelpOverlay.layout(self).maxScroll
             switch key {
             case .character("q"): return requestQuit()
-            case .resize: return []
-            default: showHelp = false; return []
+            case .resize: helpScroll = Swift.min(helpScroll, maxScroll); return []
+            case .up where maxScroll > 0, .character("k") where maxScroll > 0: helpScroll = Swift.max(0, helpScroll - 1)
+            case .down where maxScroll > 0, .character("j") where maxScroll > 0: helpScroll = Swift.min(maxScroll, helpScroll + 1)
+            case .pageUp where maxScroll > 0: helpScroll = Swift.max(0, helpScroll - 10)
+            case .pageDown where maxScroll > 0: helpScroll = Swift.min(maxScroll, helpScroll + 10)
+            case .home where maxScroll > 0: helpScroll = 0
+            default: showHelp = false
             }
+            return []
         }
         if editingEventFilter { return editFilter(key) }
         if confirmingStop { return confirmStop(key) }
@@ -27,7 +35,7 @@ extension DashboardState {
     private mutating func perform(_ action: KeyAction, key: Key, label: String) -> [DashboardEffect] {
         switch action {
         case .quit: return requestQuit()
-        case .help: showHelp = true
+        case .help: showHelp = true; helpScroll = 0
         case .focusNext: cycleFocus(by: 1)
         case .focusPrevious: cycleFocus(by: -1)
         case .expand: expanded = expanded == nil ? focus : nil
