@@ -15,7 +15,10 @@ steps), an eval record per ``on_evaluate`` (``eval_loss`` as domain ``val``, ``e
 lr scale, the refiner's state and the commands answered, which a resume from that folder takes
 back), and the end record at ``on_train_end``.
 
-Commands, read at each step end: ``stop`` → ``control.should_training_stop``; ``checkpoint`` →
+Commands, read at each step end: ``stop`` → ``control.should_training_stop``, and a save at that
+step where the Trainer saves checkpoints at all (``save_strategy`` not ``"no"``), so that the run
+can be resumed from where it stopped, as a stopped Swift run can (a signal stops it the same way);
+``checkpoint`` →
 ``control.should_save`` (its record follows at ``on_save``); ``lr_scale`` scales the rate the
 scheduler sets, through the optimizer's step hooks; ``pause`` holds the loop at the step end until
 ``resume`` or ``stop``; the weight commands go to ``refine`` (a ``gradflow.refine.Refiner``).
@@ -78,6 +81,8 @@ class GradflowCallback(TrainerCallback):
         self._hooks = []
         self._save_requested = False
         self._save_started = None
+        self._saves = False      # whether the Trainer saves checkpoints (save_strategy not "no")
+        self._stop_saved = False
         self._saw_forward_loss = False
         self._loss_is_share = False
 
@@ -124,6 +129,8 @@ class GradflowCallback(TrainerCallback):
         if resume and saved is None:
             self.run.event("warning", "resumed without the run's state (no %s): the lr scale, the weights and the "
                            "modes start from their defaults, not from the checkpoint's" % state_file, source="trainer")
+        self._saves = str(getattr(args.save_strategy, "value", args.save_strategy)) != "no"
+        self._stop_saved = False
         if self.take_over_clipping and args.max_grad_norm and args.max_grad_norm > 0 and not args.fp16:
             self._clip = float(args.max_grad_norm)
             self._saved_max_grad_norm = args.max_grad_norm
@@ -200,6 +207,9 @@ class GradflowCallback(TrainerCallback):
     def _control(self, control):
         if self.run.should_stop:
             control.should_training_stop = True
+            if self._saves and not self._stop_saved:
+                self._stop_saved = True
+                self._save_requested = True
         if self._save_requested:
             control.should_save = True
             self._save_requested = False

@@ -70,6 +70,24 @@ def test_trainer_callback(tmp_path):
     assert args.max_grad_norm == 1.0  # the callback hands clipping back
 
 
+def test_a_stop_saves_a_checkpoint_where_the_trainer_saves(tmp_path):
+    # save_strategy "steps" every 100 steps: none would come before the stop at step 3 but the
+    # stop's own, from which the run can be resumed; with save_strategy "no" a stop saves nothing.
+    for strategy, expected in (("steps", ["checkpoint-3"]), ("no", [])):
+        rundir = str(tmp_path / strategy / "hf-run")
+        os.makedirs(rundir)
+        trainer, args = _tiny_trainer(tmp_path / strategy, rundir, [SendAt(rundir, 3, "stop")], max_steps=6,
+                                      save_strategy=strategy)
+        trainer.train()
+        rs = records(rundir)
+        saved = sorted(os.listdir(args.output_dir)) if os.path.isdir(args.output_dir) else []
+        assert saved == expected, (strategy, saved)
+        assert [os.path.basename(r["path"]) for r in rs if r["type"] == "checkpoint"] == expected
+        assert rs[-1]["type"] == "end" and rs[-1]["reason"] == "interrupted" and rs[-1]["step"] == 3
+        if expected:
+            assert os.path.exists(os.path.join(args.output_dir, "checkpoint-3", "gradflow_state.pt"))
+
+
 def test_trainer_callback_on_two_processes(tmp_path):
     # torchrun with two CPU processes (gloo): the callback runs in both, rank 0 alone writes the
     # folder, and both apply the lr scale and stop at the same step (hf_ddp_worker.py).
@@ -94,7 +112,7 @@ def test_trainer_callback_on_two_processes(tmp_path):
     assert sorted(os.listdir(rundir)) == ["commands.jsonl", "run.jsonl"]
 
 
-def _tiny_trainer(tmp_path, rundir, extra_callbacks, *, max_steps, resume_step=None, seed=0):
+def _tiny_trainer(tmp_path, rundir, extra_callbacks, *, max_steps, resume_step=None, seed=0, save_strategy="no"):
     from gradflow.hf import GradflowCallback
     from gradflow.refine import Refiner
     torch.manual_seed(seed)
@@ -104,7 +122,7 @@ def _tiny_trainer(tmp_path, rundir, extra_callbacks, *, max_steps, resume_step=N
     data = [{"input_ids": ids, "labels": ids} for ids in torch.randint(0, 256, (16, 16), generator=g)]
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"), max_steps=max_steps, per_device_train_batch_size=2, learning_rate=1e-3,
-        lr_scheduler_type="constant", logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
+        lr_scheduler_type="constant", logging_steps=1, save_strategy=save_strategy, save_steps=100, report_to=[], use_cpu=True,
         disable_tqdm=True, seed=3, max_grad_norm=1.0)
     callback = GradflowCallback(rundir, refine=Refiner(model, axes=("time",)), handle_signals=False)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[*extra_callbacks, callback])
