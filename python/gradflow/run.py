@@ -600,11 +600,11 @@ class Run:
 
     def run_state(self):
         """What a checkpoint must hold besides the model and optimizer for a resume to go on as the
-        run was: the run id, the step, the lr scale, the refiner's state and the command ids
-        answered so far. The default checkpoint holds it; a framework that saves its own
+        run was: the run id, the step, the lr scale, the refiner's state, the command ids
+        answered so far and the recent losses the spike rule compares with. The default checkpoint holds it; a framework that saves its own
         checkpoints saves this beside them and passes it back as ``resume_state``."""
         state = {"run_id": self.run_id, "step": self.steps_done, "lr_scale": self.lr_scale,
-                 "commands": sorted(self._held)}
+                 "commands": sorted(self._held), "losses": list(self._losses)}
         state_dict = getattr(self.refiner, "state_dict", None)
         if callable(state_dict):
             state["refiner"] = state_dict()
@@ -621,6 +621,8 @@ class Run:
         if callable(load) and "refiner" in state:
             load(state["refiner"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
+        self._losses.clear()
+        self._losses.extend(float(x) for x in state.get("losses", ()))   # absent from older states
         return set(state.get("commands", ()))
 
     def _save_default(self, path):

@@ -91,6 +91,29 @@ def test_sighup_stops_unless_ignored(tmp_path, tiny):
         signal.signal(signal.SIGHUP, previous)
 
 
+def test_a_resumed_run_flags_a_spike_as_the_uninterrupted_one_does(tmp_path, tiny):
+    # The spike rule compares with the last 50 losses; a resume takes them back from the
+    # checkpoint, so a bump right after it is flagged (it was not: the window started empty).
+    model, opt = tiny
+    losses = [1.0] * 12 + [5.0]
+    def warnings(rundir):
+        return [r["step"] for r in records(rundir) if r.get("kind") == "warning"]
+    with gradflow.Run(str(tmp_path / "a"), model=model, optimizer=opt, total_steps=13, handle_signals=False,
+                      checkpoint_at_end=False) as run:
+        for loss in losses:
+            run.step(loss=loss, tokens=10)
+    rundir = str(tmp_path / "b")
+    with gradflow.Run(rundir, model=model, optimizer=opt, total_steps=13, handle_signals=False) as run:
+        for loss in losses[:12]:
+            run.step(loss=loss, tokens=10)
+        run.checkpoint()
+        run.close(reason="interrupted")
+    with gradflow.Run(rundir, model=model, optimizer=opt, total_steps=13, handle_signals=False, resume=True) as run:
+        assert run.start_step == 12
+        run.step(loss=losses[12], tokens=10)
+    assert warnings(str(tmp_path / "a")) == [12] and warnings(rundir) == [12]
+
+
 def test_system_record_and_spike(tmp_path, tiny):
     model, opt = tiny
     run = gradflow.Run(str(tmp_path), model=model, optimizer=opt, total_steps=20, handle_signals=False,
