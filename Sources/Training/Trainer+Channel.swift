@@ -42,6 +42,13 @@ struct ChannelState {
     var replayed: Set<String> = []
     /// What the event of a command applied again after a resume says (the Python package's words).
     static let appliedAgain = "applied again after a resume: its effect came after the checkpoint"
+
+    /// The warning of a resume that cannot apply such a command again: its line is no longer in
+    /// the commands file (the Python package's words, `LOST_COMMAND_MISSING`).
+    static func lostCommandMissing(id: String, step: Int) -> String {
+        // One literal, so that the Python test finds its words here.
+        "command \"\(id)\" (applied at step \(step), after the checkpoint) is no longer in commands.jsonl, so it is not applied again: from step \(step) this run's settings may differ from the uninterrupted run's"
+    }
 }
 
 extension Trainer {
@@ -58,16 +65,27 @@ extension Trainer {
         channel.runId = runId
         channel.answered = Set(history.answered.keys)
         let inState = Set(channel.applied)
+        func lost(_ id: String, _ past: (step: Int, applied: Bool)) -> Bool {
+            past.applied && !inState.contains(id) && past.step >= step
+        }
         // Read what the file holds now: commands the run file answered but whose effect the
         // checkpoint lacks are applied again at their step; the others are passed.
+        var found: Set<String> = []
         for reading in channel.reader!.poll() {
             guard case let .success(line) = reading.result, let past = history.answered[line.id] else {
                 pendingChannelReadings.append(reading)
                 continue
             }
-            if past.applied && !inState.contains(line.id) && past.step >= step {
+            if lost(line.id, past) {
                 channel.replays.append((past.step, line.command))
+                found.insert(line.id)
             }
+        }
+        // Those whose lines are gone (the file cut or replaced since) cannot be: the resume says so.
+        let missing = history.answered.filter { lost($0.key, $0.value) && !found.contains($0.key) }
+        for (id, past) in missing.sorted(by: { ($0.value.step, $0.key) < ($1.value.step, $1.key) }) {
+            bus.publish(.event(EventRecord(step: step, t: elapsed, kind: .warning, source: .attach,
+                                           message: ChannelState.lostCommandMissing(id: id, step: past.step))))
         }
     }
 

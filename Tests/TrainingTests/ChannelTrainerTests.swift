@@ -89,6 +89,36 @@ import Testing
         #expect(Self.answers(again).isEmpty)
     }
 
+    @Test func aResumeSaysWhichLostCommandsItCannotApplyAgain() throws {
+        // As above, but the commands file was cut to its first line before the resume: w2 and lr1
+        // were applied after the checkpoint and are no longer there, so the resume warns of each.
+        let config = tinyConfig(steps: 30, checkpointEvery: 10)
+        let lines = [(15, Self.line("w1", .setWeight(WeightTarget(axis: .depth, band: 0), 2))),
+                     (22, Self.line("w2", .setWeight(WeightTarget(axis: .depth, band: 1), 1.5))),
+                     (25, Self.line("lr1", .scaleLearningRate(0.5)))]
+        let whole = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: whole) }
+        let uninterrupted = try Self.train(config, dir: whole) { step in
+            for (at, text) in lines where at == step { Self.append(text, dir: whole) }
+        }
+        var history = ChannelHistory()
+        for r in uninterrupted { history.add(r) }
+        let cut = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: cut) }
+        try FileManager.default.copyItem(atPath: Trainer.checkpointPath(runDirectory: whole, step: 20),
+                                         toPath: Trainer.checkpointPath(runDirectory: cut, step: 20))
+        Self.append(lines[0].1, dir: cut)
+        let resumed = try Self.train(config, dir: cut, resume: try Checkpoint.read(path: Trainer.checkpointPath(runDirectory: cut, step: 20)),
+                                     history: history)
+        #expect(Self.answers(resumed).filter { $0.kind != .warning }.isEmpty, "nothing applied again")
+        let warnings = resumed.compactMap { r -> String? in
+            if case let .event(e) = r, e.kind == .warning, e.source == .attach { return e.message }
+            return nil
+        }
+        #expect(warnings == [ChannelState.lostCommandMissing(id: "w2", step: 23), ChannelState.lostCommandMissing(id: "lr1", step: 26)],
+                "\(warnings)")
+    }
+
     @Test func badLinesAreRefusedNamingTheirLineAndTheRunGoesOn() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

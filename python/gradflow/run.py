@@ -304,10 +304,14 @@ class Run:
         self._last_checkpoint_step = self.steps_done
         self.writer = runfile.RunFileWriter.resume(path, locked_fd=locked)
         self._held = set(held or ())
-        self._lost = self._lost_commands(state, held) if held is not None else {}
+        self._lost, missing = self._lost_commands(state, held) if held is not None else ({}, {})
         self.writer.write(runfile.event_record(
             step=self.steps_done, t=self.elapsed, kind="resume-run", source="trainer",
             message="resumed from step %d with %s" % (self.steps_done, _process_summary(threads))))
+        for cid, step in sorted(missing.items(), key=lambda item: (item[1], item[0])):
+            self.writer.write(runfile.event_record(
+                step=self.steps_done, t=self.elapsed, kind="warning", source="attach",
+                message=LOST_COMMAND_MISSING % {"id": cid, "step": step}))
         return state.answered_ids, state.answered_lines
 
     def _agree_on_start(self, failure):
@@ -684,23 +688,25 @@ class Run:
     def _lost_commands(self, state, held):
         """Commands applied after the loaded checkpoint was written (the run file answers them,
         the checkpoint does not hold them), by the step they were applied at: applied again at that
-        step, so the resumed run goes through the states of the uninterrupted one."""
+        step, so the resumed run goes through the states of the uninterrupted one. Also the ids of
+        those no longer in the commands file (cut or replaced since), with their steps: they cannot
+        be applied again, and the resume says so."""
         lost_ids = {cid: step for cid, (step, kind) in state.answers.items()
                     if cid not in held and kind in self._STATEFUL and isinstance(step, int)}
         if not lost_ids:
-            return {}
+            return {}, {}
         from .commands import COMMANDS_FILE, parse_line
         out = {}
         try:
             with open(os.path.join(self.out, COMMANDS_FILE), "rb") as f:
                 data = f.read()
         except OSError:
-            return {}
+            data = b""
         for n, raw in enumerate(data.split(b"\n")[:-1], start=1):
             item = parse_line(raw, n, self.run_id)
             if item.id in lost_ids and not isinstance(item, Refusal):
                 out.setdefault(lost_ids.pop(item.id), []).append(item)
-        return out
+        return out, lost_ids
 
     def _apply_lost(self):
         for step in sorted(s for s in self._lost if s <= self.steps_done):
@@ -977,6 +983,12 @@ _CHECKPOINT_TEMPORARY = re.compile(r"ckpt-\d+\.pt\.tmp")
 
 #: What the event of a command applied again after a resume says (the Swift trainer's words).
 APPLIED_AGAIN = "applied again after a resume: its effect came after the checkpoint"
+
+#: The warning of a resume that cannot apply such a command again: its line is no longer in the
+#: commands file (the Swift trainer's words; %(id)s and %(step)s are filled in).
+LOST_COMMAND_MISSING = ("command \"%(id)s\" (applied at step %(step)s, after the checkpoint) is no longer in "
+                        "commands.jsonl, so it is not applied again: from step %(step)s this run's settings may "
+                        "differ from the uninterrupted run's")
 
 #: The event message when the adaptive policies' warm-up ends (the Swift trainer's words).
 ADAPTIVE_IN_FORCE = "adaptive weights in force (warm-up done)"

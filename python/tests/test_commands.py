@@ -191,6 +191,33 @@ def test_group_writable_file_is_refused(tmp_path, tiny):
     run.close()
 
 
+def test_a_resume_says_which_lost_commands_it_cannot_apply_again(tmp_path, tiny):
+    # Applied after the checkpoint, then the commands file was emptied before the resume: the
+    # command cannot be applied again, and the resume says so (the Swift trainer's words).
+    model, opt = tiny
+    rundir = str(tmp_path)
+    run = gradflow.Run(rundir, model=model, optimizer=opt, total_steps=10, handle_signals=False)
+    tiny_step(model, opt, run, 0)
+    run.checkpoint()  # at step 1
+    mid = commands.send(rundir, "lr_scale", value=0.75)
+    tiny_step(model, opt, run, 1)  # applied at step 2
+    _kill(run)
+    open(os.path.join(rundir, "commands.jsonl"), "wb").close()
+    run2 = gradflow.Run(rundir, model=TinyLM(), optimizer=None, total_steps=10, resume=True, handle_signals=False)
+    run2.step(loss=1.0, tokens=1)
+    run2.step(loss=1.0, tokens=1)
+    assert run2.lr_scale == 1.0
+    run2.close()
+    from gradflow.run import LOST_COMMAND_MISSING
+    warnings = [e["message"] for e in attach_events(rundir) if e["kind"] == "warning"]
+    assert warnings == [LOST_COMMAND_MISSING % {"id": mid, "step": 2}]
+    with open(os.path.join(REPO, "Sources", "Training", "Trainer+Channel.swift")) as f:
+        swift = f.read()
+    for piece in LOST_COMMAND_MISSING.split("%"):  # the Swift trainer's words, between the values
+        words = piece.split(")s", 1)[-1]
+        assert words.replace('"', '\\"') in swift, words
+
+
 def test_pause_holds_the_loop_until_resume(tmp_path, tiny):
     model, opt = tiny
     rundir = str(tmp_path)
