@@ -19,6 +19,9 @@ struct TrainingSession {
 
     /// Returns the process exit status: 0 completed or quit with q, 130 stopped by a signal, 1 failed.
     func run() throws -> Int32 {
+        // A write to a closed pipe (the progress lines, stderr under mpirun) fails instead of
+        // killing the run with SIGPIPE before its checkpoint and end record.
+        Console.ignoreBrokenPipe()
         let bus = RecordBus()
         let lead = collective.rank == 0
         var timeOffset = 0.0
@@ -73,10 +76,9 @@ struct TrainingSession {
         let printer = dashboard == nil ? ProgressPrinter(interval: display.reportEvery) : nil
         if let printer {
             // A closed pipe (`gradflow train --no-tui | head`) stops the run as Ctrl-C does, with
-            // its checkpoint and end record, instead of killing it with SIGPIPE.
-            Console.ignoreBrokenPipe()
+            // its checkpoint and end record (SIGPIPE is ignored, see `run`).
             printer.outputClosed = {
-                Console.error("gradflow: standard output was closed; stopping at the end of this step\n")
+                Console.error("gradflow: standard output was closed; \(SignalHandling.stopping)\n")
                 trainer.requestStop(source: .signal)
             }
             printer.consume(header: header)
@@ -99,7 +101,7 @@ struct TrainingSession {
         let headless = dashboard == nil
         recorder.onFailure { error in
             unrecorded.set()
-            if headless { Console.error("gradflow: run file: \(error); stopping at the end of this step\n") }
+            if headless { Console.error("gradflow: run file: \(error); \(SignalHandling.stopping)\n") }
             trainer.requestStop(source: .recorder)
         }
         do {
@@ -129,11 +131,11 @@ struct TrainingSession {
         }
         done.wait()
         printer?.finish()
-        signals.cancel()
         debug.report(trainer)
         do { try recorder.finish() } catch {
             if !headless { Console.error("gradflow: run file: \(error); the run stopped\n") }
         }
+        signals.cancel()   // after the end record is on disk: a late SIGHUP then ends nothing half done
         if dashboard != nil { ExitSummary.print(runFile: runFile) }
         print("run file: \(runFile)")
         if unrecorded.isSet {
@@ -217,16 +219,22 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// SIGINT, SIGTERM and SIGHUP ask for a clean stop once; a second signal exits at once.
+/// SIGINT, SIGTERM and SIGHUP ask for a clean stop once; a second SIGINT or SIGTERM exits at once.
 ///
 /// SIGHUP is the terminal going away (a closed window, a dropped ssh session): the run stops as
-/// for Ctrl-C, with its checkpoint and end record, so `--resume` continues it. A process started
-/// under `nohup` inherits SIGHUP ignored and keeps it so: that run goes on.
+/// for Ctrl-C, with its checkpoint and end record, so `--resume` continues it. A closing terminal
+/// often sends it twice (the shell passes one on, then the kernel sends one when the shell
+/// exits), so a SIGHUP never forces the exit. A process started under `nohup` inherits SIGHUP
+/// ignored and keeps it so: that run goes on.
 final class SignalHandling: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
     private var handled: [Int32] = []
     private var count = 0
     private let lock = NSLock()
+
+    /// What every stop that waits for the step to end says (a signal, a closed output, a run file
+    /// that can no longer be written).
+    static let stopping = "stopping at the end of this step"
 
     /// Whether a stop signal has arrived.
     var stopRequested: Bool {
@@ -247,9 +255,11 @@ final class SignalHandling: @unchecked Sendable {
                 let n = self.count
                 self.lock.unlock()
                 if n == 1 {
-                    if !quiet { Console.error("\ngradflow: stopping at the end of this step (again to quit at once)\n") }
+                    if !quiet {
+                        Console.error("\ngradflow: \(Self.stopping)\(sig == SIGHUP ? "" : " (again to quit at once)")\n")
+                    }
                     onStop()
-                } else {
+                } else if sig != SIGHUP {
                     onForce()
                 }
             }

@@ -59,6 +59,22 @@ import Testing
         Self.expectCleanStop(dir, "signal \(signal)")
     }
 
+    @Test("Two SIGHUPs (a closing terminal sends one from the shell and one from the kernel) still stop cleanly")
+    func aSecondHangUpDoesNotForceTheExit() throws {
+        let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let dir = Self.temporaryRunDirectory("twohups")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try ChildProcess.start(binary.path, Self.tinyRun + ["--out", dir])
+        defer { run.kill() }
+        Self.waitForSteps(dir)
+        run.signal(SIGHUP)
+        usleep(2_000)
+        run.signal(SIGHUP)
+        let status = run.wait(timeout: 120)
+        #expect(status == 130, "status \(status.map(String.init) ?? "still running after 120 s")\n\(run.output)")
+        Self.expectCleanStop(dir, "two SIGHUPs")
+    }
+
     @Test("Under nohup a run ignores SIGHUP and goes on; SIGTERM still stops it cleanly")
     func nohupKeepsTheRunGoing() throws {
         let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
@@ -90,5 +106,32 @@ import Testing
         #expect(status == 130, "the pipeline's status (gradflow's, by pipefail): \(status.map(String.init) ?? "still running after 120 s")\n\(run.output)")
         #expect(run.output.contains("standard output was closed"), "\(run.output)")
         Self.expectCleanStop(dir, "closed pipe")
+    }
+
+    @Test("A slow reader of a non-blocking output (EAGAIN) only loses lines: the run goes on to its end")
+    func aFullNonBlockingPipeIsNotAClosedOne() throws {
+        let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        let python = try #require(ChildProcess.which("python3"), "python3 not found")
+        let dir = Self.temporaryRunDirectory("eagain")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The pipe's write end is non-blocking and nobody reads it for 3 s: ~2,000 progress lines
+        // of a tiny run fill its 64 KiB long before the run ends.
+        let arguments = [binary.path, "train", "--no-tui", "--layers", "1", "--heads", "2", "--dim", "16", "--context", "32",
+                         "--batch", "2", "--steps", "2000", "--eval-every", "0", "--threads", "1", "--report-every", "1", "--out", dir]
+        let script = """
+            import fcntl, os, subprocess, sys, time
+            r, w = os.pipe()
+            fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+            p = subprocess.Popen(sys.argv[1:], stdout=w, stderr=subprocess.DEVNULL)
+            os.close(w)
+            time.sleep(3)
+            while os.read(r, 1 << 16):
+                pass
+            print("status", p.wait())
+            """
+        let r = ChildProcess.run(python, ["-c", script] + arguments, timeout: 180)
+        #expect(r.output.contains("status 0"), "\(r.output)")
+        let last = Self.lines(dir).last.map(String.init) ?? ""
+        #expect(last.contains("\"type\":\"end\"") && last.contains("\"reason\":\"completed\""), "\(last)")
     }
 }

@@ -17,14 +17,21 @@ public enum Console {
     }
 
     /// Writes `line` and a newline to standard output and flushes; false when the output is gone
-    /// (a closed pipe, a hung-up terminal).
+    /// (a closed pipe, a hung-up terminal, a closed descriptor). A reader too slow for a
+    /// non-blocking output (EAGAIN) only delays or drops lines: that output is not gone.
     @discardableResult
     public static func writeLine(_ line: String) -> Bool {
         guard fputs(line + "\n", stdout) >= 0, fflush(stdout) == 0 else {
+            let failure = errno
             clearerr(stdout)
-            return false
+            return !outputGone(errno: failure)
         }
         return true
+    }
+
+    /// Whether a write that failed with `errno` means its reader is gone for good.
+    public static func outputGone(errno: Int32) -> Bool {
+        errno == EPIPE || errno == EIO || errno == EBADF
     }
 
     /// Makes a write to a closed pipe fail with EPIPE instead of killing the process, for the
