@@ -34,6 +34,12 @@ public final class MPICollective: Collective {
         ProcessInfo.processInfo.environment[launchVariable] != nil
     }
 
+    /// How many of the job's ranks run on this machine (Open MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`;
+    /// 1 when it is not set): they share its memory.
+    public static var ranksOnThisMachine: Int {
+        ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) }.map { Swift.max(1, $0) } ?? 1
+    }
+
     /// The MCA settings `start()` applies when the environment has not set them: libnbc's
     /// non-blocking allreduce (all that the gradient buckets and the per-step reductions use; no
     /// blocking collective is called) on its ring algorithm, reproducible bit for bit.

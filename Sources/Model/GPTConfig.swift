@@ -22,9 +22,11 @@ public struct GPTConfig: Equatable, Sendable, Codable {
 
     public var headSize: Int { channels / heads }
 
-    /// Upper bounds of the shape, so that a mistyped flag is an error, not a crash in an
-    /// allocation or an Int overflow (the memory check, `GPT.trainingBytes`, refuses far smaller).
+    /// The most layers a shape may have: with `maxWidth`, an upper bound so that a mistyped flag
+    /// is an error, not a crash in an allocation or an `Int` overflow (the memory check,
+    /// `GPT.trainingBytes`, refuses far smaller shapes).
     public static let maxLayers = 4096
+    /// The widest `channels` and longest `context` a shape may have (see `maxLayers`).
     public static let maxWidth = 1 << 20
 
     /// Problems with this shape, or nil when it is usable.

@@ -82,24 +82,40 @@ public struct RunRecipe: Sendable, Equatable {
         return config
     }
 
-    /// The model, schedule, seed and evaluation flags given with a value other than their default,
-    /// each as "--FLAG VALUE". A resumed or forked run takes these settings from its checkpoint,
-    /// so `train` refuses them there instead of ignoring them. (A flag given with its default value
-    /// cannot be told from one not given; it changes nothing either way.)
-    public func checkpointSettingsGiven() -> [String] {
+    /// The model, schedule, seed and evaluation flags whose value differs from `config` (a
+    /// checkpoint's settings), each as "--FLAG VALUE (the checkpoint's: X)". A resumed or forked run
+    /// takes these settings from its checkpoint, so `train` refuses them there instead of ignoring
+    /// them; a flag that repeats the checkpoint's value is fine (the run's own command line with
+    /// `--resume` added). A flag given with its default value cannot be told from one not given and
+    /// is not reported.
+    public func settingsDiffering(from config: TrainingConfig) -> [String] {
         let d = RunRecipe()
-        var given: [String] = []
-        func check<T: Equatable>(_ flag: String, _ k: KeyPath<RunRecipe, T>) {
-            if self[keyPath: k] != d[keyPath: k] { given.append("\(flag) \(self[keyPath: k])") }
+        var out: [String] = []
+        func check<T: Equatable>(_ flag: String, _ mine: KeyPath<RunRecipe, T>, _ theirs: T) {
+            let value = self[keyPath: mine]
+            if value != d[keyPath: mine] && value != theirs { out.append("\(flag) \(value) (the checkpoint's: \(theirs))") }
         }
-        func check<T: Equatable>(_ flag: String, _ k: KeyPath<RunRecipe, T?>) {
-            if let v = self[keyPath: k], v != d[keyPath: k] { given.append("\(flag) \(v)") }
+        // The shape: the flags that set it, when the shape they make is not the checkpoint's.
+        let shapeFlags: [(String, String?)] = [("--preset", preset.uppercased() == d.preset ? nil : preset),
+                                                ("--layers", layers.map(String.init)), ("--heads", heads.map(String.init)),
+                                                ("--dim", dim.map(String.init)), ("--context", context.map(String.init))]
+        let given = shapeFlags.compactMap { flag, value in value.map { "\(flag) \($0)" } }
+        if !given.isEmpty, (try? model().config) != config.model {
+            let m = config.model
+            out.append("\(given.joined(separator: " ")) (the checkpoint's model: \(config.preset), --layers \(m.layers) "
+                       + "--heads \(m.heads) --dim \(m.channels) --context \(m.context))")
         }
-        check("--preset", \.preset); check("--layers", \.layers); check("--heads", \.heads); check("--dim", \.dim)
-        check("--context", \.context); check("--batch", \.batch); check("--steps", \.steps); check("--lr", \.learningRate)
-        check("--warmup", \.warmup); check("--seed", \.seed); check("--data-seed", \.dataSeed); check("--threads", \.threads)
-        check("--eval-every", \.evalEvery); check("--eval-windows", \.evalWindows); check("--checkpoint-every", \.checkpointEvery)
-        return given
+        check("--batch", \.batch, config.batch)
+        check("--steps", \.steps, config.steps)
+        check("--lr", \.learningRate, config.learningRate)
+        if let warmup, warmup != config.warmupSteps { out.append("--warmup \(warmup) (the checkpoint's: \(config.warmupSteps))") }
+        check("--seed", \.seed, config.initSeed)
+        if let dataSeed, dataSeed != config.dataSeed { out.append("--data-seed \(dataSeed) (the checkpoint's: \(config.dataSeed))") }
+        check("--threads", \.threads, config.threads)
+        check("--eval-every", \.evalEvery, config.evalEvery)
+        check("--eval-windows", \.evalWindows, config.evalWindows)
+        check("--checkpoint-every", \.checkpointEvery, config.checkpointEvery)
+        return out
     }
 
     /// A configuration problem in the words of the flag that sets the value.

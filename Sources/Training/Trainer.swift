@@ -80,17 +80,20 @@ public final class Trainer: @unchecked Sendable {
 
     /// Why a model of this shape cannot train here, or nil: its parameters, gradients, AdamW state
     /// and activations at `batch` windows (`GPT.trainingBytes`, a lower bound) would not fit in
-    /// the machine's memory. Said before anything is allocated, instead of a crash in the allocation.
-    public static func memoryProblem(config: TrainingConfig, batch: Int,
+    /// the machine's memory, shared by `ranksOnMachine` processes like this one. Said before
+    /// anything is allocated, instead of a crash in the allocation.
+    public static func memoryProblem(config: TrainingConfig, batch: Int, ranksOnMachine: Int = 1,
                                      physicalMemory: UInt64 = ProcessInfo.processInfo.physicalMemory) -> String? {
         let parameters = Double(ParameterLayout(config.model).count)
         let needed = GPT.trainingBytes(config: config.model, batch: batch, workers: config.threads) + 2 * 4 * parameters
-        guard needed > Double(physicalMemory) else { return nil }
+        guard needed * Double(ranksOnMachine) > Double(physicalMemory) else { return nil }
+        let amount = needed < 1e15 ? Format.bytes(Int(needed)) : "a petabyte"   // far past Int's range too
+        let share = ranksOnMachine > 1 ? " for its \(ranksOnMachine) ranks" : ""
         let m = config.model
-        return "the model (\(m.layers) layers, \(m.channels) channels, context \(m.context), "
-            + "\(Format.grouped(Int(parameters))) parameters) at batch \(batch) needs at least "
-            + "\(needed < 1e15 ? Format.bytes(Int(needed)) : "a petabyte") of memory for its parameters, gradients, AdamW state and activations; "
-            + "this machine has \(Format.bytes(Int(clamping: physicalMemory))) (use a smaller --dim, --layers, --context or --batch)"
+        return "the model (--layers \(m.layers) --dim \(m.channels) --context \(m.context), "
+            + "\(Format.grouped(Int(parameters))) parameters) at batch \(batch) needs at least \(amount) of memory "
+            + "for its parameters, gradients, AdamW state and activations; this machine has "
+            + "\(Format.bytes(Int(clamping: physicalMemory)))\(share) (use a smaller --dim, --layers, --context or --batch)"
     }
 
     public init(config: TrainingConfig, refinement: RefinementConfig, train: ByteDataset,

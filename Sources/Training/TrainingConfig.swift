@@ -65,12 +65,15 @@ public struct TrainingConfig: Equatable, Sendable, Codable {
 
     /// The most worker threads a run may have (each one holds scratch rows of the model's width).
     public static let maxThreads = 1024
+    /// The largest batch, in windows: far beyond what fits in memory (the memory check refuses far
+    /// less), and low enough that every size is exact in `Double` and fits in `Int`.
+    public static let maxBatch = 1 << 20
 
     /// The first problem with this configuration, or nil.
     public func validationProblem() -> Problem? {
         func problem(_ setting: Setting, _ message: String) -> Problem { Problem(setting: setting, message: message) }
         if let e = model.validationError() { return problem(.model, e) }
-        if batch < 1 { return problem(.batch, "must be at least 1 (got \(batch))") }
+        if batch < 1 || batch > Self.maxBatch { return problem(.batch, "must be in 1...\(Self.maxBatch) (got \(batch))") }
         if context < 2 || context > model.context { return problem(.context, "must be in 2...\(model.context) (got \(context))") }
         if steps < 1 { return problem(.steps, "must be at least 1 (got \(steps))") }
         if !(learningRate > 0 && learningRate < 1) { return problem(.learningRate, "must be in (0, 1) (got \(learningRate))") }

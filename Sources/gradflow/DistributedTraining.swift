@@ -27,7 +27,12 @@ struct DistributedTraining {
         // Every rank takes part in each collective call, whether or not it is ready itself.
         let mismatch = dataMismatch(setup, mpi)
         if let setup, failure == nil {
-            failure = Trainer.batchSplitError(batch: setup.config.batch, ranks: mpi.size) ?? mismatch
+            // Checked here too (the trainer checks it again), so that a model too large is said
+            // once, for the ranks that share this machine's memory.
+            failure = Trainer.batchSplitError(batch: setup.config.batch, ranks: mpi.size)
+                ?? Trainer.memoryProblem(config: setup.config, batch: setup.config.batch / mpi.size,
+                                         ranksOnMachine: MPICollective.ranksOnThisMachine)
+                ?? mismatch
         }
         try agree(failure, mpi)
         var session = TrainingSession(setup: setup!, display: command.display, debug: command.debug)

@@ -90,7 +90,7 @@ struct TrainCommand: ParsableCommand {
                 try Self.refuseCheckpointSettings(recipe, flag: "--resume", checkpoint: ckpt)
                 let folder = (resume as NSString).deletingLastPathComponent
                 let runDirectory = folder.isEmpty ? "." : folder
-                if let out, (out as NSString).standardizingPath != (runDirectory as NSString).standardizingPath {
+                if let out, Self.resolvedPath(out) != Self.resolvedPath(runDirectory) {
                     throw ValidationError("--out \(out): --resume continues the run in its checkpoint's folder (\(runDirectory)); drop --out, or use --fork \(runDirectory) --out \(out) to continue it as a new run")
                 }
                 // The run's own training data unless --data says otherwise, as for --fork (a resume
@@ -113,14 +113,20 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// Refuses model, schedule and evaluation flags on a `--resume` or `--fork`, whose settings
-    /// come from the checkpoint: a silently ignored `--steps 5000` would look like a longer run.
+    /// Refuses model, schedule and evaluation flags on a `--resume` or `--fork` that differ from the
+    /// checkpoint, whose settings the run takes: a silently ignored `--steps 5000` would look like
+    /// a longer run.
     static func refuseCheckpointSettings(_ recipe: RunRecipe, flag: String, checkpoint: Checkpoint) throws {
-        let given = recipe.checkpointSettingsGiven()
-        guard !given.isEmpty else { return }
-        let c = checkpoint.metadata.config
-        throw ValidationError("\(flag) takes the model, schedule, seeds, threads and evaluation settings from the checkpoint "
-                              + "(\(c.preset), \(c.steps) steps, lr \(c.learningRate), \(c.threads) threads); drop \(given.joined(separator: ", "))")
+        let differing = recipe.settingsDiffering(from: checkpoint.metadata.config)
+        guard !differing.isEmpty else { return }
+        throw ValidationError("\(flag) takes the model, schedule, seeds, threads and evaluation settings from the checkpoint; "
+                              + "drop \(differing.joined(separator: ", "))")
+    }
+
+    /// `path` absolute, with `.`, `..` and symbolic links resolved, so that two spellings of one
+    /// folder compare equal.
+    static func resolvedPath(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
 
     /// --out, or runs/DATE-TIME; refused when it already holds a run.

@@ -116,5 +116,9 @@ import Testing
         #expect(try String(contentsOfFile: b + "/run.jsonl", encoding: .utf8) == before, "a refused resume wrote to the run file")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("f").path)
                 && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("c").path))
+        // The run's own command line with --resume added, its folder spelled another way: accepted.
+        try FileManager.default.removeItem(atPath: b + "/ckpt-000011.gfck")
+        let same = ChildProcess.run(binary.path, ["train"] + model + ["--resume", b + "/ckpt-000010.gfck", "--out", b + "/sub/.."])
+        #expect(same.status == 0, "\(same.output)")
     }
 }

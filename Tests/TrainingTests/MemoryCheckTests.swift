@@ -17,10 +17,19 @@ import Testing
         let huge = GPTConfig(layers: 64, heads: 64, channels: 65536, context: 128)
         let problem = Trainer.memoryProblem(config: config(huge), batch: 8, physicalMemory: 24 << 30)
         #expect(problem?.contains("53.1 TB of memory") == true && problem?.contains("this machine has 25.8 GB") == true
+                && problem?.contains("(--layers 64 --dim 65536 --context 128, ") == true
                 && problem?.contains("--dim, --layers, --context or --batch") == true, "\(problem ?? "nil")")
-        // A batch too large to count in Int bytes is still refused, not an overflow.
-        let problem2 = Trainer.memoryProblem(config: config(.S, batch: 9_999_999_999_999), batch: 9_999_999_999_999)
-        #expect(problem2?.contains("a petabyte") == true, "\(problem2 ?? "nil")")
+        // Ranks on one machine share its memory.
+        let m = config(.M)
+        let one = GPT.trainingBytes(config: m.model, batch: 8, workers: m.threads) + 8 * Double(ParameterLayout(m.model).count)
+        #expect(Trainer.memoryProblem(config: m, batch: 8, ranksOnMachine: 4, physicalMemory: UInt64(3.5 * one)) != nil)
+        #expect(Trainer.memoryProblem(config: m, batch: 8, ranksOnMachine: 3, physicalMemory: UInt64(3.5 * one)) == nil)
+        // The largest batch allowed is still counted, and refused.
+        let problem2 = Trainer.memoryProblem(config: config(.M, batch: TrainingConfig.maxBatch), batch: TrainingConfig.maxBatch)
+        #expect(problem2?.contains("at batch 1048576 needs at least") == true, "\(problem2 ?? "nil")")
+        let widest = GPTConfig(layers: GPTConfig.maxLayers, heads: 1, channels: GPTConfig.maxWidth, context: 16)
+        let problem3 = Trainer.memoryProblem(config: config(widest, batch: TrainingConfig.maxBatch), batch: TrainingConfig.maxBatch)
+        #expect(problem3?.contains("needs at least a petabyte") == true, "\(problem3 ?? "nil")")
     }
 
     @Test func outOfRangeShapesAndThreadsAreRefused() {
@@ -28,5 +37,6 @@ import Testing
         #expect(GPTConfig(layers: 5000, heads: 1, channels: 16, context: 16).validationError()?.contains("layers must be at most 4096") == true)
         #expect(GPTConfig(layers: 1, heads: 1, channels: 16, context: 1 << 21).validationError()?.contains("context must be at most") == true)
         #expect(config(.S, threads: 2000).validationProblem()?.setting == .threads)
+        #expect(config(.S, batch: 9_007_199_254_740_993).validationProblem()?.setting == .batch)
     }
 }
