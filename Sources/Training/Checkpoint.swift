@@ -83,7 +83,7 @@ public struct Checkpoint {
         withUnsafeBytes(of: UInt32(json.count).littleEndian) { head.append(contentsOf: $0) }
         head.append(json)
 
-        let tmp = path + ".tmp-\(getpid())"
+        let tmp = CheckpointFiles.temporaryPath(for: path, pid: getpid())
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
         guard fd >= 0 else { throw CheckpointError("\(tmp): cannot create (\(String(cString: strerror(errno))))") }
         var hash = FNV1a()

@@ -18,6 +18,26 @@ public enum CheckpointFiles {
         return found.sorted { $0.step < $1.step }
     }
 
+    /// The temporary a checkpoint is written to before it is renamed into place: `path.tmp-PID`.
+    public static func temporaryPath(for path: String, pid: pid_t) -> String {
+        path + ".tmp-\(pid)"
+    }
+
+    /// Removes the temporaries of checkpoints that were never finished in `runDirectory`: those of
+    /// process `pid` (a process quitting at once in the middle of a write), or all of them (nil:
+    /// a writer that holds the run file's lock, so no other process is writing one). Returns how
+    /// many went.
+    @discardableResult
+    public static func removeTemporaries(in runDirectory: String, pid: pid_t? = nil) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+        var removed = 0
+        for name in names where name.hasPrefix("ckpt-") && name.contains(".gfck.tmp-") {
+            if let pid, !name.hasSuffix(".tmp-\(pid)") { continue }
+            if unlink((runDirectory as NSString).appendingPathComponent(name)) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
     /// A checkpoint file, or the latest checkpoint of a run folder at or before `step` (nil: the
     /// latest). The error names the path and what was expected.
     public static func resolve(_ path: String, atOrBefore step: Int? = nil) throws -> String {

@@ -84,7 +84,7 @@ enum DashboardLauncher {
     static func run(screen: NCursesScreen, options: DashboardOptions, replayer: Replayer, bus: RecordBus,
                     commands: CommandSink?) -> (DashboardExit, DashboardState) {
         let subscription = bus.subscribe(name: "dashboard", capacity: 1 << 16)
-        let signals = SignalHandling(onStop: {}, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
+        let signals = SignalHandling(onStop: {}, onForce: { SignalHandling.exitNow { NCursesScreen.closeAll() } })
         replayer.start()
         let runner = DashboardRunner(screen: screen, subscription: subscription, commands: commands, replay: replayer,
                                      options: options)

@@ -94,6 +94,9 @@ struct TrainingSession {
             recorder = try RunRecorder.create(runDirectory: setup.runDirectory, header: header, bus: bus)
             if let parent = setup.parent { bus.publish(.event(Fork.event(parent))) }
         }
+        // This process holds the run file's lock now, so no other writes a checkpoint here: a
+        // temporary left by one killed while writing is never finished.
+        CheckpointFiles.removeTemporaries(in: setup.runDirectory)
         // A run file that can no longer be written (a full disk) stops the run at once: hours of
         // training that no file records would be lost anyway. Said now without a dashboard (whose
         // screen the message would garble), else when it has closed.
@@ -115,7 +118,12 @@ struct TrainingSession {
             // mpirun follows its SIGTERM with SIGKILL a second later (odls_base_sigkill_timeout):
             // the dashboard leaves at once, so the terminal is given back before that.
             if underMPIRun, let viewer { bus.unsubscribe(viewer) }
-        }, onForce: { NCursesScreen.closeAll(); Foundation.exit(130) })
+        }, onForce: {
+            SignalHandling.exitNow {
+                NCursesScreen.closeAll()
+                CheckpointFiles.removeTemporaries(in: setup.runDirectory, pid: getpid())
+            }
+        })
         let (outcome, done) = Self.start(trainer, then: { bus.close() })
         if let (screen, options) = dashboard, let viewer {
             let runner = DashboardRunner(screen: screen, subscription: viewer, commands: trainer.commands,
@@ -217,64 +225,4 @@ final class Outcome: @unchecked Sendable {
 struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// SIGINT, SIGTERM and SIGHUP ask for a clean stop once; a second SIGINT or SIGTERM exits at once.
-///
-/// SIGHUP is the terminal going away (a closed window, a dropped ssh session): the run stops as
-/// for Ctrl-C, with its checkpoint and end record, so `--resume` continues it. A closing terminal
-/// often sends it twice (the shell passes one on, then the kernel sends one when the shell
-/// exits), so a SIGHUP never forces the exit. A process started under `nohup` inherits SIGHUP
-/// ignored and keeps it so: that run goes on.
-final class SignalHandling: @unchecked Sendable {
-    private var sources: [DispatchSourceSignal] = []
-    private var handled: [Int32] = []
-    private var count = 0
-    private let lock = NSLock()
-
-    /// What every stop that waits for the step to end says (a signal, a closed output, a run file
-    /// that can no longer be written).
-    static let stopping = "stopping at the end of this step"
-
-    /// Whether a stop signal has arrived.
-    var stopRequested: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return count > 0
-    }
-
-    init(onStop: @escaping @Sendable () -> Void, onForce: @escaping @Sendable () -> Void = { exit(130) }, quiet: Bool = false) {
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            let previous = signal(sig, SIG_IGN)
-            if sig == SIGHUP && Self.isIgnore(previous) { continue }   // nohup
-            handled.append(sig)
-            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            src.setEventHandler { [weak self] in
-                guard let self else { return }
-                self.lock.lock()
-                self.count += 1
-                let n = self.count
-                self.lock.unlock()
-                if n == 1 {
-                    if !quiet {
-                        Console.error("\ngradflow: \(Self.stopping)\(sig == SIGHUP ? "" : " (again to quit at once)")\n")
-                    }
-                    onStop()
-                } else if sig != SIGHUP {
-                    onForce()
-                }
-            }
-            src.resume()
-            sources.append(src)
-        }
-    }
-
-    private static func isIgnore(_ handler: __sighandler_t?) -> Bool {
-        guard let handler else { return false }
-        return unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
-    }
-
-    func cancel() {
-        for s in sources { s.cancel() }
-        for sig in handled { signal(sig, SIG_DFL) }
-    }
 }

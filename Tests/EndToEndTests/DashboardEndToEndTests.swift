@@ -51,7 +51,8 @@ import Testing
     }
 
     /// Replay with --compare, f forks at the replay position into a new live run, + changes a
-    /// weight there, q stops it; the new run folder's header names the parent.
+    /// weight there, Ctrl-C stops it (the fork takes the signals again after the replay gave them
+    /// back: it once ignored them); the new run folder's header names the parent.
     @Test(.enabled(if: EndToEnd.tmux != nil, "tmux is not installed: the dashboard end-to-end test needs it"),
           .timeLimit(.minutes(10)))
     func replayWithCompareForksIntoALiveRun() throws {
@@ -111,9 +112,9 @@ import Testing
         let weightLine = EndToEnd.waitForLine(in: "\(runsDir)/\(forkName)/run.jsonl", timeout: 120) { $0.contains(#""kind":"weight""#) }
         #expect(weightLine?.contains(#""source":"key""#) == true, "the fork's run file records the key's weight change")
 
-        tmux.sendKeys("q")
+        tmux.sendKeys("C-c")
         let status = EndToEnd.waitForFile(exitFile, timeout: 180)
-        #expect(status?.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        #expect(status?.trimmingCharacters(in: .whitespacesAndNewlines) == "130", "Ctrl-C stops the fork: status \(status ?? "none")")
         let runs = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("runs").path)) ?? []
         #expect(runs.count == 1, "the fork went to a new run folder under runs/: \(runs)")
         let forkFile = dir.appendingPathComponent("runs").appendingPathComponent(runs.first ?? "none").appendingPathComponent("run.jsonl").path
