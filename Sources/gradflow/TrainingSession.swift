@@ -46,6 +46,7 @@ struct TrainingSession {
                                    + "but \(runFile) is run \(theirs); a checkpoint continues only its own run "
                                    + "(to start a new run from it, use --fork on the folder it came from)")
                 }
+                if let problem = Self.laterCheckpointsProblem(setup) { throw CLIError(problem) }
             }
             timeOffset = past.lastT
         }
@@ -155,6 +156,26 @@ struct TrainingSession {
         let code = Self.exitCode(outcome.end, stopRequested: signals.stopRequested || printer?.outputLost == true)
         if code == 1 { Console.error("gradflow: training failed: \(outcome.end?.message ?? "unknown error")\n") }
         return code
+    }
+
+    /// Why a `--resume` would lose what the run already has, or nil: a checkpoint before the run's
+    /// latest would replace the steps after it and overwrite the later checkpoints (branching from
+    /// an earlier step is what `--fork` is for), and a run that completed has nothing to resume.
+    static func laterCheckpointsProblem(_ setup: TrainingSetup) -> String? {
+        guard let checkpoint = setup.resume else { return nil }
+        let step = checkpoint.metadata.step, planned = checkpoint.metadata.config.steps
+        let later = CheckpointFiles.list(runDirectory: setup.runDirectory).filter { $0.step > step }
+        let name = (checkpoint.path as NSString?)?.lastPathComponent ?? "the checkpoint"
+        if let latest = later.last {
+            let names = later.map { ($0.path as NSString).lastPathComponent }
+            return "--resume \(name): the run has later checkpoints (\(names.joined(separator: ", "))); resuming from step \(step) "
+                + "would replace its steps after \(step) and overwrite them. Resume from the latest (\(latest.path)), or branch from "
+                + "step \(step) into a new run with --fork \(setup.runDirectory)@\(step) --out NEWDIR"
+        }
+        if step >= planned {
+            return "--resume \(name): the run completed all its \(planned) steps; there is nothing to resume"
+        }
+        return nil
     }
 
     /// A rank other than 0: the trainer alone, stopped with the others (it returns what rank 0

@@ -75,8 +75,10 @@ import Testing
         let onFile = dir.appendingPathComponent("file").path
         #expect(ChildProcess.run(binary.path, ["train", "--data", file.path] + model + ["--out", onFile]).status == 0)
         // --resume without --data continues on the run's own data too (it took the embedded corpus).
+        // (The copy loses its last checkpoint, as a run killed before step 20 would not have it.)
         let copy = dir.appendingPathComponent("resumed").path
         try FileManager.default.copyItem(atPath: onFile, toPath: copy)
+        try FileManager.default.removeItem(atPath: copy + "/ckpt-000020.gfck")
         let resumed = ChildProcess.run(binary.path, ["train", "--resume", copy + "/ckpt-000010.gfck", "--no-tui"])
         #expect(resumed.status == 0, "resume failed:\n\(resumed.output)")
         let uninterrupted = try Self.losses(onFile + "/run.jsonl"), again = try Self.losses(copy + "/run.jsonl")
@@ -116,8 +118,19 @@ import Testing
         #expect(try String(contentsOfFile: b + "/run.jsonl", encoding: .utf8) == before, "a refused resume wrote to the run file")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("f").path)
                 && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("c").path))
-        // The run's own command line with --resume added, its folder spelled another way: accepted.
         try FileManager.default.removeItem(atPath: b + "/ckpt-000011.gfck")
+        // An earlier checkpoint would overwrite the later ones: --fork is for branching; a
+        // completed run has nothing to resume.
+        let earlier = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000010.gfck", "--no-tui"])
+        #expect(earlier.status != 0 && earlier.output.contains("the run has later checkpoints (ckpt-000020.gfck)")
+                && earlier.output.contains("--fork \(b)@10 --out NEWDIR"), "\(earlier.output)")
+        let completed = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000020.gfck", "--no-tui"])
+        #expect(completed.status != 0 && completed.output.contains("the run completed all its 20 steps; there is nothing to resume"),
+                "\(completed.output)")
+        #expect(try String(contentsOfFile: b + "/run.jsonl", encoding: .utf8) == before, "a refused resume wrote to the run file")
+        // The run's own command line with --resume added, its folder spelled another way: accepted
+        // (its last checkpoint gone, as after a crash before it).
+        try FileManager.default.removeItem(atPath: b + "/ckpt-000020.gfck")
         let same = ChildProcess.run(binary.path, ["train"] + model + ["--resume", b + "/ckpt-000010.gfck", "--out", b + "/sub/.."])
         #expect(same.status == 0, "\(same.output)")
     }
