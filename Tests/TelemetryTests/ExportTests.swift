@@ -63,6 +63,46 @@ struct ExportTests {
         #expect(try String(contentsOfFile: checkpoint, encoding: .utf8) == "not really")
     }
 
+    @Test("A resumed session replaces the steps after its checkpoint: CSV rows, SVG points and the summary count each step once")
+    func resumedRunIsExportedAsItCameToBe() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        // Steps 1…40 (checkpoint at 20, eval at 20 and 40, end), killed and resumed from step 20:
+        // steps 20…40 again, with other losses.
+        var first = Fixtures.records(steps: 40)
+        first.removeLast()   // killed: no end record
+        let second = Fixtures.records(steps: 40, seed: 7).filter { r in
+            switch r {
+            case let .step(s): return s.step >= 20
+            case let .eval(e): return e.step > 20
+            case .end: return true
+            default: return false
+            }
+        }
+        let resume = Record.event(EventRecord(step: 20, t: 9, kind: .resume_run, source: .trainer, message: "resumed from step 20"))
+        let run = try Fixtures.writeRun(in: dir, records: first + [resume] + second)
+        let out = dir + "/out.csv"
+        #expect(try CSVExporter.export(run: run, to: out) == 40, "steps 1…40 once each")
+        let rows = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").dropFirst()
+        #expect(rows.map { Int($0.prefix { $0 != "," })! } == Array(1...40))
+        // The rows from step 20 on are the second session's.
+        guard case let .step(s25) = second.first(where: { if case let .step(s) = $0 { return s.step == 25 }; return false })! else { return }
+        #expect(rows.first { $0.hasPrefix("25,") }!.contains(",\(s25.loss),"))
+        var summary = try RunSummary.read(path: run)
+        #expect(summary.stepRecords == 40 && summary.finalLoss != nil && summary.checkpoints == 1 && summary.end?.reason == .completed)
+        summary = RunSummary()
+        for r in first + [resume] + second { summary.add(r) }
+        #expect(summary.stepRecords == 40)
+        let svg = try SVGExporter.export(run: run, to: dir + "/out.svg")
+        #expect(!svg.isEmpty)
+        var replaced = ReplacedRecords()
+        for r in first + [resume] + second { replaced.note(r) }
+        let kept = (first + [resume] + second).filter { replaced.keep($0) }
+        #expect(kept.filter { if case .step = $0 { return true }; return false }.count == 40)
+        #expect(kept.filter { if case .end = $0 { return true }; return false }.count == 1)
+        #expect(kept.contains { if case let .event(e) = $0 { return e.kind == .weight }; return false }, "events stay")
+    }
+
     @Test("TFRecord framing: CRC32C and masking as TensorFlow defines them")
     func crc() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)

@@ -9,7 +9,7 @@ public enum CSVExporter {
     /// Exports `run` (a run file or directory) to `output`. Returns the number of rows written.
     @discardableResult
     public static func export(run: String, to output: String, force: Bool = false) throws -> Int {
-        let (header, layout, _) = try ColumnLayout.scan(path: run)
+        var (header, layout, _, replaced) = try ColumnLayout.scanNotingReplaced(path: run)
         let handle = try OutputFile.create(output, force: force)
         defer { try? handle.close() }
         var out = ChunkedWriter(handle)
@@ -28,6 +28,7 @@ public enum CSVExporter {
             pending = nil
         }
         try reader.forEachRecord { r in
+            guard replaced.keep(r) else { return }
             switch r {
             case let .step(s):
                 flush()

@@ -11,9 +11,11 @@ public enum SVGExporter {
     /// Exports `run` to `output`. Returns the SVG text written.
     @discardableResult
     public static func export(run: String, to output: String, force: Bool = false) throws -> String {
+        var replaced = ReplacedRecords()
+        try RunFileReader(path: run).forEachRecord { replaced.note($0) }
         let reader = try RunFileReader(path: run)
         var curves = Curves()
-        try reader.forEachRecord { curves.add($0) }
+        try reader.forEachRecord { if replaced.keep($0) { curves.add($0) } }
         let svg = render(curves, header: reader.header)
         let handle = try OutputFile.create(output, force: force)
         defer { try? handle.close() }

@@ -24,12 +24,21 @@ public struct ColumnLayout: Sendable, Equatable {
 
     /// Reads the whole file once to find every axis, layer, head, domain and window used.
     public static func scan(path: String) throws -> (header: RunHeader, layout: ColumnLayout, skipped: Int) {
+        let (header, layout, skipped, _) = try scanNotingReplaced(path: path)
+        return (header, layout, skipped)
+    }
+
+    /// `scan`, noting on the way which records a resumed session replaced (an export's first pass).
+    static func scanNotingReplaced(path: String) throws -> (header: RunHeader, layout: ColumnLayout, skipped: Int,
+                                                              replaced: ReplacedRecords) {
         let reader = try RunFileReader(path: path)
         let h = reader.header
         var layout = ColumnLayout()
         var seenAxes: [ScaleAxis: Int] = [:]
         var osc = 0
+        var replaced = ReplacedRecords()
         try reader.forEachRecord { r in
+            replaced.note(r)
             switch r {
             case let .step(s):
                 for a in s.axes { seenAxes[a.axis] = max(seenAxes[a.axis] ?? 0, a.bands.count) }
@@ -50,7 +59,7 @@ public struct ColumnLayout: Sendable, Equatable {
         layout.contextBands = (0..<max(3, h.axes.first { $0.axis == .context }?.bands.count ?? 0)).map { bandName(h, .context, $0) }
         layout.depthGroups = (0..<osc).map { bandName(h, .depth, $0) }
         layout.gainWindows.sort()
-        return (h, layout, reader.issueCount)
+        return (h, layout, reader.issueCount, replaced)
     }
 
     /// Step columns, in order.

@@ -25,7 +25,7 @@ public enum TensorBoardExporter {
     /// Exports `run` into directory `directory` (created if needed). Returns the event file's path.
     @discardableResult
     public static func export(run: String, to directory: String, force: Bool = false) throws -> String {
-        let (header, layout, _) = try ColumnLayout.scan(path: run)
+        var (header, layout, _, replaced) = try ColumnLayout.scanNotingReplaced(path: run)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -45,6 +45,7 @@ public enum TensorBoardExporter {
         out.write(bytes: frame(event(wallTime: start, step: 0, fileVersion: "brain.Event:2", values: [])))
         let reader = try RunFileReader(path: run)
         try reader.forEachRecord { r in
+            guard replaced.keep(r) else { return }
             switch r {
             case let .step(s):
                 let v = layout.values(s)

@@ -4,12 +4,15 @@ import RunFormat
 /// `gradflow replay --no-tui`, and by `--summary-only`.
 public struct RunSummary {
     public private(set) var header: RunHeader?
-    public private(set) var stepRecords = 0
+    /// The step records that count, in file order: a resumed session drops those it does again
+    /// (docs/FORMAT.md), so the figures below are the run's as it came to be.
+    private var steps: [(index: Int, loss: Double, tokensPerSecond: Double, spike: Bool)] = []
+    public var stepRecords: Int { steps.count }
     /// Steps completed: one past the last step record's index, or an eval/end record's step.
     public private(set) var stepsDone = 0
-    public private(set) var firstLoss: Double?
-    public private(set) var finalLoss: Double?
-    public private(set) var minLoss: Double?
+    public var firstLoss: Double? { steps.first?.loss }
+    public var finalLoss: Double? { steps.last?.loss }
+    public var minLoss: Double? { steps.lazy.map(\.loss).filter(\.isFinite).min() }
     public private(set) var lastEval: EvalRecord?
     /// Lowest loss of the first validation domain, and its step.
     public private(set) var bestValidation: (loss: Double, step: Int, domain: String)?
@@ -19,13 +22,14 @@ public struct RunSummary {
     /// The first `maxListedEvents` events.
     public private(set) var events: [EventRecord] = []
     public static let maxListedEvents = 20
-    public private(set) var spikes = 0
+    public var spikes: Int { steps.lazy.filter(\.spike).count }
     public private(set) var guardFallbacks = 0
-    public private(set) var checkpoints = 0
+    /// The steps of the checkpoint records that count.
+    private var checkpointSteps: [Int] = []
+    public var checkpoints: Int { checkpointSteps.count }
     public private(set) var end: EndRecord?
     /// Seconds from the start to the last record.
     public private(set) var duration = 0.0
-    private var tokensPerSecondSum = 0.0
     /// Step records an observer missed (set by the caller from its subscription).
     public var droppedRecords = 0
     /// Lines the reader skipped (set by the caller).
@@ -51,20 +55,18 @@ public struct RunSummary {
 
     /// The largest resident memory a system record reported (nil: the run has none).
     public var peakResidentBytes: Int?
-    public var meanTokensPerSecond: Double { stepRecords > 0 ? tokensPerSecondSum / Double(stepRecords) : 0 }
+    public var meanTokensPerSecond: Double {
+        let finite = steps.lazy.map(\.tokensPerSecond).filter(\.isFinite)
+        return steps.isEmpty ? 0 : finite.reduce(0, +) / Double(steps.count)
+    }
 
     public mutating func add(_ record: Record) {
         duration = max(duration, record.t)
         switch record {
         case let .step(s):
             stepsDone = max(stepsDone, s.stepsCompleted)
-            stepRecords += 1
-            if firstLoss == nil { firstLoss = s.loss }
-            finalLoss = s.loss
-            if s.loss.isFinite && s.loss < (minLoss ?? .infinity) { minLoss = s.loss }
-            if s.spike { spikes += 1 }
+            steps.append((s.step, s.loss, s.tokensPerSecond, s.spike))
             guardFallbacks = max(guardFallbacks, s.guardFallbacks)
-            if s.tokensPerSecond.isFinite { tokensPerSecondSum += s.tokensPerSecond }
         case let .eval(e):
             stepsDone = max(stepsDone, e.step)
             lastEval = e
@@ -77,6 +79,8 @@ public struct RunSummary {
                 // A session resumed from the checkpoint at e.step does the later steps again: what
                 // an earlier session recorded after it no longer counts.
                 stepsDone = min(stepsDone, e.step)
+                while let last = steps.last, last.index >= e.step { steps.removeLast() }
+                checkpointSteps.removeAll { $0 > e.step }
                 end = nil
                 firstDomainLosses.removeAll { $0.step > e.step }
                 if let last = lastEval, last.step > e.step { lastEval = nil }
@@ -84,8 +88,8 @@ public struct RunSummary {
             }
             eventCount += 1
             if events.count < RunSummary.maxListedEvents { events.append(e) }
-        case .checkpoint:
-            checkpoints += 1
+        case let .checkpoint(c):
+            checkpointSteps.append(c.step)
         case let .system(s):
             peakResidentBytes = max(peakResidentBytes ?? 0, s.residentBytes)
         case let .end(e):
