@@ -1,12 +1,38 @@
 import RunFormat
 import Foundation
 
-/// Opens an export's output file, refusing to replace an existing one unless `force`.
-enum OutputFile {
-    static func create(_ path: String, force: Bool) throws -> FileHandle {
-        if force, let what = runArtifact(path) {
-            throw RunFileError(.alreadyExists, path: path, "is \(what); an export never replaces one, even with --force")
+/// Opens an export's output file, refusing to replace an existing one unless `force`. `-` is
+/// standard output (text exports).
+public enum OutputFile {
+    /// The name that means standard output.
+    public static let standardOutput = "-"
+
+    /// The problem `create` would meet with `path`, found before anything is written, so that an
+    /// export of several outputs writes none when one of them cannot be written.
+    public static func check(_ path: String, force: Bool) throws {
+        guard path != standardOutput else { return }
+        guard !path.isEmpty else { throw RunFileError(.notFound, path: path, "an output needs a file name") }
+        var st = stat()
+        if stat(path, &st) == 0 {
+            // Before anything opens it: opening a pipe to read what it holds would wait forever.
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                throw RunFileError(.io, path: path, "is not a regular file (a folder, a pipe or a device); write to a file, or to - for standard output")
+            }
+            if !force { throw RunFileError(.alreadyExists, path: path, "already exists; pass --force to overwrite it") }
+            if let what = runArtifact(path) {
+                throw RunFileError(.alreadyExists, path: path, "is \(what); an export never replaces one, even with --force")
+            }
         }
+        let folder = (path as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        if !folder.isEmpty && !(FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) && isDirectory.boolValue) {
+            throw RunFileError(.notFound, path: path, "its folder \(folder) does not exist")
+        }
+    }
+
+    static func create(_ path: String, force: Bool) throws -> FileHandle {
+        if path == standardOutput { return FileHandle.standardOutput }
+        try check(path, force: force)
         var flags = O_WRONLY | O_CREAT | O_CLOEXEC
         flags |= force ? O_TRUNC : O_EXCL
         let fd = open(path, flags, 0o644)

@@ -22,6 +22,11 @@ public enum TensorBoardExporter {
         "events.out.tfevents.\(Int(header.startTime.isFinite ? header.startTime : 0)).gradflow"
     }
 
+    /// The event file an export of `run` into `directory` writes.
+    public static func outputPath(run: String, directory: String) throws -> String {
+        (directory as NSString).appendingPathComponent(fileName(for: try RunFileReader(path: run).header))
+    }
+
     /// Exports `run` into directory `directory` (created if needed). Returns the event file's path.
     @discardableResult
     public static func export(run: String, to directory: String, force: Bool = false) throws -> String {
