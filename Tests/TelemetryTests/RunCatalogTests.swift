@@ -55,9 +55,14 @@ struct RunCatalogTests {
         try FileManager.default.createDirectory(at: foreign, withIntermediateDirectories: true)
         try Data([0xFF, 0xD8]).write(to: foreign.appendingPathComponent("cat.jpg"))
         try Data("loose file".utf8).write(to: dir.appendingPathComponent("notes.txt"))
+        // A pipe where the run file should be: listed as damaged, never waited on.
+        let piped = dir.appendingPathComponent("i-pipe")
+        try FileManager.default.createDirectory(at: piped, withIntermediateDirectories: true)
+        #expect(mkfifo(piped.appendingPathComponent("run.jsonl").path, 0o600) == 0)
 
         let entries = try RunCatalog.scan(dir.path)
-        #expect(entries.map(\.name) == ["a-finished", "b-interrupted", "c-live", "d-failed", "e-fork", "f-bad-line", "g-damaged", "h-photos"])
+        #expect(entries.map(\.name) == ["a-finished", "b-interrupted", "c-live", "d-failed", "e-fork", "f-bad-line", "g-damaged", "h-photos",
+                                        "i-pipe"])
         let byName = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) })
         #expect(byName["a-finished"]?.state == .finished)
         #expect(byName["a-finished"]?.stepsDone == 10)
@@ -86,6 +91,7 @@ struct RunCatalogTests {
         #expect(try RunCatalog.scan(dir.path).first { $0.name == "e-fork" }?.state == .live)
         try quietButHeld.close()
         #expect(byName["h-photos"]?.state == .notARun)
+        #expect(byName["i-pipe"]?.state == .damaged && byName["i-pipe"]?.note?.contains("is not a regular file") == true)
         #expect(byName["h-photos"]?.preset == nil)
         #expect(throws: RunFileError.self) { try RunCatalog.scan(dir.appendingPathComponent("missing").path) }
     }

@@ -31,8 +31,14 @@ final class LineSource {
 
     init(path: String, chunkBytes: Int = 1 << 20, maxLineBytes: Int = 64 << 20) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking, so that a pipe in the run file's place is refused instead of waited on.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw RunFileError.system("open", path: path, errno: errno) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw RunFileError(.io, path: path, "is not a regular file (a pipe, a device or a folder), so not a run file")
+        }
         self.fd = fd
         self.capacity = max(16, chunkBytes)
         self.maxLineBytes = max(capacity, maxLineBytes)

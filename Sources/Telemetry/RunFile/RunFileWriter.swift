@@ -76,7 +76,7 @@ public final class RunFileWriter {
     /// Whether another process holds the writer lock of the run file at `path` now (false when
     /// the file cannot be opened or the filesystem has no locks).
     public static func isBeingWritten(path: String) -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)   // a pipe there must not be waited on
         guard fd >= 0 else { return false }
         defer { Foundation.close(fd) }
         guard flock(fd, LOCK_EX | LOCK_NB) != 0 else {
