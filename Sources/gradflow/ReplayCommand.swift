@@ -11,7 +11,7 @@ struct ReplayCommand: ParsableCommand {
         commandName: "replay",
         abstract: "Replay a recorded run (RUNDIR/run.jsonl) in the dashboard or as progress lines.",
         discussion: """
-        Records are played at the recorded pace times --speed (0: as fast as possible). Without a terminal, or with --no-tui, the same progress lines as `gradflow train --no-tui` are printed, then the run summary. --follow reads a run another process is still writing, until its end record (Ctrl-C to stop). Damaged lines are skipped with a notice on standard error.
+        Records are played at the recorded pace times --speed (0: as fast as possible). Without a terminal, or with --no-tui, the same progress lines as `gradflow train --no-tui` are printed, then the run summary. --follow reads a run another process is still writing, until its end record (Ctrl-C to stop); when the file stops growing for a minute and no process holds it, a notice says its writer may have died. Damaged lines are skipped with a notice on standard error.
 
         Examples:
           gradflow replay runs/s-baseline --speed 20
@@ -55,9 +55,17 @@ struct ReplayCommand: ParsableCommand {
         Console.error("gradflow replay: notice: \(issue)\n")
     }
 
+    /// --follow on a run nobody writes any more: said once, as attach says it (the wait goes on;
+    /// the writer may be resumed).
+    static func quiet(_ seconds: Double) {
+        Console.error("gradflow replay: notice: no new record for \(Format.clock(seconds)) and no process is writing the run "
+                      + "(none holds its lock): its writer may have died; still following (Ctrl-C stops)\n")
+    }
+
     /// --summary-only: read, fold, print the summary (the run-file benchmark times this).
     func summarise() throws {
-        let summary = try RunSummary.read(path: runPath, follow: follow ? .init() : nil, onIssue: ReplayCommand.notice)
+        let summary = try RunSummary.read(path: runPath, follow: follow ? .init(onQuiet: ReplayCommand.quiet) : nil,
+                                          onIssue: ReplayCommand.notice)
         for line in summary.lines() { print(line) }
     }
 
@@ -66,7 +74,7 @@ struct ReplayCommand: ParsableCommand {
     func printProgress() throws {
         let printer = ProgressPrinter(interval: display.reportEvery)
         if speed == 0 {
-            let reader = try RunFileReader(path: runPath, follow: follow ? .init() : nil)
+            let reader = try RunFileReader(path: runPath, follow: follow ? .init(onQuiet: ReplayCommand.quiet) : nil)
             reader.onIssue = ReplayCommand.notice
             reader.stepDetail = .noLayerArrays  // progress lines and summary use no per-layer arrays
             printer.consume(header: reader.header)
@@ -77,6 +85,7 @@ struct ReplayCommand: ParsableCommand {
         let bus = RecordBus()
         let replayer = try Replayer(path: runPath, bus: bus, speed: speed, follow: follow)
         replayer.onIssue = ReplayCommand.notice
+        replayer.onQuiet = ReplayCommand.quiet
         printer.consume(header: replayer.header)
         printer.attach(to: bus)
         replayer.start()

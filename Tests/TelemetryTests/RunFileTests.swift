@@ -19,6 +19,33 @@ struct RunFileTests {
         }
     }
 
+    @Test("a follower is told once when the file stops growing and no writer holds it, not while one does")
+    func followerNoticesAQuietFileWithoutAWriter() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        var records = Fixtures.records(steps: 5)
+        records.removeLast()   // no end record: a follower waits for more
+        let path = try Fixtures.writeRun(in: dir, records: records)
+        // A writer holds the file: no notice within the wait (stopped from outside after 1 s).
+        let held = try RunFileWriter.openForAppend(path: path).writer
+        let stop = StopFlag()
+        let told = StopFlag()
+        var follow = RunFileReader.Follow(pollInterval: 0.01, stop: stop, quietAfter: 0.2, onQuiet: { _ in told.set() })
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1) { stop.set() }
+        var reader = try RunFileReader(path: path, follow: follow)
+        while try reader.next() != nil {}
+        #expect(!told.isSet, "a writer holds the file: it is not quiet")
+        try held.close()
+        // Nobody holds it: told once, with the seconds waited; the callback stops the follower.
+        let stop2 = StopFlag()
+        var waited: [Double] = []
+        follow = RunFileReader.Follow(pollInterval: 0.01, stop: stop2, quietAfter: 0.2, onQuiet: { waited.append($0); stop2.set() })
+        reader = try RunFileReader(path: path, follow: follow)
+        var n = 0
+        while try reader.next() != nil { n += 1 }
+        #expect(n == records.count && waited.count == 1 && waited[0] >= 0.2, "\(waited)")
+    }
+
     @Test("creating a run file where one exists is refused and leaves it untouched")
     func noOverwrite() throws {
         let dir = Fixtures.tempDirectory()

@@ -40,6 +40,10 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
     }
     private var skipped = 0
 
+    /// A follower's notice that the file has stopped growing and no writer holds it
+    /// (`RunFileReader.Follow.onQuiet`); set before `start`.
+    public var onQuiet: ((Double) -> Void)?
+
     /// How the step records read while catching up are built (`RunFileReader.catchUp`).
     private let catchUp: RunFileReader.CatchUp?
 
@@ -128,7 +132,7 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
     }
 
     private func openReader() throws -> RunFileReader {
-        let reader = try RunFileReader(path: path, follow: follow ? .init(pollInterval: 0.05, stop: readerStop) : nil)
+        let reader = try RunFileReader(path: path, follow: follow ? .init(pollInterval: 0.05, stop: readerStop, onQuiet: onQuiet) : nil)
         reader.catchUp = catchUp
         reader.onIssue = { [weak self] issue in
             guard let self else { return }

@@ -44,10 +44,18 @@ public final class RunFileReader {
     public struct Follow {
         public var pollInterval: Double
         public var stop: StopFlag
+        /// Called once a wait at the end of the file has lasted `quietAfter` seconds while no
+        /// process holds the run file's writer lock: its writer may have died, and the records
+        /// waited for may never come (with the seconds waited). Again after records came back.
+        public var onQuiet: ((Double) -> Void)?
+        public var quietAfter: Double
 
-        public init(pollInterval: Double = 0.05, stop: StopFlag = StopFlag()) {
+        public init(pollInterval: Double = 0.05, stop: StopFlag = StopFlag(), quietAfter: Double = RunCatalog.liveWindow,
+                    onQuiet: ((Double) -> Void)? = nil) {
             self.pollInterval = pollInterval
             self.stop = stop
+            self.quietAfter = quietAfter
+            self.onQuiet = onQuiet
         }
     }
 
@@ -64,6 +72,9 @@ public final class RunFileReader {
     public static let maxStoredIssues = 1000
     /// Records returned so far.
     public private(set) var recordCount = 0
+    /// A follower's wait at the end of the file: since when, and whether `onQuiet` was told.
+    private var waitingSince: Date?
+    private var toldQuiet = false
 
     /// Opens `path` (a run file or a run directory) and reads its header.
     public init(path: String, follow: Follow? = nil, chunkBytes: Int = 4 << 20, maxLineBytes: Int = 64 << 20) throws {
@@ -106,6 +117,22 @@ public final class RunFileReader {
         }
     }
 
+    /// A follower waits at the end of the file: `onQuiet` once the wait is long and no writer holds
+    /// the file (checked at most every `quietAfter`, as the lock probe opens the file).
+    private func noteWait(_ follow: Follow) {
+        guard let onQuiet = follow.onQuiet, !toldQuiet else { return }
+        let now = Date()
+        guard let since = waitingSince else { waitingSince = now; return }
+        let waited = now.timeIntervalSince(since)
+        guard waited >= follow.quietAfter else { return }
+        if RunFileWriter.isBeingWritten(path: path) {
+            waitingSince = now   // a writer alive (a long evaluation, a pause): look again later
+            return
+        }
+        toldQuiet = true
+        onQuiet(waited)
+    }
+
     /// The next record, or nil at the end (see `follow`). Throws only on a failing read(2).
     public func next() throws -> Record? {
         while !finished {
@@ -122,6 +149,7 @@ public final class RunFileReader {
             }
             if let fragment = try fillQueue() {
                 if let follow, !follow.stop.isSet, !(endIsLast && fragment.isEmpty) {
+                    noteWait(follow)
                     Thread.sleep(forTimeInterval: follow.pollInterval)
                     continue
                 }
@@ -306,6 +334,8 @@ public final class RunFileReader {
 
     private func deliver(_ record: Record) -> Record {
         recordCount += 1
+        waitingSince = nil
+        toldQuiet = false
         if case .end = record { endIsLast = true } else { endIsLast = false }
         return record
     }
