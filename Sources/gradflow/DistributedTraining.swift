@@ -55,14 +55,18 @@ struct DistributedTraining {
     /// Rank 0 reads the checkpoint file and sends its bytes; every rank decodes them (no shared
     /// filesystem needed). An error reading it is rank 0's, reported by every rank alike.
     func sharedCheckpoint(_ path: String, _ mpi: MPICollective) -> Result<Checkpoint, Error> {
-        var bytes: [UInt8] = [], problem = ""
+        var bytes: [UInt8] = [], problem = "", file = path
         if mpi.rank == 0 {
-            do { bytes = try Checkpoint.fileBytes(path) } catch { problem = "\(error)" }
+            do {
+                file = try CheckpointFiles.resolve(path)   // a run folder: its latest checkpoint
+                bytes = try Checkpoint.fileBytes(file)
+            } catch { problem = "\(error)" }
         }
         bytes = mpi.broadcast(bytes)
         problem = mpi.broadcast(problem)
+        file = mpi.broadcast(file)
         if !problem.isEmpty { return .failure(CheckpointError(problem)) }
-        return Result { try Checkpoint.decode(bytes, path: path) }
+        return Result { try Checkpoint.decode(bytes, path: file) }
     }
 
     /// The first data source whose bytes differ from rank 0's copy (nil when all agree, or when

@@ -41,7 +41,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Run folder (default runs/YYYY-MM-DD-HHMMSS); an existing run is never overwritten.")
     var out: String?
 
-    @Option(help: ArgumentHelp("Continue a run from its checkpoint file: model, schedule, steps and refinement come from the checkpoint; the run file in its folder gets the new records.", valueName: "CKPT"))
+    @Option(help: ArgumentHelp("Continue a run from its checkpoint file, or from the latest checkpoint of a run folder: model, schedule, steps and refinement come from the checkpoint; the run file in its folder gets the new records.", valueName: "CKPT|RUNDIR"))
     var resume: String?
 
     @Option(help: ArgumentHelp("Continue RUN from its latest checkpoint at or before STEP (default: its latest) into a new run folder (--out) whose header names the parent; settings and data order come from the checkpoint, so without changes the losses equal the parent's.", valueName: "RUN[@STEP]"))
@@ -61,8 +61,8 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// Checks every flag and loads the data before anything is written. `readCheckpoint` reads
-    /// the --resume file (under mpirun: the copy rank 0 read and sent).
-    func prepare(readCheckpoint: (String) throws -> Checkpoint = { try Checkpoint.read(path: $0) }) throws -> TrainingSetup {
+    /// the --resume checkpoint, or a run folder's latest (under mpirun: the copy rank 0 read and sent).
+    func prepare(readCheckpoint: (String) throws -> Checkpoint = { try Checkpoint.read(path: try CheckpointFiles.resolve($0)) }) throws -> TrainingSetup {
         let recipe = options.recipe()
         do {
             let evalDomains = try recipe.evalDomains()
@@ -88,7 +88,7 @@ struct TrainCommand: ParsableCommand {
                     throw ValidationError("--resume continues the run's own refinement settings; drop the refinement flags (change weights live in the dashboard instead)")
                 }
                 try Self.refuseCheckpointSettings(recipe, flag: "--resume", checkpoint: ckpt)
-                let folder = (resume as NSString).deletingLastPathComponent
+                let folder = ((ckpt.path ?? resume) as NSString).deletingLastPathComponent
                 let runDirectory = folder.isEmpty ? "." : folder
                 if let out, Self.resolvedPath(out) != Self.resolvedPath(runDirectory) {
                     throw ValidationError("--out \(out): --resume continues the run in its checkpoint's folder (\(runDirectory)); drop --out, or use --fork \(runDirectory) --out \(out) to continue it as a new run")

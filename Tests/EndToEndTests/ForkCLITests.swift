@@ -79,7 +79,8 @@ import Testing
         let copy = dir.appendingPathComponent("resumed").path
         try FileManager.default.copyItem(atPath: onFile, toPath: copy)
         try FileManager.default.removeItem(atPath: copy + "/ckpt-000020.gfck")
-        let resumed = ChildProcess.run(binary.path, ["train", "--resume", copy + "/ckpt-000010.gfck", "--no-tui"])
+        // (The run folder names its latest checkpoint.)
+        let resumed = ChildProcess.run(binary.path, ["train", "--resume", copy, "--no-tui"])
         #expect(resumed.status == 0, "resume failed:\n\(resumed.output)")
         let uninterrupted = try Self.losses(onFile + "/run.jsonl"), again = try Self.losses(copy + "/run.jsonl")
         #expect(uninterrupted.count >= 20 && (10..<20).allSatisfy { again["step \($0)"] != nil && again["step \($0)"] == uninterrupted["step \($0)"] },
