@@ -304,8 +304,16 @@ public struct StudyConfig: Sendable, Equatable {
 
     /// Reads and parses a study file.
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ParseError(description: "\(path): cannot be read as UTF-8 text")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ParseError(description: "\(path): no such study file")
+        }
+        guard !isDirectory.boolValue else { throw ParseError(description: "\(path): is a folder, not a study file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ParseError(description: "\(path): cannot be read (check permissions)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ParseError(description: "\(path): is not UTF-8 text, so not a study file")
         }
         try self.init(text: text, origin: path)
     }

@@ -46,8 +46,16 @@ public enum RunCatalog {
     /// be listed (the message names it).
     public static func scan(_ directory: String, now: Date = Date()) throws -> [Entry] {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw RunFileError(.notFound, path: directory, "no such folder of runs")
+        }
+        guard isDirectory.boolValue else {
+            throw RunFileError(.notFound, path: directory, "is a file, not a folder of runs (give the folder that holds the run folders)")
+        }
+        // A run folder itself: that one run.
+        if FileManager.default.fileExists(atPath: RunFileLocation.file(in: directory)) {
+            let name = (URL(fileURLWithPath: directory).standardizedFileURL.path as NSString).lastPathComponent
+            return [entry(name: name, path: directory, now: now)]
         }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {

@@ -36,6 +36,9 @@ struct RunsCommand: ParsableCommand {
         }
     }
 
+    /// The widest note the table's STATE column shows.
+    static let noteWidth = 48
+
     static func table(_ entries: [RunCatalog.Entry]) -> [String] {
         guard !entries.isEmpty else { return ["no run folders"] }
         let head = ["NAME", "PRESET", "STEPS", "FINAL", "BEST", "STATE", "STARTED", "PARENT"]
@@ -43,9 +46,10 @@ struct RunsCommand: ParsableCommand {
         for e in entries {
             let steps = e.stepsDone.map { done in "\(done)/\(e.totalSteps.map(String.init) ?? "?")" } ?? "-"
             var state = e.state.rawValue
-            if let note = e.note, !note.isEmpty { state += " (\(note))" }
+            // The table keeps a note short (`--json` has it whole); a name stays on its line.
+            if let note = e.note, !note.isEmpty { state += " (\(Format.truncateEnd(note, noteWidth)))" }
             rows.append([
-                e.name, e.preset ?? "-", steps,
+                e.name.replacingOccurrences(of: "\n", with: "\\n"), e.preset ?? "-", steps,
                 e.finalValidation.map { String(format: "%.4f", $0) } ?? "-",
                 e.bestValidation.map { String(format: "%.4f", $0) } ?? "-",
                 state, e.startTime.map(localTime) ?? "-",

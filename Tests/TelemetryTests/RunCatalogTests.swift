@@ -94,6 +94,14 @@ struct RunCatalogTests {
         #expect(byName["i-pipe"]?.state == .damaged && byName["i-pipe"]?.note?.contains("is not a regular file") == true)
         #expect(byName["h-photos"]?.preset == nil)
         #expect(throws: RunFileError.self) { try RunCatalog.scan(dir.appendingPathComponent("missing").path) }
+        // A run folder given itself lists that run; a file is said to be one.
+        #expect(try RunCatalog.scan(dir.appendingPathComponent("a-finished").path).map(\.name) == ["a-finished"])
+        do {
+            _ = try RunCatalog.scan(dir.appendingPathComponent("notes.txt").path)
+            Issue.record("a file was listed as a folder of runs")
+        } catch let e as RunFileError {
+            #expect(e.description.contains("is a file, not a folder of runs"))
+        }
     }
 
     @Test("an eval record's sample and a header's parent round-trip; older lines have neither")
