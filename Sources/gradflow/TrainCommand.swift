@@ -174,6 +174,12 @@ struct DisplayOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("A recorded run (folder or run.jsonl) to draw behind this one on the loss chart, with the difference at the latest step; up to 3 (repeat the flag). Aligned by step, or by tokens when batch or context differ.", valueName: "RUN"))
     var compare: [String] = []
+
+    func validate() throws {
+        if let reportEvery, reportEvery < 1 {
+            throw ValidationError("--report-every must be a number of steps, 1 or more (got \(reportEvery))")
+        }
+    }
 }
 
 /// Everything `train` decided before the run starts.
