@@ -40,6 +40,11 @@ enum Fork {
         do {
             let path = try CheckpointFiles.resolve(run, atOrBefore: step)
             let checkpoint = try Checkpoint.read(path: path)
+            let done = checkpoint.metadata.step, planned = checkpoint.metadata.config.steps
+            guard done < planned else {
+                throw ValidationError("--fork \(spec): the checkpoint at step \(done) is the run's end (all \(planned) steps done), "
+                                      + "so a fork from it would train no steps; fork from an earlier step (RUN@STEP)")
+            }
             let name = (try? RunFileReader(path: run).header.runName) ?? (run as NSString).lastPathComponent
             return (checkpoint, RunParent(run: name, step: checkpoint.metadata.step, checkpoint: path))
         } catch let e as CheckpointError {

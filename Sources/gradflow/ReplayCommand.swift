@@ -110,7 +110,8 @@ struct ReplayCommand: ParsableCommand {
             screen.close()
             throw error
         }
-        options.forkSteps = CheckpointFiles.list(runDirectory: runDirectory).map(\.step)
+        // A fork trains the steps after its checkpoint: the run's last one has none left.
+        options.forkSteps = CheckpointFiles.list(runDirectory: runDirectory).map(\.step).filter { $0 < replayer.header.totalSteps }
         let (exit, _) = DashboardLauncher.run(screen: screen, options: options, replayer: replayer, bus: bus, commands: nil)
         if case let .fork(step) = exit {
             try forkLive(runDirectory: runDirectory, step: step)

@@ -49,8 +49,11 @@ import Testing
         let refused = ChildProcess.run(binary.path, ["train", "--fork", parent + "@5", "--no-tui", "--out", dir.appendingPathComponent("x").path])
         #expect(refused.status != 0)
         #expect(refused.output.contains("no checkpoint at or before step 5 (the first is at step 20)"), "\(refused.output)")
-        let again = ChildProcess.run(binary.path, ["train", "--fork", parent, "--no-tui", "--out", child])
+        let again = ChildProcess.run(binary.path, ["train", "--fork", parent + "@25", "--no-tui", "--out", child])
         #expect(again.status != 0 && again.output.contains("already holds a run"), "a fork never overwrites a run")
+        // The run's last checkpoint leaves a fork nothing to train.
+        let atEnd = ChildProcess.run(binary.path, ["train", "--fork", parent, "--no-tui", "--out", dir.appendingPathComponent("y").path])
+        #expect(atEnd.status != 0 && atEnd.output.contains("is the run's end (all 40 steps done)"), "\(atEnd.output)")
     }
 
     @Test(.timeLimit(.minutes(10)))
@@ -86,7 +89,7 @@ import Testing
         #expect(uninterrupted.count >= 20 && (10..<20).allSatisfy { again["step \($0)"] != nil && again["step \($0)"] == uninterrupted["step \($0)"] },
                 "the resumed steps equal the uninterrupted run's, bit for bit")
         try FileManager.default.removeItem(at: file)
-        let gone = ChildProcess.run(binary.path, ["train", "--fork", onFile, "--no-tui", "--out", dir.appendingPathComponent("f2").path])
+        let gone = ChildProcess.run(binary.path, ["train", "--fork", onFile + "@10", "--no-tui", "--out", dir.appendingPathComponent("f2").path])
         #expect(gone.status != 0)
         #expect(gone.output.contains("the run's training data \(file.path) is not there any more; give it with --data PATH"), "\(gone.output)")
     }
@@ -107,7 +110,7 @@ import Testing
         // Flags whose settings the checkpoint holds: named, not silently ignored.
         let longer = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000010.gfck", "--steps", "5000", "--no-tui"])
         #expect(longer.status != 0 && longer.output.contains("drop --steps 5000"), "\(longer.output)")
-        let forkLr = ChildProcess.run(binary.path, ["train", "--fork", b, "--lr", "0.01", "--no-tui", "--out", dir.appendingPathComponent("f").path])
+        let forkLr = ChildProcess.run(binary.path, ["train", "--fork", b + "@10", "--lr", "0.01", "--no-tui", "--out", dir.appendingPathComponent("f").path])
         #expect(forkLr.status != 0 && forkLr.output.contains("drop --lr 0.01"), "\(forkLr.output)")
         // --out elsewhere: the resume would still write into the checkpoint's folder.
         let elsewhere = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000010.gfck", "--no-tui", "--out", dir.appendingPathComponent("c").path])
