@@ -36,6 +36,7 @@ public struct ColumnLayout: Sendable, Equatable {
         var layout = ColumnLayout()
         var seenAxes: [ScaleAxis: Int] = [:]
         var osc = 0
+        var massBands = 0   // context bands the attention statistics were measured in
         var replaced = ReplacedRecords()
         try reader.forEachRecord { r in
             replaced.note(r)
@@ -44,6 +45,7 @@ public struct ColumnLayout: Sendable, Equatable {
                 for a in s.axes { seenAxes[a.axis] = max(seenAxes[a.axis] ?? 0, a.bands.count) }
                 layout.layers = max(layout.layers, s.attentionMass.count, s.contextEnergyByLayer.count, s.attentionMassByHead.count)
                 for l in s.attentionMassByHead { layout.heads = max(layout.heads, l.count) }
+                for l in s.attentionMass + s.contextEnergyByLayer { massBands = max(massBands, l.count) }
                 osc = max(osc, s.oscillation.count)
                 if s.twin != nil { layout.twin = true }
             case let .eval(e):
@@ -56,7 +58,9 @@ public struct ColumnLayout: Sendable, Equatable {
             guard let n = seenAxes[axis] else { continue }
             layout.axes.append((axis, (0..<n).map { bandName(h, axis, $0) }))
         }
-        layout.contextBands = (0..<max(3, h.axes.first { $0.axis == .context }?.bands.count ?? 0)).map { bandName(h, .context, $0) }
+        // The bands the statistics came in (two at a short context), else the header's context axis.
+        let bands = massBands > 0 ? massBands : max(3, h.axes.first { $0.axis == .context }?.bands.count ?? 0)
+        layout.contextBands = (0..<bands).map { bandName(h, .context, $0) }
         layout.depthGroups = (0..<osc).map { bandName(h, .depth, $0) }
         layout.gainWindows.sort()
         return (h, layout, reader.issueCount, replaced)
