@@ -1,5 +1,7 @@
 import ArgumentParser
 import BuildInfo
+import Foundation
+import Telemetry
 
 /// The `gradflow` command: train, watch, record, replay and evaluate small byte-level GPTs.
 @main
@@ -16,6 +18,33 @@ struct Gradflow: ParsableCommand {
         subcommands: [TrainCommand.self, AttachCommand.self, ReplayCommand.self, SampleCommand.self, RunsCommand.self, ExportCommand.self, BenchCommand.self, EvalCommand.self, GuardEvalCommand.self],
         defaultSubcommand: nil
     )
+
+    /// Parses and runs the command. A flag problem found while the command runs (the data, a
+    /// checkpoint, --resume's settings) is reported as one found while parsing, with exit status
+    /// 64, but pointing to that command's help instead of printing the root's usage line.
+    static func main() {
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { exit(withError: error) }
+        do {
+            try command.run()
+        } catch let problem as ValidationError {
+            Console.error("Error: \(problem.message)\n  See '\(path(of: type(of: command))) --help' for more information.\n")
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    /// "gradflow bench steps": the words that name `command` on the command line.
+    static func path(of command: ParsableCommand.Type, under root: ParsableCommand.Type = Gradflow.self) -> String {
+        func find(_ node: ParsableCommand.Type, _ words: [String]) -> [String]? {
+            let here = words + [node.configuration.commandName ?? "gradflow"]
+            if node == command { return here }
+            for child in node.configuration.subcommands { if let found = find(child, here) { return found } }
+            return nil
+        }
+        return (find(root, []) ?? ["gradflow"]).joined(separator: " ")
+    }
 
     /// The release number; `--version` adds the commit the binary was built from when known.
     static let version = "0.1.0"
