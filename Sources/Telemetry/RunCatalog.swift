@@ -77,11 +77,22 @@ public enum RunCatalog {
         let file = RunFileLocation.file(in: path)
         guard FileManager.default.fileExists(atPath: file) else { return e }
         var badLines = 0
-        let summary: RunSummary
+        var summary: RunSummary
         do {
-            summary = try RunSummary.read(path: file) { issue in
-                if issue.kind == .badLine { badLines += 1 }
+            let reader = try RunFileReader(path: file)
+            reader.stepDetail = .scalars
+            var pending = 0   // bad lines just before the record read next
+            reader.onIssue = { issue in if issue.kind == .badLine { pending += 1 } }
+            summary = RunSummary(header: reader.header)
+            while let record = try reader.next() {
+                // A writer killed mid-line leaves a fragment that the resumed session's first
+                // record follows: the format's own recovery (docs/FORMAT.md), not damage.
+                if pending > 0, case let .event(ev) = record, ev.kind == .resume_run { pending -= 1 }
+                badLines += pending
+                pending = 0
+                summary.add(record)
             }
+            badLines += pending
         } catch let error as RunFileError {
             e.state = .damaged
             e.note = error.message

@@ -55,6 +55,12 @@ struct RunCatalogTests {
         try FileManager.default.createDirectory(at: foreign, withIntermediateDirectories: true)
         try Data([0xFF, 0xD8]).write(to: foreign.appendingPathComponent("cat.jpg"))
         try Data("loose file".utf8).write(to: dir.appendingPathComponent("notes.txt"))
+        // Killed mid-line, then resumed: the fragment before the resume is recovery, not damage.
+        let resumed = [Record.event(EventRecord(step: 2, t: 5, kind: .resume_run, source: .trainer, message: "resumed from step 2")),
+                       .end(EndRecord(step: 2, t: 6, reason: .interrupted, finalLoss: nil, bestValidationLoss: nil))]
+        try write(dir, "j-recovered", header: Fixtures.header(totalSteps: 10), records: steps(3),
+                  tail: #"{"type":"step","st"# + "\n" + resumed.map { String(decoding: RecordEncoder().encodeLine($0), as: UTF8.self) }.joined(),
+                  modified: old)
         // A pipe where the run file should be: listed as damaged, never waited on.
         let piped = dir.appendingPathComponent("i-pipe")
         try FileManager.default.createDirectory(at: piped, withIntermediateDirectories: true)
@@ -62,7 +68,7 @@ struct RunCatalogTests {
 
         let entries = try RunCatalog.scan(dir.path)
         #expect(entries.map(\.name) == ["a-finished", "b-interrupted", "c-live", "d-failed", "e-fork", "f-bad-line", "g-damaged", "h-photos",
-                                        "i-pipe"])
+                                        "i-pipe", "j-recovered"])
         let byName = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) })
         #expect(byName["a-finished"]?.state == .finished)
         #expect(byName["a-finished"]?.stepsDone == 10)
@@ -91,6 +97,7 @@ struct RunCatalogTests {
         #expect(try RunCatalog.scan(dir.path).first { $0.name == "e-fork" }?.state == .live)
         try quietButHeld.close()
         #expect(byName["h-photos"]?.state == .notARun)
+        #expect(byName["j-recovered"]?.state == .interrupted && byName["j-recovered"]?.note == nil, "\(String(describing: byName["j-recovered"]))")
         #expect(byName["i-pipe"]?.state == .damaged && byName["i-pipe"]?.note?.contains("is not a regular file") == true)
         #expect(byName["h-photos"]?.preset == nil)
         #expect(throws: RunFileError.self) { try RunCatalog.scan(dir.appendingPathComponent("missing").path) }
