@@ -76,27 +76,34 @@ final class SignalHandling: Sendable {
 /// cancelled signal source, a second one for the same signal in the same process was never
 /// called (libdispatch keeps its kernel-side state), so a run forked from a replay ignored
 /// Ctrl-C, SIGTERM and SIGHUP.
+///
+/// A signal ignored when the route first meets it stays ignored (SIGHUP under `nohup`, SIGINT in
+/// a shell's background job), as Unix programs do. `release` puts back the handlers found at
+/// `take` (ncurses' own, which restore the terminal), not the default action.
 enum SignalRoute {
     static let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
     private static let lock = NSLock()
     nonisolated(unsafe) private static var callback: (@Sendable (Int32) -> Void)?
     nonisolated(unsafe) private static var owner = 0
     nonisolated(unsafe) private static var lastToken = 0
-    /// The pipe's write end, read by the handler.
+    /// The actions found when the route took each signal, put back by `release`.
+    nonisolated(unsafe) private static var saved: [Int32: sigaction] = [:]
+    /// The pipe's write end, read by the handler (-1: no pipe, no handler installed).
     nonisolated(unsafe) fileprivate static var writeEnd: Int32 = -1
 
-    /// Whether SIGHUP was ignored when the process started (nohup): then it is never taken.
-    private static let hangUpIgnoredAtStart: Bool = {
+    /// The signals ignored when the process started: never taken.
+    private static let ignoredAtStart: Set<Int32> = Set(signals.filter { sig in
         var old = sigaction()
-        sigaction(SIGHUP, nil, &old)
+        sigaction(sig, nil, &old)
         return unsafeBitCast(old.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
-    }()
+    })
 
-    /// The pipe and the reading thread, made once.
-    private static let started: Void = {
-        _ = hangUpIgnoredAtStart
+    /// The pipe and the reading thread, made once; false when there is no pipe (then the signals
+    /// keep their actions: a handler with nowhere to write would swallow them).
+    private static let started: Bool = {
+        _ = ignoredAtStart
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return }
+        guard pipe(&fds) == 0 else { return false }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)   // a full pipe drops, never blocks the handler
         writeEnd = fds[1]
@@ -112,35 +119,45 @@ enum SignalRoute {
         }
         thread.name = "gradflow.signals"
         thread.start()
+        return true
     }()
 
     /// Makes `callback` the one called for the signals from now on; the token gives them back.
     static func take(_ callback: @escaping @Sendable (Int32) -> Void) -> Int {
-        _ = started
+        let ready = started
         lock.lock(); defer { lock.unlock() }
         lastToken += 1
         owner = lastToken
         Self.callback = callback
-        for sig in signals where !(sig == SIGHUP && hangUpIgnoredAtStart) {
+        guard ready else { return lastToken }
+        for sig in signals where !ignoredAtStart.contains(sig) && saved[sig] == nil {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { sig in
+                let kept = errno   // the interrupted thread's, whatever write does
                 var byte = UInt8(truncatingIfNeeded: sig)
                 _ = write(SignalRoute.writeEnd, &byte, 1)
+                errno = kept
             }
             sigemptyset(&action.sa_mask)
             action.sa_flags = SA_RESTART
-            sigaction(sig, &action, nil)
+            var old = sigaction()
+            sigaction(sig, &action, &old)
+            saved[sig] = old
         }
         return lastToken
     }
 
-    /// The signals' default action again, if `token` is the callback in force.
+    /// The handlers found at `take` again, if `token` is the callback in force.
     static func release(_ token: Int) {
         lock.lock(); defer { lock.unlock() }
         guard owner == token else { return }
         callback = nil
         owner = 0
-        for sig in signals where !(sig == SIGHUP && hangUpIgnoredAtStart) { signal(sig, SIG_DFL) }
+        for (sig, old) in saved {
+            var action = old
+            sigaction(sig, &action, nil)
+        }
+        saved = [:]
     }
 
     private static func deliver(_ sig: Int32) {
@@ -150,8 +167,7 @@ enum SignalRoute {
         if let callback {
             callback(sig)
         } else {
-            // Released after the signal arrived: what the default action would have done.
-            signal(sig, SIG_DFL)
+            // Released after the signal arrived: what the handler in force now would have done.
             raise(sig)
         }
     }

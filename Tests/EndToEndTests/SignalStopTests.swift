@@ -75,6 +75,29 @@ import Testing
         Self.expectCleanStop(dir, "two SIGHUPs")
     }
 
+    @Test("A second Ctrl-C quits at once with status 130: no crash, no half-written checkpoint left")
+    func aSecondInterruptQuitsAtOnceAndCleanly() throws {
+        let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
+        // Preset S on two threads, a checkpoint every step: the second signal lands inside
+        // OpenBLAS or a checkpoint's write (quitting with exit() there crashed, and left
+        // ckpt-*.gfck.tmp-PID behind).
+        for attempt in 0..<3 {
+            let dir = Self.temporaryRunDirectory("twoints")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let run = try ChildProcess.start(binary.path, ["train", "--no-tui", "--steps", "100000", "--eval-every", "0",
+                                                           "--checkpoint-every", "1", "--threads", "2", "--out", dir])
+            defer { run.kill() }
+            Self.waitForSteps(dir, moreThan: 2)
+            run.signal(SIGINT)
+            usleep(useconds_t(2_000 + 3_000 * attempt))
+            run.signal(SIGINT)
+            let status = run.wait(timeout: 120)
+            #expect(status == 130 && !run.output.contains("crashed"), "attempt \(attempt): status \(String(describing: status))\n\(run.output)")
+            let left = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.contains(".tmp-") }
+            #expect(left.isEmpty, "temporaries left: \(left)")
+        }
+    }
+
     @Test("Under nohup a run ignores SIGHUP and goes on; SIGTERM still stops it cleanly")
     func nohupKeepsTheRunGoing() throws {
         let binary = try #require(EndToEnd.binary, "gradflow binary not found next to the test bundle (set GRADFLOW_BINARY)")
