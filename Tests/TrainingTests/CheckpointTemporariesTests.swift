@@ -13,8 +13,8 @@ import Testing
         let mine = CheckpointFiles.temporaryPath(for: dir + "/ckpt-000010.gfck", pid: getpid())
         let other = CheckpointFiles.temporaryPath(for: dir + "/ckpt-000020.gfck", pid: 999_999)
         let kept = ["ckpt-000010.gfck", "run.jsonl", "commands.jsonl", "notes.tmp-1"]
-        for name in kept { FileManager.default.createFile(atPath: dir + "/" + name, contents: Data("x".utf8)) }
-        for path in [mine, other] { FileManager.default.createFile(atPath: path, contents: Data("half".utf8)) }
+        for name in kept { #expect(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data("x".utf8))) }
+        for path in [mine, other] { #expect(FileManager.default.createFile(atPath: path, contents: Data("half".utf8))) }
         #expect(mine.hasSuffix("ckpt-000010.gfck.tmp-\(getpid())"))
         #expect(CheckpointFiles.removeTemporaries(in: dir, pid: getpid()) == 1)
         #expect(!FileManager.default.fileExists(atPath: mine) && FileManager.default.fileExists(atPath: other))
