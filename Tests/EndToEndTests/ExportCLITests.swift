@@ -28,6 +28,17 @@ import Testing
         #expect(mkfifo(dir + "/fifo", 0o600) == 0)
         let fifo = ChildProcess.run(binary.path, ["export", run, "--svg", dir + "/fifo", "--force"], timeout: 60)
         #expect(fifo.status > 0 && fifo.output.contains("is not a regular file"), "\(fifo.output)")
+        // A link named like a chart that points at a checkpoint is the checkpoint: never replaced.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.svg", withDestinationPath: run + "/ckpt-000030.gfck")
+        let linked = ChildProcess.run(binary.path, ["export", run, "--svg", dir + "/link.svg", "--force"], timeout: 60)
+        #expect(linked.status != 0 && linked.output.contains("is a checkpoint"), "\(linked.output)")
+        // Standard output and a TensorBoard folder in one call: the event file does not land on
+        // descriptor 1 (closing standard output handed its number to the next file opened).
+        let both = ChildProcess.run(bash, ["-c", "'\(binary.path)' export '\(run)' --csv - --tensorboard '\(dir)/tb' 2>/dev/null | wc -l"],
+                                    timeout: 60)
+        #expect(both.output.trimmingCharacters(in: .whitespacesAndNewlines) == "31", "30 rows and the header: \(both.output)")
+        let same = ChildProcess.run(binary.path, ["export", run, "--csv", dir + "/same.csv", "--svg", dir + "/./same.csv"], timeout: 60)
+        #expect(same.status != 0 && same.output.contains("name the same file"), "\(same.output)")
         let folder = ChildProcess.run(binary.path, ["export", run, "--csv", dir + "/missing/x.csv"], timeout: 60)
         #expect(folder.status != 0 && folder.output.contains("its folder \(dir)/missing does not exist"), "\(folder.output)")
     }

@@ -13,6 +13,9 @@ public enum OutputFile {
         guard path != standardOutput else { return }
         guard !path.isEmpty else { throw RunFileError(.notFound, path: path, "an output needs a file name") }
         var st = stat()
+        if stat(path, &st) != 0 && errno != ENOENT {
+            throw RunFileError.system("look at", path: path, errno: errno)
+        }
         if stat(path, &st) == 0 {
             // Before anything opens it: opening a pipe to read what it holds would wait forever.
             guard (st.st_mode & S_IFMT) == S_IFREG else {
@@ -28,10 +31,14 @@ public enum OutputFile {
         if !folder.isEmpty && !(FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) && isDirectory.boolValue) {
             throw RunFileError(.notFound, path: path, "its folder \(folder) does not exist")
         }
+        let writable = stat(path, &st) == 0 ? access(path, W_OK) == 0 : access(folder.isEmpty ? "." : folder, W_OK | X_OK) == 0
+        if !writable { throw RunFileError(.permissionDenied, path: path, "cannot be written here (permission denied)") }
     }
 
     static func create(_ path: String, force: Bool) throws -> FileHandle {
-        if path == standardOutput { return FileHandle.standardOutput }
+        // A descriptor of its own: the exporter closes what it writes to, and closing 1 itself
+        // would hand that number to the next file opened (a later output would get the prints).
+        if path == standardOutput { return FileHandle(fileDescriptor: dup(STDOUT_FILENO), closeOnDealloc: true) }
         try check(path, force: force)
         var flags = O_WRONLY | O_CREAT | O_CLOEXEC
         flags |= force ? O_TRUNC : O_EXCL
@@ -51,7 +58,8 @@ extension OutputFile {
     /// which `--force` must not truncate: nil for anything else or nothing there.
     static func runArtifact(_ path: String) -> String? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let name = (path as NSString).lastPathComponent
+        // What the path names in the end: a link named loss.svg may point at a checkpoint.
+        let name = (URL(fileURLWithPath: path).resolvingSymlinksInPath().path as NSString).lastPathComponent
         if name.hasSuffix(".gfck") { return "a checkpoint" }
         if name == "commands.jsonl" { return "a run's command channel" }
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }

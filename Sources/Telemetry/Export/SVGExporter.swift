@@ -12,7 +12,9 @@ public enum SVGExporter {
     @discardableResult
     public static func export(run: String, to output: String, force: Bool = false) throws -> String {
         var replaced = ReplacedRecords()
-        try RunFileReader(path: run).forEachRecord { replaced.note($0) }
+        let first = try RunFileReader(path: run)
+        first.stepDetail = .scalars   // the first pass needs the records' order and steps only
+        try first.forEachRecord { replaced.note($0) }
         let reader = try RunFileReader(path: run)
         var curves = Curves()
         try reader.forEachRecord { if replaced.keep($0) { curves.add($0) } }

@@ -25,9 +25,6 @@ public struct ReplacedRecords {
         noted += 1
     }
 
-    /// Whether any record was replaced (no `resume-run` but a fork's first event: none).
-    public var replacesAny: Bool { resumes.contains { $0.ordinal > 0 } }
-
     /// Second pass: whether `record`, the next in file order, is part of what the run came to.
     public mutating func keep(_ record: Record) -> Bool {
         if lowestFrom == nil {
