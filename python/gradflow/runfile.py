@@ -555,9 +555,14 @@ def read_state(path):
             elif kind == "checkpoint":
                 state.last_checkpoint = (step, r.get("path"))
             elif kind == "event" and r.get("kind") == "resume-run" and isinstance(step, int):
-                # A session resumed from the checkpoint at `step` did the later steps again: the
-                # evaluations an earlier session recorded after it no longer count.
+                # A session resumed from the checkpoint at `step` did the later steps again: what
+                # an earlier session recorded after it (steps, evaluations, checkpoints) no longer
+                # counts (docs/FORMAT.md).
                 evals = [e for e in evals if e[0] <= step]
+                state.last_step = step
+                if state.last_checkpoint is not None and isinstance(state.last_checkpoint[0], int) \
+                        and state.last_checkpoint[0] > step:
+                    state.last_checkpoint = None
             elif kind == "event" and r.get("source") == "attach":
                 cid = r.get("command_id")
                 if isinstance(cid, str):

@@ -342,7 +342,10 @@ def test_read_state_forgets_the_evaluations_a_resumed_session_redoes(tmp_path):
     w = runfile.RunFileWriter.create(path, _header())
     w.write(runfile.eval_record(step=10, t=1, domains=[("val:x", 2.0)]))
     w.write(runfile.eval_record(step=30, t=3, domains=[("val:x", 1.5)]))  # lost with the steps after 20
+    w.write(runfile.checkpoint_record(step=30, t=3.5, path="ckpt-000030.pt", bytes=1, ms=1))  # so is its checkpoint
     w.write(runfile.event_record(step=20, t=4, kind="resume-run", source="trainer", message="resumed from step 20"))
+    state = runfile.read_state(path)
+    assert state.last_step == 20 and state.last_checkpoint is None  # the steps after 20 no longer count
     w.write(runfile.eval_record(step=30, t=6, domains=[("val:x", 1.8)]))
     w.close()
     assert runfile.read_state(path).best_val_loss == 1.8
