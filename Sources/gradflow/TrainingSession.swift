@@ -46,7 +46,7 @@ struct TrainingSession {
                                    + "but \(runFile) is run \(theirs); a checkpoint continues only its own run "
                                    + "(to start a new run from it, use --fork on the folder it came from)")
                 }
-                if let problem = Self.laterCheckpointsProblem(setup) { throw CLIError(problem) }
+                if let problem = Self.laterCheckpointsProblem(setup, completed: past.completed) { throw CLIError(problem) }
             }
             timeOffset = past.lastT
         }
@@ -160,8 +160,10 @@ struct TrainingSession {
 
     /// Why a `--resume` would lose what the run already has, or nil: a checkpoint before the run's
     /// latest would replace the steps after it and overwrite the later checkpoints (branching from
-    /// an earlier step is what `--fork` is for), and a run that completed has nothing to resume.
-    static func laterCheckpointsProblem(_ setup: TrainingSetup) -> String? {
+    /// an earlier step is what `--fork` is for), and a run whose file says it `completed` has
+    /// nothing to resume (one killed between its last checkpoint and its end record gets that
+    /// record from the resume).
+    static func laterCheckpointsProblem(_ setup: TrainingSetup, completed: Bool) -> String? {
         guard let checkpoint = setup.resume else { return nil }
         let step = checkpoint.metadata.step, planned = checkpoint.metadata.config.steps
         let later = CheckpointFiles.list(runDirectory: setup.runDirectory).filter { $0.step > step }
@@ -172,7 +174,7 @@ struct TrainingSession {
                 + "would replace its steps after \(step) and overwrite them. Resume from the latest (\(latest.path)), or branch from "
                 + "step \(step) into a new run with --fork \(setup.runDirectory)@\(step) --out NEWDIR"
         }
-        if step >= planned {
+        if step >= planned && completed {
             return "--resume \(name): the run completed all its \(planned) steps; there is nothing to resume"
         }
         return nil
@@ -223,6 +225,8 @@ struct PastRun {
     var lastT = 0.0
     var runId: String?
     var channel = ChannelHistory()
+    /// Whether the file's last session ended with a `completed` end record.
+    var completed = false
 
     static func read(_ path: String) throws -> PastRun {
         let reader = try RunFileReader(path: path)
@@ -232,6 +236,11 @@ struct PastRun {
         try reader.forEachRecord { record in
             past.lastT = max(past.lastT, record.t)
             past.channel.add(record)
+            switch record {
+            case let .end(e): past.completed = e.reason == .completed
+            case let .event(e) where e.kind == .resume_run: past.completed = false
+            default: break
+            }
         }
         return past
     }

@@ -29,7 +29,8 @@ public enum Console {
         return true
     }
 
-    /// Whether a write that failed with `errno` means its reader is gone for good.
+    /// Whether a write that failed with `errno` means its reader is gone for good (EPIPE, EIO,
+    /// EBADF; EAGAIN and EINTR are not).
     public static func outputGone(errno: Int32) -> Bool {
         errno == EPIPE || errno == EIO || errno == EBADF
     }

@@ -37,7 +37,8 @@ final class LineSource {
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
-            throw RunFileError(.io, path: path, "is not a regular file (a pipe, a device or a folder), so not a run file")
+            throw RunFileError(.io, path: path, "is not a regular file (a pipe, a device or a folder), so not a run file "
+                               + "(a run file is read as a file, more than once: save a piped or compressed one to a file first)")
         }
         self.fd = fd
         self.capacity = max(16, chunkBytes)

@@ -48,6 +48,7 @@ public final class RunFileReader {
         /// process holds the run file's writer lock: its writer may have died, and the records
         /// waited for may never come (with the seconds waited). Again after records came back.
         public var onQuiet: ((Double) -> Void)?
+        /// Seconds of waiting at the end of the file before `onQuiet` (default: `RunCatalog.liveWindow`).
         public var quietAfter: Double
 
         public init(pollInterval: Double = 0.05, stop: StopFlag = StopFlag(), quietAfter: Double = RunCatalog.liveWindow,
