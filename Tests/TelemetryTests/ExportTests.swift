@@ -63,42 +63,64 @@ struct ExportTests {
         #expect(try String(contentsOfFile: checkpoint, encoding: .utf8) == "not really")
     }
 
-    @Test("A resumed session replaces the steps after its checkpoint: CSV rows, SVG points and the summary count each step once")
+    @Test("A resumed session replaces the steps after its checkpoint: CSV rows, TensorBoard events and the summary count each step once")
     func resumedRunIsExportedAsItCameToBe() throws {
         let dir = Fixtures.tempDirectory()
         defer { Fixtures.cleanup(dir) }
-        // Steps 1…40 (checkpoint at 20, eval at 20 and 40, end), killed and resumed from step 20:
-        // steps 20…40 again, with other losses.
-        var first = Fixtures.records(steps: 40)
-        first.removeLast()   // killed: no end record
-        let second = Fixtures.records(steps: 40, seed: 7).filter { r in
-            switch r {
-            case let .step(s): return s.step >= 20
-            case let .eval(e): return e.step > 20
-            case .end: return true
-            default: return false
+        // Steps 1…40 (eval at 20 and 40), killed; resumed from step 20 (steps 20… again, other
+        // losses), killed; resumed from step 30 (a third session) to the end.
+        func session(seed: UInt64, from s: Int) -> [Record] {
+            Fixtures.records(steps: 40, seed: seed).filter { r in
+                switch r {
+                case let .step(x): return x.step >= s
+                case let .eval(e): return e.step > s
+                case .end: return true
+                default: return false
+                }
             }
         }
-        let resume = Record.event(EventRecord(step: 20, t: 9, kind: .resume_run, source: .trainer, message: "resumed from step 20"))
-        let run = try Fixtures.writeRun(in: dir, records: first + [resume] + second)
+        func resume(_ s: Int) -> Record {
+            .event(EventRecord(step: s, t: Double(s), kind: .resume_run, source: .trainer, message: "resumed from step \(s)"))
+        }
+        var first = Fixtures.records(steps: 40)
+        first.removeLast()   // killed: no end record
+        var second = session(seed: 7, from: 20)
+        second.removeLast()
+        let third = session(seed: 9, from: 30)
+        let all = first + [resume(20)] + second + [resume(30)] + third
+        let run = try Fixtures.writeRun(in: dir, records: all)
+        func loss(_ records: [Record], _ step: Int) -> Double {
+            for r in records { if case let .step(x) = r, x.step == step { return x.loss } }
+            return .nan
+        }
+
         let out = dir + "/out.csv"
         #expect(try CSVExporter.export(run: run, to: out) == 40, "steps 1…40 once each")
         let rows = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").dropFirst()
         #expect(rows.map { Int($0.prefix { $0 != "," })! } == Array(1...40))
-        // The rows from step 20 on are the second session's.
-        guard case let .step(s25) = second.first(where: { if case let .step(s) = $0 { return s.step == 25 }; return false })! else { return }
-        #expect(rows.first { $0.hasPrefix("25,") }!.contains(",\(s25.loss),"))
-        var summary = try RunSummary.read(path: run)
-        #expect(summary.stepRecords == 40 && summary.finalLoss != nil && summary.checkpoints == 1 && summary.end?.reason == .completed)
-        summary = RunSummary()
-        for r in first + [resume] + second { summary.add(r) }
-        #expect(summary.stepRecords == 40)
+        // Each row is the last session's that did its step (index S included: the resume redoes it).
+        for (step, from) in [(19, first), (20, second), (29, second), (30, third), (40, third)] {
+            #expect(rows.first { $0.hasPrefix("\(step),") }!.contains(",\(loss(from, step)),"), "step \(step)")
+        }
+        // TensorBoard: the file's version event, 40 steps and the evaluations kept (20 from the
+        // first session, 40 from the third).
+        let tb = try TensorBoardExporter.export(run: run, to: dir + "/tb")
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: tb)))
+        var frames = 0, at = 0
+        while at + 12 <= bytes.count {
+            let length = (0..<8).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) }
+            at += 12 + length + 4
+            frames += 1
+        }
+        #expect(at == bytes.count && frames == 1 + 40 + 2, "\(frames) events")
+        let summary = try RunSummary.read(path: run)
+        #expect(summary.stepRecords == 40 && summary.finalLoss == loss(third, 40) && summary.end?.reason == .completed)
+        #expect(summary.lastEval?.step == 40 && summary.checkpoints == 1, "the checkpoint at 20 counts once, none after 30")
         let svg = try SVGExporter.export(run: run, to: dir + "/out.svg")
-        #expect(!svg.isEmpty)
+        #expect(svg.contains("<svg") && svg.contains("</svg>"))
         var replaced = ReplacedRecords()
-        for r in first + [resume] + second { replaced.note(r) }
-        let kept = (first + [resume] + second).filter { replaced.keep($0) }
-        #expect(kept.filter { if case .step = $0 { return true }; return false }.count == 40)
+        for r in all { replaced.note(r) }
+        let kept = all.filter { replaced.keep($0) }
         #expect(kept.filter { if case .end = $0 { return true }; return false }.count == 1)
         #expect(kept.contains { if case let .event(e) = $0 { return e.kind == .weight }; return false }, "events stay")
     }
