@@ -45,17 +45,25 @@ import Testing
         }
     }
 
+    /// Three commands, and the step before which each line arrives.
+    static let threeLines = [(15, line("w1", .setWeight(WeightTarget(axis: .depth, band: 0), 2))),
+                             (22, line("w2", .setWeight(WeightTarget(axis: .depth, band: 1), 1.5))),
+                             (25, line("lr1", .scaleLearningRate(0.5)))]
+
+    /// The uninterrupted run in `dir`: the lines arrive before steps 15, 22 and 25 (applied at 16,
+    /// 23 and 26), a checkpoint every 10 steps.
+    static func uninterrupted(steps: Int, dir: String) throws -> [Record] {
+        try train(tinyConfig(steps: steps, checkpointEvery: 10), dir: dir) { step in
+            for (at, text) in threeLines where at == step { append(text, dir: dir) }
+        }
+    }
+
     @Test func commandsAreAppliedOnceAlsoAcrossACrashAndAResume() throws {
         let config = tinyConfig(steps: 40, checkpointEvery: 10)
-        let lines = [(15, Self.line("w1", .setWeight(WeightTarget(axis: .depth, band: 0), 2))),
-                     (22, Self.line("w2", .setWeight(WeightTarget(axis: .depth, band: 1), 1.5))),
-                     (25, Self.line("lr1", .scaleLearningRate(0.5)))]
-        // The uninterrupted run: the lines arrive before steps 15, 22 and 25 (applied at 16, 23 and 26).
+        let lines = Self.threeLines
         let whole = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: whole) }
-        let uninterrupted = try Self.train(config, dir: whole) { step in
-            for (at, text) in lines where at == step { Self.append(text, dir: whole) }
-        }
+        let uninterrupted = try Self.uninterrupted(steps: 40, dir: whole)
         let answered = Self.answers(uninterrupted)
         #expect(answered.map(\.id) == ["w1", "w2", "lr1"] && answered.map(\.step) == [16, 23, 26])
         #expect(answered.map(\.kind) == [.weight, .weight, .lr])
@@ -93,14 +101,10 @@ import Testing
         // As above, but the commands file was cut to its first line before the resume: w2 and lr1
         // were applied after the checkpoint and are no longer there, so the resume warns of each.
         let config = tinyConfig(steps: 30, checkpointEvery: 10)
-        let lines = [(15, Self.line("w1", .setWeight(WeightTarget(axis: .depth, band: 0), 2))),
-                     (22, Self.line("w2", .setWeight(WeightTarget(axis: .depth, band: 1), 1.5))),
-                     (25, Self.line("lr1", .scaleLearningRate(0.5)))]
+        let lines = Self.threeLines
         let whole = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: whole) }
-        let uninterrupted = try Self.train(config, dir: whole) { step in
-            for (at, text) in lines where at == step { Self.append(text, dir: whole) }
-        }
+        let uninterrupted = try Self.uninterrupted(steps: 30, dir: whole)
         var history = ChannelHistory()
         for r in uninterrupted { history.add(r) }
         let cut = temporaryDirectory()
