@@ -200,7 +200,10 @@ struct ExportTests {
         #expect(parser.parse(), "not well-formed XML: \(parser.parserError as Any)")
         #expect(text.components(separatedBy: "<polyline").count - 1 == 3)   // train + 2 domains
         #expect(text.contains(">val sonnets</text>") && text.contains(">train</text>") && text.contains(">weight change</text>"))
-        #expect(text.contains("stroke-dasharray=\"4 3\"><title>step 30: context 1.50</title>"))
+        #expect(text.contains("stroke-dasharray=\"4 3\"><title>step 30: context/long 1.50</title>"), "the band is named")
+        let mode = EventRecord(step: 5, t: 1, kind: .mode, axis: .depth, oldValue: 0, newValue: 1, source: .key, message: "")
+        #expect(SVGExporter.Curves.markLabel(mode, header: Fixtures.header()) == "depth adaptive")
+        #expect(SVGLineChart.label(-1e-17) == "0" && SVGLineChart.label(0.25) == "0.25", "no '-0' tick")
         #expect(Ticks.values(0, 100) == [0, 20, 40, 60, 80, 100])
         #expect(Ticks.values(1.3, 2.9) == [1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8])
         #expect(Ticks.values(1.3, 2.9, count: 3) == [1.5, 2.0, 2.5])

@@ -16,7 +16,7 @@ public enum SVGExporter {
         first.stepDetail = .scalars   // the first pass needs the records' order and steps only
         try first.forEachRecord { replaced.note($0) }
         let reader = try RunFileReader(path: run)
-        var curves = Curves()
+        var curves = Curves(header: reader.header)
         try reader.forEachRecord { if replaced.keep($0) { curves.add($0) } }
         let svg = render(curves, header: reader.header)
         let handle = try OutputFile.create(output, force: force)
@@ -34,7 +34,22 @@ public enum SVGExporter {
         public private(set) var validation: [(name: String, points: [(x: Double, y: Double)])] = []
         public private(set) var marks: [(step: Int, label: String)] = []
 
-        public init() {}
+        /// The run's header, for the bands' names in the marks.
+        public var header: RunHeader?
+
+        public init(header: RunHeader? = nil) { self.header = header }
+
+        /// A change's mark: "context/long 1.50", "depth adaptive", "context/long target 0.30".
+        static func markLabel(_ e: EventRecord, header: RunHeader?) -> String {
+            var label = e.axis?.rawValue ?? e.kind.rawValue
+            if let axis = e.axis, let band = e.band { label += "/" + bandName(header, axis, band) }
+            switch e.kind {
+            case .mode: label += (e.newValue ?? 0) > 0 ? " adaptive" : " manual"
+            case .target: label += e.newValue.map { " target " + Format.fixed($0, 2) } ?? ""
+            default: label += e.newValue.map { " " + Format.weight($0) } ?? ""
+            }
+            return label
+        }
 
         public mutating func add(_ r: Record) {
             switch r {
@@ -54,10 +69,8 @@ public enum SVGExporter {
                     }
                 }
             case let .event(e):
-                guard [.weight, .mode, .target].contains(e.kind) else { return }
-                var label = e.axis?.rawValue ?? e.kind.rawValue
-                if let v = e.newValue { label += " " + Format.weight(v) }
-                if marks.count < 500 { marks.append((e.step, label)) }
+                guard [.weight, .mode, .target].contains(e.kind), marks.count < 500 else { return }
+                marks.append((e.step, Self.markLabel(e, header: header)))
             default:
                 break
             }

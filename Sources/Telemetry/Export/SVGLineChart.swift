@@ -64,7 +64,8 @@ public struct SVGLineChart {
     /// A tick label: whole numbers compact ("20k"), others in at most six decimals.
     static func label(_ v: Double) -> String {
         if v == v.rounded() && abs(v) >= 1 { return Format.compact(v) }
-        return String(format: "%g", (v * 1e6).rounded() / 1e6)
+        let r = (v * 1e6).rounded() / 1e6
+        return String(format: "%g", r == 0 ? 0 : r)   // a tick at −1e-17 is "0", not "-0"
     }
 
     /// The chart as an SVG document.
