@@ -104,7 +104,7 @@ struct GuardEvalCommand: ParsableCommand {
                 if replay.warnings.count > 20 { print("  … \(replay.warnings.count - 20) more warnings") }
             }
         }
-        var total = "\(files.count) runs: \(flagged) with a detection"
+        var total = "\(files.count) run\(files.count == 1 ? "" : "s"): \(flagged) with a detection"
         if from != nil {
             total += "; \(caught) caught at or after step \(from!)"
             if !latencies.isEmpty { total += ", latency \(latencies.min()!)–\(latencies.max()!) steps" }

@@ -64,6 +64,9 @@ struct ReplayCommand: ParsableCommand {
 
     /// --summary-only: read, fold, print the summary (the run-file benchmark times this).
     func summarise() throws {
+        // The references are checked as without --summary-only (too many, or unreadable, is an
+        // error), though the summary draws none.
+        _ = try DashboardLauncher.loadReferences(display.compare)
         let summary = try RunSummary.read(path: runPath, follow: follow ? .init(onQuiet: ReplayCommand.quiet) : nil,
                                           onIssue: ReplayCommand.notice)
         for line in summary.lines() { print(line) }

@@ -65,6 +65,8 @@ import Testing
         #expect(badRef.status != 0)
         #expect(badRef.output.contains("--compare: \(run)/ckpt-000030.gfck:1: not a gradflow run file"), "\(badRef.output)")
         #expect(ChildProcess.run(binary.path, ["replay", run, "--no-tui", "--summary-only", "--compare", run]).status == 0)
+        let badSummaryRef = ChildProcess.run(binary.path, ["replay", run, "--summary-only", "--compare", run + "/ckpt-000030.gfck"])
+        #expect(badSummaryRef.status != 0 && badSummaryRef.output.contains("not a gradflow run file"), "checked with --summary-only too")
         let four = ChildProcess.run(binary.path, ["replay", run, "--no-tui"] + Array(repeating: ["--compare", run], count: 4).flatMap { $0 })
         #expect(four.status != 0 && four.output.contains("at most 3 reference runs"), "\(four.output)")
     }
