@@ -15,7 +15,7 @@ struct EvalCommand: ParsableCommand {
         DIR/DATA/ARM/seed-N as an ordinary run directory (replay it with `gradflow replay DIR/DATA/ARM/seed-N`);
         runs that already completed are skipped, so an interrupted study continues where it stopped.
         The report goes to DIR/report.md, DIR/runs.csv, DIR/comparisons.csv and DIR/*.svg.
-          gradflow eval --quick --out /tmp/quick          # the CI-sized study (< 1 min in release)
+          gradflow eval --quick --out /tmp/quick   # the CI-sized study (< 1 min)
           gradflow eval studies/reduced.study --out eval/reduced
         """
     )

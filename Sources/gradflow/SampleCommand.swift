@@ -19,7 +19,7 @@ struct SampleCommand: ParsableCommand {
 
         Examples:
           gradflow sample runs/s-baseline
-          gradflow sample runs/s-baseline/ckpt-002000.gfck --prompt 'ROMEO:' --bytes 400 --seed 7
+          gradflow sample runs/s/ckpt-002000.gfck --prompt 'ROMEO:' --seed 7
           gradflow sample runs/s-baseline --temperature 0 --bytes 80      # greedy
         """
     )
