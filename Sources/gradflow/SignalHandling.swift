@@ -9,9 +9,9 @@ import Telemetry
 /// exits), so a SIGHUP never forces the exit. A process started under `nohup` inherits SIGHUP
 /// ignored and keeps it so: that run goes on.
 ///
-/// One instance is in force at a time (`SignalRoute`); `cancel()` gives the signals back their
-/// default action, and a later instance in the same process (replay's key f starts a live run)
-/// takes them again.
+/// One instance is in force at a time (`SignalRoute`); `cancel()` gives the signals back the
+/// handlers found before, and a later instance in the same process (replay's key f starts a live
+/// run) takes them again.
 final class SignalHandling: Sendable {
     private let token: Int
     private let counter: Counter
@@ -49,7 +49,7 @@ final class SignalHandling: Sendable {
         _exit(130)
     }
 
-    /// Gives the signals back their default action (SIGHUP stays ignored under nohup).
+    /// Gives the signals back the handlers found before (a signal ignored at start stays ignored).
     func cancel() {
         SignalRoute.release(token)
     }
