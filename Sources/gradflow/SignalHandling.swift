@@ -72,10 +72,10 @@ final class SignalHandling: Sendable {
 
 /// The process's one route for SIGINT, SIGTERM and SIGHUP: a `sigaction` handler writes the
 /// signal's number to a pipe (about all a handler may safely do), and a thread of its own reads it
-/// and calls the callback in force. `sigaction`, not `DispatchSource.makeSignalSource`: after a
-/// cancelled signal source, a second one for the same signal in the same process was never
-/// called (libdispatch keeps its kernel-side state), so a run forked from a replay ignored
-/// Ctrl-C, SIGTERM and SIGHUP.
+/// and calls the callback in force. `sigaction`, not `DispatchSource.makeSignalSource` after
+/// `signal(SIG_IGN)`: done a second time in one process (replay's key f starting a live run),
+/// that left the signals ignored (the process's SigIgn mask showed SIGINT, SIGTERM and SIGHUP),
+/// so the forked run could be stopped only by `kill -9`.
 ///
 /// A signal ignored when the route first meets it stays ignored (SIGHUP under `nohup`, SIGINT in
 /// a shell's background job), as Unix programs do. `release` puts back the handlers found at
