@@ -50,7 +50,7 @@ struct ExportCommand: ParsableCommand {
             // one cannot be written.
             if let csv { try OutputFile.check(csv, force: force) }
             if let svg { try OutputFile.check(svg, force: force) }
-            if let csv, let svg, csv != OutputFile.standardOutput, TrainCommand.resolvedPath(csv) == TrainCommand.resolvedPath(svg) {
+            if let csv, let svg, csv != OutputFile.standardOutput, RunFileLocation.canonical(csv) == RunFileLocation.canonical(svg) {
                 throw CLIError("--csv and --svg name the same file (\(svg)); give each its own")
             }
             if let tensorboard {

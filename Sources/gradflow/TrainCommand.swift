@@ -90,7 +90,7 @@ struct TrainCommand: ParsableCommand {
                 try Self.refuseCheckpointSettings(recipe, flag: "--resume", checkpoint: ckpt)
                 let folder = ((ckpt.path ?? resume) as NSString).deletingLastPathComponent
                 let runDirectory = folder.isEmpty ? "." : folder
-                if let out, Self.resolvedPath(out) != Self.resolvedPath(runDirectory) {
+                if let out, RunFileLocation.canonical(out) != RunFileLocation.canonical(runDirectory) {
                     throw ValidationError("--out \(out): --resume continues the run in its checkpoint's folder (\(runDirectory)); drop --out, or use --fork \(runDirectory) --out \(out) to continue it as a new run")
                 }
                 // The run's own training data unless --data says otherwise, as for --fork (a resume
@@ -121,12 +121,6 @@ struct TrainCommand: ParsableCommand {
         guard !differing.isEmpty else { return }
         throw ValidationError("\(flag) takes the model, schedule, seeds, threads and evaluation settings from the checkpoint; "
                               + "drop \(differing.joined(separator: ", "))")
-    }
-
-    /// `path` absolute, with `.`, `..` and symbolic links resolved, so that two spellings of one
-    /// folder compare equal.
-    static func resolvedPath(_ path: String) -> String {
-        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
 
     /// --out, or runs/DATE-TIME; refused when it already holds a run.

@@ -9,6 +9,19 @@ private func steps(_ n: Int, dt: Double) -> [Record] {
     }
 }
 
+/// Plays `dir` at `speed` to its end and returns the seconds it took; expects `count` records.
+private func timedReplay(_ dir: String, speed: Double, maxGap: Double = 2, count: Int,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws -> Double {
+    let bus = RecordBus()
+    let sub = bus.subscribe(name: "t")
+    let replayer = try Replayer(path: dir, bus: bus, speed: speed, maxGap: maxGap)
+    defer { replayer.stop() }
+    let t0 = Date()
+    replayer.start()
+    #expect(collect(sub, timeout: 60).count == count, sourceLocation: sourceLocation)
+    return Date().timeIntervalSince(t0)
+}
+
 private func collect(_ sub: BusSubscription, timeout: Double = 60) -> [Record] {
     var out: [Record] = []
     let deadline = Date(timeIntervalSinceNow: timeout)
@@ -59,45 +72,24 @@ struct ReplayerTests {
         // upper bounds are backstops, and ×10 need only beat ×1 as measured here.
         var tookAtSpeed1 = Double.infinity
         for (speed, lo) in [(1.0, 0.9), (10.0, 0.08)] {
-            let bus = RecordBus()
-            let sub = bus.subscribe(name: "t")
-            let replayer = try Replayer(path: dir, bus: bus, speed: speed)
-            let t0 = Date()
-            replayer.start()
-            #expect(collect(sub, timeout: 60).count == 11)
-            let took = Date().timeIntervalSince(t0)
+            let took = try timedReplay(dir, speed: speed, count: 11)
             let hi = speed == 1 ? 30 : tookAtSpeed1
             #expect(took >= lo && took < hi, "speed \(speed) took \(took) s")
             if speed == 1 { tookAtSpeed1 = took }
-            replayer.stop()
         }
         let gapDir = Fixtures.tempDirectory()
         defer { Fixtures.cleanup(gapDir) }
         _ = try Fixtures.writeRun(in: gapDir, records: steps(3, dt: 1000))
-        let bus = RecordBus()
-        let sub = bus.subscribe(name: "t")
-        let replayer = try Replayer(path: gapDir, bus: bus, speed: 1, maxGap: 0.05)
-        let t0 = Date()
-        replayer.start()
-        #expect(collect(sub, timeout: 60).count == 3)
         // Two cut gaps take about 0.1 s; 10 s is a busy machine's backstop that a cut to even 5 s
         // per gap would miss.
-        let took = Date().timeIntervalSince(t0)
+        let took = try timedReplay(gapDir, speed: 1, maxGap: 0.05, count: 3)
         #expect(took < 10, "gaps of 1,000 s are cut to 0.05 s, but the replay took \(took) s")
-        replayer.stop()
 
         // Only gaps are cut: a recording longer than maxGap whose records are close together
         // still plays at its pace (the cut measured from the start once let every record after
         // maxGap seconds through at once).
-        let paced = RecordBus()
-        let pacedSub = paced.subscribe(name: "t")
-        let steady = try Replayer(path: dir, bus: paced, speed: 1, maxGap: 0.3)
-        let t1 = Date()
-        steady.start()
-        #expect(collect(pacedSub, timeout: 60).count == 11)
-        let steadyTook = Date().timeIntervalSince(t1)
+        let steadyTook = try timedReplay(dir, speed: 1, maxGap: 0.3, count: 11)
         #expect(steadyTook >= 0.9, "1 s of records 0.1 s apart took \(steadyTook) s with maxGap 0.3")
-        steady.stop()
     }
 
     @Test("pause holds, step-once publishes one record, seek forward skips ahead at once")

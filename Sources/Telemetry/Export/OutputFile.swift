@@ -59,7 +59,7 @@ extension OutputFile {
     static func runArtifact(_ path: String) -> String? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         // What the path names in the end: a link named loss.svg may point at a checkpoint.
-        let name = (URL(fileURLWithPath: path).resolvingSymlinksInPath().path as NSString).lastPathComponent
+        let name = (RunFileLocation.canonical(path) as NSString).lastPathComponent
         if name.hasSuffix(".gfck") { return "a checkpoint" }
         if name == "commands.jsonl" { return "a run's command channel" }
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }

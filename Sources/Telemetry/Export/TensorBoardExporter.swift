@@ -24,7 +24,11 @@ public enum TensorBoardExporter {
 
     /// The event file an export of `run` into `directory` writes.
     public static func outputPath(run: String, directory: String) throws -> String {
-        (directory as NSString).appendingPathComponent(fileName(for: try RunFileReader(path: run).header))
+        outputPath(header: try RunFileReader(path: run).header, directory: directory)
+    }
+
+    static func outputPath(header: RunHeader, directory: String) -> String {
+        (directory as NSString).appendingPathComponent(fileName(for: header))
     }
 
     /// Exports `run` into directory `directory` (created if needed). Returns the event file's path.
@@ -36,7 +40,7 @@ public enum TensorBoardExporter {
         } catch {
             throw RunFileError(.io, path: directory, "cannot create the output directory: \(error.localizedDescription)")
         }
-        let path = (directory as NSString).appendingPathComponent(fileName(for: header))
+        let path = outputPath(header: header, directory: directory)
         let handle = try OutputFile.create(path, force: force)
         defer { try? handle.close() }
         var out = ChunkedWriter(handle)

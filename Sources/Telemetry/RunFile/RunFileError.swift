@@ -56,6 +56,12 @@ public struct RunFileError: Error, Equatable, CustomStringConvertible {
 public enum RunFileLocation {
     public static let fileName = "run.jsonl"
 
+    /// `path` absolute, with `.`, `..` and symbolic links resolved, so that two spellings of one
+    /// file or folder compare equal (and a link is known by what it names).
+    public static func canonical(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+
     /// Seconds since the file at `path` was last written (its modification time), or nil when it
     /// cannot be told: how `gradflow runs` and `gradflow attach` tell a live writer from a dead one.
     public static func secondsSinceModified(_ path: String, now: Date = Date()) -> Double? {
