@@ -125,6 +125,20 @@ struct ExportTests {
         #expect(kept.contains { if case let .event(e) = $0 { return e.kind == .weight }; return false }, "events stay")
     }
 
+    @Test("ResumeRule: a resume at S replaces step records from index S, evaluations and checkpoints after S, an end record")
+    func resumeRuleBoundaries() {
+        var rng = TestRNG(seed: 3)
+        let s = 20
+        #expect(ResumeRule.replaces(.step(Fixtures.step(s, rng: &rng)), resumedAt: s))
+        #expect(!ResumeRule.replaces(.step(Fixtures.step(s - 1, rng: &rng)), resumedAt: s))
+        func eval(_ step: Int) -> Record { .eval(EvalRecord(step: step, t: 0, domains: [])) }
+        func checkpoint(_ step: Int) -> Record { .checkpoint(CheckpointRecord(step: step, t: 0, path: "c", bytes: 1, milliseconds: 1)) }
+        #expect(!ResumeRule.replaces(eval(s), resumedAt: s) && ResumeRule.replaces(eval(s + 1), resumedAt: s))
+        #expect(!ResumeRule.replaces(checkpoint(s), resumedAt: s) && ResumeRule.replaces(checkpoint(s + 1), resumedAt: s))
+        #expect(ResumeRule.replaces(.end(EndRecord(step: 5, t: 0, reason: .completed, finalLoss: nil, bestValidationLoss: nil)), resumedAt: s))
+        #expect(!ResumeRule.replaces(.event(EventRecord(step: s + 5, t: 0, kind: .weight, source: .key)), resumedAt: s))
+    }
+
     @Test("TFRecord framing: CRC32C and masking as TensorFlow defines them")
     func crc() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)

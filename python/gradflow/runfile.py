@@ -507,7 +507,7 @@ class RunFileState:
         self.answers = {}
         #: Lines of commands.jsonl answered without an id (``refused`` events naming the line).
         self.answered_lines = set()
-        #: (step, path) of the last checkpoint record, or None.
+        #: (step, path) of the last checkpoint record that counts, or None.
         self.last_checkpoint = None
         #: The first domain's best validation loss and the last training loss, or None.
         self.best_val_loss = None
@@ -532,6 +532,8 @@ def read_state(path):
             raise RunFileError("%s:1: not a gradflow run file" % path)
         state.header = h
         evals = []  # (step, first domain's loss)
+        checkpoints = []  # (step, path)
+        final_index = None  # the step index of final_loss
         for raw in f:
             if b'"t"' not in raw:
                 continue
@@ -547,22 +549,22 @@ def read_state(path):
             if isinstance(step, int):
                 state.last_step = max(state.last_step, step + 1 if kind == "step" else step)
             if kind == "step" and isinstance(r.get("loss"), (int, float)):
-                state.final_loss = float(r["loss"])
+                state.final_loss, final_index = float(r["loss"]), step
             elif kind == "eval":
                 ds = r.get("domains") or []
                 if ds and isinstance(ds[0], dict) and isinstance(ds[0].get("loss"), (int, float)):
                     evals.append((step if isinstance(step, int) else 0, float(ds[0]["loss"])))
             elif kind == "checkpoint":
-                state.last_checkpoint = (step, r.get("path"))
+                checkpoints.append((step, r.get("path")))
             elif kind == "event" and r.get("kind") == "resume-run" and isinstance(step, int):
                 # A session resumed from the checkpoint at `step` did the later steps again: what
-                # an earlier session recorded after it (steps, evaluations, checkpoints) no longer
-                # counts (docs/FORMAT.md).
-                evals = [e for e in evals if e[0] <= step]
+                # an earlier session recorded for them no longer counts (`replaced_by_resume`).
+                evals = [e for e in evals if not replaced_by_resume("eval", e[0], step)]
+                checkpoints = [c for c in checkpoints
+                               if not (isinstance(c[0], int) and replaced_by_resume("checkpoint", c[0], step))]
+                if isinstance(final_index, int) and replaced_by_resume("step", final_index, step):
+                    state.final_loss = final_index = None
                 state.last_step = step
-                if state.last_checkpoint is not None and isinstance(state.last_checkpoint[0], int) \
-                        and state.last_checkpoint[0] > step:
-                    state.last_checkpoint = None
             elif kind == "event" and r.get("source") == "attach":
                 cid = r.get("command_id")
                 if isinstance(cid, str):
@@ -574,7 +576,20 @@ def read_state(path):
                         state.answered_lines.add(line)
     if evals:
         state.best_val_loss = min(v for _, v in evals)
+    state.last_checkpoint = checkpoints[-1] if checkpoints else None
     return state
+
+
+def replaced_by_resume(kind, step, resumed_at):
+    """Whether a ``kind`` record ("step", "eval", "checkpoint", "end") of ``step``, written before a
+    ``resume-run`` event at ``resumed_at``, is replaced by the resumed session: step records from
+    index ``resumed_at``, evaluations and checkpoints after it, an earlier end record (docs/FORMAT.md,
+    "A resumed session replaces the steps after its checkpoint"; the Swift readers' ``ResumeRule``)."""
+    if kind == "step":
+        return step >= resumed_at
+    if kind in ("eval", "checkpoint"):
+        return step > resumed_at
+    return kind == "end"
 
 
 def _named_line(message):

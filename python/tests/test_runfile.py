@@ -337,15 +337,26 @@ def test_resume_after_torn_line(tmp_path):
     assert json.loads(lines[-2])["kind"] == "resume-run"
 
 
+def test_replaced_by_resume_follows_the_format_rule():
+    assert runfile.replaced_by_resume("step", 20, 20) and not runfile.replaced_by_resume("step", 19, 20)
+    assert runfile.replaced_by_resume("eval", 21, 20) and not runfile.replaced_by_resume("eval", 20, 20)
+    assert runfile.replaced_by_resume("checkpoint", 21, 20) and not runfile.replaced_by_resume("checkpoint", 20, 20)
+    assert runfile.replaced_by_resume("end", 0, 20)
+
+
 def test_read_state_forgets_the_evaluations_a_resumed_session_redoes(tmp_path):
     path = str(tmp_path / "run.jsonl")
     w = runfile.RunFileWriter.create(path, _header())
     w.write(runfile.eval_record(step=10, t=1, domains=[("val:x", 2.0)]))
+    w.write(runfile.checkpoint_record(step=20, t=2, path="ckpt-000020.pt", bytes=1, ms=1))  # the one resumed from
+    w.write(runfile.step_record(step=25, t=2.5, loss=1.25, lr=1e-3, grad_norm=1.0, clip_scale=1.0, tokens_per_s=1.0,
+                                step_ms=1.0))
     w.write(runfile.eval_record(step=30, t=3, domains=[("val:x", 1.5)]))  # lost with the steps after 20
     w.write(runfile.checkpoint_record(step=30, t=3.5, path="ckpt-000030.pt", bytes=1, ms=1))  # so is its checkpoint
     w.write(runfile.event_record(step=20, t=4, kind="resume-run", source="trainer", message="resumed from step 20"))
     state = runfile.read_state(path)
-    assert state.last_step == 20 and state.last_checkpoint is None  # the steps after 20 no longer count
+    assert state.last_step == 20  # the steps after 20 no longer count
+    assert state.last_checkpoint == (20, "ckpt-000020.pt") and state.final_loss is None
     w.write(runfile.eval_record(step=30, t=6, domains=[("val:x", 1.8)]))
     w.close()
     assert runfile.read_state(path).best_val_loss == 1.8

@@ -189,21 +189,23 @@ extension RunData {
     }
 
     /// A session resumed from the checkpoint at `step`: the steps from there on are done again,
-    /// so the histories forget what an earlier session recorded for them (step records from index
-    /// `step`, evaluations after it); the events stay, as the log of what happened.
+    /// so the histories forget what an earlier session recorded for them (`ResumeRule`); the
+    /// events stay, as the log of what happened.
     mutating func forgetSteps(from step: Int) {
-        for series in [\RunData.trainLoss, \RunData.tokensPerSecond, \RunData.twinLoss] { self[keyPath: series].drop(from: step) }
-        for i in shares.indices { shares[i].drop(from: step) }
-        for i in weights.indices { weights[i].drop(from: step) }
-        for i in flip.indices { flip[i].drop(from: step) }
-        for i in cosine.indices { cosine[i].drop(from: step) }
-        for i in longMass.indices { longMass[i].drop(from: step) }
-        for i in validation.indices { validation[i].drop(from: step + 1) }
-        samples.removeAll { $0.step > step }
-        markers.removeAll { $0.step > step }
-        appliedWeights = appliedWeights.filter { $0.value.step <= step }
-        if let e = lastEval, e.step > step { lastEval = nil }
-        if let best = bestValidation, best.step > step {
+        let firstStep = ResumeRule.firstReplacedStepIndex(resumedAt: step)
+        let firstCompleted = ResumeRule.firstReplacedCompletedStep(resumedAt: step)
+        for series in [\RunData.trainLoss, \RunData.tokensPerSecond, \RunData.twinLoss] { self[keyPath: series].drop(from: firstStep) }
+        for i in shares.indices { shares[i].drop(from: firstStep) }
+        for i in weights.indices { weights[i].drop(from: firstStep) }
+        for i in flip.indices { flip[i].drop(from: firstStep) }
+        for i in cosine.indices { cosine[i].drop(from: firstStep) }
+        for i in longMass.indices { longMass[i].drop(from: firstStep) }
+        for i in validation.indices { validation[i].drop(from: firstCompleted) }
+        samples.removeAll { $0.step >= firstCompleted }
+        markers.removeAll { $0.step >= firstCompleted }
+        appliedWeights = appliedWeights.filter { $0.value.step < firstCompleted }
+        if let e = lastEval, e.step >= firstCompleted { lastEval = nil }
+        if let best = bestValidation, best.step >= firstCompleted {
             // The best of the evaluations kept (each in a bucket of its own at the dashboard's pace).
             bestValidation = validation.first?.buckets.min { $0.min < $1.min }.map { ($0.min, $0.lastX) }
         }

@@ -77,14 +77,16 @@ public struct RunSummary {
         case let .event(e):
             if e.kind == .resume_run {
                 // A session resumed from the checkpoint at e.step does the later steps again: what
-                // an earlier session recorded after it no longer counts.
+                // an earlier session recorded after it no longer counts (`ResumeRule`).
+                let firstStep = ResumeRule.firstReplacedStepIndex(resumedAt: e.step)
+                let firstCompleted = ResumeRule.firstReplacedCompletedStep(resumedAt: e.step)
                 stepsDone = min(stepsDone, e.step)
-                while let last = steps.last, last.index >= e.step { steps.removeLast() }
-                checkpointSteps.removeAll { $0 > e.step }
+                while let last = steps.last, last.index >= firstStep { steps.removeLast() }
+                checkpointSteps.removeAll { $0 >= firstCompleted }
                 end = nil
-                firstDomainLosses.removeAll { $0.step > e.step }
-                if let last = lastEval, last.step > e.step { lastEval = nil }
-                if let best = bestValidation, best.step > e.step { bestValidation = firstDomainLosses.min { $0.loss < $1.loss } }
+                firstDomainLosses.removeAll { $0.step >= firstCompleted }
+                if let last = lastEval, last.step >= firstCompleted { lastEval = nil }
+                if let best = bestValidation, best.step >= firstCompleted { bestValidation = firstDomainLosses.min { $0.loss < $1.loss } }
             }
             eventCount += 1
             if events.count < RunSummary.maxListedEvents { events.append(e) }

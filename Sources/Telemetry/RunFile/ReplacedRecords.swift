@@ -1,9 +1,7 @@
 import RunFormat
 
-/// Which records of a run file a later resumed session replaced (docs/FORMAT.md, "A resumed
-/// session replaces the steps after its checkpoint"): for each `resume-run` event at step S, the
-/// records before it of step indices from S on, the evaluations and checkpoints after S, and an
-/// earlier `end` record. Events stay, as the log of what happened.
+/// Which records of a run file a later resumed session replaced (`ResumeRule`, docs/FORMAT.md): a
+/// record is replaced when a `resume-run` event after it, or the lowest of those, says so.
 ///
 /// A file is read twice: the first pass `note`s every record (the exporters' column scan is that
 /// pass), the second asks `keep` for each record in the same order, so that a streaming export
@@ -34,12 +32,6 @@ public struct ReplacedRecords {
         defer { ordinal += 1 }
         while next < resumes.count && resumes[next].ordinal <= ordinal { next += 1 }
         guard next < resumes.count, let bound = lowestFrom?[next] else { return true }
-        switch record {
-        case let .step(s): return s.step < bound
-        case let .eval(e): return e.step <= bound
-        case let .checkpoint(c): return c.step <= bound
-        case .end: return false
-        case .event, .system: return true
-        }
+        return !ResumeRule.replaces(record, resumedAt: bound)
     }
 }
