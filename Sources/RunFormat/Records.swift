@@ -270,6 +270,15 @@ public struct DomainEval: Sendable, Equatable {
         self.name = name
         self.loss = loss
     }
+
+    /// How the trainer names the training data's own held-out split ("val:shakespeare"); the
+    /// other domains go by their files' names.
+    public static let heldOutPrefix = "val:"
+
+    /// `name` with the held-out prefix, whether or not the writer already put it there.
+    public static func prefixed(_ name: String) -> String {
+        name.hasPrefix(heldOutPrefix) ? name : heldOutPrefix + name
+    }
 }
 
 /// Validation results at an eval interval (docs/ARCHITECTURE.md §7.5).

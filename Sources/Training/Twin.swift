@@ -176,7 +176,7 @@ extension Trainer {
 
     /// The validation domains as `evaluate()` names them: the training data's held-out split first.
     var validationSets: [(name: String, data: ByteDataset)] {
-        [("val:" + train.name, train)] + heldOutDomains.map { ($0.name, $0) }
+        [(DomainEval.heldOutPrefix + train.name, train)] + heldOutDomains.map { ($0.name, $0) }
     }
 }
 

@@ -125,6 +125,15 @@ struct ExportTests {
         #expect(kept.contains { if case let .event(e) = $0 { return e.kind == .weight }; return false }, "events stay")
     }
 
+    @Test("Validation columns drop the held-out prefix unless another domain has the bare name")
+    func validationColumnNames() {
+        var layout = ColumnLayout()
+        layout.domains = ["val:shakespeare", "sonnets"]
+        #expect(layout.evalNames == ["val.shakespeare.loss", "val.shakespeare.bpb", "val.sonnets.loss", "val.sonnets.bpb"])
+        layout.domains = ["val:sonnets", "sonnets"]
+        #expect(layout.evalNames.prefix(3) == ["val.val:sonnets.loss", "val.val:sonnets.bpb", "val.sonnets.loss"])
+    }
+
     @Test("ResumeRule: a resume at S replaces step records from index S, evaluations and checkpoints after S, an end record")
     func resumeRuleBoundaries() {
         var rng = TestRNG(seed: 3)

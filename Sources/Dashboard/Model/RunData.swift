@@ -172,9 +172,7 @@ public struct RunData: Sendable, Equatable {
     }
 
     /// "val:NAME" for a domain, whether or not the trainer already put the prefix on its name.
-    public static func validationLabel(_ name: String) -> String {
-        name.hasPrefix("val:") ? name : "val:" + name
-    }
+    public static func validationLabel(_ name: String) -> String { DomainEval.prefixed(name) }
 
     /// The first validation domain's latest loss.
     public var latestValidation: Double? { validation.first?.last }

@@ -85,7 +85,16 @@ public struct ColumnLayout: Sendable, Equatable {
 
     /// Eval columns, in order.
     public var evalNames: [String] {
-        domains.flatMap { ["val.\($0).loss", "val.\($0).bpb"] } + gainWindows.map { "context_gain.\($0)" }
+        domains.flatMap { ["val.\(columnName(ofDomain: $0)).loss", "val.\(columnName(ofDomain: $0)).bpb"] }
+            + gainWindows.map { "context_gain.\($0)" }
+    }
+
+    /// A domain's part of its columns' names: without the held-out prefix (`val.shakespeare.loss`,
+    /// not `val.val:shakespeare.loss`), unless another domain has that name.
+    func columnName(ofDomain name: String) -> String {
+        guard name.hasPrefix(DomainEval.heldOutPrefix) else { return name }
+        let bare = String(name.dropFirst(DomainEval.heldOutPrefix.count))
+        return domains.contains(bare) ? name : bare
     }
 
     public var names: [String] { stepNames + evalNames }
