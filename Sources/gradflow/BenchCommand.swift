@@ -81,7 +81,7 @@ struct BenchSteps: ParsableCommand {
     var json = false
 
     func run() throws {
-        if dashboard { return BenchDashboard.run(frames: max(steps, 5), json: json) }
+        if dashboard { return BenchDashboard.run(frames: max(steps, BenchDashboard.minimumFrames), json: json) }
         if runFile { return try BenchRunFile.run(runFileOptions, rounds: rounds, json: json) }
         var base = RunRecipe()
         model.fill(&base)

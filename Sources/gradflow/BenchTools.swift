@@ -73,13 +73,20 @@ struct BenchDashboard: ParsableCommand {
         abstract: "Time the dashboard: one frame at 200×60 with 1,000,000 steps of history."
     )
 
-    @Option(help: "Frames timed (at least 5).")
+    @Option(help: "Frames timed (at least \(BenchDashboard.minimumFrames)).")
     var frames: Int = 20
 
     @Flag(help: "Print one JSON object instead of lines.")
     var json = false
 
-    func run() { Self.run(frames: max(frames, 5), json: json) }
+    /// Fewer frames than this give no steady median.
+    static let minimumFrames = 5
+
+    func validate() throws {
+        guard frames >= Self.minimumFrames else { throw ValidationError("--frames must be at least \(Self.minimumFrames) (got \(frames))") }
+    }
+
+    func run() { Self.run(frames: frames, json: json) }
 
     static func run(frames: Int, json: Bool) {
         let history = 1_000_000

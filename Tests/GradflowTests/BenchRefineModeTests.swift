@@ -21,3 +21,11 @@ import Testing
         }
     }
 }
+
+/// `gradflow bench dashboard --frames N` refuses too few frames instead of timing more than asked.
+@Suite struct BenchDashboardFlagTests {
+    @Test func tooFewFramesAreRefused() throws {
+        #expect(throws: (any Error).self) { try BenchDashboard.parse(["--frames", "4"]) }
+        #expect(try BenchDashboard.parse(["--frames", "5"]).frames == 5)
+    }
+}
