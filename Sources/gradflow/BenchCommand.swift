@@ -225,7 +225,9 @@ struct BenchSteps: ParsableCommand {
             let total = timer.seconds.reduce(0, +)
             print("  phase breakdown (ms per step, share of the profiled time):")
             for (name, s) in zip(timer.names, timer.seconds).sorted(by: { $0.1 > $1.1 }) {
-                print(String(format: "    %-18@ %8.2f  %5.1f %%", name as NSString, s * 1000 / Double(steps * rounds), 100 * s / total))
+                // `%-18@` does not pad on Linux's Foundation: the name is padded here.
+                let label = name.count < 18 ? name + String(repeating: " ", count: 18 - name.count) : name
+                print("    " + label + String(format: " %8.2f  %5.1f %%", s * 1000 / Double(steps * rounds), 100 * s / total))
             }
         }
     }
