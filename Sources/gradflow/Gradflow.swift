@@ -24,7 +24,8 @@ struct Gradflow: ParsableCommand {
     /// 64, but pointing to that command's help instead of printing the root's usage line.
     static func main() {
         var command: ParsableCommand
-        do { command = try parseAsRoot() } catch { exit(withError: error) }
+        let words = joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))
+        do { command = try parseAsRoot(words) } catch { exit(withError: error) }
         do {
             try command.run()
         } catch let problem as ValidationError {
@@ -33,6 +34,27 @@ struct Gradflow: ParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// `--lr -0.1` as `--lr=-0.1`: the argument parser takes a word that starts with "-" for an
+    /// option and says the value is missing, so a negative number after a long option is joined
+    /// to it (the option then checks its own range). Nothing after `--` is touched.
+    static func joiningNegativeValues(_ words: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < words.count {
+            let word = words[i]
+            if word == "--" { return out + words[i...] }
+            if word.hasPrefix("--"), !word.contains("="), i + 1 < words.count,
+               words[i + 1].hasPrefix("-"), Double(words[i + 1]) != nil {
+                out.append(word + "=" + words[i + 1])
+                i += 2
+            } else {
+                out.append(word)
+                i += 1
+            }
+        }
+        return out
     }
 
     /// "gradflow bench steps": the words that name `command` on the command line.

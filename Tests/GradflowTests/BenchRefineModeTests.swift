@@ -29,3 +29,14 @@ import Testing
         #expect(try BenchDashboard.parse(["--frames", "5"]).frames == 5)
     }
 }
+
+/// A negative number after a long option is its value (`--lr -0.1`), not an unknown option.
+@Suite struct NegativeValueTests {
+    @Test func negativeNumbersJoinTheOptionBeforeThem() {
+        #expect(Gradflow.joiningNegativeValues(["train", "--lr", "-0.1", "--steps", "3"]) == ["train", "--lr=-0.1", "--steps", "3"])
+        #expect(Gradflow.joiningNegativeValues(["train", "--seed", "-1e3"]) == ["train", "--seed=-1e3"])
+        #expect(Gradflow.joiningNegativeValues(["train", "--no-tui", "-h"]) == ["train", "--no-tui", "-h"], "not a number")
+        #expect(Gradflow.joiningNegativeValues(["train", "--lr=-1", "-2"]) == ["train", "--lr=-1", "-2"], "already joined")
+        #expect(Gradflow.joiningNegativeValues(["x", "--", "--a", "-1"]) == ["x", "--", "--a", "-1"])
+    }
+}
