@@ -81,7 +81,7 @@ public struct ByteDataset: Sendable {
         return files
     }
 
-    /// A file's bytes: mapped when it is a regular file; read whole otherwise (a pipe, a device).
+    /// A file's bytes: mapped when it is a regular file; read whole when it is a pipe; a device is refused.
     static func mapFile(_ path: String) throws -> ByteView {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -93,6 +93,11 @@ public struct ByteDataset: Sendable {
         guard fstat(fd, &info) == 0 else { throw DataError("\(path): cannot be read") }
         if (info.st_mode & S_IFMT) == S_IFREG, let storage = ByteStorage.map(fd: fd, count: Int(info.st_size)) {
             return ByteView(storage: storage, range: 0..<storage.count)
+        }
+        // A device (/dev/zero, /dev/urandom) has no end: it would be read until memory runs out.
+        let kind = info.st_mode & S_IFMT
+        guard kind != S_IFCHR && kind != S_IFBLK else {
+            throw DataError("\(path): is a device; give a file, a folder of files or a pipe")
         }
         guard let data = try? FileHandle(fileDescriptor: fd, closeOnDealloc: false).readToEnd() ?? Data() else {
             throw DataError("\(path): cannot be read")

@@ -47,6 +47,18 @@ private func temporaryDirectory() -> String {
         #expect { _ = try ByteDataset.load(name: "e", path: empty) } throws: { "\($0)".contains("folder has no data files") }
     }
 
+    @Test func aDeviceIsRefusedAndAPipeIsReadWhole() throws {
+        #expect { _ = try ByteDataset.load(name: "z", path: "/dev/zero") } throws: { "\($0)".contains("/dev/zero: is a device") }
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let text = Array("a pipe's bytes".utf8)
+        #expect(Glibc.write(fds[1], text, text.count) == text.count)
+        close(fds[1])
+        defer { close(fds[0]) }
+        let ds = try ByteDataset.load(name: "p", path: "/dev/fd/\(fds[0])")
+        #expect(ds.totalBytes == text.count)
+    }
+
     @Test func windowsReadAcrossFileSeamsExactlyAsFromOneArray() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
