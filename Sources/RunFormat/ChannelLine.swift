@@ -202,7 +202,9 @@ public struct ChannelLine: Sendable, Equatable {
             action = .setTarget(band: try need(band, "band"), share: v)
         case .lrScale:
             let v = try need(value, "value")
-            guard v.isFinite, v > 0 else { throw Problem(id: id, message: "lr_scale: \"value\" must be a positive number, not \(v)") }
+            guard v.isFinite, v > 0, v <= Command.maxLearningRateScale else {
+                throw Problem(id: id, message: "lr_scale: \"value\" must be above 0 and at most \(Int(Command.maxLearningRateScale)), not \(v)")
+            }
             action = .scaleLearningRate(v)
         case .pause: action = .pause
         case .resume: action = .resume

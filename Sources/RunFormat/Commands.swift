@@ -56,6 +56,10 @@ public struct WeightTarget: Sendable, Equatable, Hashable, Codable {
 /// channel) the id its answering event names. Codable, so that a data-parallel run can carry rank
 /// 0's commands to the other ranks (DataParallel's CommandCoding).
 public struct Command: Sendable, Equatable, Codable {
+    /// The largest learning-rate scale a command may set (docs/FORMAT.md, `lr_scale`): a factor
+    /// beyond it is no learning rate anyone trains with, and 1e300 overflowed torch's float.
+    public static let maxLearningRateScale = 1000.0
+
     /// What a command asks for.
     public enum Action: Sendable, Equatable, Codable {
         /// Set one band's weight (switches that axis to manual).
@@ -64,7 +68,8 @@ public struct Command: Sendable, Equatable, Codable {
         case setAdaptive(ScaleAxis, Bool)
         /// Context axis, adaptive: set the target share π_b of one band (the others are rescaled).
         case setTarget(band: Int, share: Double)
-        /// Multiply the learning-rate schedule by this factor from now on (replaces the previous scale).
+        /// Multiply the learning-rate schedule by this factor from now on (replaces the previous scale),
+        /// a number in (0, `Command.maxLearningRateScale`].
         case scaleLearningRate(Double)
         case pause
         case resume

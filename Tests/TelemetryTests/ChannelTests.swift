@@ -32,7 +32,9 @@ import Testing
         #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"warp"}"#)?.message.contains("unknown command \"warp\"") == true)
         #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"warp"}"#)?.id == "a")
         #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"set_weight","axis":"context","band":1}"#)?.message == "set_weight needs \"value\"")
-        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"lr_scale","value":-1}"#)?.message.contains("positive") == true)
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"lr_scale","value":-1}"#)?.message.contains("above 0") == true)
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"lr_scale","value":1e300}"#)?.message.contains("at most 1000") == true)
+        #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"lr_scale","value":1000}"#) == nil)
         #expect(problem(#"{"id":"","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"stop"}"#)?.id == nil)
         #expect(problem(#"{"run":"r","command":"stop"}"#)?.message.contains("lacks member \"id\"") == true)
         #expect(problem(#"{"id":"a","run":"r","issuer":{"user":"u","host":"h","pid":1},"t":1,"command":"lr_scale","value":"abc"}"#)?

@@ -27,6 +27,10 @@ __all__ = ["COMMANDS_FILE", "COMMANDS", "Command", "Refusal", "CommandChannel", 
 
 COMMANDS_FILE = "commands.jsonl"
 
+#: The largest ``lr_scale`` a command may set (the Swift format's ``Command.maxLearningRateScale``;
+#: docs/FORMAT.md): beyond it no one trains, and 1e300 overflowed torch's float in the optimizer.
+MAX_LR_SCALE = 1000.0
+
 # command → {member: (type check, what the message calls it, required)}
 _AXES = ("context", "time", "depth")
 
@@ -158,8 +162,8 @@ def parse_line(raw, line, run_id):
         members[key] = obj[key]
     if "axis" in members and members["axis"] not in _AXES:
         return refuse("%s: unknown axis \"%s\" (context, time or depth)" % (name, members["axis"]))
-    if name == "lr_scale" and not members["value"] > 0:
-        return refuse("lr_scale: \"value\" must be above 0 (got %r)" % (members["value"],))
+    if name == "lr_scale" and not 0 < members["value"] <= MAX_LR_SCALE:
+        return refuse("lr_scale: \"value\" must be above 0 and at most %d (got %r)" % (MAX_LR_SCALE, members["value"]))
     if run != run_id:
         return refuse("command for run \"%s\", but this run is \"%s\"" % (run, run_id))
     return Command(name, cid, line, members, issuer=issuer, t=float(t))
@@ -418,11 +422,13 @@ def _user():
 
 
 def wait_for_answer(rundir, command_id, timeout=30.0, poll=0.05):
-    """Waits until the run file holds the event answering ``command_id`` and returns it (a dict);
-    raises TimeoutError after ``timeout`` seconds."""
+    """Waits until the run file holds the event answering ``command_id`` and returns it (a dict).
+    Raises TimeoutError after ``timeout`` seconds, and EOFError at once when the run has ended
+    without answering it (its last session wrote an end record; a resume would answer it)."""
     path = os.path.join(rundir, "run.jsonl")
     needle = ('"command_id":' + json.dumps(command_id)).encode("utf-8")
     offset = 0
+    ended = None  # the end record of the last session, while no resume-run follows it
     deadline = time.monotonic() + timeout
     while True:
         with open(path, "rb") as f:
@@ -431,14 +437,23 @@ def wait_for_answer(rundir, command_id, timeout=30.0, poll=0.05):
         end = data.rfind(b"\n")
         if end >= 0:
             for raw in data[:end].split(b"\n"):
-                if needle in raw:
+                if needle in raw or b'"type":"end"' in raw or b'"resume-run"' in raw:
                     try:
                         r = json.loads(raw.decode("utf-8"))
                     except ValueError:
                         continue
+                    if not isinstance(r, dict):
+                        continue
                     if r.get("command_id") == command_id:
                         return r
+                    if r.get("type") == "end":
+                        ended = r
+                    elif r.get("type") == "event" and r.get("kind") == "resume-run":
+                        ended = None
             offset += end + 1
+        if ended is not None:
+            raise EOFError("%s: the run ended (%s, step %s) without answering command %s; a resume of the run "
+                           "will answer it" % (path, ended.get("reason"), ended.get("step"), command_id))
         if time.monotonic() >= deadline:
             raise TimeoutError("%s: no answer to command %s within %g s" % (path, command_id, timeout))
         time.sleep(poll)

@@ -287,10 +287,21 @@ class Run:
         self._clock0 = time.monotonic() - state.last_t
         held = None  # ids whose effect the loaded checkpoint holds
         if start_step is not None:
+            if start_step > min(state.last_step, self.total_steps):  # (its type was checked on entry)
+                raise RunError("%s: start_step=%r: expected the steps your checkpoint holds, from 0 to %d (the run "
+                               "file ends at step %d of %d)"
+                               % (self.out, start_step, min(state.last_step, self.total_steps), state.last_step,
+                                  self.total_steps))
             self.steps_done = int(start_step)
             if resume_state is not None:
                 held = self._restore_run_state(resume_state, "resume_state")
-        elif checkpoint is None and model is not None and self._has_checkpoint():
+        elif checkpoint is not None:
+            raise RunError("%s: resume=True with a checkpoint function of your own needs start_step (the steps its "
+                           "checkpoint holds), since Gradflow cannot read your checkpoints" % self.out)
+        elif model is None:
+            raise RunError("%s: resume=True needs model= (to load the latest ckpt-*.pt into), or start_step= if "
+                           "you restored the state yourself" % self.out)
+        elif self._has_checkpoint():
             self._remove_stale_temporaries()
             self.steps_done, held = self._load_latest_checkpoint()
             if self.steps_done > state.last_step:
@@ -301,6 +312,11 @@ class Run:
             raise RunError("%s: resume=True found no ckpt-*.pt to load (none written yet?), so there is nothing to "
                            "continue from: start the run again in another folder, or pass start_step (steps "
                            "already done) if your own checkpoint holds them" % self.out)
+        if state.completed and self.steps_done >= self.total_steps:
+            # As the Swift trainer: a run killed between its final checkpoint and its end record
+            # can still be resumed, to write that record; one that wrote it has nothing left.
+            raise RunError("%s: the run completed all its %d steps; there is nothing to resume (start a new run "
+                           "to train longer)" % (path, self.total_steps))
         self._last_checkpoint_step = self.steps_done
         self.writer = runfile.RunFileWriter.resume(path, locked_fd=locked)
         self._held = set(held or ())
@@ -462,6 +478,8 @@ class Run:
                 raise RunError("%s: the run is closed" % self.path)
             now = time.perf_counter()
             ms = (now - self._step_clock) * 1000.0 if step_ms is None else float(step_ms)
+            if loss is None:
+                raise RunError("Run.step(loss=...): expected the step's loss (a number or a 0-d tensor), got None")
             loss = _scalar(loss)
             if lr is None:
                 lr = self._lr_used
@@ -501,10 +519,10 @@ class Run:
             if callable(warmup_ends) and any(warmup_ends(i) for i in range(max(previous + 1, index - 10_000), index + 1)):
                 self.event("adaptive", ADAPTIVE_IN_FORCE, source="policy")
             if spike:
-                median = sorted(self._losses)[len(self._losses) // 2] if self._losses else float("nan")
                 self.event("warning", source="trainer", step=index,
                            message="loss spike %.3f > 1.2 × median of the previous %d (%.3f)"
-                                   % (loss, len(self._losses), median))
+                                   % (loss, len(self._losses), _median(self._losses)) if math.isfinite(loss)
+                           else "loss is not finite (%r)" % loss)
             if math.isfinite(loss):
                 self._losses.append(loss)
             self._reset_step_measures()
@@ -517,10 +535,7 @@ class Run:
             return True
         if len(self._losses) < 10:
             return False
-        ordered = sorted(self._losses)
-        n = len(ordered)
-        median = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
-        return loss > 1.2 * median
+        return loss > 1.2 * _median(self._losses)
 
     def _boundary(self):
         """What happens at a step boundary: signals, system record, commands, pause."""
@@ -837,8 +852,10 @@ class Run:
             elif self._checkpoint_fn is None and self.model is None:
                 self._answer(cmd, "refused", "%s: checkpoint refused: no model and no checkpoint function" % cmd.where())
             else:
-                self._answer(cmd, "command", "checkpoint")
+                # Saved first, then answered (the Swift trainer's order and words): a save that
+                # raises is answered once, by the refusal that poll_commands writes.
                 self.checkpoint()
+                self._answer(cmd, "command", "checkpoint written")
         elif name in ("open_twin", "revert"):
             self._answer(cmd, "refused", "%s: %s refused: twins are not available in the Python package"
                          % (cmd.where(), name))
@@ -949,8 +966,8 @@ def _check_arguments(*, out, total_steps, model, optimizer, refine, data, parent
     def bad(name, expected, value):
         raise RunError("Run(%s=...): expected %s, got %r" % (name, expected, value))
 
-    if not isinstance(out, (str, os.PathLike)):
-        bad("out", "a folder path (str or os.PathLike)", out)
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
+        bad("out", "a folder path (a non-empty str or os.PathLike)", out)
     if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 0:
         bad("total_steps", "a whole number, 0 or more", total_steps)
     if start_step is not None and (isinstance(start_step, bool) or not isinstance(start_step, numbers.Integral) or start_step < 0):
@@ -986,6 +1003,13 @@ APPLIED_AGAIN = "applied again after a resume: its effect came after the checkpo
 
 #: The warning of a resume that cannot apply such a command again: its line is no longer in the
 #: commands file (the Swift trainer's words; %(id)s and %(step)s are filled in).
+def _median(values):
+    """The median (the mean of the two middle values of an even count), as the spike rule takes it."""
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+
+
 LOST_COMMAND_MISSING = ("command \"%(id)s\" (applied at step %(step)s, after the checkpoint) is no longer in "
                         "commands.jsonl, so it is not applied again: from step %(step)s this run's settings may "
                         "differ from the uninterrupted run's")

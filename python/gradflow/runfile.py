@@ -509,6 +509,8 @@ class RunFileState:
         self.answered_lines = set()
         #: (step, path) of the last checkpoint record that counts, or None.
         self.last_checkpoint = None
+        #: Whether the file's last session ended with a ``completed`` end record.
+        self.completed = False
         #: The first domain's best validation loss and the last training loss, or None.
         self.best_val_loss = None
         self.final_loss = None
@@ -556,6 +558,8 @@ def read_state(path):
                     evals.append((step if isinstance(step, int) else 0, float(ds[0]["loss"])))
             elif kind == "checkpoint":
                 checkpoints.append((step, r.get("path")))
+            elif kind == "end":
+                state.completed = r.get("reason") == "completed"
             elif kind == "event" and r.get("kind") == "resume-run" and isinstance(step, int):
                 # A session resumed from the checkpoint at `step` did the later steps again: what
                 # an earlier session recorded for them no longer counts (`replaced_by_resume`).
@@ -565,6 +569,7 @@ def read_state(path):
                 if isinstance(final_index, int) and replaced_by_resume("step", final_index, step):
                     state.final_loss = final_index = None
                 state.last_step = step
+                state.completed = False
             elif kind == "event" and r.get("source") == "attach":
                 cid = r.get("command_id")
                 if isinstance(cid, str):

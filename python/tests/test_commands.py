@@ -85,6 +85,7 @@ def test_parse_line_reasons():
         line("rid", "set_weight", axis="width", band=1, value=1)[:-1]: "unknown axis \"width\"",
         line("rid", "set_weight", axis="context", band=1)[:-1]: "lacks member \"value\"",
         line("rid", "lr_scale", value=0)[:-1]: "must be above 0",
+        line("rid", "lr_scale", value=1e300)[:-1]: "at most 1000",
         line("rid", "set_adaptive", axis="time", adaptive=1)[:-1]: "\"adaptive\" must be a boolean",
         b'{"id":"x","run":"rid","issuer":{"user":"u","host":"h","pid":1},"t":NaN,"command":"stop"}': "NaN is not JSON",
         b'{"id":"x","run":"rid","issuer":{"user":"u","host":"h","pid":1},"t":1e999,"command":"stop"}': "\"t\" must be a number",
@@ -175,6 +176,19 @@ def test_commands_applied_exactly_once_also_across_resume(tmp_path, tiny):
     assert r["old"] == 0.5 and r["new"] == 0.25
 
 
+def test_waiting_for_an_answer_from_a_run_that_ended_says_so_at_once(tmp_path, tiny):
+    model, opt = tiny
+    rundir = str(tmp_path)
+    with gradflow.Run(rundir, model=model, optimizer=opt, total_steps=1, handle_signals=False,
+                      checkpoint_at_end=False) as run:
+        tiny_step(model, opt, run, 0)
+    cid = commands.send(rundir, "pause")
+    started = time.monotonic()
+    with pytest.raises(EOFError, match="the run ended \\(completed, step 1\\) without answering command"):
+        gradflow.wait_for_answer(rundir, cid, timeout=20)
+    assert time.monotonic() - started < 5
+
+
 def test_group_writable_file_is_refused(tmp_path, tiny):
     model, opt = tiny
     path = tmp_path / "commands.jsonl"
@@ -216,6 +230,26 @@ def test_a_resume_says_which_lost_commands_it_cannot_apply_again(tmp_path, tiny)
     for piece in LOST_COMMAND_MISSING.split("%"):  # the Swift trainer's words, between the values
         words = piece.split(")s", 1)[-1]
         assert words.replace('"', '\\"') in swift, words
+
+
+def test_the_lr_scale_bound_is_the_swift_formats():
+    with open(os.path.join(REPO, "Sources", "RunFormat", "Commands.swift")) as f:
+        assert "maxLearningRateScale = %r" % commands.MAX_LR_SCALE in f.read()
+
+
+def test_a_checkpoint_that_fails_is_answered_once_by_a_refusal(tmp_path, tiny):
+    model, opt = tiny
+    rundir = str(tmp_path)
+
+    def full_disk(run, path):
+        raise OSError("disk full")
+    run = gradflow.Run(rundir, model=model, optimizer=opt, total_steps=3, handle_signals=False,
+                       checkpoint=full_disk, checkpoint_at_end=False)
+    c = commands.send(rundir, "checkpoint")
+    tiny_step(model, opt, run, 0)
+    run.close()
+    answers = [e for e in events(rundir) if e.get("command_id") == c]
+    assert [e["kind"] for e in answers] == ["refused"] and "disk full" in answers[0]["message"]
 
 
 def test_pause_holds_the_loop_until_resume(tmp_path, tiny):
@@ -475,11 +509,15 @@ def test_a_checkpoint_lists_only_the_commands_whose_effect_it_holds(tmp_path, ti
     tiny_step(model, opt, run, 0)
     assert run.lr_scale == 0.5
     saved = torch.load(os.path.join(rundir, "ckpt-000001.pt"), weights_only=False)
-    assert saved["lr_scale"] == 1.0 and lr not in saved["commands"] and ckpt in saved["commands"]
+    # Nor its own command: it is answered once the checkpoint is written (it changes no state a
+    # resume restores, so it is not applied again either).
+    assert saved["lr_scale"] == 1.0 and lr not in saved["commands"] and ckpt not in saved["commands"]
     _kill(run)
     run2 = gradflow.Run(rundir, model=TinyLM(), optimizer=torch.optim.AdamW(TinyLM().parameters(), lr=1e-2),
                         total_steps=10, resume=True, handle_signals=False)
     assert run2.lr_scale == 0.5  # applied again at the step it was first applied at
     held = run2.run_state()["commands"]
-    assert lr in held and ckpt in held
+    assert lr in held
+    tiny_step(run2.model, run2.optimizer, run2, 1)
     run2.close()
+    assert [e["kind"] for e in events(rundir) if e.get("command_id") == ckpt] == ["command"], "answered once"

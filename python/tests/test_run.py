@@ -119,8 +119,9 @@ def test_system_record_and_spike(tmp_path, tiny):
     run = gradflow.Run(str(tmp_path), model=model, optimizer=opt, total_steps=20, handle_signals=False,
                        checkpoint_at_end=False, system_every=0)
     for s in range(12):
-        run.step(loss=1.0, tokens=10)
+        run.step(loss=1.0 + 0.1 * (s % 2), tokens=10)  # 6 × 1.0 and 6 × 1.1: the median is 1.05
     run.step(loss=5.0, tokens=10)
+    run.step(loss=float("nan"), tokens=10)
     run.close()
     rs = records(str(tmp_path))
     systems = [r for r in rs if r["type"] == "system"]
@@ -129,9 +130,10 @@ def test_system_record_and_spike(tmp_path, tiny):
     assert list(s) == ["type", "step", "t", "cpu_percent", "rss_bytes", "threads", "ranks"]
     assert s["rss_bytes"] > 10_000_000 and s["threads"] >= 1 and s["ranks"] == 1 and s["cpu_percent"] >= 0
     steps = [r for r in rs if r["type"] == "step"]
-    assert [r["spike"] for r in steps] == [False] * 12 + [True]
+    assert [r["spike"] for r in steps] == [False] * 12 + [True, True]
     warnings = [r for r in rs if r.get("kind") == "warning"]
-    assert len(warnings) == 1 and warnings[0]["step"] == 12 and "loss spike 5.000" in warnings[0]["message"]
+    assert [(w["step"], w["message"]) for w in warnings] == [
+        (12, "loss spike 5.000 > 1.2 × median of the previous 12 (1.050)"), (13, "loss is not finite (nan)")]
 
 
 def test_uncaught_exception_closes_the_run_at_exit(tmp_path, tiny, capsys):
@@ -166,8 +168,9 @@ def test_arguments_are_checked_before_anything_is_created(tmp_path, tiny):
         with pytest.raises(gradflow.RunError, match=r"Run\(%s=\.\.\.\): expected" % next(iter(bad))):
             gradflow.Run(str(out), **kwargs)
         assert not out.exists(), bad
-    with pytest.raises(gradflow.RunError, match=r"Run\(out=\.\.\.\)"):
-        gradflow.Run(None, total_steps=1, handle_signals=False)
+    for where in (None, ""):
+        with pytest.raises(gradflow.RunError, match=r"Run\(out=\.\.\.\)"):
+            gradflow.Run(where, total_steps=1, handle_signals=False)
 
 
 def test_steps_go_forward_and_closing_checks_its_reason_first(tmp_path, tiny):
@@ -178,6 +181,8 @@ def test_steps_go_forward_and_closing_checks_its_reason_first(tmp_path, tiny):
         run.step(loss=1.0, index=0)
     with pytest.raises(gradflow.RunError, match="step index must be a whole number"):
         run.step(loss=1.0, index=-3)
+    with pytest.raises(gradflow.RunError, match=r"Run.step\(loss=...\): expected the step's loss"):
+        run.step(loss=None)
     with pytest.raises(ValueError, match="event kind must be one of the format's kinds"):
         run.event("note", "my note")
     with pytest.raises(ValueError, match="end reason must be"):
@@ -210,14 +215,14 @@ def test_resume_loads_the_latest_checkpoint_of_this_run_only(tmp_path, tiny):
         for i in range(3):
             tiny_step(model, opt, run, i)
     mine = str(tmp_path / "mine")
-    with gradflow.Run(mine, model=model, optimizer=opt, total_steps=2, handle_signals=False) as run:
-        for i in range(2):
+    with gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False) as run:
+        for i in range(2):  # stopped half way: a run to resume
             tiny_step(model, opt, run, i)
     before = open(os.path.join(mine, "run.jsonl"), "rb").read()
     # A checkpoint of another run copied in: refused, whatever its step.
     os.rename(os.path.join(other, "ckpt-000003.pt"), os.path.join(mine, "ckpt-000003.pt"))
     with pytest.raises(gradflow.RunError, match="belongs to run .*, not to this folder's run"):
-        gradflow.Run(mine, model=model, optimizer=opt, total_steps=2, handle_signals=False, resume=True)
+        gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
     os.remove(os.path.join(mine, "ckpt-000003.pt"))
     assert open(os.path.join(mine, "run.jsonl"), "rb").read() == before
     # Past step 999,999 the names grow a digit: the latest is still found by its step, and a
@@ -229,9 +234,41 @@ def test_resume_loads_the_latest_checkpoint_of_this_run_only(tmp_path, tiny):
     state["step"] = 1000000
     torch.save(state, os.path.join(mine, "ckpt-1000000.pt"))
     with pytest.raises(gradflow.RunError, match="latest checkpoint is at step 1000000 but the run file ends at step 2"):
-        gradflow.Run(mine, model=model, optimizer=opt, total_steps=2, handle_signals=False, resume=True)
+        gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
     assert not os.path.exists(os.path.join(mine, "ckpt-000005.pt.tmp"))
     os.remove(os.path.join(mine, "ckpt-1000000.pt"))
-    run = gradflow.Run(mine, model=model, optimizer=opt, total_steps=2, handle_signals=False, resume=True)
+    run = gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
     assert run.start_step == 2
+    run.close()
+
+
+def test_a_resume_is_refused_with_the_reason_it_cannot_go_on(tmp_path, tiny):
+    model, opt = tiny
+    done = str(tmp_path / "done")
+    with gradflow.Run(done, model=model, optimizer=opt, total_steps=2, handle_signals=False) as run:
+        for i in range(2):
+            tiny_step(model, opt, run, i)
+    before = open(os.path.join(done, "run.jsonl"), "rb").read()
+    with pytest.raises(gradflow.RunError, match="completed all its 2 steps; there is nothing to resume"):
+        gradflow.Run(done, model=model, optimizer=opt, total_steps=2, handle_signals=False, resume=True)
+    half = str(tmp_path / "half")
+    with gradflow.Run(half, model=model, optimizer=opt, total_steps=4, handle_signals=False,
+                      checkpoint_at_end=False) as run:
+        tiny_step(model, opt, run, 0)
+    for bad in (5000, 2):  # beyond the total, beyond the file's last step
+        with pytest.raises(gradflow.RunError, match="start_step=%d: expected the steps your checkpoint holds, from 0 "
+                                                    "to 1 " % bad):
+            gradflow.Run(half, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True,
+                         start_step=bad, checkpoint=lambda r, p: None)
+    with pytest.raises(gradflow.RunError, match="a checkpoint function of your own needs start_step"):
+        gradflow.Run(half, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True,
+                     checkpoint=lambda r, p: None)
+    with pytest.raises(gradflow.RunError, match="needs model="):
+        gradflow.Run(half, total_steps=4, handle_signals=False, resume=True)
+    with pytest.raises(gradflow.RunError, match="found no ckpt-"):
+        gradflow.Run(half, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True)
+    assert open(os.path.join(done, "run.jsonl"), "rb").read() == before
+    run = gradflow.Run(half, model=model, optimizer=opt, total_steps=4, handle_signals=False, resume=True,
+                       start_step=1, checkpoint=lambda r, p: None)
+    assert run.steps_done == 1
     run.close()
