@@ -128,8 +128,10 @@ public enum Format {
     /// A weight in at most four characters where possible: ".80", "1.20", "12.0".
     public static func weight(_ v: Double) -> String {
         guard v.isFinite else { return fixed(v, 2) }
-        if v >= 0 && v < 1 { return String(String(format: "%.2f", v).dropFirst()) }
-        return v < 10 ? String(format: "%.2f", v) : String(format: "%.1f", v)
+        // Decided on the rounded text: 0.999 is "1.00", not ".00"; 9.996 is "10.0".
+        let two = String(format: "%.2f", v)
+        if two.hasPrefix("0.") { return String(two.dropFirst()) }
+        return two.count <= 4 ? two : String(format: "%.1f", v)
     }
 
     /// Seconds as a clock, "m:ss" or "h:mm:ss" (progress lines); "--:--" when unknown.

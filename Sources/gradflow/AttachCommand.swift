@@ -93,7 +93,8 @@ struct AttachCommand: ParsableCommand {
             let steps = RecordingExtent.lastStep(path: runFile) ?? 0
             let catchUp = RunFileReader.CatchUp(detail: .scalars, sampleEvery: RunData.historyStride(steps: steps),
                                                 sampleDetail: .history, checksSkippedNumbers: false)
-            replayer = try Replayer(path: runFile, bus: bus, speed: 0, follow: true, catchUp: catchUp)
+            // Past an end record too: a run stopped and then resumed is followed into its next session.
+            replayer = try Replayer(path: runFile, bus: bus, speed: 0, follow: true, followPastEnd: true, catchUp: catchUp)
         } catch {
             screen.close()
             throw CLIError("\(error)")
@@ -103,6 +104,8 @@ struct AttachCommand: ParsableCommand {
         let ended: EndRecord? = { if case let .ended(end) = exit { return end }; return state.data.end }()
         if let end = ended {
             print("gradflow attach: \(header.runName) ended (\(end.reason.rawValue) at step \(Format.grouped(end.step)))")
+        } else if let silent = state.silentSeconds, state.data.latestCheckpointStep == nil {
+            print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(state.data.stepsDone)); it has been silent for \(Format.clock(silent)), so its writer may have died; it wrote no checkpoint, so it cannot be resumed (start it again)")
         } else if let silent = state.silentSeconds {
             print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(state.data.stepsDone)); it has been silent for \(Format.clock(silent)), so its writer may have died; resuming the run from its latest checkpoint continues it and applies the commands sent meanwhile")
         } else {

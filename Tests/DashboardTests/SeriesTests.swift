@@ -68,6 +68,7 @@ import Telemetry
         #expect(Format.grouped(1240) == "1,240")
         #expect(Format.grouped(5_000_000) == "5,000,000")
         #expect(Format.compact(10_900) == "10.9k")
+        #expect([0.8, 0.998968, 1.2, 9.996, 12.04, 0].map(Format.weight) == [".80", "1.00", "1.20", "10.0", "12.0", ".00"])
         #expect(Format.compact(842_496) == "842k")
         #expect(Format.duration(121) == "2m01s")
         #expect(Format.duration(3720) == "1h02m")

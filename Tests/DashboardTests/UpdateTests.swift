@@ -184,6 +184,42 @@ import Testing
         #expect(press(&s, .character("u")) == [.command(.setAdaptive(.context, true, source: .key))])
     }
 
+    @Test("a pressed twice before the trainer answers toggles back; the answers settle it")
+    func adaptiveTwiceQuicklyTogglesBack() {
+        var s = onLong()
+        #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, false, source: .key))])
+        #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, true, source: .key))])
+        for (old, new) in [(1.0, 0.0), (0.0, 1.0)] {
+            _ = s.apply(.records([.event(EventRecord(step: 1241, t: 1, kind: .mode, axis: .context, oldValue: old,
+                                                      newValue: new, source: .key))]))
+        }
+        #expect(s.pendingModes.isEmpty)
+    }
+
+    @Test("a screen too small for the panels takes q and nothing else")
+    func tooSmallTakesOnlyQ() {
+        var s = onLong()
+        _ = s.apply(.resize(Size(width: 70, height: 20)))
+        #expect(press(&s, .character("+"), .character("a"), .character(" "), .character("x")).isEmpty)
+        #expect(s.pendingWeights.isEmpty && s.undo.isEmpty)
+        var attached = makeState(steps: 50, mode: .attached)
+        _ = attached.apply(.resize(Size(width: 70, height: 20)))
+        #expect(press(&attached, .character("q")) == [.quit])
+    }
+
+    @Test("a session resumed from a checkpoint shows the checkpoint's step and weights, not the replaced steps'")
+    func resumeGoesBackToTheCheckpointsState() {
+        var s = makeState(steps: 0)
+        let before = (0..<600).map { Record.step(SyntheticRun.step($0)) }
+        let checkpoint = Record.checkpoint(CheckpointRecord(step: 600, t: 600, path: "ckpt-000600.gfck", bytes: 1, milliseconds: 1))
+        let replaced = (600..<606).map { Record.step(SyntheticRun.step($0, weights: [1, 0.25, 1, 1, 1, 1, 1, 1, 1])) }
+        let resumed = Record.event(EventRecord(step: 600, t: 700, kind: .resume_run, source: .trainer, message: "resumed"))
+        _ = s.apply(.records(before + [checkpoint] + replaced))
+        #expect(s.data.stepsDone == 606 && s.data.weight(row: 1) == 0.25)
+        _ = s.apply(.records([resumed]))
+        #expect(s.data.stepsDone == 600 && s.data.weight(row: 1) == 1 && s.data.latestCheckpointStep == 600)
+    }
+
     @Test func focusCyclesForwardAndBack() {
         var s = makeState()
         #expect(s.focus == .scales)

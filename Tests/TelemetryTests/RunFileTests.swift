@@ -307,6 +307,31 @@ struct RunFileTests {
         #expect(try Self.readFollowing(reader) == first + [resumed] + second)
     }
 
+    @Test("follow past the end: a run that ended is followed into a session resumed later, until asked to stop")
+    func followPastTheEnd() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let first = Fixtures.records(steps: 5)
+        let resumed = Record.event(EventRecord(step: 3, t: 9, kind: .resume_run, source: .trainer, message: "resumed from step 3"))
+        let second = Array(Fixtures.records(steps: 6, seed: 4).dropFirst(3))
+        let path = try Fixtures.writeRun(in: dir, records: first)
+        let stop = StopFlag()
+        var quiet = false
+        let reader = try RunFileReader(path: path, follow: .init(pollInterval: 0.005, stop: stop, quietAfter: 0.05, pastEnd: true,
+                                                                 onQuiet: { _ in quiet = true }))
+        let writerThread = Thread {
+            Thread.sleep(forTimeInterval: 0.3)   // the first session's end record stays the last line a while
+            guard let (writer, _) = try? RunFileWriter.openForAppend(path: path) else { return }
+            for r in [resumed] + second { try? writer.append(r) }
+            try? writer.close()
+            Thread.sleep(forTimeInterval: 0.1)
+            stop.set()
+        }
+        writerThread.start()
+        #expect(try Self.readFollowing(reader) == first + [resumed] + second)
+        #expect(!quiet, "an ended run is not called silent")
+    }
+
     @Test("follow mode stops when asked, even with no end record")
     func followStop() throws {
         let dir = Fixtures.tempDirectory()

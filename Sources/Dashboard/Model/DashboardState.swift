@@ -110,6 +110,10 @@ public struct DashboardState: Sendable, Equatable {
     /// weight is dropped only when the last one is answered, so presses faster than the trainer's
     /// steps compose (each builds on the previous press, not on a stale measurement).
     public var unconfirmedWeights: [WeightTarget: Int] = [:]
+    /// Per axis, the mode this dashboard last asked for (true: adaptive) and how many of its mode
+    /// commands still await their event: `a a` pressed faster than the trainer's steps toggles
+    /// back, instead of sending the same request twice.
+    public var pendingModes: [ScaleAxis: PendingMode] = [:]
     /// Set by q (or an interrupt) in live mode: .stop was sent, waiting for the end record.
     public var quitting = false
     public var quitRequestedAt: Double?
@@ -211,4 +215,10 @@ public struct DashboardState: Sendable, Equatable {
         guard mode == .attached, data.end == nil, let age = runFileAge, age > silentAfter else { return nil }
         return age
     }
+}
+
+/// A mode this dashboard asked an axis for, and how many of its mode commands are unanswered.
+public struct PendingMode: Equatable, Sendable {
+    public var adaptive: Bool
+    public var unconfirmed: Int
 }

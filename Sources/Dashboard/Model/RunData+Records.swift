@@ -27,6 +27,8 @@ extension RunData {
         case let .eval(e): apply(eval: e)
         case let .event(e): apply(event: e)
         case let .checkpoint(c):
+            checkpointStates.append((c.step, lastStep))
+            if checkpointStates.count > Self.checkpointStatesKept { checkpointStates.removeFirst() }
             addEvent(EventEntry(step: c.step, kind: .checkpoint,
                                 text: "\(c.path) (\(Format.bytes(c.bytes)), \(Format.fixed(c.milliseconds, 0)) ms)"))
         case let .end(e):
@@ -43,19 +45,18 @@ extension RunData {
 
     private mutating func apply(step s: StepRecord) {
         lastStep = s
+        resumedAt = nil
         if !appliedWeights.isEmpty { appliedWeights = appliedWeights.filter { $0.value.step > s.step } }
         trainLoss.append(x: s.step, s.loss)
         apply(twinSample: s)
         tokensPerSecond.append(x: s.step, s.tokensPerSecond)
         gradNorms.append(s.gradNorm)
         for sample in s.axes {
-            let total = sample.bands.reduce(0) { $0 + Swift.max(0, $1.energy) }
+            let bandShares = Self.shares(sample)
             for (i, row) in rows.enumerated() where row.axis == sample.axis && row.band < sample.bands.count {
-                let b = sample.bands[row.band]
-                weights[i].append(x: s.step, b.weight)
-                let share = total > 0 ? Swift.max(0, b.energy) / total : 0
-                shares[i].append(x: s.step, share)
-                latestShares[i] = share
+                weights[i].append(x: s.step, sample.bands[row.band].weight)
+                shares[i].append(x: s.step, bandShares[row.band])
+                latestShares[i] = bandShares[row.band]
             }
         }
         while flip.count < s.oscillation.count {
@@ -188,12 +189,28 @@ extension RunData {
         }
     }
 
+    /// Each band's share of its axis' energy in one step's sample (0 where the axis has none).
+    static func shares(_ sample: AxisSample) -> [Double] {
+        let total = sample.bands.reduce(0) { $0 + Swift.max(0, $1.energy) }
+        return sample.bands.map { total > 0 ? Swift.max(0, $0.energy) / total : 0 }
+    }
+
     /// A session resumed from the checkpoint at `step`: the steps from there on are done again,
     /// so the histories forget what an earlier session recorded for them (`ResumeRule`); the
     /// events stay, as the log of what happened.
     mutating func forgetSteps(from step: Int) {
         let firstStep = ResumeRule.firstReplacedStepIndex(resumedAt: step)
         let firstCompleted = ResumeRule.firstReplacedCompletedStep(resumedAt: step)
+        // The state the checkpoint holds: the step record before it (header step, weights, modes).
+        if let last = lastStep, last.step >= firstStep {
+            lastStep = checkpointStates.last { $0.step == step }?.lastStep ?? nil
+            resumedAt = step
+            for (i, row) in rows.enumerated() {
+                let sample = lastStep?.axes.first { $0.axis == row.axis }
+                latestShares[i] = sample.flatMap { row.band < $0.bands.count ? Self.shares($0)[row.band] : nil }
+            }
+        }
+        checkpointStates.removeAll { $0.step >= firstCompleted }
         for series in [\RunData.trainLoss, \RunData.tokensPerSecond, \RunData.twinLoss] { self[keyPath: series].drop(from: firstStep) }
         for i in shares.indices { shares[i].drop(from: firstStep) }
         for i in weights.indices { weights[i].drop(from: firstStep) }

@@ -82,6 +82,16 @@ public struct RunData: Sendable, Equatable {
     public var rows: [BandRow] = []
     public var recordCount = 0
     public var lastStep: StepRecord?
+    /// The latest step record when each recent checkpoint was written: a session resumed from one
+    /// goes back to that state (the header's step, the weights), not to the replaced steps'.
+    var checkpointStates: [(step: Int, lastStep: StepRecord?)] = []
+    static let checkpointStatesKept = 8
+    /// The step of the latest checkpoint that counts (nil: none yet, so a resume has nothing to
+    /// start from).
+    public var latestCheckpointStep: Int? { checkpointStates.last?.step }
+    /// Set by a resume from a checkpoint whose state was not seen: the steps completed until the
+    /// next step record.
+    var resumedAt: Int?
     public var lastT: Double = 0
     public var trainLoss = DecimatedSeries(capacity: historyCapacity)
     public var tokensPerSecond = DecimatedSeries(capacity: sparkCapacity)
@@ -133,7 +143,7 @@ public struct RunData: Sendable, Equatable {
     /// Steps completed: the end record's count, else one past the latest step record (step
     /// records carry the 0-based index of the step they describe).
     public var stepsDone: Int {
-        end?.step ?? lastStep.map(\.stepsCompleted) ?? 0
+        end?.step ?? lastStep.map(\.stepsCompleted) ?? resumedAt ?? 0
     }
 
     /// Names of the depth groups (the depth axis' band names), for the oscillation panel.

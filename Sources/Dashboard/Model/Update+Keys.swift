@@ -4,6 +4,12 @@ import Terminal
 
 extension DashboardState {
     mutating func handle(key: Key) -> [DashboardEffect] {
+        // A screen too small for the panels shows only what it needs and that q leaves: no other
+        // key acts, since nothing on it would show what the key changed.
+        guard DashboardView.fits(size) else {
+            if case .character("q") = key { return requestQuit() }
+            return []
+        }
         if showHelp {
             // Scroll keys move a help taller than the screen; any other key closes it.
             let maxScroll = HelpOverlay.layout(self).maxScroll
@@ -247,7 +253,8 @@ extension DashboardState {
 
     private mutating func toggleAdaptive() -> [DashboardEffect] {
         guard controlAllowed(), let row = selectedBand else { return [] }
-        let isAdaptive = data.mode(of: row.axis) == .adaptive
+        // A request of this dashboard's not yet answered counts as done: a second `a` undoes it.
+        let isAdaptive = pendingModes[row.axis]?.adaptive ?? (data.mode(of: row.axis) == .adaptive)
         var weights: [WeightTarget: Double] = [:]
         if !isAdaptive {
             for (i, r) in data.rows.enumerated() where r.axis == row.axis {
@@ -255,6 +262,7 @@ extension DashboardState {
             }
         }
         undo.append(.adaptive(row.axis, was: isAdaptive, weights: weights))
+        markPendingMode(row.axis, adaptive: !isAdaptive)
         setStatus("\(row.axis.rawValue): \(isAdaptive ? "manual" : "adaptive") requested")
         return [.command(.setAdaptive(row.axis, !isAdaptive, source: Self.keySource))]
     }
@@ -273,6 +281,7 @@ extension DashboardState {
             return [.command(.setWeight(target, old, source: Self.keySource))]
         case let .adaptive(axis, was, weights):
             guard !was, !weights.isEmpty else {
+                markPendingMode(axis, adaptive: was)
                 setStatus("undo: \(axis.rawValue) back to \(was ? "adaptive" : "manual")")
                 return [.command(.setAdaptive(axis, was, source: Self.keySource))]
             }

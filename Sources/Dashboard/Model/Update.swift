@@ -1,3 +1,4 @@
+import Refinement
 import Telemetry
 import Terminal
 
@@ -53,6 +54,7 @@ extension DashboardState {
             if let header { data.apply(header: header) }
             pendingWeights = [:]
             unconfirmedWeights = [:]
+            pendingModes = [:]
             return []
         case .interrupt:
             return requestQuit()
@@ -70,7 +72,10 @@ extension DashboardState {
             c.source = .attach
             let what = describe(c.action)
             awaitingAnswer[c.id!] = what
-            if silentSeconds != nil {
+            if silentSeconds != nil && data.latestCheckpointStep == nil {
+                setStatus("\(what): queued, but the run is silent (writer gone?) and wrote no checkpoint to resume from, so it will not apply",
+                          error: true)
+            } else if silentSeconds != nil {
                 setStatus("\(what): queued; the run is silent (writer gone?), so it applies when the run is resumed", error: true)
             } else {
                 setStatus("\(what): sent")
@@ -117,8 +122,21 @@ extension DashboardState {
             }
         }
         // Only this dashboard's own commands answer its pending presses.
-        guard own, e.kind == .weight || e.kind == .refused, let axis = e.axis, let band = e.band else { return }
+        guard own, let axis = e.axis else { return }
+        if e.kind == .mode || (e.kind == .refused && e.band == nil) { settleMode(axis) }
+        guard e.kind == .weight || e.kind == .refused, let band = e.band else { return }
         settle(WeightTarget(axis: axis, band: band, layer: e.layer))
+    }
+
+    /// Records a mode command about to be sent: the next `a` builds on it.
+    mutating func markPendingMode(_ axis: ScaleAxis, adaptive: Bool) {
+        pendingModes[axis] = PendingMode(adaptive: adaptive, unconfirmed: (pendingModes[axis]?.unconfirmed ?? 0) + 1)
+    }
+
+    /// One mode command for `axis` was answered or never left.
+    private mutating func settleMode(_ axis: ScaleAxis) {
+        guard let pending = pendingModes[axis] else { return }
+        pendingModes[axis] = pending.unconfirmed > 1 ? PendingMode(adaptive: pending.adaptive, unconfirmed: pending.unconfirmed - 1) : nil
     }
 
     /// One weight command for `target` was answered or never left: when none is outstanding any
@@ -141,6 +159,7 @@ extension DashboardState {
             settle(target)
             if case let .weight(t, _, new)? = undo.last, t == target, new == value { undo.removeLast() }
         case let .setAdaptive(axis, on):
+            settleMode(axis)
             if case let .adaptive(a, was, _)? = undo.last, a == axis, was != on { undo.removeLast() }
         default:
             break

@@ -7,9 +7,14 @@ public enum DashboardView {
     /// Below this the dashboard shows what it needs instead of a broken layout.
     public static let minimumSize = Size(width: 80, height: 24)
 
+    /// Whether a screen of `size` has room for the panels.
+    public static func fits(_ size: Size) -> Bool {
+        size.width >= minimumSize.width && size.height >= minimumSize.height
+    }
+
     public static func render(_ state: DashboardState, size: Size, theme: Theme) -> Canvas {
         var canvas = Canvas(size: size)
-        guard size.width >= minimumSize.width && size.height >= minimumSize.height else {
+        guard fits(size) else {
             renderTooSmall(&canvas, state, theme: theme)
             return canvas
         }

@@ -20,6 +20,7 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
     public let header: RunHeader
     private let bus: RecordBus
     private let follow: Bool
+    private let followPastEnd: Bool
     public let maxGap: Double
     private let condition = NSCondition()
     private var state: ReplayStatus
@@ -49,13 +50,15 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
 
     /// Opens `path` (a run file or run directory); throws what `RunFileReader` throws.
     /// `catchUp`: see `RunFileReader.catchUp` (`gradflow attach` reading a long run).
-    public init(path: String, bus: RecordBus, speed: Double = 1, follow: Bool = false, maxGap: Double = 2,
-                catchUp: RunFileReader.CatchUp? = nil) throws {
+    /// `followPastEnd`: with `follow`, read on after an end record (`RunFileReader.Follow.pastEnd`).
+    public init(path: String, bus: RecordBus, speed: Double = 1, follow: Bool = false, followPastEnd: Bool = false,
+                maxGap: Double = 2, catchUp: RunFileReader.CatchUp? = nil) throws {
         let reader = try RunFileReader(path: path)
         self.path = reader.path
         self.header = reader.header
         self.bus = bus
         self.follow = follow
+        self.followPastEnd = followPastEnd
         self.maxGap = maxGap
         self.catchUp = catchUp
         state = ReplayStatus(speed: max(0, speed), paused: false, position: 0, finished: false, generation: 0,
@@ -132,7 +135,8 @@ public final class Replayer: ReplayControl, @unchecked Sendable {
     }
 
     private func openReader() throws -> RunFileReader {
-        let reader = try RunFileReader(path: path, follow: follow ? .init(pollInterval: 0.05, stop: readerStop, onQuiet: onQuiet) : nil)
+        let reader = try RunFileReader(path: path, follow: follow ? .init(pollInterval: 0.05, stop: readerStop, pastEnd: followPastEnd,
+                                                                          onQuiet: onQuiet) : nil)
         reader.catchUp = catchUp
         reader.onIssue = { [weak self] issue in
             guard let self else { return }

@@ -37,7 +37,8 @@ public struct ReadIssue: Sendable, Equatable, CustomStringConvertible {
 ///
 /// With `follow`, the reader reads a file another process is still writing, like `tail -f`:
 /// at end of file `next()` waits (polling) for more, until the file ends with an `end` record it
-/// has returned (an end record followed by a resumed session's records does not stop it) or
+/// has returned (an end record followed by a resumed session's records does not stop it; with
+/// `follow.pastEnd` nor does one that is last, since a later `--resume` may add a session) or
 /// `follow.stop` is set, and then returns nil.
 public final class RunFileReader {
     /// How to follow a growing file.
@@ -50,12 +51,16 @@ public final class RunFileReader {
         public var onQuiet: ((Double) -> Void)?
         /// Seconds of waiting at the end of the file before `onQuiet` (default: `RunCatalog.liveWindow`).
         public var quietAfter: Double
+        /// Whether to wait on after an end record that is the last line (`gradflow attach`: a run
+        /// stopped and resumed is followed into its next session); only `stop` ends the reading.
+        public var pastEnd: Bool
 
         public init(pollInterval: Double = 0.05, stop: StopFlag = StopFlag(), quietAfter: Double = RunCatalog.liveWindow,
-                    onQuiet: ((Double) -> Void)? = nil) {
+                    pastEnd: Bool = false, onQuiet: ((Double) -> Void)? = nil) {
             self.pollInterval = pollInterval
             self.stop = stop
             self.quietAfter = quietAfter
+            self.pastEnd = pastEnd
             self.onQuiet = onQuiet
         }
     }
@@ -149,8 +154,8 @@ public final class RunFileReader {
                 continue
             }
             if let fragment = try fillQueue() {
-                if let follow, !follow.stop.isSet, !(endIsLast && fragment.isEmpty) {
-                    noteWait(follow)
+                if let follow, !follow.stop.isSet, follow.pastEnd || !(endIsLast && fragment.isEmpty) {
+                    if !endIsLast { noteWait(follow) }   // an ended run is not silent
                     Thread.sleep(forTimeInterval: follow.pollInterval)
                     continue
                 }
