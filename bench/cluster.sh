@@ -17,8 +17,9 @@
 #
 # Everything it creates carries this process's id in its name (namespaces gfcPID-N, bridge gfbPID,
 # links gfvPIDnN, a private subnet 10.A.B.0/24 picked from the id, a temporary folder) and is
-# removed on exit, also when the command fails or the script is interrupted. It needs root (network
-# namespaces and tc). The exit status is mpirun's.
+# removed on exit, also when the command fails or the script is interrupted (Ctrl-C or SIGTERM stop
+# the ranks cleanly first, as with mpirun). It needs root (network namespaces and tc). The exit
+# status is mpirun's.
 #
 # Example (preset S, 2 ranks over 1 Gb/s):
 #   bench/cluster.sh 2 1gbit -- .build/release/gradflow bench --preset S --threads 1
@@ -71,8 +72,17 @@ teardown() {
     exit $status
 }
 job=""
-interrupted() {   # a signal: mpirun passes it to the ranks; whatever is left dies with the namespaces
-    [ -n "$job" ] && kill -TERM "$job" 2>/dev/null
+# A signal: mpirun passes SIGTERM on to the ranks, which stop at their next step boundary with a
+# checkpoint and their end record (the background job ignores SIGINT, as a non-interactive shell's
+# background jobs do, so Ctrl-C reaches the ranks this way only). The namespaces go only once the
+# job has ended, or after 120 s; a second signal sends a second SIGTERM, which the ranks take as
+# "stop now".
+interrupted() {
+    if [ -n "$job" ]; then
+        kill -TERM "$job" 2>/dev/null
+        local tenths=0
+        while kill -0 "$job" 2>/dev/null && [ "$tenths" -lt 1200 ]; do sleep 0.1; tenths=$((tenths + 1)); done
+    fi
     exit "$1"
 }
 trap teardown EXIT

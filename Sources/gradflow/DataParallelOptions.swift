@@ -10,8 +10,14 @@ struct DataParallelOptions: ParsableArguments {
         """, valueName: "MB"))
     var bucketMB: Double = Double(MPICollective.defaultBucketBytes) / 1_048_576
 
+    /// Larger than any model Gradflow trains (a bucket never holds more than the whole gradient),
+    /// and small enough that its bytes fit an Int.
+    static let maxBucketMB = 1_048_576.0
+
     func validate() throws {
-        guard bucketMB >= 0, bucketMB.isFinite else { throw ValidationError("--bucket-mb must be ≥ 0 (got \(bucketMB))") }
+        guard bucketMB >= 0, bucketMB <= Self.maxBucketMB, bucketMB.isFinite else {
+            throw ValidationError("--bucket-mb must be from 0 to \(Int(Self.maxBucketMB)) (got \(bucketMB))")
+        }
     }
 
     var bucketBytes: Int { Int((bucketMB * 1_048_576).rounded()) }

@@ -14,29 +14,36 @@ struct DistributedTraining {
     func run() throws {
         let mpi = MPICollective.start(bucketBytes: command.dataParallel.bucketBytes)
         var setup: TrainingSetup?
-        var failure: String?
+        var failure: Failure?
+        var past: PastRun?
         do {
             let checkpoint = command.resume.map { sharedCheckpoint($0, mpi) }
             setup = try command.prepare(readCheckpoint: { path in
                 guard let checkpoint else { throw CheckpointError("\(path): not read") }
                 return try checkpoint.get()
             })
+            // Rank 0 writes the run: its resume refusals (later checkpoints, another run's
+            // checkpoint) come before the ranks agree to start, not from a running job.
+            if mpi.rank == 0, let setup { past = try TrainingSession.readPastRun(setup) }
+        } catch let problem as ValidationError {
+            failure = Failure(message: problem.message, flag: true)
         } catch {
-            failure = "\(error)"
+            failure = Failure(message: "\(error)", flag: false)
         }
         // Every rank takes part in each collective call, whether or not it is ready itself.
         let mismatch = dataMismatch(setup, mpi)
         if let setup, failure == nil {
             // Checked here too (the trainer checks it again), so that a model too large is said
             // once, for the ranks that share this machine's memory.
-            failure = Trainer.batchSplitError(batch: setup.config.batch, ranks: mpi.size)
+            failure = Trainer.batchSplitError(batch: setup.config.batch, ranks: mpi.size).map { Failure(message: $0, flag: true) }
                 ?? Trainer.memoryProblem(config: setup.config, batch: setup.config.batch / mpi.size,
-                                         ranksOnMachine: MPICollective.ranksOnThisMachine)
-                ?? mismatch
+                                         ranksOnMachine: MPICollective.ranksOnThisMachine).map { Failure(message: $0, flag: true) }
+                ?? mismatch.map { Failure(message: $0, flag: false) }
         }
         try agree(failure, mpi)
         var session = TrainingSession(setup: setup!, display: command.display, debug: command.debug)
         session.collective = mpi
+        session.pastRun = past
         let code: Int32
         do {
             code = try session.run()
@@ -82,21 +89,34 @@ struct DistributedTraining {
         return nil
     }
 
-    /// Every rank learns whether all are ready. When some are not, the job ends with exit status
-    /// 1: an error that every rank hit alike (a bad flag) is printed once by rank 0; one that only
-    /// some ranks hit (a data file missing on a node) by each of them, with its rank and host.
-    func agree(_ failure: String?, _ mpi: MPICollective) throws {
-        let leadFailure = mpi.broadcast(failure ?? "")
-        let counts = mpi.sum([failure == nil ? 0 : 1, failure != nil && failure == leadFailure ? 1 : 0])
+    /// Why a rank cannot start, and whether it is a flag problem (exit status 64, as in one
+    /// process) or another failure (1).
+    struct Failure {
+        var message: String
+        var flag: Bool
+    }
+
+    /// Every rank learns whether all are ready. When some are not, the job ends on every rank with
+    /// exit status 64 when every failure is a flag problem, else 1: an error that every rank hit
+    /// alike (a bad flag) is printed once by rank 0; one that only some ranks hit (a data file
+    /// missing on a node, rank 0's resume refusals) by each of them, with its rank and host.
+    func agree(_ failure: Failure?, _ mpi: MPICollective) throws {
+        let leadFailure = mpi.broadcast(failure?.message ?? "")
+        let counts = mpi.sum([failure == nil ? 0 : 1, failure != nil && failure?.message == leadFailure ? 1 : 0,
+                              failure?.flag == true ? 1 : 0])
         guard counts[0] > 0 else { return }
+        let flag = counts[2] == counts[0]
         if let failure {
+            func say(_ message: String) {
+                Console.error(flag ? Gradflow.flagProblem(message, command: TrainCommand.self) : "gradflow: \(message)\n")
+            }
             if Int(counts[1]) == mpi.size {
-                if mpi.rank == 0 { Console.error("gradflow: \(failure)\n") }
+                if mpi.rank == 0 { say(failure.message) }
             } else {
-                Console.error("gradflow: \(mpi.error(failure))\n")
+                say("\(mpi.error(failure.message))")
             }
         }
         mpi.finish()
-        throw ExitCode(1)
+        throw ExitCode(flag ? ExitCode.validationFailure.rawValue : 1)
     }
 }

@@ -29,7 +29,7 @@ struct Gradflow: ParsableCommand {
         do {
             try command.run()
         } catch let problem as ValidationError {
-            Console.error("Error: \(problem.message)\n  See '\(path(of: type(of: command))) --help' for more information.\n")
+            Console.error(flagProblem(problem.message, command: type(of: command)))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         } catch {
             exit(withError: error)
@@ -55,6 +55,12 @@ struct Gradflow: ParsableCommand {
             }
         }
         return out
+    }
+
+    /// How a flag problem found while `command` runs is reported (exit status 64), in the
+    /// argument parser's own words for one found while parsing.
+    static func flagProblem(_ message: String, command: ParsableCommand.Type) -> String {
+        "Error: \(message)\n  See '\(path(of: command)) --help' for more information.\n"
     }
 
     /// "gradflow bench steps": the words that name `command` on the command line.

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Dispatch
 import DataParallel
 import Foundation
@@ -16,6 +17,36 @@ struct TrainingSession {
     let display: DisplayOptions
     var debug = DebugHooks()
     var collective: Collective = SingleProcess()
+    /// What `readPastRun` found, when the caller read it before the session (mpirun's rank 0,
+    /// which checks everything before the ranks agree to start).
+    var pastRun: PastRun?
+
+    /// What a resumed run carries over from its run file (its clock, id and answered commands),
+    /// and the resume's refusals (a file being written, another run's checkpoint, later
+    /// checkpoints that it would overwrite, a completed run): empty for a run that is not resumed.
+    /// A missing run file starts afresh; one that cannot be read must not lose the run's id
+    /// and answered commands (every old command would then be refused, or applied twice).
+    static func readPastRun(_ setup: TrainingSetup) throws -> PastRun {
+        guard setup.resume != nil && setup.parent == nil else { return PastRun() }
+        let runFile = RunFileLocation.file(in: setup.runDirectory)
+        guard FileManager.default.fileExists(atPath: runFile) else { return PastRun() }
+        // Refused before the model is built and the dashboard opens; the writer's own lock,
+        // taken when the file is opened, is what guarantees it.
+        if RunFileWriter.isBeingWritten(path: runFile) {
+            throw CLIError("\(runFile): \(RunFileWriter.lockedMessage)")
+        }
+        let past: PastRun
+        do { past = try PastRun.read(runFile) } catch {
+            throw CLIError("cannot read the run file this resume continues: \(error)")
+        }
+        if let mine = setup.resume?.runId, let theirs = past.runId, mine != theirs {
+            throw ValidationError("--resume \(setup.resume?.path ?? "checkpoint"): the checkpoint was written by run \(mine), "
+                                  + "but \(runFile) is run \(theirs); a checkpoint continues only its own run "
+                                  + "(to start a new run from it, use --fork on the folder it came from)")
+        }
+        if let problem = laterCheckpointsProblem(setup, completed: past.completed) { throw ValidationError(problem) }
+        return past
+    }
 
     /// Returns the process exit status: 0 completed or quit with q, 130 stopped by a signal, 1 failed.
     func run() throws -> Int32 {
@@ -26,28 +57,8 @@ struct TrainingSession {
         let lead = collective.rank == 0
         var timeOffset = 0.0
         var past = PastRun()
-        if setup.resume != nil && setup.parent == nil && lead {
-            // A resumed run's clock continues from its run file's last record; its id and the
-            // commands the file already answers carry over.
-            // A missing run file starts afresh; one that cannot be read must not lose the run's id
-            // and answered commands (every old command would then be refused, or applied twice).
-            let runFile = RunFileLocation.file(in: setup.runDirectory)
-            if FileManager.default.fileExists(atPath: runFile) {
-                // Refused before the model is built and the dashboard opens; the writer's own lock,
-                // taken when the file is opened below, is what guarantees it.
-                if RunFileWriter.isBeingWritten(path: runFile) {
-                    throw CLIError("\(runFile): \(RunFileWriter.lockedMessage)")
-                }
-                do { past = try PastRun.read(runFile) } catch {
-                    throw CLIError("cannot read the run file this resume continues: \(error)")
-                }
-                if let mine = setup.resume?.runId, let theirs = past.runId, mine != theirs {
-                    throw CLIError("--resume \(setup.resume?.path ?? "checkpoint"): the checkpoint was written by run \(mine), "
-                                   + "but \(runFile) is run \(theirs); a checkpoint continues only its own run "
-                                   + "(to start a new run from it, use --fork on the folder it came from)")
-                }
-                if let problem = Self.laterCheckpointsProblem(setup, completed: past.completed) { throw CLIError(problem) }
-            }
+        if lead {
+            past = try pastRun ?? Self.readPastRun(setup)
             timeOffset = past.lastT
         }
         let trainer: Trainer

@@ -121,6 +121,17 @@ import Testing
         }
         #expect(compared >= 5)
         #expect(after.stepLosses.last?.step == 2999)
+
+        // Flag problems found once MPI has started end every rank with status 64, as in one
+        // process, said once: rank 0's resume refusal (before the ranks agree, not MPI_Abort from a
+        // running job) and a batch that the ranks do not divide.
+        let older = MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 2) + [binary, "train", "--resume", path, "--no-tui"],
+                               timeout: 300)
+        #expect(older.status == 64 && older.output.components(separatedBy: "the run has later checkpoints").count == 2
+                && !older.output.contains("MPI_ABORT"), "\(older.output)")
+        let split = MPIRun.run(MPIRun.mpirun!, MPIRun.mpirunArguments(ranks: 3) + [binary] + ["train"] + Self.model + ["--out", dir + "/split"],
+                               timeout: 300)
+        #expect(split.status == 64 && split.output.components(separatedBy: "does not divide evenly").count == 2, "\(split.output)")
     }
 }
 

@@ -130,10 +130,10 @@ import Testing
         // An earlier checkpoint would overwrite the later ones: --fork is for branching; a
         // completed run has nothing to resume.
         let earlier = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000010.gfck", "--no-tui"])
-        #expect(earlier.status != 0 && earlier.output.contains("the run has later checkpoints (ckpt-000020.gfck)")
+        #expect(earlier.status == 64 && earlier.output.contains("the run has later checkpoints (ckpt-000020.gfck)")
                 && earlier.output.contains("--fork \(b)@10 --out NEWDIR"), "\(earlier.output)")
         let completed = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000020.gfck", "--no-tui"])
-        #expect(completed.status != 0 && completed.output.contains("the run completed all its 20 steps; there is nothing to resume"),
+        #expect(completed.status == 64 && completed.output.contains("the run completed all its 20 steps; there is nothing to resume"),
                 "\(completed.output)")
         #expect(try String(contentsOfFile: b + "/run.jsonl", encoding: .utf8) == before, "a refused resume wrote to the run file")
         // The run's own command line with --resume added, its folder spelled another way: accepted

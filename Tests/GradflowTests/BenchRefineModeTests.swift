@@ -40,3 +40,12 @@ import Testing
         #expect(Gradflow.joiningNegativeValues(["x", "--", "--a", "-1"]) == ["x", "--", "--a", "-1"])
     }
 }
+
+/// `--bucket-mb` has an upper bound, so its bytes always fit an Int (1e20 trapped on every rank).
+@Suite struct BucketFlagTests {
+    @Test func hugeBucketsAreRefused() throws {
+        #expect(throws: (any Error).self) { try DataParallelOptions.parse(["--bucket-mb", "1e20"]) }
+        #expect(throws: (any Error).self) { try DataParallelOptions.parse(["--bucket-mb", "-1"]) }
+        #expect(try DataParallelOptions.parse(["--bucket-mb", "1048576"]).bucketBytes == 1 << 40)
+    }
+}
