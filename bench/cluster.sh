@@ -25,7 +25,7 @@
 #   bench/cluster.sh 2 1gbit -- .build/release/gradflow bench --preset S --threads 1
 set -u
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
 ranks=$1; bandwidth=$2; shift 2
