@@ -34,6 +34,12 @@ public final class MPICollective: Collective {
         ProcessInfo.processInfo.environment[launchVariable] != nil
     }
 
+    /// This process's rank as `mpirun` set it in the environment (Open MPI's
+    /// `OMPI_COMM_WORLD_RANK`), before MPI has started; nil outside mpirun.
+    public static var rankFromEnvironment: Int? {
+        ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].flatMap { Int($0) }
+    }
+
     /// How many of the job's ranks run on this machine (Open MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`;
     /// 1 when it is not set): they share its memory.
     public static var ranksOnThisMachine: Int {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BuildInfo
+import DataParallel
 import Foundation
 import Telemetry
 
@@ -25,7 +26,17 @@ struct Gradflow: ParsableCommand {
     static func main() {
         var command: ParsableCommand
         let words = joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))
-        do { command = try parseAsRoot(words) } catch { exit(withError: error) }
+        do { command = try parseAsRoot(words) } catch {
+            // Under mpirun every rank parses the same words: rank 0 alone says what is wrong,
+            // instead of each rank's text spliced into the others'. The others wait a moment
+            // first: mpirun ends the job at the first non-zero exit, which would cut rank 0's text.
+            if let rank = MPICollective.rankFromEnvironment, rank != 0 {
+                let code = exitCode(for: error).rawValue
+                if code != 0 { Thread.sleep(forTimeInterval: 2) }
+                Foundation.exit(code)
+            }
+            exit(withError: error)
+        }
         do {
             try command.run()
         } catch let problem as ValidationError {
