@@ -202,9 +202,7 @@ public struct ChannelLine: Sendable, Equatable {
             action = .setTarget(band: try need(band, "band"), share: v)
         case .lrScale:
             let v = try need(value, "value")
-            guard v.isFinite, v > 0, v <= Command.maxLearningRateScale else {
-                throw Problem(id: id, message: "lr_scale: \"value\" must be above 0 and at most \(Int(Command.maxLearningRateScale)), not \(v)")
-            }
+            guard Command.isValidLearningRateScale(v) else { throw Problem(id: id, message: "lr_scale: \(Command.learningRateScaleProblem(v))") }
             action = .scaleLearningRate(v)
         case .pause: action = .pause
         case .resume: action = .resume

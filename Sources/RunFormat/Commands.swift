@@ -60,6 +60,16 @@ public struct Command: Sendable, Equatable, Codable {
     /// beyond it is no learning rate anyone trains with, and 1e300 overflowed torch's float.
     public static let maxLearningRateScale = 1000.0
 
+    /// Whether `scale` is a learning-rate scale a command may set: above 0, at most the maximum.
+    public static func isValidLearningRateScale(_ scale: Double) -> Bool {
+        scale.isFinite && scale > 0 && scale <= maxLearningRateScale
+    }
+
+    /// What a refused scale is told.
+    public static func learningRateScaleProblem(_ scale: Double) -> String {
+        "the learning-rate scale must be above 0 and at most \(Int(maxLearningRateScale)), not \(scale)"
+    }
+
     /// What a command asks for.
     public enum Action: Sendable, Equatable, Codable {
         /// Set one band's weight (switches that axis to manual).

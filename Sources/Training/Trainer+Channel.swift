@@ -155,9 +155,9 @@ extension Trainer {
 
     /// `lr_scale`: the schedule times `factor` from this step on.
     func scaleLearningRate(_ factor: Double, answering command: Command) {
-        guard factor.isFinite, factor > 0, factor <= Command.maxLearningRateScale else {
+        guard Command.isValidLearningRateScale(factor) else {
             publish(answering: command, EventRecord(step: step, t: elapsed, kind: .refused, source: command.source,
-                                                    message: "the learning-rate scale must be above 0 and at most \(Int(Command.maxLearningRateScale)), not \(factor)"))
+                                                    message: Command.learningRateScaleProblem(factor)))
             return
         }
         publish(answering: command, changeLearningRateScale(to: factor, step: step, source: command.source, why: "lr_scale command"))

@@ -105,7 +105,7 @@ struct AttachCommand: ParsableCommand {
         if let end = ended {
             print("gradflow attach: \(header.runName) ended (\(end.reason.rawValue) at step \(Format.grouped(end.step)))")
         } else if let silent = state.silentSeconds, state.data.latestCheckpointStep == nil {
-            print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(state.data.stepsDone)); it has been silent for \(Format.clock(silent)), so its writer may have died; it wrote no checkpoint, so it cannot be resumed (start it again)")
+            print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(state.data.stepsDone)); it has been silent for \(Format.clock(silent)), so its writer may have died; it recorded no checkpoint, so unless its state was saved some other way it cannot be resumed (start it again)")
         } else if let silent = state.silentSeconds {
             print("gradflow attach: detached from \(header.runName) at step \(Format.grouped(state.data.stepsDone)); it has been silent for \(Format.clock(silent)), so its writer may have died; resuming the run from its latest checkpoint continues it and applies the commands sent meanwhile")
         } else {

@@ -37,7 +37,7 @@ struct DistributedTraining {
             // once, for the ranks that share this machine's memory.
             failure = Trainer.batchSplitError(batch: setup.config.batch, ranks: mpi.size).map { Failure(message: $0, flag: true) }
                 ?? Trainer.memoryProblem(config: setup.config, batch: setup.config.batch / mpi.size,
-                                         ranksOnMachine: MPICollective.ranksOnThisMachine).map { Failure(message: $0, flag: true) }
+                                         ranksOnMachine: MPICollective.ranksOnThisMachine).map { Failure(message: $0, flag: false) }
                 ?? mismatch.map { Failure(message: $0, flag: false) }
         }
         try agree(failure, mpi)

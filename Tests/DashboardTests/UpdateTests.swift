@@ -196,6 +196,35 @@ import Testing
         #expect(s.pendingModes.isEmpty)
     }
 
+    @Test("weight commands count as manual for a: a, u (weights back), a asks for adaptive again")
+    func adaptiveAfterUndoneWeightsAsksForAdaptive() {
+        var s = onLong()
+        var step = s.data.lastStep!
+        step.step += 1
+        step.axes = step.axes.map { a in var a = a; if a.axis == .context { a.mode = .manual }; return a }
+        _ = s.apply(.records([.step(step)]))
+        #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, true, source: .key))])
+        #expect(weightCommands(press(&s, .character("u"))).count == 3)
+        #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, true, source: .key))])
+    }
+
+    @Test("attached: an answer settles its command's pending state by id, also a refusal that names no axis")
+    func attachedAnswersSettleByID() {
+        var s = makeState(steps: 50, mode: .attached)
+        s.canControl = true
+        s.commandIdPrefix = "host-1-x"
+        _ = press(&s, .down, .down)
+        let sent = press(&s, .character("a"), .character("+"))
+        let ids = sent.compactMap { effect -> String? in if case let .command(c) = effect { return c.id }; return nil }
+        #expect(ids.count == 2 && !s.pendingModes.isEmpty && !s.pendingWeights.isEmpty)
+        for id in ids {
+            var refusal = EventRecord(step: 51, t: 1, kind: .refused, source: .attach, message: "commands.jsonl:1: refused: no refiner")
+            refusal.commandId = id
+            _ = s.apply(.records([.event(refusal)]))
+        }
+        #expect(s.pendingModes.isEmpty && s.pendingWeights.isEmpty && s.awaitingAnswer.isEmpty)
+    }
+
     @Test("a screen too small for the panels takes q and nothing else")
     func tooSmallTakesOnlyQ() {
         var s = onLong()
@@ -210,7 +239,10 @@ import Testing
     @Test("a session resumed from a checkpoint shows the checkpoint's step and weights, not the replaced steps'")
     func resumeGoesBackToTheCheckpointsState() {
         var s = makeState(steps: 0)
-        let before = (0..<600).map { Record.step(SyntheticRun.step($0)) }
+        // The last step before the checkpoint read as scalars only, as attach reads a long file in.
+        var scalarsOnly = SyntheticRun.step(599)
+        scalarsOnly.axes = []
+        let before = (0..<599).map { Record.step(SyntheticRun.step($0)) } + [.step(scalarsOnly)]
         let checkpoint = Record.checkpoint(CheckpointRecord(step: 600, t: 600, path: "ckpt-000600.gfck", bytes: 1, milliseconds: 1))
         let replaced = (600..<606).map { Record.step(SyntheticRun.step($0, weights: [1, 0.25, 1, 1, 1, 1, 1, 1, 1])) }
         let resumed = Record.event(EventRecord(step: 600, t: 700, kind: .resume_run, source: .trainer, message: "resumed"))
@@ -218,6 +250,7 @@ import Testing
         #expect(s.data.stepsDone == 606 && s.data.weight(row: 1) == 0.25)
         _ = s.apply(.records([resumed]))
         #expect(s.data.stepsDone == 600 && s.data.weight(row: 1) == 1 && s.data.latestCheckpointStep == 600)
+        #expect(s.data.mode(of: .context) != .off, "the mode comes back with the weights")
     }
 
     @Test func focusCyclesForwardAndBack() {

@@ -132,6 +132,11 @@ struct ExportTests {
         #expect(layout.evalNames == ["val.shakespeare.loss", "val.shakespeare.bpb", "val.sonnets.loss", "val.sonnets.bpb"])
         layout.domains = ["val:sonnets", "sonnets"]
         #expect(layout.evalNames.prefix(3) == ["val.val:sonnets.loss", "val.val:sonnets.bpb", "val.sonnets.loss"])
+        // A verdict's validation deltas are named the same way.
+        var event = EventRecord(step: 250, t: 1, kind: .verdict, source: .trainer)
+        event.verdict = VerdictInfo(changeStep: 50, word: .noEffect, delta: 0, low: nil, high: nil, steps: 200, partial: false,
+                                    validation: [.init(name: "val:shakespeare", delta: -0.01), .init(name: "sonnets", delta: 0.02)])
+        #expect(ColumnLayout.verdictValues(event).map(\.0).suffix(2) == ["verdict.shakespeare.val_delta", "verdict.sonnets.val_delta"])
     }
 
     @Test("ResumeRule: a resume at S replaces step records from index S, evaluations and checkpoints after S, an end record")

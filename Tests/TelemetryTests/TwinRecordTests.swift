@@ -121,7 +121,7 @@ struct TwinExportTests {
         v.verdict = VerdictInfo(changeStep: 0, word: .hurt, delta: 0.1, low: 0.05, high: 0.15, steps: 20, partial: true,
                                 validation: [.init(name: "val:x", delta: 0.2)])
         let values = Dictionary(uniqueKeysWithValues: ColumnLayout.verdictValues(v))
-        #expect(values["verdict.delta"] == 0.1 && values["verdict.ci_high"] == 0.15 && values["verdict.val:x.val_delta"] == 0.2)
+        #expect(values["verdict.delta"] == 0.1 && values["verdict.ci_high"] == 0.15 && values["verdict.x.val_delta"] == 0.2)
         #expect(TensorBoardExporter.tag("twin.delta") == "twin/delta")
         let dir = Fixtures.tempDirectory()
         defer { Fixtures.cleanup(dir) }

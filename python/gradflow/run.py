@@ -303,6 +303,8 @@ class Run:
                            "you restored the state yourself" % self.out)
         elif self._has_checkpoint():
             self._remove_stale_temporaries()
+            # Refused by the name's step before anything is loaded into the caller's model.
+            self._refuse_completed(path, state, self._checkpoint_step(self._checkpoints()[-1]))
             self.steps_done, held = self._load_latest_checkpoint()
             if self.steps_done > state.last_step:
                 raise RunError("%s: the latest checkpoint is at step %d but the run file ends at step %d; a "
@@ -312,11 +314,7 @@ class Run:
             raise RunError("%s: resume=True found no ckpt-*.pt to load (none written yet?), so there is nothing to "
                            "continue from: start the run again in another folder, or pass start_step (steps "
                            "already done) if your own checkpoint holds them" % self.out)
-        if state.completed and self.steps_done >= self.total_steps:
-            # As the Swift trainer: a run killed between its final checkpoint and its end record
-            # can still be resumed, to write that record; one that wrote it has nothing left.
-            raise RunError("%s: the run completed all its %d steps; there is nothing to resume (start a new run "
-                           "to train longer)" % (path, self.total_steps))
+        self._refuse_completed(path, state, self.steps_done)
         self._last_checkpoint_step = self.steps_done
         self.writer = runfile.RunFileWriter.resume(path, locked_fd=locked)
         self._held = set(held or ())
@@ -677,6 +675,17 @@ class Run:
     def _has_checkpoint(self):
         return bool(self._checkpoints())
 
+    @staticmethod
+    def _checkpoint_step(name):
+        return int(_CHECKPOINT_NAME.fullmatch(name).group(1))
+
+    def _refuse_completed(self, path, state, start):
+        """As the Swift trainer: a run killed between its final checkpoint and its end record can
+        still be resumed, to write that record; one that wrote it has nothing left to do."""
+        if state.completed and start >= self.total_steps:
+            raise RunError("%s: the run completed all its %d steps; there is nothing to resume (start a new run "
+                           "to train longer)" % (path, self.total_steps))
+
     def _load_latest_checkpoint(self):
         """Loads the latest ``ckpt-*.pt`` of the run folder; returns its step."""
         names = self._checkpoints()
@@ -1001,8 +1010,6 @@ _CHECKPOINT_TEMPORARY = re.compile(r"ckpt-\d+\.pt\.tmp")
 #: What the event of a command applied again after a resume says (the Swift trainer's words).
 APPLIED_AGAIN = "applied again after a resume: its effect came after the checkpoint"
 
-#: The warning of a resume that cannot apply such a command again: its line is no longer in the
-#: commands file (the Swift trainer's words; %(id)s and %(step)s are filled in).
 def _median(values):
     """The median (the mean of the two middle values of an even count), as the spike rule takes it."""
     ordered = sorted(values)
@@ -1010,6 +1017,8 @@ def _median(values):
     return ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
 
 
+#: The warning of a resume that cannot apply such a command again: its line is no longer in the
+#: commands file (the Swift trainer's words; %(id)s and %(step)s are filled in).
 LOST_COMMAND_MISSING = ("command \"%(id)s\" (applied at step %(step)s, after the checkpoint) is no longer in "
                         "commands.jsonl, so it is not applied again: from step %(step)s this run's settings may "
                         "differ from the uninterrupted run's")

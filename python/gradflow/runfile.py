@@ -16,6 +16,7 @@ Example::
     w.close()
 """
 
+import array
 import json
 import math
 import os
@@ -535,7 +536,7 @@ def read_state(path):
         state.header = h
         evals = []  # (step, first domain's loss)
         checkpoints = []  # (step, path)
-        final_index = None  # the step index of final_loss
+        step_indexes, step_losses = array.array("q"), array.array("d")  # the step records' losses that count
         for raw in f:
             if b'"t"' not in raw:
                 continue
@@ -550,8 +551,9 @@ def read_state(path):
                 state.last_t = max(state.last_t, float(t))
             if isinstance(step, int):
                 state.last_step = max(state.last_step, step + 1 if kind == "step" else step)
-            if kind == "step" and isinstance(r.get("loss"), (int, float)):
-                state.final_loss, final_index = float(r["loss"]), step
+            if kind == "step" and isinstance(r.get("loss"), (int, float)) and isinstance(step, int):
+                step_indexes.append(step)
+                step_losses.append(float(r["loss"]))
             elif kind == "eval":
                 ds = r.get("domains") or []
                 if ds and isinstance(ds[0], dict) and isinstance(ds[0].get("loss"), (int, float)):
@@ -566,8 +568,9 @@ def read_state(path):
                 evals = [e for e in evals if not replaced_by_resume("eval", e[0], step)]
                 checkpoints = [c for c in checkpoints
                                if not (isinstance(c[0], int) and replaced_by_resume("checkpoint", c[0], step))]
-                if isinstance(final_index, int) and replaced_by_resume("step", final_index, step):
-                    state.final_loss = final_index = None
+                while step_indexes and replaced_by_resume("step", step_indexes[-1], step):
+                    step_indexes.pop()
+                    step_losses.pop()
                 state.last_step = step
                 state.completed = False
             elif kind == "event" and r.get("source") == "attach":
@@ -582,6 +585,7 @@ def read_state(path):
     if evals:
         state.best_val_loss = min(v for _, v in evals)
     state.last_checkpoint = checkpoints[-1] if checkpoints else None
+    state.final_loss = step_losses[-1] if step_losses else None
     return state
 
 

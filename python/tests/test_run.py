@@ -11,7 +11,7 @@ import torch
 
 import gradflow
 
-from conftest import tiny_step
+from conftest import TinyLM, tiny_step
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -249,8 +249,11 @@ def test_a_resume_is_refused_with_the_reason_it_cannot_go_on(tmp_path, tiny):
         for i in range(2):
             tiny_step(model, opt, run, i)
     before = open(os.path.join(done, "run.jsonl"), "rb").read()
+    fresh = TinyLM()
+    weights = {k: v.clone() for k, v in fresh.state_dict().items()}
     with pytest.raises(gradflow.RunError, match="completed all its 2 steps; there is nothing to resume"):
-        gradflow.Run(done, model=model, optimizer=opt, total_steps=2, handle_signals=False, resume=True)
+        gradflow.Run(done, model=fresh, total_steps=2, handle_signals=False, resume=True)
+    assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in weights.items()), "refused before anything is loaded"
     half = str(tmp_path / "half")
     with gradflow.Run(half, model=model, optimizer=opt, total_steps=4, handle_signals=False,
                       checkpoint_at_end=False) as run:

@@ -348,6 +348,8 @@ def test_read_state_forgets_the_evaluations_a_resumed_session_redoes(tmp_path):
     path = str(tmp_path / "run.jsonl")
     w = runfile.RunFileWriter.create(path, _header())
     w.write(runfile.eval_record(step=10, t=1, domains=[("val:x", 2.0)]))
+    w.write(runfile.step_record(step=19, t=1.9, loss=1.0, lr=1e-3, grad_norm=1.0, clip_scale=1.0, tokens_per_s=1.0,
+                                step_ms=1.0))
     w.write(runfile.checkpoint_record(step=20, t=2, path="ckpt-000020.pt", bytes=1, ms=1))  # the one resumed from
     w.write(runfile.step_record(step=25, t=2.5, loss=1.25, lr=1e-3, grad_norm=1.0, clip_scale=1.0, tokens_per_s=1.0,
                                 step_ms=1.0))
@@ -356,7 +358,7 @@ def test_read_state_forgets_the_evaluations_a_resumed_session_redoes(tmp_path):
     w.write(runfile.event_record(step=20, t=4, kind="resume-run", source="trainer", message="resumed from step 20"))
     state = runfile.read_state(path)
     assert state.last_step == 20  # the steps after 20 no longer count
-    assert state.last_checkpoint == (20, "ckpt-000020.pt") and state.final_loss is None
+    assert state.last_checkpoint == (20, "ckpt-000020.pt") and state.final_loss == 1.0  # step 19's, not 25's
     w.write(runfile.eval_record(step=30, t=6, domains=[("val:x", 1.8)]))
     w.close()
     assert runfile.read_state(path).best_val_loss == 1.8

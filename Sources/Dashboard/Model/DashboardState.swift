@@ -110,9 +110,10 @@ public struct DashboardState: Sendable, Equatable {
     /// weight is dropped only when the last one is answered, so presses faster than the trainer's
     /// steps compose (each builds on the previous press, not on a stale measurement).
     public var unconfirmedWeights: [WeightTarget: Int] = [:]
-    /// Per axis, the mode this dashboard last asked for (true: adaptive) and how many of its mode
-    /// commands still await their event: `a a` pressed faster than the trainer's steps toggles
-    /// back, instead of sending the same request twice.
+    /// Per axis, the mode this dashboard's unanswered commands leave it in (true: adaptive; a
+    /// weight command makes its axis manual) and how many of them await their event: `a a`
+    /// pressed faster than the trainer's steps toggles back, instead of sending the same request
+    /// twice.
     public var pendingModes: [ScaleAxis: PendingMode] = [:]
     /// Set by q (or an interrupt) in live mode: .stop was sent, waiting for the end record.
     public var quitting = false
@@ -126,8 +127,9 @@ public struct DashboardState: Sendable, Equatable {
     /// it has sent.
     public var commandIdPrefix = ""
     public var commandsSent = 0
-    /// Attached: commands sent whose answering event has not come back, id → what was asked.
-    public var awaitingAnswer: [String: String] = [:]
+    /// Attached: commands sent whose answering event has not come back, by id: what was asked
+    /// (the status line's words) and the command, whose pending state its answer settles.
+    public var awaitingAnswer: [String: SentCommand] = [:]
     /// Attached: the stop key was pressed once; the next `y` stops the run, any other key cancels.
     public var confirmingStop = false
     /// Attached: seconds since the run file was last written, as the runner last saw it (the
@@ -221,4 +223,10 @@ public struct DashboardState: Sendable, Equatable {
 public struct PendingMode: Equatable, Sendable {
     public var adaptive: Bool
     public var unconfirmed: Int
+}
+
+/// A command an attached dashboard sent: the status line's words for it, and the command.
+public struct SentCommand: Equatable, Sendable {
+    public var what: String
+    public var action: Command.Action
 }

@@ -27,7 +27,7 @@ extension RunData {
         case let .eval(e): apply(eval: e)
         case let .event(e): apply(event: e)
         case let .checkpoint(c):
-            checkpointStates.append((c.step, lastStep))
+            checkpointStates.append((c.step, lastStep.map { $0.axes.isEmpty ? lastStepWithAxes : $0 } ?? nil))
             if checkpointStates.count > Self.checkpointStatesKept { checkpointStates.removeFirst() }
             addEvent(EventEntry(step: c.step, kind: .checkpoint,
                                 text: "\(c.path) (\(Format.bytes(c.bytes)), \(Format.fixed(c.milliseconds, 0)) ms)"))
@@ -45,6 +45,7 @@ extension RunData {
 
     private mutating func apply(step s: StepRecord) {
         lastStep = s
+        if !s.axes.isEmpty { lastStepWithAxes = s }
         resumedAt = nil
         if !appliedWeights.isEmpty { appliedWeights = appliedWeights.filter { $0.value.step > s.step } }
         trainLoss.append(x: s.step, s.loss)
@@ -203,7 +204,9 @@ extension RunData {
         let firstCompleted = ResumeRule.firstReplacedCompletedStep(resumedAt: step)
         // The state the checkpoint holds: the step record before it (header step, weights, modes).
         if let last = lastStep, last.step >= firstStep {
-            lastStep = checkpointStates.last { $0.step == step }?.lastStep ?? nil
+            let older = lastStepWithAxes.flatMap { $0.step < firstStep ? $0 : nil }
+            lastStep = checkpointStates.last { $0.step == step }?.lastStep ?? older
+            lastStepWithAxes = lastStep
             resumedAt = step
             for (i, row) in rows.enumerated() {
                 let sample = lastStep?.axes.first { $0.axis == row.axis }

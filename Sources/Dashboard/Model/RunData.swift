@@ -89,8 +89,10 @@ public struct RunData: Sendable, Equatable {
     /// The step of the latest checkpoint that counts (nil: none yet, so a resume has nothing to
     /// start from).
     public var latestCheckpointStep: Int? { checkpointStates.last?.step }
-    /// Set by a resume from a checkpoint whose state was not seen: the steps completed until the
-    /// next step record.
+    /// The latest step record with the axes' weights and modes (while attach reads a long file
+    /// in, most records carry scalars only): what a checkpoint's state is taken from.
+    var lastStepWithAxes: StepRecord?
+    /// Set by a resume: the steps completed (the checkpoint's) until the next step record.
     var resumedAt: Int?
     public var lastT: Double = 0
     public var trainLoss = DecimatedSeries(capacity: historyCapacity)
@@ -143,7 +145,7 @@ public struct RunData: Sendable, Equatable {
     /// Steps completed: the end record's count, else one past the latest step record (step
     /// records carry the 0-based index of the step they describe).
     public var stepsDone: Int {
-        end?.step ?? lastStep.map(\.stepsCompleted) ?? resumedAt ?? 0
+        end?.step ?? resumedAt ?? lastStep.map(\.stepsCompleted) ?? 0
     }
 
     /// Names of the depth groups (the depth axis' band names), for the oscillation panel.

@@ -71,9 +71,9 @@ extension DashboardState {
             c.id = "\(commandIdPrefix)-\(commandsSent)"
             c.source = .attach
             let what = describe(c.action)
-            awaitingAnswer[c.id!] = what
+            awaitingAnswer[c.id!] = SentCommand(what: what, action: c.action)
             if silentSeconds != nil && data.latestCheckpointStep == nil {
-                setStatus("\(what): queued, but the run is silent (writer gone?) and wrote no checkpoint to resume from, so it will not apply",
+                setStatus("\(what): queued, but the run is silent (writer gone?) and recorded no checkpoint: it applies only if the run is resumed from one saved some other way",
                           error: true)
             } else if silentSeconds != nil {
                 setStatus("\(what): queued; the run is silent (writer gone?), so it applies when the run is resumed", error: true)
@@ -112,23 +112,47 @@ extension DashboardState {
             setStatus("refused: \(e.message.isEmpty ? what : e.message)", error: true)
         }
         // Attached: the answer to one of this dashboard's commands (another dashboard's are history).
-        var own = e.source == Self.keySource && mode == .live
-        if mode == .attached, let id = e.commandId, let what = awaitingAnswer.removeValue(forKey: id) {
-            own = true
+        if mode == .attached, let id = e.commandId, let sent = awaitingAnswer.removeValue(forKey: id) {
             if e.kind == .refused {
-                setStatus("\(what): refused at step \(Format.grouped(e.step)): \(e.message)", error: true)
+                setStatus("\(sent.what): refused at step \(Format.grouped(e.step)): \(e.message)", error: true)
             } else {
-                setStatus("\(what): applied at step \(Format.grouped(e.step))")
+                setStatus("\(sent.what): applied at step \(Format.grouped(e.step))")
             }
+            // Settled by its id, whatever the answer says (a refusal may name no axis).
+            settle(answered: sent.action)
+            return
         }
-        // Only this dashboard's own commands answer its pending presses.
-        guard own, let axis = e.axis else { return }
-        if e.kind == .mode || (e.kind == .refused && e.band == nil) { settleMode(axis) }
-        guard e.kind == .weight || e.kind == .refused, let band = e.band else { return }
-        settle(WeightTarget(axis: axis, band: band, layer: e.layer))
+        // Live: the trainer answers the viewer's keys (source `key`) in order, each with one event
+        // naming the axis (and the band, for a weight); other dashboards' events are history.
+        guard mode == .live, e.source == Self.keySource, let axis = e.axis else { return }
+        switch e.kind {
+        case .mode: settle(answered: .setAdaptive(axis, true))
+        case .weight, .refused:
+            if let band = e.band {
+                settle(answered: .setWeight(WeightTarget(axis: axis, band: band, layer: e.layer), 0))
+            } else if e.kind == .refused {
+                settle(answered: .setAdaptive(axis, true))
+            }
+        default: break
+        }
     }
 
-    /// Records a mode command about to be sent: the next `a` builds on it.
+    /// One of this dashboard's commands was answered, or never left: the pending state it set goes
+    /// (for a weight, its value and the mode it implies; for a mode, the mode).
+    private mutating func settle(answered action: Command.Action) {
+        switch action {
+        case let .setWeight(target, _):
+            settle(target)
+            settleMode(target.axis)
+        case let .setAdaptive(axis, _):
+            settleMode(axis)
+        default:
+            break
+        }
+    }
+
+    /// Records a mode command (or a weight command, which makes its axis manual) about to be
+    /// sent: the next `a` builds on it.
     mutating func markPendingMode(_ axis: ScaleAxis, adaptive: Bool) {
         pendingModes[axis] = PendingMode(adaptive: adaptive, unconfirmed: (pendingModes[axis]?.unconfirmed ?? 0) + 1)
     }
@@ -156,10 +180,10 @@ extension DashboardState {
     private mutating func forget(unsent action: Command.Action) {
         switch action {
         case let .setWeight(target, value):
-            settle(target)
+            settle(answered: action)
             if case let .weight(t, _, new)? = undo.last, t == target, new == value { undo.removeLast() }
         case let .setAdaptive(axis, on):
-            settleMode(axis)
+            settle(answered: action)
             if case let .adaptive(a, was, _)? = undo.last, a == axis, was != on { undo.removeLast() }
         default:
             break
@@ -173,6 +197,7 @@ extension DashboardState {
     mutating func markPending(_ target: WeightTarget, _ value: Double) {
         pendingWeights[target] = value
         unconfirmedWeights[target, default: 0] += 1
+        markPendingMode(target.axis, adaptive: false)
     }
 
     mutating func setStatus(_ text: String, error: Bool = false) {

@@ -90,12 +90,14 @@ public struct ColumnLayout: Sendable, Equatable {
     }
 
     /// A domain's part of its columns' names: without the held-out prefix (`val.shakespeare.loss`,
-    /// not `val.val:shakespeare.loss`), unless another domain has that name.
-    func columnName(ofDomain name: String) -> String {
+    /// not `val.val:shakespeare.loss`), unless another of `domains` has that name.
+    static func columnName(ofDomain name: String, among domains: [String]) -> String {
         guard name.hasPrefix(DomainEval.heldOutPrefix) else { return name }
         let bare = String(name.dropFirst(DomainEval.heldOutPrefix.count))
         return domains.contains(bare) ? name : bare
     }
+
+    func columnName(ofDomain name: String) -> String { Self.columnName(ofDomain: name, among: domains) }
 
     public var names: [String] { stepNames + evalNames }
 
@@ -152,7 +154,8 @@ public struct ColumnLayout: Sendable, Equatable {
     public static func verdictValues(_ e: EventRecord) -> [(String, Double)] {
         guard let v = e.verdict else { return [] }
         return [("verdict.delta", v.delta), ("verdict.ci_low", v.low ?? .nan), ("verdict.ci_high", v.high ?? .nan),
-                ("verdict.steps", Double(v.steps))] + v.validation.map { ("verdict.\($0.name).val_delta", $0.delta) }
+                ("verdict.steps", Double(v.steps))]
+            + v.validation.map { ("verdict.\(columnName(ofDomain: $0.name, among: v.validation.map(\.name))).val_delta", $0.delta) }
     }
 
     /// Attention mass in the last (long) context band, averaged over layers.
