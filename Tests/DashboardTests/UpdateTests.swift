@@ -154,13 +154,19 @@ import Testing
         #expect(s.status?.text == "nothing to undo")
     }
 
-    @Test("undoing a switch from manual to adaptive gives the weights back, not only the mode")
-    func undoAdaptiveRestoresTheWeights() {
+    /// `onLong`, with the context axis manual from a new step on.
+    func onLongManual() -> (DashboardState, StepRecord) {
         var s = onLong()
         var step = s.data.lastStep!
         step.step += 1
         step.axes = step.axes.map { a in var a = a; if a.axis == .context { a.mode = .manual }; return a }
         _ = s.apply(.records([.step(step)]))
+        return (s, step)
+    }
+
+    @Test("undoing a switch from manual to adaptive gives the weights back, not only the mode")
+    func undoAdaptiveRestoresTheWeights() {
+        var (s, step) = onLongManual()
         let before = step.axes.first { $0.axis == .context }!.bands.map(\.weight)
         #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, true, source: .key))])
         let undo = weightCommands(press(&s, .character("u")))
@@ -198,11 +204,7 @@ import Testing
 
     @Test("weight commands count as manual for a: a, u (weights back), a asks for adaptive again")
     func adaptiveAfterUndoneWeightsAsksForAdaptive() {
-        var s = onLong()
-        var step = s.data.lastStep!
-        step.step += 1
-        step.axes = step.axes.map { a in var a = a; if a.axis == .context { a.mode = .manual }; return a }
-        _ = s.apply(.records([.step(step)]))
+        var (s, _) = onLongManual()
         #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, true, source: .key))])
         #expect(weightCommands(press(&s, .character("u"))).count == 3)
         #expect(press(&s, .character("a")) == [.command(.setAdaptive(.context, true, source: .key))])
