@@ -14,8 +14,9 @@ final class Twin {
     /// Step of the change (the boundary where the window opened).
     let changeStep: Int
     let windowSteps: Int
-    /// The event of the change under test (kind `twin` for an A/A check).
-    let change: EventRecord
+    /// The event of the change under test (kind `twin` for an A/A check); with several changes
+    /// at one step, the first, its band (or axis) cleared where they differ.
+    private(set) var change: EventRecord
     var differences = PairedDifferences()
     /// Set once the verdict is out: the twin no longer steps, and is kept for a revert.
     var closedAtStep: Int?
@@ -30,8 +31,29 @@ final class Twin {
 
     var isOpen: Bool { closedAtStep == nil }
 
-    /// "context.long 1 → 4", "A/A check (no change)" or the event's message.
-    let changeDescription: String
+    /// "context.long 1 → 4", "A/A check (no change)" or the event's message; several changes at
+    /// one step are listed together.
+    private(set) var changeDescription: String
+
+    /// Whether a change at `step` joins this window instead of opening its own: the window opened
+    /// at the same step boundary for a change (not an A/A check) and has paired no step yet.
+    func takesChange(atStep step: Int) -> Bool {
+        isOpen && changeStep == step && differences.count == 0 && change.kind != .twin
+    }
+
+    /// A further change at the window's own step (undo after `a` sets every band of an axis at
+    /// once): the window measures all of them against a twin that has none.
+    func absorb(_ e: EventRecord, description: String) {
+        changeDescription += ", " + description
+        if change.axis != e.axis {
+            change.axis = nil
+            change.band = nil
+            change.layer = nil
+        } else if change.band != e.band || change.layer != e.layer {
+            change.band = nil
+            change.layer = nil
+        }
+    }
 }
 
 extension Trainer {
@@ -49,6 +71,14 @@ extension Trainer {
         if accepted {
             divergence.changesSinceSnapshot.append("\(describe(e)) (step \(step))")
             if interventions.twinSteps > 0 && changesTraining {
+                if let twin, twin.takesChange(atStep: step) {
+                    // Several changes at one step boundary are one change under test; the twin
+                    // stays at the state before the first (a verdict cut off after 0 steps each
+                    // would say nothing).
+                    twin.absorb(e, description: describe(e))
+                    publish(answering: c, e)
+                    return
+                }
                 closeTwin(partial: true)
                 publish(answering: c, e)
                 openTwin(before: before, change: e)

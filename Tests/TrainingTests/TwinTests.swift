@@ -135,6 +135,20 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
         #expect(!verdicts[1].partial && verdicts[1].steps == 15 && verdicts[1].changeStep == 16)
     }
 
+    @Test("several changes at one step are one window against a twin with none of them (undo after a)")
+    func changesAtOneStepShareAWindow() throws {
+        let other = Command.setWeight(WeightTarget(axis: .context, band: 0), 0.5, source: .api)
+        let r = try run(tinyConfig(steps: 40), interventions: settings([(10, longBand), (10, other)]))
+        let verdicts = r.events.filter { $0.kind == .verdict }
+        #expect(verdicts.count == 1, "\(verdicts.map(\.message))")
+        let e = try #require(verdicts.first), v = try #require(e.verdict)
+        #expect(v.changeStep == 10 && v.steps == 15 && !v.partial)
+        #expect(e.message.hasPrefix("context.long 1 → 4, context.local 1 → 0.5 at step 10") && e.axis == .context && e.band == nil, "\(e.message)")
+        // The twin's losses are those of a run without either change.
+        let plain = try losses(tinyConfig(steps: 40)).losses
+        for s in r.steps { if let t = s.twin { #expect(t.loss == plain[s.step]) } }
+    }
+
     @Test func revertMakesTheTwinTheMainRun() throws {
         let plain = try losses(tinyConfig(steps: 40)).losses
         let r = try run(tinyConfig(steps: 40), interventions: settings(twinSteps: 20, [(10, longBand), (18, .revert(source: .api))]))

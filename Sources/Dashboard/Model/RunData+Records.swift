@@ -1,3 +1,4 @@
+import Refinement
 import Telemetry
 
 extension RunData {
@@ -142,7 +143,7 @@ extension RunData {
             let new = e.newValue.map { Format.fixed($0, 2) } ?? "?"
             let entry = EventEntry(step: e.step, kind: .weight, text: "\(bandLabel) \(old) → \(new)  (\(e.source), manual)\(suffix)",
                                    effect: makeEffect(for: e), changeStep: e.step)
-            lastChange = (e.step, e.axis, e.band)
+            noteChange(step: e.step, axis: e.axis, band: e.band)
             addEvent(entry)
             openEffect = events.count - 1
             let name = rows.first { $0.axis == e.axis && $0.band == e.band }?.info.name ?? bandLabel
@@ -152,12 +153,12 @@ extension RunData {
             let on = (e.newValue ?? 0) != 0
             addEvent(EventEntry(step: e.step, kind: .mode, text: "\(bandLabel) \(on ? "adaptive" : "manual")  (\(e.source))",
                                 changeStep: e.step))
-            lastChange = (e.step, e.axis, nil)
+            noteChange(step: e.step, axis: e.axis, band: nil)
         case .target:
             addEvent(EventEntry(step: e.step, kind: .target,
                                 text: "\(bandLabel) target share \(e.newValue.map { Format.percent($0) } ?? "?")  (\(e.source))\(suffix)",
                                 changeStep: e.step))
-            lastChange = (e.step, e.axis, e.band)
+            noteChange(step: e.step, axis: e.axis, band: e.band)
         case .refused:
             // The reason often names the band itself ("context has 3 bands …"): then once.
             let named = bandLabel.isEmpty || e.message.hasPrefix(bandLabel)
@@ -187,6 +188,17 @@ extension RunData {
             addEvent(EventEntry(step: e.step, kind: .info, text: "\(e.message.isEmpty ? "command carried out" : e.message)  (\(e.source))"))
         case .twin, .verdict, .revert, .rollback:
             apply(twinEvent: e)
+        }
+    }
+
+    /// A change that can open a twin window. Several at one step are one window (the trainer's
+    /// `Twin.absorb`): the band, or the axis, is cleared where they differ.
+    mutating func noteChange(step: Int, axis: ScaleAxis?, band: Int?) {
+        if let last = lastChange, last.step == step {
+            let sameAxis = last.axis == axis
+            lastChange = (step, sameAxis ? axis : nil, sameAxis && last.band == band ? band : nil)
+        } else {
+            lastChange = (step, axis, band)
         }
     }
 
