@@ -64,7 +64,10 @@ extension Trainer {
     func applyChange(_ c: Command) {
         let before = engine.snapshot()
         guard let e = engine.apply(c, step: step, t: elapsed) else { return }
-        let accepted = e.kind == .weight || e.kind == .mode || e.kind == .target
+        // A weight, mode or target set to the value it has (an undo after a revert, a repeated
+        // command) is answered but changes nothing: no window to measure it.
+        let unchanged = e.oldValue != nil && e.oldValue == e.newValue
+        let accepted = (e.kind == .weight || e.kind == .mode || e.kind == .target) && !unchanged
         // A target only steers the adaptive context policy: on a manual axis it changes nothing
         // yet, so there is nothing for a twin window to measure.
         let changesTraining = e.kind != .target || engine.mode(.context) == .adaptive

@@ -227,6 +227,18 @@ import Testing
         #expect(s.pendingModes.isEmpty && s.pendingWeights.isEmpty && s.awaitingAnswer.isEmpty)
     }
 
+    @Test("after a revert, u has nothing to undo: the reverted change is gone, and no no-op command goes out")
+    func undoAfterRevertSendsNothing() {
+        var s = onLong()
+        let before = s.currentWeight(row: s.selectedRow)
+        #expect(weightCommands(press(&s, .character("*"))).count == 1)
+        _ = s.apply(.records([.event(EventRecord(step: 1241, t: 1, kind: .weight, axis: .context, band: 2,
+                                                  oldValue: before, newValue: 2 * before, source: .key)),
+                              .event(EventRecord(step: 1260, t: 2, kind: .revert, axis: .context, band: 2, source: .key,
+                                                 message: "reverted context.long"))]))
+        #expect(press(&s, .character("u")).isEmpty && s.status?.text == "nothing to undo")
+    }
+
     @Test("a screen too small for the panels takes q and nothing else")
     func tooSmallTakesOnlyQ() {
         var s = onLong()

@@ -149,6 +149,15 @@ private let longBand = Command.setWeight(WeightTarget(axis: .context, band: 1), 
         for s in r.steps { if let t = s.twin { #expect(t.loss == plain[s.step]) } }
     }
 
+    @Test("a weight set to the value it already has is answered but opens no window and closes none")
+    func anUnchangedWeightOpensNoWindow() throws {
+        let same = Command.setWeight(WeightTarget(axis: .context, band: 1), 4, source: .api)
+        let r = try run(tinyConfig(steps: 40), interventions: settings([(10, longBand), (14, same)]))
+        #expect(r.events.filter { $0.kind == .weight }.map(\.step) == [10, 14])
+        let verdicts = r.events.compactMap(\.verdict)
+        #expect(verdicts.count == 1 && verdicts[0].changeStep == 10 && verdicts[0].steps == 15 && !verdicts[0].partial)
+    }
+
     @Test func revertMakesTheTwinTheMainRun() throws {
         let plain = try losses(tinyConfig(steps: 40)).losses
         let r = try run(tinyConfig(steps: 40), interventions: settings(twinSteps: 20, [(10, longBand), (18, .revert(source: .api))]))

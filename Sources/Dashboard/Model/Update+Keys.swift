@@ -275,8 +275,13 @@ extension DashboardState {
         }
         switch last {
         case let .weight(target, old, new):
-            markPending(target, old)
             let label = data.rows.first { $0.target == target }?.label ?? "\(target.axis.rawValue).\(target.band)"
+            if let row = data.rows.firstIndex(where: { $0.target == target }), Swift.abs(currentWeight(row: row) - old) < 1e-9 {
+                // Already back (a revert or rollback undid it): a command would change nothing.
+                setStatus("nothing to undo: \(label) is already \(Format.fixed(old, 2))")
+                return []
+            }
+            markPending(target, old)
             setStatus("undo: \(label) \(Format.fixed(new, 2)) → \(Format.fixed(old, 2))")
             return [.command(.setWeight(target, old, source: Self.keySource))]
         case let .adaptive(axis, was, weights):

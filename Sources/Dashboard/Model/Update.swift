@@ -105,6 +105,9 @@ extension DashboardState {
     private mutating func fold(_ record: Record) {
         data.apply(record)
         guard case let .event(e) = record else { return }
+        // A revert or rollback put the run back to an earlier state: the changes the undo stack
+        // would take back are gone with it.
+        if e.kind == .revert || e.kind == .rollback { undo.removeAll() }
         // A refusal of the viewer's own key belongs in the status line; a recorded one (replay)
         // is history, shown in Events only.
         if e.kind == .refused && mode == .live {
