@@ -181,8 +181,10 @@ struct TrainingSession {
         let name = (checkpoint.path as NSString?)?.lastPathComponent ?? "the checkpoint"
         if let latest = later.last {
             let names = later.map { ($0.path as NSString).lastPathComponent }
+            // A completed run's latest checkpoint has nothing left to resume either.
+            let resumeLatest = latest.step >= planned && completed ? "" : "Resume from the latest (\(latest.path)), or branch"
             return "--resume \(name): the run has later checkpoints (\(names.joined(separator: ", "))); resuming from step \(step) "
-                + "would replace its steps after \(step) and overwrite them. Resume from the latest (\(latest.path)), or branch from "
+                + "would replace its steps after \(step) and overwrite them. \(resumeLatest.isEmpty ? "Branch" : resumeLatest) from "
                 + "step \(step) into a new run with --fork \(setup.runDirectory)@\(step) --out NEWDIR"
         }
         if step >= planned && completed {

@@ -260,10 +260,12 @@ import Testing
         let checkpoint = Record.checkpoint(CheckpointRecord(step: 600, t: 600, path: "ckpt-000600.gfck", bytes: 1, milliseconds: 1))
         let replaced = (600..<606).map { Record.step(SyntheticRun.step($0, weights: [1, 0.25, 1, 1, 1, 1, 1, 1, 1])) }
         let resumed = Record.event(EventRecord(step: 600, t: 700, kind: .resume_run, source: .trainer, message: "resumed"))
-        _ = s.apply(.records(before + [checkpoint] + replaced))
-        #expect(s.data.stepsDone == 606 && s.data.weight(row: 1) == 0.25)
+        let evals = [Record.eval(SyntheticRun.eval(600)), .eval(SyntheticRun.eval(604))]
+        _ = s.apply(.records(before + [evals[0], checkpoint] + replaced.prefix(4) + [evals[1]] + replaced.suffix(2)))
+        #expect(s.data.stepsDone == 606 && s.data.weight(row: 1) == 0.25 && s.data.lastEval?.step == 604)
         _ = s.apply(.records([resumed]))
         #expect(s.data.stepsDone == 600 && s.data.weight(row: 1) == 1 && s.data.latestCheckpointStep == 600)
+        #expect(s.data.lastEval?.step == 600 && !s.data.events.contains { $0.kind == .eval && $0.step == 604 })
         #expect(s.data.mode(of: .context) != .off, "the mode comes back with the weights")
     }
 

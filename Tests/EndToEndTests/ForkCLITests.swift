@@ -131,7 +131,8 @@ import Testing
         // completed run has nothing to resume.
         let earlier = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000010.gfck", "--no-tui"])
         #expect(earlier.status == 64 && earlier.output.contains("the run has later checkpoints (ckpt-000020.gfck)")
-                && earlier.output.contains("--fork \(b)@10 --out NEWDIR"), "\(earlier.output)")
+                && earlier.output.contains("Branch from step 10 into a new run with --fork \(b)@10 --out NEWDIR")
+                && !earlier.output.contains("Resume from the latest"), "\(earlier.output)")
         let completed = ChildProcess.run(binary.path, ["train", "--resume", b + "/ckpt-000020.gfck", "--no-tui"])
         #expect(completed.status == 64 && completed.output.contains("the run completed all its 20 steps; there is nothing to resume"),
                 "\(completed.output)")

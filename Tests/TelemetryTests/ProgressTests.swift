@@ -81,7 +81,8 @@ struct ProgressTests {
         }
         // The best of the evaluations up to step 20, or none when there were none.
         #expect(s.bestValidation?.step == kept.min { $0.0 < $1.0 }?.1)
-        #expect(s.lastEval == nil, "the last evaluation was after step 20")
+        #expect(s.lastEval?.step == 20, "the evaluation at step 20 is the latest that counts")
+        #expect(s.guardFallbacks == 1, "the count of the last step kept (19), not of the replaced ones")
         for r in first { if case let .step(x) = r, x.step >= 20 && x.step < 30 { s.add(r) } }
         #expect(s.stepsDone == 30 && s.end == nil)
     }

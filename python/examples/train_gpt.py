@@ -212,6 +212,45 @@ def parse_floats(parser, flag, text, n=None):
     return values
 
 
+#: The settings a resumed run keeps: the header's config key for each flag, and the flag's attribute.
+RESUMED_SETTINGS = (("--layers", "layers", "layers"), ("--heads", "heads", "heads"), ("--dim", "channels", "dim"),
+                    ("--context", "context", "context"), ("--batch", "batch", "batch"), ("--lr", "lr", "lr"),
+                    ("--clip", "clip", "clip"), ("--seed", "init_seed", "seed"),
+                    ("--eval-every", "eval_every", "eval_every"), ("--eval-windows", "eval_windows", "eval_windows"),
+                    ("--checkpoint-every", "checkpoint_every", "checkpoint_every"))
+
+
+def take_run_settings(parser, a, argv):
+    """--resume: the run's own settings (its header's config) for every flag not given, and a
+    refusal for one given with another value, as the Swift trainer's --resume does (the batches and
+    the schedule of step n depend on them). A run file that is missing or unreadable is left to
+    gradflow.Run, which says what is wrong with it."""
+    path = os.path.join(a.out, "run.jsonl")
+    try:
+        header = gradflow.runfile.read_state(path).header
+    except (OSError, gradflow.runfile.RunFileError):
+        return
+    config = header.get("config") or {}
+    given = {w.split("=", 1)[0] for w in argv if w.startswith("--")}
+    for flag, key, attr in RESUMED_SETTINGS:
+        if key not in config:
+            continue
+        theirs = config[key]
+        if flag in given and getattr(a, attr) != theirs:
+            parser.error("--resume continues the run with its own settings: drop %s %s (the run's: %s)"
+                         % (flag, getattr(a, attr), theirs))
+        setattr(a, attr, theirs)
+    data = header.get("data") or []
+    theirs = data[0] if data and isinstance(data[0], dict) else {}
+    if "--data" not in given and isinstance(theirs.get("path"), str):
+        a.data = theirs["path"]
+    if theirs.get("hash") and os.path.exists(a.data):
+        mine = gradflow.data_source(a.data, training=True).get("hash")
+        if mine != theirs["hash"]:
+            parser.error("--resume: %s is not the run's data any more (fingerprint %s; the run was started on %s, "
+                         "fingerprint %s)" % (a.data, mine, theirs.get("path", "its data"), theirs["hash"]))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=2000)
@@ -248,6 +287,8 @@ def main(argv=None):
     if a.resume and (a.axes or a.adaptive or a.context_weights or a.time_weights or a.depth_weights):
         p.error("--resume continues the run's own refinement settings (the checkpoint holds them); drop --axes, "
                 "--adaptive and the weight flags, and steer the run with gradflow attach instead")
+    if a.resume:
+        take_run_settings(p, a, sys.argv[1:] if argv is None else argv)
 
     rank, world, device = start_processes(a.device)
     if a.batch % world != 0:

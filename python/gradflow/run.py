@@ -282,8 +282,6 @@ class Run:
         if not self.run_id:
             raise RunError("%s:1: the header has no run_id (schema before 1.3); it cannot be continued "
                            "with its command channel" % path)
-        self.best_val_loss = state.best_val_loss
-        self.last_loss = state.final_loss
         self._clock0 = time.monotonic() - state.last_t
         held = None  # ids whose effect the loaded checkpoint holds
         if start_step is not None:
@@ -315,6 +313,8 @@ class Run:
                            "continue from: start the run again in another folder, or pass start_step (steps "
                            "already done) if your own checkpoint holds them" % self.out)
         self._refuse_completed(path, state, self.steps_done)
+        # The figures the end record carries, without the evaluations and steps this resume replaces.
+        self.best_val_loss, self.last_loss = state.figures_resumed_at(self.steps_done)
         self._last_checkpoint_step = self.steps_done
         self.writer = runfile.RunFileWriter.resume(path, locked_fd=locked)
         self._held = set(held or ())

@@ -515,6 +515,22 @@ class RunFileState:
         #: The first domain's best validation loss and the last training loss, or None.
         self.best_val_loss = None
         self.final_loss = None
+        #: What they come from: (step, first domain's loss) of the evaluations that count, and the
+        #: step records' indexes and losses that count.
+        self.evals = []
+        self.step_indexes, self.step_losses = array.array("q"), array.array("d")
+
+    def figures_resumed_at(self, step):
+        """(best validation loss, final training loss) as a session resumed from the checkpoint
+        at ``step`` starts with: what the file holds, less what that resume replaces (None: no
+        resume, the file's own figures)."""
+        evals = [v for s, v in self.evals if step is None or not replaced_by_resume("eval", s, step)]
+        final = None
+        for i in range(len(self.step_indexes) - 1, -1, -1):
+            if step is None or not replaced_by_resume("step", self.step_indexes[i], step):
+                final = self.step_losses[i]
+                break
+        return (min(evals) if evals else None), final
 
 
 def read_state(path):
@@ -582,10 +598,9 @@ def read_state(path):
                     line = _named_line(r.get("message"))
                     if line is not None:
                         state.answered_lines.add(line)
-    if evals:
-        state.best_val_loss = min(v for _, v in evals)
+    state.evals, state.step_indexes, state.step_losses = evals, step_indexes, step_losses
     state.last_checkpoint = checkpoints[-1] if checkpoints else None
-    state.final_loss = step_losses[-1] if step_losses else None
+    state.best_val_loss, state.final_loss = state.figures_resumed_at(None)
     return state
 
 

@@ -521,3 +521,21 @@ def test_a_checkpoint_lists_only_the_commands_whose_effect_it_holds(tmp_path, ti
     tiny_step(run2.model, run2.optimizer, run2, 1)
     run2.close()
     assert [e["kind"] for e in events(rundir) if e.get("command_id") == ckpt] == ["command"], "answered once"
+
+
+def test_a_resume_ends_with_the_figures_of_the_steps_it_keeps(tmp_path):
+    # Killed after an evaluation at step 4; resumed from step 2: that evaluation and the steps
+    # after 2 no longer count, so the end record's best validation loss is step 2's.
+    rundir = str(tmp_path)
+    run = gradflow.Run(rundir, total_steps=10, handle_signals=False, checkpoint=lambda r, p: None)
+    for i in range(4):
+        run.step(loss=5.0 - i, tokens=1)
+        if i in (1, 3):
+            run.eval({"val:x": 3.0 if i == 1 else 1.0})
+    _kill(run)
+    run2 = gradflow.Run(rundir, total_steps=10, handle_signals=False, resume=True, start_step=2,
+                        checkpoint=lambda r, p: None)
+    assert run2.best_val_loss == 3.0 and run2.last_loss == 4.0
+    run2.close()
+    end = json.loads(open(os.path.join(rundir, "run.jsonl"), "rb").read().splitlines()[-1])
+    assert end["type"] == "end" and end["best_val_loss"] == 3.0

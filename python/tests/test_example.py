@@ -30,6 +30,32 @@ def test_example_runs_three_steps(tmp_path):
     assert os.path.exists(os.path.join(out, "ckpt-000003.pt"))
 
 
+def test_example_resume_keeps_the_runs_settings(tmp_path):
+    # --resume takes the run's settings for the flags not given and refuses one given with another
+    # value (as the Swift trainer does); a refusal writes nothing.
+    import argparse
+    import importlib.util
+    import pytest
+    import gradflow
+    spec = importlib.util.spec_from_file_location("train_gpt", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = str(tmp_path / "r")
+    source = gradflow.data_source(example.DEFAULT_CORPUS, name="shakespeare", training=True)
+    with gradflow.Run(out, total_steps=10, config={"lr": 1e-3, "batch": 4, "init_seed": 7, "channels": 64},
+                      data=[source], handle_signals=False) as run:
+        run.step(loss=1.0)
+    before = open(os.path.join(out, "run.jsonl"), "rb").read()
+    parser = argparse.ArgumentParser()
+    args = argparse.Namespace(out=out, lr=3e-3, batch=8, seed=1, dim=128, data=example.DEFAULT_CORPUS, layers=4)
+    example.take_run_settings(parser, args, ["--out", out, "--resume"])
+    assert (args.lr, args.batch, args.seed, args.dim, args.layers) == (1e-3, 4, 7, 64, 4)
+    args.lr = 0.01
+    with pytest.raises(SystemExit):
+        example.take_run_settings(parser, args, ["--out", out, "--resume", "--lr=0.01"])
+    assert open(os.path.join(out, "run.jsonl"), "rb").read() == before
+
+
 def test_example_on_two_processes_trains_as_one(tmp_path):
     # torchrun with two CPU processes (DDP over gloo): the global batch split over the ranks, so the
     # losses are the single process's up to float rounding; rank 0 alone writes the run.

@@ -359,6 +359,8 @@ def test_read_state_forgets_the_evaluations_a_resumed_session_redoes(tmp_path):
     state = runfile.read_state(path)
     assert state.last_step == 20  # the steps after 20 no longer count
     assert state.last_checkpoint == (20, "ckpt-000020.pt") and state.final_loss == 1.0  # step 19's, not 25's
+    # A further resume from step 10 would start with the figures as of step 10.
+    assert state.figures_resumed_at(10) == (2.0, None) and state.figures_resumed_at(20) == (2.0, 1.0)
     w.write(runfile.eval_record(step=30, t=6, domains=[("val:x", 1.8)]))
     w.close()
     assert runfile.read_state(path).best_val_loss == 1.8

@@ -92,6 +92,8 @@ extension RunData {
 
     private mutating func apply(eval e: EvalRecord) {
         lastEval = e
+        recentEvals.append(e)
+        if recentEvals.count > Self.recentEvalsKept { recentEvals.removeFirst() }
         recordSample(e)
         var parts: [String] = []
         for (k, d) in e.domains.enumerated() {
@@ -236,7 +238,11 @@ extension RunData {
         samples.removeAll { $0.step >= firstCompleted }
         markers.removeAll { $0.step >= firstCompleted }
         appliedWeights = appliedWeights.filter { $0.value.step < firstCompleted }
-        if let e = lastEval, e.step >= firstCompleted { lastEval = nil }
+        recentEvals.removeAll { $0.step >= firstCompleted }
+        if let e = lastEval, e.step >= firstCompleted { lastEval = recentEvals.last }
+        // Evaluations are records, not events: those replaced leave the Events list too.
+        events.removeAll { $0.kind == .eval && $0.step >= firstCompleted }
+        openEffect = nil
         if let best = bestValidation, best.step >= firstCompleted {
             // The best of the evaluations kept (each in a bucket of its own at the dashboard's pace).
             bestValidation = validation.first?.buckets.min { $0.min < $1.min }.map { ($0.min, $0.lastX) }

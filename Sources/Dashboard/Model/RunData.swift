@@ -85,6 +85,10 @@ public struct RunData: Sendable, Equatable {
     /// The latest step record when each recent checkpoint was written: a session resumed from one
     /// goes back to that state (the header's step, the weights), not to the replaced steps'.
     var checkpointStates: [(step: Int, lastStep: StepRecord?)] = []
+    /// The latest evaluations (at most `recentEvalsKept`): a resume that replaces the last one goes
+    /// back to the latest it keeps (as `RunSummary` does).
+    var recentEvals: [EvalRecord] = []
+    static let recentEvalsKept = 64
     static let checkpointStatesKept = 8
     /// The step of the latest checkpoint that counts (nil: none yet, so a resume has nothing to
     /// start from).

@@ -6,7 +6,7 @@ public struct RunSummary {
     public private(set) var header: RunHeader?
     /// The step records that count, in file order: a resumed session drops those it does again
     /// (docs/FORMAT.md), so the figures below are the run's as it came to be.
-    private var steps: [(index: Int, loss: Double, tokensPerSecond: Double, spike: Bool)] = []
+    private var steps: [(index: Int, loss: Double, tokensPerSecond: Double, spike: Bool, guardFallbacks: Int32)] = []
     public var stepRecords: Int { steps.count }
     /// Steps completed: one past the last step record's index, or an eval/end record's step.
     public private(set) var stepsDone = 0
@@ -16,6 +16,10 @@ public struct RunSummary {
     public private(set) var lastEval: EvalRecord?
     /// Lowest loss of the first validation domain, and its step.
     public private(set) var bestValidation: (loss: Double, step: Int, domain: String)?
+    /// The latest evaluations (at most `recentEvalsKept`): a resumed session that replaces the
+    /// last one goes back to the latest it keeps.
+    private var recentEvals: [EvalRecord] = []
+    static let recentEvalsKept = 64
     /// Each evaluation's first domain, so that a resumed session can forget the ones it redoes.
     private var firstDomainLosses: [(loss: Double, step: Int, domain: String)] = []
     public private(set) var eventCount = 0
@@ -65,11 +69,13 @@ public struct RunSummary {
         switch record {
         case let .step(s):
             stepsDone = max(stepsDone, s.stepsCompleted)
-            steps.append((s.step, s.loss, s.tokensPerSecond, s.spike))
+            steps.append((s.step, s.loss, s.tokensPerSecond, s.spike, Int32(clamping: s.guardFallbacks)))
             guardFallbacks = max(guardFallbacks, s.guardFallbacks)
         case let .eval(e):
             stepsDone = max(stepsDone, e.step)
             lastEval = e
+            recentEvals.append(e)
+            if recentEvals.count > Self.recentEvalsKept { recentEvals.removeFirst() }
             if let d = e.domains.first, d.loss.isFinite {
                 firstDomainLosses.append((d.loss, e.step, d.name))
                 if d.loss < (bestValidation?.loss ?? .infinity) { bestValidation = (d.loss, e.step, d.name) }
@@ -82,10 +88,13 @@ public struct RunSummary {
                 let firstCompleted = ResumeRule.firstReplacedCompletedStep(resumedAt: e.step)
                 stepsDone = min(stepsDone, e.step)
                 while let last = steps.last, last.index >= firstStep { steps.removeLast() }
+                // The guard's count is cumulative in the step records: the last kept step's.
+                guardFallbacks = steps.last.map { Int($0.guardFallbacks) } ?? 0
+                recentEvals.removeAll { $0.step >= firstCompleted }
+                if let last = lastEval, last.step >= firstCompleted { lastEval = recentEvals.last }
                 checkpointSteps.removeAll { $0 >= firstCompleted }
                 end = nil
                 firstDomainLosses.removeAll { $0.step >= firstCompleted }
-                if let last = lastEval, last.step >= firstCompleted { lastEval = nil }
                 if let best = bestValidation, best.step >= firstCompleted { bestValidation = firstDomainLosses.min { $0.loss < $1.loss } }
             }
             eventCount += 1
