@@ -81,18 +81,11 @@ public enum RunCatalog {
         do {
             let reader = try RunFileReader(path: file)
             reader.stepDetail = .scalars
-            var pending = 0   // bad lines just before the record read next
-            reader.onIssue = { issue in if issue.kind == .badLine { pending += 1 } }
+            // A fragment that a resumed session follows is the format's own recovery
+            // (`ReadIssue.Kind.recoveredFragment`), not damage.
+            reader.onIssue = { issue in if issue.kind == .badLine { badLines += 1 } }
             summary = RunSummary(header: reader.header)
-            while let record = try reader.next() {
-                // A writer killed mid-line leaves a fragment that the resumed session's first
-                // record follows: the format's own recovery (docs/FORMAT.md), not damage.
-                if pending > 0, case let .event(ev) = record, ev.kind == .resume_run { pending -= 1 }
-                badLines += pending
-                pending = 0
-                summary.add(record)
-            }
-            badLines += pending
+            while let record = try reader.next() { summary.add(record) }
         } catch let error as RunFileError {
             e.state = .damaged
             e.note = error.message

@@ -332,6 +332,29 @@ struct RunFileTests {
         #expect(!quiet, "an ended run is not called silent")
     }
 
+    @Test("a fragment that a resumed session follows is recovery: told as such, not counted as a bad line")
+    func recoveredFragmentIsNotABadLine() throws {
+        let dir = Fixtures.tempDirectory()
+        defer { Fixtures.cleanup(dir) }
+        let first = Array(Fixtures.records(steps: 5).dropLast())
+        let path = try Fixtures.writeRun(in: dir, records: first)
+        let resumed = Record.event(EventRecord(step: 3, t: 9, kind: .resume_run, source: .trainer, message: "resumed from step 3"))
+        let tail = #"{"type":"step","st"# + "\n{not json}\n" + #"{"type":"step","st"# + "\n"
+            + String(decoding: RecordEncoder().encodeLine(resumed), as: UTF8.self)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(tail.utf8))
+        try handle.close()
+        let reader = try RunFileReader(path: path)
+        var kinds: [ReadIssue.Kind] = []
+        reader.onIssue = { kinds.append($0.kind) }
+        var records: [Record] = []
+        while let r = try reader.next() { records.append(r) }
+        #expect(records == first + [resumed])
+        #expect(kinds == [.badLine, .badLine, .recoveredFragment], "only the line just before the resume is its fragment")
+        #expect(reader.issueCount == 2 && reader.issues.count == 2)
+    }
+
     @Test("follow mode stops when asked, even with no end record")
     func followStop() throws {
         let dir = Fixtures.tempDirectory()

@@ -8,6 +8,10 @@ public struct ReadIssue: Sendable, Equatable, CustomStringConvertible {
         case tornLastLine
         /// Any other line that is not a valid record.
         case badLine
+        /// A line that a writer killed mid-line left, followed by the resumed session's first
+        /// record (`resume-run`): the format's own recovery (docs/FORMAT.md), not damage. Told to
+        /// `onIssue`, not counted in `issueCount`.
+        case recoveredFragment
     }
 
     public var kind: Kind
@@ -23,6 +27,7 @@ public struct ReadIssue: Sendable, Equatable, CustomStringConvertible {
         switch kind {
         case .tornLastLine: return "\(place): incomplete last line skipped (the writer was probably interrupted): \(message)"
         case .badLine: return "\(place): bad line skipped: \(message)"
+        case .recoveredFragment: return "\(place): the line of a writer killed mid-line, which the resumed session follows, skipped"
         }
     }
 }
@@ -149,7 +154,7 @@ public final class RunFileReader {
                 case let .record(record):
                     return deliver(record)
                 case let .issue(kind, line, column, message):
-                    report(kind, line: line, column: column, message)
+                    report(kind == .badLine && resumeRunIsNext ? .recoveredFragment : kind, line: line, column: column, message)
                 }
                 continue
             }
@@ -366,10 +371,19 @@ public final class RunFileReader {
         }
     }
 
+    /// Whether the next line decoded is a `resume-run` event (a bad line just before it is the
+    /// fragment its session recovered from; both are in one batch unless a batch ends between them).
+    private var resumeRunIsNext: Bool {
+        guard queueIndex < queue.count, case let .record(.event(e)) = queue[queueIndex] else { return false }
+        return e.kind == .resume_run
+    }
+
     private func report(_ kind: ReadIssue.Kind, line: Int, column: Int?, _ message: String) {
         let issue = ReadIssue(kind: kind, path: path, line: line, column: column, message: message)
-        issueCount += 1
-        if issues.count < RunFileReader.maxStoredIssues { issues.append(issue) }
+        if kind != .recoveredFragment {
+            issueCount += 1
+            if issues.count < RunFileReader.maxStoredIssues { issues.append(issue) }
+        }
         onIssue?(issue)
     }
 }
