@@ -10,9 +10,7 @@ import Testing
 
     @Test("attached: a command the channel could not take says so and waits for no answer")
     func attachedCommandNotSent() {
-        var s = makeState(steps: 50, mode: .attached)
-        s.canControl = true   // attached to a channel it can write
-        s.commandIdPrefix = "host-1-x"
+        var s = steerableAttached()
         let effects = press(&s, .character("x"), .character("y"))
         guard case let .command(stop)? = effects.last else { Issue.record("no stop command: \(effects)"); return }
         #expect(s.awaitingAnswer[stop.id ?? ""] != nil)
@@ -24,9 +22,7 @@ import Testing
 
     @Test("attached: a weight the channel could not take leaves no pending value and no undo entry")
     func attachedWeightNotSent() {
-        var s = makeState(steps: 50, mode: .attached)
-        s.canControl = true
-        s.commandIdPrefix = "host-1-x"
+        var s = steerableAttached()
         _ = press(&s, .down, .down)
         let before = s.currentWeight(row: s.selectedRow)
         let effects = press(&s, .character("+"))
@@ -54,6 +50,14 @@ import Testing
     }
 
     /// State with the selection on context.long (weight 1.36 in the synthetic run).
+    /// An attached dashboard on a channel it can write, with its own command id prefix.
+    func steerableAttached() -> DashboardState {
+        var s = makeState(steps: 50, mode: .attached)
+        s.canControl = true
+        s.commandIdPrefix = "host-1-x"
+        return s
+    }
+
     func onLong() -> DashboardState {
         var s = makeState()
         _ = press(&s, .down, .down)
@@ -212,9 +216,7 @@ import Testing
 
     @Test("attached: an answer settles its command's pending state by id, also a refusal that names no axis")
     func attachedAnswersSettleByID() {
-        var s = makeState(steps: 50, mode: .attached)
-        s.canControl = true
-        s.commandIdPrefix = "host-1-x"
+        var s = steerableAttached()
         _ = press(&s, .down, .down)
         let sent = press(&s, .character("a"), .character("+"))
         let ids = sent.compactMap { effect -> String? in if case let .command(c) = effect { return c.id }; return nil }

@@ -186,7 +186,7 @@ def test_waiting_for_an_answer_from_a_run_that_ended_says_so_at_once(tmp_path, t
     started = time.monotonic()
     with pytest.raises(EOFError, match="the run ended \\(completed, step 1\\) without answering command"):
         gradflow.wait_for_answer(rundir, cid, timeout=20)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15, "said at once, not after the 20 s timeout"
 
 
 def test_group_writable_file_is_refused(tmp_path, tiny):

@@ -208,16 +208,19 @@ def test_the_header_names_each_parameter_groups_settings_where_they_differ(tmp_p
                                    {"parameters": sum(p.numel() for p in rest), "weight_decay": 0}]
 
 
+def _recorded(out, model, opt, *, total_steps, steps, **options):
+    """A run of ``steps`` tiny steps (of ``total_steps``), closed as a loop that stops there would."""
+    with gradflow.Run(out, model=model, optimizer=opt, total_steps=total_steps, handle_signals=False, **options) as run:
+        for i in range(steps):
+            tiny_step(model, opt, run, i)
+
+
 def test_resume_loads_the_latest_checkpoint_of_this_run_only(tmp_path, tiny):
     model, opt = tiny
     other = str(tmp_path / "other")
-    with gradflow.Run(other, model=model, optimizer=opt, total_steps=3, handle_signals=False) as run:
-        for i in range(3):
-            tiny_step(model, opt, run, i)
+    _recorded(other, model, opt, total_steps=3, steps=3)
     mine = str(tmp_path / "mine")
-    with gradflow.Run(mine, model=model, optimizer=opt, total_steps=4, handle_signals=False) as run:
-        for i in range(2):  # stopped half way: a run to resume
-            tiny_step(model, opt, run, i)
+    _recorded(mine, model, opt, total_steps=4, steps=2)  # stopped half way: a run to resume
     before = open(os.path.join(mine, "run.jsonl"), "rb").read()
     # A checkpoint of another run copied in: refused, whatever its step.
     os.rename(os.path.join(other, "ckpt-000003.pt"), os.path.join(mine, "ckpt-000003.pt"))
@@ -245,9 +248,7 @@ def test_resume_loads_the_latest_checkpoint_of_this_run_only(tmp_path, tiny):
 def test_a_resume_is_refused_with_the_reason_it_cannot_go_on(tmp_path, tiny):
     model, opt = tiny
     done = str(tmp_path / "done")
-    with gradflow.Run(done, model=model, optimizer=opt, total_steps=2, handle_signals=False) as run:
-        for i in range(2):
-            tiny_step(model, opt, run, i)
+    _recorded(done, model, opt, total_steps=2, steps=2)
     before = open(os.path.join(done, "run.jsonl"), "rb").read()
     fresh = TinyLM()
     weights = {k: v.clone() for k, v in fresh.state_dict().items()}
@@ -255,9 +256,7 @@ def test_a_resume_is_refused_with_the_reason_it_cannot_go_on(tmp_path, tiny):
         gradflow.Run(done, model=fresh, total_steps=2, handle_signals=False, resume=True)
     assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in weights.items()), "refused before anything is loaded"
     half = str(tmp_path / "half")
-    with gradflow.Run(half, model=model, optimizer=opt, total_steps=4, handle_signals=False,
-                      checkpoint_at_end=False) as run:
-        tiny_step(model, opt, run, 0)
+    _recorded(half, model, opt, total_steps=4, steps=1, checkpoint_at_end=False)
     for bad in (5000, 2):  # beyond the total, beyond the file's last step
         with pytest.raises(gradflow.RunError, match="start_step=%d: expected the steps your checkpoint holds, from 0 "
                                                     "to 1 " % bad):

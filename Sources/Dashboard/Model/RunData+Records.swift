@@ -54,11 +54,12 @@ extension RunData {
         tokensPerSecond.append(x: s.step, s.tokensPerSecond)
         gradNorms.append(s.gradNorm)
         for sample in s.axes {
-            let bandShares = Self.shares(sample)
+            let total = Self.energy(sample)
             for (i, row) in rows.enumerated() where row.axis == sample.axis && row.band < sample.bands.count {
                 weights[i].append(x: s.step, sample.bands[row.band].weight)
-                shares[i].append(x: s.step, bandShares[row.band])
-                latestShares[i] = bandShares[row.band]
+                let share = Self.share(sample, band: row.band, total: total)
+                shares[i].append(x: s.step, share)
+                latestShares[i] = share
             }
         }
         while flip.count < s.oscillation.count {
@@ -91,9 +92,7 @@ extension RunData {
     }
 
     private mutating func apply(eval e: EvalRecord) {
-        lastEval = e
-        recentEvals.append(e)
-        if recentEvals.count > Self.recentEvalsKept { recentEvals.removeFirst() }
+        evaluations.add(e)
         recordSample(e)
         var parts: [String] = []
         for (k, d) in e.domains.enumerated() {
@@ -204,10 +203,14 @@ extension RunData {
         }
     }
 
-    /// Each band's share of its axis' energy in one step's sample (0 where the axis has none).
-    static func shares(_ sample: AxisSample) -> [Double] {
-        let total = sample.bands.reduce(0) { $0 + Swift.max(0, $1.energy) }
-        return sample.bands.map { total > 0 ? Swift.max(0, $0.energy) / total : 0 }
+    /// An axis' energy in one step's sample: the sum of its bands' (negatives count as 0).
+    static func energy(_ sample: AxisSample) -> Double {
+        sample.bands.reduce(0) { $0 + Swift.max(0, $1.energy) }
+    }
+
+    /// A band's share of its axis' `total` energy (0 where the axis has none).
+    static func share(_ sample: AxisSample, band: Int, total: Double) -> Double {
+        total > 0 ? Swift.max(0, sample.bands[band].energy) / total : 0
     }
 
     /// A session resumed from the checkpoint at `step`: the steps from there on are done again,
@@ -224,7 +227,7 @@ extension RunData {
             resumedAt = step
             for (i, row) in rows.enumerated() {
                 let sample = lastStep?.axes.first { $0.axis == row.axis }
-                latestShares[i] = sample.flatMap { row.band < $0.bands.count ? Self.shares($0)[row.band] : nil }
+                latestShares[i] = sample.flatMap { row.band < $0.bands.count ? Self.share($0, band: row.band, total: Self.energy($0)) : nil }
             }
         }
         checkpointStates.removeAll { $0.step >= firstCompleted }
@@ -238,8 +241,7 @@ extension RunData {
         samples.removeAll { $0.step >= firstCompleted }
         markers.removeAll { $0.step >= firstCompleted }
         appliedWeights = appliedWeights.filter { $0.value.step < firstCompleted }
-        recentEvals.removeAll { $0.step >= firstCompleted }
-        if let e = lastEval, e.step >= firstCompleted { lastEval = recentEvals.last }
+        evaluations.resume(at: step)
         // Evaluations are records, not events: those replaced leave the Events list too.
         events.removeAll { $0.kind == .eval && $0.step >= firstCompleted }
         openEffect = nil

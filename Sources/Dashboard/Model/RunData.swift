@@ -85,10 +85,6 @@ public struct RunData: Sendable, Equatable {
     /// The latest step record when each recent checkpoint was written: a session resumed from one
     /// goes back to that state (the header's step, the weights), not to the replaced steps'.
     var checkpointStates: [(step: Int, lastStep: StepRecord?)] = []
-    /// The latest evaluations (at most `recentEvalsKept`): a resume that replaces the last one goes
-    /// back to the latest it keeps (as `RunSummary` does).
-    var recentEvals: [EvalRecord] = []
-    static let recentEvalsKept = 64
     static let checkpointStatesKept = 8
     /// The step of the latest checkpoint that counts (nil: none yet, so a resume has nothing to
     /// start from).
@@ -103,7 +99,8 @@ public struct RunData: Sendable, Equatable {
     public var tokensPerSecond = DecimatedSeries(capacity: sparkCapacity)
     public var validationNames: [String] = []
     public var validation: [DecimatedSeries] = []
-    public var lastEval: EvalRecord?
+    public var lastEval: EvalRecord? { evaluations.latest }
+    var evaluations = RecentEvaluations()
     public var bestValidation: (loss: Double, step: Int)? {
         get { bestLoss.map { ($0, bestStep) } }
         set { bestLoss = newValue?.loss; bestStep = newValue?.step ?? 0 }

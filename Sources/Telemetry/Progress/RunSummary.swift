@@ -13,13 +13,10 @@ public struct RunSummary {
     public var firstLoss: Double? { steps.first?.loss }
     public var finalLoss: Double? { steps.last?.loss }
     public var minLoss: Double? { steps.lazy.map(\.loss).filter(\.isFinite).min() }
-    public private(set) var lastEval: EvalRecord?
+    public var lastEval: EvalRecord? { evaluations.latest }
     /// Lowest loss of the first validation domain, and its step.
     public private(set) var bestValidation: (loss: Double, step: Int, domain: String)?
-    /// The latest evaluations (at most `recentEvalsKept`): a resumed session that replaces the
-    /// last one goes back to the latest it keeps.
-    private var recentEvals: [EvalRecord] = []
-    static let recentEvalsKept = 64
+    private var evaluations = RecentEvaluations()
     /// Each evaluation's first domain, so that a resumed session can forget the ones it redoes.
     private var firstDomainLosses: [(loss: Double, step: Int, domain: String)] = []
     public private(set) var eventCount = 0
@@ -73,9 +70,7 @@ public struct RunSummary {
             guardFallbacks = max(guardFallbacks, s.guardFallbacks)
         case let .eval(e):
             stepsDone = max(stepsDone, e.step)
-            lastEval = e
-            recentEvals.append(e)
-            if recentEvals.count > Self.recentEvalsKept { recentEvals.removeFirst() }
+            evaluations.add(e)
             if let d = e.domains.first, d.loss.isFinite {
                 firstDomainLosses.append((d.loss, e.step, d.name))
                 if d.loss < (bestValidation?.loss ?? .infinity) { bestValidation = (d.loss, e.step, d.name) }
@@ -90,8 +85,7 @@ public struct RunSummary {
                 while let last = steps.last, last.index >= firstStep { steps.removeLast() }
                 // The guard's count is cumulative in the step records: the last kept step's.
                 guardFallbacks = steps.last.map { Int($0.guardFallbacks) } ?? 0
-                recentEvals.removeAll { $0.step >= firstCompleted }
-                if let last = lastEval, last.step >= firstCompleted { lastEval = recentEvals.last }
+                evaluations.resume(at: e.step)
                 checkpointSteps.removeAll { $0 >= firstCompleted }
                 end = nil
                 firstDomainLosses.removeAll { $0.step >= firstCompleted }
